@@ -1,0 +1,159 @@
+"""The shape every service has at run time: broker, database, dead letters, health and metrics.
+
+A service's ``app.py`` builds a :class:`Runtime`, registers its handlers on ``runtime.broker``
+and turns it into an ASGI app with :func:`asgi_app`. The app serves:
+
+* ``/health``: readiness, 200 when both the broker and the database answer, else 503 with which;
+* ``/live``: liveness, 204 while the process serves HTTP;
+* ``/metrics``: Prometheus (FastStream's consumer metrics plus the service's own counters).
+
+Shutdown is graceful: uvicorn stops on SIGTERM, the broker waits up to
+``graceful_timeout_seconds`` for in-flight batches before it leaves the consumer group.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import uvicorn
+from faststream.asgi import AsgiFastStream, AsgiResponse, get
+from faststream.asgi.types import ASGIApp, Scope
+from faststream.kafka import KafkaBroker
+from prometheus_client import CollectorRegistry, make_asgi_app
+from pymongo import AsyncMongoClient
+from pymongo.asynchronous.database import AsyncDatabase
+
+from billing_runtime.kafka import DeadLetters, ensure_topics, make_broker
+from billing_runtime.settings import ServiceSettings
+
+HEALTH_TIMEOUT_SECONDS = 3.0
+
+Document = dict[str, Any]
+
+
+def make_mongo_client(url: str) -> AsyncMongoClient[Document]:
+    """An async MongoDB client (PyMongo's native async API) with timezone-aware datetimes."""
+    return AsyncMongoClient(url, tz_aware=True, serverSelectionTimeoutMS=10_000)
+
+
+@dataclass
+class Runtime:
+    """The adapters one service process shares."""
+
+    service: str
+    settings: ServiceSettings
+    registry: CollectorRegistry
+    broker: KafkaBroker
+    mongo: AsyncMongoClient[Document]
+    dead_letters: DeadLetters
+    topics: list[str] = field(default_factory=list)
+
+    @property
+    def db(self) -> AsyncDatabase[Document]:
+        """The service's database."""
+        return self.mongo[self.settings.mongodb_database]
+
+
+def create_runtime(service: str, settings: ServiceSettings) -> Runtime:
+    """Build the broker, database client and dead-letter publisher of a service."""
+    registry = CollectorRegistry()
+    broker = make_broker(settings, service, registry)
+    return Runtime(
+        service=service,
+        settings=settings,
+        registry=registry,
+        broker=broker,
+        mongo=make_mongo_client(settings.mongodb_url),
+        dead_letters=DeadLetters(broker, service),
+    )
+
+
+async def check_health(runtime: Runtime) -> dict[str, str]:
+    """Ping the broker and the database; a dict of component -> "ok" or the error."""
+
+    async def kafka() -> str:
+        ok = await runtime.broker.ping(timeout=HEALTH_TIMEOUT_SECONDS)
+        return "ok" if ok else "unreachable"
+
+    async def mongodb() -> str:
+        try:
+            await asyncio.wait_for(
+                runtime.mongo.admin.command("ping"), timeout=HEALTH_TIMEOUT_SECONDS
+            )
+        except Exception as exc:  # noqa: BLE001 - any failure means not ready
+            return f"unreachable: {type(exc).__name__}"
+        return "ok"
+
+    results = await asyncio.gather(kafka(), mongodb())
+    return {"kafka": results[0], "mongodb": results[1]}
+
+
+def asgi_app(
+    runtime: Runtime,
+    *,
+    extra_routes: Sequence[tuple[str, ASGIApp]] = (),
+    on_startup: Sequence[Callable[[], Awaitable[None]]] = (),
+) -> AsgiFastStream:
+    """The service as an ASGI app: the broker's consumers plus health, liveness and metrics."""
+
+    @get(include_in_schema=False)
+    async def health(scope: Scope) -> AsgiResponse:
+        del scope
+        status = await check_health(runtime)
+        ready = all(v == "ok" for v in status.values())
+        body = json.dumps({"service": runtime.service, "ready": ready, **status}).encode()
+        return AsgiResponse(
+            body, 200 if ready else 503, headers={"content-type": "application/json"}
+        )
+
+    @get(include_in_schema=False)
+    async def live(scope: Scope) -> AsgiResponse:
+        del scope
+        return AsgiResponse(b"", 204)
+
+    async def create_topics() -> None:
+        await ensure_topics(runtime.settings.kafka_bootstrap_servers, runtime.topics)
+
+    async def close_mongo() -> None:
+        await runtime.mongo.close()
+
+    return AsgiFastStream(
+        runtime.broker,
+        asgi_routes=[
+            ("/health", health),
+            ("/live", live),
+            ("/metrics", make_asgi_app(runtime.registry)),
+            *extra_routes,
+        ],
+        logger=logging.getLogger(f"billing.{runtime.service}"),
+        on_startup=[create_topics, *on_startup],
+        after_shutdown=[close_mongo],
+    )
+
+
+def configure_logging(level: str) -> None:
+    """Plain, greppable logs on stderr."""
+    logging.basicConfig(
+        level=level.upper(),
+        format="%(asctime)s %(levelname)s %(name)s %(message)s",
+    )
+    logging.getLogger("aiokafka").setLevel(logging.WARNING)
+    logging.getLogger("pymongo").setLevel(logging.WARNING)
+
+
+def serve(app: Any, settings: ServiceSettings) -> None:
+    """Run an ASGI app with uvicorn until SIGTERM/SIGINT, then shut down gracefully."""
+    configure_logging(settings.log_level)
+    uvicorn.run(
+        app,
+        host=settings.http_host,
+        port=settings.http_port,
+        log_level=settings.log_level.lower(),
+        access_log=False,
+        timeout_graceful_shutdown=int(settings.graceful_timeout_seconds) + 5,
+    )

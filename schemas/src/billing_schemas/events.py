@@ -1,0 +1,369 @@
+"""Versioned event contracts: one envelope, one payload model per fact.
+
+Every message on every topic is an :class:`Envelope` subclass. The envelope carries a stable
+``event_id`` (the same fact always gets the same id, so consumers can deduplicate), the time the
+fact occurred, its source service, the schema version and a correlation id that follows one bill
+or one period close through every service. A breaking change to a payload is a new ``vN`` event
+class on a new ``.vN`` topic; additive optional fields keep the version.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, date, datetime
+from enum import StrEnum
+from typing import Literal, Self
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+
+from billing_schemas.money import CurrencyCode, WireDecimal
+from billing_schemas.topics import Topic
+
+PERIOD_PATTERN = r"^\d{4}-(0[1-9]|1[0-2])$"
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class Envelope(_Model):
+    """What every event carries besides its payload."""
+
+    event_id: str = Field(min_length=1, description="Stable id: the same fact, the same id.")
+    event_type: str
+    schema_version: int
+    occurred_at: AwareDatetime
+    source: str = Field(min_length=1, description="The service (or system) that emitted it.")
+    correlation_id: str = Field(min_length=1, description="Follows one flow across services.")
+
+    @classmethod
+    def create(
+        cls,
+        data: BaseModel,
+        *,
+        source: str,
+        correlation_id: str,
+        event_id: str | None = None,
+        occurred_at: datetime | None = None,
+    ) -> Self:
+        """Wrap a payload; ``event_id`` should be derived from the fact when it can be."""
+        return cls.model_validate(
+            {
+                "event_id": event_id or str(uuid.uuid4()),
+                "occurred_at": occurred_at or datetime.now(UTC),
+                "source": source,
+                "correlation_id": correlation_id,
+                "data": data,
+            }
+        )
+
+
+# --- usage -------------------------------------------------------------------------------
+
+
+class ChargeCategory(StrEnum):
+    """FOCUS ChargeCategory, lower-cased."""
+
+    USAGE = "usage"
+    PURCHASE = "purchase"
+    TAX = "tax"
+    CREDIT = "credit"
+    ADJUSTMENT = "adjustment"
+
+
+class LineType(StrEnum):
+    """What kind of line a usage record is, across providers."""
+
+    ON_DEMAND = "on_demand"
+    COMMITMENT_COVERED = "commitment_covered"
+    COMMITMENT_NEGATION = "commitment_negation"
+    COMMITMENT_FEE = "commitment_fee"
+    DISCOUNT = "discount"
+    CREDIT = "credit"
+    REFUND = "refund"
+    TAX = "tax"
+    ADJUSTMENT = "adjustment"
+    OTHER = "other"
+
+
+class SourceRef(_Model):
+    """Where a record came from: the file and its 1-based data row (the header is row 0)."""
+
+    file: str
+    row: int = Field(ge=1)
+
+
+class UsageRecord(_Model):
+    """One normalized line of usage or cost, whatever the provider's format."""
+
+    record_id: str = Field(description="Deterministic: provider, account, period, line identity.")
+    bill_id: str | None = None
+    source_ref: SourceRef | None = None
+    provider: str
+    billing_account_id: str
+    sub_account_id: str = Field(description="The cloud account that maps to a customer.")
+    sub_account_name: str | None = None
+    billing_period: str = Field(pattern=PERIOD_PATTERN, description="YYYY-MM")
+    charge_period_start: AwareDatetime
+    charge_period_end: AwareDatetime
+    charge_category: ChargeCategory
+    line_type: LineType
+    service_name: str
+    service_category: str | None = None
+    sku_id: str | None = None
+    sku_price_id: str | None = None
+    description: str | None = None
+    region: str | None = None
+    resource_id: str | None = None
+    commitment_id: str | None = None
+    commitment_owner: Literal["payer", "account"] | None = None
+    pricing_quantity: WireDecimal | None = None
+    pricing_unit: str | None = None
+    consumed_quantity: WireDecimal | None = None
+    consumed_unit: str | None = None
+    currency: CurrencyCode
+    list_cost: WireDecimal | None = None
+    on_demand_cost: WireDecimal | None = None
+    billed_cost: WireDecimal
+    effective_cost: WireDecimal | None = None
+    tags: dict[str, str] = Field(default_factory=dict)
+
+
+class UsageRecorded(Envelope):
+    """A usage record was accepted."""
+
+    event_type: Literal["usage.recorded"] = "usage.recorded"
+    schema_version: Literal[1] = 1
+    data: UsageRecord
+
+
+class RejectedRow(_Model):
+    """An input row or event that was not accepted, and exactly why."""
+
+    bill_id: str | None = None
+    file: str | None = None
+    row: int | None = None
+    column: str | None = None
+    reason: str
+    raw: dict[str, str | None] = Field(default_factory=dict)
+
+
+class UsageRejected(Envelope):
+    """An input row or event was rejected; it is kept here, never dropped."""
+
+    event_type: Literal["usage.rejected"] = "usage.rejected"
+    schema_version: Literal[1] = 1
+    data: RejectedRow
+
+
+class BillSummary(_Model):
+    """The figures of one loaded bill file."""
+
+    bill_id: str
+    file_name: str
+    checksum_sha256: str
+    format: str
+    status: Literal["processed", "partially_rejected", "failed"]
+    billing_periods: list[str]
+    rows_read: int = Field(ge=0)
+    rows_accepted: int = Field(ge=0)
+    rows_rejected: int = Field(ge=0)
+    billed_cost_totals: dict[str, WireDecimal] = Field(description="Per currency code.")
+
+
+class BillProcessed(Envelope):
+    """A bill file was read to the end and every row published or rejected."""
+
+    event_type: Literal["bill.processed"] = "bill.processed"
+    schema_version: Literal[1] = 1
+    data: BillSummary
+
+
+# --- rating ------------------------------------------------------------------------------
+
+
+class RatedCharge(_Model):
+    """A usage record priced for a customer: what it cost us and what we charge."""
+
+    charge_id: str = Field(description="Equal to the usage record id: one charge per record.")
+    record_id: str
+    customer_id: str
+    provider: str
+    sub_account_id: str
+    billing_period: str = Field(pattern=PERIOD_PATTERN)
+    charge_period_start: AwareDatetime
+    charge_category: ChargeCategory
+    line_type: LineType
+    service_name: str
+    sku_id: str | None = None
+    description: str | None = None
+    region: str | None = None
+    quantity: WireDecimal | None = None
+    unit: str | None = None
+    cost: WireDecimal
+    cost_currency: CurrencyCode
+    price: WireDecimal
+    currency: CurrencyCode = Field(description="The customer's invoicing currency.")
+    margin: WireDecimal
+    fx_rate: WireDecimal | None = Field(default=None, description="cost currency -> currency")
+    rule: str = Field(description="The rule applied, readable: 'markup 12% (global)'.")
+    price_list_id: str
+    price_list_version: int
+
+
+class ChargeRated(Envelope):
+    """A usage record was rated for a customer."""
+
+    event_type: Literal["charge.rated"] = "charge.rated"
+    schema_version: Literal[1] = 1
+    data: RatedCharge
+
+
+# --- invoicing ---------------------------------------------------------------------------
+
+
+class GenerateInvoicesCommand(_Model):
+    """Close a billing period: finalize its invoices ("Generate invoices")."""
+
+    period: str = Field(pattern=PERIOD_PATTERN)
+    customer_id: str | None = None
+    dry_run: bool = False
+    requested_by: str = "operator"
+
+
+class GenerateInvoices(Envelope):
+    """Command: close a period."""
+
+    event_type: Literal["invoices.generate"] = "invoices.generate"
+    schema_version: Literal[1] = 1
+    data: GenerateInvoicesCommand
+
+
+class FinalizedInvoice(_Model):
+    """An invoice that was given its number and will never change."""
+
+    invoice_id: str
+    invoice_number: str
+    customer_id: str
+    customer_name: str
+    invoicing_entity_id: str
+    period: str = Field(pattern=PERIOD_PATTERN)
+    issue_date: date
+    due_date: date
+    currency: CurrencyCode
+    subtotal: WireDecimal
+    tax: WireDecimal
+    total: WireDecimal
+    outstanding: WireDecimal
+    line_count: int = Field(ge=0)
+    pdf_file_id: str = Field(description="GridFS id of the stored PDF.")
+    pdf_sha256: str
+
+
+class InvoiceFinalized(Envelope):
+    """An invoice was finalized and its PDF stored."""
+
+    event_type: Literal["invoice.finalized"] = "invoice.finalized"
+    schema_version: Literal[1] = 1
+    data: FinalizedInvoice
+
+
+class Payment(_Model):
+    """Money received against an invoice."""
+
+    payment_id: str
+    invoice_id: str
+    invoice_number: str
+    customer_id: str
+    amount: WireDecimal
+    currency: CurrencyCode
+    method: str
+    reference: str
+    paid_on: date
+    outstanding_after: WireDecimal
+
+
+class PaymentRecorded(Envelope):
+    """A payment was recorded against an invoice."""
+
+    event_type: Literal["payment.recorded"] = "payment.recorded"
+    schema_version: Literal[1] = 1
+    data: Payment
+
+
+# --- notify ------------------------------------------------------------------------------
+
+
+class Notification(_Model):
+    """An email that left the system."""
+
+    message_id: str
+    kind: str
+    customer_id: str | None = None
+    invoice_id: str | None = None
+    recipients: list[str]
+    smtp_response: str
+
+
+class NotificationSent(Envelope):
+    """An email was accepted by the SMTP server."""
+
+    event_type: Literal["notification.sent"] = "notification.sent"
+    schema_version: Literal[1] = 1
+    data: Notification
+
+
+EVENTS_BY_TOPIC: dict[Topic, type[Envelope]] = {
+    Topic.USAGE_RECORDED: UsageRecorded,
+    Topic.USAGE_REJECTED: UsageRejected,
+    Topic.BILL_PROCESSED: BillProcessed,
+    Topic.CHARGE_RATED: ChargeRated,
+    Topic.INVOICES_GENERATE: GenerateInvoices,
+    Topic.INVOICE_FINALIZED: InvoiceFinalized,
+    Topic.PAYMENT_RECORDED: PaymentRecorded,
+    Topic.NOTIFICATION_SENT: NotificationSent,
+}
+"""The event class each topic carries (``USAGE_SUBMITTED`` takes upstream CloudEvents)."""
+
+
+def today_utc() -> date:
+    """Today's date in UTC (invoice dates are UTC dates)."""
+    return datetime.now(UTC).date()
+
+
+class SubmittedUsage(_Model):
+    """The ``data`` of a usage event published by an upstream system (metering, OpenStack...)."""
+
+    provider: str
+    billing_account_id: str | None = None
+    sub_account_id: str
+    service_name: str
+    sku_id: str | None = None
+    description: str | None = None
+    region: str | None = None
+    resource_id: str | None = None
+    quantity: WireDecimal
+    unit: str
+    cost: WireDecimal
+    currency: CurrencyCode
+    charge_period_start: AwareDatetime
+    charge_period_end: AwareDatetime
+    tags: dict[str, str] = Field(default_factory=dict)
+
+
+class UsageSubmitted(_Model):
+    """A CloudEvents-style usage event from an upstream system (topic ``usage.submitted``).
+
+    ``id`` and ``source`` together identify the event; ``time`` is when the usage happened.
+    Neither is defaulted: an event without them is rejected.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    specversion: str = "1.0"
+    id: str = Field(min_length=1)
+    source: str = Field(min_length=1)
+    type: str = Field(min_length=1)
+    subject: str | None = None
+    time: AwareDatetime
+    data: SubmittedUsage

@@ -1,0 +1,177 @@
+#!/usr/bin/env bash
+# Local infrastructure without Docker: Apache Kafka (KRaft, combined broker+controller, run on the
+# JDK from jars resolved off Maven Central) and FerretDB (MongoDB wire protocol over SQLite, built
+# with Go from the module proxy), plus the SMTP sink that writes every received mail under var/mail/.
+# Everything lives under var/ (git-ignored). Processes are started once and reused.
+#
+#   scripts/infra.sh build   fetch/build what is missing (idempotent)
+#   scripts/infra.sh up      build, then start whatever is not running; wait until each answers
+#   scripts/infra.sh down    stop what runs
+#   scripts/infra.sh status  print what runs, one line each
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+VAR="$ROOT/var"
+KAFKA_PORT=${BILLING_KAFKA_PORT:-19092}
+KAFKA_CONTROLLER_PORT=${BILLING_KAFKA_CONTROLLER_PORT:-19093}
+MONGO_PORT=${BILLING_MONGO_PORT:-27117}
+SMTP_PORT=${BILLING_SMTP_PORT:-2525}
+KAFKA_VERSION=$(sed -n 's:.*<kafka.version>\(.*\)</kafka.version>.*:\1:p' "$ROOT/infra/kafka/pom.xml")
+FERRETDB_VERSION=$(sed -n 's:^require github.com/FerretDB/FerretDB \(v[0-9.]*\).*:\1:p' "$ROOT/infra/ferretdb/go.mod")
+
+mkdir -p "$VAR/run" "$VAR/log" "$VAR/mail"
+
+die() { echo "infra: $*" >&2; exit 1; }
+
+need_java() {
+  command -v java >/dev/null 2>&1 || die "no Java found: install a JDK 17 or newer (Debian: apt-get install openjdk-17-jdk-headless)"
+  local major
+  major=$(java -XshowSettings:properties -version 2>&1 | sed -n 's/ *java.specification.version = //p')
+  [ "${major%%.*}" -ge 17 ] 2>/dev/null || die "Kafka $KAFKA_VERSION needs Java 17 or newer, found $major: install openjdk-17-jdk-headless"
+  command -v mvn >/dev/null 2>&1 || die "no Maven found: install Maven 3 (Debian: apt-get install maven) to fetch the Kafka jars"
+}
+need_go() {
+  command -v go >/dev/null 2>&1 || die "no Go toolchain found: install Go 1.22 or newer (Debian: apt-get install golang) to build FerretDB"
+}
+
+build_kafka() {
+  if [ -f "$VAR/kafka/libs/kafka_2.13-$KAFKA_VERSION.jar" ]; then return; fi
+  need_java
+  echo "infra: fetching Apache Kafka $KAFKA_VERSION jars from Maven Central (once)..."
+  rm -rf "$VAR/kafka/libs"
+  mvn -q -B -f "$ROOT/infra/kafka/pom.xml" -Dmaven.repo.local="$VAR/m2" \
+    dependency:copy-dependencies -DoutputDirectory="$VAR/kafka/libs" -DincludeScope=runtime \
+    || die "could not fetch the Kafka jars with Maven (see the output above)"
+}
+
+build_ferretdb() {
+  if [ -x "$VAR/bin/ferretdb" ] && [ -f "$VAR/bin/ferretdb.version" ] \
+     && [ "$(cat "$VAR/bin/ferretdb.version")" = "$FERRETDB_VERSION" ]; then return; fi
+  need_go
+  echo "infra: building FerretDB $FERRETDB_VERSION with Go (once, about two minutes)..."
+  (cd "$ROOT/infra/ferretdb" && GOPATH="$VAR/go" GOMODCACHE="$VAR/go/mod" GOTOOLCHAIN=local \
+     go build -o "$VAR/bin/ferretdb" .) \
+    || die "could not build FerretDB with Go (see the output above)"
+  echo "$FERRETDB_VERSION" > "$VAR/bin/ferretdb.version"
+}
+
+running() { # name
+  local pidfile="$VAR/run/$1.pid"
+  [ -f "$pidfile" ] && kill -0 "$(cat "$pidfile")" 2>/dev/null
+}
+
+port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
+wait_port() { # name port seconds
+  local i
+  for ((i = 0; i < $3 * 10; i++)); do
+    port_open "$2" && return 0
+    running "$1" || die "$1 exited during start-up; its log: $VAR/log/$1.log"
+    sleep 0.1
+  done
+  die "$1 did not listen on 127.0.0.1:$2 within $3 s; its log: $VAR/log/$1.log"
+}
+
+start_kafka() {
+  running kafka && return
+  port_open "$KAFKA_PORT" && die "port $KAFKA_PORT is taken by another process (set BILLING_KAFKA_PORT)"
+  local cfg="$VAR/kafka/server.properties" data="$VAR/kafka/data"
+  mkdir -p "$data"
+  cat > "$cfg" <<PROPS
+process.roles=broker,controller
+node.id=1
+controller.quorum.bootstrap.servers=127.0.0.1:$KAFKA_CONTROLLER_PORT
+listeners=PLAINTEXT://127.0.0.1:$KAFKA_PORT,CONTROLLER://127.0.0.1:$KAFKA_CONTROLLER_PORT
+advertised.listeners=PLAINTEXT://127.0.0.1:$KAFKA_PORT
+controller.listener.names=CONTROLLER
+listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT
+inter.broker.listener.name=PLAINTEXT
+log.dirs=$data
+num.partitions=4
+auto.create.topics.enable=false
+offsets.topic.replication.factor=1
+offsets.topic.num.partitions=4
+transaction.state.log.replication.factor=1
+transaction.state.log.min.isr=1
+share.coordinator.state.topic.replication.factor=1
+group.initial.rebalance.delay.ms=0
+log.retention.hours=168
+PROPS
+  cat > "$VAR/kafka/log4j2.properties" <<PROPS
+rootLogger.level=WARN
+rootLogger.appenderRef.stdout.ref=STDOUT
+appender.stdout.type=Console
+appender.stdout.name=STDOUT
+appender.stdout.layout.type=PatternLayout
+appender.stdout.layout.pattern=[%d] %p %m (%c)%n
+logger.kafka.name=kafka
+logger.kafka.level=WARN
+logger.server.name=org.apache.kafka.server
+logger.server.level=INFO
+PROPS
+  local cp="$VAR/kafka/libs/*"
+  if [ ! -f "$data/meta.properties" ]; then
+    java -cp "$cp" -Dlog4j2.configurationFile="$VAR/kafka/log4j2.properties" kafka.tools.StorageTool \
+      format --standalone -t "$(python3 -c 'import base64,uuid;print(base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("="))')" \
+      -c "$cfg" > "$VAR/log/kafka-format.log" 2>&1 || die "formatting KRaft storage failed: $VAR/log/kafka-format.log"
+  fi
+  nohup java -Xms256m -Xmx1g -XX:+UseG1GC -cp "$cp" -Dlog4j2.configurationFile="$VAR/kafka/log4j2.properties" \
+    kafka.Kafka "$cfg" > "$VAR/log/kafka.log" 2>&1 &
+  echo $! > "$VAR/run/kafka.pid"
+  wait_port kafka "$KAFKA_PORT" 90
+}
+
+start_ferretdb() {
+  running ferretdb && return
+  port_open "$MONGO_PORT" && die "port $MONGO_PORT is taken by another process (set BILLING_MONGO_PORT)"
+  mkdir -p "$VAR/ferretdb"
+  nohup "$VAR/bin/ferretdb" --sqlite-url="file:$VAR/ferretdb/" \
+    --listen-addr="127.0.0.1:$MONGO_PORT" --log-level=warn > "$VAR/log/ferretdb.log" 2>&1 &
+  echo $! > "$VAR/run/ferretdb.pid"
+  wait_port ferretdb "$MONGO_PORT" 30
+}
+
+start_smtp() {
+  running smtp-sink && return
+  port_open "$SMTP_PORT" && die "port $SMTP_PORT is taken by another process (set BILLING_SMTP_PORT)"
+  [ -x "$ROOT/.venv/bin/python" ] || die "the Python environment is missing: run 'make install' first"
+  nohup "$ROOT/.venv/bin/python" -m billing_runtime.mail_sink --host 127.0.0.1 --port "$SMTP_PORT" \
+    --directory "$VAR/mail" > "$VAR/log/smtp-sink.log" 2>&1 &
+  echo $! > "$VAR/run/smtp-sink.pid"
+  wait_port smtp-sink "$SMTP_PORT" 30
+}
+
+stop() { # name
+  local pidfile="$VAR/run/$1.pid" pid i
+  [ -f "$pidfile" ] || return 0
+  pid=$(cat "$pidfile")
+  if kill -0 "$pid" 2>/dev/null; then
+    kill "$pid"
+    for ((i = 0; i < 300; i++)); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    kill -0 "$pid" 2>/dev/null && kill -9 "$pid"
+    echo "infra: stopped $1"
+  fi
+  rm -f "$pidfile"
+}
+
+status() {
+  local n
+  for n in kafka ferretdb smtp-sink; do
+    if running "$n"; then echo "$n: running (pid $(cat "$VAR/run/$n.pid"))"; else echo "$n: stopped"; fi
+  done
+  echo "KAFKA_BOOTSTRAP_SERVERS=127.0.0.1:$KAFKA_PORT"
+  echo "MONGODB_URL=mongodb://127.0.0.1:$MONGO_PORT/"
+  echo "SMTP=127.0.0.1:$SMTP_PORT (mail written to $VAR/mail)"
+}
+
+case "${1:-}" in
+  build) build_kafka; build_ferretdb ;;
+  up)
+    build_kafka; build_ferretdb
+    start_kafka; start_ferretdb; start_smtp
+    echo "infra: Kafka $KAFKA_VERSION on 127.0.0.1:$KAFKA_PORT, FerretDB $FERRETDB_VERSION on 127.0.0.1:$MONGO_PORT, SMTP sink on 127.0.0.1:$SMTP_PORT"
+    ;;
+  down) stop smtp-sink; stop ferretdb; stop kafka ;;
+  status) status ;;
+  *) echo "usage: $0 build|up|down|status" >&2; exit 2 ;;
+esac
