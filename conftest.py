@@ -135,3 +135,117 @@ async def smtp_sink(tmp_path: Path) -> AsyncIterator[SmtpSink]:
     finally:
         server.close()
         await asyncio.wait_for(server.wait_closed(), 5)
+
+
+SERVICES = ("ingest", "rating", "invoicing", "notify")
+BILLING = ROOT / ".venv" / "bin" / "billing"
+PYTHON = ROOT / ".venv" / "bin" / "python"
+
+
+class Pipeline:
+    """The four services as real processes on the real broker and database, for one test.
+
+    Topics, consumer groups and the database are this test's own (``namespace``); mail goes to
+    the test's SMTP sink. Services can be killed (SIGKILL) and started again.
+    """
+
+    def __init__(self, infra: Infra, namespace: str, smtp: SmtpSink, logs: Path) -> None:
+        self.infra = infra
+        self.namespace = namespace
+        self.smtp = smtp
+        self.logs = logs
+        self.ports = {name: free_port() for name in SERVICES}
+        self.processes: dict[str, asyncio.subprocess.Process] = {}
+        self.extra_env: dict[str, str] = {}
+
+    def env(self) -> dict[str, str]:
+        """Environment of every service and CLI call of this pipeline."""
+        env = {k: v for k, v in os.environ.items() if not k.startswith("BILLING_")}
+        for prefix in ("BILLING_", *(f"BILLING_{s.upper()}_" for s in SERVICES)):
+            env[f"{prefix}KAFKA_BOOTSTRAP_SERVERS"] = self.infra.kafka_bootstrap_servers
+            env[f"{prefix}MONGODB_URL"] = self.infra.mongodb_url
+            env[f"{prefix}MONGODB_DATABASE"] = self.namespace
+            env[f"{prefix}TOPIC_NAMESPACE"] = f"{self.namespace}."
+        for name, port in self.ports.items():
+            env[f"BILLING_{name.upper()}_HTTP_PORT"] = str(port)
+        env["BILLING_NOTIFY_SMTP_HOST"] = self.smtp.host
+        env["BILLING_NOTIFY_SMTP_PORT"] = str(self.smtp.port)
+        env.update(self.extra_env)
+        return env
+
+    async def start(self, *names: str) -> None:
+        """Start services (all by default) and wait until each reports healthy."""
+        import httpx
+
+        names = names or SERVICES
+        for name in names:
+            log = (self.logs / f"{name}.log").open("ab")
+            self.processes[name] = await asyncio.create_subprocess_exec(
+                str(PYTHON), "-m", f"billing_{name}", env=self.env(), stdout=log, stderr=log
+            )
+        async with httpx.AsyncClient(timeout=2.0) as client:
+            for name in names:
+                url = f"http://127.0.0.1:{self.ports[name]}/health"
+                for _ in range(600):
+                    if self.processes[name].returncode is not None:
+                        raise RuntimeError(f"{name} exited: {(self.logs / f'{name}.log').read_text()[-3000:]}")
+                    try:
+                        if (await client.get(url)).status_code == 200:
+                            break
+                    except httpx.HTTPError:
+                        pass
+                    await asyncio.sleep(0.1)
+                else:
+                    raise RuntimeError(f"{name} never became healthy")
+
+    async def kill(self, name: str) -> None:
+        """SIGKILL a service, as a crash would."""
+        process = self.processes.pop(name)
+        process.kill()
+        await process.wait()
+
+    async def stop(self) -> None:
+        """SIGTERM every service and wait for it (graceful shutdown)."""
+        for process in self.processes.values():
+            if process.returncode is None:
+                process.terminate()
+        for process in self.processes.values():
+            try:
+                await asyncio.wait_for(process.wait(), 40)
+            except TimeoutError:
+                process.kill()
+                await process.wait()
+        self.processes.clear()
+
+    async def billing(self, *args: str, check: bool = True) -> str:
+        """Run the ``billing`` CLI against this pipeline; return its output."""
+        process = await asyncio.create_subprocess_exec(
+            str(BILLING),
+            *args,
+            env=self.env() | {"COLUMNS": "200"},
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.STDOUT,
+            cwd=ROOT,
+        )
+        out, _ = await process.communicate()
+        text = out.decode()
+        if check and process.returncode != 0:
+            raise AssertionError(f"billing {' '.join(args)} exited {process.returncode}:\n{text}")
+        return text
+
+
+@pytest.fixture
+async def pipeline(
+    infra: Infra, namespace: str, smtp_sink: SmtpSink, tmp_path: Path
+) -> AsyncIterator[Pipeline]:
+    """Four real service processes for this test (stopped afterwards)."""
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    pipe = Pipeline(infra, namespace, smtp_sink, logs)
+    try:
+        yield pipe
+    finally:
+        await pipe.stop()
+        client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(infra.mongodb_url)
+        await client.drop_database(namespace)
+        await client.close()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -26,7 +27,9 @@ log = logging.getLogger("billing.kafka")
 E = TypeVar("E", bound=BaseModel)
 
 
-def make_broker(settings: ServiceSettings, service: str, registry: CollectorRegistry) -> KafkaBroker:
+def make_broker(
+    settings: ServiceSettings, service: str, registry: CollectorRegistry
+) -> KafkaBroker:
     """A broker for one service, with Prometheus metrics and a graceful-shutdown timeout."""
     return KafkaBroker(
         settings.kafka_bootstrap_servers,
@@ -49,12 +52,11 @@ async def ensure_topics(
         existing = set(await admin.list_topics())
         missing = [n for n in dict.fromkeys(names) if n not in existing]
         if missing:
-            try:
+            # another service may create the same topic meanwhile: that is fine
+            with contextlib.suppress(TopicAlreadyExistsError):
                 await admin.create_topics(
                     [NewTopic(n, num_partitions=partitions, replication_factor=1) for n in missing]
                 )
-            except TopicAlreadyExistsError:  # another service created it meanwhile
-                pass
             log.info("created topics %s", ", ".join(missing))
     finally:
         await admin.close()

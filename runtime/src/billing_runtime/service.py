@@ -98,6 +98,7 @@ def asgi_app(
     *,
     extra_routes: Sequence[tuple[str, ASGIApp]] = (),
     on_startup: Sequence[Callable[[], Awaitable[None]]] = (),
+    on_shutdown: Sequence[Callable[[], Awaitable[None]]] = (),
 ) -> AsgiFastStream:
     """The service as an ASGI app: the broker's consumers plus health, liveness and metrics."""
 
@@ -132,7 +133,7 @@ def asgi_app(
         ],
         logger=logging.getLogger(f"billing.{runtime.service}"),
         on_startup=[create_topics, *on_startup],
-        after_shutdown=[close_mongo],
+        after_shutdown=[*on_shutdown, close_mongo],
     )
 
 

@@ -19,7 +19,8 @@ class ServiceSettings(BaseSettings):
     mongodb_url: str = "mongodb://127.0.0.1:27117/"
     mongodb_database: str = "billing"
     topic_namespace: str = Field(
-        default="", description="Prefix of every topic name, to share a broker between pipelines."
+        default="",
+        description="Prefix of every topic and consumer-group name, so that pipelines can share a broker.",
     )
     http_host: str = "127.0.0.1"
     http_port: int = 8100

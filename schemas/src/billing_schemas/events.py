@@ -87,10 +87,10 @@ class LineType(StrEnum):
 
 
 class SourceRef(_Model):
-    """Where a record came from: the file and its 1-based data row (the header is row 0)."""
+    """Where a record came from: the file and its row as a spreadsheet shows it (header = 1)."""
 
     file: str
-    row: int = Field(ge=1)
+    row: int = Field(ge=2)
 
 
 class UsageRecord(_Model):

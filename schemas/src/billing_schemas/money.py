@@ -37,7 +37,7 @@ class MoneyError(ValueError):
 
 def parse_decimal(value: object) -> Decimal:
     """Parse an amount from a decimal string, int or Decimal; refuse floats, NaN and infinity."""
-    if isinstance(value, bool) or isinstance(value, float):
+    if isinstance(value, (bool, float)):
         msg = f"amount {value!r} is a {type(value).__name__}: send money as a decimal string"
         raise MoneyError(msg)
     if isinstance(value, Decimal):
@@ -126,7 +126,7 @@ def allocate_rounded(amounts: Sequence[Decimal], currency: str) -> list[Decimal]
         for i in order[:missing]:
             result[i] += step
     else:  # negative totals: take from the smallest remainders
-        for i in order[::-1][: -missing]:
+        for i in order[::-1][:-missing]:
             result[i] -= step
     return result
 
@@ -169,4 +169,3 @@ def format_amount(amount: Decimal, currency: str, locale: str = "en") -> str:
     from babel.numbers import format_currency
 
     return str(format_currency(round_to_minor(amount, currency), currency, locale=locale))
-

@@ -1,0 +1,61 @@
+# The verbs people and CI use. `make demo` and `make test` do all set-up on a fresh machine.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+UV := $(shell command -v uv 2>/dev/null || echo "$(HOME)/.local/bin/uv")
+export UV_LINK_MODE ?= copy
+BILLING := .venv/bin/billing
+PERIOD ?= 2024-09
+
+.PHONY: help install prereqs infra-up up down status lint test test-unit demo demo-clean
+
+help: ## List the verbs
+	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
+
+prereqs: ## Check the machine has what the local stack needs (JDK, Maven, Go, Pango)
+	@scripts/prereqs.sh
+
+$(UV):
+	@command -v uv >/dev/null 2>&1 || { echo "installing uv with pip..."; python3 -m pip install --quiet --user uv || python3 -m pip install --quiet uv; }
+
+.venv/.installed: uv.lock pyproject.toml */pyproject.toml services/*/pyproject.toml | $(UV)
+	@"$$(command -v uv || echo $(UV))" sync --frozen --all-packages
+	@touch $@
+
+install: prereqs .venv/.installed ## Install the Python workspace (uv, from uv.lock)
+
+infra-up: install ## Start Kafka, FerretDB and the SMTP sink (built/fetched once, under var/)
+	@scripts/infra.sh up
+
+up: infra-up ## Start the infrastructure and the four services
+	@$(BILLING) topics create
+	@scripts/services.sh up
+
+down: ## Stop the services and the infrastructure
+	@scripts/services.sh down
+	@scripts/infra.sh down
+
+status: ## What runs
+	@scripts/infra.sh status
+	@scripts/services.sh status
+
+lint: install ## ruff, ruff format --check, mypy --strict
+	@.venv/bin/ruff check .
+	@.venv/bin/ruff format --check .
+	@.venv/bin/mypy
+
+test: lint infra-up ## Lint, then unit, integration and e2e tests against the real broker and database
+	@.venv/bin/pytest
+
+test-unit: install ## Only the tests that need no infrastructure
+	@.venv/bin/pytest -m "not integration and not e2e"
+
+demo: up ## Run the whole pipeline on the bundled sample bill; show invoices and emails
+	@$(BILLING) catalog apply demo/catalog.yaml
+	@$(BILLING) ingest demo/focus_sample.csv
+	@$(BILLING) wait
+	@$(BILLING) invoices generate --period $(PERIOD)
+	@$(BILLING) wait
+	@$(BILLING) demo report --period $(PERIOD)
+
+demo-clean: down ## Forget all local data (Kafka topics, database, mail); keeps downloads
+	@rm -rf var/kafka/data var/ferretdb var/mail var/demo var/log/*.log

@@ -1,0 +1,81 @@
+"""``billing``: one command line over the four services.
+
+Each service owns its commands (in its ``entrypoints/cli.py``); this module only puts them
+under one name and adds the pipeline-wide ones.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from billing_cli.demo import demo_app
+from billing_ingest.entrypoints.cli import bills_app, ingest
+from billing_invoicing.entrypoints.cli import catalog_app, invoices_app
+from billing_runtime.kafka import ensure_topics
+from billing_runtime.lag import wait_for_no_lag
+from billing_runtime.settings import ServiceSettings
+from billing_schemas.topics import Topic, all_topic_names, topic_name
+
+console = Console()
+app = typer.Typer(
+    name="billing",
+    help="Cloud billing pipeline: ingest bills, rate usage, issue and email invoices.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+app.command("ingest")(ingest)
+app.add_typer(bills_app, name="bills")
+app.add_typer(catalog_app, name="catalog")
+app.add_typer(invoices_app, name="invoices")
+topics_app = typer.Typer(help="Kafka topics of the pipeline.", no_args_is_help=True)
+app.add_typer(topics_app, name="topics")
+app.add_typer(demo_app, name="demo")
+
+CONSUMERS: list[tuple[str, list[Topic]]] = [
+    ("billing-rating", [Topic.USAGE_RECORDED]),
+    ("billing-invoicing", [Topic.CHARGE_RATED]),
+    ("billing-notify", [Topic.INVOICE_FINALIZED]),
+]
+"""Consumer groups (default names) whose lag ``billing wait`` watches."""
+
+
+@topics_app.command("create")
+def create_topics() -> None:
+    """Create every topic and dead-letter topic that does not exist yet."""
+    settings = ServiceSettings()
+    names = all_topic_names(settings.topic_namespace)
+    asyncio.run(ensure_topics(settings.kafka_bootstrap_servers, names))
+    console.print(f"{len(names)} topics present")
+
+
+@app.command("wait")
+def wait(
+    seconds: Annotated[float, typer.Option(help="Give up after this long.")] = 180.0,
+) -> None:
+    """Wait until rating, invoicing and notify have consumed everything published so far."""
+    settings = ServiceSettings()
+    groups = [
+        (
+            f"{settings.topic_namespace}{group}",
+            [topic_name(t, settings.topic_namespace) for t in topics],
+        )
+        for group, topics in CONSUMERS
+    ]
+    with console.status("waiting for the consumers to catch up..."):
+        try:
+            asyncio.run(
+                wait_for_no_lag(settings.kafka_bootstrap_servers, groups, within_seconds=seconds)
+            )
+        except TimeoutError as exc:
+            console.print(f"[red]error:[/red] {exc}")
+            raise typer.Exit(1) from None
+    console.print("pipeline idle: every consumer group is caught up")
+
+
+def main() -> None:
+    """Console-script entry point."""
+    app()

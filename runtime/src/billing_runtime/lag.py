@@ -1,0 +1,65 @@
+"""Consumer-group lag: how many messages a group has not yet committed, per topic."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Sequence
+
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
+
+
+async def consumer_lag(bootstrap_servers: str, group: str, topics: Sequence[str]) -> int:
+    """Messages on ``topics`` that ``group`` has not committed (all partitions)."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers, client_id="billing-lag")
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap_servers, client_id="billing-lag")
+    await admin.start()
+    await consumer.start()
+    try:
+        await consumer.topics()  # loads the cluster's metadata
+        partitions = [
+            TopicPartition(topic, p)
+            for topic in topics
+            for p in sorted(consumer.partitions_for_topic(topic) or ())
+        ]
+        ends = await consumer.end_offsets(partitions) if partitions else {}
+        committed = await admin.list_consumer_group_offsets(group, partitions=partitions)
+        lag = 0
+        for tp, end in ends.items():
+            meta = committed.get(tp)
+            done = meta.offset if meta is not None and meta.offset >= 0 else 0
+            lag += max(0, end - done)
+        return lag
+    finally:
+        await consumer.stop()
+        await admin.close()
+
+
+async def wait_for_no_lag(
+    bootstrap_servers: str,
+    groups: Sequence[tuple[str, Sequence[str]]],
+    *,
+    within_seconds: float = 120.0,
+    settle: float = 1.0,
+) -> dict[str, int]:
+    """Wait until every ``(group, topics)`` has committed everything; return the last lags.
+
+    Lag must stay at zero for ``settle`` seconds across all groups, since one group's output is
+    the next group's input. Raises ``TimeoutError`` with the lags after ``within_seconds``.
+    """
+    deadline = time.monotonic() + within_seconds
+    zero_since: float | None = None
+    while True:
+        lags = {g: await consumer_lag(bootstrap_servers, g, t) for g, t in groups}
+        now = time.monotonic()
+        if all(v == 0 for v in lags.values()):
+            zero_since = zero_since or now
+            if now - zero_since >= settle:
+                return lags
+        else:
+            zero_since = None
+        if now > deadline:
+            msg = f"consumers still lagging after {within_seconds:.0f} s: {lags}"
+            raise TimeoutError(msg)
+        await asyncio.sleep(0.5)

@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# One line per missing prerequisite, saying what to install; exit 1 if any is missing.
+missing=0
+need() { # command message
+  command -v "$1" >/dev/null 2>&1 || { echo "missing: $2"; missing=1; }
+}
+need python3 "Python 3.11 or newer (Debian: apt-get install python3)"
+need java "a JDK 17 or newer for Kafka (Debian: apt-get install openjdk-17-jdk-headless)"
+need mvn "Maven 3 to fetch the Kafka jars (Debian: apt-get install maven)"
+need go "Go 1.22 or newer to build FerretDB (Debian: apt-get install golang, or go.dev/dl)"
+need curl "curl for the health checks (Debian: apt-get install curl)"
+if ! ldconfig -p 2>/dev/null | grep -q 'libpango-1.0'; then
+  echo "missing: Pango for WeasyPrint's PDFs (Debian: apt-get install libpango-1.0-0 libpangoft2-1.0-0 fonts-dejavu-core)"
+  missing=1
+fi
+if command -v python3 >/dev/null 2>&1 && ! python3 -c 'import sys; sys.exit(sys.version_info < (3, 11))'; then
+  echo "missing: Python 3.11 or newer (found $(python3 --version 2>&1))"; missing=1
+fi
+exit $missing

@@ -1,0 +1,74 @@
+#!/usr/bin/env bash
+# Runs the four services as background processes of the local stack (logs in var/log/,
+# pid files in var/run/). Settings come from the environment (BILLING_<SERVICE>_*); the
+# defaults point at the local infrastructure of scripts/infra.sh.
+#
+#   scripts/services.sh up [NAME...]      start (the ones not running) and wait until healthy
+#   scripts/services.sh down [NAME...]    stop gracefully (SIGTERM)
+#   scripts/services.sh kill NAME         SIGKILL, as a crash would
+#   scripts/services.sh status
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+VAR="$ROOT/var"
+PY="$ROOT/.venv/bin/python"
+ALL=(ingest rating invoicing notify)
+declare -A PORT=([ingest]=8101 [rating]=8102 [invoicing]=8103 [notify]=8104)
+mkdir -p "$VAR/run" "$VAR/log"
+
+die() { echo "services: $*" >&2; exit 1; }
+pidfile() { echo "$VAR/run/svc-$1.pid"; }
+running() { [ -f "$(pidfile "$1")" ] && kill -0 "$(cat "$(pidfile "$1")")" 2>/dev/null; }
+port_of() {
+  local var="BILLING_${1^^}_HTTP_PORT"
+  echo "${!var:-${PORT[$1]}}"
+}
+
+wait_healthy() { # name
+  local port i code
+  port=$(port_of "$1")
+  for ((i = 0; i < 600; i++)); do
+    running "$1" || die "$1 exited during start-up; its log: $VAR/log/$1.log"
+    code=$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$port/health" || true)
+    [ "$code" = "200" ] && return 0
+    sleep 0.1
+  done
+  die "$1 did not become healthy on port $port within 60 s; its log: $VAR/log/$1.log"
+}
+
+start() { # name
+  running "$1" && return 0
+  [ -x "$PY" ] || die "the Python environment is missing: run 'make install' first"
+  nohup "$PY" -m "billing_$1" >> "$VAR/log/$1.log" 2>&1 &
+  echo $! > "$(pidfile "$1")"
+}
+
+stop() { # name signal
+  local pid i
+  [ -f "$(pidfile "$1")" ] || return 0
+  pid=$(cat "$(pidfile "$1")")
+  if kill -0 "$pid" 2>/dev/null; then
+    kill "-$2" "$pid"
+    for ((i = 0; i < 400; i++)); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    kill -0 "$pid" 2>/dev/null && kill -9 "$pid"
+  fi
+  rm -f "$(pidfile "$1")"
+}
+
+cmd=${1:-}; shift || true
+names=("$@"); [ ${#names[@]} -gt 0 ] || names=("${ALL[@]}")
+case "$cmd" in
+  up)
+    for n in "${names[@]}"; do start "$n"; done
+    for n in "${names[@]}"; do wait_healthy "$n"; echo "services: $n healthy on :$(port_of "$n")"; done
+    ;;
+  down) for n in "${names[@]}"; do stop "$n" TERM; done ;;
+  kill) for n in "${names[@]}"; do stop "$n" KILL; echo "services: $n killed (SIGKILL)"; done ;;
+  status)
+    for n in "${ALL[@]}"; do
+      if running "$n"; then echo "$n: running (pid $(cat "$(pidfile "$n")"), :$(port_of "$n"))"
+      else echo "$n: stopped"; fi
+    done
+    ;;
+  *) echo "usage: $0 up|down|kill|status [NAME...]" >&2; exit 2 ;;
+esac

@@ -1,0 +1,140 @@
+"""``billing ingest`` and ``billing bills``: load bill files, look at what was loaded."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from faststream.kafka import KafkaBroker
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from billing_ingest.adapters.bill_registry import MongoBillRegistry
+from billing_ingest.adapters.publisher import KafkaUsagePublisher, ingest_topics
+from billing_ingest.service.load_bill import LoadResult, NotABillError, load_bill
+from billing_ingest.settings import IngestSettings
+from billing_runtime.kafka import ensure_topics
+from billing_runtime.service import make_mongo_client
+
+console = Console()
+err = Console(stderr=True)
+bills_app = typer.Typer(help="Bills loaded so far.", no_args_is_help=True)
+
+
+async def _ingest(path: Path, fmt: str | None, *, quiet: bool) -> LoadResult:
+    settings = IngestSettings()
+    await ensure_topics(settings.kafka_bootstrap_servers, ingest_topics(settings.topic_namespace))
+    client = make_mongo_client(settings.mongodb_url)
+    broker = KafkaBroker(settings.kafka_bootstrap_servers, client_id="billing-cli-ingest")
+    await broker.connect()
+    registry = MongoBillRegistry(client[settings.mongodb_database])
+    await registry.ensure_indexes()
+    try:
+        with Progress(
+            TextColumn("[bold]{task.description}"),
+            BarColumn(),
+            TextColumn("{task.completed:,} rows"),
+            TimeElapsedColumn(),
+            console=err,
+            disable=quiet,
+            transient=True,
+        ) as progress:
+            task = progress.add_task(f"loading {path.name}", total=None)
+            return await load_bill(
+                path,
+                publisher=KafkaUsagePublisher(broker, settings.topic_namespace),
+                registry=registry,
+                fmt=fmt,
+                batch_rows=settings.publish_batch_rows,
+                on_progress=lambda n: progress.update(task, completed=n),
+            )
+    finally:
+        await broker.stop()
+        await client.close()
+
+
+def ingest(
+    file: Annotated[Path, typer.Argument(help="Bill file (FOCUS CSV, .csv.gz).")],
+    fmt: Annotated[
+        str | None, typer.Option("--format", help="Bill format; detected from the header.")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
+) -> None:
+    """Load a provider bill: publish its usage, reject bad rows with their reasons."""
+    try:
+        result = asyncio.run(_ingest(file, fmt, quiet=as_json))
+    except NotABillError as exc:
+        err.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(2) from None
+    summary = result.summary
+    if as_json:
+        payload = summary.model_dump(mode="json") | {"already_loaded": result.already_loaded}
+        print(json.dumps(payload, indent=2))
+        return
+    note = " (already loaded: nothing published again)" if result.already_loaded else ""
+    console.print(f"bill [bold]{summary.bill_id}[/bold] {summary.status}{note}")
+    totals = ", ".join(f"{a:f} {c}" for c, a in sorted(summary.billed_cost_totals.items()))
+    console.print(
+        f"  rows read {summary.rows_read:,}, accepted {summary.rows_accepted:,}, "
+        f"rejected {summary.rows_rejected:,}; billed cost {totals or '0'}; "
+        f"periods {', '.join(summary.billing_periods) or '-'}"
+    )
+    if summary.rows_rejected:
+        console.print(f"  see the rejected rows: billing bills show {summary.bill_id}")
+
+
+async def _registry_call(bill_id: str | None) -> tuple[list[dict[str, object]], list[object]]:
+    settings = IngestSettings()
+    client = make_mongo_client(settings.mongodb_url)
+    try:
+        registry = MongoBillRegistry(client[settings.mongodb_database])
+        if bill_id is None:
+            return list(await registry.list_bills()), []
+        bills = [b for b in await registry.list_bills(limit=10_000) if b["_id"] == bill_id]
+        return list(bills), list(await registry.rejections(bill_id))
+    finally:
+        await client.close()
+
+
+@bills_app.command("list")
+def list_bills() -> None:
+    """List loaded bills, newest first."""
+    bills, _ = asyncio.run(_registry_call(None))
+    table = Table("bill", "file", "format", "status", "read", "accepted", "rejected")
+    for bill in bills:
+        table.add_row(
+            str(bill["_id"]),
+            str(bill.get("file_name", "")),
+            str(bill.get("format", "")),
+            str(bill.get("status", "")),
+            str(bill.get("rows_read", "")),
+            str(bill.get("rows_accepted", "")),
+            str(bill.get("rows_rejected", "")),
+        )
+    console.print(table)
+
+
+@bills_app.command("show")
+def show_bill(
+    bill_id: Annotated[str, typer.Argument(help="Bill id, as printed by billing ingest.")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print as JSON.")] = False,
+) -> None:
+    """Show one bill's figures and its rejected rows."""
+    bills, rejections = asyncio.run(_registry_call(bill_id))
+    if not bills:
+        err.print(f"[red]error:[/red] no bill {bill_id!r}")
+        raise typer.Exit(1)
+    bill = bills[0]
+    rows = [r.model_dump(mode="json") for r in rejections]  # type: ignore[attr-defined]
+    if as_json:
+        print(json.dumps({"bill": bill.get("summary"), "rejected_rows": rows}, indent=2))
+        return
+    console.print(json.dumps(bill.get("summary"), indent=2))
+    table = Table("row", "column", "reason")
+    for r in rows:
+        table.add_row(str(r["row"]), str(r["column"] or ""), str(r["reason"]))
+    console.print(table)

@@ -1,0 +1,58 @@
+"""Kafka entrypoint: upstream usage events -> usage recorded (bad ones dead-lettered)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from faststream.kafka.annotations import KafkaMessage
+from faststream.middlewares import AckPolicy
+
+from billing_ingest.adapters.publisher import KafkaUsagePublisher, ingest_topics
+from billing_ingest.domain.submitted import submitted_to_record
+from billing_ingest.settings import IngestSettings
+from billing_runtime.kafka import decode_batch, raw_batch_decoder
+from billing_runtime.service import Runtime
+from billing_schemas.events import UsageRecorded, UsageSubmitted
+from billing_schemas.topics import Topic, topic_name
+
+SOURCE = "billing-ingest"
+
+
+def register(runtime: Runtime, settings: IngestSettings) -> None:
+    """Subscribe the ingest consumer group to upstream usage events."""
+    ns = settings.topic_namespace
+    runtime.topics += ingest_topics(ns)
+    publisher = KafkaUsagePublisher(runtime.broker, ns)
+
+    @runtime.broker.subscriber(
+        topic_name(Topic.USAGE_SUBMITTED, ns),
+        group_id=f"{ns}{settings.consumer_group}",
+        batch=True,
+        max_records=settings.batch_max_records,
+        batch_timeout_ms=settings.batch_timeout_ms,
+        auto_offset_reset="earliest",
+        ack_policy=AckPolicy.NACK_ON_ERROR,
+        decoder=raw_batch_decoder,
+        title="accept-usage-events",
+        description="Validates upstream usage events; each valid one becomes a usage record.",
+    )
+    async def on_usage_submitted(body: list[bytes], msg: KafkaMessage) -> None:
+        del body
+        records: Any = msg.raw_message
+        batch = decode_batch(records, UsageSubmitted)
+        recorded = []
+        for _, event in batch.events:
+            record = submitted_to_record(event)
+            recorded.append(
+                (
+                    record.sub_account_id,
+                    UsageRecorded.create(
+                        record,
+                        source=SOURCE,
+                        correlation_id=event.id,
+                        event_id=f"usage-recorded:{record.record_id}",
+                    ),
+                )
+            )
+        await publisher.usage(recorded)
+        await runtime.dead_letters.send(batch.failed)

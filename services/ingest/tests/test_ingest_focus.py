@@ -1,0 +1,191 @@
+"""Loading FOCUS bills: totals, idempotence and every kind of bad row (with fakes of the ports)."""
+
+from __future__ import annotations
+
+import csv
+from collections import defaultdict
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+
+from billing_ingest.service.load_bill import NotABillError, load_bill
+from billing_schemas.events import (
+    BillProcessed,
+    BillSummary,
+    RejectedRow,
+    UsageRecorded,
+    UsageRejected,
+)
+
+ROOT = Path(__file__).resolve().parents[3]
+SAMPLE = ROOT / "demo" / "focus_sample.csv"
+
+
+class FakePublisher:
+    def __init__(self) -> None:
+        self.usage_events: list[tuple[str, UsageRecorded]] = []
+        self.rejected_events: list[tuple[str, UsageRejected]] = []
+        self.processed: list[BillProcessed] = []
+
+    async def usage(self, events: list[tuple[str, UsageRecorded]]) -> None:
+        self.usage_events += events
+
+    async def rejected(self, events: list[tuple[str, UsageRejected]]) -> None:
+        self.rejected_events += events
+
+    async def bill_processed(self, event: BillProcessed) -> None:
+        self.processed.append(event)
+
+
+class FakeRegistry:
+    def __init__(self) -> None:
+        self.done: dict[str, BillSummary] = {}
+        self.rejections: dict[str, list[RejectedRow]] = defaultdict(list)
+        self.begun: list[str] = []
+
+    async def processed(self, bill_id: str) -> BillSummary | None:
+        return self.done.get(bill_id)
+
+    async def begin(self, *, bill_id: str, file_name: str, checksum: str, fmt: str) -> None:
+        self.begun.append(bill_id)
+
+    async def add_rejections(self, bill_id: str, rows: list[RejectedRow]) -> None:
+        self.rejections[bill_id] += rows
+
+    async def finish(self, summary: BillSummary) -> None:
+        self.done[summary.bill_id] = summary
+
+
+def _oracle_totals(path: Path) -> dict[tuple[str, str], Decimal]:
+    """Independent reading with the csv module: billed cost per (sub-account, currency)."""
+    totals: dict[tuple[str, str], Decimal] = defaultdict(Decimal)
+    with path.open(newline="") as handle:
+        for row in csv.DictReader(handle):
+            account = (
+                row["SubAccountId"]
+                if row["SubAccountId"] not in ("", "NULL")
+                else row["BillingAccountId"]
+            )
+            totals[account, row["BillingCurrency"]] += Decimal(row["BilledCost"])
+    return dict(totals)
+
+
+async def test_the_real_focus_sample_loads_every_row_with_exact_totals() -> None:
+    publisher, registry = FakePublisher(), FakeRegistry()
+    result = await load_bill(SAMPLE, publisher=publisher, registry=registry, batch_rows=128)
+    summary = result.summary
+    assert (summary.rows_read, summary.rows_accepted, summary.rows_rejected) == (1000, 1000, 0)
+    assert summary.status == "processed"
+    assert summary.billing_periods == ["2024-09", "2024-10"]
+
+    got: dict[tuple[str, str], Decimal] = defaultdict(Decimal)
+    for key, event in publisher.usage_events:
+        assert key == event.data.sub_account_id
+        got[event.data.sub_account_id, event.data.currency] += event.data.billed_cost
+    assert dict(got) == _oracle_totals(SAMPLE)
+    assert summary.billed_cost_totals["USD"] == sum(got.values(), Decimal(0))
+    # a hand-checked figure: the sample's first row bills 0.00000080000 USD to 51738928782
+    first = publisher.usage_events[0][1].data
+    assert (first.sub_account_id, first.billed_cost, first.source_ref) == (
+        "51738928782",
+        Decimal("0.00000080000"),
+        first.source_ref,
+    )
+    assert first.source_ref is not None and first.source_ref.row == 2
+    assert len({e.data.record_id for _, e in publisher.usage_events}) == 1000
+    assert [e.data.bill_id for e in publisher.processed] == [summary.bill_id]
+
+
+async def test_loading_the_same_file_twice_publishes_nothing_the_second_time() -> None:
+    publisher, registry = FakePublisher(), FakeRegistry()
+    first = await load_bill(SAMPLE, publisher=publisher, registry=registry)
+    published = len(publisher.usage_events)
+    second = await load_bill(SAMPLE, publisher=publisher, registry=registry)
+    assert second.already_loaded and not first.already_loaded
+    assert second.summary == first.summary
+    assert len(publisher.usage_events) == published
+
+
+async def test_record_ids_are_stable_across_loads(tmp_path: Path) -> None:
+    copy = tmp_path / "again.csv"
+    copy.write_bytes(SAMPLE.read_bytes())
+    a, b = FakePublisher(), FakePublisher()
+    await load_bill(SAMPLE, publisher=a, registry=FakeRegistry())
+    await load_bill(copy, publisher=b, registry=FakeRegistry())
+    assert [e.data.record_id for _, e in a.usage_events] == [
+        e.data.record_id for _, e in b.usage_events
+    ]
+
+
+HEADER = (
+    "BilledCost,BillingAccountId,BillingCurrency,BillingPeriodStart,ChargeCategory,"
+    "ChargePeriodStart,ChargePeriodEnd,ProviderName,ServiceName,SubAccountId\n"
+)
+GOOD = "1.50,B1,USD,2024-09-01 00:00:00,Usage,2024-09-02 00:00:00,2024-09-02 01:00:00,AWS,Amazon EC2,A1\n"
+
+
+@pytest.mark.parametrize(
+    ("bad_row", "column", "reason"),
+    [
+        (
+            "abc,B1,USD,2024-09-01,Usage,2024-09-02,2024-09-02,AWS,EC2,A1\n",
+            "BilledCost",
+            "not a decimal",
+        ),
+        (
+            "1.0,B1,XYZ,2024-09-01,Usage,2024-09-02,2024-09-02,AWS,EC2,A1\n",
+            "BillingCurrency",
+            "ISO 4217",
+        ),
+        (
+            "1.0,B1,USD,yesterday,Usage,2024-09-02,2024-09-02,AWS,EC2,A1\n",
+            "BillingPeriodStart",
+            "date-time",
+        ),
+        ("1.0,B1,USD,2024-09-01,Usage,2024-09-02,2024-09-02,AWS,,A1\n", "ServiceName", "required"),
+        (
+            "1.0,B1,USD,2024-09-01,Bogus,2024-09-02,2024-09-02,AWS,EC2,A1\n",
+            "ChargeCategory",
+            "not one of",
+        ),
+        ("1.0,B1,USD,2024-09-01,Usage,2024-09-02\n", None, "the header has 10"),
+    ],
+)
+async def test_a_bad_row_is_rejected_with_its_row_column_and_reason_and_the_rest_goes_through(
+    tmp_path: Path, bad_row: str, column: str | None, reason: str
+) -> None:
+    path = tmp_path / "bill.csv"
+    path.write_text(HEADER + GOOD + bad_row + GOOD.replace("1.50", "2.25"))
+    publisher, registry = FakePublisher(), FakeRegistry()
+    result = await load_bill(path, publisher=publisher, registry=registry)
+    assert (
+        result.summary.rows_read,
+        result.summary.rows_accepted,
+        result.summary.rows_rejected,
+    ) == (3, 2, 1)
+    assert result.summary.status == "partially_rejected"
+    assert [e.data.billed_cost for _, e in publisher.usage_events] == [
+        Decimal("1.50"),
+        Decimal("2.25"),
+    ]
+    [(_, rejected)] = publisher.rejected_events
+    assert rejected.data.file == "bill.csv"
+    assert rejected.data.row == 3
+    assert rejected.data.column == column
+    assert reason in rejected.data.reason
+    assert registry.rejections[result.summary.bill_id] == [rejected.data]
+
+
+async def test_a_file_that_is_not_a_bill_fails_clearly_and_publishes_nothing(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "notes.csv"
+    path.write_text("name,amount\nfoo,1\n")
+    publisher, registry = FakePublisher(), FakeRegistry()
+    with pytest.raises(
+        NotABillError, match=r"notes.csv: not a FOCUS bill \(missing columns: BilledCost"
+    ):
+        await load_bill(path, publisher=publisher, registry=registry)
+    assert publisher.usage_events == publisher.rejected_events == []
+    assert registry.begun == []

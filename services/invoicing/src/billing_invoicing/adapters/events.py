@@ -1,0 +1,25 @@
+"""Kafka side of invoicing: the events it publishes."""
+
+from __future__ import annotations
+
+from faststream.kafka import KafkaBroker
+
+from billing_runtime.kafka import publish_events
+from billing_schemas.events import InvoiceFinalized
+from billing_schemas.topics import Topic, topic_name
+
+
+class KafkaInvoiceEvents:
+    """:class:`~billing_invoicing.service.generate_invoices.EventPublishing` over Kafka."""
+
+    def __init__(self, broker: KafkaBroker, namespace: str = "") -> None:
+        self._broker = broker
+        self._ns = namespace
+
+    async def invoice_finalized(self, event: InvoiceFinalized) -> None:
+        """Publish keyed by customer, so one customer's invoices stay in order."""
+        await publish_events(
+            self._broker,
+            topic_name(Topic.INVOICE_FINALIZED, self._ns),
+            [(event.data.customer_id, event)],
+        )

@@ -1,0 +1,308 @@
+"""Rated charges, invoices and invoice numbers in MongoDB / FerretDB.
+
+Only single-document atomic writes are used (FerretDB has no transactions), and each step is
+safe to repeat, so a crash at any point is recovered by running the same step again:
+
+* a charge is stored once under its charge id (``$setOnInsert``): redelivery changes nothing;
+* a draft's lines are recomputed from its charges by aggregation (exact ``$sum`` of integers),
+  never incremented, so a replayed batch cannot count twice;
+* finalization first marks the invoice ``finalizing``, then stamps the charges it will contain;
+  the invoice is built from stamped charges only. A charge that lands on an invoice no longer in
+  draft is moved to the customer's next period as a late line (``late: true``);
+* a number is claimed by inserting ``<entity>:<year>:<seq>`` with a unique ``invoice_id``:
+  the sequence is gapless (seq n+1 is only tried once n exists) and a retry finds its own claim.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterable
+from datetime import UTC, date, datetime
+from typing import Any
+
+from pymongo import ASCENDING, DESCENDING, UpdateOne
+from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import DuplicateKeyError
+
+from billing_invoicing.domain.invoice import (
+    ChargeGroup,
+    Invoice,
+    InvoiceStatus,
+    invoice_id_for,
+)
+from billing_schemas.events import RatedCharge
+from billing_schemas.money import from_fixed_units, to_fixed_units
+
+CHARGES = "invoicing_charges"
+INVOICES = "invoicing_invoices"
+NUMBERS = "invoicing_numbers"
+
+Doc = dict[str, Any]
+
+
+def next_period(period: str) -> str:
+    """The period after ``YYYY-MM``."""
+    year, month = (int(p) for p in period.split("-"))
+    return f"{year + month // 12:04d}-{month % 12 + 1:02d}"
+
+
+def charge_document(charge: RatedCharge, invoice_id: str) -> Doc:
+    """A rated charge as stored: money as integer fixed units, quantities as strings."""
+    return {
+        "invoice_id": invoice_id,
+        "customer_id": charge.customer_id,
+        "period": charge.billing_period,
+        "provider": charge.provider,
+        "sub_account_id": charge.sub_account_id,
+        "service_name": charge.service_name,
+        "sku_id": charge.sku_id,
+        "description": charge.description,
+        "region": charge.region,
+        "charge_category": charge.charge_category.value,
+        "line_type": charge.line_type.value,
+        "charge_period_start": charge.charge_period_start,
+        "quantity": None if charge.quantity is None else format(charge.quantity, "f"),
+        "unit": charge.unit,
+        "cost_units": to_fixed_units(charge.cost),
+        "cost_currency": charge.cost_currency,
+        "price_units": to_fixed_units(charge.price),
+        "margin_units": to_fixed_units(charge.margin),
+        "currency": charge.currency,
+        "rule": charge.rule,
+        "price_list_id": charge.price_list_id,
+        "price_list_version": charge.price_list_version,
+        "record_id": charge.record_id,
+        "late": False,
+        "stamped": False,
+        "received_at": datetime.now(UTC),
+    }
+
+
+class MongoInvoiceRepository:
+    """Charges, drafts, finalized invoices and number claims."""
+
+    def __init__(self, db: AsyncDatabase[Doc]) -> None:
+        self._charges = db[CHARGES]
+        self._invoices = db[INVOICES]
+        self._numbers = db[NUMBERS]
+
+    async def ensure_indexes(self) -> None:
+        """Indexes every query here relies on (idempotent)."""
+        await self._charges.create_index([("invoice_id", ASCENDING), ("stamped", ASCENDING)])
+        await self._charges.create_index([("period", ASCENDING), ("customer_id", ASCENDING)])
+        await self._numbers.create_index([("invoice_id", ASCENDING)], unique=True)
+        await self._numbers.create_index(
+            [("entity", ASCENDING), ("year", ASCENDING), ("seq", DESCENDING)]
+        )
+        await self._invoices.create_index([("period", ASCENDING), ("status", ASCENDING)])
+
+    # --- charges and drafts ---------------------------------------------------------------
+
+    async def store_charges(self, charges: Iterable[RatedCharge]) -> set[str]:
+        """Store charges once each; return the invoice ids they were put on."""
+        charges = list(charges)
+        if not charges:
+            return set()
+        wanted = {invoice_id_for(c.customer_id, c.billing_period) for c in charges}
+        closed = {
+            doc["_id"]
+            async for doc in self._invoices.find(
+                {"_id": {"$in": sorted(wanted)}, "status": {"$ne": InvoiceStatus.DRAFT.value}},
+                {"_id": 1},
+            )
+        }
+        ops = []
+        touched: set[str] = set()
+        for charge in charges:
+            invoice_id = invoice_id_for(charge.customer_id, charge.billing_period)
+            doc = charge_document(charge, invoice_id)
+            if invoice_id in closed:
+                invoice_id = await self.open_invoice_after(charge.customer_id, invoice_id)
+                doc.update(invoice_id=invoice_id, late=True)
+            touched.add(invoice_id)
+            ops.append(UpdateOne({"_id": charge.charge_id}, {"$setOnInsert": doc}, upsert=True))
+        await self._charges.bulk_write(ops, ordered=False)
+        # a finalization may have started between the status read and the write above
+        for invoice_id in sorted(wanted - closed):
+            touched |= await self.move_unstamped_if_closed(invoice_id)
+        return touched
+
+    async def open_invoice_after(self, customer_id: str, invoice_id: str) -> str:
+        """The first invoice of the customer after ``invoice_id``'s period still in draft."""
+        period = invoice_id.rsplit(":", 1)[1]
+        while True:
+            period = next_period(period)
+            candidate = invoice_id_for(customer_id, period)
+            doc = await self._invoices.find_one({"_id": candidate}, {"status": 1})
+            if doc is None or doc["status"] == InvoiceStatus.DRAFT.value:
+                return candidate
+
+    async def move_unstamped_if_closed(self, invoice_id: str) -> set[str]:
+        """If the invoice left draft, move charges it did not take to the next open invoice."""
+        doc = await self._invoices.find_one({"_id": invoice_id}, {"status": 1, "customer_id": 1})
+        if doc is None or doc["status"] == InvoiceStatus.DRAFT.value:
+            return set()
+        if doc["status"] == "finalizing":
+            return set()  # its finalization stamps and then sweeps; see finalize()
+        target = await self.open_invoice_after(doc["customer_id"], invoice_id)
+        result = await self._charges.update_many(
+            {"invoice_id": invoice_id, "stamped": False},
+            {"$set": {"invoice_id": target, "late": True}},
+        )
+        return {target} if result.modified_count else set()
+
+    async def charge_groups(self, invoice_id: str, *, stamped_only: bool) -> list[ChargeGroup]:
+        """Exact sums of an invoice's charges per provider and service."""
+        match: Doc = {"invoice_id": invoice_id}
+        if stamped_only:
+            match["stamped"] = True
+        cursor = await self._charges.aggregate(
+            [
+                {"$match": match},
+                {
+                    "$group": {
+                        "_id": {"provider": "$provider", "service_name": "$service_name"},
+                        "charge_count": {"$sum": 1},
+                        "cost_units": {"$sum": "$cost_units"},
+                        "price_units": {"$sum": "$price_units"},
+                    }
+                },
+            ]
+        )
+        return [
+            ChargeGroup(
+                provider=row["_id"]["provider"],
+                service_name=row["_id"]["service_name"],
+                charge_count=int(row["charge_count"]),
+                cost=from_fixed_units(int(row["cost_units"])),
+                price=from_fixed_units(int(row["price_units"])),
+            )
+            async for row in cursor
+        ]
+
+    async def refresh_draft(self, invoice_id: str) -> None:
+        """Recompute a draft's lines from its charges (idempotent); finalized ones are left."""
+        customer_id, period = invoice_id.rsplit(":", 1)
+        groups = await self.charge_groups(invoice_id, stamped_only=False)
+        lines = [
+            {
+                "provider": g.provider,
+                "service_name": g.service_name,
+                "charge_count": g.charge_count,
+                "cost_units": to_fixed_units(g.cost),
+                "price_units": to_fixed_units(g.price),
+            }
+            for g in groups
+        ]
+        # DuplicateKeyError: the invoice left draft meanwhile, its content is fixed
+        with contextlib.suppress(DuplicateKeyError):
+            await self._invoices.update_one(
+                {"_id": invoice_id, "status": InvoiceStatus.DRAFT.value},
+                {
+                    "$set": {"draft_lines": lines, "updated_at": datetime.now(UTC)},
+                    "$setOnInsert": {
+                        "customer_id": customer_id,
+                        "period": period,
+                        "created_at": datetime.now(UTC),
+                    },
+                },
+                upsert=True,
+            )
+
+    async def customers_with_charges(self, period: str) -> list[str]:
+        """Customers that have an invoice (draft or not) for the period."""
+        ids = await self._invoices.distinct("customer_id", {"period": period})
+        return sorted(str(i) for i in ids)
+
+    # --- finalization ---------------------------------------------------------------------
+
+    async def invoice(self, invoice_id: str) -> Doc | None:
+        """The stored invoice document."""
+        return await self._invoices.find_one({"_id": invoice_id})
+
+    async def start_finalizing(self, invoice_id: str, issue_date: date) -> Doc | None:
+        """Move a draft to ``finalizing`` and fix its issue date; return the document.
+
+        Returns the document as it is when the invoice already left draft.
+        """
+        doc = await self._invoices.find_one_and_update(
+            {"_id": invoice_id, "status": InvoiceStatus.DRAFT.value},
+            {"$set": {"status": "finalizing", "issue_date": issue_date.isoformat()}},
+            return_document=True,
+        )
+        return doc if doc is not None else await self.invoice(invoice_id)
+
+    async def stamp_charges(self, invoice_id: str) -> int:
+        """Mark the charges the finalizing invoice contains."""
+        result = await self._charges.update_many(
+            {"invoice_id": invoice_id, "stamped": False}, {"$set": {"stamped": True}}
+        )
+        return result.modified_count
+
+    async def claim_number(self, *, entity: str, year: int, invoice_id: str) -> int:
+        """The invoice's sequence number in its entity's series for the year (gapless)."""
+        while True:
+            mine = await self._numbers.find_one({"invoice_id": invoice_id})
+            if mine is not None:
+                return int(mine["seq"])
+            last = await self._numbers.find_one(
+                {"entity": entity, "year": year}, sort=[("seq", DESCENDING)]
+            )
+            seq = 1 if last is None else int(last["seq"]) + 1
+            try:
+                await self._numbers.insert_one(
+                    {
+                        "_id": f"{entity}:{year}:{seq:09d}",
+                        "entity": entity,
+                        "year": year,
+                        "seq": seq,
+                        "invoice_id": invoice_id,
+                        "claimed_at": datetime.now(UTC),
+                    }
+                )
+            except DuplicateKeyError:
+                continue  # another finalizer took seq (or we did, in a retry): look again
+            return seq
+
+    async def finalize(self, invoice: Invoice, *, seq: int, pdf_file_id: str, sha: str) -> None:
+        """Write the finalized invoice (idempotent), then sweep charges that came too late."""
+        assert invoice.number is not None
+        await self._invoices.update_one(
+            {"_id": invoice.invoice_id, "status": "finalizing"},
+            {
+                "$set": {
+                    "status": InvoiceStatus.FINALIZED.value,
+                    "number": invoice.number,
+                    "seq": seq,
+                    "currency": invoice.currency,
+                    "due_date": invoice.due_date.isoformat() if invoice.due_date else None,
+                    "subtotal_units": to_fixed_units(invoice.subtotal),
+                    "tax_units": to_fixed_units(invoice.tax),
+                    "total_units": to_fixed_units(invoice.total),
+                    "outstanding_units": to_fixed_units(invoice.outstanding),
+                    "document": invoice.model_dump(mode="json"),
+                    "pdf_file_id": pdf_file_id,
+                    "pdf_sha256": sha,
+                    "finalized_at": datetime.now(UTC),
+                }
+            },
+        )
+        await self.move_unstamped_if_closed(invoice.invoice_id)
+
+    async def mark_published(self, invoice_id: str) -> None:
+        """Remember that InvoiceFinalized was acknowledged by the broker."""
+        await self._invoices.update_one(
+            {"_id": invoice_id}, {"$set": {"published_at": datetime.now(UTC)}}
+        )
+
+    async def list_invoices(
+        self, *, period: str | None = None, customer_id: str | None = None
+    ) -> list[Doc]:
+        """Invoices, newest period first, then by customer."""
+        query: Doc = {}
+        if period:
+            query["period"] = period
+        if customer_id:
+            query["customer_id"] = customer_id
+        cursor = self._invoices.find(query).sort([("period", -1), ("customer_id", 1)])
+        return [doc async for doc in cursor]

@@ -1,0 +1,239 @@
+"""The invoice PDF: Jinja2 HTML rendered by WeasyPrint in a worker process.
+
+Rendering a page takes tens to hundreds of milliseconds of pure CPU, so it never runs on the
+event loop: :class:`PdfRenderer` sends the invoice, as JSON, to a process pool and awaits the
+bytes. :func:`render_invoice_pdf` is the module-level function the workers run.
+
+The output is deterministic: the PDF's creation and modification dates are the invoice's issue
+date (not the time of rendering), its file identifier is derived from the invoice id, and the
+embedded font subsets are stamped with the issue date too (fontTools otherwise writes the current
+time into each subset's ``head`` table). Rendering the same invoice again with the same
+WeasyPrint, fontTools and fonts gives the same bytes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import multiprocessing
+import os
+from collections.abc import Iterator
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from contextlib import contextmanager
+from datetime import UTC, date, datetime, time
+from decimal import Decimal
+from functools import cache
+from pathlib import Path
+from types import TracebackType
+from typing import Self
+
+from babel import Locale, UnknownLocaleError
+from babel.dates import format_date
+from babel.numbers import format_decimal
+from jinja2 import Environment, PackageLoader, StrictUndefined
+
+from billing_invoicing.domain.invoice import Invoice, period_bounds
+from billing_schemas.money import format_amount
+
+TEMPLATES_DIR = Path(__file__).resolve().parent.parent / "templates"
+"""Folder of ``invoice.html.j2`` and ``invoice.css``; the base URL the stylesheet resolves from."""
+
+TEMPLATE = "invoice.html.j2"
+
+
+@cache
+def _environment() -> Environment:
+    # Autoescape unconditionally: every template here is HTML and ``select_autoescape`` would
+    # not recognise the ``.html.j2`` suffix. StrictUndefined turns a typo into an error instead
+    # of a silently blank field on a legal document.
+    return Environment(
+        loader=PackageLoader("billing_invoicing", "templates"),
+        autoescape=True,
+        undefined=StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+
+
+def _locale(language: str) -> Locale:
+    try:
+        return Locale.parse(language.replace("-", "_"))
+    except (UnknownLocaleError, ValueError):
+        # An unknown language must not stop an invoice from being issued: fall back to English.
+        return Locale.parse("en")
+
+
+def long_date(day: date | None, language: str) -> str:
+    """A date as people of ``language`` write it in full (en: "October 15, 2024"); "—" if unset."""
+    if day is None:
+        return "—"
+    return str(format_date(day, "long", locale=_locale(language)))
+
+
+def period_label(period: str, language: str) -> str:
+    """A ``YYYY-MM`` billing period as month and year (en: "September 2024")."""
+    first, _ = period_bounds(period)
+    # "LLLL" is the stand-alone month name (nominative), right for a heading without a day.
+    return str(format_date(first, "LLLL yyyy", locale=_locale(language)))
+
+
+def country_name(code: str, language: str) -> str:
+    """An ISO 3166-1 alpha-2 country code as a name in ``language``; the code if unknown."""
+    return str(_locale(language).territories.get(code, code))
+
+
+def render_invoice_html(invoice: Invoice) -> str:
+    """Render the invoice document as HTML (all invoice text autoescaped).
+
+    Amounts are printed with :func:`billing_schemas.money.format_amount` in the invoice's
+    language, rounded to the currency's minor units; dates and the period in the same language.
+    """
+
+    def money(amount: Decimal) -> str:
+        return format_amount(amount, invoice.currency, invoice.language)
+
+    def count(number: int) -> str:
+        return str(format_decimal(number, locale=_locale(invoice.language)))
+
+    def country(code: str) -> str:
+        return country_name(code, invoice.language)
+
+    template = _environment().get_template(TEMPLATE)
+    return template.render(
+        invoice=invoice,
+        money=money,
+        count=count,
+        country=country,
+        issue_date=long_date(invoice.issue_date, invoice.language),
+        due_date=long_date(invoice.due_date, invoice.language),
+        period=period_label(invoice.period, invoice.language),
+    )
+
+
+def _pdf_identifier(invoice: Invoice) -> bytes:
+    # The PDF /ID pair: a permanent part from the invoice id (stable across re-renders) and a
+    # content hash that WeasyPrint adds itself.
+    return hashlib.sha256(invoice.invoice_id.encode()).hexdigest()[:32].encode()
+
+
+@contextmanager
+def _source_date_epoch(day: date) -> Iterator[None]:
+    # fontTools stamps every font subset it writes with time.time(), unless SOURCE_DATE_EPOCH
+    # (the reproducible-builds convention) is set. The variable is process-wide, which is fine
+    # in a worker that renders one invoice at a time; it is restored afterwards.
+    previous = os.environ.get("SOURCE_DATE_EPOCH")
+    os.environ["SOURCE_DATE_EPOCH"] = str(int(datetime.combine(day, time(), UTC).timestamp()))
+    try:
+        yield
+    finally:
+        if previous is None:
+            del os.environ["SOURCE_DATE_EPOCH"]
+        else:
+            os.environ["SOURCE_DATE_EPOCH"] = previous
+
+
+def render_invoice_pdf(invoice_json: str) -> bytes:
+    """Render an invoice, given as the JSON of :class:`Invoice`, to PDF bytes.
+
+    Runs in a worker process (it is module-level so that it pickles by name). Only ``file:``
+    URLs are fetched, and a missing stylesheet fails the rendering instead of printing an
+    unstyled invoice.
+    """
+    from weasyprint import HTML
+    from weasyprint.urls import URLFetcher
+
+    invoice = Invoice.model_validate_json(invoice_json)
+    html = render_invoice_html(invoice)
+    fetcher = URLFetcher(allowed_protocols=("file",), fail_on_errors=True)
+    document = HTML(string=html, base_url=str(TEMPLATES_DIR), url_fetcher=fetcher)
+    # A draft has no issue date yet; its period's first day keeps it reproducible all the same.
+    stamp = invoice.issue_date or period_bounds(invoice.period)[0]
+    with _source_date_epoch(stamp):
+        pdf = document.write_pdf(pdf_identifier=_pdf_identifier(invoice))
+    if not isinstance(pdf, bytes):  # write_pdf returns bytes when it is given no target
+        msg = f"WeasyPrint returned {type(pdf).__name__}, expected bytes"
+        raise TypeError(msg)
+    return pdf
+
+
+def _warm_worker() -> None:
+    # Importing WeasyPrint (Pango, fontconfig, cffi) takes about a second; pay it when the
+    # worker starts rather than on the first invoice. The template is compiled here too.
+    import weasyprint  # noqa: F401
+
+    _environment().get_template(TEMPLATE)
+
+
+def _ready() -> bool:
+    return True
+
+
+class PdfRenderer:
+    """Renders invoice PDFs in a pool of worker processes, off the event loop.
+
+    Workers are spawned (not forked: forking a process that runs an event loop and holds
+    sockets is unsafe) and import WeasyPrint when they start. Use as an async context manager,
+    or call :meth:`close` when done.
+    """
+
+    def __init__(self, max_workers: int = 1) -> None:
+        if max_workers < 1:
+            msg = f"max_workers must be at least 1, not {max_workers}"
+            raise ValueError(msg)
+        self._max_workers = max_workers
+        self._pool = self._new_pool()
+        self._closed = False
+
+    def _new_pool(self) -> ProcessPoolExecutor:
+        return ProcessPoolExecutor(
+            max_workers=self._max_workers,
+            mp_context=multiprocessing.get_context("spawn"),
+            initializer=_warm_worker,
+        )
+
+    async def start(self) -> None:
+        """Start the workers now, so that the first invoice does not wait for them."""
+        loop = asyncio.get_running_loop()
+        await asyncio.gather(
+            *(loop.run_in_executor(self._pool, _ready) for _ in range(self._max_workers))
+        )
+
+    async def render(self, invoice: Invoice) -> bytes:
+        """Render ``invoice`` to PDF bytes in a worker process.
+
+        If a worker died (killed, out of memory), the pool is replaced and the rendering is
+        tried once more: rendering has no side effects, so repeating it is safe.
+        """
+        if self._closed:
+            msg = "PdfRenderer is closed"
+            raise RuntimeError(msg)
+        loop = asyncio.get_running_loop()
+        payload = invoice.model_dump_json()
+        try:
+            return await loop.run_in_executor(self._pool, render_invoice_pdf, payload)
+        except BrokenProcessPool:
+            broken, self._pool = self._pool, self._new_pool()
+            broken.shutdown(wait=False, cancel_futures=True)
+            return await loop.run_in_executor(self._pool, render_invoice_pdf, payload)
+
+    def close(self) -> None:
+        """Stop the workers, waiting for renderings in progress to finish."""
+        self._closed = True
+        self._pool.shutdown(wait=True, cancel_futures=True)
+
+    async def aclose(self) -> None:
+        """:meth:`close`, without blocking the event loop while workers finish."""
+        await asyncio.to_thread(self.close)
+
+    async def __aenter__(self) -> Self:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()

@@ -1,0 +1,64 @@
+"""Wiring of invoicing's adapters into its use cases, for the service and for the CLI."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import Any
+
+from faststream.kafka import KafkaBroker
+from pymongo.asynchronous.database import AsyncDatabase
+
+from billing_invoicing.adapters.catalog_repo import MongoCatalogRepository
+from billing_invoicing.adapters.documents import InvoicePdfStore
+from billing_invoicing.adapters.events import KafkaInvoiceEvents
+from billing_invoicing.adapters.invoice_repo import MongoInvoiceRepository
+from billing_invoicing.adapters.pdf import PdfRenderer
+from billing_invoicing.service.generate_invoices import InvoicingPorts
+from billing_invoicing.settings import InvoicingSettings
+from billing_runtime.service import make_mongo_client
+
+
+def build_ports(
+    db: AsyncDatabase[dict[str, Any]],
+    broker: KafkaBroker,
+    renderer: PdfRenderer,
+    settings: InvoicingSettings,
+) -> InvoicingPorts:
+    """The use cases' ports over MongoDB, GridFS, Kafka and the PDF pool."""
+    return InvoicingPorts(
+        catalog=MongoCatalogRepository(db),
+        invoices=MongoInvoiceRepository(db),
+        renderer=renderer,
+        pdfs=InvoicePdfStore(db),
+        events=KafkaInvoiceEvents(broker, settings.topic_namespace),
+    )
+
+
+@dataclass
+class CliContext:
+    """What the ``billing invoices``/``billing catalog`` commands work with."""
+
+    settings: InvoicingSettings
+    db: AsyncDatabase[dict[str, Any]]
+    ports: InvoicingPorts
+
+
+@asynccontextmanager
+async def cli_context(settings: InvoicingSettings | None = None) -> AsyncIterator[CliContext]:
+    """Connect to the database and the broker for one command, and clean up after."""
+    settings = settings or InvoicingSettings()
+    client = make_mongo_client(settings.mongodb_url)
+    broker = KafkaBroker(settings.kafka_bootstrap_servers, client_id="billing-cli")
+    renderer = PdfRenderer(max_workers=settings.pdf_workers)
+    try:
+        await broker.connect()
+        db = client[settings.mongodb_database]
+        ports = build_ports(db, broker, renderer, settings)
+        await ports.invoices.ensure_indexes()
+        yield CliContext(settings, db, ports)
+    finally:
+        renderer.close()
+        await broker.stop()
+        await client.close()

@@ -1,0 +1,51 @@
+"""Kafka entrypoint: usage recorded -> rate -> charge rated. Decode, call, publish; no rules."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from faststream.kafka.annotations import KafkaMessage
+from faststream.middlewares import AckPolicy
+
+from billing_rating.adapters.catalog import PricingCatalog
+from billing_rating.service.rate_batch import rate_batch
+from billing_rating.settings import RatingSettings
+from billing_runtime.kafka import Failed, decode_batch, publish_events, raw_batch_decoder
+from billing_runtime.service import Runtime
+from billing_schemas.events import UsageRecorded
+from billing_schemas.topics import Topic, dead_letter_name, topic_name
+
+
+def register(runtime: Runtime, settings: RatingSettings, catalog: PricingCatalog) -> None:
+    """Subscribe the rating consumer group to recorded usage."""
+    ns = settings.topic_namespace
+    source = topic_name(Topic.USAGE_RECORDED, ns)
+    target = topic_name(Topic.CHARGE_RATED, ns)
+    runtime.topics += [
+        source,
+        target,
+        dead_letter_name(Topic.USAGE_RECORDED, ns),
+        dead_letter_name(Topic.CHARGE_RATED, ns),
+    ]
+
+    @runtime.broker.subscriber(
+        source,
+        group_id=f"{ns}{settings.consumer_group}",
+        batch=True,
+        max_records=settings.batch_max_records,
+        batch_timeout_ms=settings.batch_timeout_ms,
+        auto_offset_reset="earliest",
+        ack_policy=AckPolicy.NACK_ON_ERROR,
+        decoder=raw_batch_decoder,
+        title="rate-usage",
+        description="Rates each recorded usage record for the customer owning its account.",
+    )
+    async def on_usage_recorded(body: list[bytes], msg: KafkaMessage) -> None:
+        del body  # the raw records carry the same bytes plus offsets for dead letters
+        records: Any = msg.raw_message
+        batch = decode_batch(records, UsageRecorded)
+        rated = await rate_batch([event for _, event in batch.events], catalog)
+        failed = list(batch.failed)
+        failed += [Failed(batch.events[i][0], reason) for i, reason in rated.failures]
+        await publish_events(runtime.broker, target, rated.charges)
+        await runtime.dead_letters.send(failed)

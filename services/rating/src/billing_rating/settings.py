@@ -1,0 +1,14 @@
+"""Rating settings: environment variables prefixed ``BILLING_RATING_``."""
+
+from pydantic_settings import SettingsConfigDict
+
+from billing_runtime.settings import ServiceSettings
+
+
+class RatingSettings(ServiceSettings):
+    """Settings of the rating service."""
+
+    model_config = SettingsConfigDict(env_prefix="BILLING_RATING_", extra="ignore", frozen=True)
+
+    http_port: int = 8102
+    consumer_group: str = "billing-rating"

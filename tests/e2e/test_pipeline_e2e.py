@@ -1,0 +1,180 @@
+"""The walking skeleton end to end: FOCUS bill -> ingest -> rating -> invoicing -> notify.
+
+Real processes, the real Kafka broker, the real MongoDB-wire database, a real SMTP server.
+Expected totals are computed independently from the sample CSV and the demo catalog.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import email
+import email.policy
+import io
+from collections import defaultdict
+from decimal import ROUND_HALF_UP, Decimal
+from email.message import EmailMessage
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from gridfs import AsyncGridFSBucket
+from bson import ObjectId
+from pymongo import AsyncMongoClient
+from pypdf import PdfReader
+
+from billing_schemas.documents import INVOICE_PDF_BUCKET
+
+ROOT = Path(__file__).resolve().parents[2]
+SAMPLE = ROOT / "demo" / "focus_sample.csv"
+CATALOG = ROOT / "demo" / "catalog.yaml"
+PERIOD = "2024-09"
+
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(300)]
+
+
+def expected_invoices() -> dict[str, dict[str, Any]]:
+    """Per customer: total (hand rule: sum of billed cost x (1 + markup), rounded half-up once)
+    and the billing contacts, straight from the files."""
+    catalog = yaml.safe_load(CATALOG.read_text())
+    owner = {
+        (a["provider"], a["account_id"]): c["id"] for c in catalog["customers"] for a in c["accounts"]
+    }
+    cost: dict[str, Decimal] = defaultdict(Decimal)
+    with SAMPLE.open(newline="") as handle:
+        for row in csv.DictReader(handle):
+            if row["BillingPeriodStart"].startswith(PERIOD):
+                cost[owner[row["ProviderName"], row["SubAccountId"]]] += Decimal(row["BilledCost"])
+    out = {}
+    for c in catalog["customers"]:
+        markup = Decimal(c["price_list"]["markup_percent"])
+        total = (cost[c["id"]] * (100 + markup) / 100).quantize(Decimal("0.01"), ROUND_HALF_UP)
+        billing = sorted(x["email"] for x in c["contacts"] if "Billing" in x["roles"])
+        out[c["id"]] = {"name": c["name"], "total": total, "billing": billing}
+    return out
+
+
+def mails(directory: Path) -> list[EmailMessage]:
+    return [
+        email.message_from_bytes(p.read_bytes(), policy=email.policy.default)  # type: ignore[misc]
+        for p in sorted(directory.glob("*.eml"))
+    ]
+
+
+async def wait_for(predicate: Any, what: str, seconds: float = 120) -> None:
+    deadline = asyncio.get_running_loop().time() + seconds
+    while not await predicate():
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        await asyncio.sleep(0.25)
+
+
+async def finalized_invoices(pipeline: Any) -> list[dict[str, Any]]:
+    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(pipeline.infra.mongodb_url)
+    try:
+        db = client[pipeline.namespace]
+        docs = [d async for d in db["invoicing_invoices"].find({"period": PERIOD})]
+        bucket = AsyncGridFSBucket(db, bucket_name=INVOICE_PDF_BUCKET)
+        for doc in docs:
+            if doc.get("pdf_file_id"):
+                stream = await bucket.open_download_stream(ObjectId(doc["pdf_file_id"]))
+                doc["pdf"] = await stream.read()
+        return docs
+    finally:
+        await client.close()
+
+
+def assert_invoices_and_emails(docs: list[dict[str, Any]], inbox: list[EmailMessage]) -> None:
+    expected = expected_invoices()
+    assert sorted(d["customer_id"] for d in docs) == sorted(expected)
+    assert all(d["status"] == "finalized" for d in docs)
+    numbers = sorted(d["number"] for d in docs)
+    assert len(set(numbers)) == 2 and all(n.startswith("CCR-") for n in numbers)
+    assert [n[-6:] for n in numbers] == ["000001", "000002"]  # gapless
+    assert len(inbox) == 2, [m["Subject"] for m in inbox]
+    for doc in docs:
+        want = expected[doc["customer_id"]]
+        total = Decimal(doc["document"]["total"])
+        assert total == want["total"]
+        text = "".join(page.extract_text() for page in PdfReader(io.BytesIO(doc["pdf"])).pages)
+        assert want["name"] in text
+        assert doc["number"] in text
+        assert f"{total:,.2f}" in text
+        [mail] = [m for m in inbox if doc["number"] in str(m["Subject"])]
+        recipients = sorted(a.addr_spec for a in mail["To"].addresses)
+        assert recipients == want["billing"]
+        assert f"{total:,.2f}" in str(mail["Subject"]) + mail.get_body(("plain",)).get_content()  # type: ignore[union-attr]
+        [attachment] = list(mail.iter_attachments())
+        assert attachment.get_content_type() == "application/pdf"
+        assert attachment.get_content() == doc["pdf"]
+
+
+async def run_demo_flow(pipeline: Any) -> None:
+    await pipeline.billing("topics", "create")
+    await pipeline.billing("catalog", "apply", str(CATALOG))
+    out = await pipeline.billing("ingest", str(SAMPLE))
+    assert "rows read 1,000, accepted 1,000, rejected 0" in out
+    await pipeline.billing("wait")
+    out = await pipeline.billing("invoices", "generate", "--period", PERIOD)
+    assert out.count("finalized") >= 2, out
+    await pipeline.billing("wait")
+
+
+async def test_a_focus_bill_becomes_emailed_pdf_invoices_once(pipeline: Any) -> None:
+    await pipeline.start()
+    await run_demo_flow(pipeline)
+    await wait_for(lambda: _count(pipeline.smtp.directory, 2), "two emails")
+    docs = await finalized_invoices(pipeline)
+    assert_invoices_and_emails(docs, mails(pipeline.smtp.directory))
+
+    # the whole flow again (same file, same close): nothing new is issued or sent
+    out = await pipeline.billing("ingest", str(SAMPLE))
+    assert "already loaded" in out
+    out = await pipeline.billing("invoices", "generate", "--period", PERIOD)
+    assert "already finalized" in out and "| finalized" not in out
+    await pipeline.billing("wait")
+    await asyncio.sleep(1)
+    again = await finalized_invoices(pipeline)
+    assert [(d["number"], d["total_units"]) for d in again] == [
+        (d["number"], d["total_units"]) for d in docs
+    ]
+    assert len(mails(pipeline.smtp.directory)) == 2
+
+
+async def _count(directory: Path, n: int) -> bool:
+    return len(list(directory.glob("*.eml"))) >= n
+
+
+@pytest.mark.parametrize("victim", ["invoicing"])
+async def test_a_service_killed_mid_flow_loses_nothing_and_bills_nothing_twice(
+    pipeline: Any, victim: str
+) -> None:
+    # small batches, so that the kill lands between commits
+    for name in ("rating", "invoicing"):
+        pipeline.extra_env[f"BILLING_{name.upper()}_BATCH_MAX_RECORDS"] = "25"
+    await pipeline.start()
+    await pipeline.billing("topics", "create")
+    await pipeline.billing("catalog", "apply", str(CATALOG))
+    await pipeline.billing("ingest", str(SAMPLE))
+
+    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(pipeline.infra.mongodb_url)
+    charges = client[pipeline.namespace]["invoicing_charges"]
+
+    async def some_charges_stored() -> bool:
+        return await charges.count_documents({}) > 0
+
+    await wait_for(some_charges_stored, "the first charges")
+    stored_before_kill = await charges.count_documents({})
+    await pipeline.kill(victim)
+    await client.close()
+    assert stored_before_kill < 1000, "the kill came too late to be mid-flow"
+    await pipeline.start(victim)
+
+    await pipeline.billing("wait")
+    await pipeline.billing("invoices", "generate", "--period", PERIOD)
+    await pipeline.billing("wait")
+    await wait_for(lambda: _count(pipeline.smtp.directory, 2), "two emails")
+    await asyncio.sleep(1)
+    docs = await finalized_invoices(pipeline)
+    assert_invoices_and_emails(docs, mails(pipeline.smtp.directory))
