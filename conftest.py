@@ -188,7 +188,9 @@ class Pipeline:
                 url = f"http://127.0.0.1:{self.ports[name]}/health"
                 for _ in range(600):
                     if self.processes[name].returncode is not None:
-                        raise RuntimeError(f"{name} exited: {(self.logs / f'{name}.log').read_text()[-3000:]}")
+                        raise RuntimeError(
+                            f"{name} exited: {(self.logs / f'{name}.log').read_text()[-3000:]}"
+                        )
                     try:
                         if (await client.get(url)).status_code == 200:
                             break

@@ -125,7 +125,7 @@ start_ferretdb() {
   running ferretdb && return
   port_open "$MONGO_PORT" && die "port $MONGO_PORT is taken by another process (set BILLING_MONGO_PORT)"
   mkdir -p "$VAR/ferretdb"
-  nohup "$VAR/bin/ferretdb" --sqlite-url="file:$VAR/ferretdb/" \
+  nohup "$VAR/bin/ferretdb" --sqlite-url="file:$VAR/ferretdb/?_pragma=synchronous(normal)" \
     --listen-addr="127.0.0.1:$MONGO_PORT" --log-level=warn > "$VAR/log/ferretdb.log" 2>&1 &
   echo $! > "$VAR/run/ferretdb.pid"
   wait_port ferretdb "$MONGO_PORT" 30

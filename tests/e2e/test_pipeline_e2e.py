@@ -39,7 +39,9 @@ def expected_invoices() -> dict[str, dict[str, Any]]:
     and the billing contacts, straight from the files."""
     catalog = yaml.safe_load(CATALOG.read_text())
     owner = {
-        (a["provider"], a["account_id"]): c["id"] for c in catalog["customers"] for a in c["accounts"]
+        (a["provider"], a["account_id"]): c["id"]
+        for c in catalog["customers"]
+        for a in c["accounts"]
     }
     cost: dict[str, Decimal] = defaultdict(Decimal)
     with SAMPLE.open(newline="") as handle:

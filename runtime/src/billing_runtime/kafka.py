@@ -16,7 +16,7 @@ from faststream.kafka import KafkaBroker
 from faststream.kafka.prometheus import KafkaPrometheusMiddleware
 from faststream.message import StreamMessage
 from prometheus_client import CollectorRegistry
-from pydantic import BaseModel, ValidationError
+from pydantic import TypeAdapter, ValidationError
 
 from billing_runtime.settings import ServiceSettings
 from billing_schemas.events import Envelope
@@ -24,7 +24,7 @@ from billing_schemas.topics import DEAD_LETTER_SUFFIX, DEFAULT_PARTITIONS
 
 log = logging.getLogger("billing.kafka")
 
-E = TypeVar("E", bound=BaseModel)
+E = TypeVar("E")
 
 
 def make_broker(
@@ -89,15 +89,21 @@ class DecodedBatch(Generic[E]):
 
 
 def decode_batch(
-    records: Sequence[ConsumerRecord[bytes, bytes]], model: type[E]
+    records: Sequence[ConsumerRecord[bytes, bytes]], model: type[E] | TypeAdapter[E]
 ) -> DecodedBatch[E]:
-    """Validate every record of a batch against ``model``; never raises for a bad record."""
+    """Validate every record of a batch against ``model``; never raises for a bad record.
+
+    ``model`` is an event class, or a ``TypeAdapter`` of a union of them for a topic that
+    carries several event types.
+    """
+    adapter = model if isinstance(model, TypeAdapter) else TypeAdapter(model)
+    name = getattr(model, "__name__", None) or str(adapter.core_schema.get("type", "event"))
     batch: DecodedBatch[E] = DecodedBatch()
     for record in records:
         try:
-            batch.events.append((record, model.model_validate_json(record.value or b"")))
+            batch.events.append((record, adapter.validate_json(record.value or b"")))
         except ValidationError as exc:
-            batch.failed.append(Failed(record, f"{model.__name__} validation failed: {exc}"))
+            batch.failed.append(Failed(record, f"{name} validation failed: {exc}"))
     return batch
 
 

@@ -20,7 +20,7 @@ class ServiceSettings(BaseSettings):
     mongodb_database: str = "billing"
     topic_namespace: str = Field(
         default="",
-        description="Prefix of every topic and consumer-group name, so that pipelines can share a broker.",
+        description="Prefix of every topic and consumer-group name (pipelines sharing a broker).",
     )
     http_host: str = "127.0.0.1"
     http_port: int = 8100

@@ -12,7 +12,7 @@ from __future__ import annotations
 import uuid
 from datetime import UTC, date, datetime
 from enum import StrEnum
-from typing import Literal, Self
+from typing import Annotated, Literal, Self
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
@@ -219,6 +219,32 @@ class ChargeRated(Envelope):
     data: RatedCharge
 
 
+class PeriodClose(_Model):
+    """Where a customer's invoice for a period is closed in its stream of charges."""
+
+    customer_id: str
+    period: str = Field(pattern=PERIOD_PATTERN)
+    issue_date: date
+
+
+class PeriodClosing(Envelope):
+    """A marker invoicing puts into the charge stream, keyed by customer like the charges.
+
+    Kafka keeps one partition in order, so the consumer that meets this marker has stored every
+    charge of the customer that was rated before the close was requested, and every charge after
+    it goes onto the next invoice. That ordering, not a lock, makes the close exact without
+    multi-document transactions.
+    """
+
+    event_type: Literal["period.closing"] = "period.closing"
+    schema_version: Literal[1] = 1
+    data: PeriodClose
+
+
+ChargeStreamEvent = Annotated[ChargeRated | PeriodClosing, Field(discriminator="event_type")]
+"""What the charge-rated topic carries: charges, and the period-close markers between them."""
+
+
 # --- invoicing ---------------------------------------------------------------------------
 
 
@@ -317,7 +343,7 @@ EVENTS_BY_TOPIC: dict[Topic, type[Envelope]] = {
     Topic.USAGE_RECORDED: UsageRecorded,
     Topic.USAGE_REJECTED: UsageRejected,
     Topic.BILL_PROCESSED: BillProcessed,
-    Topic.CHARGE_RATED: ChargeRated,
+    Topic.CHARGE_RATED: ChargeRated,  # and PeriodClosing markers: see ChargeStreamEvent
     Topic.INVOICES_GENERATE: GenerateInvoices,
     Topic.INVOICE_FINALIZED: InvoiceFinalized,
     Topic.PAYMENT_RECORDED: PaymentRecorded,

@@ -18,7 +18,7 @@ class Topic(StrEnum):
     USAGE_RECORDED = "billing.usage.recorded.v1"  # key: sub-account id
     USAGE_REJECTED = "billing.usage.rejected.v1"  # key: bill id
     BILL_PROCESSED = "billing.bill.processed.v1"  # key: bill id
-    CHARGE_RATED = "billing.charge.rated.v1"  # key: customer id
+    CHARGE_RATED = "billing.charge.rated.v1"  # key: customer id; also period-close markers
     INVOICES_GENERATE = "billing.invoices.generate.v1"  # command; key: period
     INVOICE_FINALIZED = "billing.invoice.finalized.v1"  # key: customer id
     PAYMENT_RECORDED = "billing.payment.recorded.v1"  # key: customer id

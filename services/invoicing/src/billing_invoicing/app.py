@@ -19,12 +19,12 @@ def create_app(settings: InvoicingSettings | None = None) -> AsgiFastStream:
     runtime = create_runtime(SERVICE, settings)
     renderer = PdfRenderer(max_workers=settings.pdf_workers)
     ports = build_ports(runtime.db, runtime.broker, renderer, settings)
-    register(runtime, settings, ports.invoices, ports)
+    register(runtime, settings, ports)
 
     async def prepare() -> None:
         await ports.invoices.ensure_indexes()
 
     async def close_pool() -> None:
-        renderer.close()
+        await renderer.aclose()
 
     return asgi_app(runtime, on_startup=[prepare], on_shutdown=[close_pool])

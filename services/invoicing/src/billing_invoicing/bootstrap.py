@@ -59,6 +59,6 @@ async def cli_context(settings: InvoicingSettings | None = None) -> AsyncIterato
         await ports.invoices.ensure_indexes()
         yield CliContext(settings, db, ports)
     finally:
-        renderer.close()
+        await renderer.aclose()
         await broker.stop()
         await client.close()

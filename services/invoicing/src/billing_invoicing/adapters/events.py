@@ -5,7 +5,7 @@ from __future__ import annotations
 from faststream.kafka import KafkaBroker
 
 from billing_runtime.kafka import publish_events
-from billing_schemas.events import InvoiceFinalized
+from billing_schemas.events import InvoiceFinalized, PeriodClosing
 from billing_schemas.topics import Topic, topic_name
 
 
@@ -22,4 +22,12 @@ class KafkaInvoiceEvents:
             self._broker,
             topic_name(Topic.INVOICE_FINALIZED, self._ns),
             [(event.data.customer_id, event)],
+        )
+
+    async def period_closing(self, markers: list[PeriodClosing]) -> None:
+        """Into the charge stream, keyed by customer like the charges they follow."""
+        await publish_events(
+            self._broker,
+            topic_name(Topic.CHARGE_RATED, self._ns),
+            [(m.data.customer_id, m) for m in markers],
         )

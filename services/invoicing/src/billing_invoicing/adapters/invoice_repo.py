@@ -6,9 +6,11 @@ safe to repeat, so a crash at any point is recovered by running the same step ag
 * a charge is stored once under its charge id (``$setOnInsert``): redelivery changes nothing;
 * a draft's lines are recomputed from its charges by aggregation (exact ``$sum`` of integers),
   never incremented, so a replayed batch cannot count twice;
-* finalization first marks the invoice ``finalizing``, then stamps the charges it will contain;
-  the invoice is built from stamped charges only. A charge that lands on an invoice no longer in
-  draft is moved to the customer's next period as a late line (``late: true``);
+* an invoice is finalized by the consumer of the customer's partition of the charge stream, when
+  it meets the period-close marker there (see ``PeriodClosing``): the charges stored by then are
+  exactly the invoice's, and a charge for an invoice no longer in draft goes onto the customer's
+  next open invoice as a late line (``late: true``). No charge is ever updated after it is
+  written (FerretDB v1 updates documents one by one, slowly);
 * a number is claimed by inserting ``<entity>:<year>:<seq>`` with a unique ``invoice_id``:
   the sequence is gapless (seq n+1 is only tried once n exists) and a retry finds its own claim.
 """
@@ -20,9 +22,9 @@ from collections.abc import Iterable
 from datetime import UTC, date, datetime
 from typing import Any
 
-from pymongo import ASCENDING, DESCENDING, UpdateOne
+from pymongo import ASCENDING, DESCENDING
 from pymongo.asynchronous.database import AsyncDatabase
-from pymongo.errors import DuplicateKeyError
+from pymongo.errors import BulkWriteError, DuplicateKeyError
 
 from billing_invoicing.domain.invoice import (
     ChargeGroup,
@@ -30,6 +32,7 @@ from billing_invoicing.domain.invoice import (
     InvoiceStatus,
     invoice_id_for,
 )
+from billing_runtime.mongo import sum_by
 from billing_schemas.events import RatedCharge
 from billing_schemas.money import from_fixed_units, to_fixed_units
 
@@ -73,7 +76,6 @@ def charge_document(charge: RatedCharge, invoice_id: str) -> Doc:
         "price_list_version": charge.price_list_version,
         "record_id": charge.record_id,
         "late": False,
-        "stamped": False,
         "received_at": datetime.now(UTC),
     }
 
@@ -88,7 +90,7 @@ class MongoInvoiceRepository:
 
     async def ensure_indexes(self) -> None:
         """Indexes every query here relies on (idempotent)."""
-        await self._charges.create_index([("invoice_id", ASCENDING), ("stamped", ASCENDING)])
+        await self._charges.create_index([("invoice_id", ASCENDING)])
         await self._charges.create_index([("period", ASCENDING), ("customer_id", ASCENDING)])
         await self._numbers.create_index([("invoice_id", ASCENDING)], unique=True)
         await self._numbers.create_index(
@@ -99,7 +101,11 @@ class MongoInvoiceRepository:
     # --- charges and drafts ---------------------------------------------------------------
 
     async def store_charges(self, charges: Iterable[RatedCharge]) -> set[str]:
-        """Store charges once each; return the invoice ids they were put on."""
+        """Store charges once each; return the invoice ids they were put on.
+
+        Called by the one consumer of the customers' partition, in partition order, so no
+        finalization of these customers runs meanwhile.
+        """
         charges = list(charges)
         if not charges:
             return set()
@@ -111,20 +117,25 @@ class MongoInvoiceRepository:
                 {"_id": 1},
             )
         }
-        ops = []
+        docs = []
         touched: set[str] = set()
         for charge in charges:
             invoice_id = invoice_id_for(charge.customer_id, charge.billing_period)
             doc = charge_document(charge, invoice_id)
             if invoice_id in closed:
-                invoice_id = await self.open_invoice_after(charge.customer_id, invoice_id)
-                doc.update(invoice_id=invoice_id, late=True)
-            touched.add(invoice_id)
-            ops.append(UpdateOne({"_id": charge.charge_id}, {"$setOnInsert": doc}, upsert=True))
-        await self._charges.bulk_write(ops, ordered=False)
-        # a finalization may have started between the status read and the write above
-        for invoice_id in sorted(wanted - closed):
-            touched |= await self.move_unstamped_if_closed(invoice_id)
+                doc.update(
+                    invoice_id=await self.open_invoice_after(charge.customer_id, invoice_id),
+                    late=True,
+                )
+            touched.add(doc["invoice_id"])
+            docs.append({"_id": charge.charge_id, **doc})
+        try:
+            await self._charges.insert_many(docs, ordered=False)
+        except BulkWriteError as exc:
+            # a redelivered charge is already stored: that duplicate is the point of the _id
+            others = [e for e in exc.details.get("writeErrors", []) if e.get("code") != 11000]
+            if others:
+                raise
         return touched
 
     async def open_invoice_after(self, customer_id: str, invoice_id: str) -> str:
@@ -137,53 +148,29 @@ class MongoInvoiceRepository:
             if doc is None or doc["status"] == InvoiceStatus.DRAFT.value:
                 return candidate
 
-    async def move_unstamped_if_closed(self, invoice_id: str) -> set[str]:
-        """If the invoice left draft, move charges it did not take to the next open invoice."""
-        doc = await self._invoices.find_one({"_id": invoice_id}, {"status": 1, "customer_id": 1})
-        if doc is None or doc["status"] == InvoiceStatus.DRAFT.value:
-            return set()
-        if doc["status"] == "finalizing":
-            return set()  # its finalization stamps and then sweeps; see finalize()
-        target = await self.open_invoice_after(doc["customer_id"], invoice_id)
-        result = await self._charges.update_many(
-            {"invoice_id": invoice_id, "stamped": False},
-            {"$set": {"invoice_id": target, "late": True}},
-        )
-        return {target} if result.modified_count else set()
-
-    async def charge_groups(self, invoice_id: str, *, stamped_only: bool) -> list[ChargeGroup]:
+    async def charge_groups(self, invoice_id: str) -> list[ChargeGroup]:
         """Exact sums of an invoice's charges per provider and service."""
-        match: Doc = {"invoice_id": invoice_id}
-        if stamped_only:
-            match["stamped"] = True
-        cursor = await self._charges.aggregate(
-            [
-                {"$match": match},
-                {
-                    "$group": {
-                        "_id": {"provider": "$provider", "service_name": "$service_name"},
-                        "charge_count": {"$sum": 1},
-                        "cost_units": {"$sum": "$cost_units"},
-                        "price_units": {"$sum": "$price_units"},
-                    }
-                },
-            ]
+        sums = await sum_by(
+            self._charges,
+            {"invoice_id": invoice_id},
+            ["provider", "service_name"],
+            ["cost_units", "price_units"],
         )
         return [
             ChargeGroup(
-                provider=row["_id"]["provider"],
-                service_name=row["_id"]["service_name"],
-                charge_count=int(row["charge_count"]),
-                cost=from_fixed_units(int(row["cost_units"])),
-                price=from_fixed_units(int(row["price_units"])),
+                provider=provider,
+                service_name=service_name,
+                charge_count=row.get("count", 0),
+                cost=from_fixed_units(row.get("cost_units", 0)),
+                price=from_fixed_units(row.get("price_units", 0)),
             )
-            async for row in cursor
+            for (provider, service_name), row in sorted(sums.items())
         ]
 
     async def refresh_draft(self, invoice_id: str) -> None:
         """Recompute a draft's lines from its charges (idempotent); finalized ones are left."""
         customer_id, period = invoice_id.rsplit(":", 1)
-        groups = await self.charge_groups(invoice_id, stamped_only=False)
+        groups = await self.charge_groups(invoice_id)
         lines = [
             {
                 "provider": g.provider,
@@ -199,7 +186,11 @@ class MongoInvoiceRepository:
             await self._invoices.update_one(
                 {"_id": invoice_id, "status": InvoiceStatus.DRAFT.value},
                 {
-                    "$set": {"draft_lines": lines, "updated_at": datetime.now(UTC)},
+                    "$set": {
+                        "draft_lines": lines,
+                        "currency": await self._invoice_currency(invoice_id),
+                        "updated_at": datetime.now(UTC),
+                    },
                     "$setOnInsert": {
                         "customer_id": customer_id,
                         "period": period,
@@ -208,6 +199,10 @@ class MongoInvoiceRepository:
                 },
                 upsert=True,
             )
+
+    async def _invoice_currency(self, invoice_id: str) -> str | None:
+        charge = await self._charges.find_one({"invoice_id": invoice_id}, {"currency": 1})
+        return None if charge is None else str(charge["currency"])
 
     async def customers_with_charges(self, period: str) -> list[str]:
         """Customers that have an invoice (draft or not) for the period."""
@@ -220,24 +215,25 @@ class MongoInvoiceRepository:
         """The stored invoice document."""
         return await self._invoices.find_one({"_id": invoice_id})
 
-    async def start_finalizing(self, invoice_id: str, issue_date: date) -> Doc | None:
-        """Move a draft to ``finalizing`` and fix its issue date; return the document.
+    async def start_finalizing(self, invoice_id: str, issue_date: date) -> Doc:
+        """Move a draft (or a period with no draft yet) to ``finalizing``, fixing its issue date.
 
-        Returns the document as it is when the invoice already left draft.
+        Returns the document; one already past draft is returned as it is, so a finalization
+        that crashed half-way resumes with the issue date it had.
         """
-        doc = await self._invoices.find_one_and_update(
-            {"_id": invoice_id, "status": InvoiceStatus.DRAFT.value},
-            {"$set": {"status": "finalizing", "issue_date": issue_date.isoformat()}},
-            return_document=True,
-        )
-        return doc if doc is not None else await self.invoice(invoice_id)
-
-    async def stamp_charges(self, invoice_id: str) -> int:
-        """Mark the charges the finalizing invoice contains."""
-        result = await self._charges.update_many(
-            {"invoice_id": invoice_id, "stamped": False}, {"$set": {"stamped": True}}
-        )
-        return result.modified_count
+        customer_id, period = invoice_id.rsplit(":", 1)
+        with contextlib.suppress(DuplicateKeyError):  # not in draft: keep what is there
+            await self._invoices.update_one(
+                {"_id": invoice_id, "status": InvoiceStatus.DRAFT.value},
+                {
+                    "$set": {"status": "finalizing", "issue_date": issue_date.isoformat()},
+                    "$setOnInsert": {"customer_id": customer_id, "period": period},
+                },
+                upsert=True,
+            )
+        doc = await self.invoice(invoice_id)
+        assert doc is not None
+        return doc
 
     async def claim_number(self, *, entity: str, year: int, invoice_id: str) -> int:
         """The invoice's sequence number in its entity's series for the year (gapless)."""
@@ -265,7 +261,7 @@ class MongoInvoiceRepository:
             return seq
 
     async def finalize(self, invoice: Invoice, *, seq: int, pdf_file_id: str, sha: str) -> None:
-        """Write the finalized invoice (idempotent), then sweep charges that came too late."""
+        """Write the finalized invoice (idempotent)."""
         assert invoice.number is not None
         await self._invoices.update_one(
             {"_id": invoice.invoice_id, "status": "finalizing"},
@@ -287,7 +283,6 @@ class MongoInvoiceRepository:
                 }
             },
         )
-        await self.move_unstamped_if_closed(invoice.invoice_id)
 
     async def mark_published(self, invoice_id: str) -> None:
         """Remember that InvoiceFinalized was acknowledged by the broker."""

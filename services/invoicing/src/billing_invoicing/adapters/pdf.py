@@ -1,6 +1,6 @@
 """The invoice PDF: Jinja2 HTML rendered by WeasyPrint in a worker process.
 
-Rendering a page takes tens to hundreds of milliseconds of pure CPU, so it never runs on the
+Rendering an invoice takes a few hundred milliseconds of pure CPU, so it never runs on the
 event loop: :class:`PdfRenderer` sends the invoice, as JSON, to a process pool and awaits the
 bytes. :func:`render_invoice_pdf` is the module-level function the workers run.
 
@@ -87,14 +87,18 @@ def render_invoice_html(invoice: Invoice) -> str:
     """Render the invoice document as HTML (all invoice text autoescaped).
 
     Amounts are printed with :func:`billing_schemas.money.format_amount` in the invoice's
-    language, rounded to the currency's minor units; dates and the period in the same language.
+    language, rounded to the currency's minor units; dates, the period and country names in the
+    same language (English if Babel does not know it). The labels are English for now.
     """
 
+    # Babel wants "de_CH" where the invoice may say "de-CH"; unknown languages fall back to en.
+    locale = _locale(invoice.language)
+
     def money(amount: Decimal) -> str:
-        return format_amount(amount, invoice.currency, invoice.language)
+        return format_amount(amount, invoice.currency, str(locale))
 
     def count(number: int) -> str:
-        return str(format_decimal(number, locale=_locale(invoice.language)))
+        return str(format_decimal(number, locale=locale))
 
     def country(code: str) -> str:
         return country_name(code, invoice.language)
@@ -140,6 +144,8 @@ def render_invoice_pdf(invoice_json: str) -> bytes:
     URLs are fetched, and a missing stylesheet fails the rendering instead of printing an
     unstyled invoice.
     """
+    # Imported here, not at module level: WeasyPrint loads Pango and fontconfig, which only the
+    # worker processes need; the service process imports this module for PdfRenderer alone.
     from weasyprint import HTML
     from weasyprint.urls import URLFetcher
 
@@ -210,15 +216,18 @@ class PdfRenderer:
             raise RuntimeError(msg)
         loop = asyncio.get_running_loop()
         payload = invoice.model_dump_json()
+        pool = self._pool
         try:
-            return await loop.run_in_executor(self._pool, render_invoice_pdf, payload)
+            return await loop.run_in_executor(pool, render_invoice_pdf, payload)
         except BrokenProcessPool:
-            broken, self._pool = self._pool, self._new_pool()
-            broken.shutdown(wait=False, cancel_futures=True)
+            # Concurrent renderings all see the same broken pool; only the first replaces it.
+            if self._pool is pool:
+                self._pool = self._new_pool()
+                pool.shutdown(wait=False, cancel_futures=True)
             return await loop.run_in_executor(self._pool, render_invoice_pdf, payload)
 
     def close(self) -> None:
-        """Stop the workers, waiting for renderings in progress to finish."""
+        """Stop the workers: renderings in progress finish, queued ones are cancelled."""
         self._closed = True
         self._pool.shutdown(wait=True, cancel_futures=True)
 
@@ -227,7 +236,11 @@ class PdfRenderer:
         await asyncio.to_thread(self.close)
 
     async def __aenter__(self) -> Self:
-        await self.start()
+        try:
+            await self.start()
+        except BaseException:
+            await self.aclose()
+            raise
         return self
 
     async def __aexit__(

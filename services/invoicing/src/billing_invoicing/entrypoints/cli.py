@@ -5,6 +5,9 @@ from __future__ import annotations
 import asyncio
 import json
 import re
+import time
+import uuid
+from dataclasses import replace
 from decimal import Decimal
 from pathlib import Path
 from typing import Annotated, Any
@@ -19,9 +22,9 @@ from billing_invoicing.adapters.catalog_repo import ApplyResult
 from billing_invoicing.adapters.documents import InvoicePdfStore
 from billing_invoicing.adapters.invoice_repo import INVOICES
 from billing_invoicing.bootstrap import cli_context
-from billing_invoicing.service.generate_invoices import Outcome, generate_invoices
+from billing_invoicing.service.generate_invoices import Outcome, outcomes, preview, request_close
 from billing_schemas.catalog import Catalog
-from billing_schemas.events import PERIOD_PATTERN
+from billing_schemas.events import PERIOD_PATTERN, today_utc
 from billing_schemas.money import format_amount, from_fixed_units
 
 console = Console()
@@ -92,24 +95,66 @@ def generate(
     dry_run: Annotated[
         bool, typer.Option(help="Show what would be issued; issue nothing.")
     ] = False,
+    wait_seconds: Annotated[
+        float, typer.Option(help="How long to wait for the invoicing service to finish.")
+    ] = 300.0,
 ) -> None:
-    """Close a period: finalize, number and render its invoices (running it twice is a no-op)."""
+    """Close a period: finalize, number and render its invoices (running it twice is a no-op).
+
+    The close is carried out by the running invoicing service, after every charge rated before
+    this command; this command waits for it and prints the result.
+    """
     if not re.match(PERIOD_PATTERN, period):
         err.print(f"[red]error:[/red] --period {period!r} is not YYYY-MM")
         raise typer.Exit(2)
 
     async def run() -> list[Outcome]:
         async with cli_context() as ctx:
-            return await generate_invoices(
-                ctx.ports, period=period, customer_id=customer, dry_run=dry_run
+            if dry_run:
+                return await preview(ctx.ports, period=period, customer_id=customer)
+            closing = await request_close(
+                ctx.ports,
+                period=period,
+                customer_id=customer,
+                issue_date=today_utc(),
+                correlation_id=f"close:{period}:{uuid.uuid4().hex[:12]}",
             )
+            deadline = time.monotonic() + wait_seconds
+            with console.status(f"closing {len(closing)} invoices of {period}..."):
+                while True:
+                    docs = await ctx.ports.invoices.list_invoices(
+                        period=period, customer_id=customer
+                    )
+                    waiting = [
+                        d["_id"]
+                        for d in docs
+                        if d["_id"] in closing and d.get("published_at") is None
+                    ]
+                    if not waiting:
+                        break
+                    if time.monotonic() > deadline:
+                        msg = (
+                            f"the invoicing service has not finished {', '.join(waiting)} "
+                            f"after {wait_seconds:.0f} s: is it running? (scripts/services.sh "
+                            "status; var/log/invoicing.log)"
+                        )
+                        raise TimeoutError(msg)
+                    await asyncio.sleep(0.3)
+            return [
+                replace(o, action="finalized" if o.invoice_id in closing else "already finalized")
+                for o in await outcomes(ctx.ports, period=period, customer_id=customer)
+            ]
 
-    outcomes = asyncio.run(run())
-    if not outcomes:
+    try:
+        result = asyncio.run(run())
+    except TimeoutError as exc:
+        err.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(1) from None
+    if not result:
         console.print(f"no invoices for {period}: no rated usage in that period")
         return
     table = Table("customer", "number", "total", "status", "action", title=f"Period {period}")
-    for o in outcomes:
+    for o in result:
         total = format_amount(o.total, o.currency) if o.currency else "-"
         table.add_row(o.customer_id, o.number or "-", total, o.status, o.action)
     console.print(table)
@@ -128,45 +173,44 @@ def list_invoices(
 ) -> None:
     """List invoices (drafts and finalized) with their totals."""
     rows = asyncio.run(_invoice_rows(period, customer))
-    out = []
-    for doc in rows:
-        document = doc.get("document") or {}
-        currency = document.get("currency", "")
-        total = from_fixed_units(doc["total_units"]) if "total_units" in doc else None
-        out.append(
-            {
-                "invoice_id": doc["_id"],
-                "number": doc.get("number"),
-                "customer_id": doc.get("customer_id"),
-                "period": doc.get("period"),
-                "status": doc.get("status"),
-                "currency": currency,
-                "total": None if total is None else format(total, "f"),
-                "issue_date": doc.get("issue_date"),
-                "due_date": doc.get("due_date"),
-                "pdf_file_id": doc.get("pdf_file_id"),
-            }
-        )
+    out = [invoice_row(doc) for doc in rows]
     if as_json:
-        print(json.dumps(out, indent=2, default=str))
+        print(json.dumps(out, indent=2))
         return
     table = Table("number", "customer", "period", "total", "status", "issued", "due")
     for row in out:
-        total = (
-            format_amount(Decimal(row["total"]), row["currency"])
-            if row["total"] is not None and row["currency"]
-            else "(draft)"
-        )
+        amount = row["total"] or row["draft_total"]
+        currency = row["currency"]
+        total = format_amount(Decimal(amount), currency) if amount and currency else "-"
         table.add_row(
             row["number"] or "-",
-            str(row["customer_id"]),
-            str(row["period"]),
-            total,
-            str(row["status"]),
-            str(row["issue_date"] or "-"),
-            str(row["due_date"] or "-"),
+            row["customer_id"],
+            row["period"],
+            total if row["total"] else f"{total} (so far)",
+            row["status"],
+            row["issue_date"] or "-",
+            row["due_date"] or "-",
         )
     console.print(table)
+
+
+def invoice_row(doc: dict[str, Any]) -> dict[str, str | None]:
+    """An invoice document as a flat row of strings (amounts as decimal strings)."""
+    total = doc.get("total_units")
+    draft = sum(line["price_units"] for line in doc.get("draft_lines", []))
+    return {
+        "invoice_id": doc["_id"],
+        "number": doc.get("number"),
+        "customer_id": doc["customer_id"],
+        "period": doc["period"],
+        "status": doc["status"],
+        "currency": doc.get("currency"),
+        "total": None if total is None else format(from_fixed_units(total), "f"),
+        "draft_total": format(from_fixed_units(draft), "f") if total is None else None,
+        "issue_date": doc.get("issue_date"),
+        "due_date": doc.get("due_date"),
+        "pdf_file_id": doc.get("pdf_file_id"),
+    }
 
 
 @invoices_app.command("pdf")

@@ -1,28 +1,65 @@
-"""Kafka entrypoints: rated charges onto drafts; the period-close command."""
+"""Kafka entrypoints: the charge stream onto drafts (and its close markers); close commands."""
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from faststream.kafka.annotations import KafkaMessage
 from faststream.middlewares import AckPolicy
+from pydantic import TypeAdapter
 
-from billing_invoicing.adapters.invoice_repo import MongoInvoiceRepository
-from billing_invoicing.service.generate_invoices import InvoicingPorts, generate_invoices
+from billing_invoicing.service.generate_invoices import (
+    CatalogError,
+    InvoicingPorts,
+    close_invoice,
+    request_close,
+)
 from billing_invoicing.settings import InvoicingSettings
-from billing_runtime.kafka import decode_batch, raw_batch_decoder
+from billing_runtime.kafka import Failed, decode_batch, raw_batch_decoder
 from billing_runtime.service import Runtime
-from billing_schemas.events import ChargeRated, GenerateInvoices
+from billing_schemas.events import (
+    ChargeRated,
+    ChargeStreamEvent,
+    GenerateInvoices,
+    PeriodClosing,
+)
 from billing_schemas.topics import Topic, dead_letter_name, topic_name
 
+log = logging.getLogger("billing.invoicing")
+CHARGE_STREAM: TypeAdapter[ChargeRated | PeriodClosing] = TypeAdapter(ChargeStreamEvent)
 
-def register(
-    runtime: Runtime,
-    settings: InvoicingSettings,
-    invoices: MongoInvoiceRepository,
-    ports: InvoicingPorts,
-) -> None:
-    """Subscribe the invoicing consumer group to rated charges and close commands."""
+
+async def apply_charge_stream(
+    ports: InvoicingPorts, events: list[tuple[Any, ChargeRated | PeriodClosing]]
+) -> list[Failed]:
+    """Store runs of charges, and close an invoice where its marker stands, in stream order."""
+    failed: list[Failed] = []
+    run: list[ChargeRated] = []
+
+    async def flush() -> None:
+        touched = await ports.invoices.store_charges(e.data for e in run)
+        for invoice_id in sorted(touched):
+            await ports.invoices.refresh_draft(invoice_id)
+        run.clear()
+
+    for record, event in events:
+        if isinstance(event, ChargeRated):
+            run.append(event)
+            continue
+        await flush()
+        try:
+            outcome = await close_invoice(ports, event)
+        except CatalogError as exc:
+            failed.append(Failed(record, str(exc)))
+            continue
+        log.info("%s %s: %s", outcome.invoice_id, outcome.number, outcome.action)
+    await flush()
+    return failed
+
+
+def register(runtime: Runtime, settings: InvoicingSettings, ports: InvoicingPorts) -> None:
+    """Subscribe the invoicing consumer groups to the charge stream and to close commands."""
     ns = settings.topic_namespace
     for topic in (Topic.CHARGE_RATED, Topic.INVOICES_GENERATE, Topic.INVOICE_FINALIZED):
         runtime.topics += [topic_name(topic, ns), dead_letter_name(topic, ns)]
@@ -36,17 +73,18 @@ def register(
         auto_offset_reset="earliest",
         ack_policy=AckPolicy.NACK_ON_ERROR,
         decoder=raw_batch_decoder,
-        title="add-charges-to-drafts",
-        description="Stores each rated charge once and recomputes the drafts it lands on.",
+        title="invoice-charges",
+        description=(
+            "Stores each rated charge once and recomputes its draft; at a period-close marker, "
+            "finalizes, numbers and renders the customer's invoice."
+        ),
     )
-    async def on_charge_rated(body: list[bytes], msg: KafkaMessage) -> None:
+    async def on_charge_stream(body: list[bytes], msg: KafkaMessage) -> None:
         del body
         records: Any = msg.raw_message
-        batch = decode_batch(records, ChargeRated)
-        touched = await invoices.store_charges(event.data for _, event in batch.events)
-        for invoice_id in sorted(touched):
-            await invoices.refresh_draft(invoice_id)
-        await runtime.dead_letters.send(batch.failed)
+        batch = decode_batch(records, CHARGE_STREAM)
+        failed = await apply_charge_stream(ports, batch.events)
+        await runtime.dead_letters.send([*batch.failed, *failed])
 
     @runtime.broker.subscriber(
         topic_name(Topic.INVOICES_GENERATE, ns),
@@ -57,18 +95,20 @@ def register(
         ack_policy=AckPolicy.NACK_ON_ERROR,
         decoder=raw_batch_decoder,
         title="generate-invoices",
-        description="Closes a billing period: finalizes, numbers and renders its invoices.",
+        description="Closes a billing period: puts close markers into the charge stream.",
     )
     async def on_generate_invoices(body: list[bytes], msg: KafkaMessage) -> None:
         del body
         records: Any = msg.raw_message
         batch = decode_batch(records, GenerateInvoices)
         for _, command in batch.events:
-            await generate_invoices(
+            if command.data.dry_run:
+                continue  # a dry run only informs the one who asked: the CLI prints it
+            await request_close(
                 ports,
                 period=command.data.period,
                 customer_id=command.data.customer_id,
-                dry_run=command.data.dry_run,
+                issue_date=command.occurred_at.date(),
                 correlation_id=command.correlation_id,
             )
         await runtime.dead_letters.send(batch.failed)

@@ -1,10 +1,17 @@
-"""Use case: close a billing period ("Generate invoices").
+"""Use cases: close a billing period ("Generate invoices").
 
-For each customer with charges in the period: freeze the draft, take exactly the charges it has
-at that moment, assemble the invoice, give it the next number of its invoicing entity's series,
-render and store the PDF, write the finalized invoice and publish ``InvoiceFinalized``. Every
-step is idempotent, so running the close again (after a crash, or by mistake) finishes what was
-left and issues nothing twice. A dry run computes the same invoices and writes nothing.
+Closing is two steps, so that it is exact without multi-document transactions:
+
+1. :func:`request_close` puts a ``PeriodClosing`` marker for each customer into the charge
+   stream, keyed by customer like the charges (the CLI and the close command do this);
+2. the consumer of that customer's partition meets the marker after every charge rated before it
+   and calls :func:`close_invoice`: it freezes the invoice, assembles it from the charges stored,
+   gives it the next number of its invoicing entity's series, renders and stores the PDF, writes
+   the finalized invoice and publishes ``InvoiceFinalized``.
+
+Every step is idempotent: a marker delivered twice, or a close that crashed half-way, finishes
+what was left and issues nothing twice. :func:`preview` computes the same invoices and writes
+nothing (the dry run).
 """
 
 from __future__ import annotations
@@ -12,7 +19,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
-from typing import Protocol
+from typing import Any, Protocol
 
 from billing_invoicing.adapters.catalog_repo import MongoCatalogRepository
 from billing_invoicing.adapters.invoice_repo import MongoInvoiceRepository
@@ -24,7 +31,13 @@ from billing_invoicing.domain.invoice import (
     format_invoice_number,
     invoice_id_for,
 )
-from billing_schemas.events import FinalizedInvoice, InvoiceFinalized, today_utc
+from billing_schemas.events import (
+    FinalizedInvoice,
+    InvoiceFinalized,
+    PeriodClose,
+    PeriodClosing,
+)
+from billing_schemas.money import from_fixed_units
 
 SOURCE = "billing-invoicing"
 
@@ -55,10 +68,14 @@ class PdfStorage(Protocol):
 
 
 class EventPublishing(Protocol):
-    """Port: publish InvoiceFinalized and wait for the broker's ack."""
+    """Port: publish invoicing's events and wait for the broker's ack."""
 
     async def invoice_finalized(self, event: InvoiceFinalized) -> None:
         """Publish the event keyed by customer."""
+        ...
+
+    async def period_closing(self, markers: list[PeriodClosing]) -> None:
+        """Put close markers into the charge stream, keyed by customer."""
         ...
 
 
@@ -86,111 +103,141 @@ class InvoicingPorts:
     events: EventPublishing
 
 
-async def generate_invoices(
+async def request_close(
     ports: InvoicingPorts,
     *,
     period: str,
-    customer_id: str | None = None,
-    dry_run: bool = False,
-    issue_date: date | None = None,
-    correlation_id: str | None = None,
-) -> list[Outcome]:
-    """Close ``period`` for one customer or all; see the module docstring."""
+    customer_id: str | None,
+    issue_date: date,
+    correlation_id: str,
+) -> list[str]:
+    """Put a close marker into the charge stream for each customer of the period still open.
+
+    Returns the invoice ids being closed (finalized ones are left alone).
+    """
     customers = (
         [customer_id] if customer_id else await ports.invoices.customers_with_charges(period)
     )
-    # one customer after the other: the number series is per entity, and PDFs render in a pool
-    return [
-        await _close_one(
-            ports,
-            invoice_id_for(cid, period),
-            dry_run=dry_run,
-            issue_date=issue_date or today_utc(),
-            correlation_id=correlation_id or f"close:{period}",
+    markers = []
+    for cid in customers:
+        doc = await ports.invoices.invoice(invoice_id_for(cid, period))
+        if doc is not None and doc.get("published_at") is not None:
+            continue
+        markers.append(
+            PeriodClosing.create(
+                PeriodClose(customer_id=cid, period=period, issue_date=issue_date),
+                source=SOURCE,
+                correlation_id=correlation_id,
+                event_id=f"period-closing:{cid}:{period}",
+            )
         )
-        for cid in customers
+    await ports.events.period_closing(markers)
+    return [invoice_id_for(m.data.customer_id, period) for m in markers]
+
+
+async def outcomes(
+    ports: InvoicingPorts, *, period: str, customer_id: str | None = None
+) -> list[Outcome]:
+    """The period's invoices as they stand."""
+    return [
+        _outcome(doc)
+        for doc in await ports.invoices.list_invoices(period=period, customer_id=customer_id)
     ]
 
 
-async def _close_one(
-    ports: InvoicingPorts,
-    invoice_id: str,
-    *,
-    dry_run: bool,
-    issue_date: date,
-    correlation_id: str,
-) -> Outcome:
-    customer_id, period = invoice_id.rsplit(":", 1)
+def _outcome(doc: dict[str, Any], action: str | None = None) -> Outcome:
+    document = doc.get("document") or {}
+    total_units = doc.get("total_units")
+    return Outcome(
+        invoice_id=doc["_id"],
+        customer_id=doc["customer_id"],
+        number=doc.get("number"),
+        total=Decimal(0) if total_units is None else from_fixed_units(total_units),
+        currency=document.get("currency", ""),
+        status=doc["status"],
+        action=action or ("finalized" if doc.get("published_at") else doc["status"]),
+    )
+
+
+async def preview(
+    ports: InvoicingPorts, *, period: str, customer_id: str | None = None
+) -> list[Outcome]:
+    """The dry run: what closing the period would issue now; writes nothing."""
+    customers = (
+        [customer_id] if customer_id else await ports.invoices.customers_with_charges(period)
+    )
+    result = []
+    for cid in customers:
+        invoice_id = invoice_id_for(cid, period)
+        doc = await ports.invoices.invoice(invoice_id)
+        if doc is not None and doc["status"] != InvoiceStatus.DRAFT.value:
+            result.append(_outcome(doc, "already finalized"))
+            continue
+        customer = await ports.catalog.customer(cid)
+        entity = None
+        if customer is not None:
+            entity = await ports.catalog.invoicing_entity(customer.invoicing_entity)
+        if customer is None or entity is None:
+            why = "skipped: customer or invoicing entity not in the catalog"
+            result.append(Outcome(invoice_id, cid, None, Decimal(0), "", "draft", why))
+            continue
+        groups = await ports.invoices.charge_groups(invoice_id)
+        draft = assemble_invoice(customer=customer, entity=entity, period=period, groups=groups)
+        result.append(
+            Outcome(invoice_id, cid, None, draft.total, draft.currency, "draft", "would finalize")
+        )
+    return result
+
+
+class CatalogError(LookupError):
+    """The catalog lacks what closing an invoice needs (the marker is dead-lettered)."""
+
+
+async def close_invoice(ports: InvoicingPorts, marker: PeriodClosing) -> Outcome:
+    """Finalize one customer's invoice for one period; see the module docstring."""
+    customer_id, period = marker.data.customer_id, marker.data.period
+    invoice_id = invoice_id_for(customer_id, period)
     customer = await ports.catalog.customer(customer_id)
     if customer is None:
-        return Outcome(
-            invoice_id, customer_id, None, Decimal(0), "", "draft", "skipped: no such customer"
-        )
+        msg = f"cannot close {invoice_id}: customer {customer_id!r} is not in the catalog"
+        raise CatalogError(msg)
     entity = await ports.catalog.invoicing_entity(customer.invoicing_entity)
     if entity is None:
-        why = f"skipped: invoicing entity {customer.invoicing_entity!r} missing"
-        return Outcome(invoice_id, customer_id, None, Decimal(0), customer.currency, "draft", why)
+        msg = f"cannot close {invoice_id}: invoicing entity {customer.invoicing_entity!r} missing"
+        raise CatalogError(msg)
 
-    existing = await ports.invoices.invoice(invoice_id)
-    if existing is not None and existing["status"] not in (InvoiceStatus.DRAFT, "finalizing"):
-        if existing.get("published_at") is None:  # crashed after writing, before publishing
-            await _publish(
-                ports, Invoice.model_validate(existing["document"]), existing, correlation_id
-            )
-        document = Invoice.model_validate(existing["document"])
-        return Outcome(
-            invoice_id,
-            customer_id,
-            document.number,
-            document.total,
-            document.currency,
-            existing["status"],
-            "already finalized",
-        )
+    doc = await ports.invoices.start_finalizing(invoice_id, marker.data.issue_date)
+    if doc["status"] not in (InvoiceStatus.DRAFT.value, "finalizing"):
+        if doc.get("published_at") is None:  # crashed after writing, before publishing
+            await _publish(ports, Invoice.model_validate(doc["document"]), doc, marker)
+        return _outcome(doc, "already finalized")
 
-    if dry_run:
-        groups = await ports.invoices.charge_groups(invoice_id, stamped_only=False)
-        draft = assemble_invoice(customer=customer, entity=entity, period=period, groups=groups)
-        return Outcome(
-            invoice_id, customer_id, None, draft.total, draft.currency, "draft", "would finalize"
-        )
-
-    doc = await ports.invoices.start_finalizing(invoice_id, issue_date)
-    assert doc is not None
-    fixed_issue_date = date.fromisoformat(doc["issue_date"])
-    await ports.invoices.stamp_charges(invoice_id)
-    groups = await ports.invoices.charge_groups(invoice_id, stamped_only=True)
+    issue_date = date.fromisoformat(doc["issue_date"])
+    groups = await ports.invoices.charge_groups(invoice_id)
     draft = assemble_invoice(customer=customer, entity=entity, period=period, groups=groups)
     seq = await ports.invoices.claim_number(
-        entity=entity.id, year=fixed_issue_date.year, invoice_id=invoice_id
+        entity=entity.id, year=issue_date.year, invoice_id=invoice_id
     )
+    number = format_invoice_number(entity.number_prefix, issue_date.year, seq)
     invoice = draft.model_copy(
         update={
-            "number": format_invoice_number(entity.number_prefix, fixed_issue_date.year, seq),
+            "number": number,
             "status": InvoiceStatus.FINALIZED,
-            "issue_date": fixed_issue_date,
-            "due_date": due_date_for(fixed_issue_date, customer.payment_terms_days),
+            "issue_date": issue_date,
+            "due_date": due_date_for(issue_date, customer.payment_terms_days),
         }
     )
     pdf = await ports.renderer.render(invoice)
-    stored = await ports.pdfs.save(invoice_id=invoice_id, number=invoice.number or "", pdf=pdf)
+    stored = await ports.pdfs.save(invoice_id=invoice_id, number=number, pdf=pdf)
     await ports.invoices.finalize(invoice, seq=seq, pdf_file_id=stored.file_id, sha=stored.sha256)
     finalized = await ports.invoices.invoice(invoice_id)
     assert finalized is not None
-    await _publish(ports, invoice, finalized, correlation_id)
-    return Outcome(
-        invoice_id,
-        customer_id,
-        invoice.number,
-        invoice.total,
-        invoice.currency,
-        InvoiceStatus.FINALIZED.value,
-        "finalized",
-    )
+    await _publish(ports, invoice, finalized, marker)
+    return _outcome(finalized, "finalized")
 
 
 async def _publish(
-    ports: InvoicingPorts, invoice: Invoice, doc: dict[str, object], correlation_id: str
+    ports: InvoicingPorts, invoice: Invoice, doc: dict[str, Any], marker: PeriodClosing
 ) -> None:
     assert invoice.number is not None
     assert invoice.issue_date is not None
@@ -215,7 +262,7 @@ async def _publish(
             pdf_sha256=str(doc["pdf_sha256"]),
         ),
         source=SOURCE,
-        correlation_id=correlation_id,
+        correlation_id=marker.correlation_id,
         event_id=f"invoice-finalized:{invoice.invoice_id}",
     )
     await ports.events.invoice_finalized(event)

@@ -1,0 +1,73 @@
+"""Kafka entrypoint: invoice finalized -> email -> notification sent. Decode, call, publish."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from faststream.kafka.annotations import KafkaMessage
+from faststream.middlewares import AckPolicy
+
+from billing_notify.adapters.mailer import TransientMailError
+from billing_notify.domain.errors import NotificationError
+from billing_notify.service.notify_invoice import (
+    MailPolicy,
+    NotifyPorts,
+    notification_sent,
+    notify_invoice_finalized,
+)
+from billing_notify.settings import NotifySettings
+from billing_runtime.kafka import Failed, decode_batch, publish_events, raw_batch_decoder
+from billing_runtime.service import Runtime
+from billing_schemas.events import InvoiceFinalized, NotificationSent
+from billing_schemas.topics import Topic, dead_letter_name, topic_name
+
+
+def register(
+    runtime: Runtime, settings: NotifySettings, ports: NotifyPorts, policy: MailPolicy
+) -> None:
+    """Subscribe the notify consumer group to finalized invoices."""
+    ns = settings.topic_namespace
+    source = topic_name(Topic.INVOICE_FINALIZED, ns)
+    target = topic_name(Topic.NOTIFICATION_SENT, ns)
+    runtime.topics += [
+        source,
+        target,
+        dead_letter_name(Topic.INVOICE_FINALIZED, ns),
+        dead_letter_name(Topic.NOTIFICATION_SENT, ns),
+    ]
+
+    @runtime.broker.subscriber(
+        source,
+        group_id=f"{ns}{settings.consumer_group}",
+        batch=True,
+        max_records=settings.batch_max_records,
+        batch_timeout_ms=settings.batch_timeout_ms,
+        auto_offset_reset="earliest",
+        ack_policy=AckPolicy.NACK_ON_ERROR,
+        decoder=raw_batch_decoder,
+        title="email-finalized-invoices",
+        description="Emails each finalized invoice and its PDF to the billing contacts, once.",
+    )
+    async def on_invoice_finalized(body: list[bytes], msg: KafkaMessage) -> None:
+        del body  # the raw records carry the same bytes plus offsets for dead letters
+        records: Any = msg.raw_message
+        batch = decode_batch(records, InvoiceFinalized)
+        failed = list(batch.failed)
+        sent: list[tuple[str, NotificationSent]] = []
+        for record, event in batch.events:  # one by one: each email is its own SMTP exchange
+            try:
+                notification = await notify_invoice_finalized(event, ports, policy)
+            except NotificationError as exc:
+                failed.append(Failed(record, f"{type(exc).__name__}: {exc}"))
+                continue
+            except TransientMailError:
+                # NACK rewinds to the batch's first record at once: pause first, so that an
+                # unreachable server is not hammered. Emails already sent are in the log and
+                # will not be sent again.
+                await asyncio.sleep(settings.retry_backoff_seconds)
+                raise
+            if notification is not None:
+                sent.append((event.data.customer_id, notification_sent(notification, event)))
+        await publish_events(runtime.broker, target, sent)
+        await runtime.dead_letters.send(failed)

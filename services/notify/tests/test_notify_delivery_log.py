@@ -1,0 +1,136 @@
+"""The delivery log's contract, proven by the same assertions on the fake and on FerretDB."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+import pytest
+from pymongo import AsyncMongoClient
+from pymongo.asynchronous.database import AsyncDatabase
+
+from billing_notify.adapters.delivery_log import (
+    DELIVERIES,
+    DeliveryLog,
+    InMemoryDeliveryLog,
+    MongoDeliveryLog,
+    UnknownDeliveryError,
+)
+from billing_notify.domain.delivery import DeliveryIntent, DeliveryStatus
+
+if TYPE_CHECKING:
+    from conftest import Infra
+
+
+class Ticking:
+    """A clock that moves one second per reading (whole ms: what the database keeps)."""
+
+    def __init__(self) -> None:
+        self.now = datetime(2024, 10, 1, tzinfo=UTC)
+
+    def __call__(self) -> datetime:
+        self.now += timedelta(seconds=1)
+        return self.now
+
+
+INTENT = DeliveryIntent(
+    message_id="<invoice-finalized.abc@billing.invalid>",
+    kind="invoice-finalized",
+    invoice_id="inv-1",
+    customer_id="acme",
+    recipients=("ap@acme.example", "cfo@acme.example"),
+)
+
+
+@pytest.fixture(params=["in-memory", pytest.param("mongodb", marks=pytest.mark.integration)])
+async def delivery_log(request: pytest.FixtureRequest) -> AsyncIterator[DeliveryLog]:
+    if request.param == "in-memory":
+        yield InMemoryDeliveryLog(clock=Ticking())
+        return
+    # Only this parameter needs the database: ask for the (synchronous) fixtures here, since
+    # pytest-asyncio cannot hand an async fixture to getfixturevalue.
+    infra: Infra = request.getfixturevalue("infra")
+    namespace: str = request.getfixturevalue("namespace")
+    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(infra.mongodb_url, tz_aware=True)
+    try:
+        yield MongoDeliveryLog(client[namespace], clock=Ticking())
+        await client.drop_database(namespace)
+    finally:
+        await client.close()
+
+
+async def test_an_intent_is_pending_until_sent(delivery_log: DeliveryLog) -> None:
+    assert await delivery_log.get(INTENT.message_id) is None
+    claimed = await delivery_log.claim(INTENT)
+    assert (claimed.status, claimed.attempts, claimed.smtp_response) == (
+        DeliveryStatus.PENDING,
+        1,
+        None,
+    )
+    assert claimed.recipients == INTENT.recipients
+    assert (claimed.invoice_id, claimed.customer_id) == ("inv-1", "acme")
+
+    sent = await delivery_log.mark_sent(INTENT.message_id, "250 Message accepted")
+    assert (sent.status, sent.smtp_response) == (DeliveryStatus.SENT, "250 Message accepted")
+    assert sent.created_at == claimed.created_at
+    assert sent.updated_at > claimed.updated_at
+    assert await delivery_log.get(INTENT.message_id) == sent
+    assert sent.notification().recipients == list(INTENT.recipients)
+
+
+async def test_a_sent_email_is_never_claimed_again_nor_marked_failed(
+    delivery_log: DeliveryLog,
+) -> None:
+    await delivery_log.claim(INTENT)
+    sent = await delivery_log.mark_sent(INTENT.message_id, "250 OK")
+    assert await delivery_log.claim(INTENT) == sent
+    assert await delivery_log.mark_failed(INTENT.message_id, "550 late") == sent
+    assert await delivery_log.get(INTENT.message_id) == sent
+
+
+async def test_pending_and_failed_emails_are_claimed_again_counting_attempts(
+    delivery_log: DeliveryLog,
+) -> None:
+    await delivery_log.claim(INTENT)
+    again = await delivery_log.claim(INTENT)  # a crash before the outcome was recorded
+    assert (again.status, again.attempts) == (DeliveryStatus.PENDING, 2)
+    failed = await delivery_log.mark_failed(INTENT.message_id, "550 no such user")
+    assert (failed.status, failed.smtp_response) == (DeliveryStatus.FAILED, "550 no such user")
+    fixed = DeliveryIntent(**{**INTENT.__dict__, "recipients": ("new@acme.example",)})
+    retried = await delivery_log.claim(fixed)
+    assert (retried.status, retried.attempts) == (DeliveryStatus.PENDING, 3)
+    assert retried.recipients == ("new@acme.example",)
+
+
+async def test_outcomes_of_unknown_emails_are_refused(delivery_log: DeliveryLog) -> None:
+    with pytest.raises(UnknownDeliveryError):
+        await delivery_log.mark_sent("<nobody@billing.invalid>", "250 OK")
+
+
+@pytest.mark.integration
+async def test_the_stored_document_has_the_documented_fields(
+    mongo_db: AsyncDatabase[dict[str, Any]],
+) -> None:
+    log = MongoDeliveryLog(mongo_db)
+    await log.claim(INTENT)
+    await log.mark_sent(INTENT.message_id, "250 OK")
+    doc = await mongo_db[DELIVERIES].find_one({"_id": INTENT.message_id})
+    assert doc is not None
+    assert set(doc) == {
+        "_id",
+        "kind",
+        "invoice_id",
+        "customer_id",
+        "recipients",
+        "status",
+        "attempts",
+        "smtp_response",
+        "created_at",
+        "updated_at",
+    }
+    assert (doc["status"], doc["attempts"], doc["recipients"]) == (
+        "sent",
+        1,
+        ["ap@acme.example", "cfo@acme.example"],
+    )
