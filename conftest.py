@@ -179,10 +179,10 @@ class Pipeline:
 
         names = names or SERVICES
         for name in names:
-            log = (self.logs / f"{name}.log").open("ab")
-            self.processes[name] = await asyncio.create_subprocess_exec(
-                str(PYTHON), "-m", f"billing_{name}", env=self.env(), stdout=log, stderr=log
-            )
+            with (self.logs / f"{name}.log").open("ab") as log:  # the child keeps its own copy
+                self.processes[name] = await asyncio.create_subprocess_exec(
+                    str(PYTHON), "-m", f"billing_{name}", env=self.env(), stdout=log, stderr=log
+                )
         async with httpx.AsyncClient(timeout=2.0) as client:
             for name in names:
                 url = f"http://127.0.0.1:{self.ports[name]}/health"

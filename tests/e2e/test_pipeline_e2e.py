@@ -19,8 +19,8 @@ from typing import Any
 
 import pytest
 import yaml
-from gridfs import AsyncGridFSBucket
 from bson import ObjectId
+from gridfs import AsyncGridFSBucket
 from pymongo import AsyncMongoClient
 from pypdf import PdfReader
 
@@ -59,7 +59,7 @@ def expected_invoices() -> dict[str, dict[str, Any]]:
 
 def mails(directory: Path) -> list[EmailMessage]:
     return [
-        email.message_from_bytes(p.read_bytes(), policy=email.policy.default)  # type: ignore[misc]
+        email.message_from_bytes(p.read_bytes(), policy=email.policy.default)
         for p in sorted(directory.glob("*.eml"))
     ]
 
@@ -92,7 +92,8 @@ def assert_invoices_and_emails(docs: list[dict[str, Any]], inbox: list[EmailMess
     assert sorted(d["customer_id"] for d in docs) == sorted(expected)
     assert all(d["status"] == "finalized" for d in docs)
     numbers = sorted(d["number"] for d in docs)
-    assert len(set(numbers)) == 2 and all(n.startswith("CCR-") for n in numbers)
+    assert len(set(numbers)) == 2
+    assert all(n.startswith("CCR-") for n in numbers)
     assert [n[-6:] for n in numbers] == ["000001", "000002"]  # gapless
     assert len(inbox) == 2, [m["Subject"] for m in inbox]
     for doc in docs:
@@ -134,7 +135,7 @@ async def test_a_focus_bill_becomes_emailed_pdf_invoices_once(pipeline: Any) -> 
     out = await pipeline.billing("ingest", str(SAMPLE))
     assert "already loaded" in out
     out = await pipeline.billing("invoices", "generate", "--period", PERIOD)
-    assert "already finalized" in out and "| finalized" not in out
+    assert out.count("already finalized") == 2, out
     await pipeline.billing("wait")
     await asyncio.sleep(1)
     again = await finalized_invoices(pipeline)
@@ -145,7 +146,7 @@ async def test_a_focus_bill_becomes_emailed_pdf_invoices_once(pipeline: Any) -> 
 
 
 async def _count(directory: Path, n: int) -> bool:
-    return len(list(directory.glob("*.eml"))) >= n
+    return len(list(directory.glob("*.eml"))) >= n  # noqa: ASYNC240 - a tiny local listing
 
 
 @pytest.mark.parametrize("victim", ["invoicing"])

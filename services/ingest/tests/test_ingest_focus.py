@@ -120,7 +120,10 @@ HEADER = (
     "BilledCost,BillingAccountId,BillingCurrency,BillingPeriodStart,ChargeCategory,"
     "ChargePeriodStart,ChargePeriodEnd,ProviderName,ServiceName,SubAccountId\n"
 )
-GOOD = "1.50,B1,USD,2024-09-01 00:00:00,Usage,2024-09-02 00:00:00,2024-09-02 01:00:00,AWS,Amazon EC2,A1\n"
+GOOD = (
+    "1.50,B1,USD,2024-09-01 00:00:00,Usage,2024-09-02 00:00:00,2024-09-02 01:00:00,"
+    "AWS,Amazon EC2,A1\n"
+)
 
 
 @pytest.mark.parametrize(
@@ -185,5 +188,6 @@ async def test_a_file_that_is_not_a_bill_fails_clearly_and_publishes_nothing(
         NotABillError, match=r"notes.csv: not a FOCUS bill \(missing columns: BilledCost"
     ):
         await load_bill(path, publisher=publisher, registry=registry)
-    assert publisher.usage_events == publisher.rejected_events == []
+    assert publisher.usage_events == []
+    assert publisher.rejected_events == []
     assert registry.begun == []
