@@ -12,6 +12,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
+from billing_cli.asyncapi import asyncapi
 from billing_cli.demo import demo_app
 from billing_ingest.entrypoints.cli import bills_app, ingest
 from billing_invoicing.entrypoints.cli import catalog_app, invoices_app
@@ -34,6 +35,7 @@ app.add_typer(invoices_app, name="invoices")
 topics_app = typer.Typer(help="Kafka topics of the pipeline.", no_args_is_help=True)
 app.add_typer(topics_app, name="topics")
 app.add_typer(demo_app, name="demo")
+app.command("asyncapi")(asyncapi)
 
 CONSUMERS: list[tuple[str, list[Topic]]] = [
     ("billing-rating", [Topic.USAGE_RECORDED]),

@@ -52,11 +52,30 @@ class Runtime:
     mongo: AsyncMongoClient[Document]
     dead_letters: DeadLetters
     topics: list[str] = field(default_factory=list)
+    on_startup: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
+    on_shutdown: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
+    consumes: dict[str, Any] = field(default_factory=dict)
+    """Subscriber title -> the event type its handler validates each message against.
+
+    Handlers take raw bytes (see ``raw_batch_decoder``), so FastStream cannot see the payload
+    type; the AsyncAPI generator documents it from here."""
 
     @property
     def db(self) -> AsyncDatabase[Document]:
         """The service's database."""
         return self.mongo[self.settings.mongodb_database]
+
+
+def declare_output(runtime: Runtime, topic: str, schema: Any, description: str) -> None:
+    """Declare a topic the service writes to, for its AsyncAPI document and topic creation.
+
+    The service publishes through ``publish_events`` (pipelined, keyed); this declaration only
+    documents the channel and its payload, and makes sure the topic exists at start-up.
+    """
+    runtime.topics.append(topic)
+    runtime.broker.publisher(
+        topic, schema=schema, title=f"{topic}:publish", description=description
+    )
 
 
 def create_runtime(service: str, settings: ServiceSettings) -> Runtime:
@@ -94,11 +113,7 @@ async def check_health(runtime: Runtime) -> dict[str, str]:
 
 
 def asgi_app(
-    runtime: Runtime,
-    *,
-    extra_routes: Sequence[tuple[str, ASGIApp]] = (),
-    on_startup: Sequence[Callable[[], Awaitable[None]]] = (),
-    on_shutdown: Sequence[Callable[[], Awaitable[None]]] = (),
+    runtime: Runtime, *, extra_routes: Sequence[tuple[str, ASGIApp]] = ()
 ) -> AsgiFastStream:
     """The service as an ASGI app: the broker's consumers plus health, liveness and metrics."""
 
@@ -132,8 +147,8 @@ def asgi_app(
             *extra_routes,
         ],
         logger=logging.getLogger(f"billing.{runtime.service}"),
-        on_startup=[create_topics, *on_startup],
-        after_shutdown=[*on_shutdown, close_mongo],
+        on_startup=[create_topics, *runtime.on_startup],
+        after_shutdown=[*runtime.on_shutdown, close_mongo],
     )
 
 

@@ -8,14 +8,13 @@ from billing_invoicing.adapters.pdf import PdfRenderer
 from billing_invoicing.bootstrap import build_ports
 from billing_invoicing.entrypoints.consumers import register
 from billing_invoicing.settings import InvoicingSettings
-from billing_runtime.service import asgi_app, create_runtime
+from billing_runtime.service import Runtime, asgi_app, create_runtime
 
 SERVICE = "invoicing"
 
 
-def create_app(settings: InvoicingSettings | None = None) -> AsgiFastStream:
-    """Wire the invoicing service: consumers, PDF pool, health and metrics."""
-    settings = settings or InvoicingSettings()
+def build(settings: InvoicingSettings) -> Runtime:
+    """Wire the invoicing service: consumers, repositories, PDF pool."""
     runtime = create_runtime(SERVICE, settings)
     renderer = PdfRenderer(max_workers=settings.pdf_workers)
     ports = build_ports(runtime.db, runtime.broker, renderer, settings)
@@ -27,4 +26,11 @@ def create_app(settings: InvoicingSettings | None = None) -> AsgiFastStream:
     async def close_pool() -> None:
         await renderer.aclose()
 
-    return asgi_app(runtime, on_startup=[prepare], on_shutdown=[close_pool])
+    runtime.on_startup.append(prepare)
+    runtime.on_shutdown.append(close_pool)
+    return runtime
+
+
+def create_app(settings: InvoicingSettings | None = None) -> AsgiFastStream:
+    """The invoicing service as an ASGI app (consumers, /health, /live, /metrics)."""
+    return asgi_app(build(settings or InvoicingSettings()))

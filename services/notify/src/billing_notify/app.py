@@ -11,14 +11,13 @@ from billing_notify.adapters.mailer import SmtpMailer
 from billing_notify.entrypoints.consumers import register
 from billing_notify.service.notify_invoice import MailPolicy, NotifyPorts
 from billing_notify.settings import NotifySettings
-from billing_runtime.service import asgi_app, create_runtime
+from billing_runtime.service import Runtime, asgi_app, create_runtime
 
 SERVICE = "notify"
 
 
-def create_app(settings: NotifySettings | None = None) -> AsgiFastStream:
-    """Wire the notify service: catalog, PDFs, delivery log, SMTP, consumer, health, metrics."""
-    settings = settings or NotifySettings()
+def build(settings: NotifySettings) -> Runtime:
+    """Wire the notify service: catalog, PDFs, delivery log, SMTP, consumer."""
     runtime = create_runtime(SERVICE, settings)
     password = settings.smtp_password
     ports = NotifyPorts(
@@ -39,4 +38,9 @@ def create_app(settings: NotifySettings | None = None) -> AsgiFastStream:
         send_zero_amount_invoices=settings.send_zero_amount_invoices,
     )
     register(runtime, settings, ports, policy)
-    return asgi_app(runtime)
+    return runtime
+
+
+def create_app(settings: NotifySettings | None = None) -> AsgiFastStream:
+    """The notify service as an ASGI app (consumers, /health, /live, /metrics)."""
+    return asgi_app(build(settings or NotifySettings()))

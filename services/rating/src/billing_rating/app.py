@@ -7,14 +7,18 @@ from faststream.asgi import AsgiFastStream
 from billing_rating.adapters.catalog import MongoPricingCatalog
 from billing_rating.entrypoints.consumers import register
 from billing_rating.settings import RatingSettings
-from billing_runtime.service import asgi_app, create_runtime
+from billing_runtime.service import Runtime, asgi_app, create_runtime
 
 SERVICE = "rating"
 
 
-def create_app(settings: RatingSettings | None = None) -> AsgiFastStream:
-    """Wire the rating service: catalog reader, consumer, health and metrics."""
-    settings = settings or RatingSettings()
+def build(settings: RatingSettings) -> Runtime:
+    """Wire the rating service: catalog reader and consumer."""
     runtime = create_runtime(SERVICE, settings)
     register(runtime, settings, MongoPricingCatalog(runtime.db))
-    return asgi_app(runtime)
+    return runtime
+
+
+def create_app(settings: RatingSettings | None = None) -> AsgiFastStream:
+    """The rating service as an ASGI app (consumers, /health, /live, /metrics)."""
+    return asgi_app(build(settings or RatingSettings()))

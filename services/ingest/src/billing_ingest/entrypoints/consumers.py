@@ -11,9 +11,14 @@ from billing_ingest.adapters.publisher import KafkaUsagePublisher, ingest_topics
 from billing_ingest.domain.submitted import submitted_to_record
 from billing_ingest.settings import IngestSettings
 from billing_runtime.kafka import decode_batch, raw_batch_decoder
-from billing_runtime.service import Runtime
-from billing_schemas.events import UsageRecorded, UsageSubmitted
-from billing_schemas.topics import Topic, topic_name
+from billing_runtime.service import Runtime, declare_output
+from billing_schemas.events import (
+    BillProcessed,
+    UsageRecorded,
+    UsageRejected,
+    UsageSubmitted,
+)
+from billing_schemas.topics import Topic, dead_letter_name, topic_name
 
 SOURCE = "billing-ingest"
 
@@ -22,6 +27,19 @@ def register(runtime: Runtime, settings: IngestSettings) -> None:
     """Subscribe the ingest consumer group to upstream usage events."""
     ns = settings.topic_namespace
     runtime.topics += ingest_topics(ns)
+    runtime.consumes["accept-usage-events"] = UsageSubmitted
+    for topic, schema, what in (
+        (Topic.USAGE_RECORDED, UsageRecorded, "Each accepted usage record."),
+        (Topic.USAGE_REJECTED, UsageRejected, "Each rejected row or event, with the reason."),
+        (Topic.BILL_PROCESSED, BillProcessed, "The figures of each bill file loaded."),
+    ):
+        declare_output(runtime, topic_name(topic, ns), schema, what)
+    declare_output(
+        runtime,
+        dead_letter_name(Topic.USAGE_SUBMITTED, ns),
+        bytes,
+        "Upstream events that failed validation: original bytes, error in x-error.",
+    )
     publisher = KafkaUsagePublisher(runtime.broker, ns)
 
     @runtime.broker.subscriber(

@@ -17,11 +17,12 @@ from billing_invoicing.service.generate_invoices import (
 )
 from billing_invoicing.settings import InvoicingSettings
 from billing_runtime.kafka import Failed, decode_batch, raw_batch_decoder
-from billing_runtime.service import Runtime
+from billing_runtime.service import Runtime, declare_output
 from billing_schemas.events import (
     ChargeRated,
     ChargeStreamEvent,
     GenerateInvoices,
+    InvoiceFinalized,
     PeriodClosing,
 )
 from billing_schemas.topics import Topic, dead_letter_name, topic_name
@@ -63,6 +64,27 @@ def register(runtime: Runtime, settings: InvoicingSettings, ports: InvoicingPort
     ns = settings.topic_namespace
     for topic in (Topic.CHARGE_RATED, Topic.INVOICES_GENERATE, Topic.INVOICE_FINALIZED):
         runtime.topics += [topic_name(topic, ns), dead_letter_name(topic, ns)]
+    runtime.consumes["invoice-charges"] = ChargeStreamEvent
+    runtime.consumes["generate-invoices"] = GenerateInvoices
+    declare_output(
+        runtime,
+        topic_name(Topic.INVOICE_FINALIZED, ns),
+        InvoiceFinalized,
+        "Each invoice finalized, numbered and rendered.",
+    )
+    declare_output(
+        runtime,
+        topic_name(Topic.CHARGE_RATED, ns),
+        PeriodClosing,
+        "Period-close markers, put between the charges of the customer they close.",
+    )
+    for topic in (Topic.CHARGE_RATED, Topic.INVOICES_GENERATE):
+        declare_output(
+            runtime,
+            dead_letter_name(topic, ns),
+            bytes,
+            "Messages invoicing could not process: original bytes, error in x-error.",
+        )
 
     @runtime.broker.subscriber(
         topic_name(Topic.CHARGE_RATED, ns),

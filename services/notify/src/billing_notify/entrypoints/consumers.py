@@ -18,7 +18,7 @@ from billing_notify.service.notify_invoice import (
 )
 from billing_notify.settings import NotifySettings
 from billing_runtime.kafka import Failed, decode_batch, publish_events, raw_batch_decoder
-from billing_runtime.service import Runtime
+from billing_runtime.service import Runtime, declare_output
 from billing_schemas.events import InvoiceFinalized, NotificationSent
 from billing_schemas.topics import Topic, dead_letter_name, topic_name
 
@@ -30,12 +30,15 @@ def register(
     ns = settings.topic_namespace
     source = topic_name(Topic.INVOICE_FINALIZED, ns)
     target = topic_name(Topic.NOTIFICATION_SENT, ns)
-    runtime.topics += [
-        source,
-        target,
+    runtime.topics += [source, dead_letter_name(Topic.NOTIFICATION_SENT, ns)]
+    runtime.consumes["email-finalized-invoices"] = InvoiceFinalized
+    declare_output(runtime, target, NotificationSent, "Each email the SMTP server accepted.")
+    declare_output(
+        runtime,
         dead_letter_name(Topic.INVOICE_FINALIZED, ns),
-        dead_letter_name(Topic.NOTIFICATION_SENT, ns),
-    ]
+        bytes,
+        "Invoice events that could not be emailed: original bytes, error in x-error.",
+    )
 
     @runtime.broker.subscriber(
         source,

@@ -11,8 +11,8 @@ from billing_rating.adapters.catalog import PricingCatalog
 from billing_rating.service.rate_batch import rate_batch
 from billing_rating.settings import RatingSettings
 from billing_runtime.kafka import Failed, decode_batch, publish_events, raw_batch_decoder
-from billing_runtime.service import Runtime
-from billing_schemas.events import UsageRecorded
+from billing_runtime.service import Runtime, declare_output
+from billing_schemas.events import ChargeRated, UsageRecorded
 from billing_schemas.topics import Topic, dead_letter_name, topic_name
 
 
@@ -21,12 +21,15 @@ def register(runtime: Runtime, settings: RatingSettings, catalog: PricingCatalog
     ns = settings.topic_namespace
     source = topic_name(Topic.USAGE_RECORDED, ns)
     target = topic_name(Topic.CHARGE_RATED, ns)
-    runtime.topics += [
-        source,
-        target,
+    runtime.topics += [source, dead_letter_name(Topic.CHARGE_RATED, ns)]
+    runtime.consumes["rate-usage"] = UsageRecorded
+    declare_output(runtime, target, ChargeRated, "Each usage record, rated: cost and price.")
+    declare_output(
+        runtime,
         dead_letter_name(Topic.USAGE_RECORDED, ns),
-        dead_letter_name(Topic.CHARGE_RATED, ns),
-    ]
+        bytes,
+        "Usage that could not be rated (unknown account, no FX...): original bytes, x-error.",
+    )
 
     @runtime.broker.subscriber(
         source,
