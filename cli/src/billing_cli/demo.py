@@ -62,18 +62,24 @@ def report(
 
     rows = asyncio.run(run())
     mails = read_mailbox(mail_dir) if mail_dir.is_dir() else []
-    table = Table(
-        "number", "customer", "total", "status", "PDF", "emails", title=f"Invoices {period}"
-    )
+    table = Table("number", "customer", "total", "status", "due", title=f"Invoices {period}")
+    files: list[str] = []
     for doc, pdf in rows:
         number = str(doc.get("number") or "-")
-        currency = str((doc.get("document") or {}).get("currency", ""))
+        currency = str(doc.get("currency") or "")
         units = doc.get("total_units")
         total = "(draft)" if units is None else format_amount(from_fixed_units(units), currency)
-        sent = [m for m in mails if number != "-" and number in m.subject]
-        emails = "\n".join(f"{m.path} -> {m.to}" for m in sent) or "-"
         table.add_row(
-            number, str(doc["customer_id"]), total, str(doc["status"]), str(pdf or "-"), emails
+            number, str(doc["customer_id"]), total, str(doc["status"]), str(doc.get("due_date"))
+        )
+        if pdf is not None:
+            files.append(f"{number}  PDF    {pdf}")
+        files.extend(
+            f"{number}  email  {m.path}  to {m.to}"
+            for m in mails
+            if number != "-" and number in m.subject
         )
     console.print(table)
-    console.print(f"{len(rows)} invoices for {period}; {len(mails)} emails in {mail_dir}")
+    for line in files:
+        console.print(line, soft_wrap=True, highlight=False)
+    console.print(f"{len(rows)} invoices for {period}; {len(mails)} emails in {mail_dir}/")
