@@ -149,7 +149,7 @@ async def _count(directory: Path, n: int) -> bool:
     return len(list(directory.glob("*.eml"))) >= n  # noqa: ASYNC240 - a tiny local listing
 
 
-@pytest.mark.parametrize("victim", ["invoicing"])
+@pytest.mark.parametrize("victim", ["rating", "invoicing"])
 async def test_a_service_killed_mid_flow_loses_nothing_and_bills_nothing_twice(
     pipeline: Any, victim: str
 ) -> None:

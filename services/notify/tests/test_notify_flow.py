@@ -11,7 +11,7 @@ import asyncio
 import email
 import email.policy
 import hashlib
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, date, datetime
 from decimal import Decimal
@@ -20,7 +20,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiosmtpd.smtp import SMTP, Envelope, Session
 from gridfs import AsyncGridFSBucket
 from pymongo.asynchronous.database import AsyncDatabase
@@ -31,6 +30,7 @@ from billing_notify.domain.invoice_email import MessageKind, message_id_for
 from billing_notify.settings import NotifySettings
 from billing_runtime.lag import wait_for_no_lag
 from billing_runtime.mail_sink import MaildirSink, serve
+from billing_runtime.testing import WITHIN_SECONDS, TopicReader, eventually, produce
 from billing_schemas.catalog import CUSTOMERS, Address, Contact, ContactRole, Customer, PriceList
 from billing_schemas.documents import INVOICE_PDF_BUCKET
 from billing_schemas.events import FinalizedInvoice, InvoiceFinalized, NotificationSent
@@ -41,7 +41,6 @@ if TYPE_CHECKING:
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(60)]
 
-WITHIN_SECONDS = 30.0
 INVOICE_NUMBER = "ACME-2024-000001"
 # Not a real PDF, but bytes of every value and of a realistic size: they must arrive unchanged.
 PDF = b"%PDF-1.7\n" + bytes(range(256)) * 200 + b"\n%%EOF\n"
@@ -112,55 +111,11 @@ async def running(settings: NotifySettings) -> AsyncIterator[None]:
 
 
 async def publish(settings: NotifySettings, event: InvoiceFinalized) -> None:
-    producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap_servers)
-    await producer.start()
-    try:
-        await producer.send_and_wait(
-            topic_name(Topic.INVOICE_FINALIZED, settings.topic_namespace),
-            event.model_dump_json().encode(),
-            key=event.data.customer_id.encode(),
-        )
-    finally:
-        await producer.stop()
-
-
-class TopicReader:
-    """Everything published to one topic since the test began (no consumer group)."""
-
-    def __init__(self, bootstrap_servers: str, topic: str) -> None:
-        self.records: list[Any] = []
-        self._consumer = AIOKafkaConsumer(
-            topic, bootstrap_servers=bootstrap_servers, auto_offset_reset="earliest"
-        )
-
-    async def __aenter__(self) -> TopicReader:
-        await self._consumer.start()
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self._consumer.stop()
-
-    async def wait_for(self, count: int) -> list[Any]:
-        """Read until ``count`` records arrived (within the deadline); return them all."""
-        deadline = asyncio.get_running_loop().time() + WITHIN_SECONDS
-        while len(self.records) < count:
-            if asyncio.get_running_loop().time() > deadline:
-                msg = f"{len(self.records)} of {count} records after {WITHIN_SECONDS} s"
-                raise AssertionError(msg)
-            batches = await self._consumer.getmany(timeout_ms=200)
-            for records in batches.values():
-                self.records.extend(records)
-        return self.records
-
-
-async def eventually(check: Callable[[], Awaitable[bool]], what: str) -> None:
-    """Poll ``check`` until it holds; fail after the deadline."""
-    deadline = asyncio.get_running_loop().time() + WITHIN_SECONDS
-    while not await check():
-        if asyncio.get_running_loop().time() > deadline:
-            msg = f"timed out after {WITHIN_SECONDS} s waiting for {what}"
-            raise AssertionError(msg)
-        await asyncio.sleep(0.1)
+    await produce(
+        settings.kafka_bootstrap_servers,
+        topic_name(Topic.INVOICE_FINALIZED, settings.topic_namespace),
+        [(event.data.customer_id.encode(), event.model_dump_json().encode())],
+    )
 
 
 def _mails(directory: Path) -> list[EmailMessage]:
