@@ -10,6 +10,27 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
 
+class UnknownTopicError(LookupError):
+    """A topic whose lag was asked for does not exist (or has no partitions)."""
+
+
+async def topic_partitions(
+    admin: AIOKafkaAdminClient, topics: Sequence[str]
+) -> list[TopicPartition]:
+    """Every partition of ``topics``; a topic that cannot be described is an error, never
+    "no partitions", since that would read as zero lag."""
+    partitions = []
+    for description in await admin.describe_topics(list(topics)):
+        if description["error_code"] != 0 or not description["partitions"]:
+            topic, code = description["topic"], description["error_code"]
+            msg = f"topic {topic!r} cannot be described (Kafka error {code})"
+            raise UnknownTopicError(msg)
+        partitions += [
+            TopicPartition(description["topic"], p["partition"]) for p in description["partitions"]
+        ]
+    return sorted(partitions)
+
+
 async def consumer_lag(bootstrap_servers: str, group: str, topics: Sequence[str]) -> int:
     """Messages on ``topics`` that ``group`` has not committed (all partitions)."""
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers, client_id="billing-lag")
@@ -17,13 +38,8 @@ async def consumer_lag(bootstrap_servers: str, group: str, topics: Sequence[str]
     await admin.start()
     await consumer.start()
     try:
-        await consumer.topics()  # loads the cluster's metadata
-        partitions = [
-            TopicPartition(topic, p)
-            for topic in topics
-            for p in sorted(consumer.partitions_for_topic(topic) or ())
-        ]
-        ends = await consumer.end_offsets(partitions) if partitions else {}
+        partitions = await topic_partitions(admin, topics)
+        ends = await consumer.end_offsets(partitions)
         committed = await admin.list_consumer_group_offsets(group, partitions=partitions)
         lag = 0
         for tp, end in ends.items():
