@@ -206,18 +206,21 @@ class Pipeline:
         process.kill()
         await process.wait()
 
-    async def stop(self) -> None:
-        """SIGTERM every service and wait for it (graceful shutdown)."""
+    async def stop(self) -> dict[str, int | None]:
+        """SIGTERM every service and wait for it (graceful shutdown); return the exit codes."""
         for process in self.processes.values():
             if process.returncode is None:
                 process.terminate()
-        for process in self.processes.values():
+        codes: dict[str, int | None] = {}
+        for name, process in self.processes.items():
             try:
-                await asyncio.wait_for(process.wait(), 40)
+                codes[name] = await asyncio.wait_for(process.wait(), 40)
             except TimeoutError:
                 process.kill()
                 await process.wait()
+                codes[name] = None  # did not stop in time
         self.processes.clear()
+        return codes
 
     async def billing(self, *args: str, check: bool = True) -> str:
         """Run the ``billing`` CLI against this pipeline; return its output."""

@@ -11,6 +11,7 @@ import csv
 import email
 import email.policy
 import io
+import signal
 from collections import defaultdict
 from decimal import ROUND_HALF_UP, Decimal
 from email.message import EmailMessage
@@ -143,6 +144,14 @@ async def test_a_focus_bill_becomes_emailed_pdf_invoices_once(pipeline: Any) -> 
         (d["number"], d["total_units"]) for d in docs
     ]
     assert len(mails(pipeline.smtp.directory)) == 2
+
+    # SIGTERM: every service drains, leaves its group and exits (uvicorn re-raises the signal
+    # after its graceful shutdown, so the exit status is "terminated by SIGTERM", not a crash)
+    services = ("ingest", "rating", "invoicing", "notify")
+    assert await pipeline.stop() == dict.fromkeys(services, -signal.SIGTERM)
+    for name in services:
+        log = (pipeline.logs / f"{name}.log").read_text()
+        assert "FastStream app shut down gracefully" in log, name
 
 
 async def _count(directory: Path, n: int) -> bool:
