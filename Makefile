@@ -1,7 +1,8 @@
 # The verbs people and CI use. `make demo` and `make test` do all set-up on a fresh machine.
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
-UV := $(shell command -v uv 2>/dev/null || echo "$(HOME)/.local/bin/uv")
+# uv from PATH, else installed once with pip under var/tools (git-ignored)
+UV := $(or $(shell command -v uv 2>/dev/null),$(CURDIR)/var/tools/bin/uv)
 export UV_LINK_MODE ?= copy
 BILLING := .venv/bin/billing
 PERIOD ?= 2024-09
@@ -14,11 +15,12 @@ help: ## List the verbs
 prereqs: ## Check the machine has what the local stack needs (JDK, Maven, Go, Pango)
 	@scripts/prereqs.sh
 
-$(UV):
-	@command -v uv >/dev/null 2>&1 || { echo "installing uv with pip..."; python3 -m pip install --quiet --user uv || python3 -m pip install --quiet uv; }
+$(CURDIR)/var/tools/bin/uv:
+	@echo "installing uv with pip into var/tools (once)..."
+	@python3 -m pip install --quiet --disable-pip-version-check --target var/tools uv
 
 .venv/.installed: uv.lock pyproject.toml */pyproject.toml services/*/pyproject.toml | $(UV)
-	@"$$(command -v uv || echo $(UV))" sync --frozen --all-packages
+	@$(UV) sync --frozen --all-packages
 	@touch $@
 
 install: prereqs .venv/.installed ## Install the Python workspace (uv, from uv.lock)
