@@ -7,7 +7,7 @@ export UV_LINK_MODE ?= copy
 BILLING := .venv/bin/billing
 PERIOD ?= 2024-09
 
-.PHONY: help install prereqs infra-up up down status lint test test-unit demo demo-clean
+.PHONY: help install prereqs infra-up up down status lint test test-unit demo demo-clean bench bench-ingest
 
 help: ## List the verbs
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -61,3 +61,8 @@ demo: up ## Run the whole pipeline on the bundled sample bill; show invoices and
 
 demo-clean: down ## Forget all local data (Kafka topics, database, mail); keeps downloads
 	@rm -rf var/kafka/data var/ferretdb var/mail var/demo var/log/*.log
+
+bench: bench-ingest ## All benchmarks (results appended under bench/results/)
+
+bench-ingest: infra-up ## Ingest rows/s and peak RSS for 1,000,000 FOCUS rows, beside raw aiokafka
+	@.venv/bin/python bench/ingest_bench.py --rows $${ROWS:-1000000}

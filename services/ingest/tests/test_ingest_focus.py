@@ -191,3 +191,16 @@ async def test_a_file_that_is_not_a_bill_fails_clearly_and_publishes_nothing(
     assert publisher.usage_events == []
     assert publisher.rejected_events == []
     assert registry.begun == []
+
+
+async def test_rows_repeated_word_for_word_are_two_lines_not_one(tmp_path: Path) -> None:
+    path = tmp_path / "twice.csv"
+    path.write_text(HEADER + GOOD + GOOD)
+    publisher = FakePublisher()
+    result = await load_bill(path, publisher=publisher, registry=FakeRegistry())
+    assert result.summary.rows_accepted == 2
+    ids = [e.data.record_id for _, e in publisher.usage_events]
+    assert len(set(ids)) == 2
+    again = FakePublisher()
+    await load_bill(path, publisher=again, registry=FakeRegistry())
+    assert [e.data.record_id for _, e in again.usage_events] == ids

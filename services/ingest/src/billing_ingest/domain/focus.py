@@ -127,21 +127,18 @@ def _line_type(category: ChargeCategory, row: Row) -> LineType:
     }[category]
 
 
-def line_identity(row: Row, occurrence: int) -> str:
-    """Digest of every cell of the row (in column order) and its occurrence number."""
-    digest = hashlib.sha256()
-    for column in sorted(row):
-        digest.update(column.encode())
-        digest.update(b"\x1f")
-        digest.update((row[column] or "").encode())
-        digest.update(b"\x1e")
-    digest.update(str(occurrence).encode())
-    return digest.hexdigest()
+def row_digest(row: Row) -> str:
+    """Digest of every cell of the row, with its column name (column order does not matter)."""
+    text = "\x1e".join(f"{column}\x1f{row[column] or ''}" for column in sorted(row))
+    return hashlib.sha256(text.encode()).hexdigest()
 
 
-def record_id_for(provider: str, billing_account: str, period: str, identity: str) -> str:
-    """The deterministic usage record id."""
-    key = f"{provider}\x1f{billing_account}\x1f{period}\x1f{identity}"
+def record_id_for(
+    provider: str, billing_account: str, period: str, digest: str, occurrence: int
+) -> str:
+    """The deterministic usage record id: the line's identity is its content and, for rows
+    repeated word for word in one bill, which repetition it is."""
+    key = f"{provider}\x1f{billing_account}\x1f{period}\x1f{digest}\x1f{occurrence}"
     return hashlib.sha256(key.encode()).hexdigest()[:32]
 
 
@@ -159,7 +156,7 @@ def _tags(row: Row) -> dict[str, str]:
 
 
 def focus_row_to_record(
-    row: Row, *, bill_id: str, file_name: str, row_number: int, occurrence: int
+    row: Row, *, bill_id: str, file_name: str, row_number: int, digest: str, occurrence: int
 ) -> UsageRecord | RowProblem:
     """Map one FOCUS row to a usage record, or say which column is wrong and why."""
     try:
@@ -171,9 +168,7 @@ def focus_row_to_record(
         billed = _amount(row, "BilledCost", required=True)
         assert billed is not None  # required=True never returns None
         return UsageRecord(
-            record_id=record_id_for(
-                provider, billing_account, period, line_identity(row, occurrence)
-            ),
+            record_id=record_id_for(provider, billing_account, period, digest, occurrence),
             bill_id=bill_id,
             source_ref=SourceRef(file=file_name, row=row_number),
             provider=provider,

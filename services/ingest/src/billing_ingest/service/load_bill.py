@@ -19,7 +19,12 @@ from typing import Protocol
 
 from billing_ingest.adapters.bill_registry import BillRegistry
 from billing_ingest.adapters.csv_reader import open_csv
-from billing_ingest.domain.focus import RowProblem, focus_row_to_record, missing_columns
+from billing_ingest.domain.focus import (
+    RowProblem,
+    focus_row_to_record,
+    missing_columns,
+    row_digest,
+)
 from billing_schemas.events import (
     BillProcessed,
     BillSummary,
@@ -69,14 +74,15 @@ class _Tally:
 
     def add_row(self, row: dict[str, str | None], row_number: int) -> None:
         self.read += 1
-        identity = repr(sorted(row.items()))
-        self._seen[identity] += 1
+        digest = row_digest(row)
+        self._seen[digest] += 1
         result = focus_row_to_record(
             row,
             bill_id=self.bill_id,
             file_name=self.file_name,
             row_number=row_number,
-            occurrence=self._seen[identity],
+            digest=digest,
+            occurrence=self._seen[digest],
         )
         if isinstance(result, RowProblem):
             self.rejected += 1
