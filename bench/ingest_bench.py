@@ -59,25 +59,23 @@ def make_bill(rows: int) -> Path:
 
 async def ingest_pass(path: Path, namespace: str) -> dict[str, float]:
     """``billing ingest``'s code path, timed from the first byte read to the last ack."""
-    from faststream.kafka import KafkaBroker
-
     from billing_ingest.adapters.bill_registry import MongoBillRegistry
     from billing_ingest.adapters.publisher import KafkaUsagePublisher, ingest_topics
     from billing_ingest.service.load_bill import load_bill
-    from billing_runtime.kafka import ensure_topics
+    from billing_runtime.kafka import EventPublisher, ensure_topics
     from billing_runtime.service import make_mongo_client
 
     bootstrap = os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:19092")
     mongo = make_mongo_client(os.environ.get("MONGODB_URL", "mongodb://127.0.0.1:27117/"))
     await ensure_topics(bootstrap, ingest_topics(namespace))
-    broker = KafkaBroker(bootstrap, client_id="bench-ingest")
-    await broker.connect()
+    publisher = EventPublisher(bootstrap, "bench-ingest")
+    await publisher.start()
     try:
         registry = MongoBillRegistry(mongo[f"bench_{namespace.strip('.')}"])
         started = time.perf_counter()
         result = await load_bill(
             path,
-            publisher=KafkaUsagePublisher(broker, namespace),
+            publisher=KafkaUsagePublisher(publisher, namespace),
             registry=registry,
             on_progress=lambda n: print(f"\r  ingest: {n:,} rows", end="", file=sys.stderr),
         )
@@ -85,7 +83,7 @@ async def ingest_pass(path: Path, namespace: str) -> dict[str, float]:
         print(file=sys.stderr)
         await mongo.drop_database(f"bench_{namespace.strip('.')}")
     finally:
-        await broker.stop()
+        await publisher.stop()
         await mongo.close()
     peak_rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     return {

@@ -28,7 +28,7 @@ from prometheus_client import CollectorRegistry, make_asgi_app
 from pymongo import AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
 
-from billing_runtime.kafka import DeadLetters, ensure_topics, make_broker
+from billing_runtime.kafka import DeadLetters, EventPublisher, ensure_topics, make_broker
 from billing_runtime.settings import ServiceSettings
 
 HEALTH_TIMEOUT_SECONDS = 3.0
@@ -51,6 +51,7 @@ class Runtime:
     broker: KafkaBroker
     mongo: AsyncMongoClient[Document]
     dead_letters: DeadLetters
+    publisher: EventPublisher
     topics: list[str] = field(default_factory=list)
     on_startup: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
     on_shutdown: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
@@ -69,7 +70,7 @@ class Runtime:
 def declare_output(runtime: Runtime, topic: str, schema: Any, description: str) -> None:
     """Declare a topic the service writes to, for its AsyncAPI document and topic creation.
 
-    The service publishes through ``publish_events`` (pipelined, keyed); this declaration only
+    The service publishes through ``Runtime.publisher`` (batched, keyed); this declaration only
     documents the channel and its payload, and makes sure the topic exists at start-up.
     """
     runtime.topics.append(topic)
@@ -89,6 +90,7 @@ def create_runtime(service: str, settings: ServiceSettings) -> Runtime:
         broker=broker,
         mongo=make_mongo_client(settings.mongodb_url),
         dead_letters=DeadLetters(broker, service),
+        publisher=EventPublisher(settings.kafka_bootstrap_servers, f"billing-{service}"),
     )
 
 
@@ -134,6 +136,10 @@ def asgi_app(
 
     async def create_topics() -> None:
         await ensure_topics(runtime.settings.kafka_bootstrap_servers, runtime.topics)
+        await runtime.publisher.start()
+
+    async def stop_publisher() -> None:
+        await runtime.publisher.stop()
 
     async def close_mongo() -> None:
         await runtime.mongo.close()
@@ -148,7 +154,7 @@ def asgi_app(
         ],
         logger=logging.getLogger(f"billing.{runtime.service}"),
         on_startup=[create_topics, *runtime.on_startup],
-        after_shutdown=[*runtime.on_shutdown, close_mongo],
+        after_shutdown=[*runtime.on_shutdown, stop_publisher, close_mongo],
     )
 
 

@@ -17,7 +17,7 @@ def build(settings: InvoicingSettings) -> Runtime:
     """Wire the invoicing service: consumers, repositories, PDF pool."""
     runtime = create_runtime(SERVICE, settings)
     renderer = PdfRenderer(max_workers=settings.pdf_workers)
-    ports = build_ports(runtime.db, runtime.broker, renderer, settings)
+    ports = build_ports(runtime.db, runtime.publisher, renderer, settings)
     register(runtime, settings, ports)
 
     async def prepare() -> None:

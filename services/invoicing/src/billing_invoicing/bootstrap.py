@@ -7,7 +7,6 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
-from faststream.kafka import KafkaBroker
 from pymongo.asynchronous.database import AsyncDatabase
 
 from billing_invoicing.adapters.catalog_repo import MongoCatalogRepository
@@ -17,12 +16,13 @@ from billing_invoicing.adapters.invoice_repo import MongoInvoiceRepository
 from billing_invoicing.adapters.pdf import PdfRenderer
 from billing_invoicing.service.generate_invoices import InvoicingPorts
 from billing_invoicing.settings import InvoicingSettings
+from billing_runtime.kafka import EventPublisher
 from billing_runtime.service import make_mongo_client
 
 
 def build_ports(
     db: AsyncDatabase[dict[str, Any]],
-    broker: KafkaBroker,
+    publisher: EventPublisher,
     renderer: PdfRenderer,
     settings: InvoicingSettings,
 ) -> InvoicingPorts:
@@ -32,7 +32,7 @@ def build_ports(
         invoices=MongoInvoiceRepository(db),
         renderer=renderer,
         pdfs=InvoicePdfStore(db),
-        events=KafkaInvoiceEvents(broker, settings.topic_namespace),
+        events=KafkaInvoiceEvents(publisher, settings.topic_namespace),
     )
 
 
@@ -50,15 +50,15 @@ async def cli_context(settings: InvoicingSettings | None = None) -> AsyncIterato
     """Connect to the database and the broker for one command, and clean up after."""
     settings = settings or InvoicingSettings()
     client = make_mongo_client(settings.mongodb_url)
-    broker = KafkaBroker(settings.kafka_bootstrap_servers, client_id="billing-cli")
+    publisher = EventPublisher(settings.kafka_bootstrap_servers, "billing-cli")
     renderer = PdfRenderer(max_workers=settings.pdf_workers)
     try:
-        await broker.connect()
+        await publisher.start()
         db = client[settings.mongodb_database]
-        ports = build_ports(db, broker, renderer, settings)
+        ports = build_ports(db, publisher, renderer, settings)
         await ports.invoices.ensure_indexes()
         yield CliContext(settings, db, ports)
     finally:
         await renderer.aclose()
-        await broker.stop()
+        await publisher.stop()
         await client.close()

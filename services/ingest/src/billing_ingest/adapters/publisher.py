@@ -2,34 +2,30 @@
 
 from __future__ import annotations
 
-from faststream.kafka import KafkaBroker
-
-from billing_runtime.kafka import publish_events
+from billing_runtime.kafka import EventPublisher
 from billing_schemas.events import BillProcessed, UsageRecorded, UsageRejected
 from billing_schemas.topics import Topic, topic_name
 
 
 class KafkaUsagePublisher:
-    """:class:`~billing_ingest.service.load_bill.UsagePublisher` over a FastStream broker."""
+    """:class:`~billing_ingest.service.load_bill.UsagePublisher` over Kafka."""
 
-    def __init__(self, broker: KafkaBroker, namespace: str = "") -> None:
-        self._broker = broker
+    def __init__(self, publisher: EventPublisher, namespace: str = "") -> None:
+        self._publisher = publisher
         self._ns = namespace
 
     async def usage(self, events: list[tuple[str, UsageRecorded]]) -> None:
         """Publish accepted records, keyed by sub-account."""
-        await publish_events(self._broker, topic_name(Topic.USAGE_RECORDED, self._ns), events)
+        await self._publisher.publish(topic_name(Topic.USAGE_RECORDED, self._ns), events)
 
     async def rejected(self, events: list[tuple[str, UsageRejected]]) -> None:
         """Publish rejected rows, keyed by bill."""
-        await publish_events(self._broker, topic_name(Topic.USAGE_REJECTED, self._ns), events)
+        await self._publisher.publish(topic_name(Topic.USAGE_REJECTED, self._ns), events)
 
     async def bill_processed(self, event: BillProcessed) -> None:
         """Publish the bill's figures."""
-        await publish_events(
-            self._broker,
-            topic_name(Topic.BILL_PROCESSED, self._ns),
-            [(event.data.bill_id, event)],
+        await self._publisher.publish(
+            topic_name(Topic.BILL_PROCESSED, self._ns), [(event.data.bill_id, event)]
         )
 
 

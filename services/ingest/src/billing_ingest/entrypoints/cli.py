@@ -8,7 +8,6 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from faststream.kafka import KafkaBroker
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
@@ -17,7 +16,7 @@ from billing_ingest.adapters.bill_registry import MongoBillRegistry
 from billing_ingest.adapters.publisher import KafkaUsagePublisher, ingest_topics
 from billing_ingest.service.load_bill import LoadResult, NotABillError, load_bill
 from billing_ingest.settings import IngestSettings
-from billing_runtime.kafka import ensure_topics
+from billing_runtime.kafka import EventPublisher, ensure_topics
 from billing_runtime.service import make_mongo_client
 
 console = Console()
@@ -29,8 +28,8 @@ async def _ingest(path: Path, fmt: str | None, *, quiet: bool) -> LoadResult:
     settings = IngestSettings()
     await ensure_topics(settings.kafka_bootstrap_servers, ingest_topics(settings.topic_namespace))
     client = make_mongo_client(settings.mongodb_url)
-    broker = KafkaBroker(settings.kafka_bootstrap_servers, client_id="billing-cli-ingest")
-    await broker.connect()
+    publisher = EventPublisher(settings.kafka_bootstrap_servers, "billing-cli-ingest")
+    await publisher.start()
     registry = MongoBillRegistry(client[settings.mongodb_database])
     await registry.ensure_indexes()
     try:
@@ -46,14 +45,14 @@ async def _ingest(path: Path, fmt: str | None, *, quiet: bool) -> LoadResult:
             task = progress.add_task(f"loading {path.name}", total=None)
             return await load_bill(
                 path,
-                publisher=KafkaUsagePublisher(broker, settings.topic_namespace),
+                publisher=KafkaUsagePublisher(publisher, settings.topic_namespace),
                 registry=registry,
                 fmt=fmt,
                 batch_rows=settings.publish_batch_rows,
                 on_progress=lambda n: progress.update(task, completed=n),
             )
     finally:
-        await broker.stop()
+        await publisher.stop()
         await client.close()
 
 

@@ -40,7 +40,7 @@ def register(runtime: Runtime, settings: IngestSettings) -> None:
         bytes,
         "Upstream events that failed validation: original bytes, error in x-error.",
     )
-    publisher = KafkaUsagePublisher(runtime.broker, ns)
+    publisher = KafkaUsagePublisher(runtime.publisher, ns)
 
     @runtime.broker.subscriber(
         topic_name(Topic.USAGE_SUBMITTED, ns),

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-from faststream.kafka import KafkaBroker
-
-from billing_runtime.kafka import publish_events
+from billing_runtime.kafka import EventPublisher
 from billing_schemas.events import InvoiceFinalized, PeriodClosing
 from billing_schemas.topics import Topic, topic_name
 
@@ -12,22 +10,20 @@ from billing_schemas.topics import Topic, topic_name
 class KafkaInvoiceEvents:
     """:class:`~billing_invoicing.service.generate_invoices.EventPublishing` over Kafka."""
 
-    def __init__(self, broker: KafkaBroker, namespace: str = "") -> None:
-        self._broker = broker
+    def __init__(self, publisher: EventPublisher, namespace: str = "") -> None:
+        self._publisher = publisher
         self._ns = namespace
 
     async def invoice_finalized(self, event: InvoiceFinalized) -> None:
         """Publish keyed by customer, so one customer's invoices stay in order."""
-        await publish_events(
-            self._broker,
+        await self._publisher.publish(
             topic_name(Topic.INVOICE_FINALIZED, self._ns),
             [(event.data.customer_id, event)],
         )
 
     async def period_closing(self, markers: list[PeriodClosing]) -> None:
         """Into the charge stream, keyed by customer like the charges they follow."""
-        await publish_events(
-            self._broker,
+        await self._publisher.publish(
             topic_name(Topic.CHARGE_RATED, self._ns),
             [(m.data.customer_id, m) for m in markers],
         )

@@ -17,7 +17,7 @@ from billing_notify.service.notify_invoice import (
     notify_invoice_finalized,
 )
 from billing_notify.settings import NotifySettings
-from billing_runtime.kafka import Failed, decode_batch, publish_events, raw_batch_decoder
+from billing_runtime.kafka import Failed, decode_batch, raw_batch_decoder
 from billing_runtime.service import Runtime, declare_output
 from billing_schemas.events import InvoiceFinalized, NotificationSent
 from billing_schemas.topics import Topic, dead_letter_name, topic_name
@@ -72,5 +72,5 @@ def register(
                 raise
             if notification is not None:
                 sent.append((event.data.customer_id, notification_sent(notification, event)))
-        await publish_events(runtime.broker, target, sent)
+        await runtime.publisher.publish(target, sent)
         await runtime.dead_letters.send(failed)

@@ -10,7 +10,7 @@ from faststream.middlewares import AckPolicy
 from billing_rating.adapters.catalog import PricingCatalog
 from billing_rating.service.rate_batch import rate_batch
 from billing_rating.settings import RatingSettings
-from billing_runtime.kafka import Failed, decode_batch, publish_events, raw_batch_decoder
+from billing_runtime.kafka import Failed, decode_batch, raw_batch_decoder
 from billing_runtime.service import Runtime, declare_output
 from billing_schemas.events import ChargeRated, UsageRecorded
 from billing_schemas.topics import Topic, dead_letter_name, topic_name
@@ -50,5 +50,5 @@ def register(runtime: Runtime, settings: RatingSettings, catalog: PricingCatalog
         rated = await rate_batch([event for _, event in batch.events], catalog)
         failed = list(batch.failed)
         failed += [Failed(batch.events[i][0], reason) for i, reason in rated.failures]
-        await publish_events(runtime.broker, target, rated.charges)
+        await runtime.publisher.publish(target, rated.charges)
         await runtime.dead_letters.send(failed)
