@@ -14,6 +14,7 @@ from rich.console import Console
 
 from billing_cli.asyncapi import asyncapi
 from billing_cli.demo import demo_app
+from billing_cli.dlq import dlq_app
 from billing_ingest.entrypoints.cli import bills_app, ingest
 from billing_invoicing.entrypoints.cli import catalog_app, invoices_app
 from billing_runtime.kafka import ensure_topics
@@ -35,6 +36,7 @@ app.add_typer(invoices_app, name="invoices")
 topics_app = typer.Typer(help="Kafka topics of the pipeline.", no_args_is_help=True)
 app.add_typer(topics_app, name="topics")
 app.add_typer(demo_app, name="demo")
+app.add_typer(dlq_app, name="dlq")
 app.command("asyncapi")(asyncapi)
 
 CONSUMERS: list[tuple[str, list[Topic]]] = [

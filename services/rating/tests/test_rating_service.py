@@ -15,6 +15,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 
 from billing_rating.app import create_app
 from billing_rating.settings import RatingSettings
+from billing_runtime.dlq import list_dead_letters, replay_dead_letters
 from billing_runtime.testing import TopicReader, produce
 from billing_schemas.catalog import ACCOUNTS, CUSTOMERS
 from billing_schemas.events import ChargeCategory, ChargeRated, LineType, UsageRecord, UsageRecorded
@@ -122,3 +123,32 @@ async def test_health_liveness_and_metrics_are_served(app: AsgiFastStream) -> No
     assert live.status_code == 204
     assert metrics.status_code == 200
     assert "faststream_received_messages" in metrics.text or "# HELP" in metrics.text
+
+
+async def test_a_dead_letter_is_rated_after_its_cause_is_fixed_and_replayed_once(
+    app: AsgiFastStream, infra: Infra, namespace: str, mongo_db: AsyncDatabase[dict[str, Any]]
+) -> None:
+    ns = f"{namespace}."
+    dlq = dead_letter_name(Topic.USAGE_RECORDED, ns)
+    unknown = _usage("333", "4", "r-late-account")
+    async with TopicReader(infra.kafka_bootstrap_servers, dlq) as dead:
+        await produce(
+            infra.kafka_bootstrap_servers, topic_name(Topic.USAGE_RECORDED, ns), [(b"333", unknown)]
+        )
+        await dead.wait_for(1)
+    assert [x.value for x in await list_dead_letters(infra.kafka_bootstrap_servers, dlq)] == [
+        unknown
+    ]
+
+    # the cause: account 333 was missing from the catalog
+    await mongo_db[ACCOUNTS].insert_one({"_id": "AWS:333", "customer_id": "acme"})
+    async with TopicReader(
+        infra.kafka_bootstrap_servers, topic_name(Topic.CHARGE_RATED, ns)
+    ) as charges:
+        result = await replay_dead_letters(infra.kafka_bootstrap_servers, dlq, group=f"{ns}replay")
+        assert (result.replayed, result.skipped) == (1, [])
+        [charge] = await charges.wait_for(1)
+    assert ChargeRated.model_validate_json(charge.value).data.charge_id == "r-late-account"
+    # replayed once: a second replay has nothing left to send
+    again = await replay_dead_letters(infra.kafka_bootstrap_servers, dlq, group=f"{ns}replay")
+    assert again.replayed == 0
