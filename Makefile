@@ -7,7 +7,7 @@ export UV_LINK_MODE ?= copy
 BILLING := .venv/bin/billing
 PERIOD ?= 2024-09
 
-.PHONY: help install prereqs infra-up up down status lint test test-unit demo demo-clean bench bench-ingest
+.PHONY: help install prereqs infra-up up down status lint test test-unit demo demo-clean bench bench-ingest images
 
 help: ## List the verbs
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -66,3 +66,8 @@ bench: bench-ingest ## All benchmarks (results appended under bench/results/)
 
 bench-ingest: infra-up ## Ingest rows/s and peak RSS for 1,000,000 FOCUS rows, beside raw aiokafka
 	@.venv/bin/python bench/ingest_bench.py --rows $${ROWS:-1000000}
+
+images: ## Build the four service images (needs a Docker engine)
+	@docker info >/dev/null 2>&1 || { echo "make images needs a running Docker engine (docker info failed)"; exit 1; }
+	@for s in ingest rating invoicing notify; do \
+	  docker build -f services/$$s/Dockerfile -t billing-$$s:dev . || exit 1; done
