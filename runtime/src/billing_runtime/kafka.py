@@ -19,6 +19,7 @@ from faststream.message import StreamMessage
 from prometheus_client import CollectorRegistry
 from pydantic import TypeAdapter, ValidationError
 
+from billing_runtime.observability import Metrics
 from billing_runtime.settings import ServiceSettings
 from billing_schemas.events import Envelope
 from billing_schemas.topics import DEAD_LETTER_SUFFIX, DEFAULT_PARTITIONS
@@ -116,9 +117,10 @@ class DeadLetters:
     broker before the batch's offsets are committed.
     """
 
-    def __init__(self, broker: KafkaBroker, service: str) -> None:
+    def __init__(self, broker: KafkaBroker, service: str, metrics: Metrics | None = None) -> None:
         self._broker = broker
         self._service = service
+        self._metrics = metrics
 
     async def send(self, failed: Sequence[Failed]) -> None:
         """Publish each failed record to its topic's dead-letter topic."""
@@ -147,6 +149,8 @@ class DeadLetters:
                 key=record.key,
                 headers=headers,
             )
+            if self._metrics is not None:
+                self._metrics.dead_lettered.labels(self._service, record.topic).inc()
 
 
 class EventPublisher:

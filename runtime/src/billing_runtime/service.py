@@ -29,6 +29,7 @@ from pymongo import AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
 
 from billing_runtime.kafka import DeadLetters, EventPublisher, ensure_topics, make_broker
+from billing_runtime.observability import Metrics, configure_logging
 from billing_runtime.settings import ServiceSettings
 
 HEALTH_TIMEOUT_SECONDS = 3.0
@@ -52,6 +53,7 @@ class Runtime:
     mongo: AsyncMongoClient[Document]
     dead_letters: DeadLetters
     publisher: EventPublisher
+    metrics: Metrics
     topics: list[str] = field(default_factory=list)
     on_startup: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
     on_shutdown: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
@@ -83,14 +85,16 @@ def create_runtime(service: str, settings: ServiceSettings) -> Runtime:
     """Build the broker, database client and dead-letter publisher of a service."""
     registry = CollectorRegistry()
     broker = make_broker(settings, service, registry)
+    metrics = Metrics.create(registry)
     return Runtime(
         service=service,
         settings=settings,
         registry=registry,
         broker=broker,
         mongo=make_mongo_client(settings.mongodb_url),
-        dead_letters=DeadLetters(broker, service),
+        dead_letters=DeadLetters(broker, service, metrics),
         publisher=EventPublisher(settings.kafka_bootstrap_servers, f"billing-{service}"),
+        metrics=metrics,
     )
 
 
@@ -158,19 +162,9 @@ def asgi_app(
     )
 
 
-def configure_logging(level: str) -> None:
-    """Plain, greppable logs on stderr."""
-    logging.basicConfig(
-        level=level.upper(),
-        format="%(asctime)s %(levelname)s %(name)s %(message)s",
-    )
-    logging.getLogger("aiokafka").setLevel(logging.WARNING)
-    logging.getLogger("pymongo").setLevel(logging.WARNING)
-
-
-def serve(app: Any, settings: ServiceSettings) -> None:
+def serve(app: Any, settings: ServiceSettings, service: str) -> None:
     """Run an ASGI app with uvicorn until SIGTERM/SIGINT, then shut down gracefully."""
-    configure_logging(settings.log_level)
+    configure_logging(settings.log_level, settings.log_format, service)
     uvicorn.run(
         app,
         host=settings.http_host,

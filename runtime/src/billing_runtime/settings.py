@@ -6,6 +6,8 @@ The defaults point at the local stack that ``scripts/infra.sh up`` starts.
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -25,6 +27,7 @@ class ServiceSettings(BaseSettings):
     http_host: str = "127.0.0.1"
     http_port: int = 8100
     log_level: str = "INFO"
+    log_format: Literal["text", "json"] = "text"
     graceful_timeout_seconds: float = Field(
         default=20.0, description="How long shutdown waits for in-flight batches."
     )

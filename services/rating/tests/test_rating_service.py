@@ -110,6 +110,17 @@ async def test_usage_is_rated_and_what_cannot_be_is_dead_lettered_byte_for_byte(
     assert by_value[unknown]["x-original-topic"] == topic_name(Topic.USAGE_RECORDED, ns).encode()
     assert by_value[unknown]["x-failed-by"] == b"rating"
 
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app), base_url="http://rating"
+    ) as client:
+        metrics = (await client.get("/metrics")).text
+    source = topic_name(Topic.USAGE_RECORDED, ns)
+    assert 'billing_outcomes_total{outcome="charge_rated",service="rating"} 1.0' in metrics
+    assert (
+        f'billing_messages_dead_lettered_total{{service="rating",topic="{source}"}} 2.0' in metrics
+    )
+    assert f'billing_messages_processed_total{{service="rating",topic="{source}"}} 3.0' in metrics
+
 
 async def test_health_liveness_and_metrics_are_served(app: AsgiFastStream) -> None:
     async with httpx.AsyncClient(

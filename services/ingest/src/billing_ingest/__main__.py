@@ -5,4 +5,4 @@ from billing_ingest.settings import IngestSettings
 from billing_runtime.service import serve
 
 settings = IngestSettings()
-serve(create_app(settings), settings)
+serve(create_app(settings), settings, "ingest")

@@ -5,4 +5,4 @@ from billing_invoicing.settings import InvoicingSettings
 from billing_runtime.service import serve
 
 settings = InvoicingSettings()
-serve(create_app(settings), settings)
+serve(create_app(settings), settings, "invoicing")

@@ -5,4 +5,4 @@ from billing_notify.settings import NotifySettings
 from billing_runtime.service import serve
 
 settings = NotifySettings()
-serve(create_app(settings), settings)
+serve(create_app(settings), settings, "notify")

@@ -5,4 +5,4 @@ from billing_rating.settings import RatingSettings
 from billing_runtime.service import serve
 
 settings = RatingSettings()
-serve(create_app(settings), settings)
+serve(create_app(settings), settings, "rating")

@@ -11,6 +11,7 @@ from billing_ingest.adapters.publisher import KafkaUsagePublisher, ingest_topics
 from billing_ingest.domain.submitted import submitted_to_record
 from billing_ingest.settings import IngestSettings
 from billing_runtime.kafka import decode_batch, raw_batch_decoder
+from billing_runtime.observability import correlated
 from billing_runtime.service import Runtime, declare_output
 from billing_schemas.events import (
     BillProcessed,
@@ -42,8 +43,10 @@ def register(runtime: Runtime, settings: IngestSettings) -> None:
     )
     publisher = KafkaUsagePublisher(runtime.publisher, ns)
 
+    source = topic_name(Topic.USAGE_SUBMITTED, ns)
+
     @runtime.broker.subscriber(
-        topic_name(Topic.USAGE_SUBMITTED, ns),
+        source,
         group_id=f"{ns}{settings.consumer_group}",
         batch=True,
         max_records=settings.batch_max_records,
@@ -72,5 +75,10 @@ def register(runtime: Runtime, settings: IngestSettings) -> None:
                     ),
                 )
             )
-        await publisher.usage(recorded)
-        await runtime.dead_letters.send(batch.failed)
+        with correlated(e.correlation_id for _, e in recorded):
+            await publisher.usage(recorded)
+            await runtime.dead_letters.send(batch.failed)
+        metrics = runtime.metrics
+        metrics.processed.labels("ingest", source).inc(len(records))
+        metrics.outcomes.labels("ingest", "usage_recorded").inc(len(recorded))
+        metrics.outcomes.labels("ingest", "usage_rejected").inc(len(batch.failed))

@@ -12,11 +12,13 @@ from pydantic import TypeAdapter
 from billing_invoicing.service.generate_invoices import (
     CatalogError,
     InvoicingPorts,
+    Outcome,
     close_invoice,
     request_close,
 )
 from billing_invoicing.settings import InvoicingSettings
 from billing_runtime.kafka import Failed, decode_batch, raw_batch_decoder
+from billing_runtime.observability import correlated
 from billing_runtime.service import Runtime, declare_output
 from billing_schemas.events import (
     ChargeRated,
@@ -33,9 +35,10 @@ CHARGE_STREAM: TypeAdapter[ChargeRated | PeriodClosing] = TypeAdapter(ChargeStre
 
 async def apply_charge_stream(
     ports: InvoicingPorts, events: list[tuple[Any, ChargeRated | PeriodClosing]]
-) -> list[Failed]:
+) -> tuple[list[Failed], list[Outcome]]:
     """Store runs of charges, and close an invoice where its marker stands, in stream order."""
     failed: list[Failed] = []
+    closed: list[Outcome] = []
     run: list[ChargeRated] = []
 
     async def flush() -> None:
@@ -50,13 +53,15 @@ async def apply_charge_stream(
             continue
         await flush()
         try:
-            outcome = await close_invoice(ports, event)
+            with correlated(event.correlation_id):
+                outcome = await close_invoice(ports, event)
+                log.info("%s %s: %s", outcome.invoice_id, outcome.number, outcome.action)
         except CatalogError as exc:
             failed.append(Failed(record, str(exc)))
             continue
-        log.info("%s %s: %s", outcome.invoice_id, outcome.number, outcome.action)
+        closed.append(outcome)
     await flush()
-    return failed
+    return failed, closed
 
 
 def register(runtime: Runtime, settings: InvoicingSettings, ports: InvoicingPorts) -> None:
@@ -86,8 +91,10 @@ def register(runtime: Runtime, settings: InvoicingSettings, ports: InvoicingPort
             "Messages invoicing could not process: original bytes, error in x-error.",
         )
 
+    charge_topic = topic_name(Topic.CHARGE_RATED, ns)
+
     @runtime.broker.subscriber(
-        topic_name(Topic.CHARGE_RATED, ns),
+        charge_topic,
         group_id=f"{ns}{settings.consumer_group}",
         batch=True,
         max_records=settings.batch_max_records,
@@ -105,8 +112,12 @@ def register(runtime: Runtime, settings: InvoicingSettings, ports: InvoicingPort
         del body
         records: Any = msg.raw_message
         batch = decode_batch(records, CHARGE_STREAM)
-        failed = await apply_charge_stream(ports, batch.events)
+        failed, closed = await apply_charge_stream(ports, batch.events)
         await runtime.dead_letters.send([*batch.failed, *failed])
+        metrics = runtime.metrics
+        metrics.processed.labels("invoicing", charge_topic).inc(len(records))
+        finalized = sum(1 for o in closed if o.action == "finalized")
+        metrics.outcomes.labels("invoicing", "invoice_finalized").inc(finalized)
 
     @runtime.broker.subscriber(
         topic_name(Topic.INVOICES_GENERATE, ns),

@@ -18,6 +18,7 @@ from billing_notify.service.notify_invoice import (
 )
 from billing_notify.settings import NotifySettings
 from billing_runtime.kafka import Failed, decode_batch, raw_batch_decoder
+from billing_runtime.observability import correlated
 from billing_runtime.service import Runtime, declare_output
 from billing_schemas.events import InvoiceFinalized, NotificationSent
 from billing_schemas.topics import Topic, dead_letter_name, topic_name
@@ -58,11 +59,14 @@ def register(
         batch = decode_batch(records, InvoiceFinalized)
         failed = list(batch.failed)
         sent: list[tuple[str, NotificationSent]] = []
+        outcomes = runtime.metrics.outcomes
         for record, event in batch.events:  # one by one: each email is its own SMTP exchange
             try:
-                notification = await notify_invoice_finalized(event, ports, policy)
+                with correlated(event.correlation_id):
+                    notification = await notify_invoice_finalized(event, ports, policy)
             except NotificationError as exc:
                 failed.append(Failed(record, f"{type(exc).__name__}: {exc}"))
+                outcomes.labels("notify", "email_failed").inc()
                 continue
             except TransientMailError:
                 # NACK rewinds to the batch's first record at once: pause first, so that an
@@ -72,5 +76,7 @@ def register(
                 raise
             if notification is not None:
                 sent.append((event.data.customer_id, notification_sent(notification, event)))
+                outcomes.labels("notify", "email_sent").inc()
         await runtime.publisher.publish(target, sent)
         await runtime.dead_letters.send(failed)
+        runtime.metrics.processed.labels("notify", source).inc(len(records))

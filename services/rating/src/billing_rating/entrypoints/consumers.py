@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from faststream.kafka.annotations import KafkaMessage
@@ -11,9 +12,12 @@ from billing_rating.adapters.catalog import PricingCatalog
 from billing_rating.service.rate_batch import rate_batch
 from billing_rating.settings import RatingSettings
 from billing_runtime.kafka import Failed, decode_batch, raw_batch_decoder
+from billing_runtime.observability import correlated
 from billing_runtime.service import Runtime, declare_output
 from billing_schemas.events import ChargeRated, UsageRecorded
 from billing_schemas.topics import Topic, dead_letter_name, topic_name
+
+log = logging.getLogger("billing.rating")
 
 
 def register(runtime: Runtime, settings: RatingSettings, catalog: PricingCatalog) -> None:
@@ -47,8 +51,12 @@ def register(runtime: Runtime, settings: RatingSettings, catalog: PricingCatalog
         del body  # the raw records carry the same bytes plus offsets for dead letters
         records: Any = msg.raw_message
         batch = decode_batch(records, UsageRecorded)
-        rated = await rate_batch([event for _, event in batch.events], catalog)
-        failed = list(batch.failed)
-        failed += [Failed(batch.events[i][0], reason) for i, reason in rated.failures]
-        await runtime.publisher.publish(target, rated.charges)
-        await runtime.dead_letters.send(failed)
+        with correlated(event.correlation_id for _, event in batch.events):
+            rated = await rate_batch([event for _, event in batch.events], catalog)
+            failed = list(batch.failed)
+            failed += [Failed(batch.events[i][0], reason) for i, reason in rated.failures]
+            await runtime.publisher.publish(target, rated.charges)
+            await runtime.dead_letters.send(failed)
+            log.info("rated %d records, %d dead-lettered", len(rated.charges), len(failed))
+        runtime.metrics.processed.labels("rating", source).inc(len(records))
+        runtime.metrics.outcomes.labels("rating", "charge_rated").inc(len(rated.charges))
