@@ -21,6 +21,7 @@ from pydantic import TypeAdapter, ValidationError
 
 from billing_runtime.observability import Metrics
 from billing_runtime.settings import ServiceSettings
+from billing_runtime.tracing import trace_headers
 from billing_schemas.events import Envelope
 from billing_schemas.topics import DEAD_LETTER_SUFFIX, DEFAULT_PARTITIONS
 
@@ -200,6 +201,7 @@ class EventPublisher:
         if not events:
             return
         partitions = sorted(await self._producer.partitions_for(topic))
+        tracing = trace_headers()
         by_partition: dict[int, list[tuple[bytes, bytes, list[tuple[str, bytes]]]]] = {}
         for key, event in events:
             key_bytes = key.encode()
@@ -208,6 +210,7 @@ class EventPublisher:
                 ("content-type", b"application/json"),
                 ("event-type", event.event_type.encode()),
                 ("correlation_id", event.correlation_id.encode()),
+                *tracing,
             ]
             by_partition.setdefault(partition, []).append(
                 (key_bytes, event.model_dump_json().encode(), headers)

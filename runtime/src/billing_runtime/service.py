@@ -31,6 +31,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 from billing_runtime.kafka import DeadLetters, EventPublisher, ensure_topics, make_broker
 from billing_runtime.observability import Metrics, configure_logging
 from billing_runtime.settings import ServiceSettings
+from billing_runtime.tracing import configure_tracing
 
 HEALTH_TIMEOUT_SECONDS = 3.0
 
@@ -165,6 +166,7 @@ def asgi_app(
 def serve(app: Any, settings: ServiceSettings, service: str) -> None:
     """Run an ASGI app with uvicorn until SIGTERM/SIGINT, then shut down gracefully."""
     configure_logging(settings.log_level, settings.log_format, service)
+    configure_tracing(service)
     uvicorn.run(
         app,
         host=settings.http_host,

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from opentelemetry import trace
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
@@ -18,6 +19,7 @@ from billing_ingest.service.load_bill import LoadResult, NotABillError, load_bil
 from billing_ingest.settings import IngestSettings
 from billing_runtime.kafka import EventPublisher, ensure_topics
 from billing_runtime.service import make_mongo_client
+from billing_runtime.tracing import TRACER_NAME, configure_tracing
 
 console = Console()
 err = Console(stderr=True)
@@ -26,6 +28,7 @@ bills_app = typer.Typer(help="Bills loaded so far.", no_args_is_help=True)
 
 async def _ingest(path: Path, fmt: str | None, *, quiet: bool) -> LoadResult:
     settings = IngestSettings()
+    configure_tracing("cli")
     await ensure_topics(settings.kafka_bootstrap_servers, ingest_topics(settings.topic_namespace))
     client = make_mongo_client(settings.mongodb_url)
     publisher = EventPublisher(settings.kafka_bootstrap_servers, "billing-cli-ingest")
@@ -43,14 +46,15 @@ async def _ingest(path: Path, fmt: str | None, *, quiet: bool) -> LoadResult:
             transient=True,
         ) as progress:
             task = progress.add_task(f"loading {path.name}", total=None)
-            return await load_bill(
-                path,
-                publisher=KafkaUsagePublisher(publisher, settings.topic_namespace),
-                registry=registry,
-                fmt=fmt,
-                batch_rows=settings.publish_batch_rows,
-                on_progress=lambda n: progress.update(task, completed=n),
-            )
+            with trace.get_tracer(TRACER_NAME).start_as_current_span(f"ingest {path.name}"):
+                return await load_bill(
+                    path,
+                    publisher=KafkaUsagePublisher(publisher, settings.topic_namespace),
+                    registry=registry,
+                    fmt=fmt,
+                    batch_rows=settings.publish_batch_rows,
+                    on_progress=lambda n: progress.update(task, completed=n),
+                )
     finally:
         await publisher.stop()
         await client.close()

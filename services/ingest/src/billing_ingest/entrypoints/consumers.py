@@ -13,6 +13,7 @@ from billing_ingest.settings import IngestSettings
 from billing_runtime.kafka import decode_batch, raw_batch_decoder
 from billing_runtime.observability import correlated
 from billing_runtime.service import Runtime, declare_output
+from billing_runtime.tracing import consuming
 from billing_schemas.events import (
     BillProcessed,
     UsageRecorded,
@@ -60,6 +61,10 @@ def register(runtime: Runtime, settings: IngestSettings) -> None:
     async def on_usage_submitted(body: list[bytes], msg: KafkaMessage) -> None:
         del body
         records: Any = msg.raw_message
+        with consuming("ingest", source, records):
+            await accept(records)
+
+    async def accept(records: Any) -> None:
         batch = decode_batch(records, UsageSubmitted)
         recorded = []
         for _, event in batch.events:

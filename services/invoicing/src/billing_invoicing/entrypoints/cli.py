@@ -14,6 +14,7 @@ from typing import Annotated, Any
 
 import typer
 import yaml
+from opentelemetry import trace
 from pydantic import ValidationError
 from rich.console import Console
 from rich.table import Table
@@ -23,6 +24,7 @@ from billing_invoicing.adapters.documents import InvoicePdfStore
 from billing_invoicing.adapters.invoice_repo import INVOICES
 from billing_invoicing.bootstrap import cli_context
 from billing_invoicing.service.generate_invoices import Outcome, outcomes, preview, request_close
+from billing_runtime.tracing import TRACER_NAME, configure_tracing
 from billing_schemas.catalog import Catalog
 from billing_schemas.events import PERIOD_PATTERN, today_utc
 from billing_schemas.money import format_amount, from_fixed_units
@@ -112,13 +114,15 @@ def generate(
         async with cli_context() as ctx:
             if dry_run:
                 return await preview(ctx.ports, period=period, customer_id=customer)
-            closing = await request_close(
-                ctx.ports,
-                period=period,
-                customer_id=customer,
-                issue_date=today_utc(),
-                correlation_id=f"close:{period}:{uuid.uuid4().hex[:12]}",
-            )
+            configure_tracing("cli")
+            with trace.get_tracer(TRACER_NAME).start_as_current_span(f"close {period}"):
+                closing = await request_close(
+                    ctx.ports,
+                    period=period,
+                    customer_id=customer,
+                    issue_date=today_utc(),
+                    correlation_id=f"close:{period}:{uuid.uuid4().hex[:12]}",
+                )
             deadline = time.monotonic() + wait_seconds
             with console.status(f"closing {len(closing)} invoices of {period}..."):
                 while True:

@@ -20,6 +20,7 @@ from billing_invoicing.settings import InvoicingSettings
 from billing_runtime.kafka import Failed, decode_batch, raw_batch_decoder
 from billing_runtime.observability import correlated
 from billing_runtime.service import Runtime, declare_output
+from billing_runtime.tracing import consuming, handling
 from billing_schemas.events import (
     ChargeRated,
     ChargeStreamEvent,
@@ -53,7 +54,7 @@ async def apply_charge_stream(
             continue
         await flush()
         try:
-            with correlated(event.correlation_id):
+            with handling("invoicing close", record), correlated(event.correlation_id):
                 outcome = await close_invoice(ports, event)
                 log.info("%s %s: %s", outcome.invoice_id, outcome.number, outcome.action)
         except CatalogError as exc:
@@ -112,7 +113,8 @@ def register(runtime: Runtime, settings: InvoicingSettings, ports: InvoicingPort
         del body
         records: Any = msg.raw_message
         batch = decode_batch(records, CHARGE_STREAM)
-        failed, closed = await apply_charge_stream(ports, batch.events)
+        with consuming("invoicing", charge_topic, records):
+            failed, closed = await apply_charge_stream(ports, batch.events)
         await runtime.dead_letters.send([*batch.failed, *failed])
         metrics = runtime.metrics
         metrics.processed.labels("invoicing", charge_topic).inc(len(records))

@@ -20,6 +20,7 @@ from billing_notify.settings import NotifySettings
 from billing_runtime.kafka import Failed, decode_batch, raw_batch_decoder
 from billing_runtime.observability import correlated
 from billing_runtime.service import Runtime, declare_output
+from billing_runtime.tracing import handling
 from billing_schemas.events import InvoiceFinalized, NotificationSent
 from billing_schemas.topics import Topic, dead_letter_name, topic_name
 
@@ -62,7 +63,7 @@ def register(
         outcomes = runtime.metrics.outcomes
         for record, event in batch.events:  # one by one: each email is its own SMTP exchange
             try:
-                with correlated(event.correlation_id):
+                with handling("notify email", record), correlated(event.correlation_id):
                     notification = await notify_invoice_finalized(event, ports, policy)
             except NotificationError as exc:
                 failed.append(Failed(record, f"{type(exc).__name__}: {exc}"))

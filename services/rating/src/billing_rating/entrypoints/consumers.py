@@ -14,6 +14,7 @@ from billing_rating.settings import RatingSettings
 from billing_runtime.kafka import Failed, decode_batch, raw_batch_decoder
 from billing_runtime.observability import correlated
 from billing_runtime.service import Runtime, declare_output
+from billing_runtime.tracing import consuming
 from billing_schemas.events import ChargeRated, UsageRecorded
 from billing_schemas.topics import Topic, dead_letter_name, topic_name
 
@@ -51,7 +52,10 @@ def register(runtime: Runtime, settings: RatingSettings, catalog: PricingCatalog
         del body  # the raw records carry the same bytes plus offsets for dead letters
         records: Any = msg.raw_message
         batch = decode_batch(records, UsageRecorded)
-        with correlated(event.correlation_id for _, event in batch.events):
+        with (
+            consuming("rating", source, records),
+            correlated(event.correlation_id for _, event in batch.events),
+        ):
             rated = await rate_batch([event for _, event in batch.events], catalog)
             failed = list(batch.failed)
             failed += [Failed(batch.events[i][0], reason) for i, reason in rated.failures]
