@@ -5,9 +5,13 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Sequence
+from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.errors import KafkaError
+
+COORDINATOR_ATTEMPTS = 60
 
 
 class UnknownTopicError(LookupError):
@@ -31,6 +35,28 @@ async def topic_partitions(
     return sorted(partitions)
 
 
+async def _committed_offsets(
+    admin: AIOKafkaAdminClient, group: str, partitions: list[TopicPartition]
+) -> dict[TopicPartition, Any]:
+    """The group's committed offsets, waiting out a coordinator that is not ready yet.
+
+    A broker that just started creates its offsets topic on the first group request and answers
+    "coordinator not available" meanwhile: that is worth a short wait, not an error.
+    """
+    for attempt in range(COORDINATOR_ATTEMPTS):
+        try:
+            result: dict[TopicPartition, Any] = await admin.list_consumer_group_offsets(
+                group, partitions=partitions
+            )
+        except KafkaError as exc:
+            if not exc.retriable or attempt == COORDINATOR_ATTEMPTS - 1:
+                raise
+            await asyncio.sleep(0.5)
+        else:
+            return result
+    raise AssertionError  # unreachable: the loop returns or raises
+
+
 async def consumer_lag(bootstrap_servers: str, group: str, topics: Sequence[str]) -> int:
     """Messages on ``topics`` that ``group`` has not committed (all partitions)."""
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers, client_id="billing-lag")
@@ -40,7 +66,7 @@ async def consumer_lag(bootstrap_servers: str, group: str, topics: Sequence[str]
     try:
         partitions = await topic_partitions(admin, topics)
         ends = await consumer.end_offsets(partitions)
-        committed = await admin.list_consumer_group_offsets(group, partitions=partitions)
+        committed = await _committed_offsets(admin, group, partitions)
         lag = 0
         for tp, end in ends.items():
             meta = committed.get(tp)

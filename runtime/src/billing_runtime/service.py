@@ -24,11 +24,18 @@ import uvicorn
 from faststream.asgi import AsgiFastStream, AsgiResponse, get
 from faststream.asgi.types import ASGIApp, Scope
 from faststream.kafka import KafkaBroker
+from faststream.middlewares import AckPolicy
 from prometheus_client import CollectorRegistry, make_asgi_app
 from pymongo import AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
 
-from billing_runtime.kafka import DeadLetters, EventPublisher, ensure_topics, make_broker
+from billing_runtime.kafka import (
+    DeadLetters,
+    EventPublisher,
+    ensure_topics,
+    make_broker,
+    raw_batch_decoder,
+)
 from billing_runtime.observability import Metrics, configure_logging
 from billing_runtime.settings import ServiceSettings
 from billing_runtime.tracing import configure_tracing
@@ -68,6 +75,37 @@ class Runtime:
     def db(self) -> AsyncDatabase[Document]:
         """The service's database."""
         return self.mongo[self.settings.mongodb_database]
+
+    def batch_subscriber(
+        self,
+        topic: str,
+        *,
+        group: str,
+        title: str,
+        description: str,
+        max_records: int | None = None,
+    ) -> Callable[[Callable[..., Awaitable[None]]], object]:
+        """Decorator: consume ``topic`` the one way every service does.
+
+        Batches (``max_records``, default from the settings), an explicit consumer group
+        (prefixed by the namespace), from the earliest offset for a new group, offsets committed
+        only after the handler returned (``NACK_ON_ERROR``: an exception redelivers the batch),
+        and the raw bytes handed over (see ``raw_batch_decoder``) so that each message is
+        validated, and dead-lettered if bad, on its own.
+        """
+        subscriber: Callable[[Callable[..., Awaitable[None]]], object] = self.broker.subscriber(
+            topic,
+            group_id=f"{self.settings.topic_namespace}{group}",
+            batch=True,
+            max_records=max_records or self.settings.batch_max_records,
+            batch_timeout_ms=self.settings.batch_timeout_ms,
+            auto_offset_reset="earliest",
+            ack_policy=AckPolicy.NACK_ON_ERROR,
+            decoder=raw_batch_decoder,
+            title=title,
+            description=description,
+        )
+        return subscriber
 
 
 def declare_output(runtime: Runtime, topic: str, schema: Any, description: str) -> None:

@@ -5,12 +5,11 @@ from __future__ import annotations
 from typing import Any
 
 from faststream.kafka.annotations import KafkaMessage
-from faststream.middlewares import AckPolicy
 
 from billing_ingest.adapters.publisher import KafkaUsagePublisher, ingest_topics
 from billing_ingest.domain.submitted import submitted_to_record
 from billing_ingest.settings import IngestSettings
-from billing_runtime.kafka import decode_batch, raw_batch_decoder
+from billing_runtime.kafka import decode_batch
 from billing_runtime.observability import correlated
 from billing_runtime.service import Runtime, declare_output
 from billing_runtime.tracing import consuming
@@ -46,15 +45,9 @@ def register(runtime: Runtime, settings: IngestSettings) -> None:
 
     source = topic_name(Topic.USAGE_SUBMITTED, ns)
 
-    @runtime.broker.subscriber(
+    @runtime.batch_subscriber(
         source,
-        group_id=f"{ns}{settings.consumer_group}",
-        batch=True,
-        max_records=settings.batch_max_records,
-        batch_timeout_ms=settings.batch_timeout_ms,
-        auto_offset_reset="earliest",
-        ack_policy=AckPolicy.NACK_ON_ERROR,
-        decoder=raw_batch_decoder,
+        group=settings.consumer_group,
         title="accept-usage-events",
         description="Validates upstream usage events; each valid one becomes a usage record.",
     )

@@ -6,7 +6,6 @@ import logging
 from typing import Any
 
 from faststream.kafka.annotations import KafkaMessage
-from faststream.middlewares import AckPolicy
 from pydantic import TypeAdapter
 
 from billing_invoicing.service.generate_invoices import (
@@ -17,7 +16,7 @@ from billing_invoicing.service.generate_invoices import (
     request_close,
 )
 from billing_invoicing.settings import InvoicingSettings
-from billing_runtime.kafka import Failed, decode_batch, raw_batch_decoder
+from billing_runtime.kafka import Failed, decode_batch
 from billing_runtime.observability import correlated
 from billing_runtime.service import Runtime, declare_output
 from billing_runtime.tracing import consuming, handling
@@ -94,15 +93,9 @@ def register(runtime: Runtime, settings: InvoicingSettings, ports: InvoicingPort
 
     charge_topic = topic_name(Topic.CHARGE_RATED, ns)
 
-    @runtime.broker.subscriber(
+    @runtime.batch_subscriber(
         charge_topic,
-        group_id=f"{ns}{settings.consumer_group}",
-        batch=True,
-        max_records=settings.batch_max_records,
-        batch_timeout_ms=settings.batch_timeout_ms,
-        auto_offset_reset="earliest",
-        ack_policy=AckPolicy.NACK_ON_ERROR,
-        decoder=raw_batch_decoder,
+        group=settings.consumer_group,
         title="invoice-charges",
         description=(
             "Stores each rated charge once and recomputes its draft; at a period-close marker, "
@@ -121,14 +114,10 @@ def register(runtime: Runtime, settings: InvoicingSettings, ports: InvoicingPort
         finalized = sum(1 for o in closed if o.action == "finalized")
         metrics.outcomes.labels("invoicing", "invoice_finalized").inc(finalized)
 
-    @runtime.broker.subscriber(
+    @runtime.batch_subscriber(
         topic_name(Topic.INVOICES_GENERATE, ns),
-        group_id=f"{ns}{settings.consumer_group}-commands",
-        batch=True,
+        group=f"{settings.consumer_group}-commands",
         max_records=1,
-        auto_offset_reset="earliest",
-        ack_policy=AckPolicy.NACK_ON_ERROR,
-        decoder=raw_batch_decoder,
         title="generate-invoices",
         description="Closes a billing period: puts close markers into the charge stream.",
     )

@@ -6,7 +6,6 @@ import asyncio
 from typing import Any
 
 from faststream.kafka.annotations import KafkaMessage
-from faststream.middlewares import AckPolicy
 
 from billing_notify.adapters.mailer import TransientMailError
 from billing_notify.domain.errors import NotificationError
@@ -17,7 +16,7 @@ from billing_notify.service.notify_invoice import (
     notify_invoice_finalized,
 )
 from billing_notify.settings import NotifySettings
-from billing_runtime.kafka import Failed, decode_batch, raw_batch_decoder
+from billing_runtime.kafka import Failed, decode_batch
 from billing_runtime.observability import correlated
 from billing_runtime.service import Runtime, declare_output
 from billing_runtime.tracing import handling
@@ -42,15 +41,9 @@ def register(
         "Invoice events that could not be emailed: original bytes, error in x-error.",
     )
 
-    @runtime.broker.subscriber(
+    @runtime.batch_subscriber(
         source,
-        group_id=f"{ns}{settings.consumer_group}",
-        batch=True,
-        max_records=settings.batch_max_records,
-        batch_timeout_ms=settings.batch_timeout_ms,
-        auto_offset_reset="earliest",
-        ack_policy=AckPolicy.NACK_ON_ERROR,
-        decoder=raw_batch_decoder,
+        group=settings.consumer_group,
         title="email-finalized-invoices",
         description="Emails each finalized invoice and its PDF to the billing contacts, once.",
     )

@@ -6,12 +6,11 @@ import logging
 from typing import Any
 
 from faststream.kafka.annotations import KafkaMessage
-from faststream.middlewares import AckPolicy
 
 from billing_rating.adapters.catalog import PricingCatalog
 from billing_rating.service.rate_batch import rate_batch
 from billing_rating.settings import RatingSettings
-from billing_runtime.kafka import Failed, decode_batch, raw_batch_decoder
+from billing_runtime.kafka import Failed, decode_batch
 from billing_runtime.observability import correlated
 from billing_runtime.service import Runtime, declare_output
 from billing_runtime.tracing import consuming
@@ -36,15 +35,9 @@ def register(runtime: Runtime, settings: RatingSettings, catalog: PricingCatalog
         "Usage that could not be rated (unknown account, no FX...): original bytes, x-error.",
     )
 
-    @runtime.broker.subscriber(
+    @runtime.batch_subscriber(
         source,
-        group_id=f"{ns}{settings.consumer_group}",
-        batch=True,
-        max_records=settings.batch_max_records,
-        batch_timeout_ms=settings.batch_timeout_ms,
-        auto_offset_reset="earliest",
-        ack_policy=AckPolicy.NACK_ON_ERROR,
-        decoder=raw_batch_decoder,
+        group=settings.consumer_group,
         title="rate-usage",
         description="Rates each recorded usage record for the customer owning its account.",
     )
