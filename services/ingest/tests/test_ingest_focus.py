@@ -9,52 +9,12 @@ from pathlib import Path
 
 import pytest
 
+from billing_ingest.adapters.bill_registry import InMemoryBillRegistry
+from billing_ingest.adapters.publisher import InMemoryUsagePublisher
 from billing_ingest.service.load_bill import NotABillError, load_bill
-from billing_schemas.events import (
-    BillProcessed,
-    BillSummary,
-    RejectedRow,
-    UsageRecorded,
-    UsageRejected,
-)
 
 ROOT = Path(__file__).resolve().parents[3]
 SAMPLE = ROOT / "demo" / "focus_sample.csv"
-
-
-class FakePublisher:
-    def __init__(self) -> None:
-        self.usage_events: list[tuple[str, UsageRecorded]] = []
-        self.rejected_events: list[tuple[str, UsageRejected]] = []
-        self.processed: list[BillProcessed] = []
-
-    async def usage(self, events: list[tuple[str, UsageRecorded]]) -> None:
-        self.usage_events += events
-
-    async def rejected(self, events: list[tuple[str, UsageRejected]]) -> None:
-        self.rejected_events += events
-
-    async def bill_processed(self, event: BillProcessed) -> None:
-        self.processed.append(event)
-
-
-class FakeRegistry:
-    def __init__(self) -> None:
-        self.done: dict[str, BillSummary] = {}
-        self.rejections: dict[str, list[RejectedRow]] = defaultdict(list)
-        self.begun: list[str] = []
-
-    async def processed(self, bill_id: str) -> BillSummary | None:
-        return self.done.get(bill_id)
-
-    async def begin(self, *, bill_id: str, file_name: str, checksum: str, fmt: str) -> None:
-        self.begun.append(bill_id)
-
-    async def add_rejections(self, bill_id: str, rows: list[RejectedRow]) -> None:
-        self.rejections[bill_id] += rows
-
-    async def finish(self, summary: BillSummary) -> None:
-        self.done[summary.bill_id] = summary
 
 
 def _oracle_totals(path: Path) -> dict[tuple[str, str], Decimal]:
@@ -72,7 +32,7 @@ def _oracle_totals(path: Path) -> dict[tuple[str, str], Decimal]:
 
 
 async def test_the_real_focus_sample_loads_every_row_with_exact_totals() -> None:
-    publisher, registry = FakePublisher(), FakeRegistry()
+    publisher, registry = InMemoryUsagePublisher(), InMemoryBillRegistry()
     result = await load_bill(SAMPLE, publisher=publisher, registry=registry, batch_rows=128)
     summary = result.summary
     assert (summary.rows_read, summary.rows_accepted, summary.rows_rejected) == (1000, 1000, 0)
@@ -95,7 +55,7 @@ async def test_the_real_focus_sample_loads_every_row_with_exact_totals() -> None
 
 
 async def test_loading_the_same_file_twice_publishes_nothing_the_second_time() -> None:
-    publisher, registry = FakePublisher(), FakeRegistry()
+    publisher, registry = InMemoryUsagePublisher(), InMemoryBillRegistry()
     first = await load_bill(SAMPLE, publisher=publisher, registry=registry)
     published = len(publisher.usage_events)
     second = await load_bill(SAMPLE, publisher=publisher, registry=registry)
@@ -108,9 +68,9 @@ async def test_loading_the_same_file_twice_publishes_nothing_the_second_time() -
 async def test_record_ids_are_stable_across_loads(tmp_path: Path) -> None:
     copy = tmp_path / "again.csv"
     copy.write_bytes(SAMPLE.read_bytes())
-    a, b = FakePublisher(), FakePublisher()
-    await load_bill(SAMPLE, publisher=a, registry=FakeRegistry())
-    await load_bill(copy, publisher=b, registry=FakeRegistry())
+    a, b = InMemoryUsagePublisher(), InMemoryUsagePublisher()
+    await load_bill(SAMPLE, publisher=a, registry=InMemoryBillRegistry())
+    await load_bill(copy, publisher=b, registry=InMemoryBillRegistry())
     assert [e.data.record_id for _, e in a.usage_events] == [
         e.data.record_id for _, e in b.usage_events
     ]
@@ -158,7 +118,7 @@ async def test_a_bad_row_is_rejected_with_its_row_column_and_reason_and_the_rest
 ) -> None:
     path = tmp_path / "bill.csv"
     path.write_text(HEADER + GOOD + bad_row + GOOD.replace("1.50", "2.25"))
-    publisher, registry = FakePublisher(), FakeRegistry()
+    publisher, registry = InMemoryUsagePublisher(), InMemoryBillRegistry()
     result = await load_bill(path, publisher=publisher, registry=registry)
     assert (
         result.summary.rows_read,
@@ -183,9 +143,10 @@ async def test_a_file_that_is_not_a_bill_fails_clearly_and_publishes_nothing(
 ) -> None:
     path = tmp_path / "notes.csv"
     path.write_text("name,amount\nfoo,1\n")
-    publisher, registry = FakePublisher(), FakeRegistry()
+    publisher, registry = InMemoryUsagePublisher(), InMemoryBillRegistry()
     with pytest.raises(
-        NotABillError, match=r"notes.csv: not a FOCUS bill \(missing columns: BilledCost"
+        NotABillError,
+        match=r"notes.csv: not a bill in a format we read \(focus: missing BilledCost",
     ):
         await load_bill(path, publisher=publisher, registry=registry)
     assert publisher.usage_events == []
@@ -196,11 +157,11 @@ async def test_a_file_that_is_not_a_bill_fails_clearly_and_publishes_nothing(
 async def test_rows_repeated_word_for_word_are_two_lines_not_one(tmp_path: Path) -> None:
     path = tmp_path / "twice.csv"
     path.write_text(HEADER + GOOD + GOOD)
-    publisher = FakePublisher()
-    result = await load_bill(path, publisher=publisher, registry=FakeRegistry())
+    publisher = InMemoryUsagePublisher()
+    result = await load_bill(path, publisher=publisher, registry=InMemoryBillRegistry())
     assert result.summary.rows_accepted == 2
     ids = [e.data.record_id for _, e in publisher.usage_events]
     assert len(set(ids)) == 2
-    again = FakePublisher()
-    await load_bill(path, publisher=again, registry=FakeRegistry())
+    again = InMemoryUsagePublisher()
+    await load_bill(path, publisher=again, registry=InMemoryBillRegistry())
     assert [e.data.record_id for _, e in again.usage_events] == ids

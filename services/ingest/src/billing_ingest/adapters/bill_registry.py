@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import defaultdict
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
@@ -110,3 +111,24 @@ class MongoBillRegistry:
             RejectedRow.model_validate({k: v for k, v in doc.items() if k in fields})
             async for doc in cursor
         ]
+
+
+class InMemoryBillRegistry:
+    """Fake of :class:`BillRegistry` for unit tests."""
+
+    def __init__(self) -> None:
+        self.done: dict[str, BillSummary] = {}
+        self.rejections: dict[str, list[RejectedRow]] = defaultdict(list)
+        self.begun: list[str] = []
+
+    async def processed(self, bill_id: str) -> BillSummary | None:
+        return self.done.get(bill_id)
+
+    async def begin(self, *, bill_id: str, file_name: str, checksum: str, fmt: str) -> None:
+        self.begun.append(bill_id)
+
+    async def add_rejections(self, bill_id: str, rows: list[RejectedRow]) -> None:
+        self.rejections[bill_id] += rows
+
+    async def finish(self, summary: BillSummary) -> None:
+        self.done[summary.bill_id] = summary

@@ -29,6 +29,24 @@ class KafkaUsagePublisher:
         )
 
 
+class InMemoryUsagePublisher:
+    """Fake of :class:`UsagePublisher` for unit tests: keeps what was published."""
+
+    def __init__(self) -> None:
+        self.usage_events: list[tuple[str, UsageRecorded]] = []
+        self.rejected_events: list[tuple[str, UsageRejected]] = []
+        self.processed: list[BillProcessed] = []
+
+    async def usage(self, events: list[tuple[str, UsageRecorded]]) -> None:
+        self.usage_events += events
+
+    async def rejected(self, events: list[tuple[str, UsageRejected]]) -> None:
+        self.rejected_events += events
+
+    async def bill_processed(self, event: BillProcessed) -> None:
+        self.processed.append(event)
+
+
 def ingest_topics(namespace: str) -> list[str]:
     """Topics ingest writes to (and their dead-letter topics)."""
     names: list[str] = []

@@ -61,9 +61,10 @@ async def _ingest(path: Path, fmt: str | None, *, quiet: bool) -> LoadResult:
 
 
 def ingest(
-    file: Annotated[Path, typer.Argument(help="Bill file (FOCUS CSV, .csv.gz).")],
+    file: Annotated[Path, typer.Argument(help="Bill file: FOCUS or AWS CUR CSV (.csv, .csv.gz).")],
     fmt: Annotated[
-        str | None, typer.Option("--format", help="Bill format; detected from the header.")
+        str | None,
+        typer.Option("--format", help="focus, aws-cur or aws-cur2; detected from the header."),
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
 ) -> None:

@@ -19,12 +19,8 @@ from typing import Protocol
 
 from billing_ingest.adapters.bill_registry import BillRegistry
 from billing_ingest.adapters.csv_reader import open_csv
-from billing_ingest.domain.focus import (
-    RowProblem,
-    focus_row_to_record,
-    missing_columns,
-    row_digest,
-)
+from billing_ingest.domain.cells import RowProblem, row_digest
+from billing_ingest.domain.formats import FORMATS, BillFormat, by_name, detect
 from billing_schemas.events import (
     BillProcessed,
     BillSummary,
@@ -34,7 +30,6 @@ from billing_schemas.events import (
 )
 
 SOURCE = "billing-ingest"
-FOCUS = "focus"
 
 
 class NotABillError(ValueError):
@@ -63,6 +58,7 @@ class _Tally:
 
     bill_id: str
     file_name: str
+    fmt: BillFormat
     read: int = 0
     accepted: int = 0
     rejected: int = 0
@@ -76,7 +72,7 @@ class _Tally:
         self.read += 1
         digest = row_digest(row)
         self._seen[digest] += 1
-        result = focus_row_to_record(
+        result = self.fmt.map_row(
             row,
             bill_id=self.bill_id,
             file_name=self.file_name,
@@ -155,11 +151,6 @@ def file_checksum(path: Path) -> str:
     return digest.hexdigest()
 
 
-def detect_format(header: list[str]) -> str | None:
-    """The bill format a header belongs to, or None."""
-    return FOCUS if not missing_columns(header) else None
-
-
 async def load_bill(
     path: Path,
     *,
@@ -174,17 +165,21 @@ async def load_bill(
         msg = f"{path}: no such file"
         raise NotABillError(msg)
     stream = open_csv(path)
-    detected = detect_format(stream.header)
-    fmt = fmt or detected
-    if fmt != FOCUS:
-        missing = ", ".join(missing_columns(stream.header)) or "?"
-        msg = (
-            f"{path.name}: not a FOCUS bill (missing columns: {missing}); "
-            "supported format: focus. Nothing was published."
-        )
+    detected = detect(stream.header)
+    chosen = by_name(fmt) if fmt else detected
+    if fmt and chosen is None:
+        names = ", ".join(f.name for f in FORMATS)
+        msg = f"--format {fmt!r} is not one of {names}. Nothing was published."
         raise NotABillError(msg)
-    if detected != FOCUS:
-        msg = f"{path.name}: --format focus, but the header lacks {missing_columns(stream.header)}"
+    if chosen is None:
+        tried = "; ".join(
+            f"{f.name}: missing {', '.join(f.missing(stream.header)[:4])}" for f in FORMATS
+        )
+        msg = f"{path.name}: not a bill in a format we read ({tried}). Nothing was published."
+        raise NotABillError(msg)
+    if chosen.missing(stream.header):
+        missing = ", ".join(chosen.missing(stream.header))
+        msg = f"{path.name}: --format {chosen.name}, but the header lacks {missing}"
         raise NotABillError(msg)
 
     checksum = file_checksum(path)
@@ -192,9 +187,9 @@ async def load_bill(
     done = await registry.processed(bill_id)
     if done is not None:
         return LoadResult(done, already_loaded=True)
-    await registry.begin(bill_id=bill_id, file_name=path.name, checksum=checksum, fmt=fmt)
+    await registry.begin(bill_id=bill_id, file_name=path.name, checksum=checksum, fmt=chosen.name)
 
-    tally = _Tally(bill_id=bill_id, file_name=path.name)
+    tally = _Tally(bill_id=bill_id, file_name=path.name, fmt=chosen)
 
     async def flush() -> None:
         usage, rejects = tally.take()
@@ -220,7 +215,7 @@ async def load_bill(
         bill_id=bill_id,
         file_name=path.name,
         checksum_sha256=checksum,
-        format=fmt,
+        format=chosen.name,
         status="processed" if tally.rejected == 0 else "partially_rejected",
         billing_periods=sorted(tally.periods),
         rows_read=tally.read,

@@ -1,0 +1,80 @@
+"""The bill formats ingest reads, detected from a file's header (pure).
+
+Each format names the columns it cannot do without and maps one row to a usage record. The
+first format whose required columns are all in the header is the file's format; ``--format``
+overrides the detection (and the header must still fit it).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from billing_ingest.domain import aws_cur, focus
+from billing_ingest.domain.cells import Row, RowProblem
+from billing_schemas.events import UsageRecord
+
+RowMapper = Callable[..., UsageRecord | RowProblem]
+"""``(row, *, bill_id, file_name, row_number, digest, occurrence) -> record or problem``."""
+
+
+@dataclass(frozen=True)
+class BillFormat:
+    """A format: its name (``--format``), what it needs in the header, how a row maps."""
+
+    name: str
+    title: str
+    required_columns: tuple[str, ...]
+    to_record: RowMapper
+
+    def missing(self, header: list[str]) -> list[str]:
+        """Required columns the header lacks."""
+        present = set(header)
+        return [c for c in self.required_columns if c not in present]
+
+    def map_row(
+        self,
+        row: Row,
+        *,
+        bill_id: str,
+        file_name: str,
+        row_number: int,
+        digest: str,
+        occurrence: int,
+    ) -> UsageRecord | RowProblem:
+        """One row to a record, or the reason it is rejected."""
+        return self.to_record(
+            row,
+            bill_id=bill_id,
+            file_name=file_name,
+            row_number=row_number,
+            digest=digest,
+            occurrence=occurrence,
+        )
+
+
+FORMATS: tuple[BillFormat, ...] = (
+    BillFormat("focus", "FOCUS 1.x", focus.REQUIRED_COLUMNS, focus.focus_row_to_record),
+    BillFormat(
+        "aws-cur",
+        "AWS Cost and Usage Report (legacy)",
+        aws_cur.LEGACY.required_columns(),
+        aws_cur.LEGACY.to_record,
+    ),
+    BillFormat(
+        "aws-cur2",
+        "AWS CUR 2.0",
+        aws_cur.CUR2.required_columns(),
+        aws_cur.CUR2.to_record,
+    ),
+)
+
+
+def detect(header: list[str]) -> BillFormat | None:
+    """The first format the header fits, or None."""
+    return next((f for f in FORMATS if not f.missing(header)), None)
+
+
+def by_name(name: str) -> BillFormat | None:
+    """The format called ``name`` (as ``--format`` takes it)."""
+    return next((f for f in FORMATS if f.name == name), None)
