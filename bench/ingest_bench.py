@@ -99,13 +99,16 @@ async def raw_pass(path: Path, namespace: str, limit: int) -> dict[str, float]:
     from aiokafka import AIOKafkaProducer
 
     from billing_ingest.adapters.csv_reader import open_csv
+    from billing_ingest.domain.formats import by_name
     from billing_ingest.service.load_bill import _Tally
     from billing_runtime.kafka import ensure_topics
 
     bootstrap = os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:19092")
     topic = f"{namespace}raw"
     await ensure_topics(bootstrap, [topic], partitions=4)
-    tally = _Tally(bill_id="bench", file_name=path.name)
+    focus = by_name("focus")
+    assert focus is not None
+    tally = _Tally(bill_id="bench", file_name=path.name, fmt=focus)
     for batch in open_csv(path).batches():
         for offset, row in enumerate(batch.rows):
             tally.add_row(row, batch.first_row_number + offset)
