@@ -11,6 +11,7 @@ import csv
 import email
 import email.policy
 import io
+import json
 import signal
 from collections import defaultdict
 from decimal import ROUND_HALF_UP, Decimal
@@ -117,8 +118,17 @@ def assert_invoices_and_emails(docs: list[dict[str, Any]], inbox: list[EmailMess
 async def run_demo_flow(pipeline: Any) -> None:
     await pipeline.billing("topics", "create")
     await pipeline.billing("catalog", "apply", str(CATALOG))
-    out = await pipeline.billing("ingest", str(SAMPLE))
-    assert "rows read 1,000, accepted 1,000, rejected 0" in out
+    out = await pipeline.billing("ingest", str(SAMPLE), "--json")
+    loaded = json.loads(out)
+    assert (loaded["rows_read"], loaded["rows_accepted"], loaded["rows_rejected"]) == (
+        1000,
+        1000,
+        0,
+    )
+    shown = json.loads(await pipeline.billing("bills", "show", loaded["bill_id"], "--json"))
+    assert shown["bill"]["billed_cost_totals"] == loaded["billed_cost_totals"]
+    assert shown["rejected_rows"] == []
+    assert loaded["bill_id"] in await pipeline.billing("bills", "list")
     await pipeline.billing("wait")
     out = await pipeline.billing("invoices", "generate", "--period", PERIOD)
     assert out.count("finalized") >= 2, out

@@ -98,6 +98,10 @@ class MongoBillRegistry:
             },
         )
 
+    async def bill(self, bill_id: str) -> dict[str, Any] | None:
+        """One bill's registry document."""
+        return await self._bills.find_one({"_id": bill_id})
+
     async def list_bills(self, limit: int = 50) -> list[dict[str, Any]]:
         """The most recent bills, newest first."""
         cursor = self._bills.find({}).sort("created_at", -1).limit(limit)

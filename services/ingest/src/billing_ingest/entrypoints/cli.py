@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from opentelemetry import trace
@@ -20,6 +20,7 @@ from billing_ingest.settings import IngestSettings
 from billing_runtime.kafka import EventPublisher, ensure_topics
 from billing_runtime.service import make_mongo_client
 from billing_runtime.tracing import TRACER_NAME, configure_tracing
+from billing_schemas.events import RejectedRow
 
 console = Console()
 err = Console(stderr=True)
@@ -91,15 +92,18 @@ def ingest(
         console.print(f"  see the rejected rows: billing bills show {summary.bill_id}")
 
 
-async def _registry_call(bill_id: str | None) -> tuple[list[dict[str, object]], list[object]]:
+async def _bills(bill_id: str | None) -> tuple[list[dict[str, Any]], list[RejectedRow]]:
+    """All recent bills, or one bill and its rejected rows."""
     settings = IngestSettings()
     client = make_mongo_client(settings.mongodb_url)
     try:
         registry = MongoBillRegistry(client[settings.mongodb_database])
         if bill_id is None:
-            return list(await registry.list_bills()), []
-        bills = [b for b in await registry.list_bills(limit=10_000) if b["_id"] == bill_id]
-        return list(bills), list(await registry.rejections(bill_id))
+            return await registry.list_bills(), []
+        bill = await registry.bill(bill_id)
+        if bill is None:
+            return [], []
+        return [bill], await registry.rejections(bill_id)
     finally:
         await client.close()
 
@@ -107,7 +111,7 @@ async def _registry_call(bill_id: str | None) -> tuple[list[dict[str, object]], 
 @bills_app.command("list")
 def list_bills() -> None:
     """List loaded bills, newest first."""
-    bills, _ = asyncio.run(_registry_call(None))
+    bills, _ = asyncio.run(_bills(None))
     table = Table("bill", "file", "format", "status", "read", "accepted", "rejected")
     for bill in bills:
         table.add_row(
@@ -128,12 +132,12 @@ def show_bill(
     as_json: Annotated[bool, typer.Option("--json", help="Print as JSON.")] = False,
 ) -> None:
     """Show one bill's figures and its rejected rows."""
-    bills, rejections = asyncio.run(_registry_call(bill_id))
+    bills, rejections = asyncio.run(_bills(bill_id))
     if not bills:
         err.print(f"[red]error:[/red] no bill {bill_id!r}")
         raise typer.Exit(1)
     bill = bills[0]
-    rows = [r.model_dump(mode="json") for r in rejections]  # type: ignore[attr-defined]
+    rows = [r.model_dump(mode="json") for r in rejections]
     if as_json:
         print(json.dumps({"bill": bill.get("summary"), "rejected_rows": rows}, indent=2))
         return
