@@ -165,3 +165,34 @@ async def test_rows_repeated_word_for_word_are_two_lines_not_one(tmp_path: Path)
     again = InMemoryUsagePublisher()
     await load_bill(path, publisher=again, registry=InMemoryBillRegistry())
     assert [e.data.record_id for _, e in again.usage_events] == ids
+
+
+async def test_the_same_bill_as_parquet_gives_the_same_records(tmp_path: Path) -> None:
+    import pyarrow as pa
+    import pyarrow.csv as pacsv
+    import pyarrow.parquet as pq
+
+    # the sample as Parquet with typed columns, money as decimal128 like provider exports
+    table = pacsv.read_csv(
+        SAMPLE,
+        convert_options=pacsv.ConvertOptions(
+            null_values=["NULL", ""],
+            strings_can_be_null=True,
+            column_types={"BilledCost": pa.decimal128(20, 11), "SubAccountId": pa.string()},
+        ),
+    )
+    parquet = tmp_path / "focus_sample.parquet"
+    pq.write_table(table, parquet, row_group_size=300)
+
+    from_csv, from_parquet = InMemoryUsagePublisher(), InMemoryUsagePublisher()
+    await load_bill(SAMPLE, publisher=from_csv, registry=InMemoryBillRegistry())
+    result = await load_bill(parquet, publisher=from_parquet, registry=InMemoryBillRegistry())
+    assert (result.summary.format, result.summary.rows_read, result.summary.rows_rejected) == (
+        "focus",
+        1000,
+        0,
+    )
+    csv_costs = [(e.data.sub_account_id, e.data.billed_cost) for _, e in from_csv.usage_events]
+    pq_costs = [(e.data.sub_account_id, e.data.billed_cost) for _, e in from_parquet.usage_events]
+    assert pq_costs == csv_costs
+    assert pq_costs[0] == ("51738928782", Decimal("0.00000080000"))
