@@ -62,7 +62,9 @@ async def _ingest(path: Path, fmt: str | None, *, quiet: bool) -> LoadResult:
 
 
 def ingest(
-    file: Annotated[Path, typer.Argument(help="Bill file: FOCUS or AWS CUR, CSV (.gz) or Parquet.")],
+    file: Annotated[
+        Path, typer.Argument(help="Bill file: FOCUS or AWS CUR, CSV (.gz) or Parquet.")
+    ],
     fmt: Annotated[
         str | None,
         typer.Option("--format", help="focus, aws-cur or aws-cur2; detected from the header."),
