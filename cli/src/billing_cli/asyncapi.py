@@ -37,30 +37,25 @@ DOCUMENT_BROKER = "kafka:9092"
 
 console = Console()
 
+DOCUMENT_SETTINGS = {"kafka_bootstrap_servers": DOCUMENT_BROKER, "topic_namespace": ""}
+"""Fixed, so that the documents do not depend on the environment they are generated in."""
+
 SERVICES: dict[str, tuple[str, Callable[[], Runtime]]] = {
     "ingest": (
         "Parses provider bills and upstream usage events into normalized usage records.",
-        lambda: build_ingest(
-            IngestSettings(kafka_bootstrap_servers=DOCUMENT_BROKER, topic_namespace="")
-        ),
+        lambda: build_ingest(IngestSettings.model_validate(DOCUMENT_SETTINGS)),
     ),
     "rating": (
         "Rates usage records with each customer's price list: cost, price and margin.",
-        lambda: build_rating(
-            RatingSettings(kafka_bootstrap_servers=DOCUMENT_BROKER, topic_namespace="")
-        ),
+        lambda: build_rating(RatingSettings.model_validate(DOCUMENT_SETTINGS)),
     ),
     "invoicing": (
         "Assembles drafts from rated charges; closes periods into numbered PDF invoices.",
-        lambda: build_invoicing(
-            InvoicingSettings(kafka_bootstrap_servers=DOCUMENT_BROKER, topic_namespace="")
-        ),
+        lambda: build_invoicing(InvoicingSettings.model_validate(DOCUMENT_SETTINGS)),
     ),
     "notify": (
         "Emails each finalized invoice, PDF attached, to the customer's Billing contacts.",
-        lambda: build_notify(
-            NotifySettings(kafka_bootstrap_servers=DOCUMENT_BROKER, topic_namespace="")
-        ),
+        lambda: build_notify(NotifySettings.model_validate(DOCUMENT_SETTINGS)),
     ),
 }
 

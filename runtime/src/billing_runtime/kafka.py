@@ -91,6 +91,16 @@ class DecodedBatch(Generic[E]):
     failed: list[Failed] = field(default_factory=list)
 
 
+_ADAPTERS: dict[type[Any], TypeAdapter[Any]] = {}
+
+
+def _adapter(model: type[Any]) -> TypeAdapter[Any]:
+    # building an adapter costs more than validating a small batch: once per event class
+    if model not in _ADAPTERS:
+        _ADAPTERS[model] = TypeAdapter(model)
+    return _ADAPTERS[model]
+
+
 def decode_batch(
     records: Sequence[ConsumerRecord[bytes, bytes]], model: type[E] | TypeAdapter[E]
 ) -> DecodedBatch[E]:
@@ -99,7 +109,7 @@ def decode_batch(
     ``model`` is an event class, or a ``TypeAdapter`` of a union of them for a topic that
     carries several event types.
     """
-    adapter = model if isinstance(model, TypeAdapter) else TypeAdapter(model)
+    adapter = model if isinstance(model, TypeAdapter) else _adapter(model)
     name = getattr(model, "__name__", None) or str(adapter.core_schema.get("type", "event"))
     batch: DecodedBatch[E] = DecodedBatch()
     for record in records:

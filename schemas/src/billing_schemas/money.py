@@ -16,7 +16,7 @@ Rules (also in docs/money.md):
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from decimal import ROUND_HALF_EVEN, ROUND_HALF_UP, Decimal, InvalidOperation
 from functools import cache
 from typing import Annotated
@@ -152,16 +152,6 @@ class Money(BaseModel):
     def to_fixed_units(self) -> int:
         """Database representation: integer nanos of the currency."""
         return to_fixed_units(self.amount)
-
-    @classmethod
-    def zero(cls, currency: str) -> Money:
-        """Zero in a currency."""
-        return cls(amount=Decimal(0), currency=currency)
-
-
-def sum_fixed_units(values: Iterable[int]) -> Decimal:
-    """Sum database fixed units exactly and return the Decimal amount."""
-    return from_fixed_units(sum(values))
 
 
 def format_amount(amount: Decimal, currency: str, locale: str = "en") -> str:

@@ -7,15 +7,27 @@ overrides the detection (and the header must still fit it).
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Protocol
 
 from billing_ingest.domain import aws_cur, focus
 from billing_ingest.domain.cells import Row, RowProblem
 from billing_schemas.events import UsageRecord
 
-RowMapper = Callable[..., UsageRecord | RowProblem]
-"""``(row, *, bill_id, file_name, row_number, digest, occurrence) -> record or problem``."""
+
+class RowMapper(Protocol):
+    """One row to a usage record, or the reason it is rejected."""
+
+    def __call__(
+        self,
+        row: Row,
+        *,
+        bill_id: str,
+        file_name: str,
+        row_number: int,
+        digest: str,
+        occurrence: int,
+    ) -> UsageRecord | RowProblem: ...
 
 
 @dataclass(frozen=True)
@@ -31,26 +43,6 @@ class BillFormat:
         """Required columns the header lacks."""
         present = set(header)
         return [c for c in self.required_columns if c not in present]
-
-    def map_row(
-        self,
-        row: Row,
-        *,
-        bill_id: str,
-        file_name: str,
-        row_number: int,
-        digest: str,
-        occurrence: int,
-    ) -> UsageRecord | RowProblem:
-        """One row to a record, or the reason it is rejected."""
-        return self.to_record(
-            row,
-            bill_id=bill_id,
-            file_name=file_name,
-            row_number=row_number,
-            digest=digest,
-            occurrence=occurrence,
-        )
 
 
 FORMATS: tuple[BillFormat, ...] = (

@@ -73,7 +73,7 @@ class _Tally:
         self.read += 1
         digest = row_digest(row)
         self._seen[digest] += 1
-        result = self.fmt.map_row(
+        result = self.fmt.to_record(
             row,
             bill_id=self.bill_id,
             file_name=self.file_name,
@@ -82,17 +82,7 @@ class _Tally:
             occurrence=self._seen[digest],
         )
         if isinstance(result, RowProblem):
-            self.rejected += 1
-            self.pending_rejects.append(
-                RejectedRow(
-                    bill_id=self.bill_id,
-                    file=self.file_name,
-                    row=row_number,
-                    column=result.column,
-                    reason=result.reason,
-                    raw=row,
-                )
-            )
+            self._reject(row_number, result.column, result.reason, row)
             return
         self.accepted += 1
         self.periods.add(result.billing_period)
@@ -109,14 +99,20 @@ class _Tally:
 
     def add_malformed(self, row_number: int | None, reason: str, text: str) -> None:
         self.read += 1
+        self._reject(row_number, None, reason, {"text": text})
+
+    def _reject(
+        self, row_number: int | None, column: str | None, reason: str, raw: dict[str, str | None]
+    ) -> None:
         self.rejected += 1
         self.pending_rejects.append(
             RejectedRow(
                 bill_id=self.bill_id,
                 file=self.file_name,
                 row=row_number,
+                column=column,
                 reason=reason,
-                raw={"text": text},
+                raw=raw,
             )
         )
 

@@ -117,16 +117,18 @@ class MongoInvoiceRepository:
                 {"_id": 1},
             )
         }
+        # late charges of one closed invoice all go to the same open one: look it up once
+        next_open = {
+            invoice_id: await self.open_invoice_after(invoice_id.rsplit(":", 1)[0], invoice_id)
+            for invoice_id in sorted(closed)
+        }
         docs = []
         touched: set[str] = set()
         for charge in charges:
             invoice_id = invoice_id_for(charge.customer_id, charge.billing_period)
             doc = charge_document(charge, invoice_id)
             if invoice_id in closed:
-                doc.update(
-                    invoice_id=await self.open_invoice_after(charge.customer_id, invoice_id),
-                    late=True,
-                )
+                doc.update(invoice_id=next_open[invoice_id], late=True)
             touched.add(doc["invoice_id"])
             docs.append({"_id": charge.charge_id, **doc})
         try:

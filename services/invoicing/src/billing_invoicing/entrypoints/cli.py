@@ -58,13 +58,17 @@ def _describe_location(data: Any, loc: tuple[int | str, ...]) -> str:
     parts: list[str] = []
     node = data
     for key in loc:
-        if isinstance(key, int) and isinstance(node, list) and key < len(node):
-            node = node[key]
+        if isinstance(key, int):
+            node = node[key] if isinstance(node, list) and key < len(node) else None
             label = node.get("id") if isinstance(node, dict) else None
-            parts[-1 if parts else 0 : None] = [f"{parts[-1] if parts else ''}[{label or key}]"]
+            index = f"[{label or key}]"
+            if parts:
+                parts[-1] += index
+            else:
+                parts.append(index)
         else:
             node = node.get(key) if isinstance(node, dict) else None
-            parts.append(str(key))
+            parts.append(key)
     return ".".join(parts) or "(top level)"
 
 
