@@ -98,24 +98,41 @@ async def raw_pass(path: Path, namespace: str, limit: int) -> dict[str, float]:
     """The same records, serialized up front, pushed with aiokafka's own batches."""
     from aiokafka import AIOKafkaProducer
 
-    from billing_ingest.adapters.csv_reader import open_csv
-    from billing_ingest.domain.formats import by_name
-    from billing_ingest.service.load_bill import _Tally
+    from billing_ingest.adapters.bill_registry import InMemoryBillRegistry
+    from billing_ingest.service.load_bill import load_bill
     from billing_runtime.kafka import ensure_topics
+
+    class Keep:
+        """Keeps the serialized records ingest would publish (the first ``limit``)."""
+
+        def __init__(self) -> None:
+            self.records: list[tuple[bytes, bytes]] = []
+
+        async def usage_serialized(self, records: list[tuple[str, bytes]], _: str) -> None:
+            room = limit - len(self.records)
+            self.records += [(k.encode(), v) for k, v in records[:room]]
+
+        async def rejected(self, events: object) -> None:
+            del events
+
+        async def bill_processed(self, event: object) -> None:
+            del event
 
     bootstrap = os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:19092")
     topic = f"{namespace}raw"
     await ensure_topics(bootstrap, [topic], partitions=4)
-    focus = by_name("focus")
-    assert focus is not None
-    tally = _Tally(bill_id="bench", file_name=path.name, fmt=focus)
-    for batch in open_csv(path).batches():
-        for offset, row in enumerate(batch.rows):
-            tally.add_row(row, batch.first_row_number + offset)
-        if len(tally.pending) >= limit:
-            break
-    payloads = [(key.encode(), event.model_dump_json().encode()) for key, event in tally.pending]
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=5)
+    keep = Keep()
+    await load_bill(path, publisher=keep, registry=InMemoryBillRegistry())
+    payloads = keep.records
+    from billing_runtime.kafka import COMPRESSION
+
+    producer = AIOKafkaProducer(
+        bootstrap_servers=bootstrap,
+        acks="all",
+        linger_ms=5,
+        max_batch_size=1 << 20,
+        compression_type=COMPRESSION,  # as ingest's publisher
+    )
     await producer.start()
     try:
         partitions = sorted(await producer.partitions_for(topic))

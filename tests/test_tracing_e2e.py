@@ -22,6 +22,7 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from pymongo.asynchronous.database import AsyncDatabase
 
+from billing_ingest.adapters.bill_registry import InMemoryBillRegistry
 from billing_ingest.adapters.publisher import KafkaUsagePublisher, ingest_topics
 from billing_ingest.service.load_bill import load_bill
 from billing_invoicing.adapters.pdf import PdfRenderer
@@ -104,24 +105,11 @@ async def test_one_trace_from_the_bill_to_the_email(
     await ports.catalog.apply(load_catalog_file(ROOT / "demo" / "catalog.yaml"))
     await ensure_topics(infra.kafka_bootstrap_servers, ingest_topics(ns))
 
-    class NoRegistry:
-        async def processed(self, bill_id: str) -> None:
-            return None
-
-        async def begin(self, **_: str) -> None:
-            return None
-
-        async def add_rejections(self, *_: Any) -> None:
-            return None
-
-        async def finish(self, *_: Any) -> None:
-            return None
-
     tracer = trace.get_tracer("test")
     try:
         with tracer.start_as_current_span("month end") as root:
             await load_bill(
-                bill, publisher=KafkaUsagePublisher(publisher, ns), registry=NoRegistry()
+                bill, publisher=KafkaUsagePublisher(publisher, ns), registry=InMemoryBillRegistry()
             )
             await wait_for_no_lag(
                 infra.kafka_bootstrap_servers,

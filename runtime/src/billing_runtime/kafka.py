@@ -164,6 +164,11 @@ class DeadLetters:
                 self._metrics.dead_lettered.labels(self._service, record.topic).inc()
 
 
+_PARTITION_CACHE_SIZE = 65_536
+COMPRESSION = "lz4"
+"""Producer batch compression of :class:`EventPublisher` (consumers decompress it anyway)."""
+
+
 class EventPublisher:
     """Publishes keyed events in producer batches, one per partition, and waits for the acks.
 
@@ -179,6 +184,8 @@ class EventPublisher:
         self._client_id = client_id
         self._partitioner = DefaultPartitioner()
         self._started: AIOKafkaProducer | None = None
+        self._partitions: dict[str, dict[bytes, int]] = {}
+        self._topic_partitions: dict[str, list[int]] = {}
 
     async def start(self) -> None:
         """Connect to the broker (the producer needs the running event loop)."""
@@ -189,6 +196,9 @@ class EventPublisher:
             enable_idempotence=True,
             max_batch_size=1 << 20,
             linger_ms=5,
+            # JSON events repeat their field names: lz4 (cramjam, outside the GIL) shrinks
+            # what the broker writes and replicates several times over
+            compression_type=COMPRESSION,
         )
         await producer.start()
         self._started = producer
@@ -207,36 +217,90 @@ class EventPublisher:
         return self._started
 
     async def publish(self, topic: str, events: Sequence[tuple[str, Envelope]]) -> None:
-        """Publish ``(key, event)`` pairs to ``topic``; return when every one is acknowledged."""
+        """Publish ``(key, event)`` pairs to ``topic``; return when every one is acknowledged.
+
+        Events keep their order within a partition (a period-closing marker stays behind the
+        charges published before it).
+        """
         if not events:
             return
-        partitions = sorted(await self._producer.partitions_for(topic))
         tracing = trace_headers()
-        by_partition: dict[int, list[tuple[bytes, bytes, list[tuple[str, bytes]]]]] = {}
-        for key, event in events:
-            key_bytes = key.encode()
-            partition = self._partitioner(key_bytes, partitions, partitions)
-            headers = [
-                ("content-type", b"application/json"),
-                ("event-type", event.event_type.encode()),
-                ("correlation_id", event.correlation_id.encode()),
-                *tracing,
-            ]
-            by_partition.setdefault(partition, []).append(
-                (key_bytes, event.model_dump_json().encode(), headers)
+        records = [
+            (
+                key,
+                event.model_dump_json().encode(),
+                [
+                    ("content-type", b"application/json"),
+                    ("event-type", event.event_type.encode()),
+                    ("correlation_id", event.correlation_id.encode()),
+                    *tracing,
+                ],
             )
+            for key, event in events
+        ]
+        await self._send(topic, records)
+
+    def _partition(self, topic: str, key: bytes, partitions: list[int]) -> int:
+        # murmur2 is pure Python in aiokafka; a batch has few distinct keys, so remember them
+        known = self._partitions.setdefault(topic, {})
+        partition = known.get(key)
+        if partition is None:
+            if len(known) >= _PARTITION_CACHE_SIZE:
+                known.clear()
+            partition = known[key] = self._partitioner(key, partitions, partitions)
+        return partition
+
+    async def publish_serialized(
+        self,
+        topic: str,
+        records: Sequence[tuple[str, bytes]],
+        *,
+        event_type: str,
+        correlation_id: str,
+    ) -> None:
+        """Publish ``(key, JSON bytes)`` of one event type and correlation id; wait for acks.
+
+        For callers that serialize events themselves (ingest's columnar path). The headers are
+        the same as :meth:`publish` gives and are built once for the whole call.
+        """
+        if not records:
+            return
+        headers = [
+            ("content-type", b"application/json"),
+            ("event-type", event_type.encode()),
+            ("correlation_id", correlation_id.encode()),
+            *trace_headers(),
+        ]
+        await self._send(topic, [(key, value, headers) for key, value in records])
+
+    async def _send(
+        self, topic: str, records: Sequence[tuple[str, bytes, list[tuple[str, bytes]]]]
+    ) -> None:
+        partitions = await self._partitions_of(topic)
+        by_partition: dict[int, list[tuple[bytes, bytes, list[tuple[str, bytes]]]]] = {}
+        for key, value, headers in records:
+            key_bytes = key.encode()
+            by_partition.setdefault(self._partition(topic, key_bytes, partitions), []).append(
+                (key_bytes, value, headers)
+            )
+        producer = self._producer
         futures: list[asyncio.Future[Any]] = []
-        for partition, records in by_partition.items():
-            batch = self._producer.create_batch()
-            for key_bytes, value, headers in records:
+        for partition, items in by_partition.items():
+            batch = producer.create_batch()
+            for key_bytes, value, headers in items:
                 if (
                     batch.append(key=key_bytes, value=value, timestamp=None, headers=headers)
                     is None
                 ):
-                    futures.append(
-                        await self._producer.send_batch(batch, topic, partition=partition)
-                    )
-                    batch = self._producer.create_batch()
+                    futures.append(await producer.send_batch(batch, topic, partition=partition))
+                    batch = producer.create_batch()
                     batch.append(key=key_bytes, value=value, timestamp=None, headers=headers)
-            futures.append(await self._producer.send_batch(batch, topic, partition=partition))
+            futures.append(await producer.send_batch(batch, topic, partition=partition))
         await asyncio.gather(*futures)
+
+    async def _partitions_of(self, topic: str) -> list[int]:
+        known = self._topic_partitions.get(topic)
+        if known is None:
+            known = sorted(await self._producer.partitions_for(topic))
+            self._topic_partitions[topic] = known
+        return known

@@ -127,6 +127,14 @@ class UsageRecord(_Model):
     billed_cost: WireDecimal
     effective_cost: WireDecimal | None = None
     tags: dict[str, str] = Field(default_factory=dict)
+    charge_class: Literal["correction"] | None = Field(
+        default=None,
+        description="'correction': this line corrects an earlier one (a provider's FOCUS "
+        "ChargeClass, or a restated bill's reversal of a line it no longer holds).",
+    )
+    corrects_record_id: str | None = Field(
+        default=None, description="The record a correction reverses or amends, when known."
+    )
 
 
 class UsageRecorded(Envelope):
@@ -169,6 +177,18 @@ class BillSummary(_Model):
     rows_accepted: int = Field(ge=0)
     rows_rejected: int = Field(ge=0)
     billed_cost_totals: dict[str, WireDecimal] = Field(description="Per currency code.")
+    scope: list[str] = Field(
+        default_factory=list,
+        description="What the bill covers: 'provider|billing account|period' for each.",
+    )
+    version: int = Field(default=1, ge=1, description="1, then +1 for each restatement.")
+    restates: str | None = Field(default=None, description="The bill id this one supersedes.")
+    rows_unchanged: int = Field(
+        default=0, ge=0, description="Accepted rows equal to a line already published."
+    )
+    corrections: int = Field(
+        default=0, ge=0, description="Reversals published for lines the restatement dropped."
+    )
 
 
 class BillProcessed(Envelope):

@@ -76,6 +76,11 @@ def _known_currencies() -> frozenset[str]:
     return frozenset(list_currencies())
 
 
+def known_currency_codes() -> frozenset[str]:
+    """Every ISO 4217 code :data:`CurrencyCode` accepts."""
+    return _known_currencies()
+
+
 def _check_currency(code: str) -> str:
     if code not in _known_currencies():
         msg = f"{code!r} is not an ISO 4217 currency code"

@@ -3,17 +3,25 @@
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import AsyncIterator
+from contextlib import suppress
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
-from pymongo import ASCENDING, UpdateOne
+from bson import Binary
+from pymongo import ASCENDING, DESCENDING, UpdateOne
 from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import BulkWriteError, DuplicateKeyError
 
 from billing_schemas.events import BillSummary, RejectedRow
 from billing_schemas.money import to_fixed_units
 
 BILLS = "ingest_bills"
 REJECTIONS = "ingest_rejections"
+LINES = "ingest_bill_lines"
+REVERSALS = "ingest_reversals"
+DUPLICATE_KEY = 11000
 
 
 class BillRegistry(Protocol):
@@ -31,9 +39,39 @@ class BillRegistry(Protocol):
         """Keep rejected rows (idempotent per bill and row)."""
         ...
 
-    async def finish(self, summary: BillSummary) -> None:
-        """Record the final figures and status."""
+    async def finish(self, summary: BillSummary, *, chain: str) -> None:
+        """Record the final figures and status (``chain``: the first version's bill id)."""
         ...
+
+    async def previous_version(self, scope_entry: str, *, exclude: str) -> PreviousBill | None:
+        """The latest loaded bill whose scope holds ``scope_entry`` (not ``exclude``)."""
+        ...
+
+    async def add_lines(self, bill_id: str, chunk: int, ids: list[str], payloads: bytes) -> None:
+        """Keep a chunk of a bill's accepted lines: their ids and their JSON, compressed."""
+        ...
+
+    def lines(self, bill_id: str) -> AsyncIterator[tuple[list[str], bytes]]:
+        """A bill's line chunks in order: (ids, compressed JSON lines)."""
+        ...
+
+    async def reversed_ids(self, chain: str) -> set[str]:
+        """Record ids a restatement of this chain ever reversed."""
+        ...
+
+    async def add_reversed(self, chain: str, bill_id: str, ids: list[str]) -> None:
+        """Remember reversed record ids (idempotent)."""
+        ...
+
+
+@dataclass(frozen=True)
+class PreviousBill:
+    """A loaded bill a new one may restate."""
+
+    bill_id: str
+    version: int
+    chain: str
+    scope: list[str]
 
 
 class MongoBillRegistry:
@@ -42,10 +80,15 @@ class MongoBillRegistry:
     def __init__(self, db: AsyncDatabase[dict[str, Any]]) -> None:
         self._bills = db[BILLS]
         self._rejections = db[REJECTIONS]
+        self._lines = db[LINES]
+        self._reversals = db[REVERSALS]
 
     async def ensure_indexes(self) -> None:
-        """Indexes used by listings."""
+        """Indexes used by listings and restatements."""
         await self._rejections.create_index([("bill_id", ASCENDING), ("seq", ASCENDING)])
+        await self._lines.create_index([("bill_id", ASCENDING), ("chunk", ASCENDING)])
+        await self._reversals.create_index([("chain", ASCENDING)])
+        await self._bills.create_index([("scope", ASCENDING)])
 
     async def processed(self, bill_id: str) -> BillSummary | None:
         """See :class:`BillRegistry`."""
@@ -78,13 +121,16 @@ class MongoBillRegistry:
         ]
         await self._rejections.bulk_write(ops, ordered=False)
 
-    async def finish(self, summary: BillSummary) -> None:
+    async def finish(self, summary: BillSummary, *, chain: str) -> None:
         """See :class:`BillRegistry`."""
         await self._bills.update_one(
             {"_id": summary.bill_id},
             {
                 "$set": {
                     "status": summary.status,
+                    "scope": summary.scope,
+                    "version": summary.version,
+                    "chain": chain,
                     "summary": summary.model_dump(mode="json"),
                     "rows_read": summary.rows_read,
                     "rows_accepted": summary.rows_accepted,
@@ -97,6 +143,54 @@ class MongoBillRegistry:
                 }
             },
         )
+
+    async def previous_version(self, scope_entry: str, *, exclude: str) -> PreviousBill | None:
+        """See :class:`BillRegistry`."""
+        cursor = (
+            self._bills.find(
+                {"scope": scope_entry, "status": {"$ne": "processing"}, "_id": {"$ne": exclude}}
+            )
+            .sort([("version", DESCENDING), ("updated_at", DESCENDING)])
+            .limit(1)
+        )
+        async for doc in cursor:
+            return PreviousBill(doc["_id"], doc["version"], doc["chain"], list(doc["scope"]))
+        return None
+
+    async def add_lines(self, bill_id: str, chunk: int, ids: list[str], payloads: bytes) -> None:
+        """See :class:`BillRegistry`. A chunk written by an earlier, crashed run is kept."""
+        with suppress(DuplicateKeyError):  # an earlier, crashed run wrote the same chunk
+            await self._lines.insert_one(
+                {
+                    "_id": f"{bill_id}:{chunk}",
+                    "bill_id": bill_id,
+                    "chunk": chunk,
+                    "ids": ids,
+                    "payloads": Binary(payloads),
+                }
+            )
+
+    async def lines(self, bill_id: str) -> AsyncIterator[tuple[list[str], bytes]]:
+        """See :class:`BillRegistry`."""
+        cursor = self._lines.find({"bill_id": bill_id}).sort("chunk", ASCENDING)
+        async for doc in cursor:
+            yield list(doc["ids"]), bytes(doc["payloads"])
+
+    async def reversed_ids(self, chain: str) -> set[str]:
+        """See :class:`BillRegistry`."""
+        return {doc["_id"] async for doc in self._reversals.find({"chain": chain}, {"_id": 1})}
+
+    async def add_reversed(self, chain: str, bill_id: str, ids: list[str]) -> None:
+        """See :class:`BillRegistry`."""
+        if not ids:
+            return
+        try:
+            await self._reversals.insert_many(
+                [{"_id": i, "chain": chain, "bill_id": bill_id} for i in ids], ordered=False
+            )
+        except BulkWriteError as exc:  # some were recorded by an earlier, crashed run
+            if any(e.get("code") != DUPLICATE_KEY for e in exc.details.get("writeErrors", [])):
+                raise
 
     async def bill(self, bill_id: str) -> dict[str, Any] | None:
         """One bill's registry document."""
@@ -122,8 +216,11 @@ class InMemoryBillRegistry:
 
     def __init__(self) -> None:
         self.done: dict[str, BillSummary] = {}
+        self.chains: dict[str, str] = {}
         self.rejections: dict[str, list[RejectedRow]] = defaultdict(list)
         self.begun: list[str] = []
+        self.chunks: dict[str, dict[int, tuple[list[str], bytes]]] = defaultdict(dict)
+        self.reversed: dict[str, set[str]] = defaultdict(set)
 
     async def processed(self, bill_id: str) -> BillSummary | None:
         return self.done.get(bill_id)
@@ -134,5 +231,28 @@ class InMemoryBillRegistry:
     async def add_rejections(self, bill_id: str, rows: list[RejectedRow]) -> None:
         self.rejections[bill_id] += rows
 
-    async def finish(self, summary: BillSummary) -> None:
+    async def finish(self, summary: BillSummary, *, chain: str) -> None:
         self.done[summary.bill_id] = summary
+        self.chains[summary.bill_id] = chain
+
+    async def previous_version(self, scope_entry: str, *, exclude: str) -> PreviousBill | None:
+        found = [s for s in self.done.values() if scope_entry in s.scope and s.bill_id != exclude]
+        if not found:
+            return None
+        latest = max(found, key=lambda s: s.version)
+        return PreviousBill(
+            latest.bill_id, latest.version, self.chains[latest.bill_id], latest.scope
+        )
+
+    async def add_lines(self, bill_id: str, chunk: int, ids: list[str], payloads: bytes) -> None:
+        self.chunks[bill_id].setdefault(chunk, (ids, payloads))
+
+    async def lines(self, bill_id: str) -> AsyncIterator[tuple[list[str], bytes]]:
+        for chunk in sorted(self.chunks[bill_id]):
+            yield self.chunks[bill_id][chunk]
+
+    async def reversed_ids(self, chain: str) -> set[str]:
+        return set(self.reversed[chain])
+
+    async def add_reversed(self, chain: str, bill_id: str, ids: list[str]) -> None:
+        self.reversed[chain].update(ids)

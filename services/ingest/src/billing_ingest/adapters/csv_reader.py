@@ -30,10 +30,34 @@ class MalformedRow:
 
 @dataclass
 class RowBatch:
-    """Rows as dicts, with their spreadsheet row numbers (header = 1)."""
+    """A batch of rows with their spreadsheet row numbers (header = 1).
+
+    Readers give either ``arrow`` (a record batch whose columns are all strings: the columnar
+    path reads it without making a dict per row) or the ``rows`` themselves.
+    """
 
     first_row_number: int
-    rows: list[dict[str, str | None]]
+    _rows: list[dict[str, str | None]] | None = None
+    arrow: pa.RecordBatch | None = None
+    row_numbers: list[int] | None = None
+    """Set when rows were skipped inside the batch (malformed): the number of each row."""
+
+    @property
+    def rows(self) -> list[dict[str, str | None]]:
+        """The rows as dicts of column -> text (None for an empty cell)."""
+        if self._rows is None:
+            assert self.arrow is not None
+            self._rows = self.arrow.to_pylist()
+        return self._rows
+
+    def __len__(self) -> int:
+        return self.arrow.num_rows if self.arrow is not None else len(self.rows)
+
+    def number(self, index: int) -> int:
+        """The row number of the batch's ``index``-th row."""
+        if self.row_numbers is not None:
+            return self.row_numbers[index]
+        return self.first_row_number + index
 
 
 @dataclass
@@ -46,13 +70,31 @@ class CsvStream:
     _reader: csv.CSVStreamingReader | None = None
 
     def batches(self) -> Iterator[RowBatch]:
-        """Yield the rows in batches (pyarrow's block size bounds the memory)."""
+        """Yield the rows in batches (pyarrow's block size bounds the memory).
+
+        Malformed rows are skipped by pyarrow and reported in :attr:`malformed` while their
+        block is read; the good rows around them keep their true numbers.
+        """
         assert self._reader is not None
         next_row = 2
+        reported = 0
         for record_batch in self._reader:
-            rows = record_batch.to_pylist()
-            yield RowBatch(next_row, rows)
-            next_row += len(rows)
+            skipped = {m.row_number for m in self.malformed[reported:] if m.row_number is not None}
+            reported = len(self.malformed)
+            numbers: list[int] | None = None
+            if skipped:
+                numbers = []
+                candidate = next_row
+                while len(numbers) < record_batch.num_rows:
+                    if candidate not in skipped:
+                        numbers.append(candidate)
+                    candidate += 1
+                last = numbers[-1] if numbers else next_row - 1
+                next_row = max(last, *skipped) + 1
+            else:
+                next_row += record_batch.num_rows
+            first = numbers[0] if numbers else next_row - record_batch.num_rows
+            yield RowBatch(first, arrow=record_batch, row_numbers=numbers)
 
 
 def read_header(path: Path) -> list[str]:
@@ -89,7 +131,7 @@ def open_csv(path: Path, *, block_size: int = 8 << 20) -> CsvStream:
     stream._reader = csv.open_csv(
         path,
         read_options=csv.ReadOptions(block_size=block_size, use_threads=False),
-        parse_options=csv.ParseOptions(invalid_row_handler=on_invalid),
+        parse_options=csv.ParseOptions(invalid_row_handler=on_invalid, newlines_in_values=True),
         convert_options=csv.ConvertOptions(
             column_types=dict.fromkeys(header, pa.string()),
             null_values=NULL_VALUES,

@@ -36,9 +36,8 @@ class ParquetStream:
                 [pc.cast(column, pa.string()) for column in batch.columns],
                 names=batch.schema.names,
             )
-            rows = as_text.to_pylist()
-            yield RowBatch(next_row, rows)
-            next_row += len(rows)
+            yield RowBatch(next_row, arrow=as_text)
+            next_row += as_text.num_rows
 
 
 def open_parquet(path: Path) -> ParquetStream:

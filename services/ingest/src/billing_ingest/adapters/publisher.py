@@ -6,6 +6,8 @@ from billing_runtime.kafka import EventPublisher
 from billing_schemas.events import BillProcessed, UsageRecorded, UsageRejected
 from billing_schemas.topics import Topic, topic_name
 
+USAGE_RECORDED = UsageRecorded.model_fields["event_type"].default
+
 
 class KafkaUsagePublisher:
     """:class:`~billing_ingest.service.load_bill.UsagePublisher` over Kafka."""
@@ -17,6 +19,15 @@ class KafkaUsagePublisher:
     async def usage(self, events: list[tuple[str, UsageRecorded]]) -> None:
         """Publish accepted records, keyed by sub-account."""
         await self._publisher.publish(topic_name(Topic.USAGE_RECORDED, self._ns), events)
+
+    async def usage_serialized(self, records: list[tuple[str, bytes]], correlation_id: str) -> None:
+        """Publish accepted records already serialized (``UsageRecorded`` JSON), by sub-account."""
+        await self._publisher.publish_serialized(
+            topic_name(Topic.USAGE_RECORDED, self._ns),
+            records,
+            event_type=USAGE_RECORDED,
+            correlation_id=correlation_id,
+        )
 
     async def rejected(self, events: list[tuple[str, UsageRejected]]) -> None:
         """Publish rejected rows, keyed by bill."""
@@ -39,6 +50,10 @@ class InMemoryUsagePublisher:
 
     async def usage(self, events: list[tuple[str, UsageRecorded]]) -> None:
         self.usage_events += events
+
+    async def usage_serialized(self, records: list[tuple[str, bytes]], correlation_id: str) -> None:
+        del correlation_id  # carried in each event too
+        self.usage_events += [(k, UsageRecorded.model_validate_json(v)) for k, v in records]
 
     async def rejected(self, events: list[tuple[str, UsageRejected]]) -> None:
         self.rejected_events += events

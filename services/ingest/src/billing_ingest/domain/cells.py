@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
 
+from billing_schemas.events import LineType, UsageRecord
 from billing_schemas.money import MoneyError, minor_units, parse_decimal
 
 Row = dict[str, str | None]
@@ -85,16 +86,62 @@ def period_of(moment: datetime) -> str:
     return f"{moment.year:04d}-{moment.month:02d}"
 
 
+def row_content(row: Row) -> str:
+    """The text a line's identity is digested from: the cells in column-name order (so column
+    order does not matter), empty cells as "", separated by US (0x1F)."""
+    return "\x1f".join(row[column] or "" for column in sorted(row))
+
+
+def content_digest(columns: str, content: str) -> str:
+    """Digest of a row's :func:`row_content` under its file's sorted column names (``columns``,
+    see :func:`columns_key`): the same cells under other column names are another line."""
+    return hashlib.sha256(f"{columns}\x1e{content}".encode()).hexdigest()
+
+
+def columns_key(header: list[str] | Row) -> str:
+    """The sorted column names, as :func:`content_digest` takes them."""
+    return "\x1f".join(sorted(header))
+
+
 def row_digest(row: Row) -> str:
-    """Digest of every cell of the row, with its column name (column order does not matter)."""
-    text = "\x1e".join(f"{column}\x1f{row[column] or ''}" for column in sorted(row))
-    return hashlib.sha256(text.encode()).hexdigest()
+    """Digest of every cell of the row, with the column names (column order does not matter)."""
+    return content_digest(columns_key(row), row_content(row))
 
 
 def record_id_for(
     provider: str, billing_account: str, period: str, digest: str, occurrence: int
 ) -> str:
     """The deterministic usage record id: the line's identity is its content and, for rows
-    repeated word for word in one bill, which repetition it is."""
-    key = f"{provider}\x1f{billing_account}\x1f{period}\x1f{digest}\x1f{occurrence}"
-    return hashlib.sha256(key.encode()).hexdigest()[:32]
+    repeated word for word in one bill, which repetition it is.
+
+    ``digest`` (:func:`content_digest`) covers every cell, provider, billing account and period
+    among them, so the first occurrence's id is the digest itself; the others are told apart.
+    """
+    del provider, billing_account, period  # in the digest already; kept for the mappers' sake
+    if occurrence == 1:
+        return digest[:32]
+    return hashlib.sha256(f"{digest}\x1f{occurrence}".encode()).hexdigest()[:32]
+
+
+USAGE_LINE_TYPES = frozenset({LineType.ON_DEMAND, LineType.COMMITMENT_COVERED})
+
+
+def sign_problem(
+    record: UsageRecord, quantity_columns: dict[str, str] | None = None
+) -> RowProblem | None:
+    """A usage line (on demand or commitment-covered) whose quantity is negative while its
+    billed cost is positive has a quantity of the wrong sign: refused. (A negative quantity
+    with a negative cost is a provider's own reversal, as Azure writes them: kept.)
+    ``quantity_columns`` names the bill's column of each record field, for the message."""
+    if record.line_type not in USAGE_LINE_TYPES or record.billed_cost <= 0:
+        return None
+    for field in ("pricing_quantity", "consumed_quantity"):
+        value: Decimal | None = getattr(record, field)
+        if value is not None and value < 0:
+            column = (quantity_columns or {}).get(field, field)
+            return RowProblem(
+                column,
+                f"{column} {value} is negative but the billed cost {record.billed_cost} is "
+                f"positive on a {record.line_type.value} line",
+            )
+    return None

@@ -7,11 +7,15 @@ overrides the detection (and the header must still fit it).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Protocol
+
+import pyarrow as pa
 
 from billing_ingest.domain import aws_cur, focus
 from billing_ingest.domain.cells import Row, RowProblem
+from billing_ingest.domain.columnar import ColumnarBatch
+from billing_ingest.domain.focus_columnar import focus_batch_to_json
 from billing_schemas.events import UsageRecord
 
 
@@ -30,14 +34,28 @@ class RowMapper(Protocol):
     ) -> UsageRecord | RowProblem: ...
 
 
+class ColumnarMapper(Protocol):
+    """A batch of rows (every column a string) to record JSON, rows it cannot do left out."""
+
+    def __call__(
+        self, batch: pa.RecordBatch, *, bill_id: str, file_name: str, row_numbers: list[int]
+    ) -> ColumnarBatch: ...
+
+
 @dataclass(frozen=True)
 class BillFormat:
-    """A format: its name (``--format``), what it needs in the header, how a row maps."""
+    """A format: its name (``--format``), what it needs in the header, how a row maps.
+
+    ``columnar`` is the optional fast path (:mod:`billing_ingest.domain.columnar`);
+    ``quantity_columns`` names the bill's column of each record quantity, for rejections.
+    """
 
     name: str
     title: str
     required_columns: tuple[str, ...]
     to_record: RowMapper
+    columnar: ColumnarMapper | None = None
+    quantity_columns: dict[str, str] = field(default_factory=dict)
 
     def missing(self, header: list[str]) -> list[str]:
         """Required columns the header lacks."""
@@ -46,7 +64,17 @@ class BillFormat:
 
 
 FORMATS: tuple[BillFormat, ...] = (
-    BillFormat("focus", "FOCUS 1.x", focus.REQUIRED_COLUMNS, focus.focus_row_to_record),
+    BillFormat(
+        "focus",
+        "FOCUS 1.x",
+        focus.REQUIRED_COLUMNS,
+        focus.focus_row_to_record,
+        columnar=focus_batch_to_json,
+        quantity_columns={
+            "pricing_quantity": "PricingQuantity",
+            "consumed_quantity": "ConsumedQuantity",
+        },
+    ),
     BillFormat(
         "aws-cur",
         "AWS Cost and Usage Report (legacy)",
