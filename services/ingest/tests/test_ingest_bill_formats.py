@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import csv
 import gzip
+import json
 import shutil
 from collections import defaultdict
 from dataclasses import dataclass
@@ -46,7 +47,7 @@ from billing_ingest.adapters.readers import open_bill
 from billing_ingest.domain import focus
 from billing_ingest.domain.formats import JSON_DECIMAL_FIELDS, by_name, detect
 from billing_ingest.service.load_bill import LoadResult, NotABillError, load_bill
-from billing_schemas.events import ChargeCategory, LineType, UsageRecord
+from billing_schemas.events import ChargeCategory, LineType, UsageRecord, UsageRecorded
 
 FIXTURES = Path(__file__).parent / "fixtures"
 D = Decimal
@@ -371,3 +372,21 @@ def test_json_rows_do_not_depend_on_how_the_file_is_chunked() -> None:
         '[{"amount":"-4.8","name":"Sustained Usage Discount",'
         '"full_name":"Sustained Usage Discount","id":"","type":"SUSTAINED_USAGE_DISCOUNT"}]'
     )
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c.fixture for c in CASES])
+async def test_naming_each_format_gives_what_detection_gives(case: Expected) -> None:
+    detected, _ = await _load(FIXTURES / case.fixture)
+    named, _ = await _load(FIXTURES / case.fixture, fmt=case.fmt)
+    assert named.summary == detected.summary
+
+
+async def test_credits_travel_on_the_wire_as_decimal_strings() -> None:
+    _, publisher = await _load(FIXTURES / "gcp_billing.jsonl")
+    event = publisher.usage_events[6][1]  # 2.40 with -0.48 and -0.32 credits
+    wire = json.loads(event.model_dump_json())
+    assert [c["amount"] for c in wire["data"]["credits"]] == ["-0.48", "-0.32"]
+    assert UsageRecorded.model_validate_json(event.model_dump_json()) == event
+    assert json.loads(publisher.usage_events[0][1].model_dump_json())["data"]["tags"] == {
+        "env": "prod"
+    }
