@@ -84,19 +84,31 @@ def _decimal_text(value: Decimal) -> str:
     return text.rstrip("0").rstrip(".") if "." in text else text
 
 
-def _column_texts(column: pa.ChunkedArray | pa.Array) -> list[str | None]:
+def _column_texts(column: pa.ChunkedArray) -> list[str | None]:
     typ = column.type
-    if pa.types.is_list(typ) or pa.types.is_large_list(typ) or pa.types.is_map(typ):
+    if pa.types.is_list(typ) or pa.types.is_large_list(typ):
+        # most arrays are empty (no credits, no labels): only the others go through Python
+        lengths = pc.list_value_length(column)
+        texts: list[str | None] = [None if n is None else "[]" for n in lengths.to_pylist()]
+        filled = pc.greater(lengths, 0)
+        values = iter(column.filter(filled).to_pylist())
+        for index, is_filled in enumerate(filled.to_pylist()):
+            if is_filled:
+                texts[index] = json.dumps(next(values), default=_text, separators=(",", ":"))
+        return texts
+    if pa.types.is_map(typ):
         return [
             None if v is None else json.dumps(v, default=_text, separators=(",", ":"))
             for v in column.to_pylist()
         ]
-    if pa.types.is_decimal(typ):
-        return [None if v is None else _decimal_text(v) for v in column.to_pylist()]
     if pa.types.is_null(typ):
         return [None] * len(column)
-    texts: list[str | None] = pc.cast(column, pa.string()).to_pylist()
-    return texts
+    as_text = pc.cast(column, pa.string())
+    if pa.types.is_decimal(typ):
+        # 76-digit decimals print every zero of their scale: 24.000... -> 24
+        as_text = pc.utf8_rtrim(pc.utf8_rtrim(as_text, characters="0"), characters=".")
+    result: list[str | None] = as_text.to_pylist()
+    return result
 
 
 def _flat(table: pa.Table) -> pa.Table:
