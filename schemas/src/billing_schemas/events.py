@@ -87,10 +87,24 @@ class LineType(StrEnum):
 
 
 class SourceRef(_Model):
-    """Where a record came from: the file and its row as a spreadsheet shows it (header = 1)."""
+    """Where a record came from: the file and its row.
+
+    In a CSV or Parquet file the row is numbered as a spreadsheet shows it (header = 1, first
+    data row = 2); in a JSON-lines file it is the n-th object (first = 1).
+    """
 
     file: str
-    row: int = Field(ge=2)
+    row: int = Field(ge=1)
+
+
+class AppliedCredit(_Model):
+    """A credit a provider applied to a line and already netted into its billed cost
+    (e.g. a Google Cloud sustained-use or committed-use discount, a promotion)."""
+
+    name: str | None = None
+    type: str | None = Field(default=None, description="Provider's credit type, as written.")
+    credit_id: str | None = None
+    amount: WireDecimal = Field(description="Negative: what the credit took off the line.")
 
 
 class UsageRecord(_Model):
@@ -134,6 +148,10 @@ class UsageRecord(_Model):
     )
     corrects_record_id: str | None = Field(
         default=None, description="The record a correction reverses or amends, when known."
+    )
+    credits: list[AppliedCredit] | None = Field(
+        default=None,
+        description="Credits already netted into billed_cost (billed = on-demand + credits).",
     )
 
 

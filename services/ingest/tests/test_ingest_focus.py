@@ -146,7 +146,7 @@ async def test_a_file_that_is_not_a_bill_fails_clearly_and_publishes_nothing(
     publisher, registry = InMemoryUsagePublisher(), InMemoryBillRegistry()
     with pytest.raises(
         NotABillError,
-        match=r"notes.csv: not a bill in a format we read \(focus: missing BilledCost",
+        match=r"notes.csv: not a bill in a format we read \(focus-1.2: missing BilledCost",
     ):
         await load_bill(path, publisher=publisher, registry=registry)
     assert publisher.usage_events == []
@@ -188,7 +188,7 @@ async def test_the_same_bill_as_parquet_gives_the_same_records(tmp_path: Path) -
     await load_bill(SAMPLE, publisher=from_csv, registry=InMemoryBillRegistry())
     result = await load_bill(parquet, publisher=from_parquet, registry=InMemoryBillRegistry())
     assert (result.summary.format, result.summary.rows_read, result.summary.rows_rejected) == (
-        "focus",
+        "focus-1.0",
         1000,
         0,
     )

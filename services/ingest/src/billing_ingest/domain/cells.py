@@ -7,6 +7,7 @@ it into a :class:`RowProblem` for the rejected-usage topic and the bill registry
 from __future__ import annotations
 
 import hashlib
+import json
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -61,14 +62,34 @@ def amount(row: Row, column: str, *, is_required: bool) -> Decimal | None:
         raise RowRejected(column, f"{column} {value!r} is not a decimal number") from None
 
 
+def not_negative(value: Decimal | None, column: str, where: str = "") -> None:
+    """Reject a negative quantity, naming its column (``where``: e.g. " on a Usage line")."""
+    if value is not None and value < 0:
+        raise RowRejected(column, f"{column} {value} is negative{where}")
+
+
 def timestamp(row: Row, column: str) -> datetime:
-    """An ISO 8601 date-time cell; without a zone it is UTC (as the providers' exports are)."""
+    """An ISO 8601 date-time cell; without a zone it is UTC (as the providers' exports are).
+
+    BigQuery writes ``2024-09-01 07:00:00 UTC``: a trailing `` UTC`` is read as UTC too.
+    """
     value = required(row, column)
     try:
-        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        parsed = datetime.fromisoformat(value.removesuffix(" UTC").replace("Z", "+00:00"))
     except ValueError:
         raise RowRejected(column, f"{column} {value!r} is not a date-time") from None
     return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
+
+
+def json_cell(row: Row, column: str) -> object:
+    """A cell holding JSON text (None when empty); numbers are read as Decimals, never floats."""
+    raw = optional(row, column)
+    if raw is None:
+        return None
+    try:
+        return json.loads(raw, parse_float=Decimal, parse_int=Decimal)
+    except json.JSONDecodeError:
+        raise RowRejected(column, f"{column} is not valid JSON") from None
 
 
 def currency(row: Row, column: str) -> str:
@@ -133,7 +154,11 @@ def sign_problem(
     billed cost is positive has a quantity of the wrong sign: refused. (A negative quantity
     with a negative cost is a provider's own reversal, as Azure writes them: kept.)
     ``quantity_columns`` names the bill's column of each record field, for the message."""
-    if record.line_type not in USAGE_LINE_TYPES or record.billed_cost <= 0:
+    if (
+        record.line_type not in USAGE_LINE_TYPES
+        or record.billed_cost <= 0
+        or record.charge_class == "correction"
+    ):
         return None
     for field in ("pricing_quantity", "consumed_quantity"):
         value: Decimal | None = getattr(record, field)

@@ -8,6 +8,16 @@ Rules:
   UTC, as FOCUS requires.
 * The sub-account that maps to a customer is ``SubAccountId``, or ``BillingAccountId`` when a
   provider leaves it empty.
+* Usage whose ``CommitmentDiscountStatus`` is ``Used`` is commitment-covered; ``Unused`` is the
+  idle part of a commitment, a commitment fee.
+* The commitment's owner is read from ``CommitmentDiscountId`` when the id names an account (an
+  AWS ARN's account field, a ``projects/<id>/`` or ``subscriptions/<id>/`` path): ``payer`` when
+  that is ``BillingAccountId``, else ``account``. An id that names no account (Azure's
+  reservation orders, Oracle's) leaves the owner unknown (None).
+* The on-demand cost is ``ListCost`` (FOCUS: the cost at the provider's public list price).
+* ``ChargeClass`` ``Correction`` is kept as the record's ``charge_class``.
+* The version (1.0, 1.1, 1.2) changes no rule here: it is told from the columns each version
+  added (formats.py) and recorded as the format's name.
 * The record id is derived from provider, billing account, period and the line's identity (a
   digest of every cell of the row plus its occurrence among identical rows), so loading the same
   file again yields the same ids and downstream services store each line once.
@@ -16,6 +26,8 @@ Rules:
 from __future__ import annotations
 
 import json
+import re
+from typing import Literal
 
 from billing_ingest.domain.cells import (
     Row,
@@ -44,6 +56,28 @@ REQUIRED_COLUMNS = (
 )
 """Columns without which a file is not a FOCUS bill we can use."""
 
+ADDED_IN_1_1 = (
+    "CapacityReservationId",
+    "CapacityReservationStatus",
+    "CommitmentDiscountQuantity",
+    "CommitmentDiscountUnit",
+    "ServiceSubcategory",
+    "SkuMeter",
+    "SkuPriceDetails",
+)
+"""Columns FOCUS 1.1 added (its changelog): any one of them marks a 1.1 (or later) file."""
+
+ADDED_IN_1_2 = (
+    "BillingAccountType",
+    "SubAccountType",
+    "InvoiceId",
+    "PricingCurrency",
+    "PricingCurrencyContractedUnitPrice",
+    "PricingCurrencyEffectiveCost",
+    "PricingCurrencyListUnitPrice",
+)
+"""Columns FOCUS 1.2 added: any one of them marks a 1.2 file."""
+
 
 def missing_columns(header: list[str]) -> list[str]:
     """The required FOCUS columns a header lacks."""
@@ -65,14 +99,45 @@ def _category(row: Row) -> ChargeCategory:
 
 def _line_type(category: ChargeCategory, row: Row) -> LineType:
     if category is ChargeCategory.USAGE:
-        used = (optional(row, "CommitmentDiscountStatus") or "").lower() == "used"
-        return LineType.COMMITMENT_COVERED if used else LineType.ON_DEMAND
+        status = (optional(row, "CommitmentDiscountStatus") or "").lower()
+        if status == "used":
+            return LineType.COMMITMENT_COVERED
+        return LineType.COMMITMENT_FEE if status == "unused" else LineType.ON_DEMAND
     return {
         ChargeCategory.PURCHASE: LineType.COMMITMENT_FEE,
         ChargeCategory.CREDIT: LineType.CREDIT,
         ChargeCategory.TAX: LineType.TAX,
         ChargeCategory.ADJUSTMENT: LineType.ADJUSTMENT,
     }[category]
+
+
+_ID_PATH = re.compile(r"(?:^|/)(?:projects|subscriptions)/([^/]+)/", re.IGNORECASE)
+
+
+def commitment_owner(
+    commitment_id: str | None, billing_account: str, sub_account: str | None
+) -> Literal["payer", "account"] | None:
+    """Who bought the commitment, as far as its id says: ``payer`` when the id names the billing
+    account, ``account`` when it names another account, None when it names none."""
+    if commitment_id is None:
+        return None
+    owner: str | None = None
+    if commitment_id.startswith("arn:"):
+        parts = commitment_id.split(":")
+        owner = parts[4] if len(parts) > 4 and parts[4] else None
+    elif match := _ID_PATH.search(commitment_id):
+        owner = match.group(1)
+    if owner is None:
+        return None
+    if owner.lower() == billing_account.lower() and owner != sub_account:
+        return "payer"
+    return "account"
+
+
+def _charge_class(row: Row) -> Literal["correction"] | None:
+    """FOCUS ``ChargeClass``: ``Correction`` marks a line that corrects an earlier period's."""
+    value = optional(row, "ChargeClass")
+    return "correction" if value is not None and value.lower() == "correction" else None
 
 
 def _tags(row: Row) -> dict[str, str]:
@@ -100,13 +165,16 @@ def focus_row_to_record(
         category = _category(row)
         billed = amount(row, "BilledCost", is_required=True)
         assert billed is not None  # required=True never returns None
+        sub_account = optional(row, "SubAccountId")
+        commitment = optional(row, "CommitmentDiscountId")
+        list_cost = amount(row, "ListCost", is_required=False)
         return UsageRecord(
             record_id=record_id_for(provider, billing_account, period, digest, occurrence),
             bill_id=bill_id,
             source_ref=SourceRef(file=file_name, row=row_number),
             provider=provider,
             billing_account_id=billing_account,
-            sub_account_id=optional(row, "SubAccountId") or billing_account,
+            sub_account_id=sub_account or billing_account,
             sub_account_name=optional(row, "SubAccountName"),
             billing_period=period,
             charge_period_start=timestamp(row, "ChargePeriodStart"),
@@ -120,16 +188,19 @@ def focus_row_to_record(
             description=optional(row, "ChargeDescription"),
             region=optional(row, "RegionId"),
             resource_id=optional(row, "ResourceId"),
-            commitment_id=optional(row, "CommitmentDiscountId"),
+            commitment_id=commitment,
+            commitment_owner=commitment_owner(commitment, billing_account, sub_account),
             pricing_quantity=amount(row, "PricingQuantity", is_required=False),
             pricing_unit=optional(row, "PricingUnit"),
             consumed_quantity=amount(row, "ConsumedQuantity", is_required=False),
             consumed_unit=optional(row, "ConsumedUnit"),
             currency=currency(row, "BillingCurrency"),
-            list_cost=amount(row, "ListCost", is_required=False),
+            list_cost=list_cost,
+            on_demand_cost=list_cost,
             billed_cost=billed,
             effective_cost=amount(row, "EffectiveCost", is_required=False),
             tags=_tags(row),
+            charge_class=_charge_class(row),
         )
     except RowRejected as exc:
         return exc.problem

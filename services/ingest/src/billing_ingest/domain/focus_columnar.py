@@ -8,7 +8,7 @@ the same records.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -20,6 +20,7 @@ from billing_ingest.domain.columnar import (
     tags_of,
     texts,
 )
+from billing_ingest.domain.focus import commitment_owner
 from billing_schemas.events import ChargeCategory, LineType
 
 _LINE_TYPE_OF_CATEGORY = {
@@ -44,15 +45,20 @@ _OPTIONAL_TEXT = (
 _OPTIONAL_DECIMALS = (
     ("pricing_quantity", "PricingQuantity"),
     ("consumed_quantity", "ConsumedQuantity"),
-    ("list_cost", "ListCost"),
     ("effective_cost", "EffectiveCost"),
 )
 _USAGE_QUANTITIES = ("PricingQuantity", "ConsumedQuantity")
 
 
 def _line_type(category: pa.Array, status: pa.Array) -> pa.Array:
-    used = pc.equal(pc.fill_null(pc.utf8_lower(status), ""), "used")
-    usage = pc.if_else(used, LineType.COMMITMENT_COVERED.value, LineType.ON_DEMAND.value)
+    status = pc.fill_null(pc.utf8_lower(status), "")
+    usage = pc.if_else(
+        pc.equal(status, "used"),
+        LineType.COMMITMENT_COVERED.value,
+        pc.if_else(
+            pc.equal(status, "unused"), LineType.COMMITMENT_FEE.value, LineType.ON_DEMAND.value
+        ),
+    )
     other = pc.cast(pa.scalar(None), pa.string())
     result = pc.if_else(pc.equal(category, ChargeCategory.USAGE.value), usage, other)
     for value, line_type in _LINE_TYPE_OF_CATEGORY.items():
@@ -79,7 +85,19 @@ def focus_batch_to_json(
     usage_line = pc.equal(category, ChargeCategory.USAGE.value)
     for column in _USAGE_QUANTITIES:  # a negative quantity on a usage line: the row path decides
         negative = pc.starts_with(pc.fill_null(cols.cell(column), ""), "-")
-        cols.require(pc.invert(pc.and_(usage_line, negative)))
+        cols.require(pc.invert(pc.and_kleene(usage_line, negative)))
+    list_cost = cols.decimal("ListCost", is_required=False).to_pylist()
+    correction = pc.equal(pc.utf8_lower(cols.cell("ChargeClass")), "correction")
+    charge_class = pc.if_else(correction, "correction", pc.cast(pa.scalar(None), pa.string()))
+    commitments: list[str | None] = cols.cell("CommitmentDiscountId").to_pylist()
+    owners: list[Literal["payer", "account"] | None] = [None] * batch.num_rows
+    if any(commitments):
+        accounts: list[str | None] = account.to_pylist()
+        subs: list[str | None] = cols.cell("SubAccountId").to_pylist()
+        owners = [
+            None if c is None or a is None else commitment_owner(c, a, s)
+            for c, a, s in zip(commitments, accounts, subs, strict=True)
+        ]
     tags, tags_ok = tags_of(cols.cell("Tags"))
     cols.require(tags_ok)
     n = batch.num_rows
@@ -103,6 +121,10 @@ def focus_batch_to_json(
             for name, column in _OPTIONAL_DECIMALS
         },
         "tags": tags,
+        "list_cost": list_cost,
+        "on_demand_cost": list_cost,
+        "commitment_owner": owners,
+        "charge_class": charge_class.to_pylist(),
     }
     return ColumnarBatch(
         content=content_of(batch),

@@ -1,8 +1,11 @@
 """The bill formats ingest reads, detected from a file's header (pure).
 
 Each format names the columns it cannot do without and maps one row to a usage record. The
-first format whose required columns are all in the header is the file's format; ``--format``
-overrides the detection (and the header must still fit it).
+first format whose required columns are all in the header (and, for a format that has
+markers, at least one of its markers) is the file's format; ``--format`` overrides the
+detection (and the header must still have the required columns). Markers tell versions of
+one family apart (FOCUS 1.2 before 1.1 before 1.0) and formats whose required columns
+overlap; docs/ingest.md lists what each format needs.
 """
 
 from __future__ import annotations
@@ -12,7 +15,7 @@ from typing import Protocol
 
 import pyarrow as pa
 
-from billing_ingest.domain import aws_cur, focus
+from billing_ingest.domain import aws_cur, azure, focus, gcp_billing, openstack
 from billing_ingest.domain.cells import Row, RowProblem
 from billing_ingest.domain.columnar import ColumnarBatch
 from billing_ingest.domain.focus_columnar import focus_batch_to_json
@@ -56,24 +59,54 @@ class BillFormat:
     to_record: RowMapper
     columnar: ColumnarMapper | None = None
     quantity_columns: dict[str, str] = field(default_factory=dict)
+    one_of: tuple[tuple[str, ...], ...] = ()
+    """Groups of columns of which the header needs at least one each (a column's spellings)."""
+    markers: tuple[str, ...] = ()
+    """For detection only: when given, the header must also have one of these."""
 
     def missing(self, header: list[str]) -> list[str]:
-        """Required columns the header lacks."""
+        """Required columns the header lacks (a group as ``A or B``)."""
         present = set(header)
-        return [c for c in self.required_columns if c not in present]
+        lacking = [c for c in self.required_columns if c not in present]
+        lacking += [" or ".join(g) for g in self.one_of if not present.intersection(g)]
+        return lacking
 
+    def fits(self, header: list[str]) -> bool:
+        """Whether detection picks this format for the header."""
+        if self.missing(header):
+            return False
+        return not self.markers or not set(self.markers).isdisjoint(header)
+
+
+_FOCUS_QUANTITIES = {"pricing_quantity": "PricingQuantity", "consumed_quantity": "ConsumedQuantity"}
 
 FORMATS: tuple[BillFormat, ...] = (
+    # newest FOCUS first: a 1.2 file also has the 1.1 columns
     BillFormat(
-        "focus",
-        "FOCUS 1.x",
+        "focus-1.2",
+        "FOCUS 1.2",
+        focus.REQUIRED_COLUMNS,
+        focus.focus_row_to_record,
+        markers=focus.ADDED_IN_1_2,
+        columnar=focus_batch_to_json,
+        quantity_columns=_FOCUS_QUANTITIES,
+    ),
+    BillFormat(
+        "focus-1.1",
+        "FOCUS 1.1",
+        focus.REQUIRED_COLUMNS,
+        focus.focus_row_to_record,
+        markers=focus.ADDED_IN_1_1,
+        columnar=focus_batch_to_json,
+        quantity_columns=_FOCUS_QUANTITIES,
+    ),
+    BillFormat(
+        "focus-1.0",
+        "FOCUS 1.0",
         focus.REQUIRED_COLUMNS,
         focus.focus_row_to_record,
         columnar=focus_batch_to_json,
-        quantity_columns={
-            "pricing_quantity": "PricingQuantity",
-            "consumed_quantity": "ConsumedQuantity",
-        },
+        quantity_columns=_FOCUS_QUANTITIES,
     ),
     BillFormat(
         "aws-cur",
@@ -87,14 +120,49 @@ FORMATS: tuple[BillFormat, ...] = (
         aws_cur.CUR2.required_columns(),
         aws_cur.CUR2.to_record,
     ),
+    BillFormat(
+        "gcp",
+        "Google Cloud billing export (BigQuery standard schema; CSV or JSON lines)",
+        gcp_billing.REQUIRED_COLUMNS,
+        gcp_billing.gcp_row_to_record,
+    ),
+    BillFormat(
+        "azure-ea",
+        "Azure cost details, Enterprise Agreement",
+        azure.EA.required_columns(),
+        azure.EA.to_record,
+        one_of=azure.EA.one_of(),
+    ),
+    BillFormat(
+        "azure-mca",
+        "Azure cost details, Microsoft Customer Agreement",
+        azure.MCA.required_columns(),
+        azure.MCA.to_record,
+        one_of=azure.MCA.one_of(),
+    ),
+    BillFormat(
+        "openstack",
+        "OpenStack rated usage (CloudKitty)",
+        (),
+        openstack.openstack_row_to_record,
+        one_of=openstack.REQUIRED_ONE_OF,
+    ),
 )
+
+JSON_DECIMAL_FIELDS = (*gcp_billing.DECIMAL_FIELDS, *openstack.DECIMAL_FIELDS)
+"""Numeric fields of JSON-lines bills to read as exact decimals (``[]``: inside an array)."""
+
+ALIASES = {"focus": "focus-1.0"}
+"""Older names ``--format`` still takes: bills loaded before FOCUS versions were told apart
+were recorded as ``focus`` and were FOCUS 1.0."""
 
 
 def detect(header: list[str]) -> BillFormat | None:
     """The first format the header fits, or None."""
-    return next((f for f in FORMATS if not f.missing(header)), None)
+    return next((f for f in FORMATS if f.fits(header)), None)
 
 
 def by_name(name: str) -> BillFormat | None:
-    """The format called ``name`` (as ``--format`` takes it)."""
+    """The format called ``name`` (as ``--format`` takes it, aliases included)."""
+    name = ALIASES.get(name, name)
     return next((f for f in FORMATS if f.name == name), None)

@@ -15,6 +15,7 @@ from rich.table import Table
 
 from billing_ingest.adapters.bill_registry import MongoBillRegistry
 from billing_ingest.adapters.publisher import KafkaUsagePublisher, ingest_topics
+from billing_ingest.domain.formats import FORMATS
 from billing_ingest.service.load_bill import LoadResult, NotABillError, load_bill
 from billing_ingest.settings import IngestSettings
 from billing_runtime.kafka import EventPublisher, ensure_topics
@@ -24,6 +25,7 @@ from billing_schemas.events import RejectedRow
 
 console = Console()
 err = Console(stderr=True)
+FORMAT_NAMES = ", ".join(f.name for f in FORMATS)
 bills_app = typer.Typer(help="Bills loaded so far.", no_args_is_help=True)
 
 
@@ -63,11 +65,15 @@ async def _ingest(path: Path, fmt: str | None, *, quiet: bool) -> LoadResult:
 
 def ingest(
     file: Annotated[
-        Path, typer.Argument(help="Bill file: FOCUS or AWS CUR, CSV (.gz) or Parquet.")
+        Path,
+        typer.Argument(
+            help="Bill file (FOCUS, AWS CUR, Google Cloud, Azure, OpenStack): CSV, JSON lines "
+            "(.gz too) or Parquet; see docs/ingest.md."
+        ),
     ],
     fmt: Annotated[
         str | None,
-        typer.Option("--format", help="focus, aws-cur or aws-cur2; detected from the header."),
+        typer.Option("--format", help=f"{FORMAT_NAMES}; detected from the header."),
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
 ) -> None:

@@ -23,8 +23,8 @@ import cramjam
 import orjson
 
 from billing_ingest.adapters.bill_registry import BillRegistry, PreviousBill
-from billing_ingest.adapters.csv_reader import RowBatch, open_csv
-from billing_ingest.adapters.parquet_reader import is_parquet, open_parquet
+from billing_ingest.adapters.csv_reader import RowBatch
+from billing_ingest.adapters.readers import open_bill
 from billing_ingest.domain.cells import (
     Row,
     RowProblem,
@@ -352,7 +352,7 @@ async def load_bill(
     if not path.is_file():  # noqa: ASYNC240 - one stat before a long, loop-owning load
         msg = f"{path}: no such file"
         raise NotABillError(msg)
-    stream = open_parquet(path) if is_parquet(path) else open_csv(path)
+    stream = open_bill(path)
     detected = detect(stream.header)
     chosen = by_name(fmt) if fmt else detected
     if fmt and chosen is None:

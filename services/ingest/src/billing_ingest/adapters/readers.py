@@ -1,0 +1,26 @@
+"""Which reader opens a bill file: Parquet by its magic bytes, JSON lines by its name
+(``.jsonl``, ``.ndjson``, ``.json``, optionally ``.gz``), CSV otherwise (``.csv.gz`` too).
+
+Every reader gives the same shape: ``header``, ``batches()`` of rows (dicts of column -> text
+or None) with their first row number, and ``malformed`` rows it could not split.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from billing_ingest.adapters.csv_reader import CsvStream, open_csv
+from billing_ingest.adapters.jsonl_reader import JsonLinesStream, is_json_lines, open_jsonl
+from billing_ingest.adapters.parquet_reader import ParquetStream, is_parquet, open_parquet
+from billing_ingest.domain.formats import JSON_DECIMAL_FIELDS
+
+BillStream = CsvStream | ParquetStream | JsonLinesStream
+
+
+def open_bill(path: Path) -> BillStream:
+    """Open a bill file with the reader its content or name calls for."""
+    if is_parquet(path):
+        return open_parquet(path)
+    if is_json_lines(path):
+        return open_jsonl(path, decimal_fields=JSON_DECIMAL_FIELDS)
+    return open_csv(path)
