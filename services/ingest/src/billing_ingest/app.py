@@ -4,7 +4,11 @@ from __future__ import annotations
 
 from faststream.asgi import AsgiFastStream
 
+from billing_ingest.adapters.publisher import KafkaUsagePublisher
+from billing_ingest.adapters.submitted_events import MongoSubmittedEvents
 from billing_ingest.entrypoints.consumers import register
+from billing_ingest.entrypoints.http import usage_events_api
+from billing_ingest.service.accept_events import EventResult, accept_usage_events
 from billing_ingest.settings import IngestSettings
 from billing_runtime.service import Runtime, asgi_app, create_runtime
 
@@ -19,5 +23,18 @@ def build(settings: IngestSettings) -> Runtime:
 
 
 def create_app(settings: IngestSettings | None = None) -> AsgiFastStream:
-    """The ingest service as an ASGI app (consumers, /health, /live, /metrics)."""
-    return asgi_app(build(settings or IngestSettings()))
+    """The ingest service as an ASGI app (consumers, the usage-events API, /health, /live,
+    /metrics)."""
+    settings = settings or IngestSettings()
+    runtime = build(settings)
+    publisher = KafkaUsagePublisher(runtime.publisher, settings.topic_namespace)
+
+    async def accept(raw_events: list[bytes]) -> list[EventResult]:
+        store = MongoSubmittedEvents(runtime.db)
+        return await accept_usage_events(raw_events, store=store, publisher=publisher)
+
+    api = usage_events_api(
+        accept, api_token=settings.api_token, max_events=settings.max_events_per_request
+    )
+    paths = ("/v1/usage-events", "/v1/docs", "/v1/openapi.json")
+    return asgi_app(runtime, extra_routes=[(path, api) for path in paths])

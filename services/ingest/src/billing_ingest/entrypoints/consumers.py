@@ -7,9 +7,10 @@ from typing import Any
 from faststream.kafka.annotations import KafkaMessage
 
 from billing_ingest.adapters.publisher import KafkaUsagePublisher, ingest_topics
-from billing_ingest.domain.submitted import submitted_to_record
+from billing_ingest.adapters.submitted_events import MongoSubmittedEvents
+from billing_ingest.service.accept_events import accept_usage_events
 from billing_ingest.settings import IngestSettings
-from billing_runtime.kafka import decode_batch
+from billing_runtime.kafka import Failed
 from billing_runtime.observability import correlated
 from billing_runtime.service import Runtime, declare_output
 from billing_runtime.tracing import consuming
@@ -20,8 +21,6 @@ from billing_schemas.events import (
     UsageSubmitted,
 )
 from billing_schemas.topics import Topic, dead_letter_name, topic_name
-
-SOURCE = "billing-ingest"
 
 
 def register(runtime: Runtime, settings: IngestSettings) -> None:
@@ -58,25 +57,22 @@ def register(runtime: Runtime, settings: IngestSettings) -> None:
             await accept(records)
 
     async def accept(records: Any) -> None:
-        batch = decode_batch(records, UsageSubmitted)
-        recorded = []
-        for _, event in batch.events:
-            record = submitted_to_record(event)
-            recorded.append(
-                (
-                    record.sub_account_id,
-                    UsageRecorded.create(
-                        record,
-                        source=SOURCE,
-                        correlation_id=event.id,
-                        event_id=f"usage-recorded:{record.record_id}",
-                    ),
-                )
-            )
-        with correlated(e.correlation_id for _, e in recorded):
-            await publisher.usage(recorded)
-            await runtime.dead_letters.send(batch.failed)
+        results = await accept_usage_events(
+            [record.value or b"" for record in records],
+            store=MongoSubmittedEvents(runtime.db),
+            publisher=publisher,
+        )
+        # invalid events also go to the dead-letter topic, with their original bytes
+        failed = [
+            Failed(records[r.index], f"UsageSubmitted validation failed: {r.reason}")
+            for r in results
+            if r.verdict == "rejected"
+        ]
+        with correlated(r.event_id for r in results if r.event_id):
+            await runtime.dead_letters.send(failed)
         metrics = runtime.metrics
         metrics.processed.labels("ingest", source).inc(len(records))
-        metrics.outcomes.labels("ingest", "usage_recorded").inc(len(recorded))
-        metrics.outcomes.labels("ingest", "usage_rejected").inc(len(batch.failed))
+        for verdict in ("accepted", "duplicate", "conflict", "rejected"):
+            count = sum(1 for r in results if r.verdict == verdict)
+            if count:
+                metrics.outcomes.labels("ingest", f"usage_event_{verdict}").inc(count)

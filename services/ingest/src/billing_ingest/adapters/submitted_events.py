@@ -1,0 +1,58 @@
+"""Accepted upstream events in MongoDB: one document per event id, with its content's digest."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import BulkWriteError
+
+SUBMITTED = "ingest_submitted_events"
+DUPLICATE_KEY = 11000
+
+
+class MongoSubmittedEvents:
+    """:class:`~billing_ingest.service.accept_events.SubmittedEvents` on MongoDB / FerretDB.
+
+    A claim is an insert keyed by the record id: the unique ``_id`` makes the first writer win,
+    whatever the number of consumers, without a transaction.
+    """
+
+    def __init__(self, db: AsyncDatabase[dict[str, Any]]) -> None:
+        self._events = db[SUBMITTED]
+
+    async def claim(self, claims: dict[str, str]) -> dict[str, str]:
+        """See the port."""
+        if not claims:
+            return {}
+        now = datetime.now(UTC)
+        taken: list[str] = []
+        try:
+            await self._events.insert_many(
+                [{"_id": rid, "fingerprint": fp, "accepted_at": now} for rid, fp in claims.items()],
+                ordered=False,
+            )
+        except BulkWriteError as exc:
+            errors = exc.details.get("writeErrors", [])
+            if any(e.get("code") != DUPLICATE_KEY for e in errors):
+                raise
+            ids = list(claims)
+            taken = [ids[e["index"]] for e in errors]
+        if not taken:
+            return {}
+        cursor = self._events.find({"_id": {"$in": taken}}, {"fingerprint": 1})
+        return {doc["_id"]: doc["fingerprint"] async for doc in cursor}
+
+
+class InMemorySubmittedEvents:
+    """Fake of the port for unit tests."""
+
+    def __init__(self) -> None:
+        self.events: dict[str, str] = {}
+
+    async def claim(self, claims: dict[str, str]) -> dict[str, str]:
+        before = {rid: self.events[rid] for rid in claims if rid in self.events}
+        for rid, fp in claims.items():
+            self.events.setdefault(rid, fp)
+        return before

@@ -1,0 +1,172 @@
+"""Use case: usage events from upstream systems -> usage recorded, with a verdict per event.
+
+The same use case serves the Kafka topic and the HTTP batch endpoint. Every event gets its own
+verdict; a bad event never rejects its neighbours:
+
+* ``accepted``: valid and new; published as a usage record.
+* ``duplicate``: the same ``source`` + ``id`` with the same content was accepted before; it is
+  published again (same record id, so downstream stores it once), which also covers a crash
+  between claiming the id and publishing.
+* ``conflict``: the same ``source`` + ``id`` with *different* content was accepted before. It is
+  not published (the first one stands) and is reported on the rejected-usage topic.
+* ``rejected``: invalid (no ``id``, ``source`` or ``time``, a float amount, an unknown
+  currency...); reported on the rejected-usage topic with the field at fault.
+
+Each event's id is claimed in the database (its content's fingerprint with it) before its
+record is published: at-least-once delivery cannot make two records of one event, and a second
+event reusing an id cannot replace the first silently.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from typing import Literal, Protocol
+
+from pydantic import ValidationError
+
+from billing_ingest.domain.submitted import submitted_record_id, submitted_to_record
+from billing_schemas.events import RejectedRow, UsageRecorded, UsageRejected, UsageSubmitted
+
+SOURCE = "billing-ingest"
+
+Verdict = Literal["accepted", "duplicate", "conflict", "rejected"]
+
+
+class SubmittedEvents(Protocol):
+    """Port: which upstream events were accepted, and with what content."""
+
+    async def claim(self, claims: dict[str, str]) -> dict[str, str]:
+        """Claim ``record id -> fingerprint`` pairs; return the fingerprints already stored for
+        the ids that were claimed before (the others are now claimed)."""
+        ...
+
+
+class EventsPublisher(Protocol):
+    """Port: where accepted and rejected events go (ingest's usage publisher)."""
+
+    async def usage(self, events: list[tuple[str, UsageRecorded]]) -> None: ...
+
+    async def rejected(self, events: list[tuple[str, UsageRejected]]) -> None: ...
+
+
+@dataclass(frozen=True)
+class EventResult:
+    """The verdict on one event of a batch, in the batch's order."""
+
+    index: int
+    verdict: Verdict
+    event_id: str | None = None
+    source: str | None = None
+    record_id: str | None = None
+    field: str | None = None
+    reason: str | None = None
+
+
+def fingerprint(event: UsageSubmitted) -> str:
+    """The digest of an event's content, as validated (so key order and spacing don't count)."""
+    return hashlib.sha256(event.model_dump_json().encode()).hexdigest()
+
+
+def _invalid(index: int, raw: bytes, error: ValidationError | ValueError) -> EventResult:
+    event_id = source = None
+    try:
+        parsed = json.loads(raw)
+        if isinstance(parsed, dict):
+            event_id = parsed.get("id") if isinstance(parsed.get("id"), str) else None
+            source = parsed.get("source") if isinstance(parsed.get("source"), str) else None
+    except ValueError:
+        pass
+    if isinstance(error, ValidationError):
+        first = error.errors()[0]
+        where = ".".join(str(p) for p in first["loc"]) or None
+        reason = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc']) or 'event'}: {e['msg']}" for e in error.errors()
+        )
+    else:
+        where, reason = None, f"not a JSON event: {error}"
+    return EventResult(index, "rejected", event_id, source, field=where, reason=reason)
+
+
+async def accept_usage_events(
+    raw_events: list[bytes], *, store: SubmittedEvents, publisher: EventsPublisher
+) -> list[EventResult]:
+    """Judge, record and publish a batch of upstream events; see the module docstring."""
+    results: dict[int, EventResult] = {}
+    valid: list[tuple[int, UsageSubmitted, str, str]] = []
+    for index, raw in enumerate(raw_events):
+        try:
+            event = UsageSubmitted.model_validate_json(raw)
+        except ValidationError as exc:
+            results[index] = _invalid(index, raw, exc)
+            continue
+        valid.append((index, event, submitted_record_id(event), fingerprint(event)))
+
+    claims: dict[str, str] = {}
+    first_in_batch: dict[str, int] = {}
+    for index, _, record_id, print_ in valid:
+        if record_id in claims and claims[record_id] != print_:
+            continue  # two contents for one id in the same batch: the first one claims it
+        claims.setdefault(record_id, print_)
+        first_in_batch.setdefault(record_id, index)
+    stored = await store.claim(claims)
+
+    recorded: list[tuple[str, UsageRecorded]] = []
+    for index, event, record_id, print_ in valid:
+        known = stored.get(record_id, claims[record_id])
+        if known != print_:
+            results[index] = EventResult(
+                index,
+                "conflict",
+                event.id,
+                event.source,
+                record_id,
+                reason=(
+                    f"event {event.id!r} from {event.source!r} was already accepted with other "
+                    "content; the first one stands (send a new id for new usage)"
+                ),
+            )
+            continue
+        is_new = record_id not in stored and first_in_batch[record_id] == index
+        results[index] = EventResult(
+            index, "accepted" if is_new else "duplicate", event.id, event.source, record_id
+        )
+        if first_in_batch[record_id] != index:
+            continue  # the same event twice in one batch: published once
+        record = submitted_to_record(event)
+        recorded.append(
+            (
+                record.sub_account_id,
+                UsageRecorded.create(
+                    record,
+                    source=SOURCE,
+                    correlation_id=event.id,
+                    event_id=f"usage-recorded:{record.record_id}",
+                ),
+            )
+        )
+    await publisher.usage(recorded)
+
+    ordered = [results[i] for i in range(len(raw_events))]
+    rejections = [r for r in ordered if r.verdict in {"conflict", "rejected"}]
+    if rejections:
+        await publisher.rejected([rejection_event(r, raw_events[r.index]) for r in rejections])
+    return ordered
+
+
+def rejection_event(result: EventResult, raw: bytes) -> tuple[str, UsageRejected]:
+    """The rejected-usage event telling why an upstream event was refused."""
+    row = RejectedRow(
+        column=result.field,
+        reason=f"{result.verdict}: {result.reason}",
+        raw={"event": raw.decode(errors="replace")[:4000], "source": result.source},
+    )
+    key = f"{result.source}:{result.event_id}"
+    digest = hashlib.sha256(raw).hexdigest()[:16]
+    return key, UsageRejected.create(
+        row,
+        source=SOURCE,
+        correlation_id=result.event_id or digest,
+        event_id=f"usage-rejected:event:{digest}",
+    )
