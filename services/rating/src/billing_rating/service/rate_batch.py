@@ -36,7 +36,7 @@ async def rate_batch(events: list[UsageRecorded], catalog: PricingCatalog) -> Ra
             )
             continue
         try:
-            charge = rate_usage(record, owner)
+            charge = rate_usage(record, owner).charge
         except RatingError as exc:
             result.failures.append((index, str(exc)))
             continue
