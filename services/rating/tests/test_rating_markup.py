@@ -8,6 +8,7 @@ from decimal import Decimal
 import pytest
 
 from billing_rating.adapters.catalog import InMemoryPricingCatalog
+from billing_rating.adapters.tier_store import InMemoryTierStore
 from billing_rating.domain.rating import CustomerPricing, RatingError, rate_usage
 from billing_rating.service.rate_batch import rate_batch
 from billing_schemas.catalog import PriceList
@@ -69,7 +70,7 @@ async def test_a_batch_rates_known_accounts_and_names_the_unknown_one() -> None:
         UsageRecorded.create(_record("2", rid="a"), source="t", correlation_id="c"),
         UsageRecorded.create(_record("3", account="222", rid="b"), source="t", correlation_id="c"),
     ]
-    result = await rate_batch(events, catalog)
+    result = await rate_batch(events, catalog, InMemoryTierStore())
     assert [(key, e.data.charge_id, e.data.price) for key, e in result.charges] == [
         ("northwind", "a", Decimal("2.25"))
     ]
