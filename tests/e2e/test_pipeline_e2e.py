@@ -37,23 +37,40 @@ pytestmark = [pytest.mark.e2e, pytest.mark.timeout(300)]
 
 
 def expected_invoices() -> dict[str, dict[str, Any]]:
-    """Per customer: total (hand rule: sum of billed cost x (1 + markup), rounded half-up once)
-    and the billing contacts, straight from the files."""
+    """Per customer: total and the billing contacts, straight from the files.
+
+    Hand rule (docs/rating.md, default rebilling policy): each row's billed cost x (1 + the
+    customer's one global markup), except credits, passed on at cost; summed exactly, rounded
+    half-up once. (Commitment-covered rows carry no owner in FOCUS, so they pass through at
+    their billed cost, 0 in the sample.)
+    """
     catalog = yaml.safe_load(CATALOG.read_text())
     owner = {
         (a["provider"], a["account_id"]): c["id"]
         for c in catalog["customers"]
         for a in c["accounts"]
     }
-    cost: dict[str, Decimal] = defaultdict(Decimal)
+    markups = {}
+    for price_list in catalog["price_lists"]:
+        [version] = price_list["versions"]
+        [rule] = version["rules"]
+        assert rule["kind"] == "markup"
+        assert not set(rule) - {"kind", "percent"}  # global: the hand rule below holds
+        markups[price_list["id"]] = Decimal(rule["percent"])
+    markup = {c["id"]: markups[c["price_list"]] for c in catalog["customers"]}
+    price: dict[str, Decimal] = defaultdict(Decimal)
     with SAMPLE.open(newline="") as handle:
         for row in csv.DictReader(handle):
             if row["BillingPeriodStart"].startswith(PERIOD):
-                cost[owner[row["ProviderName"], row["SubAccountId"]]] += Decimal(row["BilledCost"])
+                customer = owner[row["ProviderName"], row["SubAccountId"]]
+                cost = Decimal(row["BilledCost"])
+                if row["ChargeCategory"] == "Credit":
+                    price[customer] += cost
+                else:
+                    price[customer] += cost * (100 + markup[customer]) / 100
     out = {}
     for c in catalog["customers"]:
-        markup = Decimal(c["price_list"]["markup_percent"])
-        total = (cost[c["id"]] * (100 + markup) / 100).quantize(Decimal("0.01"), ROUND_HALF_UP)
+        total = price[c["id"]].quantize(Decimal("0.01"), ROUND_HALF_UP)
         billing = sorted(x["email"] for x in c["contacts"] if "Billing" in x["roles"])
         out[c["id"]] = {"name": c["name"], "total": total, "billing": billing}
     return out

@@ -7,12 +7,14 @@ names and document shapes here are that shared contract.
 
 from __future__ import annotations
 
-from decimal import Decimal
 from enum import StrEnum
 
 from pydantic import BaseModel, ConfigDict, EmailStr, Field, model_validator
 
-from billing_schemas.money import CurrencyCode, WireDecimal
+from billing_schemas.money import CurrencyCode
+from billing_schemas.pricing import FxRate, PriceList, Rebilling
+
+__all__ = ["FxRate", "PriceList", "Rebilling"]  # the pricing documents are part of the catalog
 
 CUSTOMERS = "catalog_customers"
 ACCOUNTS = "catalog_accounts"
@@ -46,6 +48,9 @@ class CloudAccount(_Model):
     provider: str
     account_id: str
     name: str | None = None
+    price_list: str | None = Field(
+        default=None, description="Id of a price list overriding the customer's for this account."
+    )
 
     @property
     def key(self) -> str:
@@ -56,14 +61,6 @@ class CloudAccount(_Model):
 def account_key(provider: str, account_id: str) -> str:
     """The key of a cloud account in the catalog: provider and account id."""
     return f"{provider}:{account_id}"
-
-
-class PriceList(_Model):
-    """How a customer is priced. The walking skeleton knows one rule: a markup on cost."""
-
-    id: str
-    version: int = Field(default=1, ge=1)
-    markup_percent: WireDecimal = Field(default=Decimal(0), ge=Decimal(-100))
 
 
 class Address(_Model):
@@ -86,7 +83,15 @@ class Customer(_Model):
     invoicing_entity: str
     accounts: list[CloudAccount] = Field(default_factory=list)
     contacts: list[Contact] = Field(default_factory=list)
-    price_list: PriceList
+    price_list: str | PriceList = Field(
+        description="Id of a price list of the catalog, or a price list written inline."
+    )
+    rebilling: Rebilling = Field(default_factory=Rebilling)
+
+    @property
+    def price_list_id(self) -> str:
+        """The id of the customer's price list."""
+        return self.price_list if isinstance(self.price_list, str) else self.price_list.id
 
     def billing_contacts(self) -> list[Contact]:
         """Contacts holding the Billing role."""
@@ -116,11 +121,17 @@ class Catalog(_Model):
     """A whole catalog file."""
 
     invoicing_entities: list[InvoicingEntity] = Field(default_factory=list)
+    price_lists: list[PriceList] = Field(default_factory=list)
+    fx_rates: list[FxRate] = Field(default_factory=list)
     customers: list[Customer] = Field(default_factory=list)
 
     @model_validator(mode="after")
     def _check_references(self) -> Catalog:
         entities = {e.id for e in self.invoicing_entities}
+        price_lists = {p.id: p for p in self.price_lists}
+        if len(price_lists) != len(self.price_lists):
+            msg = "price_lists: two price lists share an id"
+            raise ValueError(msg)
         owners: dict[str, str] = {}
         for customer in self.customers:
             if customer.invoicing_entity not in entities:
@@ -129,6 +140,24 @@ class Catalog(_Model):
                     "is not defined in invoicing_entities"
                 )
                 raise ValueError(msg)
+            wanted = [(f"customer {customer.id!r}", customer.price_list)]
+            wanted += [
+                (f"customer {customer.id!r}: account {a.key!r}", a.price_list)
+                for a in customer.accounts
+                if a.price_list is not None
+            ]
+            for where, ref in wanted:
+                price_list = price_lists.get(ref) if isinstance(ref, str) else ref
+                if price_list is None:
+                    msg = f"{where}: price_list {ref!r} is not defined in price_lists"
+                    raise ValueError(msg)
+                if price_list.currency not in (None, customer.currency):
+                    msg = (
+                        f"{where}: price list {price_list.id!r} has amounts in "
+                        f"{price_list.currency} but the customer is invoiced in "
+                        f"{customer.currency}"
+                    )
+                    raise ValueError(msg)
             for account in customer.accounts:
                 if account.key in owners:
                     msg = (

@@ -244,7 +244,17 @@ class RatedCharge(_Model):
     currency: CurrencyCode = Field(description="The customer's invoicing currency.")
     margin: WireDecimal
     fx_rate: WireDecimal | None = Field(default=None, description="cost currency -> currency")
+    fx_rate_date: date | None = Field(default=None, description="The date of the rate used.")
     rule: str = Field(description="The rule applied, readable: 'markup 12% (global)'.")
+    rule_ids: list[str] = Field(
+        default_factory=list, description="Ids of the price-list rules applied (none: no rule)."
+    )
+    basis: str | None = Field(
+        default=None, description="What the rule applied to: 'billed cost', 'on-demand cost'."
+    )
+    basis_amount: WireDecimal | None = Field(
+        default=None, description="That amount, in the cost currency, before conversion."
+    )
     price_list_id: str
     price_list_version: int
 

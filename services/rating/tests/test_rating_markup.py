@@ -8,6 +8,7 @@ from decimal import Decimal
 import pytest
 
 from billing_rating.adapters.catalog import InMemoryPricingCatalog
+from billing_rating.adapters.tier_store import InMemoryTierStore
 from billing_rating.domain.rating import CustomerPricing, RatingError, rate_usage
 from billing_rating.service.rate_batch import rate_batch
 from billing_schemas.catalog import PriceList
@@ -16,7 +17,7 @@ from billing_schemas.events import ChargeCategory, LineType, UsageRecord, UsageR
 PRICING = CustomerPricing(
     customer_id="northwind",
     currency="USD",
-    price_list=PriceList(id="std", version=3, markup_percent=Decimal("12.5")),
+    price_list=PriceList.model_validate({"id": "std", "version": 3, "markup_percent": "12.5"}),
 )
 
 
@@ -49,17 +50,17 @@ def _record(
     ],
 )
 def test_price_is_cost_times_one_plus_markup(cost: str, price: str, margin: str) -> None:
-    charge = rate_usage(_record(cost), PRICING)
+    charge = rate_usage(_record(cost), PRICING).charge
     assert charge.cost == Decimal(cost)
     assert charge.price == Decimal(price)
     assert charge.margin == Decimal(margin)
-    assert charge.rule == "markup 12.5% on billed cost"
+    assert charge.rule == "markup 12.5% on billed cost (global)"
     assert (charge.price_list_id, charge.price_list_version) == ("std", 3)
     assert charge.charge_id == charge.record_id == "r1"
 
 
-def test_a_record_in_another_currency_is_refused_not_guessed() -> None:
-    with pytest.raises(RatingError, match="no FX rate"):
+def test_a_record_in_another_currency_without_a_rate_is_refused_not_guessed() -> None:
+    with pytest.raises(RatingError, match="no FX rate EUR->USD"):
         rate_usage(_record("1", currency="EUR"), PRICING)
 
 
@@ -69,7 +70,7 @@ async def test_a_batch_rates_known_accounts_and_names_the_unknown_one() -> None:
         UsageRecorded.create(_record("2", rid="a"), source="t", correlation_id="c"),
         UsageRecorded.create(_record("3", account="222", rid="b"), source="t", correlation_id="c"),
     ]
-    result = await rate_batch(events, catalog)
+    result = await rate_batch(events, catalog, InMemoryTierStore())
     assert [(key, e.data.charge_id, e.data.price) for key, e in result.charges] == [
         ("northwind", "a", Decimal("2.25"))
     ]

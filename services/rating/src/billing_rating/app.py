@@ -5,6 +5,7 @@ from __future__ import annotations
 from faststream.asgi import AsgiFastStream
 
 from billing_rating.adapters.catalog import MongoPricingCatalog
+from billing_rating.adapters.tier_store import MongoTierStore
 from billing_rating.entrypoints.consumers import register
 from billing_rating.settings import RatingSettings
 from billing_runtime.service import Runtime, asgi_app, create_runtime
@@ -13,9 +14,9 @@ SERVICE = "rating"
 
 
 def build(settings: RatingSettings) -> Runtime:
-    """Wire the rating service: catalog reader and consumer."""
+    """Wire the rating service: catalog reader, tier state store and consumer."""
     runtime = create_runtime(SERVICE, settings)
-    register(runtime, settings, MongoPricingCatalog(runtime.db))
+    register(runtime, settings, MongoPricingCatalog(runtime.db), MongoTierStore(runtime.db))
     return runtime
 
 

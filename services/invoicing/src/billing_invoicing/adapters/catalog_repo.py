@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import UTC, date, datetime
 from typing import Any
 
 from pymongo import ReplaceOne
@@ -16,6 +17,11 @@ from billing_schemas.catalog import (
     Customer,
     InvoicingEntity,
 )
+from billing_schemas.pricing import FX_RATES, PRICE_LISTS, PriceList, immutable_version_changes
+
+
+class CatalogConflictError(ValueError):
+    """The file would change what may no longer change (a price-list version in effect)."""
 
 
 @dataclass(frozen=True)
@@ -25,6 +31,8 @@ class ApplyResult:
     invoicing_entities: int
     customers: int
     accounts: int
+    price_lists: int = 0
+    fx_rates: int = 0
 
 
 class MongoCatalogRepository:
@@ -33,14 +41,25 @@ class MongoCatalogRepository:
     def __init__(self, db: AsyncDatabase[dict[str, Any]]) -> None:
         self._db = db
 
-    async def apply(self, catalog: Catalog) -> ApplyResult:
+    async def apply(self, catalog: Catalog, today: date | None = None) -> ApplyResult:
         """Upsert every entry of the file (applying the same file twice changes nothing).
 
         Entries absent from the file are left alone: a catalog file may describe a subset.
+        A price-list version already in effect on ``today`` may not be changed or removed
+        (:class:`CatalogConflictError`, nothing written); add a version instead.
         """
+        await self._check_price_lists(catalog, today or datetime.now(UTC).date())
         entities = [
             ReplaceOne({"_id": e.id}, {"_id": e.id, **e.model_dump(mode="json")}, upsert=True)
             for e in catalog.invoicing_entities
+        ]
+        price_lists = [
+            ReplaceOne({"_id": p.id}, {"_id": p.id, **p.model_dump(mode="json")}, upsert=True)
+            for p in catalog.price_lists
+        ]
+        fx_rates = [
+            ReplaceOne({"_id": r.key}, {"_id": r.key, **r.model_dump(mode="json")}, upsert=True)
+            for r in catalog.fx_rates
         ]
         customers = [
             ReplaceOne({"_id": c.id}, {"_id": c.id, **c.model_dump(mode="json")}, upsert=True)
@@ -49,7 +68,12 @@ class MongoCatalogRepository:
         accounts = [
             ReplaceOne(
                 {"_id": a.key},
-                {"_id": a.key, "customer_id": c.id, "provider": a.provider},
+                {
+                    "_id": a.key,
+                    "customer_id": c.id,
+                    "provider": a.provider,
+                    "price_list": a.price_list,
+                },
                 upsert=True,
             )
             for c in catalog.customers
@@ -57,12 +81,39 @@ class MongoCatalogRepository:
         ]
         for collection, ops in (
             (INVOICING_ENTITIES, entities),
+            (PRICE_LISTS, price_lists),
+            (FX_RATES, fx_rates),
             (CUSTOMERS, customers),
             (ACCOUNTS, accounts),
         ):
             if ops:
                 await self._db[collection].bulk_write(ops, ordered=False)
-        return ApplyResult(len(entities), len(customers), len(accounts))
+        return ApplyResult(
+            len(entities), len(customers), len(accounts), len(price_lists), len(fx_rates)
+        )
+
+    async def _check_price_lists(self, catalog: Catalog, today: date) -> None:
+        incoming = {p.id: p for p in catalog.price_lists}
+        stored = {
+            doc["_id"]: PriceList.model_validate(_strip_id(doc))
+            async for doc in self._db[PRICE_LISTS].find({"_id": {"$in": sorted(incoming)}})
+        }
+        problems = [
+            problem
+            for pid, old in sorted(stored.items())
+            for problem in immutable_version_changes(old, incoming[pid], today)
+        ]
+        inline = {
+            c.id: c.price_list for c in catalog.customers if isinstance(c.price_list, PriceList)
+        }
+        async for doc in self._db[CUSTOMERS].find(
+            {"_id": {"$in": sorted(inline)}}, {"price_list": 1}
+        ):
+            if isinstance(doc.get("price_list"), dict):
+                old = PriceList.model_validate(doc["price_list"])
+                problems += immutable_version_changes(old, inline[doc["_id"]], today)
+        if problems:
+            raise CatalogConflictError("\n".join(problems))
 
     async def customer(self, customer_id: str) -> Customer | None:
         """One customer, or None."""

@@ -87,10 +87,15 @@ def apply_catalog(
         async with cli_context() as ctx:
             return await ctx.ports.catalog.apply(catalog)
 
-    result = asyncio.run(run())
+    try:
+        result = asyncio.run(run())
+    except ValueError as exc:  # a price-list version in effect would change
+        err.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(2) from None
     console.print(
         f"catalog applied: {result.invoicing_entities} invoicing entities, "
-        f"{result.customers} customers, {result.accounts} cloud accounts"
+        f"{result.customers} customers, {result.accounts} cloud accounts, "
+        f"{result.price_lists} price lists, {result.fx_rates} FX rates"
     )
 
 

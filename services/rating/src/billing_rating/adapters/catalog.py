@@ -1,57 +1,127 @@
-"""Reads account ownership and price lists from the catalog collections (owned by invoicing)."""
+"""Reads account ownership, price lists, rebilling policies and FX rates from the catalog
+collections (owned by invoicing, written by ``billing catalog apply``)."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 from pymongo.asynchronous.database import AsyncDatabase
 
+from billing_rating.domain.fx import FxTable
 from billing_rating.domain.rating import CustomerPricing
-from billing_schemas.catalog import ACCOUNTS, CUSTOMERS, PriceList
+from billing_schemas.catalog import ACCOUNTS, CUSTOMERS
+from billing_schemas.pricing import FX_RATES, PRICE_LISTS, FxRate, PriceList, Rebilling
+
+
+@dataclass(frozen=True)
+class Unpriced:
+    """An account the catalog knows but cannot price, and why."""
+
+    reason: str
 
 
 class PricingCatalog(Protocol):
-    """Port: who owns these accounts, and how is each owner priced."""
+    """Port: who owns these accounts, how each is priced, and the FX rates to convert."""
 
-    async def pricing_for(self, account_keys: Iterable[str]) -> dict[str, CustomerPricing]:
-        """Map each known account key to its customer's pricing; unknown keys are absent."""
+    async def pricing_for(
+        self, account_keys: Iterable[str]
+    ) -> dict[str, CustomerPricing | Unpriced]:
+        """Map each known account key to its pricing (or why it has none); unknown keys are
+        absent."""
+        ...
+
+    async def fx_rates(self, pairs: Iterable[tuple[str, str]]) -> FxTable:
+        """Every catalog rate of the given currency pairs, either way round."""
         ...
 
 
 class MongoPricingCatalog:
-    """The catalog in MongoDB: two queries per batch, whatever its size."""
+    """The catalog in MongoDB: a handful of queries per batch, whatever its size."""
 
     def __init__(self, db: AsyncDatabase[dict[str, Any]]) -> None:
         self._db = db
 
-    async def pricing_for(self, account_keys: Iterable[str]) -> dict[str, CustomerPricing]:
+    async def pricing_for(
+        self, account_keys: Iterable[str]
+    ) -> dict[str, CustomerPricing | Unpriced]:
         """See :class:`PricingCatalog`."""
         keys = sorted(set(account_keys))
-        owners = {
-            doc["_id"]: doc["customer_id"]
-            async for doc in self._db[ACCOUNTS].find({"_id": {"$in": keys}})
+        accounts = {
+            doc["_id"]: doc async for doc in self._db[ACCOUNTS].find({"_id": {"$in": keys}})
         }
         customers = {
-            doc["_id"]: CustomerPricing(
-                customer_id=doc["_id"],
-                currency=doc["currency"],
-                price_list=PriceList.model_validate(doc["price_list"]),
-            )
+            doc["_id"]: doc
             async for doc in self._db[CUSTOMERS].find(
-                {"_id": {"$in": sorted(set(owners.values()))}},
-                {"currency": 1, "price_list": 1},
+                {"_id": {"$in": sorted({a["customer_id"] for a in accounts.values()})}},
+                {"currency": 1, "price_list": 1, "rebilling": 1},
             )
         }
-        return {key: customers[cid] for key, cid in owners.items() if cid in customers}
+        wanted = {a["price_list"] for a in accounts.values() if a.get("price_list")}
+        wanted |= {c["price_list"] for c in customers.values() if isinstance(c["price_list"], str)}
+        price_lists = {
+            doc["_id"]: PriceList.model_validate({k: v for k, v in doc.items() if k != "_id"})
+            async for doc in self._db[PRICE_LISTS].find({"_id": {"$in": sorted(wanted)}})
+        }
+        inline = {
+            cid: PriceList.model_validate(c["price_list"])
+            for cid, c in customers.items()
+            if isinstance(c["price_list"], dict)
+        }
+        result: dict[str, CustomerPricing | Unpriced] = {}
+        for key, account in accounts.items():
+            customer = customers.get(account["customer_id"])
+            if customer is None:
+                why = f"account {key!r} belongs to customer {account['customer_id']!r}, unknown"
+                result[key] = Unpriced(why)
+                continue
+            ref = account.get("price_list") or customer["price_list"]
+            price_list = price_lists.get(ref) if isinstance(ref, str) else inline[customer["_id"]]
+            if price_list is None:
+                result[key] = Unpriced(
+                    f"price list {ref!r} of account {key!r} is not in the catalog"
+                )
+                continue
+            result[key] = CustomerPricing(
+                customer_id=customer["_id"],
+                currency=customer["currency"],
+                price_list=price_list,
+                rebilling=Rebilling.model_validate(customer.get("rebilling") or {}),
+            )
+        return result
+
+    async def fx_rates(self, pairs: Iterable[tuple[str, str]]) -> FxTable:
+        """See :class:`PricingCatalog`."""
+        wanted = {p for pair in pairs for p in (pair, pair[::-1])}
+        if not wanted:
+            return FxTable()
+        currencies = sorted({c for pair in wanted for c in pair})
+        rates = [
+            FxRate.model_validate({k: v for k, v in doc.items() if k != "_id"})
+            async for doc in self._db[FX_RATES].find(
+                {"base": {"$in": currencies}, "quote": {"$in": currencies}}
+            )
+        ]
+        return FxTable(r for r in rates if (r.base, r.quote) in wanted)
 
 
 class InMemoryPricingCatalog:
     """Fake of the port for unit tests."""
 
-    def __init__(self, pricing: dict[str, CustomerPricing]) -> None:
+    def __init__(
+        self, pricing: dict[str, CustomerPricing | Unpriced], rates: Iterable[FxRate] = ()
+    ) -> None:
         self.pricing = pricing
+        self.rates = list(rates)
 
-    async def pricing_for(self, account_keys: Iterable[str]) -> dict[str, CustomerPricing]:
+    async def pricing_for(
+        self, account_keys: Iterable[str]
+    ) -> dict[str, CustomerPricing | Unpriced]:
         """See :class:`PricingCatalog`."""
         return {k: self.pricing[k] for k in account_keys if k in self.pricing}
+
+    async def fx_rates(self, pairs: Iterable[tuple[str, str]]) -> FxTable:
+        """See :class:`PricingCatalog`."""
+        wanted = {p for pair in pairs for p in (pair, pair[::-1])}
+        return FxTable(r for r in self.rates if (r.base, r.quote) in wanted)

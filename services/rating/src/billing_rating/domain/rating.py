@@ -1,19 +1,60 @@
 """Pricing a usage record for a customer: pure, no I/O.
 
-The walking skeleton's rule: price = cost x (1 + markup% / 100), where cost is the provider's
-billed cost of the line. The result keeps both figures, the margin and the rule applied, so every
-amount on an invoice can be explained. Amounts stay exact (no rounding) until the invoice.
+``rate_usage(record, pricing, fx, state)`` is a function of its inputs only. Steps (the rules are
+written out, with worked examples, in docs/rating.md):
+
+1. The price-list version in effect on the record's charge date is chosen.
+2. The line's treatment follows its type and the customer's rebilling policy: usage is priced by
+   the most specific matching rule; usage covered by a commitment the payer bought is priced at
+   its on-demand cost (savings removal) and that commitment's negation and fee lines are not
+   passed on; credits, refunds, taxes, provider discounts and adjustments follow the policy
+   (``rate`` by markup/discount rules, ``at_cost``, or ``exclude``).
+3. The basis amount (billed cost, or on-demand price) is converted to the invoicing currency at
+   the dated rate, then the rule applies. Price-list amounts are in the invoicing currency.
+4. Period-cumulative rules (tiers, packages, minimums) place the record in the running total
+   held by the explicit :class:`TierState` and return the :class:`Claim` to record.
+
+Nothing is rounded: price, cost and margin are exact; the invoice rounds once.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import date
 from decimal import Decimal
+from enum import StrEnum
+from fnmatch import fnmatchcase
 
-from billing_schemas.catalog import PriceList
-from billing_schemas.events import RatedCharge, UsageRecord
+from billing_rating.domain.fx import FxError, FxQuote, FxTable
+from billing_rating.domain.tiers import (
+    Claim,
+    CumulativeRule,
+    TierState,
+    measure_of,
+    price_of_claim,
+)
+from billing_schemas.events import LineType, RatedCharge, UsageRecord
+from billing_schemas.pricing import (
+    PERCENT_RULES,
+    CommitmentOwner,
+    DiscountRule,
+    LineTreatment,
+    MarkupRule,
+    MinimumRule,
+    PackageRule,
+    PriceList,
+    PriceListVersion,
+    Rebilling,
+    RebillingBasis,
+    Rule,
+    TieredRule,
+    TierMeasure,
+    UnitDeltaRule,
+    UnitPriceRule,
+)
 
 HUNDRED = Decimal(100)
+ZERO = Decimal(0)
 
 
 class RatingError(ValueError):
@@ -22,50 +63,347 @@ class RatingError(ValueError):
 
 @dataclass(frozen=True)
 class CustomerPricing:
-    """What rating needs to know of the customer owning an account."""
+    """What rating needs to know of the customer owning an account.
+
+    ``price_list`` is the account's own price list when it has one, else the customer's.
+    """
 
     customer_id: str
     currency: str
     price_list: PriceList
+    rebilling: Rebilling = field(default_factory=Rebilling)
 
 
-def rate_usage(record: UsageRecord, pricing: CustomerPricing) -> RatedCharge:
-    """Rate one usage record: price = billed cost x (1 + markup% / 100), exact.
+@dataclass(frozen=True)
+class Rated:
+    """A rated charge, and the claim on the period's running total to record (if any)."""
 
-    Only records in the customer's invoicing currency are rated; other currencies need FX
-    rates, which the catalog does not carry yet, so they are refused rather than guessed.
+    charge: RatedCharge
+    claim: Claim | None = None
+
+
+class _Mode(StrEnum):
+    USAGE = "usage"  # every rule kind
+    PERCENT = "percent"  # markup/discount rules only, at cost if none matches
+    AT_COST = "at_cost"
+    EXCLUDE = "exclude"
+
+
+@dataclass(frozen=True)
+class _Treatment:
+    mode: _Mode
+    amount: Decimal  # the basis, in the record's currency
+    basis: str  # what the amount is, for people and for the charge's ``basis`` field
+    reason: str = ""
+
+
+# --- matching ------------------------------------------------------------------------------
+
+
+def usage_type_of(record: UsageRecord) -> str | None:
+    """The record's usage type: AWS CUR's lineItem/UsageType, which ingest keeps as ``sku_id``
+    (FOCUS has no such column; its ``SkuId`` is used the same way)."""
+    return record.sku_id
+
+
+def rule_matches(rule: Rule, record: UsageRecord) -> bool:
+    """Whether every scope field and filter the rule sets equals the record's."""
+    usage_type = usage_type_of(record)
+    return (
+        (rule.provider is None or rule.provider == record.provider)
+        and (rule.service is None or rule.service == record.service_name)
+        and (rule.sku is None or rule.sku == record.sku_id)
+        and (rule.region is None or rule.region == record.region)
+        and (
+            rule.usage_type is None
+            or (usage_type is not None and fnmatchcase(usage_type, rule.usage_type))
+        )
+    )
+
+
+def select_rule(
+    version: PriceListVersion, record: UsageRecord, *, percent_only: bool = False
+) -> Rule | None:
+    """The most specific rule of the version matching the record (``None`` if none matches).
+
+    Ties are refused when the price list is loaded; two usage-type globs that both match the
+    record are the one tie only a record can reveal, and it is refused here, naming both rules.
     """
-    if record.currency != pricing.currency:
+    best: list[Rule] = []
+    for rule in version.rules:
+        if percent_only and not isinstance(rule, PERCENT_RULES):
+            continue
+        if not rule_matches(rule, record):
+            continue
+        if not best or rule.specificity > best[0].specificity:
+            best = [rule]
+        elif rule.specificity == best[0].specificity:
+            best.append(rule)
+    if len(best) > 1:
+        names = ", ".join(r.rule_id for r in best)
+        msg = f"record {record.record_id}: rules {names} tie (their usage-type globs overlap)"
+        raise RatingError(msg)
+    return best[0] if best else None
+
+
+# --- treatment -----------------------------------------------------------------------------
+
+_POLICY_FIELD = {
+    LineType.CREDIT: "credits",
+    LineType.REFUND: "refunds",
+    LineType.TAX: "taxes",
+    LineType.DISCOUNT: "provider_discounts",
+    LineType.ADJUSTMENT: "adjustments",
+}
+
+_MODE_OF = {
+    LineTreatment.RATE: _Mode.PERCENT,
+    LineTreatment.AT_COST: _Mode.AT_COST,
+    LineTreatment.EXCLUDE: _Mode.EXCLUDE,
+}
+
+
+def _on_demand(record: UsageRecord) -> Decimal | None:
+    return record.on_demand_cost if record.on_demand_cost is not None else record.list_cost
+
+
+def _treatment(record: UsageRecord, policy: Rebilling) -> _Treatment:
+    """How the line reaches the customer, and on what amount (module docstring, step 2)."""
+    billed = record.billed_cost
+    line = record.line_type
+    if line in _POLICY_FIELD:
+        name = _POLICY_FIELD[line]
+        treatment: LineTreatment = getattr(policy, name)
+        return _Treatment(_MODE_OF[treatment], billed, "billed cost", f"{name}: {treatment}")
+    owner = record.commitment_owner or policy.unknown_commitment_owner.value
+    payer_bought = policy.savings_removal and owner == CommitmentOwner.PAYER.value
+    if line is LineType.COMMITMENT_COVERED:
+        if not payer_bought:
+            return _Treatment(_Mode.PERCENT, billed, "billed cost", "own commitment passed through")
+        on_demand = _on_demand(record)
+        if on_demand is None:
+            msg = (
+                f"record {record.record_id}: usage covered by payer commitment "
+                f"{record.commitment_id} has no on-demand or list cost to charge (savings removal)"
+            )
+            raise RatingError(msg)
+        return _Treatment(_Mode.USAGE, on_demand, "on-demand cost", "payer commitment removed")
+    if line in (LineType.COMMITMENT_NEGATION, LineType.COMMITMENT_FEE):
+        if payer_bought:
+            return _Treatment(
+                _Mode.EXCLUDE, billed, "billed cost", "payer commitment: savings removal"
+            )
+        return _Treatment(_Mode.PERCENT, billed, "billed cost", "own commitment passed through")
+    # on-demand usage and anything else
+    if policy.basis is RebillingBasis.ON_DEMAND:
+        on_demand = _on_demand(record)
+        if on_demand is not None:
+            return _Treatment(_Mode.USAGE, on_demand, "on-demand cost")
+        return _Treatment(_Mode.USAGE, billed, "billed cost", "no on-demand price on the record")
+    return _Treatment(_Mode.USAGE, billed, "billed cost")
+
+
+# --- rules ---------------------------------------------------------------------------------
+
+
+def _pct(value: Decimal) -> str:
+    return f"{value.normalize():f}"
+
+
+def _quantity(record: UsageRecord, rule: Rule) -> Decimal:
+    if record.pricing_quantity is None:
         msg = (
-            f"record {record.record_id} is in {record.currency} but customer "
-            f"{pricing.customer_id} is invoiced in {pricing.currency}: no FX rate available"
+            f"record {record.record_id}: rule {rule.rule_id} prices by quantity but the record "
+            "has no pricing quantity"
         )
         raise RatingError(msg)
-    markup = pricing.price_list.markup_percent
+    return record.pricing_quantity
+
+
+def apply_simple_rule(rule: Rule, basis: Decimal, record: UsageRecord) -> tuple[Decimal, str]:
+    """Price of a rule that needs no period state, and how it reads."""
+    if isinstance(rule, MarkupRule):
+        return basis * (HUNDRED + rule.percent) / HUNDRED, f"markup {_pct(rule.percent)}%"
+    if isinstance(rule, DiscountRule):
+        return basis * (HUNDRED - rule.percent) / HUNDRED, f"discount {_pct(rule.percent)}%"
+    if isinstance(rule, UnitDeltaRule):
+        quantity = _quantity(record, rule)
+        return basis + quantity * rule.delta, f"{_pct(rule.delta)} per unit added"
+    if isinstance(rule, UnitPriceRule):
+        quantity = _quantity(record, rule)
+        return quantity * rule.unit_price, f"unit price {_pct(rule.unit_price)}"
+    msg = f"rule {rule.rule_id} ({rule.kind}) needs the period's running total"
+    raise TypeError(msg)
+
+
+def _cumulative_text(rule: CumulativeRule) -> str:
+    if isinstance(rule, TieredRule):
+        return f"{rule.mode.value} tiers on {rule.measure.value}"
+    if isinstance(rule, PackageRule):
+        return f"package of {_pct(rule.size)} at {_pct(rule.price)}"
+    return f"minimum {_pct(rule.amount)} per period"
+
+
+def state_key(customer_id: str, period: str, price_list_id: str, rule: Rule) -> str:
+    """Where a cumulative rule's running total is kept: per customer, period, price list and
+    rule id (so a new version keeping the rule's id continues the period's count)."""
+    return f"{customer_id}|{period}|{price_list_id}|{rule.rule_id}"
+
+
+# --- rating --------------------------------------------------------------------------------
+
+
+def charge_day(record: UsageRecord) -> date:
+    """The date that picks the price-list version and the FX rate: the charge's start (UTC)."""
+    return record.charge_period_start.date()
+
+
+def version_for(record: UsageRecord, pricing: CustomerPricing) -> PriceListVersion:
+    """The price-list version in effect on the record's charge date."""
+    day = charge_day(record)
+    version = pricing.price_list.version_on(day)
+    if version is None:
+        msg = (
+            f"record {record.record_id}: price list {pricing.price_list.id!r} has no version "
+            f"in effect on {day}"
+        )
+        raise RatingError(msg)
+    return version
+
+
+def cumulative_key(record: UsageRecord, pricing: CustomerPricing) -> str | None:
+    """The state key the record's rating reads, if its rule is period-cumulative.
+
+    Lets a caller load just the state a batch needs before rating it; a record that cannot be
+    rated has no key (``rate_usage`` will say why).
+    """
+    try:
+        version = version_for(record, pricing)
+        if _treatment(record, pricing.rebilling).mode is not _Mode.USAGE:
+            return None
+        rule = select_rule(version, record)
+    except RatingError:
+        return None
+    if isinstance(rule, TieredRule | PackageRule | MinimumRule):
+        return state_key(pricing.customer_id, record.billing_period, pricing.price_list.id, rule)
+    return None
+
+
+def _fx(record: UsageRecord, pricing: CustomerPricing, fx: FxTable) -> FxQuote | None:
+    if record.currency == pricing.currency:
+        return None
+    try:
+        return fx.quote(record.currency, pricing.currency, charge_day(record))
+    except FxError as exc:
+        msg = f"record {record.record_id} for customer {pricing.customer_id}: {exc}"
+        raise RatingError(msg) from None
+
+
+def rate_usage(
+    record: UsageRecord,
+    pricing: CustomerPricing,
+    fx: FxTable | None = None,
+    state: TierState | None = None,
+) -> Rated:
+    """Rate one usage record (module docstring). Pure: ``state`` is read, not changed; the
+    returned claim, if any, is what the caller records."""
+    version = version_for(record, pricing)
+    quote = _fx(record, pricing, fx or FxTable())
+    treatment = _treatment(record, pricing.rebilling)
+
+    def convert(amount: Decimal) -> Decimal:
+        return amount if quote is None else quote.convert(amount)
+
+    basis = convert(treatment.amount)
+    rule: Rule | None = None
+    claim: Claim | None = None
+    if treatment.mode is _Mode.EXCLUDE:
+        price, text = ZERO, f"not passed on ({treatment.reason})"
+    elif treatment.mode is _Mode.AT_COST:
+        price, text = basis, f"at cost ({treatment.reason})"
+    else:
+        rule = select_rule(version, record, percent_only=treatment.mode is _Mode.PERCENT)
+        if rule is None:
+            price, text = basis, f"at {treatment.basis}, no rule matches"
+        elif isinstance(rule, TieredRule | PackageRule | MinimumRule):
+            claim = _claim(record, pricing, rule, basis, state or TierState())
+            price = price_of_claim(rule, claim)
+            text = f"{_cumulative_text(rule)} on {treatment.basis} ({rule.scope_text()})"
+        else:
+            price, how = apply_simple_rule(rule, basis, record)
+            text = f"{how} on {treatment.basis} ({rule.scope_text()})"
+        if treatment.reason:
+            text = f"{text}; {treatment.reason}"
     cost = record.billed_cost
-    price = cost * (HUNDRED + markup) / HUNDRED
-    return RatedCharge(
-        charge_id=record.record_id,
-        record_id=record.record_id,
-        customer_id=pricing.customer_id,
-        provider=record.provider,
-        sub_account_id=record.sub_account_id,
-        billing_period=record.billing_period,
-        charge_period_start=record.charge_period_start,
-        charge_category=record.charge_category,
-        line_type=record.line_type,
-        service_name=record.service_name,
-        sku_id=record.sku_id,
-        description=record.description,
-        region=record.region,
-        quantity=record.pricing_quantity,
-        unit=record.pricing_unit,
-        cost=cost,
-        cost_currency=record.currency,
-        price=price,
-        currency=pricing.currency,
-        margin=price - cost,
-        rule=f"markup {markup.normalize():f}% on billed cost",
-        price_list_id=pricing.price_list.id,
-        price_list_version=pricing.price_list.version,
+    return Rated(
+        RatedCharge(
+            charge_id=record.record_id,
+            record_id=record.record_id,
+            customer_id=pricing.customer_id,
+            provider=record.provider,
+            sub_account_id=record.sub_account_id,
+            billing_period=record.billing_period,
+            charge_period_start=record.charge_period_start,
+            charge_category=record.charge_category,
+            line_type=record.line_type,
+            service_name=record.service_name,
+            sku_id=record.sku_id,
+            description=record.description,
+            region=record.region,
+            quantity=record.pricing_quantity,
+            unit=record.pricing_unit,
+            cost=cost,
+            cost_currency=record.currency,
+            price=price,
+            currency=pricing.currency,
+            margin=price - convert(cost),
+            fx_rate=None if quote is None else quote.rate,
+            fx_rate_date=None if quote is None else quote.as_of,
+            rule=text,
+            rule_ids=[] if rule is None else [rule.rule_id],
+            basis=treatment.basis,
+            basis_amount=treatment.amount,
+            price_list_id=pricing.price_list.id,
+            price_list_version=version.version,
+        ),
+        claim,
     )
+
+
+def _claim(
+    record: UsageRecord,
+    pricing: CustomerPricing,
+    rule: CumulativeRule,
+    basis: Decimal,
+    state: TierState,
+) -> Claim:
+    measure = measure_of(rule)
+    amount = _quantity(record, rule) if measure is TierMeasure.QUANTITY else basis
+    if amount < 0:
+        msg = (
+            f"record {record.record_id}: {measure.value} {amount} is negative and cannot be "
+            f"placed in the period's running total of rule {rule.rule_id}"
+        )
+        raise RatingError(msg)
+    key = state_key(pricing.customer_id, record.billing_period, pricing.price_list.id, rule)
+    return state.claim_for(key, record.record_id, amount)
+
+
+def rate_all(
+    records: list[UsageRecord],
+    pricing: CustomerPricing,
+    fx: FxTable | None = None,
+    state: TierState | None = None,
+) -> tuple[list[RatedCharge], TierState]:
+    """Rate records in order for one customer, threading the period state through them.
+
+    Returns the charges and the state after them (the input state is not changed).
+    """
+    after = TierState(dict(state.heads), dict(state.claims)) if state else TierState()
+    charges = []
+    for record in records:
+        rated = rate_usage(record, pricing, fx, after)
+        if rated.claim is not None:
+            after.apply(rated.claim)
+        charges.append(rated.charge)
+    return charges, after

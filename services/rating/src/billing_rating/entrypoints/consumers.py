@@ -8,6 +8,7 @@ from typing import Any
 from faststream.kafka.annotations import KafkaMessage
 
 from billing_rating.adapters.catalog import PricingCatalog
+from billing_rating.adapters.tier_store import TierStore
 from billing_rating.service.rate_batch import rate_batch
 from billing_rating.settings import RatingSettings
 from billing_runtime.kafka import Failed, decode_batch
@@ -20,7 +21,9 @@ from billing_schemas.topics import Topic, dead_letter_name, topic_name
 log = logging.getLogger("billing.rating")
 
 
-def register(runtime: Runtime, settings: RatingSettings, catalog: PricingCatalog) -> None:
+def register(
+    runtime: Runtime, settings: RatingSettings, catalog: PricingCatalog, tiers: TierStore
+) -> None:
     """Subscribe the rating consumer group to recorded usage."""
     ns = settings.topic_namespace
     source = topic_name(Topic.USAGE_RECORDED, ns)
@@ -49,7 +52,7 @@ def register(runtime: Runtime, settings: RatingSettings, catalog: PricingCatalog
             consuming("rating", source, records),
             correlated(event.correlation_id for _, event in batch.events),
         ):
-            rated = await rate_batch([event for _, event in batch.events], catalog)
+            rated = await rate_batch([event for _, event in batch.events], catalog, tiers)
             failed = list(batch.failed)
             failed += [Failed(batch.events[i][0], reason) for i, reason in rated.failures]
             await runtime.publisher.publish(target, rated.charges)

@@ -2,14 +2,22 @@
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 
-from billing_rating.adapters.catalog import PricingCatalog
-from billing_rating.domain.rating import RatingError, rate_usage
+from billing_rating.adapters.catalog import PricingCatalog, Unpriced
+from billing_rating.adapters.tier_store import ClaimConflictError, TierStore
+from billing_rating.domain.fx import FxTable
+from billing_rating.domain.rating import CustomerPricing, RatingError, cumulative_key, rate_usage
+from billing_rating.domain.tiers import Claim, TierState
 from billing_schemas.catalog import account_key
-from billing_schemas.events import ChargeRated, UsageRecorded
+from billing_schemas.events import ChargeRated, RatedCharge, UsageRecorded
 
 SOURCE = "billing-rating"
+ATTEMPTS = 5
+"""How many times a batch is rated again when another consumer took a tier place first."""
+
+log = logging.getLogger("billing.rating")
 
 
 @dataclass
@@ -20,26 +28,68 @@ class RatedBatch:
     failures: list[tuple[int, str]] = field(default_factory=list)  # (index in batch, reason)
 
 
-async def rate_batch(events: list[UsageRecorded], catalog: PricingCatalog) -> RatedBatch:
-    """Rate every event; the charge id (and event id) is the usage record id, so rating the
-    same record twice yields the same charge, which invoicing stores once."""
+def _rate_in_order(
+    priced: list[tuple[int, UsageRecorded, CustomerPricing]], fx: FxTable, state: TierState
+) -> tuple[list[tuple[int, UsageRecorded, RatedCharge]], list[tuple[int, str]], list[Claim]]:
+    """Rate each record against the state, threading new claims through it (pure)."""
+    rated, failures, new_claims = [], [], []
+    for index, event, pricing in priced:
+        try:
+            result = rate_usage(event.data, pricing, fx, state)
+        except RatingError as exc:
+            failures.append((index, str(exc)))
+            continue
+        claim = result.claim
+        if claim is not None and (claim.key, claim.record_id) not in state.claims:
+            state.apply(claim)
+            new_claims.append(claim)
+        rated.append((index, event, result.charge))
+    return rated, failures, new_claims
+
+
+async def rate_batch(
+    events: list[UsageRecorded], catalog: PricingCatalog, tiers: TierStore
+) -> RatedBatch:
+    """Rate every event; the charge id (and event id) is the usage record id.
+
+    Period-cumulative rules read and extend the claims in ``tiers``: the claims a batch makes
+    are stored before its charges are returned for publishing, so a redelivered record finds its
+    claim and is charged the same (and invoicing stores each charge once anyway).
+    """
     keys = {account_key(e.data.provider, e.data.sub_account_id) for e in events}
     pricing = await catalog.pricing_for(keys)
     result = RatedBatch()
+    priced: list[tuple[int, UsageRecorded, CustomerPricing]] = []
     for index, event in enumerate(events):
-        record = event.data
-        key = account_key(record.provider, record.sub_account_id)
+        key = account_key(event.data.provider, event.data.sub_account_id)
         owner = pricing.get(key)
         if owner is None:
-            result.failures.append(
-                (index, f"no customer owns account {key!r}: add it to the catalog, then replay")
-            )
-            continue
+            reason = f"no customer owns account {key!r}: add it to the catalog, then replay"
+            result.failures.append((index, reason))
+        elif isinstance(owner, Unpriced):
+            result.failures.append((index, f"{owner.reason}: fix the catalog, then replay"))
+        else:
+            priced.append((index, event, owner))
+    pairs = {(e.data.currency, p.currency) for _, e, p in priced if e.data.currency != p.currency}
+    fx = await catalog.fx_rates(pairs)
+    wanted = [
+        (state_key, event.data.record_id)
+        for _, event, owner in priced
+        if (state_key := cumulative_key(event.data, owner)) is not None
+    ]
+    for attempt in range(1, ATTEMPTS + 1):
+        state = await tiers.load(wanted)
+        rated, failures, new_claims = _rate_in_order(priced, fx, state)
         try:
-            charge = rate_usage(record, owner)
-        except RatingError as exc:
-            result.failures.append((index, str(exc)))
-            continue
+            await tiers.save(new_claims)
+            break
+        except ClaimConflictError as exc:
+            if attempt == ATTEMPTS:
+                raise
+            log.info("tier place taken by another consumer (%s); rating the batch again", exc)
+    result.failures += failures
+    result.failures.sort()
+    for _, event, charge in sorted(rated, key=lambda r: r[0]):
         result.charges.append(
             (
                 charge.customer_id,
