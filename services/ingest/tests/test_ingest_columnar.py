@@ -152,3 +152,21 @@ async def test_most_rows_of_a_real_bill_take_the_fast_path(monkeypatch: pytest.M
     # the sample's rows with exponents (1.000E-8) or negative quantities go the row path
     assert result.summary.rows_read == 1000
     assert len(slow_rows) < 50
+
+
+async def test_rows_after_a_malformed_row_keep_their_numbers(tmp_path: Path) -> None:
+    """pyarrow skips a row it cannot split; the rows after it keep their own numbers."""
+    good = TRICKY_ROWS[0]
+    path = tmp_path / "holes.csv"
+    # rows 2, 3 good; 4 malformed; 5 good; 6 malformed; 7 good
+    path.write_text(HEADER + "\n".join([good, good, "1,2", good, "x", good]) + "\n")
+    publisher = InMemoryUsagePublisher()
+    result = await load_bill(path, publisher=publisher, registry=InMemoryBillRegistry())
+    assert (result.summary.rows_read, result.summary.rows_rejected) == (6, 2)
+    assert [e.data.source_ref.row for _, e in publisher.usage_events if e.data.source_ref] == [
+        2,
+        3,
+        5,
+        7,
+    ]
+    assert sorted(e.data.row or 0 for _, e in publisher.rejected_events) == [4, 6]

@@ -43,6 +43,10 @@ class BillRegistry(Protocol):
         """Record the final figures and status (``chain``: the first version's bill id)."""
         ...
 
+    async def fail(self, bill_id: str, error: str) -> None:
+        """Record that a load stopped on an error (status failed; loading again resumes)."""
+        ...
+
     async def previous_version(self, scope_entry: str, *, exclude: str) -> PreviousBill | None:
         """The latest loaded bill whose scope holds ``scope_entry`` (not ``exclude``)."""
         ...
@@ -92,7 +96,9 @@ class MongoBillRegistry:
 
     async def processed(self, bill_id: str) -> BillSummary | None:
         """See :class:`BillRegistry`."""
-        doc = await self._bills.find_one({"_id": bill_id, "status": {"$ne": "processing"}})
+        doc = await self._bills.find_one(
+            {"_id": bill_id, "status": {"$in": ["processed", "partially_rejected"]}}
+        )
         return None if doc is None else BillSummary.model_validate(doc["summary"])
 
     async def begin(self, *, bill_id: str, file_name: str, checksum: str, fmt: str) -> None:
@@ -144,11 +150,22 @@ class MongoBillRegistry:
             },
         )
 
+    async def fail(self, bill_id: str, error: str) -> None:
+        """See :class:`BillRegistry`."""
+        await self._bills.update_one(
+            {"_id": bill_id},
+            {"$set": {"status": "failed", "error": error[:2000], "updated_at": datetime.now(UTC)}},
+        )
+
     async def previous_version(self, scope_entry: str, *, exclude: str) -> PreviousBill | None:
         """See :class:`BillRegistry`."""
         cursor = (
             self._bills.find(
-                {"scope": scope_entry, "status": {"$ne": "processing"}, "_id": {"$ne": exclude}}
+                {
+                    "scope": scope_entry,
+                    "status": {"$in": ["processed", "partially_rejected"]},
+                    "_id": {"$ne": exclude},
+                }
             )
             .sort([("version", DESCENDING), ("updated_at", DESCENDING)])
             .limit(1)
@@ -221,6 +238,7 @@ class InMemoryBillRegistry:
         self.begun: list[str] = []
         self.chunks: dict[str, dict[int, tuple[list[str], bytes]]] = defaultdict(dict)
         self.reversed: dict[str, set[str]] = defaultdict(set)
+        self.failed: dict[str, str] = {}
 
     async def processed(self, bill_id: str) -> BillSummary | None:
         return self.done.get(bill_id)
@@ -234,6 +252,9 @@ class InMemoryBillRegistry:
     async def finish(self, summary: BillSummary, *, chain: str) -> None:
         self.done[summary.bill_id] = summary
         self.chains[summary.bill_id] = chain
+
+    async def fail(self, bill_id: str, error: str) -> None:
+        self.failed[bill_id] = error
 
     async def previous_version(self, scope_entry: str, *, exclude: str) -> PreviousBill | None:
         found = [s for s in self.done.values() if scope_entry in s.scope and s.bill_id != exclude]

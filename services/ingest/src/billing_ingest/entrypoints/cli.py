@@ -96,6 +96,14 @@ def ingest(
         f"rejected {summary.rows_rejected:,}; billed cost {totals or '0'}; "
         f"periods {', '.join(summary.billing_periods) or '-'}"
     )
+    if summary.restates:
+        console.print(
+            f"  version {summary.version}, restates {summary.restates}: "
+            f"{summary.rows_unchanged:,} lines unchanged (not sent again), "
+            f"{summary.corrections:,} dropped lines reversed"
+        )
+    elif summary.rows_unchanged:
+        console.print(f"  {summary.rows_unchanged:,} lines were already published: not sent again")
     if summary.rows_rejected:
         console.print(f"  see the rejected rows: billing bills show {summary.bill_id}")
 
@@ -120,12 +128,13 @@ async def _bills(bill_id: str | None) -> tuple[list[dict[str, Any]], list[Reject
 def list_bills() -> None:
     """List loaded bills, newest first."""
     bills, _ = asyncio.run(_bills(None))
-    table = Table("bill", "file", "format", "status", "read", "accepted", "rejected")
+    table = Table("bill", "file", "format", "version", "status", "read", "accepted", "rejected")
     for bill in bills:
         table.add_row(
             str(bill["_id"]),
             str(bill.get("file_name", "")),
             str(bill.get("format", "")),
+            str(bill.get("version", "")),
             str(bill.get("status", "")),
             str(bill.get("rows_read", "")),
             str(bill.get("rows_accepted", "")),

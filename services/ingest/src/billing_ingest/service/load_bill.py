@@ -24,7 +24,7 @@ import orjson
 
 from billing_ingest.adapters.bill_registry import BillRegistry, PreviousBill
 from billing_ingest.adapters.csv_reader import RowBatch
-from billing_ingest.adapters.readers import open_bill
+from billing_ingest.adapters.readers import BillStream, open_bill
 from billing_ingest.domain.cells import (
     Row,
     RowProblem,
@@ -377,6 +377,36 @@ async def load_bill(
         return LoadResult(done, already_loaded=True)
     await registry.begin(bill_id=bill_id, file_name=path.name, checksum=checksum, fmt=chosen.name)
 
+    try:
+        return await _load(
+            path,
+            stream=stream,
+            chosen=chosen,
+            bill_id=bill_id,
+            checksum=checksum,
+            publisher=publisher,
+            registry=registry,
+            batch_rows=batch_rows,
+            on_progress=on_progress,
+        )
+    except Exception as exc:
+        # the registry says so; loading the file again starts over (same ids: nothing twice)
+        await registry.fail(bill_id, f"{type(exc).__name__}: {exc}")
+        raise
+
+
+async def _load(
+    path: Path,
+    *,
+    stream: BillStream,
+    chosen: BillFormat,
+    bill_id: str,
+    checksum: str,
+    publisher: UsagePublisher,
+    registry: BillRegistry,
+    batch_rows: int,
+    on_progress: Callable[[int], None] | None,
+) -> LoadResult:
     load = _Load(
         bill_id=bill_id,
         file_name=path.name,
