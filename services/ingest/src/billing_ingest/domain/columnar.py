@@ -17,6 +17,7 @@ once the load has added the ``record_id``.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cache
 from typing import Any
 
 import orjson
@@ -25,11 +26,23 @@ import pyarrow.compute as pc
 
 from billing_schemas.money import known_currency_codes
 
+
+@cache
+def text(value: str | None) -> pa.Scalar:
+    """A string scalar, made once. pyarrow turns a Python ``str`` argument into a scalar on
+    every call, and looks for pandas each time it does (about 0.3 ms, more than the kernel)."""
+    return pa.scalar(value, pa.string())
+
+
+FALSE = pa.scalar(False)  # noqa: FBT003 - a constant, not a flag
+TRUE = pa.scalar(True)  # noqa: FBT003
+
 _CANONICAL_DECIMAL = r"^-?(0|[1-9][0-9]*)(\.[0-9]+)?$"
 """The form ``format(Decimal(x), 'f')`` gives back unchanged: the cell can go on the wire as is."""
 _PLAIN_TIMESTAMP = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}([T ][0-9]{2}:[0-9]{2}:[0-9]{2})?(Z|\+00:00)?$"
 """UTC (or zone-less) to the second: what the exports write; other forms go the row path."""
 _ISO = "%Y-%m-%dT%H:%M:%SZ"
+_EIGHT = pa.scalar(8, pa.int32())
 
 
 @dataclass(frozen=True)
@@ -70,13 +83,13 @@ class Columns:
                 found = pa.nulls(self.batch.num_rows, pa.string())
             else:
                 trimmed = pc.utf8_trim_whitespace(self.batch.column(index))
-                found = pc.if_else(pc.equal(trimmed, ""), pa.scalar(None, pa.string()), trimmed)
+                found = pc.if_else(pc.equal(trimmed, text("")), text(None), trimmed)
             self._trimmed[column] = found
         return found
 
     def require(self, condition: pa.Array) -> None:
         """Rows where ``condition`` is not true leave the fast path."""
-        self.ok = pc.and_(self.ok, pc.fill_null(condition, fill_value=False))
+        self.ok = pc.and_(self.ok, pc.fill_null(condition, FALSE))
 
     def required(self, column: str) -> pa.Array:
         """A cell that must have a value."""
@@ -98,18 +111,23 @@ class Columns:
         self.require(pc.match_substring_regex(value, _PLAIN_TIMESTAMP))
         date = pc.utf8_slice_codeunits(value, 0, 10)
         time = pc.utf8_slice_codeunits(value, 11, 19)
-        time = pc.if_else(pc.equal(pc.utf8_length(time), 8), time, "00:00:00")
-        text = pc.binary_join_element_wise(date, "T", time, "Z", "")
-        parsed = pc.strptime(text, format=_ISO, unit="s", error_is_null=True)
+        time = pc.if_else(pc.equal(pc.utf8_length(time), _EIGHT), time, text("00:00:00"))
+        joined = pc.binary_join_element_wise(date, text("T"), time, text("Z"), text(""))
+        parsed = pc.strptime(joined, format=_ISO, unit="s", error_is_null=True)
         # strptime rolls 2024-09-31 over to October: a real date prints back the same
-        self.require(pc.equal(pc.strftime(parsed, format=_ISO), text))
-        return text
+        self.require(pc.equal(pc.strftime(parsed, format=_ISO), joined))
+        return joined
 
     def currency(self, column: str) -> pa.Array:
         """A known ISO 4217 code, upper-cased."""
         value = pc.utf8_upper(self.required(column))
-        self.require(pc.is_in(value, value_set=pa.array(sorted(known_currency_codes()))))
+        self.require(pc.is_in(value, value_set=_currencies()))
         return value
+
+
+@cache
+def _currencies() -> pa.Array:
+    return pa.array(sorted(known_currency_codes()), pa.string())
 
 
 def content_of(batch: pa.RecordBatch) -> list[str]:
@@ -118,7 +136,7 @@ def content_of(batch: pa.RecordBatch) -> list[str]:
     names = sorted(batch.schema.names)
     joined: list[str] = pc.binary_join_element_wise(
         *(batch.column(batch.schema.get_field_index(name)) for name in names),
-        "\x1f",
+        text("\x1f"),
         null_handling="replace",
         null_replacement="",
     ).to_pylist()
@@ -137,9 +155,7 @@ def tags_of(value: pa.Array) -> tuple[list[orjson.Fragment], pa.Array]:
     other cell is parsed (values become strings, as the record's ``tags`` holds them) or, if
     it is not an object, left to the row mapper.
     """
-    flat: list[bool] = pc.fill_null(
-        pc.match_substring_regex(value, _FLAT_OBJECT), fill_value=True
-    ).to_pylist()
+    flat: list[bool] = pc.fill_null(pc.match_substring_regex(value, _FLAT_OBJECT), TRUE).to_pylist()
     cells: list[str | None] = value.to_pylist()
     out: list[orjson.Fragment] = []
     good: list[bool] = []
@@ -170,5 +186,5 @@ _NO_TAGS = orjson.Fragment(b"{}")
 
 def texts(value: pa.Array) -> list[str]:
     """A string column as a list, "" for null."""
-    filled: list[str] = pc.fill_null(value, "").to_pylist()
+    filled: list[str] = pc.fill_null(value, text("")).to_pylist()
     return filled

@@ -18,6 +18,7 @@ from billing_ingest.domain.columnar import (
     Columns,
     content_of,
     tags_of,
+    text,
     texts,
 )
 from billing_ingest.domain.focus import commitment_owner
@@ -29,6 +30,8 @@ _LINE_TYPE_OF_CATEGORY = {
     ChargeCategory.TAX.value: LineType.TAX.value,
     ChargeCategory.ADJUSTMENT.value: LineType.ADJUSTMENT.value,
 }
+
+_CATEGORIES = pa.array([c.value for c in ChargeCategory], pa.string())
 
 _OPTIONAL_TEXT = (
     ("sub_account_name", "SubAccountName"),
@@ -51,18 +54,20 @@ _USAGE_QUANTITIES = ("PricingQuantity", "ConsumedQuantity")
 
 
 def _line_type(category: pa.Array, status: pa.Array) -> pa.Array:
-    status = pc.fill_null(pc.utf8_lower(status), "")
+    status = pc.fill_null(pc.utf8_lower(status), text(""))
     usage = pc.if_else(
-        pc.equal(status, "used"),
-        LineType.COMMITMENT_COVERED.value,
+        pc.equal(status, text("used")),
+        text(LineType.COMMITMENT_COVERED.value),
         pc.if_else(
-            pc.equal(status, "unused"), LineType.COMMITMENT_FEE.value, LineType.ON_DEMAND.value
+            pc.equal(status, text("unused")),
+            text(LineType.COMMITMENT_FEE.value),
+            text(LineType.ON_DEMAND.value),
         ),
     )
-    other = pc.cast(pa.scalar(None), pa.string())
-    result = pc.if_else(pc.equal(category, ChargeCategory.USAGE.value), usage, other)
+    usage_line = pc.equal(category, text(ChargeCategory.USAGE.value))
+    result = pc.if_else(usage_line, usage, text(None))
     for value, line_type in _LINE_TYPE_OF_CATEGORY.items():
-        result = pc.if_else(pc.equal(category, value), line_type, result)
+        result = pc.if_else(pc.equal(category, text(value)), text(line_type), result)
     return result
 
 
@@ -76,19 +81,19 @@ def focus_batch_to_json(
     period_start = cols.timestamp("BillingPeriodStart")
     period = pc.utf8_slice_codeunits(period_start, 0, 7)
     category = pc.utf8_lower(cols.required("ChargeCategory"))
-    cols.require(pc.is_in(category, value_set=pa.array([c.value for c in ChargeCategory])))
+    cols.require(pc.is_in(category, value_set=_CATEGORIES))
     billed = cols.decimal("BilledCost", is_required=True)
     service = cols.required("ServiceName")
     currency = cols.currency("BillingCurrency")
     sub_account = pc.coalesce(cols.cell("SubAccountId"), account)
     line_type = _line_type(category, cols.cell("CommitmentDiscountStatus"))
-    usage_line = pc.equal(category, ChargeCategory.USAGE.value)
+    usage_line = pc.equal(category, text(ChargeCategory.USAGE.value))
     for column in _USAGE_QUANTITIES:  # a negative quantity on a usage line: the row path decides
-        negative = pc.starts_with(pc.fill_null(cols.cell(column), ""), "-")
+        negative = pc.starts_with(pc.fill_null(cols.cell(column), text("")), "-")
         cols.require(pc.invert(pc.and_kleene(usage_line, negative)))
     list_cost = cols.decimal("ListCost", is_required=False).to_pylist()
-    correction = pc.equal(pc.utf8_lower(cols.cell("ChargeClass")), "correction")
-    charge_class = pc.if_else(correction, "correction", pc.cast(pa.scalar(None), pa.string()))
+    correction = pc.equal(pc.utf8_lower(cols.cell("ChargeClass")), text("correction"))
+    charge_class = pc.if_else(correction, text("correction"), text(None))
     commitments: list[str | None] = cols.cell("CommitmentDiscountId").to_pylist()
     owners: list[Literal["payer", "account"] | None] = [None] * batch.num_rows
     if any(commitments):
