@@ -175,13 +175,14 @@ async def test_a_deferred_email_keeps_its_source_event(delivery_log: DeliveryLog
 
 
 async def test_recent_records_by_invoice_newest_first(delivery_log: DeliveryLog) -> None:
-    other = DeliveryIntent(**{**INTENT.__dict__, "message_id": "<b@x>", "invoice_id": "inv-2"})
+    other = DeliveryIntent(
+        **{**INTENT.__dict__, "message_id": "<b@x>", "invoice_id": "inv-2", "invoice_number": "N-2"}
+    )
     await delivery_log.claim(INTENT)
     await delivery_log.claim(other)
     assert [d.message_id for d in await delivery_log.recent()] == ["<b@x>", INTENT.message_id]
-    assert [d.message_id for d in await delivery_log.recent(invoice_id="inv-1")] == [
-        INTENT.message_id
-    ]
+    assert [d.message_id for d in await delivery_log.recent(invoice="inv-1")] == [INTENT.message_id]
+    assert [d.message_id for d in await delivery_log.recent(invoice="N-2")] == ["<b@x>"]
     assert len(await delivery_log.recent(limit=1)) == 1
 
 
@@ -217,6 +218,7 @@ async def test_the_stored_document_has_the_documented_fields(
         "source_topic",
         "source_event",
         "source_key",
+        "invoice_number",
     }
     assert (doc["status"], doc["attempts"], doc["recipients"]) == (
         "sent",

@@ -97,8 +97,8 @@ class DeliveryLog(Protocol):
         another replica does not take it too); None when none is due."""
         ...
 
-    async def recent(self, *, invoice_id: str | None = None, limit: int = 100) -> list[Delivery]:
-        """The latest records (all, or one invoice's), newest first."""
+    async def recent(self, *, invoice: str | None = None, limit: int = 100) -> list[Delivery]:
+        """The latest records (all, or one invoice's, by its number or id), newest first."""
         ...
 
 
@@ -121,6 +121,7 @@ def _delivery(doc: dict[str, Any]) -> Delivery:
         source_topic=doc.get("source_topic"),
         source_event=doc.get("source_event"),
         source_key=doc.get("source_key"),
+        invoice_number=doc.get("invoice_number"),
     )
 
 
@@ -152,6 +153,7 @@ class MongoDeliveryLog:
         """Indexes for the retry scan and ``billing mail log --invoice``."""
         await self._deliveries.create_index([("status", 1), ("next_attempt_at", 1)])
         await self._deliveries.create_index([("invoice_id", 1)])
+        await self._deliveries.create_index([("invoice_number", 1)])
 
     async def get(self, message_id: str) -> Delivery | None:
         """See :class:`DeliveryLog`."""
@@ -164,6 +166,7 @@ class MongoDeliveryLog:
             "_id": intent.message_id,
             "kind": intent.kind,
             "invoice_id": intent.invoice_id,
+            "invoice_number": intent.invoice_number,
             "customer_id": intent.customer_id,
             "recipients": list(intent.recipients),
             "delivered_to": [],
@@ -310,9 +313,11 @@ class MongoDeliveryLog:
         )
         return None if doc is None else _delivery(doc)
 
-    async def recent(self, *, invoice_id: str | None = None, limit: int = 100) -> list[Delivery]:
+    async def recent(self, *, invoice: str | None = None, limit: int = 100) -> list[Delivery]:
         """See :class:`DeliveryLog`."""
-        query = {} if invoice_id is None else {"invoice_id": invoice_id}
+        query: dict[str, Any] = {}
+        if invoice is not None:
+            query = {"$or": [{"invoice_number": invoice}, {"invoice_id": invoice}]}
         cursor = self._deliveries.find(query).sort("updated_at", DESCENDING).limit(limit)
         return [_delivery(doc) async for doc in cursor]
 
@@ -369,6 +374,7 @@ class InMemoryDeliveryLog:
             source_topic=intent.source_topic,
             source_event=intent.source_event,
             source_key=intent.source_key,
+            invoice_number=intent.invoice_number,
         )
 
     @staticmethod
@@ -497,9 +503,13 @@ class InMemoryDeliveryLog:
         first = min(due, key=lambda r: r.next_attempt_at or now)
         return self._store(replace(first, next_attempt_at=now + lease, updated_at=self._clock()))
 
-    async def recent(self, *, invoice_id: str | None = None, limit: int = 100) -> list[Delivery]:
+    async def recent(self, *, invoice: str | None = None, limit: int = 100) -> list[Delivery]:
         """See :class:`DeliveryLog`."""
-        chosen = [r for r in self.records.values() if invoice_id in (None, r.invoice_id)]
+        chosen = [
+            r
+            for r in self.records.values()
+            if invoice is None or invoice in (r.invoice_id, r.invoice_number)
+        ]
         return sorted(chosen, key=lambda r: r.updated_at, reverse=True)[:limit]
 
     def _existing(self, message_id: str) -> Delivery:

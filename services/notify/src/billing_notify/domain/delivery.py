@@ -59,6 +59,7 @@ class DeliveryIntent:
     customer_id: str | None
     recipients: tuple[str, ...]
     fallback_recipient: bool = False
+    invoice_number: str | None = None
     source_topic: str | None = None
     source_event: str | None = None
     source_key: str | None = None
@@ -85,6 +86,7 @@ class Delivery:
     source_topic: str | None = None
     source_event: str | None = None
     source_key: str | None = None
+    invoice_number: str | None = None
 
     @property
     def sent(self) -> bool:

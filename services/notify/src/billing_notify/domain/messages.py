@@ -181,3 +181,4 @@ class OutgoingEmail:
     recipients: Recipients
     invoice_id: str | None = None
     customer_id: str | None = None
+    invoice_number: str | None = None

@@ -169,6 +169,7 @@ async def deliver(
         customer_id=email.customer_id,
         recipients=tuple(email.recipients.addresses),
         fallback_recipient=email.recipients.fallback,
+        invoice_number=email.invoice_number,
         source_topic=source.topic,
         source_event=source.event_json,
         source_key=source.key,

@@ -58,7 +58,13 @@ async def notify_payment_recorded(
             sent_at=event.occurred_at,
         )
         return OutgoingEmail(
-            kind, message_id, message, to.recipients, payment.invoice_id, payment.customer_id
+            kind,
+            message_id,
+            message,
+            to.recipients,
+            payment.invoice_id,
+            payment.customer_id,
+            payment.invoice_number,
         )
 
     source = Source(Topic.PAYMENT_RECORDED.value, payment.customer_id, event.model_dump_json())
@@ -90,7 +96,13 @@ async def notify_credit_note_issued(
             attachments=attachments,
         )
         return OutgoingEmail(
-            kind, message_id, message, to.recipients, note.invoice_id, note.customer_id
+            kind,
+            message_id,
+            message,
+            to.recipients,
+            note.invoice_id,
+            note.customer_id,
+            note.invoice_number,
         )
 
     source = Source(Topic.CREDIT_NOTE_ISSUED.value, note.customer_id, event.model_dump_json())
@@ -125,7 +137,13 @@ async def notify_invoice_overdue(
             sent_at=event.occurred_at,
         )
         return OutgoingEmail(
-            kind, message_id, message, to.recipients, overdue.invoice_id, overdue.customer_id
+            kind,
+            message_id,
+            message,
+            to.recipients,
+            overdue.invoice_id,
+            overdue.customer_id,
+            overdue.invoice_number,
         )
 
     source = Source(Topic.INVOICE_OVERDUE.value, overdue.customer_id, event.model_dump_json())

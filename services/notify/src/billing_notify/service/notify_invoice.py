@@ -56,6 +56,7 @@ async def notify_invoice_finalized(
             recipients=to.recipients,
             invoice_id=invoice.invoice_id,
             customer_id=invoice.customer_id,
+            invoice_number=invoice.invoice_number,
         )
 
     source = Source(Topic.INVOICE_FINALIZED.value, invoice.customer_id, event.model_dump_json())
