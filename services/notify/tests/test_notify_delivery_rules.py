@@ -8,10 +8,14 @@ import hashlib
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from email.message import EmailMessage
+from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
+from prometheus_client import CollectorRegistry
 
+import billing_notify
 from billing_notify.adapters.catalog import InMemoryCustomerDirectory
 from billing_notify.adapters.delivery_log import InMemoryDeliveryLog
 from billing_notify.adapters.documents import InMemoryInvoicePdfs
@@ -28,6 +32,7 @@ from billing_notify.domain.customer_emails import reminder_step
 from billing_notify.domain.delivery import DeliveryStatus, RetryPolicy
 from billing_notify.domain.messages import MessageKind, choose_language, message_id_for
 from billing_notify.domain.recipients import parse_mailbox
+from billing_notify.entrypoints.consumers import count
 from billing_notify.service.deliver import MailPolicy, Mode, NotifyPorts, Result
 from billing_notify.service.notify_bill import notify_bill_processed
 from billing_notify.service.notify_customer import (
@@ -38,6 +43,7 @@ from billing_notify.service.notify_customer import (
 from billing_notify.service.notify_invoice import notify_invoice_finalized
 from billing_notify.service.retries import redrive_due
 from billing_notify.settings import NotifySettings
+from billing_runtime.observability import Metrics
 from billing_schemas.catalog import Address, Contact, ContactRole, Customer, PriceList
 from billing_schemas.events import (
     BillProcessed,
@@ -161,7 +167,19 @@ def test_the_customers_language_is_used_when_templates_exist(requested: str, cho
 
 
 def test_kinds_without_a_translation_fall_back_to_english() -> None:
-    assert choose_language(MessageKind.PAYMENT_RECORDED, "de") == "en"
+    assert choose_language(MessageKind.PAYMENT_RECORDED, "de") == "de"
+    assert choose_language(MessageKind.INVOICE_OVERDUE, "de") == "en"
+
+
+async def test_a_french_customer_gets_a_french_receipt() -> None:
+    ports, mailer, _, _ = _ports(_customer(*BILLING, language="fr"))
+    await notify_payment_recorded(_payment(outstanding_after="0.00"), ports, POLICY)
+    [sent] = mailer.sent
+    # French conventions: 1\u202f000,00\u00a0€ (narrow no-break space between thousands)
+    assert sent.message["Subject"] == (
+        "Paiement reçu pour la facture ACME-2024-000001 : 1\u202f000,00\u00a0€"
+    )
+    assert "La facture est intégralement réglée." in _text(sent.message)
 
 
 async def test_a_german_customer_gets_a_german_invoice_email() -> None:
@@ -585,3 +603,34 @@ def test_the_report_view_orders_currencies_and_counts_unlisted_rows() -> None:
     view = bill_report_view(_bill(5).data, _rejected_rows(5), limit=0)
     assert view.totals == [("EUR", "10.5"), ("USD", "12,345.6789")]
     assert (view.rejected, view.rejected_not_listed) == ([], 5)
+
+
+# --- templates and metrics ----------------------------------------------------------------------
+
+
+def test_every_language_has_the_three_templates_of_each_kind_it_translates() -> None:
+    templates = Path(billing_notify.__file__).parent / "templates"
+    languages = {p.name for p in templates.iterdir() if p.is_dir()}
+    assert {"en", "de", "fr"} <= languages
+    for language in languages:
+        kinds = {p.name.split(".")[0] for p in (templates / language).glob("*.j2")}
+        for kind in kinds:
+            assert kind in {k.value for k in MessageKind}, f"{language}/{kind}: unknown kind"
+            for part in ("subject", "txt", "html"):
+                assert (templates / language / f"{kind}.{part}.j2").is_file(), (language, kind)
+    english = {p.name.split(".")[0] for p in (templates / "en").glob("*.j2")}
+    assert english == {k.value for k in MessageKind}  # the fallback covers every kind
+
+
+async def test_a_fallback_recipient_is_counted_in_the_metrics() -> None:
+    registry = CollectorRegistry()
+    runtime: Any = SimpleNamespace(metrics=Metrics.create(registry))
+    customer = _customer(Contact(email="boss@acme.example", primary=True))
+    ports, _, _, _ = _ports(customer)
+    count(runtime, await notify_invoice_finalized(_finalized(), ports, POLICY))
+
+    def outcome(name: str) -> float | None:
+        labels = {"service": "notify", "outcome": name}
+        return registry.get_sample_value("billing_outcomes_total", labels)
+
+    assert (outcome("email_sent"), outcome("email_fallback_recipient")) == (1.0, 1.0)

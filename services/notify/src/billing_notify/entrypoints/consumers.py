@@ -106,7 +106,7 @@ def _subscribe(
         for record, event in batch.events:
             mode = Mode.DEFER if server_failed else Mode.SEND
             try:
-                with handling("notify email", record), correlated(event.correlation_id):
+                with handling(f"notify {use_case.title}", record), correlated(event.correlation_id):
                     outcome = await use_case.run(event, ports, policy, mode)
             except NotificationError as exc:
                 failed.append(Failed(record, f"{type(exc).__name__}: {exc}"))
