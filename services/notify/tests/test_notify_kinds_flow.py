@@ -27,7 +27,7 @@ from billing_notify.settings import NotifySettings
 from billing_runtime.kafka import ensure_topics
 from billing_runtime.lag import wait_for_no_lag
 from billing_runtime.mail_sink import MaildirSink, serve
-from billing_runtime.testing import WITHIN_SECONDS, eventually, produce
+from billing_runtime.testing import WITHIN_SECONDS, TopicReader, eventually, produce
 from billing_schemas.catalog import CUSTOMERS, Address, Contact, ContactRole, Customer, PriceList
 from billing_schemas.documents import INVOICE_PDF_BUCKET
 from billing_schemas.events import (
@@ -46,7 +46,7 @@ from billing_schemas.events import (
 from billing_schemas.events import (
     Envelope as Event,
 )
-from billing_schemas.topics import Topic, topic_name
+from billing_schemas.topics import Topic, dead_letter_name, topic_name
 
 if TYPE_CHECKING:
     from conftest import Infra, SmtpSink
@@ -243,10 +243,11 @@ async def test_receipts_credit_notes_reminders_and_bill_reports_are_emailed_once
 
     mails = {str(m["Subject"]).split(" ")[0]: m for m in _mails(smtp_sink.directory)}
     assert len(smtp_sink.messages()) == 4  # nothing twice
-    assert set(mails) == {"Payment", "Credit", "Reminder:", "Bill"}
-    for kind in ("Payment", "Credit", "Reminder:"):
+    # the customer writes de-CH: the receipt is in German, the others have English templates only
+    assert set(mails) == {"Zahlungseingang", "Credit", "Reminder:", "Bill"}
+    for kind in ("Zahlungseingang", "Credit", "Reminder:"):
         assert [a.addr_spec for a in mails[kind]["To"].addresses] == ["buchhaltung@kunde.example"]
-    assert "The invoice is paid in full." in _text(mails["Payment"])
+    assert "Die Rechnung ist vollständig bezahlt." in _text(mails["Zahlungseingang"])
     # reminders have English templates only: English text and English number format
     assert mails["Reminder:"]["Subject"] == (
         "Reminder: invoice KUNDE-2024-000008 is 7 days overdue (CHF100.00 due)"
@@ -347,3 +348,41 @@ async def test_a_server_that_is_down_is_tried_once_per_batch_then_every_email_go
     finally:
         server.close()
         await asyncio.wait_for(server.wait_closed(), 5)
+
+
+async def test_after_the_last_retry_the_email_fails_and_its_event_is_dead_lettered(
+    infra: Infra, namespace: str, mongo_db: AsyncDatabase[dict[str, Any]], tmp_path: Path
+) -> None:
+    await mongo_db[CUSTOMERS].insert_one({"_id": CUSTOMER.id, **CUSTOMER.model_dump(mode="json")})
+    bucket = AsyncGridFSBucket(mongo_db, bucket_name=INVOICE_PDF_BUCKET)
+    pdf_id = str(await bucket.upload_from_stream("x.pdf", PDF))
+    handler = Switchable(tmp_path / "mail")  # down for good
+    server = await serve(handler, "127.0.0.1", 0)
+    port = int(server.sockets[0].getsockname()[1])
+    try:
+        settings = _settings(infra, namespace, port, retry_max_retries=2)
+        dlq = dead_letter_name(Topic.INVOICE_FINALIZED, settings.topic_namespace)
+        event = _invoice(1, pdf_id)
+        async with running(settings), TopicReader(infra.kafka_bootstrap_servers, dlq) as dead:
+            await _publish(settings, Topic.INVOICE_FINALIZED, "kunde", event)
+            [letter] = await dead.wait_for(1)
+            await asyncio.sleep(1.0)  # ten more polls: no further attempt
+    finally:
+        server.close()
+        await asyncio.wait_for(server.wait_closed(), 5)
+
+    # the consumer's attempt and two retries (after 0.2 s and 0.4 s), then no more
+    assert handler.refused == 3
+    assert handler.sink.received == []
+    headers = {key: value.decode() for key, value in letter.headers}
+    assert headers["x-original-topic"] == topic_name(
+        Topic.INVOICE_FINALIZED, settings.topic_namespace
+    )
+    assert headers["x-failed-by"] == "notify"
+    assert "gave up after 2 retries" in headers["x-error"]
+    assert "421" in headers["x-error"]
+    assert letter.key == b"kunde"
+    assert InvoiceFinalized.model_validate_json(letter.value) == event  # replayable as it was
+    [delivery] = [doc async for doc in mongo_db[DELIVERIES].find({})]
+    assert headers["x-retry-of"] == delivery["_id"]
+    assert (delivery["status"], delivery["attempts"], delivery["retries"]) == ("failed", 3, 2)
