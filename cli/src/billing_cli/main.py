@@ -17,6 +17,8 @@ from billing_cli.demo import demo_app
 from billing_cli.dlq import dlq_app
 from billing_ingest.entrypoints.cli import bills_app, ingest
 from billing_invoicing.entrypoints.cli import catalog_app, invoices_app
+from billing_notify.entrypoints.cli import mail_app
+from billing_notify.service.use_cases import USE_CASES as NOTIFY_USE_CASES
 from billing_runtime.kafka import ensure_topics
 from billing_runtime.lag import wait_for_no_lag
 from billing_runtime.settings import ServiceSettings
@@ -37,12 +39,13 @@ topics_app = typer.Typer(help="Kafka topics of the pipeline.", no_args_is_help=T
 app.add_typer(topics_app, name="topics")
 app.add_typer(demo_app, name="demo")
 app.add_typer(dlq_app, name="dlq")
+app.add_typer(mail_app, name="mail")
 app.command("asyncapi")(asyncapi)
 
 CONSUMERS: list[tuple[str, list[Topic]]] = [
     ("billing-rating", [Topic.USAGE_RECORDED]),
     ("billing-invoicing", [Topic.CHARGE_RATED]),
-    ("billing-notify", [Topic.INVOICE_FINALIZED]),
+    *((f"billing-notify{u.group_suffix}", [u.topic]) for u in NOTIFY_USE_CASES),
 ]
 """Consumer groups (default names) whose lag ``billing wait`` watches."""
 

@@ -365,6 +365,57 @@ class PaymentRecorded(Envelope):
     data: Payment
 
 
+class CreditNote(_Model):
+    """A credit note: money given back against a finalized invoice (never an edit of it)."""
+
+    credit_note_id: str
+    credit_note_number: str
+    invoice_id: str
+    invoice_number: str
+    customer_id: str
+    customer_name: str
+    issue_date: date
+    currency: CurrencyCode
+    total: WireDecimal = Field(description="The amount credited, positive.")
+    reason: str
+    pdf_file_id: str | None = Field(default=None, description="GridFS id of its PDF, if any.")
+    pdf_sha256: str | None = None
+
+
+class CreditNoteIssued(Envelope):
+    """A credit note was issued against an invoice."""
+
+    event_type: Literal["credit_note.issued"] = "credit_note.issued"
+    schema_version: Literal[1] = 1
+    data: CreditNote
+
+
+class OverdueInvoice(_Model):
+    """An invoice past its due date with money still owed, as of one day."""
+
+    invoice_id: str
+    invoice_number: str
+    customer_id: str
+    customer_name: str
+    currency: CurrencyCode
+    total: WireDecimal
+    outstanding: WireDecimal
+    due_date: date
+    as_of: date
+    days_overdue: int = Field(ge=1)
+
+
+class InvoiceOverdue(Envelope):
+    """An invoice is overdue (published by invoicing, typically once a day per such invoice).
+
+    Which days earn a reminder email is notify's schedule, not the producer's.
+    """
+
+    event_type: Literal["invoice.overdue"] = "invoice.overdue"
+    schema_version: Literal[1] = 1
+    data: OverdueInvoice
+
+
 # --- notify ------------------------------------------------------------------------------
 
 
@@ -396,6 +447,8 @@ EVENTS_BY_TOPIC: dict[Topic, type[Envelope]] = {
     Topic.INVOICE_FINALIZED: InvoiceFinalized,
     Topic.PAYMENT_RECORDED: PaymentRecorded,
     Topic.NOTIFICATION_SENT: NotificationSent,
+    Topic.CREDIT_NOTE_ISSUED: CreditNoteIssued,
+    Topic.INVOICE_OVERDUE: InvoiceOverdue,
 }
 """The event class each topic carries (``USAGE_SUBMITTED`` takes upstream CloudEvents)."""
 

@@ -23,6 +23,8 @@ class Topic(StrEnum):
     INVOICE_FINALIZED = "billing.invoice.finalized.v1"  # key: customer id
     PAYMENT_RECORDED = "billing.payment.recorded.v1"  # key: customer id
     NOTIFICATION_SENT = "billing.notification.sent.v1"  # key: customer id
+    CREDIT_NOTE_ISSUED = "billing.credit-note.issued.v1"  # key: customer id
+    INVOICE_OVERDUE = "billing.invoice.overdue.v1"  # key: customer id
 
     @property
     def dead_letter(self) -> str:

@@ -71,7 +71,9 @@ async def test_an_intent_is_pending_until_sent(delivery_log: DeliveryLog) -> Non
     assert claimed.recipients == INTENT.recipients
     assert (claimed.invoice_id, claimed.customer_id) == ("inv-1", "acme")
 
-    sent = await delivery_log.mark_sent(INTENT.message_id, "250 Message accepted")
+    sent = await delivery_log.mark_sent(
+        INTENT.message_id, "250 Message accepted", INTENT.recipients
+    )
     assert (sent.status, sent.smtp_response) == (DeliveryStatus.SENT, "250 Message accepted")
     assert sent.created_at == claimed.created_at
     assert sent.updated_at > claimed.updated_at
@@ -83,7 +85,7 @@ async def test_a_sent_email_is_never_claimed_again_nor_marked_failed(
     delivery_log: DeliveryLog,
 ) -> None:
     await delivery_log.claim(INTENT)
-    sent = await delivery_log.mark_sent(INTENT.message_id, "250 OK")
+    sent = await delivery_log.mark_sent(INTENT.message_id, "250 OK", INTENT.recipients)
     assert await delivery_log.claim(INTENT) == sent
     assert await delivery_log.mark_failed(INTENT.message_id, "550 late") == sent
     assert await delivery_log.get(INTENT.message_id) == sent
@@ -103,9 +105,90 @@ async def test_pending_and_failed_emails_are_claimed_again_counting_attempts(
     assert retried.recipients == ("new@acme.example",)
 
 
+async def test_a_record_sending_when_the_process_died_can_only_become_uncertain(
+    delivery_log: DeliveryLog,
+) -> None:
+    await delivery_log.claim(INTENT)
+    sending = await delivery_log.mark_sending(INTENT.message_id)
+    assert sending.status is DeliveryStatus.SENDING
+    assert await delivery_log.claim(INTENT) == sending  # no new attempt from here
+    uncertain = await delivery_log.mark_uncertain(INTENT.message_id, "crashed during DATA")
+    assert (uncertain.status, uncertain.smtp_response) == (
+        DeliveryStatus.UNCERTAIN,
+        "crashed during DATA",
+    )
+    assert await delivery_log.claim(INTENT) == uncertain
+    assert await delivery_log.mark_failed(INTENT.message_id, "550 late") == uncertain
+
+
+async def test_retries_are_taken_when_due_once_per_lease(delivery_log: DeliveryLog) -> None:
+    t0 = datetime(2030, 1, 1, tzinfo=UTC)
+    await delivery_log.claim(INTENT)
+    await delivery_log.mark_sending(INTENT.message_id)
+    scheduled = await delivery_log.schedule_retry(
+        INTENT.message_id, "452 mailbox full", t0, delivered_to=("ap@acme.example",)
+    )
+    assert (scheduled.status, scheduled.retries) == (DeliveryStatus.RETRYING, 1)
+    assert scheduled.next_attempt_at == t0
+    assert scheduled.delivered_to == ("ap@acme.example",)
+    assert scheduled.undelivered == ("cfo@acme.example",)
+
+    lease = timedelta(minutes=5)
+    assert await delivery_log.claim_due_retry(t0 - timedelta(seconds=1), lease) is None
+    taken = await delivery_log.claim_due_retry(t0, lease)
+    assert taken is not None
+    assert taken.message_id == INTENT.message_id
+    assert taken.next_attempt_at == t0 + lease
+    assert await delivery_log.claim_due_retry(t0 + timedelta(minutes=1), lease) is None
+
+    again = await delivery_log.claim(INTENT)
+    assert (again.status, again.attempts, again.retries) == (DeliveryStatus.PENDING, 2, 1)
+    sent = await delivery_log.mark_sent(INTENT.message_id, "250 OK", ("cfo@acme.example",))
+    assert sent.delivered_to == ("ap@acme.example", "cfo@acme.example")
+    assert sent.next_attempt_at is None
+
+
+async def test_a_deferred_email_keeps_its_source_event(delivery_log: DeliveryLog) -> None:
+    at = datetime(2030, 1, 1, tzinfo=UTC)
+    intent = DeliveryIntent(
+        **{**INTENT.__dict__, "source_topic": "t", "source_event": "{}", "source_key": "acme"}
+    )
+    deferred = await delivery_log.defer(intent, at, "not tried")
+    assert (deferred.status, deferred.attempts, deferred.retries) == (
+        DeliveryStatus.RETRYING,
+        0,
+        1,
+    )
+    assert (deferred.source_topic, deferred.source_event, deferred.source_key) == (
+        "t",
+        "{}",
+        "acme",
+    )
+    failed = await delivery_log.mark_failed(INTENT.message_id, "gave up")
+    restarted = await delivery_log.claim(intent, restart=True)
+    assert failed.retries == 1
+    assert (restarted.status, restarted.attempts, restarted.retries) == (
+        DeliveryStatus.PENDING,
+        1,
+        0,
+    )
+
+
+async def test_recent_records_by_invoice_newest_first(delivery_log: DeliveryLog) -> None:
+    other = DeliveryIntent(
+        **{**INTENT.__dict__, "message_id": "<b@x>", "invoice_id": "inv-2", "invoice_number": "N-2"}
+    )
+    await delivery_log.claim(INTENT)
+    await delivery_log.claim(other)
+    assert [d.message_id for d in await delivery_log.recent()] == ["<b@x>", INTENT.message_id]
+    assert [d.message_id for d in await delivery_log.recent(invoice="inv-1")] == [INTENT.message_id]
+    assert [d.message_id for d in await delivery_log.recent(invoice="N-2")] == ["<b@x>"]
+    assert len(await delivery_log.recent(limit=1)) == 1
+
+
 async def test_outcomes_of_unknown_emails_are_refused(delivery_log: DeliveryLog) -> None:
     with pytest.raises(UnknownDeliveryError):
-        await delivery_log.mark_sent("<nobody@billing.invalid>", "250 OK")
+        await delivery_log.mark_sent("<nobody@billing.invalid>", "250 OK", ())
 
 
 @pytest.mark.integration
@@ -114,7 +197,7 @@ async def test_the_stored_document_has_the_documented_fields(
 ) -> None:
     log = MongoDeliveryLog(mongo_db)
     await log.claim(INTENT)
-    await log.mark_sent(INTENT.message_id, "250 OK")
+    await log.mark_sent(INTENT.message_id, "250 OK", INTENT.recipients)
     doc = await mongo_db[DELIVERIES].find_one({"_id": INTENT.message_id})
     assert doc is not None
     assert set(doc) == {
@@ -128,6 +211,14 @@ async def test_the_stored_document_has_the_documented_fields(
         "smtp_response",
         "created_at",
         "updated_at",
+        "delivered_to",
+        "fallback_recipient",
+        "retries",
+        "next_attempt_at",
+        "source_topic",
+        "source_event",
+        "source_key",
+        "invoice_number",
     }
     assert (doc["status"], doc["attempts"], doc["recipients"]) == (
         "sent",

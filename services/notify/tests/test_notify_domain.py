@@ -6,7 +6,7 @@ import email
 import email.policy
 import hashlib
 import re
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from email.message import EmailMessage
 from typing import Any
@@ -30,6 +30,7 @@ from billing_notify.adapters.mailer import (
     TransientMailError,
     classify_smtp_error,
 )
+from billing_notify.adapters.rejections import InMemoryRejectedRows
 from billing_notify.domain.delivery import DeliveryStatus
 from billing_notify.domain.errors import (
     InvalidAddressError,
@@ -40,24 +41,25 @@ from billing_notify.domain.errors import (
     UnsafeHeaderError,
 )
 from billing_notify.domain.invoice_email import (
-    MessageKind,
     compose_invoice_email,
     invoice_subject,
-    message_id_for,
     period_label,
 )
+from billing_notify.domain.messages import MessageKind, message_id_for
 from billing_notify.domain.recipients import (
     Mailbox,
     Recipients,
     choose_recipients,
     parse_mailbox,
 )
-from billing_notify.service.notify_invoice import (
+from billing_notify.service.deliver import (
     MailPolicy,
+    Mode,
     NotifyPorts,
+    Result,
     notification_sent,
-    notify_invoice_finalized,
 )
+from billing_notify.service.notify_invoice import notify_invoice_finalized
 from billing_notify.settings import NotifySettings
 from billing_schemas.catalog import Address, Contact, ContactRole, Customer, PriceList
 from billing_schemas.events import FinalizedInvoice, InvoiceFinalized
@@ -204,7 +206,8 @@ def test_an_address_that_bypassed_catalog_validation_is_checked_again() -> None:
 
 def test_a_line_break_in_the_invoice_number_is_refused() -> None:
     invoice = _invoice(number="ACME-1\r\nBcc: thief@evil.example")
-    with pytest.raises(UnsafeHeaderError, match="Subject"):
+    # the number is in the subject and the attachment's name: refused before either is written
+    with pytest.raises(UnsafeHeaderError, match="line break"):
         compose_invoice_email(
             invoice,
             recipients=choose_recipients(ACME),
@@ -373,6 +376,7 @@ def _ports(
         pdfs=InMemoryInvoicePdfs({PDF_ID: pdf}),
         deliveries=log,
         mailer=mailer,
+        rejections=InMemoryRejectedRows(),
     )
     return ports, mailer, log
 
@@ -390,15 +394,19 @@ async def test_an_invoice_is_emailed_once_however_often_its_event_arrives() -> N
     assert sent.sender == "billing@example.com"
     assert sent.recipients == ("ap@acme.example", "cfo@acme.example")
     message_id = message_id_for(MessageKind.INVOICE_FINALIZED, "inv-acme-2024-09")
-    assert first is not None
-    assert first.message_id == message_id
-    assert first.recipients == ["ap@acme.example", "cfo@acme.example"]
-    assert first.smtp_response == "250 OK: queued"
-    assert again == first  # the logged notification, for republishing
+    assert (first.result, again.result) == (Result.SENT, Result.ALREADY_SENT)
+    notification = first.notification
+    assert notification is not None
+    assert notification.message_id == message_id
+    assert notification.recipients == ["ap@acme.example", "cfo@acme.example"]
+    assert notification.smtp_response == "250 OK: queued"
+    assert again.notification == notification  # the logged notification, for republishing
     [record] = log.records.values()
     assert (record.status, record.attempts) == (DeliveryStatus.SENT, 1)
+    assert record.delivered_to == ("ap@acme.example", "cfo@acme.example")
+    assert record.fallback_recipient is False
 
-    event = notification_sent(first, _event())
+    event = notification_sent(notification, _event())
     assert event.event_id == f"notification-sent:{message_id.strip('<>')}"
     assert event.correlation_id == "close-2024-09"
 
@@ -406,20 +414,20 @@ async def test_an_invoice_is_emailed_once_however_often_its_event_arrives() -> N
 async def test_a_zero_invoice_is_skipped_unless_configured() -> None:
     ports, mailer, log = _ports()
     zero = _event(_invoice(total="0.00"))
-    assert await notify_invoice_finalized(zero, ports, POLICY) is None
+    assert (await notify_invoice_finalized(zero, ports, POLICY)).result is Result.SKIPPED
     assert mailer.sent == []
     assert log.records == {}
 
     everything = MailPolicy(sender=SENDER, send_zero_amount_invoices=True)
-    assert await notify_invoice_finalized(zero, ports, everything) is not None
+    assert (await notify_invoice_finalized(zero, ports, everything)).result is Result.SENT
     assert "$0.00" in str(mailer.sent[0].message["Subject"])
 
 
-async def test_a_refused_email_is_logged_failed_and_can_be_retried() -> None:
+async def test_a_refused_email_is_logged_failed_and_sent_when_replayed() -> None:
     mailer = InMemoryMailer(failures=[PermanentMailError("550 5.1.1 no such user")])
     ports, mailer, log = _ports(mailer)
-    with pytest.raises(PermanentMailError):
-        await notify_invoice_finalized(_event(), ports, POLICY)
+    outcome = await notify_invoice_finalized(_event(), ports, POLICY)
+    assert (outcome.result, outcome.reason) == (Result.FAILED, "550 5.1.1 no such user")
     [record] = log.records.values()
     assert (record.status, record.smtp_response) == (
         DeliveryStatus.FAILED,
@@ -427,21 +435,32 @@ async def test_a_refused_email_is_logged_failed_and_can_be_retried() -> None:
     )
 
     # the contact was fixed and the dead letter replayed
-    assert await notify_invoice_finalized(_event(), ports, POLICY) is not None
+    assert (await notify_invoice_finalized(_event(), ports, POLICY)).result is Result.SENT
     [record] = log.records.values()
     assert (record.status, record.attempts) == (DeliveryStatus.SENT, 2)
     assert len(mailer.sent) == 1
 
 
-async def test_a_transient_failure_leaves_the_intent_pending_for_the_retry() -> None:
+async def test_a_transient_failure_schedules_a_retry_that_the_redriver_sends() -> None:
     mailer = InMemoryMailer(failures=[TransientMailError("421 try later")])
     ports, mailer, log = _ports(mailer)
-    with pytest.raises(TransientMailError):
-        await notify_invoice_finalized(_event(), ports, POLICY)
+    outcome = await notify_invoice_finalized(_event(), ports, POLICY)
+    assert (outcome.result, outcome.server_unavailable) == (Result.RETRY_SCHEDULED, True)
     [record] = log.records.values()
-    assert (record.status, record.attempts) == (DeliveryStatus.PENDING, 1)
+    assert (record.status, record.attempts, record.retries) == (DeliveryStatus.RETRYING, 1, 1)
+    assert record.smtp_response == "421 try later"
+    assert record.next_attempt_at is not None
+    # the first retry waits the base delay (30 s by default) after the failure
+    assert (
+        timedelta(seconds=29) < record.next_attempt_at - datetime.now(UTC) <= timedelta(seconds=30)
+    )
 
-    await notify_invoice_finalized(_event(), ports, POLICY)
+    # a redelivery of the event leaves the scheduled retry alone...
+    assert (await notify_invoice_finalized(_event(), ports, POLICY)).result is Result.SKIPPED
+    assert mailer.sent == []
+    # ...and the re-driver sends it
+    again = await notify_invoice_finalized(_event(), ports, POLICY, Mode.REDRIVE)
+    assert again.result is Result.SENT
     [record] = log.records.values()
     assert (record.status, record.attempts) == (DeliveryStatus.SENT, 2)
     assert len(mailer.sent) == 1

@@ -2,17 +2,28 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+from typing import Annotated
+
 from pydantic import Field, SecretStr, field_validator, model_validator
-from pydantic_settings import SettingsConfigDict
+from pydantic_settings import NoDecode, SettingsConfigDict
 
 from billing_notify.adapters.mailer import SmtpSecurity
+from billing_notify.domain.delivery import RetryPolicy
 from billing_notify.domain.errors import NotificationError
 from billing_notify.domain.recipients import Mailbox, parse_mailbox
 from billing_runtime.settings import ServiceSettings
 
 
+def _comma_separated(value: object) -> object:
+    if isinstance(value, str):
+        return [part.strip() for part in value.split(",") if part.strip()]
+    return value
+
+
 class NotifySettings(ServiceSettings):
-    """Settings of the notify service; a sender that is not a valid mailbox fails at start."""
+    """Settings of the notify service; a sender or operator that is not a valid mailbox, or an
+    SMTP password without a user name, fails at start."""
 
     model_config = SettingsConfigDict(env_prefix="BILLING_NOTIFY_", extra="ignore", frozen=True)
 
@@ -27,12 +38,35 @@ class NotifySettings(ServiceSettings):
     smtp_password: SecretStr | None = None
     smtp_timeout_seconds: float = Field(default=30.0, gt=0)
     sender: str = "Billing <billing@example.com>"
-    send_zero_amount_invoices: bool = False
-    retry_backoff_seconds: float = Field(
-        default=5.0,
-        ge=0,
-        description="Pause before a batch is redelivered after a transient SMTP failure.",
+    operators: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Who gets the bill-processed reports: comma-separated addresses "
+        "('ops@example.com, Finance <fin@example.com>'); none: no reports.",
     )
+    send_zero_amount_invoices: bool = False
+    overdue_reminder_days: Annotated[list[int], NoDecode] = Field(
+        default_factory=lambda: [7, 14, 30],
+        description="Days after the due date on which a reminder is sent, e.g. '7,14,30'.",
+    )
+    rejected_rows_listed: int = Field(default=20, ge=0)
+    retry_backoff_seconds: float = Field(
+        default=30.0, gt=0, description="Wait before the first retry; doubled for each next."
+    )
+    retry_max_backoff_seconds: float = Field(default=3600.0, gt=0)
+    retry_max_retries: int = Field(
+        default=8, ge=0, description="Retries after which an email is failed and dead-lettered."
+    )
+    retry_poll_seconds: float = Field(
+        default=5.0, gt=0, description="How often the re-driver looks for due retries."
+    )
+    retry_lease_seconds: float = Field(
+        default=300.0, gt=0, description="How long a taken retry is hidden from other replicas."
+    )
+
+    @field_validator("operators", "overdue_reminder_days", mode="before")
+    @classmethod
+    def _split(cls, value: object) -> object:
+        return _comma_separated(value)
 
     @field_validator("sender")
     @classmethod
@@ -43,6 +77,25 @@ class NotifySettings(ServiceSettings):
             msg = f"sender: {exc}"
             raise ValueError(msg) from None
         return value
+
+    @field_validator("operators")
+    @classmethod
+    def _valid_operators(cls, value: list[str]) -> list[str]:
+        for text in value:
+            try:
+                parse_mailbox(text)
+            except NotificationError as exc:
+                msg = f"operators: {exc}"
+                raise ValueError(msg) from None
+        return value
+
+    @field_validator("overdue_reminder_days")
+    @classmethod
+    def _valid_schedule(cls, value: list[int]) -> list[int]:
+        if any(day < 1 for day in value):
+            msg = f"overdue_reminder_days: days after the due date are 1 or more, not {value}"
+            raise ValueError(msg)
+        return sorted(set(value))
 
     @model_validator(mode="after")
     def _credentials_in_pairs(self) -> NotifySettings:
@@ -55,3 +108,17 @@ class NotifySettings(ServiceSettings):
     def sender_mailbox(self) -> Mailbox:
         """The From mailbox (validated when the settings were read)."""
         return parse_mailbox(self.sender)
+
+    @property
+    def operator_mailboxes(self) -> tuple[Mailbox, ...]:
+        """The operators' mailboxes (validated when the settings were read)."""
+        return tuple(parse_mailbox(text) for text in self.operators)
+
+    @property
+    def retry_policy(self) -> RetryPolicy:
+        """The retry schedule these settings describe."""
+        return RetryPolicy(
+            base=timedelta(seconds=self.retry_backoff_seconds),
+            maximum=timedelta(seconds=self.retry_max_backoff_seconds),
+            max_retries=self.retry_max_retries,
+        )

@@ -1,23 +1,29 @@
-"""The delivery log: which emails notify meant to send and which the SMTP server accepted.
+"""The delivery log: which emails notify meant to send, how far each got, and what came back.
 
-MongoDB collection :data:`DELIVERIES`, one document per email, ``_id`` = its Message-ID. Only
-plain inserts, finds and ``findAndModify`` without upsert are used, which FerretDB v1 (no
-transactions) does the same way as MongoDB. :class:`InMemoryDeliveryLog` is the fake with the
-same behaviour; the same contract test runs against both.
+MongoDB collection :data:`DELIVERIES`, one document per email, ``_id`` = its Message-ID. Every
+write is a plain insert or a single-document ``findAndModify`` whose filter names the statuses
+it may leave (so a ``sent`` record is never reopened), which FerretDB v1 (no transactions) does
+the same way as MongoDB. :class:`InMemoryDeliveryLog` is the fake with the same behaviour; the
+same contract test runs against both.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
-from pymongo import ReturnDocument
+from pymongo import DESCENDING, ReturnDocument
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
-from billing_notify.domain.delivery import Delivery, DeliveryIntent, DeliveryStatus
+from billing_notify.domain.delivery import (
+    CLAIMABLE,
+    Delivery,
+    DeliveryIntent,
+    DeliveryStatus,
+)
 
 DELIVERIES = "notify_deliveries"
 
@@ -29,27 +35,70 @@ def utc_now() -> datetime:
     return datetime.now(UTC)
 
 
+class UnknownDeliveryError(LookupError):
+    """No delivery-log record has this Message-ID."""
+
+
 class DeliveryLog(Protocol):
-    """Port: record an intent before sending, then the outcome."""
+    """Port: record each step of an email before taking it, and the outcome after."""
 
     async def get(self, message_id: str) -> Delivery | None:
         """The record of this Message-ID, or None."""
         ...
 
-    async def claim(self, intent: DeliveryIntent) -> Delivery:
-        """Record the intent to send as ``pending`` (one more attempt) and return the record.
+    async def claim(self, intent: DeliveryIntent, *, restart: bool = False) -> Delivery:
+        """Start an attempt: ``pending``, one more attempt, recipients as the intent says.
 
-        If the email was already sent, nothing changes and the ``sent`` record is returned:
-        the caller must not send it again.
+        Only from a claimable status (none yet, pending, retrying, failed); otherwise nothing
+        changes and the record is returned as it is: the caller must look at its status.
+        ``restart`` (a failed email sent again, e.g. its dead letter replayed) counts retries
+        from zero again.
         """
         ...
 
-    async def mark_sent(self, message_id: str, smtp_response: str) -> Delivery:
-        """The SMTP server accepted the email: record ``sent`` with its response."""
+    async def defer(
+        self, intent: DeliveryIntent, next_attempt_at: datetime, reason: str
+    ) -> Delivery:
+        """Record the email as ``retrying`` at ``next_attempt_at`` without an attempt now."""
         ...
 
-    async def mark_failed(self, message_id: str, smtp_response: str) -> Delivery:
-        """The SMTP server refused the email for good: record ``failed`` (never undoes ``sent``)."""
+    async def mark_sending(self, message_id: str) -> Delivery:
+        """The message data is about to go to the SMTP server: ``pending`` -> ``sending``."""
+        ...
+
+    async def mark_sent(
+        self, message_id: str, smtp_response: str, delivered_to: Collection[str]
+    ) -> Delivery:
+        """The server accepted the email for ``delivered_to`` (added to those before)."""
+        ...
+
+    async def schedule_retry(
+        self,
+        message_id: str,
+        smtp_response: str,
+        next_attempt_at: datetime,
+        delivered_to: Collection[str] = (),
+    ) -> Delivery:
+        """A transient failure: ``retrying`` at ``next_attempt_at``, one more retry counted."""
+        ...
+
+    async def mark_failed(
+        self, message_id: str, smtp_response: str, delivered_to: Collection[str] = ()
+    ) -> Delivery:
+        """Refused for good, or given up: ``failed`` (never undoes ``sent`` or ``uncertain``)."""
+        ...
+
+    async def mark_uncertain(self, message_id: str, note: str) -> Delivery:
+        """The data went out and no reply came back: ``uncertain``, never sent again."""
+        ...
+
+    async def claim_due_retry(self, now: datetime, lease: timedelta) -> Delivery | None:
+        """Take one ``retrying`` record that is due, pushing its time ``lease`` ahead (so that
+        another replica does not take it too); None when none is due."""
+        ...
+
+    async def recent(self, *, invoice: str | None = None, limit: int = 100) -> list[Delivery]:
+        """The latest records (all, or one invoice's, by its number or id), newest first."""
         ...
 
 
@@ -65,11 +114,32 @@ def _delivery(doc: dict[str, Any]) -> Delivery:
         smtp_response=doc.get("smtp_response"),
         created_at=doc["created_at"],
         updated_at=doc["updated_at"],
+        delivered_to=tuple(doc.get("delivered_to") or ()),
+        fallback_recipient=bool(doc.get("fallback_recipient", False)),
+        retries=int(doc.get("retries", 0)),
+        next_attempt_at=doc.get("next_attempt_at"),
+        source_topic=doc.get("source_topic"),
+        source_event=doc.get("source_event"),
+        source_key=doc.get("source_key"),
+        invoice_number=doc.get("invoice_number"),
     )
 
 
-class UnknownDeliveryError(LookupError):
-    """No delivery-log record has this Message-ID."""
+def _merged(before: Collection[str], added: Collection[str]) -> list[str]:
+    seen = {a.casefold() for a in before}
+    return [*before, *(a for a in added if a.casefold() not in seen)]
+
+
+def _statuses(statuses: Collection[DeliveryStatus]) -> dict[str, Any]:
+    return {"$in": [s.value for s in statuses]}
+
+
+_NOT_SETTLED = (
+    DeliveryStatus.PENDING,
+    DeliveryStatus.SENDING,
+    DeliveryStatus.RETRYING,
+    DeliveryStatus.FAILED,
+)
 
 
 class MongoDeliveryLog:
@@ -79,86 +149,201 @@ class MongoDeliveryLog:
         self._deliveries = db[DELIVERIES]
         self._clock = clock
 
+    async def ensure_indexes(self) -> None:
+        """Indexes for the retry scan and ``billing mail log --invoice``."""
+        await self._deliveries.create_index([("status", 1), ("next_attempt_at", 1)])
+        await self._deliveries.create_index([("invoice_id", 1)])
+        await self._deliveries.create_index([("invoice_number", 1)])
+
     async def get(self, message_id: str) -> Delivery | None:
         """See :class:`DeliveryLog`."""
         doc = await self._deliveries.find_one({"_id": message_id})
         return None if doc is None else _delivery(doc)
 
-    async def claim(self, intent: DeliveryIntent) -> Delivery:
-        """See :class:`DeliveryLog`."""
+    def _new(self, intent: DeliveryIntent, status: DeliveryStatus, attempts: int) -> dict[str, Any]:
         now = self._clock()
-        doc: dict[str, Any] = {
+        return {
             "_id": intent.message_id,
             "kind": intent.kind,
             "invoice_id": intent.invoice_id,
+            "invoice_number": intent.invoice_number,
             "customer_id": intent.customer_id,
             "recipients": list(intent.recipients),
-            "status": DeliveryStatus.PENDING.value,
-            "attempts": 1,
+            "delivered_to": [],
+            "fallback_recipient": intent.fallback_recipient,
+            "status": status.value,
+            "attempts": attempts,
+            "retries": 0,
             "smtp_response": None,
+            "next_attempt_at": None,
+            "source_topic": intent.source_topic,
+            "source_event": intent.source_event,
+            "source_key": intent.source_key,
             "created_at": now,
             "updated_at": now,
         }
+
+    @staticmethod
+    def _intent_fields(intent: DeliveryIntent) -> dict[str, Any]:
+        fields: dict[str, Any] = {
+            "recipients": list(intent.recipients),
+            "fallback_recipient": intent.fallback_recipient,
+        }
+        if intent.source_event is not None:
+            fields |= {
+                "source_topic": intent.source_topic,
+                "source_event": intent.source_event,
+                "source_key": intent.source_key,
+            }
+        return fields
+
+    async def claim(self, intent: DeliveryIntent, *, restart: bool = False) -> Delivery:
+        """See :class:`DeliveryLog`."""
+        doc = self._new(intent, DeliveryStatus.PENDING, attempts=1)
         try:
             await self._deliveries.insert_one(doc)
         except DuplicateKeyError:
-            pass  # tried before: count another attempt below, unless it was sent
+            pass  # tried before: another attempt below, if its status allows one
         else:
             return _delivery(doc)
-        # The status filter makes "not sent yet -> pending again" one atomic step, so a record
-        # that another consumer marked sent in the meantime is never reopened.
-        updated = await self._deliveries.find_one_and_update(
-            {"_id": intent.message_id, "status": {"$ne": DeliveryStatus.SENT.value}},
+        return await self._transition(
+            intent.message_id,
+            CLAIMABLE,
             {
-                "$set": {
-                    "status": DeliveryStatus.PENDING.value,
-                    "recipients": list(intent.recipients),
-                    "updated_at": now,
-                },
-                "$inc": {"attempts": 1},
+                **self._intent_fields(intent),
+                "status": DeliveryStatus.PENDING.value,
+                **({"retries": 0} if restart else {}),
             },
-            return_document=ReturnDocument.AFTER,
-        )
-        if updated is not None:
-            return _delivery(updated)
-        existing = await self.get(intent.message_id)
-        if existing is None:  # deleted between the two statements: an operator's doing
-            raise UnknownDeliveryError(intent.message_id)
-        return existing
-
-    async def mark_sent(self, message_id: str, smtp_response: str) -> Delivery:
-        """See :class:`DeliveryLog`."""
-        return await self._set_status(message_id, DeliveryStatus.SENT, smtp_response, {})
-
-    async def mark_failed(self, message_id: str, smtp_response: str) -> Delivery:
-        """See :class:`DeliveryLog`."""
-        return await self._set_status(
-            message_id,
-            DeliveryStatus.FAILED,
-            smtp_response,
-            {"status": {"$ne": DeliveryStatus.SENT.value}},
+            inc={"attempts": 1},
         )
 
-    async def _set_status(
-        self, message_id: str, status: DeliveryStatus, response: str, guard: dict[str, Any]
+    async def defer(
+        self, intent: DeliveryIntent, next_attempt_at: datetime, reason: str
     ) -> Delivery:
-        doc = await self._deliveries.find_one_and_update(
-            {"_id": message_id, **guard},
+        """See :class:`DeliveryLog`."""
+        doc = self._new(intent, DeliveryStatus.RETRYING, attempts=0)
+        doc |= {"retries": 1, "next_attempt_at": next_attempt_at, "smtp_response": reason}
+        try:
+            await self._deliveries.insert_one(doc)
+        except DuplicateKeyError:
+            pass
+        else:
+            return _delivery(doc)
+        return await self._transition(
+            intent.message_id,
+            CLAIMABLE,
             {
-                "$set": {
-                    "status": status.value,
-                    "smtp_response": response,
-                    "updated_at": self._clock(),
-                }
+                **self._intent_fields(intent),
+                "status": DeliveryStatus.RETRYING.value,
+                "next_attempt_at": next_attempt_at,
+                "smtp_response": reason,
             },
+            inc={"retries": 1},
+        )
+
+    async def mark_sending(self, message_id: str) -> Delivery:
+        """See :class:`DeliveryLog`."""
+        return await self._transition(
+            message_id, (DeliveryStatus.PENDING,), {"status": DeliveryStatus.SENDING.value}
+        )
+
+    async def _with_delivered(
+        self,
+        message_id: str,
+        fields: dict[str, Any],
+        delivered_to: Collection[str],
+        inc: dict[str, int] | None = None,
+    ) -> Delivery:
+        if delivered_to:
+            current = await self.get(message_id)
+            if current is None:
+                raise UnknownDeliveryError(message_id)
+            fields = {**fields, "delivered_to": _merged(current.delivered_to, delivered_to)}
+        return await self._transition(message_id, _NOT_SETTLED, fields, inc=inc)
+
+    async def mark_sent(
+        self, message_id: str, smtp_response: str, delivered_to: Collection[str]
+    ) -> Delivery:
+        """See :class:`DeliveryLog`."""
+        fields = {
+            "status": DeliveryStatus.SENT.value,
+            "smtp_response": smtp_response,
+            "next_attempt_at": None,
+        }
+        return await self._with_delivered(message_id, fields, delivered_to)
+
+    async def schedule_retry(
+        self,
+        message_id: str,
+        smtp_response: str,
+        next_attempt_at: datetime,
+        delivered_to: Collection[str] = (),
+    ) -> Delivery:
+        """See :class:`DeliveryLog`."""
+        fields = {
+            "status": DeliveryStatus.RETRYING.value,
+            "smtp_response": smtp_response,
+            "next_attempt_at": next_attempt_at,
+        }
+        return await self._with_delivered(message_id, fields, delivered_to, inc={"retries": 1})
+
+    async def mark_failed(
+        self, message_id: str, smtp_response: str, delivered_to: Collection[str] = ()
+    ) -> Delivery:
+        """See :class:`DeliveryLog`."""
+        fields = {
+            "status": DeliveryStatus.FAILED.value,
+            "smtp_response": smtp_response,
+            "next_attempt_at": None,
+        }
+        return await self._with_delivered(message_id, fields, delivered_to)
+
+    async def mark_uncertain(self, message_id: str, note: str) -> Delivery:
+        """See :class:`DeliveryLog`."""
+        fields = {"status": DeliveryStatus.UNCERTAIN.value, "smtp_response": note}
+        return await self._transition(message_id, (DeliveryStatus.SENDING,), fields)
+
+    async def claim_due_retry(self, now: datetime, lease: timedelta) -> Delivery | None:
+        """See :class:`DeliveryLog`."""
+        doc = await self._deliveries.find_one_and_update(
+            {"status": DeliveryStatus.RETRYING.value, "next_attempt_at": {"$lte": now}},
+            {"$set": {"next_attempt_at": now + lease, "updated_at": self._clock()}},
+            sort=[("next_attempt_at", 1)],
             return_document=ReturnDocument.AFTER,
         )
-        if doc is None:
-            existing = await self.get(message_id)
-            if existing is None:
-                raise UnknownDeliveryError(message_id)
-            return existing  # the guard kept a sent record sent
-        return _delivery(doc)
+        return None if doc is None else _delivery(doc)
+
+    async def recent(self, *, invoice: str | None = None, limit: int = 100) -> list[Delivery]:
+        """See :class:`DeliveryLog`."""
+        query: dict[str, Any] = {}
+        if invoice is not None:
+            query = {"$or": [{"invoice_number": invoice}, {"invoice_id": invoice}]}
+        cursor = self._deliveries.find(query).sort("updated_at", DESCENDING).limit(limit)
+        return [_delivery(doc) async for doc in cursor]
+
+    async def _transition(
+        self,
+        message_id: str,
+        allowed_from: Collection[DeliveryStatus],
+        fields: dict[str, Any],
+        inc: dict[str, int] | None = None,
+    ) -> Delivery:
+        """Set ``fields`` if the record's status is one of ``allowed_from``, in one atomic step;
+        otherwise return the record unchanged."""
+        update: dict[str, Any] = {"$set": {**fields, "updated_at": self._clock()}}
+        if inc:
+            update["$inc"] = inc
+        doc = await self._deliveries.find_one_and_update(
+            {"_id": message_id, "status": _statuses(allowed_from)},
+            update,
+            return_document=ReturnDocument.AFTER,
+        )
+        if doc is not None:
+            return _delivery(doc)
+        existing = await self.get(message_id)
+        if existing is None:
+            raise UnknownDeliveryError(message_id)
+        return existing
 
 
 class InMemoryDeliveryLog:
@@ -172,50 +357,182 @@ class InMemoryDeliveryLog:
         """See :class:`DeliveryLog`."""
         return self.records.get(message_id)
 
-    async def claim(self, intent: DeliveryIntent) -> Delivery:
-        """See :class:`DeliveryLog`."""
+    def _new(self, intent: DeliveryIntent, status: DeliveryStatus, attempts: int) -> Delivery:
         now = self._clock()
-        existing = self.records.get(intent.message_id)
-        if existing is None:
-            record = Delivery(
-                message_id=intent.message_id,
-                kind=intent.kind,
-                invoice_id=intent.invoice_id,
-                customer_id=intent.customer_id,
-                recipients=intent.recipients,
-                status=DeliveryStatus.PENDING,
-                attempts=1,
-                smtp_response=None,
-                created_at=now,
-                updated_at=now,
-            )
-        elif existing.sent:
-            return existing
-        else:
+        return Delivery(
+            message_id=intent.message_id,
+            kind=intent.kind,
+            invoice_id=intent.invoice_id,
+            customer_id=intent.customer_id,
+            recipients=intent.recipients,
+            status=status,
+            attempts=attempts,
+            smtp_response=None,
+            created_at=now,
+            updated_at=now,
+            fallback_recipient=intent.fallback_recipient,
+            source_topic=intent.source_topic,
+            source_event=intent.source_event,
+            source_key=intent.source_key,
+            invoice_number=intent.invoice_number,
+        )
+
+    @staticmethod
+    def _intent_fields(record: Delivery, intent: DeliveryIntent) -> Delivery:
+        record = replace(
+            record, recipients=intent.recipients, fallback_recipient=intent.fallback_recipient
+        )
+        if intent.source_event is not None:
             record = replace(
-                existing,
-                status=DeliveryStatus.PENDING,
-                recipients=intent.recipients,
-                attempts=existing.attempts + 1,
-                updated_at=now,
+                record,
+                source_topic=intent.source_topic,
+                source_event=intent.source_event,
+                source_key=intent.source_key,
             )
-        self.records[intent.message_id] = record
         return record
 
-    async def mark_sent(self, message_id: str, smtp_response: str) -> Delivery:
+    async def claim(self, intent: DeliveryIntent, *, restart: bool = False) -> Delivery:
         """See :class:`DeliveryLog`."""
-        return self._set(message_id, DeliveryStatus.SENT, smtp_response)
+        existing = self.records.get(intent.message_id)
+        if existing is None:
+            return self._store(self._new(intent, DeliveryStatus.PENDING, attempts=1))
+        if existing.status not in CLAIMABLE:
+            return existing
+        record = self._intent_fields(existing, intent)
+        return self._store(
+            replace(
+                record,
+                status=DeliveryStatus.PENDING,
+                attempts=existing.attempts + 1,
+                retries=0 if restart else existing.retries,
+                updated_at=self._clock(),
+            )
+        )
 
-    async def mark_failed(self, message_id: str, smtp_response: str) -> Delivery:
+    async def defer(
+        self, intent: DeliveryIntent, next_attempt_at: datetime, reason: str
+    ) -> Delivery:
         """See :class:`DeliveryLog`."""
-        return self._set(message_id, DeliveryStatus.FAILED, smtp_response)
+        existing = self.records.get(intent.message_id)
+        if existing is None:
+            record = self._new(intent, DeliveryStatus.RETRYING, attempts=0)
+        elif existing.status not in CLAIMABLE:
+            return existing
+        else:
+            record = self._intent_fields(existing, intent)
+        return self._store(
+            replace(
+                record,
+                status=DeliveryStatus.RETRYING,
+                next_attempt_at=next_attempt_at,
+                smtp_response=reason,
+                retries=(0 if existing is None else existing.retries) + 1,
+                updated_at=self._clock(),
+            )
+        )
 
-    def _set(self, message_id: str, status: DeliveryStatus, response: str) -> Delivery:
+    async def mark_sending(self, message_id: str) -> Delivery:
+        """See :class:`DeliveryLog`."""
+        return self._move(message_id, (DeliveryStatus.PENDING,), status=DeliveryStatus.SENDING)
+
+    async def mark_sent(
+        self, message_id: str, smtp_response: str, delivered_to: Collection[str]
+    ) -> Delivery:
+        """See :class:`DeliveryLog`."""
+        return self._move(
+            message_id,
+            _NOT_SETTLED,
+            delivered_to,
+            status=DeliveryStatus.SENT,
+            smtp_response=smtp_response,
+            next_attempt_at=None,
+        )
+
+    async def schedule_retry(
+        self,
+        message_id: str,
+        smtp_response: str,
+        next_attempt_at: datetime,
+        delivered_to: Collection[str] = (),
+    ) -> Delivery:
+        """See :class:`DeliveryLog`."""
+        existing = self._existing(message_id)
+        return self._move(
+            message_id,
+            _NOT_SETTLED,
+            delivered_to,
+            status=DeliveryStatus.RETRYING,
+            smtp_response=smtp_response,
+            next_attempt_at=next_attempt_at,
+            retries=existing.retries + 1,
+        )
+
+    async def mark_failed(
+        self, message_id: str, smtp_response: str, delivered_to: Collection[str] = ()
+    ) -> Delivery:
+        """See :class:`DeliveryLog`."""
+        return self._move(
+            message_id,
+            _NOT_SETTLED,
+            delivered_to,
+            status=DeliveryStatus.FAILED,
+            smtp_response=smtp_response,
+            next_attempt_at=None,
+        )
+
+    async def mark_uncertain(self, message_id: str, note: str) -> Delivery:
+        """See :class:`DeliveryLog`."""
+        return self._move(
+            message_id,
+            (DeliveryStatus.SENDING,),
+            status=DeliveryStatus.UNCERTAIN,
+            smtp_response=note,
+        )
+
+    async def claim_due_retry(self, now: datetime, lease: timedelta) -> Delivery | None:
+        """See :class:`DeliveryLog`."""
+        due = [
+            r
+            for r in self.records.values()
+            if r.status is DeliveryStatus.RETRYING
+            and r.next_attempt_at is not None
+            and r.next_attempt_at <= now
+        ]
+        if not due:
+            return None
+        first = min(due, key=lambda r: r.next_attempt_at or now)
+        return self._store(replace(first, next_attempt_at=now + lease, updated_at=self._clock()))
+
+    async def recent(self, *, invoice: str | None = None, limit: int = 100) -> list[Delivery]:
+        """See :class:`DeliveryLog`."""
+        chosen = [
+            r
+            for r in self.records.values()
+            if invoice is None or invoice in (r.invoice_id, r.invoice_number)
+        ]
+        return sorted(chosen, key=lambda r: r.updated_at, reverse=True)[:limit]
+
+    def _existing(self, message_id: str) -> Delivery:
         existing = self.records.get(message_id)
         if existing is None:
             raise UnknownDeliveryError(message_id)
-        if existing.sent and status is not DeliveryStatus.SENT:
+        return existing
+
+    def _move(
+        self,
+        message_id: str,
+        allowed_from: Collection[DeliveryStatus],
+        delivered_to: Collection[str] = (),
+        **changes: Any,
+    ) -> Delivery:
+        existing = self._existing(message_id)
+        if existing.status not in allowed_from:
             return existing
-        record = replace(existing, status=status, smtp_response=response, updated_at=self._clock())
-        self.records[message_id] = record
+        merged = tuple(_merged(existing.delivered_to, delivered_to))
+        return self._store(
+            replace(existing, delivered_to=merged, updated_at=self._clock(), **changes)
+        )
+
+    def _store(self, record: Delivery) -> Delivery:
+        self.records[record.message_id] = record
         return record

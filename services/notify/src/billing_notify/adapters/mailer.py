@@ -1,35 +1,46 @@
-"""Sending email over SMTP (aiosmtplib), and telling retryable failures from final ones.
+"""Sending email over SMTP (aiosmtplib), step by step, telling the caller how far it got.
 
-A failure is *permanent* (:class:`PermanentMailError`) when the server refused this message
-with a 5xx reply: sending the same message again would be refused again, so the event is
-dead-lettered. Everything else is *transient* (:class:`TransientMailError`) and retried: 4xx
-replies, connection trouble and timeouts, and also refusals that are about our own set-up
-rather than the message (greeting, authentication, envelope sender): dead-lettering every
-invoice because a password expired would be worse than waiting until it is fixed.
+The SMTP transaction is driven here rather than by ``aiosmtplib.send`` so that notify can
+record, right before the message data goes out, that it is about to (``before_data``). That
+marks the one point SMTP cannot settle: before it, a failure means the server has nothing
+(it discards an unfinished transaction); after it, a lost reply leaves it unknown whether the
+server took the message (:class:`UncertainMailError`).
 
-A timeout after the message data was sent leaves it unknown whether the server took it; the
-retry then sends it again with the same Message-ID, which mail clients show once.
+Failures:
+
+* :class:`PermanentMailError`: a 5xx reply about this message, or every recipient refused with
+  5xx: sending the same again would be refused again;
+* :class:`TransientMailError`: 4xx replies, connection refused or lost, timeouts before the data,
+  and refusals about our own set-up rather than the message (greeting, STARTTLS,
+  authentication, envelope sender): dead-lettering every email because a password expired
+  would be worse than retrying until it is fixed;
+* :class:`UncertainMailError`: the connection failed after the data was handed over.
+
+A recipient refused while others are accepted is reported in :class:`SendReport` (the message
+is delivered to the others and cannot be taken back).
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from email.message import EmailMessage
 from typing import Literal, Protocol
 
-import aiosmtplib
 from aiosmtplib import (
+    SMTP,
     SMTPAuthenticationError,
     SMTPConnectError,
     SMTPException,
     SMTPHeloError,
     SMTPNotSupported,
+    SMTPRecipientRefused,
     SMTPRecipientsRefused,
     SMTPResponseException,
     SMTPSenderRefused,
 )
+from aiosmtplib.email import flatten_message
 
 from billing_notify.domain.errors import NotificationError
 
@@ -38,28 +49,61 @@ log = logging.getLogger("billing.notify.mailer")
 SmtpSecurity = Literal["none", "starttls", "tls"]
 """``none``: plain SMTP (never upgraded); ``starttls``: STARTTLS required; ``tls``: implicit TLS."""
 
+BeforeData = Callable[[], Awaitable[object]]
+
 
 class TransientMailError(Exception):
-    """The email was not accepted this time; the same email may be accepted later."""
+    """The email was not accepted this time, and the server has nothing: retry later."""
 
 
 class PermanentMailError(NotificationError):
     """The SMTP server refused this email for good (a 5xx reply about the message)."""
 
 
+class UncertainMailError(Exception):
+    """The message data was handed over and no reply came back: it may have been delivered."""
+
+
+@dataclass(frozen=True)
+class SendReport:
+    """What the server did with one message: accepted for some recipients, refused for others.
+
+    ``refused`` maps an address to the server's reply (``"452 4.2.2 mailbox full"``); a 4xx
+    refusal may be tried again later, a 5xx one not.
+    """
+
+    accepted: tuple[str, ...]
+    refused: dict[str, str] = field(default_factory=dict)
+    response: str = ""
+
+    def refused_for_now(self) -> dict[str, str]:
+        """Refusals with a 4xx code: worth another try."""
+        return {a: r for a, r in self.refused.items() if r.startswith("4")}
+
+
 class Mailer(Protocol):
     """Port: hand an email to the mail system."""
 
-    async def send(self, message: EmailMessage, *, sender: str, recipients: Sequence[str]) -> str:
-        """Send ``message`` to ``recipients`` (the envelope); return the server's response.
+    async def send(
+        self,
+        message: EmailMessage,
+        *,
+        sender: str,
+        recipients: Sequence[str],
+        before_data: BeforeData,
+    ) -> SendReport:
+        """Send ``message`` to ``recipients`` (the envelope).
 
-        Raises :class:`TransientMailError` or :class:`PermanentMailError`.
+        ``before_data`` is awaited once at least one recipient was accepted, right before the
+        message data is sent; if no recipient is accepted it is not called and the report
+        has no accepted address. Raises :class:`TransientMailError`,
+        :class:`PermanentMailError` or, after ``before_data``, :class:`UncertainMailError`.
         """
         ...
 
 
 def classify_smtp_error(exc: Exception) -> TransientMailError | PermanentMailError:
-    """Map an aiosmtplib (or socket) error to a transient or a permanent mail error."""
+    """Map an aiosmtplib (or socket) error raised *before the data* to transient or permanent."""
     if isinstance(exc, SMTPRecipientsRefused):
         # Every recipient was refused; permanent only if none of the refusals was temporary.
         refusals = "; ".join(f"{r.recipient}: {r.code} {r.message}" for r in exc.recipients)
@@ -104,36 +148,103 @@ class SmtpMailer:
         self._password = password
         self._timeout = timeout_seconds
 
-    async def send(self, message: EmailMessage, *, sender: str, recipients: Sequence[str]) -> str:
-        """See :class:`Mailer`; partly refused recipients are named in the returned response."""
+    def _client(self) -> SMTP:
+        return SMTP(
+            hostname=self._host,
+            port=self._port,
+            username=self._username,
+            password=self._password,
+            timeout=self._timeout,
+            use_tls=self._security == "tls",
+            # aiosmtplib upgrades whenever the server offers STARTTLS unless told False:
+            # "none" must mean none, "starttls" must fail if it is not offered.
+            start_tls=self._security == "starttls",
+        )
+
+    async def send(
+        self,
+        message: EmailMessage,
+        *,
+        sender: str,
+        recipients: Sequence[str],
+        before_data: BeforeData,
+    ) -> SendReport:
+        """See :class:`Mailer`."""
+        client = self._client()
+        progress = _Progress()
         try:
-            refused, response = await aiosmtplib.send(
-                message,
-                sender=sender,
-                recipients=list(recipients),
-                hostname=self._host,
-                port=self._port,
-                username=self._username,
-                password=self._password,
-                timeout=self._timeout,
-                use_tls=self._security == "tls",
-                # aiosmtplib upgrades whenever the server offers STARTTLS unless told False:
-                # "none" must mean none, "starttls" must fail if it is not offered.
-                start_tls=self._security == "starttls",
-            )
-        except (SMTPException, OSError) as exc:
-            # SMTP errors and socket errors (refused, reset, TLS) are all classified; anything
-            # else is a bug and propagates as it is.
+            # connect() greets, upgrades (STARTTLS / TLS) and logs in as configured
+            await client.connect()
+            try:
+                return await _transaction(
+                    client, message, sender, recipients, before_data, progress
+                )
+            finally:
+                await _quit_quietly(client)
+        except SMTPResponseException as exc:
+            if progress.data_started and exc.code < 500:
+                # a 4xx reply to the data: the server said no, so it keeps nothing
+                msg = f"SMTP server deferred the message: {exc.code} {exc.message}"
+                raise TransientMailError(msg) from exc
             raise classify_smtp_error(exc) from exc
-        # aiosmtplib returns the text of the reply to DATA and raises unless its code is 250.
-        text = f"250 {response}"
-        if refused:
-            # The server took the message for the other recipients: it is sent, and cannot be
-            # taken back; the refusals stay on record in the delivery log.
-            detail = ", ".join(f"{rcpt}: {reply}" for rcpt, reply in sorted(refused.items()))
-            log.warning("%s: some recipients refused: %s", message["Message-ID"], detail)
-            text += f" (refused: {detail})"
-        return text
+        except (SMTPException, OSError) as exc:
+            if progress.data_started:
+                msg = f"no reply after the message data: {_describe(exc)}"
+                raise UncertainMailError(msg) from exc
+            raise classify_smtp_error(exc) from exc
+
+
+@dataclass
+class _Progress:
+    data_started: bool = False
+
+
+async def _transaction(  # noqa: PLR0917 - private, called once
+    client: SMTP,
+    message: EmailMessage,
+    sender: str,
+    recipients: Sequence[str],
+    before_data: BeforeData,
+    progress: _Progress,
+) -> SendReport:
+    international = not all(a.isascii() for a in (sender, *recipients))
+    if international and not client.supports_extension("smtputf8"):
+        msg = "SMTPUTF8 is not supported by this server"
+        raise SMTPNotSupported(msg)
+    eight_bit = client.supports_extension("8bitmime")
+    data = flatten_message(message, utf8=international, cte_type="8bit" if eight_bit else "7bit")
+    options = ["SMTPUTF8"] if international else []
+    options += ["BODY=8BITMIME"] if eight_bit else []
+    encoding = "utf-8" if international else "ascii"
+    await client.mail(sender, options=options, encoding=encoding)
+    accepted: list[str] = []
+    refused: dict[str, str] = {}
+    for recipient in recipients:
+        try:
+            await client.rcpt(recipient, encoding=encoding)
+        except SMTPRecipientRefused as exc:
+            refused[recipient] = f"{exc.code} {exc.message}"
+        else:
+            accepted.append(recipient)
+    if not accepted:
+        await client.rset()
+        return SendReport(accepted=(), refused=refused)
+    await before_data()
+    progress.data_started = True
+    response = await client.data(data)
+    if refused:
+        log.warning("%s: some recipients refused: %s", message["Message-ID"], refused)
+    return SendReport(
+        accepted=tuple(accepted), refused=refused, response=f"{response.code} {response.message}"
+    )
+
+
+async def _quit_quietly(client: SMTP) -> None:
+    if client.is_connected:
+        try:
+            await client.quit()
+        except (SMTPException, OSError):
+            client.close()
 
 
 @dataclass(frozen=True)
@@ -147,15 +258,35 @@ class SentMail:
 
 @dataclass
 class InMemoryMailer:
-    """Fake of the port: keeps what it was given; raises the queued ``failures`` first."""
+    """Fake of the port: keeps what it was given.
+
+    ``failures`` are raised first, one per call, before the data (nothing delivered) unless
+    they are :class:`UncertainMailError`, which is raised after ``before_data``; ``refusals``
+    maps an address to the reply refusing it (``"550 no such user"``).
+    """
 
     sent: list[SentMail] = field(default_factory=list)
     failures: list[Exception] = field(default_factory=list)
+    refusals: dict[str, str] = field(default_factory=dict)
     response: str = "250 OK: queued"
 
-    async def send(self, message: EmailMessage, *, sender: str, recipients: Sequence[str]) -> str:
+    async def send(
+        self,
+        message: EmailMessage,
+        *,
+        sender: str,
+        recipients: Sequence[str],
+        before_data: BeforeData,
+    ) -> SendReport:
         """See :class:`Mailer`."""
+        if self.failures and not isinstance(self.failures[0], UncertainMailError):
+            raise self.failures.pop(0)
+        refused = {r: self.refusals[r] for r in recipients if r in self.refusals}
+        accepted = tuple(r for r in recipients if r not in refused)
+        if not accepted:
+            return SendReport(accepted=(), refused=refused)
+        await before_data()
         if self.failures:
             raise self.failures.pop(0)
-        self.sent.append(SentMail(message, sender, tuple(recipients)))
-        return self.response
+        self.sent.append(SentMail(message, sender, accepted))
+        return SendReport(accepted=accepted, refused=refused, response=self.response)

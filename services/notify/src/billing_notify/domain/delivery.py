@@ -1,15 +1,27 @@
 """The delivery log's records: one per email that notify means to send, keyed by Message-ID.
 
-Lifecycle: an intent is recorded as ``pending`` *before* the email is handed to the SMTP
-server; it becomes ``sent`` (with the server's response) once the server accepted it, or
-``failed`` when the server refused it for good. A ``pending`` or ``failed`` record may be tried
-again (each try counts in ``attempts``); a ``sent`` one never is.
+Lifecycle (each step is one single-document write, recorded *before* the step it announces)::
+
+    pending ──► sending ──► sent
+       │           │ └────► uncertain   (no reply after the message data: never resent)
+       │           └──────► failed      (5xx reply: dead-lettered)
+       └──► retrying ──► pending ...     (4xx, refused connection, timeout before the data)
+
+``pending`` is written before the SMTP conversation starts, ``sending`` right before the message
+data (SMTP ``DATA``) is handed over. An SMTP server discards a transaction whose data did not
+end, so a crash while ``pending`` means nothing was delivered: the email is sent again. A crash
+while ``sending`` is the one case SMTP cannot settle (the server may have taken the message and
+its reply was lost): the record becomes ``uncertain`` and is *not* sent again, so that no
+recipient gets two copies; it is counted and listed for an operator.
+
+``delivered_to`` lists the recipients whose server accepted the message: a retry goes only to
+the others, so a partly refused email never reaches anyone twice.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from enum import StrEnum
 
 from billing_schemas.events import Notification
@@ -19,19 +31,38 @@ class DeliveryStatus(StrEnum):
     """Where one email stands."""
 
     PENDING = "pending"
+    SENDING = "sending"
     SENT = "sent"
+    RETRYING = "retrying"
     FAILED = "failed"
+    UNCERTAIN = "uncertain"
+
+
+SETTLED = frozenset({DeliveryStatus.SENT, DeliveryStatus.UNCERTAIN})
+"""Statuses after which the email is never handed to an SMTP server again."""
+
+CLAIMABLE = frozenset({DeliveryStatus.PENDING, DeliveryStatus.RETRYING, DeliveryStatus.FAILED})
+"""Statuses from which a new attempt may start."""
 
 
 @dataclass(frozen=True)
 class DeliveryIntent:
-    """An email about to be sent: what the log records before the SMTP conversation."""
+    """An email about to be sent: what the log records before the SMTP conversation.
+
+    ``source_topic`` and ``source_event`` are the event that asked for the email (topic without
+    namespace, JSON text): a scheduled retry is re-driven from them, and dead-lettered as them.
+    """
 
     message_id: str
     kind: str
     invoice_id: str | None
     customer_id: str | None
     recipients: tuple[str, ...]
+    fallback_recipient: bool = False
+    invoice_number: str | None = None
+    source_topic: str | None = None
+    source_event: str | None = None
+    source_key: str | None = None
 
 
 @dataclass(frozen=True)
@@ -48,11 +79,25 @@ class Delivery:
     smtp_response: str | None
     created_at: datetime
     updated_at: datetime
+    delivered_to: tuple[str, ...] = ()
+    fallback_recipient: bool = False
+    retries: int = 0
+    next_attempt_at: datetime | None = None
+    source_topic: str | None = None
+    source_event: str | None = None
+    source_key: str | None = None
+    invoice_number: str | None = None
 
     @property
     def sent(self) -> bool:
         """Whether the SMTP server accepted this email (then it is never sent again)."""
         return self.status is DeliveryStatus.SENT
+
+    @property
+    def undelivered(self) -> tuple[str, ...]:
+        """Recipients whose server has not accepted the email yet."""
+        done = {a.casefold() for a in self.delivered_to}
+        return tuple(a for a in self.recipients if a.casefold() not in done)
 
     def notification(self) -> Notification:
         """The ``NotificationSent`` payload of a sent email."""
@@ -64,6 +109,28 @@ class Delivery:
             kind=self.kind,
             customer_id=self.customer_id,
             invoice_id=self.invoice_id,
-            recipients=list(self.recipients),
+            recipients=list(self.delivered_to or self.recipients),
             smtp_response=self.smtp_response or "",
         )
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """When a transient failure is tried again, and when notify gives up.
+
+    The n-th retry waits ``base * 2**(n-1)``, at most ``maximum``; after ``max_retries``
+    scheduled retries the email is marked failed and its event dead-lettered.
+    """
+
+    base: timedelta = timedelta(seconds=30)
+    maximum: timedelta = timedelta(hours=1)
+    max_retries: int = 8
+
+    def delay(self, retry: int) -> timedelta:
+        """The wait before retry number ``retry`` (1-based): doubling, capped."""
+        if retry < 1:
+            msg = f"retry numbers start at 1, not {retry}"
+            raise ValueError(msg)
+        # cap the exponent too: 2**60 seconds would overflow timedelta
+        delay: timedelta = self.base * (2 ** min(retry - 1, 30))
+        return min(delay, self.maximum)

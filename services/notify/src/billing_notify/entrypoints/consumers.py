@@ -1,76 +1,124 @@
-"""Kafka entrypoint: invoice finalized -> email -> notification sent. Decode, call, publish."""
+"""Kafka entrypoints: an event in, an email out, ``NotificationSent`` published. Decode, call,
+publish; one subscriber per use case of ``service/use_cases.py``.
+
+A batch is handled one message at a time (each email is its own SMTP exchange) and never waits
+for a failing SMTP server: a transient failure schedules a retry in the delivery log (the
+re-driver, ``entrypoints/retry_loop.py``, takes it from there), and once the server failed
+in a batch, the batch's later emails are scheduled for retry without trying, so a batch holds
+its partition for at most one SMTP timeout.
+"""
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
 from faststream.kafka.annotations import KafkaMessage
 
-from billing_notify.adapters.mailer import TransientMailError
 from billing_notify.domain.errors import NotificationError
-from billing_notify.service.notify_invoice import (
+from billing_notify.service.deliver import (
+    DeliveryOutcome,
     MailPolicy,
+    Mode,
     NotifyPorts,
+    Result,
     notification_sent,
-    notify_invoice_finalized,
 )
+from billing_notify.service.use_cases import USE_CASES, UseCase
 from billing_notify.settings import NotifySettings
 from billing_runtime.kafka import Failed, decode_batch
 from billing_runtime.observability import correlated
 from billing_runtime.service import Runtime, declare_output
 from billing_runtime.tracing import handling
-from billing_schemas.events import InvoiceFinalized, NotificationSent
+from billing_schemas.events import Envelope, NotificationSent
 from billing_schemas.topics import Topic, dead_letter_name, topic_name
+
+OUTCOME_METRIC = {
+    Result.SENT: "email_sent",
+    Result.FAILED: "email_failed",
+    Result.RETRY_SCHEDULED: "email_retry_scheduled",
+    Result.UNCERTAIN: "email_uncertain",
+}
+"""``billing_outcomes_total{service="notify",outcome=...}`` per result (others not counted)."""
+
+
+def count(runtime: Runtime, outcome: DeliveryOutcome) -> None:
+    """Count an outcome in the service's metrics (fallback recipients counted apart)."""
+    name = OUTCOME_METRIC.get(outcome.result)
+    if name is not None:
+        runtime.metrics.outcomes.labels("notify", name).inc()
+    if outcome.result is Result.SENT and outcome.fallback_recipient:
+        runtime.metrics.outcomes.labels("notify", "email_fallback_recipient").inc()
 
 
 def register(
     runtime: Runtime, settings: NotifySettings, ports: NotifyPorts, policy: MailPolicy
 ) -> None:
-    """Subscribe the notify consumer group to finalized invoices."""
+    """Subscribe one consumer group per use case; declare the topics notify writes."""
     ns = settings.topic_namespace
-    source = topic_name(Topic.INVOICE_FINALIZED, ns)
     target = topic_name(Topic.NOTIFICATION_SENT, ns)
-    runtime.topics += [source, dead_letter_name(Topic.NOTIFICATION_SENT, ns)]
-    runtime.consumes["email-finalized-invoices"] = InvoiceFinalized
+    runtime.topics += [dead_letter_name(Topic.NOTIFICATION_SENT, ns)]
     declare_output(runtime, target, NotificationSent, "Each email the SMTP server accepted.")
+    for use_case in USE_CASES:
+        _subscribe(
+            runtime,
+            settings=settings,
+            ports=ports,
+            policy=policy,
+            use_case=use_case,
+            target=target,
+        )
+
+
+def _subscribe(
+    runtime: Runtime,
+    *,
+    settings: NotifySettings,
+    ports: NotifyPorts,
+    policy: MailPolicy,
+    use_case: UseCase[Any],
+    target: str,
+) -> None:
+    ns = settings.topic_namespace
+    source = topic_name(use_case.topic, ns)
+    runtime.topics.append(source)
+    runtime.consumes[use_case.title] = use_case.event_type
     declare_output(
         runtime,
-        dead_letter_name(Topic.INVOICE_FINALIZED, ns),
+        dead_letter_name(use_case.topic, ns),
         bytes,
-        "Invoice events that could not be emailed: original bytes, error in x-error.",
+        f"{use_case.event_type.__name__} events that could not be emailed: original bytes, "
+        "error in x-error.",
     )
 
     @runtime.batch_subscriber(
         source,
-        group=settings.consumer_group,
-        title="email-finalized-invoices",
-        description="Emails each finalized invoice and its PDF to the billing contacts, once.",
+        group=f"{settings.consumer_group}{use_case.group_suffix}",
+        title=use_case.title,
+        description=use_case.description,
     )
-    async def on_invoice_finalized(body: list[bytes], msg: KafkaMessage) -> None:
+    async def on_events(body: list[bytes], msg: KafkaMessage) -> None:
         del body  # the raw records carry the same bytes plus offsets for dead letters
         records: Any = msg.raw_message
-        batch = decode_batch(records, InvoiceFinalized)
+        batch = decode_batch(records, use_case.event_type)
         failed = list(batch.failed)
-        sent: list[tuple[str, NotificationSent]] = []
-        outcomes = runtime.metrics.outcomes
-        for record, event in batch.events:  # one by one: each email is its own SMTP exchange
+        sent: list[tuple[str, Envelope]] = []
+        server_failed = False
+        for record, event in batch.events:
+            mode = Mode.DEFER if server_failed else Mode.SEND
             try:
-                with handling("notify email", record), correlated(event.correlation_id):
-                    notification = await notify_invoice_finalized(event, ports, policy)
+                with handling(f"notify {use_case.title}", record), correlated(event.correlation_id):
+                    outcome = await use_case.run(event, ports, policy, mode)
             except NotificationError as exc:
                 failed.append(Failed(record, f"{type(exc).__name__}: {exc}"))
-                outcomes.labels("notify", "email_failed").inc()
+                runtime.metrics.outcomes.labels("notify", "email_failed").inc()
                 continue
-            except TransientMailError:
-                # NACK rewinds to the batch's first record at once: pause first, so that an
-                # unreachable server is not hammered. Emails already sent are in the log and
-                # will not be sent again.
-                await asyncio.sleep(settings.retry_backoff_seconds)
-                raise
+            server_failed = server_failed or outcome.server_unavailable
+            count(runtime, outcome)
+            if outcome.result is Result.FAILED:
+                failed.append(Failed(record, f"PermanentMailError: {outcome.reason}"))
+            notification = outcome.notification
             if notification is not None:
-                sent.append((event.data.customer_id, notification_sent(notification, event)))
-                outcomes.labels("notify", "email_sent").inc()
+                sent.append((use_case.key(event), notification_sent(notification, event)))
         await runtime.publisher.publish(target, sent)
         await runtime.dead_letters.send(failed)
         runtime.metrics.processed.labels("notify", source).inc(len(records))

@@ -1,0 +1,87 @@
+"""``billing mail log``: what notify sent, to whom, and how it went."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from billing_notify.adapters.delivery_log import MongoDeliveryLog
+from billing_notify.domain.delivery import Delivery
+from billing_notify.settings import NotifySettings
+from billing_runtime.service import make_mongo_client
+
+console = Console()
+mail_app = typer.Typer(help="Emails notify sent or tried to send.", no_args_is_help=True)
+
+
+async def _recent(invoice: str | None, limit: int) -> list[Delivery]:
+    settings = NotifySettings()
+    client = make_mongo_client(settings.mongodb_url)
+    try:
+        log = MongoDeliveryLog(client[settings.mongodb_database])
+        return await log.recent(invoice=invoice, limit=limit)
+    finally:
+        await client.close()
+
+
+def delivery_json(delivery: Delivery) -> dict[str, Any]:
+    """One delivery-log record as JSON (without the event kept for retries)."""
+    return {
+        "message_id": delivery.message_id,
+        "kind": delivery.kind,
+        "invoice_id": delivery.invoice_id,
+        "invoice_number": delivery.invoice_number,
+        "customer_id": delivery.customer_id,
+        "recipients": list(delivery.recipients),
+        "delivered_to": list(delivery.delivered_to),
+        "fallback_recipient": delivery.fallback_recipient,
+        "status": delivery.status.value,
+        "attempts": delivery.attempts,
+        "retries": delivery.retries,
+        "next_attempt_at": None
+        if delivery.next_attempt_at is None
+        else delivery.next_attempt_at.isoformat(),
+        "smtp_response": delivery.smtp_response,
+        "created_at": delivery.created_at.isoformat(),
+        "updated_at": delivery.updated_at.isoformat(),
+    }
+
+
+@mail_app.command("log")
+def log_command(
+    invoice: Annotated[
+        str | None, typer.Option(help="Only the emails about this invoice (number or id).")
+    ] = None,
+    limit: Annotated[int, typer.Option(min=1, help="At most this many, newest first.")] = 100,
+    as_json: Annotated[bool, typer.Option("--json", help="Print as JSON.")] = False,
+) -> None:
+    """The delivery log: recipient, kind, invoice, status, attempts, SMTP response, times."""
+    deliveries = asyncio.run(_recent(invoice, limit))
+    if as_json:
+        print(json.dumps([delivery_json(d) for d in deliveries], indent=2))
+        return
+    table = Table("updated", "kind", "invoice", "recipients", "status", "attempts", "SMTP response")
+    for d in deliveries:
+        recipients = ", ".join(d.recipients) + (
+            " (no Billing contact)" if d.fallback_recipient else ""
+        )
+        status = d.status.value
+        if d.next_attempt_at is not None and status == "retrying":
+            status += f" at {d.next_attempt_at.isoformat(timespec='seconds')}"
+        table.add_row(
+            d.updated_at.isoformat(timespec="seconds"),
+            d.kind,
+            d.invoice_number or d.invoice_id or "-",
+            recipients,
+            status,
+            str(d.attempts),
+            (d.smtp_response or "")[:120],
+        )
+    console.print(table)
+    what = f" about invoice {invoice}" if invoice else ""
+    console.print(f"{len(deliveries)} emails{what}")
