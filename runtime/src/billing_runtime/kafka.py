@@ -165,8 +165,10 @@ class DeadLetters:
 
 
 _PARTITION_CACHE_SIZE = 65_536
-COMPRESSION = "lz4"
-"""Producer batch compression of :class:`EventPublisher` (consumers decompress it anyway)."""
+COMPRESSION = "snappy"
+"""Producer batch compression of :class:`EventPublisher`. Measured here publishing 50,000 usage
+records (1.3 KB of JSON each) to the local broker: snappy ~75k records/s, none ~67k, zstd ~62k,
+lz4 ~36k (aiokafka asks for lz4 level 9, the slow high-compression mode), gzip ~20k."""
 
 
 class EventPublisher:
@@ -196,7 +198,7 @@ class EventPublisher:
             enable_idempotence=True,
             max_batch_size=1 << 20,
             linger_ms=5,
-            # JSON events repeat their field names: lz4 (cramjam, outside the GIL) shrinks
+            # JSON events repeat their field names: snappy (cramjam) shrinks
             # what the broker writes and replicates several times over
             compression_type=COMPRESSION,
         )

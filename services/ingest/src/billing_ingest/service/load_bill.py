@@ -12,7 +12,8 @@ from __future__ import annotations
 import asyncio
 import hashlib
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
+from contextlib import suppress
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -30,6 +31,7 @@ from billing_ingest.domain.cells import (
     RowProblem,
     columns_key,
     content_digest,
+    content_hash,
     record_id_for,
     row_content,
     sign_problem,
@@ -45,6 +47,7 @@ from billing_schemas.events import (
 )
 
 SOURCE = "billing-ingest"
+_ZERO = Decimal(0)
 
 
 def pack_lines(lines: list[bytes]) -> bytes:
@@ -109,6 +112,7 @@ class _Load:
     reissued: set[str] = field(default_factory=set)
     version: int = 1
     _envelope: dict[str, Any] = field(default_factory=dict)
+    _in_flight: asyncio.Task[None] | None = None
 
     def __post_init__(self) -> None:
         self._envelope = {
@@ -146,33 +150,31 @@ class _Load:
         """A line a restatement reversed that comes back is a new line: it gets a new id."""
         return f"{record_id}~v{self.version}" if record_id in self.reissued else record_id
 
-    async def accept(
+    def accept(
         self,
         record_id: str,
         *,
-        scope_entry: str,
         key: str,
         currency: str,
         billed: str,
         data: dict[str, Any] | bytes,
-    ) -> None:
+    ) -> bool:
         """An accepted row: ``data`` is its record's fields without ``record_id``, or its
-        JSON members (the record's JSON without its braces)."""
-        if not self.resolved:
-            await self.resolve_previous(scope_entry)
+        JSON members (the record's JSON without its braces). Says whether to flush now.
+        (Synchronous: a coroutine per row costs more than the rest of this method.)"""
         record_id = self.final_id(record_id)
         self.accepted += 1
-        self.scope.add(scope_entry)
-        self.totals[currency] = self.totals.get(currency, Decimal(0)) + Decimal(billed)
+        self.totals[currency] = self.totals.get(currency, _ZERO) + Decimal(billed)
+        envelope = self._envelope
         if isinstance(data, dict):
             data["record_id"] = record_id
-            self._envelope["data"] = data
+            envelope["data"] = data
         else:
-            self._envelope["data"] = orjson.Fragment(
+            envelope["data"] = orjson.Fragment(
                 b'{"record_id":' + orjson.dumps(record_id) + b"," + data + b"}"
             )
-        self._envelope["event_id"] = f"usage-recorded:{record_id}"
-        payload = orjson.dumps(self._envelope)
+        envelope["event_id"] = "usage-recorded:" + record_id
+        payload = orjson.dumps(envelope)
         self.line_ids.append(record_id)
         self.line_payloads.append(payload)
         if record_id in self.previous_live:
@@ -181,8 +183,15 @@ class _Load:
             self.matched.add(record_id)
         else:
             self.pending.append((key, payload))
-        if len(self.line_ids) >= self.batch_rows:
-            await self.flush()
+        return len(self.line_ids) >= self.batch_rows
+
+    async def in_scope(self, entries: Iterable[str]) -> None:
+        """Scope entries (``provider|billing account|period``) of accepted rows; the first
+        one ever decides which earlier bill this one may restate."""
+        for entry in entries:
+            if not self.resolved:
+                await self.resolve_previous(entry)
+            self.scope.add(entry)
 
     async def add_columnar(self, batch: RowBatch, columnar: ColumnarMapper) -> None:
         """A batch through the format's columnar mapper; rows it leaves go :meth:`add_row`."""
@@ -192,29 +201,37 @@ class _Load:
             batch.arrow, bill_id=self.bill_id, file_name=self.file_name, row_numbers=numbers
         )
         columns = columns_key(batch.arrow.schema.names)
-        fields = mapped.fields
+        base = content_hash(columns)
+        fields, ok, contents = mapped.fields, mapped.ok, mapped.content
+        providers, accounts, periods = mapped.provider, mapped.billing_account, mapped.period
+        keys, currencies, billed = mapped.sub_account, mapped.currency, mapped.billed_cost
+        await self.in_scope(
+            dict.fromkeys(
+                f"{p}|{a}|{m}"
+                for p, a, m, good in zip(providers, accounts, periods, ok, strict=True)
+                if good
+            )
+        )
         for i, values in enumerate(zip(*mapped.values, strict=True)):
-            content = mapped.content[i]
-            if not mapped.ok[i]:
+            if not ok[i]:
                 row = batch.arrow.slice(i, 1).to_pylist()[0]
-                await self.add_row(row, numbers[i], (columns, content))
+                await self.add_row(row, numbers[i], (columns, contents[i]))
                 continue
             self.read += 1
-            digest = content_digest(columns, content)
-            provider, account, period = (
-                mapped.provider[i],
-                mapped.billing_account[i],
-                mapped.period[i],
+            hashed = base.copy()
+            hashed.update(contents[i].encode())
+            digest = hashed.hexdigest()
+            record_id = record_id_for(
+                providers[i], accounts[i], periods[i], digest, self.occurrence(digest)
             )
-            record_id = record_id_for(provider, account, period, digest, self.occurrence(digest))
-            await self.accept(
+            if self.accept(
                 record_id,
-                scope_entry=f"{provider}|{account}|{period}",
-                key=mapped.sub_account[i],
-                currency=mapped.currency[i],
-                billed=mapped.billed_cost[i],
+                key=keys[i],
+                currency=currencies[i],
+                billed=billed[i],
                 data=dict(zip(fields, values, strict=True)),
-            )
+            ):
+                await self.flush()
 
     async def add_row(
         self, row: Row, row_number: int, content: tuple[str, str] | None = None
@@ -238,14 +255,17 @@ class _Load:
             self._reject(row_number, result.column, result.reason, row)
             return
         data = result.model_dump_json(exclude={"record_id"}).encode()
-        await self.accept(
+        await self.in_scope(
+            (f"{result.provider}|{result.billing_account_id}|{result.billing_period}",)
+        )
+        if self.accept(
             result.record_id,
-            scope_entry=f"{result.provider}|{result.billing_account_id}|{result.billing_period}",
             key=result.sub_account_id,
             currency=result.currency,
             billed=str(result.billed_cost),
             data=data[1:-1],
-        )
+        ):
+            await self.flush()
 
     def add_malformed(self, row_number: int | None, reason: str, text: str) -> None:
         self.read += 1
@@ -267,18 +287,57 @@ class _Load:
         )
 
     async def flush(self) -> None:
-        """Publish what waits (and wait for the acks), then keep the lines and rejections."""
+        """Hand what waits to the broker and the registry, and go on reading.
+
+        The publish (and its acks), the rejections and the lines of one flush run as a task
+        while the next rows are mapped; the next flush, and the end of the load, wait for it
+        first. So at most two flushes' rows are in memory, the order of flushes is kept, and
+        a failure stops the load at the next flush at the latest.
+        """
+        await self.settle()
         usage, rejects = self.pending, self.pending_rejects
+        ids, payloads, chunk = self.line_ids, self.line_payloads, self.chunks
         self.pending, self.pending_rejects = [], []
-        await self.publisher.usage_serialized(usage, self.bill_id)
-        if rejects:
-            await self.publisher.rejected([self.rejection_event(r) for r in rejects])
-            await self.registry.add_rejections(self.bill_id, rejects)
-        if self.line_ids:
-            packed = await asyncio.to_thread(pack_lines, self.line_payloads)
-            await self.registry.add_lines(self.bill_id, self.chunks, self.line_ids, packed)
+        self.line_ids, self.line_payloads = [], []
+        if ids:
             self.chunks += 1
-            self.line_ids, self.line_payloads = [], []
+        self._in_flight = asyncio.create_task(self._hand_over(usage, rejects, ids, payloads, chunk))
+
+    async def abandon(self) -> None:
+        """The load failed: stop the flush in flight (loading again redoes it)."""
+        if self._in_flight is not None:
+            self._in_flight.cancel()
+            with suppress(asyncio.CancelledError, Exception):
+                await self._in_flight
+            self._in_flight = None
+
+    async def settle(self) -> None:
+        """Wait for the flush in flight (and raise its error, if any)."""
+        if self._in_flight is not None:
+            in_flight, self._in_flight = self._in_flight, None
+            await in_flight
+
+    async def _hand_over(
+        self,
+        usage: list[tuple[str, bytes]],
+        rejects: list[RejectedRow],
+        ids: list[str],
+        payloads: list[bytes],
+        chunk: int,
+    ) -> None:
+        async def lines() -> None:
+            if ids:
+                packed = await asyncio.to_thread(pack_lines, payloads)
+                await self.registry.add_lines(self.bill_id, chunk, ids, packed)
+
+        async def rejections() -> None:
+            if rejects:
+                await self.publisher.rejected([self.rejection_event(r) for r in rejects])
+                await self.registry.add_rejections(self.bill_id, rejects)
+
+        await asyncio.gather(
+            self.publisher.usage_serialized(usage, self.bill_id), rejections(), lines()
+        )
 
     def rejection_event(self, row: RejectedRow) -> tuple[str, UsageRejected]:
         event = UsageRejected.create(
@@ -415,19 +474,25 @@ async def _load(
         registry=registry,
         batch_rows=batch_rows,
     )
-    for batch in stream.batches():
-        if chosen.columnar is not None and batch.arrow is not None:
-            await load.add_columnar(batch, chosen.columnar)
-        else:
-            for index, row in enumerate(batch.rows):
-                await load.add_row(row, batch.number(index))
-        # rows the reader could not split into the header's columns: rejected whole
-        for bad in stream.malformed:
-            load.add_malformed(bad.row_number, bad.reason, bad.text)
-        stream.malformed.clear()
-        if on_progress is not None:
-            on_progress(load.read)
+    try:
+        for batch in stream.batches():
+            if chosen.columnar is not None and batch.arrow is not None:
+                await load.add_columnar(batch, chosen.columnar)
+            else:
+                for index, row in enumerate(batch.rows):
+                    await load.add_row(row, batch.number(index))
+            # rows the reader could not split into the header's columns: rejected whole
+            for bad in stream.malformed:
+                load.add_malformed(bad.row_number, bad.reason, bad.text)
+            stream.malformed.clear()
+            if on_progress is not None:
+                on_progress(load.read)
+            await asyncio.sleep(0)  # let the flush in flight talk to the broker
+    except BaseException:
+        await load.abandon()
+        raise
     await load.flush()
+    await load.settle()
 
     restated = load.restates()
     corrections = 0 if restated is None else await load.reverse_dropped_lines(restated)
