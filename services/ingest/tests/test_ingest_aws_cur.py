@@ -94,3 +94,30 @@ async def test_an_unknown_line_item_type_is_rejected_by_name(tmp_path: Path) -> 
     assert result.summary.rows_rejected == 2
     reasons = {e.data.row: e.data.reason for _, e in publisher.rejected_events}
     assert reasons[8] == "line item type 'FutureThing' is not one we rate"
+
+
+@pytest.mark.parametrize("fixture", ["aws_cur_legacy.csv", "aws_cur2.csv"])
+async def test_cur_as_parquet_gives_the_records_the_csv_gives(fixture: str, tmp_path: Path) -> None:
+    """AWS delivers CUR as Parquet too, with costs as doubles: each double is read back as the
+    shortest decimal that round-trips (0.104, not 0.10399999...), never summed as a float."""
+    import pyarrow.csv as pacsv
+    import pyarrow.parquet as pq
+
+    table = pacsv.read_csv(FIXTURES / fixture)  # pyarrow's own types: costs become float64
+    assert "double" in {str(t) for t in table.schema.types}
+    parquet = tmp_path / fixture.replace(".csv", ".parquet")
+    pq.write_table(table, parquet, row_group_size=4)
+
+    from_csv, from_parquet = InMemoryUsagePublisher(), InMemoryUsagePublisher()
+    await load_bill(FIXTURES / fixture, publisher=from_csv, registry=InMemoryBillRegistry())
+    result = await load_bill(parquet, publisher=from_parquet, registry=InMemoryBillRegistry())
+    assert (result.summary.rows_read, result.summary.rows_rejected) == (10, 1)
+
+    def lines(publisher: InMemoryUsagePublisher) -> list[tuple[str, str, Decimal]]:
+        return [
+            (e.data.sub_account_id, e.data.line_type.value, e.data.billed_cost)
+            for _, e in publisher.usage_events
+        ]
+
+    assert lines(from_parquet) == lines(from_csv)
+    assert sum(b for _, _, b in lines(from_parquet)) == Decimal("57.0000") + Decimal("11.94")

@@ -108,13 +108,16 @@ async def test_cells_in_every_form_give_the_same_records_on_both_paths(
     # 12 rows: 5 rejected (bad amount, bad date, XYZ, Tags [1], wrong sign), 7 accepted
     summary = fast_result.summary
     assert (summary.rows_read, summary.rows_accepted, summary.rows_rejected) == (12, 7, 5)
-    rejected = {(e.data.row, e.data.column) for _, e in fast.rejected_events}
+    rejected = {e.data.row: (e.data.column, e.data.reason) for _, e in fast.rejected_events}
     assert rejected == {
-        (8, "BilledCost"),
-        (9, "BillingPeriodStart"),
-        (10, "BillingCurrency"),
-        (11, "Tags"),
-        (12, "PricingQuantity"),
+        8: ("BilledCost", "BilledCost 'abc' is not a decimal number"),
+        9: ("BillingPeriodStart", "BillingPeriodStart '2024-09-31' is not a date-time"),
+        10: ("BillingCurrency", "'XYZ' is not an ISO 4217 currency code"),
+        11: ("Tags", "Tags is not a JSON object"),
+        12: (
+            "PricingQuantity",
+            "PricingQuantity -1 is negative but the billed cost 2 is positive on a on_demand line",
+        ),
     }
     records = {r["source_ref"]["row"]: r for r in _published(fast).values()}
     assert records[3]["description"] == 'say "hi" \\ café'
