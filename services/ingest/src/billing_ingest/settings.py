@@ -13,7 +13,9 @@ class IngestSettings(ServiceSettings):
 
     http_port: int = 8101
     consumer_group: str = "billing-ingest"
-    publish_batch_rows: int = Field(default=5_000, ge=1, description="Rows read per batch.")
+    publish_batch_rows: int = Field(
+        default=5_000, ge=1, description="Rows published (and acknowledged) per batch."
+    )
     api_token: str | None = Field(
         default=None,
         description="Bearer token POST /v1/usage-events requires (none: the network decides).",
