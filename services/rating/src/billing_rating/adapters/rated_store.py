@@ -3,11 +3,15 @@ price it charged, and each correction it emitted since.
 
 Two collections, insert-only (FerretDB v1 updates documents one at a time, slowly):
 
-* ``rating_records``: one document per usage record, ``_id`` = record id, written once with
-  ``insert_many`` per consumer batch (a redelivered record is a duplicate id, ignored): the
-  record as JSON, its customer, period, the price of its charge (a decimal string, exact) and
-  when it was rated (``at``, ``i``: the order the period is re-rated in, so that period-cumulative
-  rules place records as they were placed the first time);
+* ``rating_records``: one document per consumer batch and customer: its records, each as a
+  line ``<price of its charge>\t<record JSON>`` (the price a decimal string, exact), zlib-
+  compressed (FerretDB stores 500 records as 500 strings in ~35 ms, compressed in ~5: JSON
+  records repeat their field names), their customer, period and when they were rated (``at``;
+  within a document, the batch order). That order is the order a period is
+  re-rated in, so period-cumulative rules place records as they were placed the first time.
+  The ``_id`` is a digest of the period, customer and record ids, so a redelivered batch is a
+  duplicate, ignored; a record that comes again in a batch made up differently is kept twice,
+  and reading keeps its first (earliest) copy.
 * ``rating_corrections``: one document per correction charge, ``_id`` = its charge id.
 
 A record's current price is its charge's price plus its corrections' prices.
@@ -15,12 +19,15 @@ A record's current price is its charge's price plus its corrections' prices.
 
 from __future__ import annotations
 
+import hashlib
 import time
+import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, Protocol
 
+from bson import Binary
 from pymongo import ASCENDING
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
@@ -65,12 +72,32 @@ def _order() -> int:
 def _current(
     records: list[tuple[tuple[int, int], RatedRecord]], corrections: dict[str, list[Decimal]]
 ) -> list[RatedRecord]:
+    """Records in rating order, each once (its first copy), with its corrections added."""
     out = []
+    seen: set[str] = set()
     for _, rated in sorted(records, key=lambda r: r[0]):
-        extra = corrections.get(rated.record.record_id, [])
+        record_id = rated.record.record_id
+        if record_id in seen:
+            continue
+        seen.add(record_id)
+        extra = corrections.get(record_id, [])
         base = rated.emitted
         emitted = Emitted(base.price + sum(extra, Decimal(0)), base.charges + len(extra))
         out.append(RatedRecord(rated.record, rated.customer_id, emitted))
+    return out
+
+
+def _pack(items: list[tuple[UsageRecord, RatedCharge]]) -> bytes:
+    # JSON escapes tabs and newlines inside strings: both separators are safe
+    lines = (f"{charge.price:f}\t{record.model_dump_json()}" for record, charge in items)
+    return zlib.compress("\n".join(lines).encode(), 1)
+
+
+def _unpack(blob: bytes) -> list[tuple[UsageRecord, Decimal]]:
+    out = []
+    for line in zlib.decompress(blob).decode().split("\n"):
+        price, text = line.split("\t", 1)
+        out.append((UsageRecord.model_validate_json(text), Decimal(price)))
     return out
 
 
@@ -103,18 +130,26 @@ class MongoRatedStore:
         """See :class:`RatedStore`."""
         await self._ensure_indexes()
         at = _order()
-        docs = [
-            {
-                "_id": record.record_id,
-                "customer_id": charge.customer_id,
-                "period": record.billing_period,
-                "at": at,
-                "i": i,
-                "price": format(charge.price, "f"),
-                "record": record.model_dump_json(),
-            }
-            for i, (record, charge) in enumerate(rated)
-        ]
+        groups: dict[tuple[str, str], list[tuple[UsageRecord, RatedCharge]]] = {}
+        for record, charge in rated:
+            groups.setdefault((record.billing_period, charge.customer_id), []).append(
+                (record, charge)
+            )
+        docs = []
+        for (period, customer_id), items in groups.items():
+            digest = hashlib.sha256()
+            for record, _ in items:
+                digest.update(record.record_id.encode())
+                digest.update(b"\n")
+            docs.append(
+                {
+                    "_id": f"{period}|{customer_id}|{digest.hexdigest()}",
+                    "period": period,
+                    "customer_id": customer_id,
+                    "at": at,
+                    "records": Binary(_pack(items)),
+                }
+            )
         await _insert_once(self._records, docs)
 
     async def save_corrections(self, charges: Sequence[RatedCharge]) -> None:
@@ -141,17 +176,11 @@ class MongoRatedStore:
         corrections: dict[str, list[Decimal]] = {}
         async for doc in self._corrections.find(query, {"record_id": 1, "price": 1}):
             corrections.setdefault(doc["record_id"], []).append(Decimal(doc["price"]))
-        records = [
-            (
-                (doc["at"], doc["i"]),
-                RatedRecord(
-                    UsageRecord.model_validate_json(doc["record"]),
-                    doc["customer_id"],
-                    Emitted(Decimal(doc["price"]), 1),
-                ),
-            )
-            async for doc in self._records.find(query)
-        ]
+        records = []
+        async for doc in self._records.find(query):
+            for i, (record, price) in enumerate(_unpack(doc["records"])):
+                emitted = Emitted(price, 1)
+                records.append(((doc["at"], i), RatedRecord(record, doc["customer_id"], emitted)))
         return _current(records, corrections)
 
 
