@@ -19,6 +19,7 @@ from billing_ingest.entrypoints.cli import bills_app, ingest
 from billing_invoicing.entrypoints.cli import catalog_app, invoices_app
 from billing_notify.entrypoints.cli import mail_app
 from billing_notify.service.use_cases import USE_CASES as NOTIFY_USE_CASES
+from billing_rating.entrypoints.cli import rate
 from billing_runtime.kafka import ensure_topics
 from billing_runtime.lag import wait_for_no_lag
 from billing_runtime.settings import ServiceSettings
@@ -33,6 +34,7 @@ app = typer.Typer(
 )
 app.command("ingest")(ingest)
 app.add_typer(bills_app, name="bills")
+app.command("rate")(rate)
 app.add_typer(catalog_app, name="catalog")
 app.add_typer(invoices_app, name="invoices")
 topics_app = typer.Typer(help="Kafka topics of the pipeline.", no_args_is_help=True)

@@ -8,6 +8,7 @@ from decimal import Decimal
 import pytest
 
 from billing_rating.adapters.catalog import InMemoryPricingCatalog
+from billing_rating.adapters.rated_store import InMemoryRatedStore
 from billing_rating.adapters.tier_store import InMemoryTierStore
 from billing_rating.domain.rating import CustomerPricing, RatingError, rate_usage
 from billing_rating.service.rate_batch import rate_batch
@@ -70,7 +71,8 @@ async def test_a_batch_rates_known_accounts_and_names_the_unknown_one() -> None:
         UsageRecorded.create(_record("2", rid="a"), source="t", correlation_id="c"),
         UsageRecorded.create(_record("3", account="222", rid="b"), source="t", correlation_id="c"),
     ]
-    result = await rate_batch(events, catalog, InMemoryTierStore())
+    kept = InMemoryRatedStore()
+    result = await rate_batch(events, catalog, InMemoryTierStore(), kept)
     assert [(key, e.data.charge_id, e.data.price) for key, e in result.charges] == [
         ("northwind", "a", Decimal("2.25"))
     ]
@@ -78,3 +80,7 @@ async def test_a_batch_rates_known_accounts_and_names_the_unknown_one() -> None:
     assert result.failures == [
         (1, "no customer owns account 'AWS:222': add it to the catalog, then replay")
     ]
+    # the rated record is kept for re-rating, with what it was charged; the unknown one is not
+    assert [
+        (r.record.record_id, r.customer_id, r.emitted.price) for r in await kept.period("2024-09")
+    ] == [("a", "northwind", Decimal("2.25"))]

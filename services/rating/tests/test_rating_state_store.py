@@ -13,6 +13,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 
 from billing_invoicing.adapters.catalog_repo import CatalogConflictError, MongoCatalogRepository
 from billing_rating.adapters.catalog import MongoPricingCatalog
+from billing_rating.adapters.rated_store import MongoRatedStore
 from billing_rating.adapters.tier_store import (
     CLAIMS,
     ClaimConflictError,
@@ -21,6 +22,7 @@ from billing_rating.adapters.tier_store import (
     TierStore,
 )
 from billing_rating.domain.rating import CustomerPricing
+from billing_rating.domain.rerating import Emitted
 from billing_rating.domain.tiers import Claim
 from billing_rating.service.rate_batch import rate_batch
 from billing_schemas.catalog import Catalog
@@ -146,16 +148,23 @@ async def test_catalog_apply_carries_price_lists_overrides_policies_and_rates(
 async def test_tiers_run_across_accounts_and_batches_and_a_redelivery_changes_nothing(
     applied: MongoPricingCatalog, mongo_db: AsyncDatabase[dict[str, Any]]
 ) -> None:
-    tiers = MongoTierStore(mongo_db)
-    first = await rate_batch([usage("a", "1", "60"), usage("b", "2", "60")], applied, tiers)
+    tiers, kept = MongoTierStore(mongo_db), MongoRatedStore(mongo_db)
+    first = await rate_batch([usage("a", "1", "60"), usage("b", "2", "60")], applied, tiers, kept)
     # a: 60 x 0.10 = 6.00; b: 40 x 0.10 + 20 x 0.05 = 5.00 (account 2, same customer)
     assert prices(first) == {"a": D("6.00"), "b": D("5.00")}
-    second = await rate_batch([usage("c", "1", "10")], applied, tiers)
+    second = await rate_batch([usage("c", "1", "10")], applied, tiers, kept)
     assert prices(second) == {"c": D("0.50")}  # 10 x 0.05
     # the first batch again (its offsets were not committed, say): the same charges
-    again = await rate_batch([usage("a", "1", "60"), usage("b", "2", "60")], applied, tiers)
+    again = await rate_batch([usage("a", "1", "60"), usage("b", "2", "60")], applied, tiers, kept)
     assert prices(again) == prices(first)
     assert await mongo_db[CLAIMS].count_documents({}) == 3
+    # each record kept once, with the price first charged, in the order first rated
+    kept_records = await kept.period("2024-09")
+    assert [(r.record.record_id, r.emitted) for r in kept_records] == [
+        ("a", Emitted(D("6.00"), 1)),
+        ("b", Emitted(D("5.00"), 1)),
+        ("c", Emitted(D("0.50"), 1)),
+    ]
 
 
 async def test_two_consumers_rating_one_customer_at_once_never_share_a_tier_place(
@@ -164,8 +173,8 @@ async def test_two_consumers_rating_one_customer_at_once_never_share_a_tier_plac
     left = [usage(f"l{i}", "1", "30") for i in range(4)]
     right = [usage(f"r{i}", "2", "30") for i in range(4)]
     results = await asyncio.gather(
-        rate_batch(left, applied, MongoTierStore(mongo_db)),
-        rate_batch(right, applied, MongoTierStore(mongo_db)),
+        rate_batch(left, applied, MongoTierStore(mongo_db), MongoRatedStore(mongo_db)),
+        rate_batch(right, applied, MongoTierStore(mongo_db), MongoRatedStore(mongo_db)),
     )
     total = sum((sum(prices(r).values(), D(0)) for r in results), D(0))
     # 8 x 30 = 240 units in the period: 100 x 0.10 + 140 x 0.05 = 10 + 7 = 17, whoever went first
@@ -188,6 +197,7 @@ async def test_bad_or_unpriceable_records_are_named_and_the_rest_rated(
         ],
         applied,
         MongoTierStore(mongo_db),
+        MongoRatedStore(mongo_db),
     )
     # ok: markup 10% on 1.00; fx: 1.00 USD x 0.90 = 0.90 EUR x 1.10 = 0.99 EUR at the rate recorded
     assert prices(batch) == {"ok": D("1.1"), "fx": D("0.99")}

@@ -11,30 +11,47 @@ go to the customer's open invoice like any charge; a finalized invoice is never 
 
 from __future__ import annotations
 
-from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from decimal import Decimal
+from typing import NamedTuple
 
 from billing_schemas.events import RatedCharge
 
 
 def corrections(emitted: Iterable[RatedCharge], fresh: Iterable[RatedCharge]) -> list[RatedCharge]:
     """The correction charges that bring ``emitted`` to ``fresh``, in ``fresh`` order."""
-    current: dict[str, Decimal] = defaultdict(Decimal)
-    count: dict[str, int] = defaultdict(int)
+    current: dict[str, Emitted] = {}
     for charge in emitted:
-        current[charge.record_id] += charge.price
-        count[charge.record_id] += 1
+        price, count = current.get(charge.record_id, NOTHING_EMITTED)
+        current[charge.record_id] = Emitted(price + charge.price, count + 1)
+    return corrections_to(current, fresh)
+
+
+class Emitted(NamedTuple):
+    """What was charged for a record so far: the sum of its charges' prices, and how many."""
+
+    price: Decimal
+    charges: int
+
+
+NOTHING_EMITTED = Emitted(Decimal(0), 0)
+
+
+def corrections_to(
+    current: Mapping[str, Emitted], fresh: Iterable[RatedCharge]
+) -> list[RatedCharge]:
+    """The same rule as :func:`corrections`, from each record's :class:`Emitted` summary (what
+    a store keeps, rather than every charge)."""
     out = []
     for charge in fresh:
-        delta = charge.price - current[charge.record_id]
+        price, count = current.get(charge.record_id, NOTHING_EMITTED)
+        delta = charge.price - price
         if delta == 0:
             continue
-        n = count[charge.record_id]
         out.append(
             charge.model_copy(
                 update={
-                    "charge_id": f"{charge.record_id}:rerated:{n}",
+                    "charge_id": f"{charge.record_id}:rerated:{count}",
                     "cost": Decimal(0),
                     "price": delta,
                     "margin": delta,

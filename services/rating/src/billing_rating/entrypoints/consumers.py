@@ -8,6 +8,7 @@ from typing import Any
 from faststream.kafka.annotations import KafkaMessage
 
 from billing_rating.adapters.catalog import PricingCatalog
+from billing_rating.adapters.rated_store import RatedStore
 from billing_rating.adapters.tier_store import TierStore
 from billing_rating.service.rate_batch import rate_batch
 from billing_rating.settings import RatingSettings
@@ -22,7 +23,11 @@ log = logging.getLogger("billing.rating")
 
 
 def register(
-    runtime: Runtime, settings: RatingSettings, catalog: PricingCatalog, tiers: TierStore
+    runtime: Runtime,
+    settings: RatingSettings,
+    catalog: PricingCatalog,
+    tiers: TierStore,
+    kept: RatedStore,
 ) -> None:
     """Subscribe the rating consumer group to recorded usage."""
     ns = settings.topic_namespace
@@ -52,7 +57,7 @@ def register(
             consuming("rating", source, records),
             correlated(event.correlation_id for _, event in batch.events),
         ):
-            rated = await rate_batch([event for _, event in batch.events], catalog, tiers)
+            rated = await rate_batch([event for _, event in batch.events], catalog, tiers, kept)
             failed = list(batch.failed)
             failed += [Failed(batch.events[i][0], reason) for i, reason in rated.failures]
             await runtime.publisher.publish(target, rated.charges)

@@ -6,6 +6,7 @@ import logging
 from dataclasses import dataclass, field
 
 from billing_rating.adapters.catalog import PricingCatalog, Unpriced
+from billing_rating.adapters.rated_store import RatedStore
 from billing_rating.adapters.tier_store import ClaimConflictError, TierStore
 from billing_rating.domain.fx import FxTable
 from billing_rating.domain.rating import CustomerPricing, RatingError, cumulative_key, rate_usage
@@ -48,13 +49,14 @@ def _rate_in_order(
 
 
 async def rate_batch(
-    events: list[UsageRecorded], catalog: PricingCatalog, tiers: TierStore
+    events: list[UsageRecorded], catalog: PricingCatalog, tiers: TierStore, kept: RatedStore
 ) -> RatedBatch:
     """Rate every event; the charge id (and event id) is the usage record id.
 
     Period-cumulative rules read and extend the claims in ``tiers``: the claims a batch makes
     are stored before its charges are returned for publishing, so a redelivered record finds its
-    claim and is charged the same (and invoicing stores each charge once anyway).
+    claim and is charged the same (and invoicing stores each charge once anyway). Each rated
+    record is then kept in ``kept`` with its charge, for re-rating the period later.
     """
     keys = {account_key(e.data.provider, e.data.sub_account_id) for e in events}
     pricing = await catalog.pricing_for(keys)
@@ -89,7 +91,9 @@ async def rate_batch(
             log.info("tier place taken by another consumer (%s); rating the batch again", exc)
     result.failures += failures
     result.failures.sort()
-    for _, event, charge in sorted(rated, key=lambda r: r[0]):
+    rated.sort(key=lambda r: r[0])
+    await kept.save_rated([(event.data, charge) for _, event, charge in rated])
+    for _, event, charge in rated:
         result.charges.append(
             (
                 charge.customer_id,

@@ -1,0 +1,41 @@
+"""Where corrections go: the charge stream, keyed by customer like every charge."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Protocol
+
+from billing_runtime.kafka import EventPublisher
+from billing_schemas.events import ChargeRated
+from billing_schemas.topics import Topic, topic_name
+
+
+class ChargePublisher(Protocol):
+    """Port: publish charges; return once the broker has them."""
+
+    async def publish(self, charges: Sequence[ChargeRated]) -> None:
+        """Publish each charge, keyed by its customer."""
+        ...
+
+
+class KafkaChargePublisher:
+    """Charges onto the charge-rated topic of a namespace."""
+
+    def __init__(self, publisher: EventPublisher, namespace: str) -> None:
+        self._publisher = publisher
+        self._topic = topic_name(Topic.CHARGE_RATED, namespace)
+
+    async def publish(self, charges: Sequence[ChargeRated]) -> None:
+        """See :class:`ChargePublisher`."""
+        await self._publisher.publish(self._topic, [(c.data.customer_id, c) for c in charges])
+
+
+class InMemoryChargePublisher:
+    """Fake of the port for unit tests: keeps what was published, in order."""
+
+    def __init__(self) -> None:
+        self.published: list[ChargeRated] = []
+
+    async def publish(self, charges: Sequence[ChargeRated]) -> None:
+        """See :class:`ChargePublisher`."""
+        self.published += charges
