@@ -39,3 +39,19 @@ async def test_a_load_that_fails_is_marked_failed_and_a_second_load_completes_it
     # the 100 published before the failure come again with the same ids: stored once downstream
     first_ids = {e.data.record_id for _, e in broken.usage_events}
     assert first_ids <= {e.data.record_id for _, e in working.usage_events}
+
+
+def test_seen_digests_answer_as_a_set_would() -> None:
+    """The compact store of digest prefixes (occurrence counting) against a plain set."""
+    import random
+
+    from billing_ingest.domain.cells import SeenDigests
+
+    rng = random.Random(7)
+    values = [rng.getrandbits(64) for _ in range(20_000)]
+    values += values[:500]  # repeats
+    values += [v ^ 1 for v in values[:500]]  # neighbours in the same bucket
+    seen, reference = SeenDigests(), set[int]()
+    for value in values:
+        assert seen.add(value) == (value not in reference)
+        reference.add(value)

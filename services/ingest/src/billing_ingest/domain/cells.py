@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+from array import array
+from bisect import bisect_left
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -176,3 +178,27 @@ def sign_problem(
                 f"positive on a {record.line_type.value} line",
             )
     return None
+
+
+class SeenDigests:
+    """The 64-bit digest prefixes of the rows read so far, in ~8 bytes each.
+
+    A Python ``set`` of a million ints takes ~78 MB; here the prefixes sit in sorted
+    ``array('Q')`` buckets chosen by their top 16 bits (~15 per bucket at a million rows), so a
+    million rows take ~14 MB and a lookup is a bisect in a short array.
+    """
+
+    def __init__(self) -> None:
+        self._buckets: dict[int, array[int]] = {}
+
+    def add(self, prefix: int) -> bool:
+        """Add ``prefix``; True when it was not there yet."""
+        bucket = self._buckets.get(prefix >> 48)
+        if bucket is None:
+            self._buckets[prefix >> 48] = array("Q", (prefix,))
+            return True
+        at = bisect_left(bucket, prefix)
+        if at < len(bucket) and bucket[at] == prefix:
+            return False
+        bucket.insert(at, prefix)
+        return True

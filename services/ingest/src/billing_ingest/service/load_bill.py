@@ -29,6 +29,7 @@ from billing_ingest.adapters.readers import BillStream, open_bill
 from billing_ingest.domain.cells import (
     Row,
     RowProblem,
+    SeenDigests,
     columns_key,
     content_digest,
     content_hash,
@@ -102,7 +103,7 @@ class _Load:
     line_payloads: list[bytes] = field(default_factory=list)
     chunks: int = 0
     # occurrence of each row content: 64-bit digest prefixes seen, full digests of repeats
-    _seen: set[int] = field(default_factory=set)
+    _seen: SeenDigests = field(default_factory=SeenDigests)
     _repeats: Counter[str] = field(default_factory=Counter)
     # restatement: resolved at the first accepted row
     previous: PreviousBill | None = None
@@ -128,8 +129,7 @@ class _Load:
     def occurrence(self, digest: str) -> int:
         """1 for the first row with this content, 2 for the next identical one, and so on."""
         prefix = int(digest[:16], 16)
-        if prefix not in self._seen:
-            self._seen.add(prefix)
+        if self._seen.add(prefix):
             return 1
         self._repeats[digest] += 1
         return self._repeats[digest] + 1
