@@ -95,7 +95,8 @@ def apply_catalog(
     console.print(
         f"catalog applied: {result.invoicing_entities} invoicing entities, "
         f"{result.customers} customers, {result.accounts} cloud accounts, "
-        f"{result.price_lists} price lists, {result.fx_rates} FX rates"
+        f"{result.price_lists} price lists, {result.fx_rates} FX rates, "
+        f"{result.tax_rates} tax rates, {result.plans} plans"
     )
 
 
