@@ -297,9 +297,10 @@ def assemble_invoice(
             savings_removed=savings_removed,
             customer=customer,
         )
-        lines.append(
-            _line("Included cloud infrastructure (plans)", LineKind.INCLUDED, -netting.covered)
-        )
+        if netting.covered:
+            lines.append(
+                _line("Included cloud infrastructure (plans)", LineKind.INCLUDED, -netting.covered)
+            )
         if netting.underuse_policy is UnderusePolicy.CREDIT and netting.underuse:
             lines.append(
                 _line(
