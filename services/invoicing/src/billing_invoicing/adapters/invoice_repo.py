@@ -18,7 +18,7 @@ safe to repeat, so a crash at any point is recovered by running the same step ag
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterable
+from collections.abc import AsyncIterator, Iterable
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any
@@ -329,3 +329,12 @@ class MongoInvoiceRepository:
             query["customer_id"] = customer_id
         cursor = self._invoices.find(query).sort([("period", -1), ("customer_id", 1)])
         return [doc async for doc in cursor]
+
+    async def charges_of(self, invoice_id: str) -> AsyncIterator[Doc]:
+        """Every charge on an invoice (its own and late ones), in a stable order."""
+        cursor = self._charges.find({"invoice_id": invoice_id}).sort(
+            [("period", ASCENDING), ("provider", ASCENDING), ("service_name", ASCENDING),
+             ("_id", ASCENDING)]
+        )  # fmt: skip
+        async for doc in cursor:
+            yield doc
