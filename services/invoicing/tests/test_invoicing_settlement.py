@@ -28,7 +28,12 @@ from billing_invoicing.adapters.invoice_repo import MongoInvoiceRepository
 from billing_invoicing.adapters.settlement_repo import CUSTOMER_CREDITS, MongoSettlementRepository
 from billing_invoicing.domain.invoice import Invoice, InvoiceStatus
 from billing_invoicing.domain.settlement import SettlementError
-from billing_invoicing.service.generate_invoices import InvoicingPorts, close_invoice
+from billing_invoicing.service.generate_invoices import (
+    CatalogError,
+    InvoicingPorts,
+    close_invoice,
+    preview,
+)
 from billing_invoicing.service.settle_invoices import (
     SettlementPorts,
     dues,
@@ -456,3 +461,31 @@ async def test_pay_show_csv_credit_and_overdue_from_the_command_line(
     assert CreditNoteIssued.model_validate_json(note).data.total == D("11.90")
     [late] = await read_events(servers, topic_name(Topic.INVOICE_OVERDUE, ns), 1)
     assert InvoiceOverdue.model_validate_json(late).data.days_overdue == 30
+
+
+async def test_a_missing_vat_rate_stops_the_close_and_leaves_the_draft(
+    mongo_db: AsyncDatabase[dict[str, Any]],
+) -> None:
+    catalog = MongoCatalogRepository(mongo_db)
+    await catalog.apply(Catalog.model_validate(CATALOG | {"tax_rates": []}))
+    invoices = MongoInvoiceRepository(mongo_db)
+    await invoices.ensure_indexes()
+    await invoices.store_charges([charge("100.00")])
+    await invoices.refresh_draft("alpha:2024-09")
+    events = RecordedEvents()
+    ports = InvoicingPorts(catalog, invoices, FakeRenderer(), InMemoryInvoicePdfStore(), events)
+    marker = PeriodClosing.create(
+        PeriodClose(customer_id="alpha", period="2024-09", issue_date=date(2024, 10, 1)),
+        source="test",
+        correlation_id="t",
+    )
+
+    with pytest.raises(CatalogError, match=r"no tax rate for DE in effect on 2024-09-30"):
+        await close_invoice(ports, marker)
+
+    doc = await invoices.invoice("alpha:2024-09")
+    assert doc is not None
+    assert doc["status"] == "draft"
+    assert events.finalized == []
+    [dry] = await preview(ports, period="2024-09")
+    assert dry.action.startswith("skipped: cannot assemble alpha:2024-09: no tax rate for DE")
