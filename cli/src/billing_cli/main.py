@@ -16,7 +16,7 @@ from billing_cli.asyncapi import asyncapi
 from billing_cli.demo import demo_app
 from billing_cli.dlq import dlq_app
 from billing_ingest.entrypoints.cli import bills_app, ingest
-from billing_invoicing.entrypoints.cli import catalog_app, invoices_app
+from billing_invoicing.entrypoints.cli import catalog_app, invoices_app, pay
 from billing_notify.entrypoints.cli import mail_app
 from billing_notify.service.use_cases import USE_CASES as NOTIFY_USE_CASES
 from billing_rating.entrypoints.cli import rate
@@ -37,6 +37,7 @@ app.add_typer(bills_app, name="bills")
 app.command("rate")(rate)
 app.add_typer(catalog_app, name="catalog")
 app.add_typer(invoices_app, name="invoices")
+app.command("pay")(pay)
 topics_app = typer.Typer(help="Kafka topics of the pipeline.", no_args_is_help=True)
 app.add_typer(topics_app, name="topics")
 app.add_typer(demo_app, name="demo")

@@ -7,11 +7,13 @@ names and document shapes here are that shared contract.
 
 from __future__ import annotations
 
+from datetime import date
+from decimal import Decimal
 from enum import StrEnum
 
 from pydantic import BaseModel, ConfigDict, EmailStr, Field, model_validator
 
-from billing_schemas.money import CurrencyCode
+from billing_schemas.money import CurrencyCode, WireDecimal
 from billing_schemas.pricing import FxRate, PriceList, Rebilling
 
 __all__ = ["FxRate", "PriceList", "Rebilling"]  # the pricing documents are part of the catalog
@@ -19,6 +21,10 @@ __all__ = ["FxRate", "PriceList", "Rebilling"]  # the pricing documents are part
 CUSTOMERS = "catalog_customers"
 ACCOUNTS = "catalog_accounts"
 INVOICING_ENTITIES = "catalog_invoicing_entities"
+PLANS = "catalog_plans"
+TAX_RATES = "catalog_tax_rates"
+
+COUNTRY_PATTERN = r"^[A-Z]{2}$"
 
 
 class _Model(BaseModel):
@@ -67,7 +73,73 @@ class Address(_Model):
     """A postal address."""
 
     lines: list[str] = Field(min_length=1)
-    country: str = Field(pattern=r"^[A-Z]{2}$", description="ISO 3166-1 alpha-2")
+    country: str = Field(pattern=COUNTRY_PATTERN, description="ISO 3166-1 alpha-2")
+
+
+class Plan(_Model):
+    """A subscription plan: a recurring fee per period, which may include an amount of
+    pre-purchased cloud infrastructure (netted against the period's cloud charges)."""
+
+    id: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+    name: str
+    currency: CurrencyCode
+    fee: WireDecimal = Field(ge=Decimal(0), description="Recurring fee per billing period.")
+    included_infrastructure: WireDecimal = Field(
+        default=Decimal(0),
+        ge=Decimal(0),
+        description="Cloud charges (at the customer's prices) included in the fee, per period.",
+    )
+
+
+class Subscription(_Model):
+    """A customer's subscription to a plan, for the periods it overlaps."""
+
+    plan: str
+    quantity: int = Field(default=1, ge=1)
+    start: date
+    end: date | None = Field(default=None, description="Exclusive; none: until cancelled.")
+
+    @model_validator(mode="after")
+    def _check_dates(self) -> Subscription:
+        if self.end is not None and self.end <= self.start:
+            msg = f"end {self.end} is not after start {self.start}"
+            raise ValueError(msg)
+        return self
+
+
+class UnderusePolicy(StrEnum):
+    """What a customer gets when it uses less than its plans include."""
+
+    NO_DISCOUNT = "no_discount"  # the default: the unused part is not refunded
+    CREDIT = "credit"  # the unused part is credited on the invoice
+
+
+class OverusePolicy(StrEnum):
+    """What happens to cloud charges beyond what the plans include."""
+
+    BILL = "bill"  # the default: the overage is invoiced
+    WAIVE = "waive"  # the overage is not invoiced
+
+
+class IncludedInfrastructurePolicy(_Model):
+    """How the pre-purchased infrastructure of a customer's plans is netted (per customer)."""
+
+    underuse: UnderusePolicy = UnderusePolicy.NO_DISCOUNT
+    overuse: OverusePolicy = OverusePolicy.BILL
+
+
+class TaxRate(_Model):
+    """A country's VAT (or sales tax) rate, in percent, from a date on."""
+
+    country: str = Field(pattern=COUNTRY_PATTERN, description="ISO 3166-1 alpha-2")
+    percent: WireDecimal = Field(ge=Decimal(0), le=Decimal(100))
+    effective_from: date = date(1970, 1, 1)
+    name: str = "VAT"
+
+    @property
+    def key(self) -> str:
+        """The rate's catalog key, ``country:effective_from``."""
+        return f"{self.country}:{self.effective_from.isoformat()}"
 
 
 class Customer(_Model):
@@ -87,6 +159,10 @@ class Customer(_Model):
         description="Id of a price list of the catalog, or a price list written inline."
     )
     rebilling: Rebilling = Field(default_factory=Rebilling)
+    subscriptions: list[Subscription] = Field(default_factory=list)
+    included_infrastructure: IncludedInfrastructurePolicy = Field(
+        default_factory=IncludedInfrastructurePolicy
+    )
 
     @property
     def price_list_id(self) -> str:
@@ -123,14 +199,24 @@ class Catalog(_Model):
     invoicing_entities: list[InvoicingEntity] = Field(default_factory=list)
     price_lists: list[PriceList] = Field(default_factory=list)
     fx_rates: list[FxRate] = Field(default_factory=list)
+    tax_rates: list[TaxRate] = Field(default_factory=list)
+    plans: list[Plan] = Field(default_factory=list)
     customers: list[Customer] = Field(default_factory=list)
 
     @model_validator(mode="after")
-    def _check_references(self) -> Catalog:
+    def _check_references(self) -> Catalog:  # noqa: PLR0912 - one check after another
         entities = {e.id for e in self.invoicing_entities}
         price_lists = {p.id: p for p in self.price_lists}
         if len(price_lists) != len(self.price_lists):
             msg = "price_lists: two price lists share an id"
+            raise ValueError(msg)
+        plans = {p.id: p for p in self.plans}
+        if len(plans) != len(self.plans):
+            msg = "plans: two plans share an id"
+            raise ValueError(msg)
+        rate_keys = [r.key for r in self.tax_rates]
+        if len(set(rate_keys)) != len(rate_keys):
+            msg = "tax_rates: two rates of one country share an effective_from date"
             raise ValueError(msg)
         owners: dict[str, str] = {}
         for customer in self.customers:
@@ -156,6 +242,20 @@ class Catalog(_Model):
                         f"{where}: price list {price_list.id!r} has amounts in "
                         f"{price_list.currency} but the customer is invoiced in "
                         f"{customer.currency}"
+                    )
+                    raise ValueError(msg)
+            for n, subscription in enumerate(customer.subscriptions):
+                plan = plans.get(subscription.plan)
+                if plan is None:
+                    msg = (
+                        f"customer {customer.id!r}: subscriptions[{n}]: plan "
+                        f"{subscription.plan!r} is not defined in plans"
+                    )
+                    raise ValueError(msg)
+                if plan.currency != customer.currency:
+                    msg = (
+                        f"customer {customer.id!r}: subscriptions[{n}]: plan {plan.id!r} is in "
+                        f"{plan.currency} but the customer is invoiced in {customer.currency}"
                     )
                     raise ValueError(msg)
             for account in customer.accounts:

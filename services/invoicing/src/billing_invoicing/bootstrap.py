@@ -14,7 +14,9 @@ from billing_invoicing.adapters.documents import InvoicePdfStore
 from billing_invoicing.adapters.events import KafkaInvoiceEvents
 from billing_invoicing.adapters.invoice_repo import MongoInvoiceRepository
 from billing_invoicing.adapters.pdf import PdfRenderer
+from billing_invoicing.adapters.settlement_repo import MongoSettlementRepository
 from billing_invoicing.service.generate_invoices import InvoicingPorts
+from billing_invoicing.service.settle_invoices import SettlementPorts
 from billing_invoicing.settings import InvoicingSettings
 from billing_runtime.kafka import EventPublisher
 from billing_runtime.service import make_mongo_client
@@ -43,6 +45,7 @@ class CliContext:
     settings: InvoicingSettings
     db: AsyncDatabase[dict[str, Any]]
     ports: InvoicingPorts
+    settlement: SettlementPorts
 
 
 @asynccontextmanager
@@ -57,7 +60,15 @@ async def cli_context(settings: InvoicingSettings | None = None) -> AsyncIterato
         db = client[settings.mongodb_database]
         ports = build_ports(db, publisher, renderer, settings)
         await ports.invoices.ensure_indexes()
-        yield CliContext(settings, db, ports)
+        settlements = MongoSettlementRepository(db)
+        await settlements.ensure_indexes()
+        settlement = SettlementPorts(
+            ports.catalog,
+            ports.invoices,
+            settlements,
+            KafkaInvoiceEvents(publisher, settings.topic_namespace),
+        )
+        yield CliContext(settings, db, ports, settlement)
     finally:
         await renderer.aclose()
         await publisher.stop()

@@ -9,13 +9,18 @@ from typing import Any
 from pymongo import ReplaceOne
 from pymongo.asynchronous.database import AsyncDatabase
 
+from billing_invoicing.domain.invoice import active_subscriptions
 from billing_schemas.catalog import (
     ACCOUNTS,
     CUSTOMERS,
     INVOICING_ENTITIES,
+    PLANS,
+    TAX_RATES,
     Catalog,
     Customer,
     InvoicingEntity,
+    Plan,
+    TaxRate,
 )
 from billing_schemas.pricing import FX_RATES, PRICE_LISTS, PriceList, immutable_version_changes
 
@@ -33,6 +38,8 @@ class ApplyResult:
     accounts: int
     price_lists: int = 0
     fx_rates: int = 0
+    tax_rates: int = 0
+    plans: int = 0
 
 
 class MongoCatalogRepository:
@@ -61,6 +68,14 @@ class MongoCatalogRepository:
             ReplaceOne({"_id": r.key}, {"_id": r.key, **r.model_dump(mode="json")}, upsert=True)
             for r in catalog.fx_rates
         ]
+        tax_rates = [
+            ReplaceOne({"_id": r.key}, {"_id": r.key, **r.model_dump(mode="json")}, upsert=True)
+            for r in catalog.tax_rates
+        ]
+        plans = [
+            ReplaceOne({"_id": p.id}, {"_id": p.id, **p.model_dump(mode="json")}, upsert=True)
+            for p in catalog.plans
+        ]
         customers = [
             ReplaceOne({"_id": c.id}, {"_id": c.id, **c.model_dump(mode="json")}, upsert=True)
             for c in catalog.customers
@@ -83,13 +98,21 @@ class MongoCatalogRepository:
             (INVOICING_ENTITIES, entities),
             (PRICE_LISTS, price_lists),
             (FX_RATES, fx_rates),
+            (TAX_RATES, tax_rates),
+            (PLANS, plans),
             (CUSTOMERS, customers),
             (ACCOUNTS, accounts),
         ):
             if ops:
                 await self._db[collection].bulk_write(ops, ordered=False)
         return ApplyResult(
-            len(entities), len(customers), len(accounts), len(price_lists), len(fx_rates)
+            len(entities),
+            len(customers),
+            len(accounts),
+            len(price_lists),
+            len(fx_rates),
+            len(tax_rates),
+            len(plans),
         )
 
     async def _check_price_lists(self, catalog: Catalog, today: date) -> None:
@@ -124,6 +147,30 @@ class MongoCatalogRepository:
         """One invoicing entity, or None."""
         doc = await self._db[INVOICING_ENTITIES].find_one({"_id": entity_id})
         return None if doc is None else InvoicingEntity.model_validate(_strip_id(doc))
+
+    async def plans(self) -> dict[str, Plan]:
+        """Every subscription plan, by id."""
+        return {
+            doc["_id"]: Plan.model_validate(_strip_id(doc))
+            async for doc in self._db[PLANS].find({})
+        }
+
+    async def tax_rates(self) -> list[TaxRate]:
+        """Every tax rate (all countries, all dates: a few hundred at most)."""
+        return [
+            TaxRate.model_validate(_strip_id(doc))
+            async for doc in self._db[TAX_RATES].find({}).sort("_id", 1)
+        ]
+
+    async def customers_with_subscriptions(self, period: str) -> list[str]:
+        """Customers with a subscription active in the period (they get an invoice even
+        without usage)."""
+        result = []
+        async for doc in self._db[CUSTOMERS].find({"subscriptions": {"$ne": []}}):
+            customer = Customer.model_validate(_strip_id(doc))
+            if active_subscriptions(customer.subscriptions, period):
+                result.append(customer.id)
+        return sorted(result)
 
 
 def _strip_id(doc: dict[str, Any]) -> dict[str, Any]:

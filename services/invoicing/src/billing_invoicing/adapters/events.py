@@ -3,12 +3,20 @@
 from __future__ import annotations
 
 from billing_runtime.kafka import EventPublisher
-from billing_schemas.events import InvoiceFinalized, PeriodClosing
+from billing_schemas.events import (
+    CreditNoteIssued,
+    InvoiceFinalized,
+    InvoiceOverdue,
+    PaymentRecorded,
+    PeriodClosing,
+)
 from billing_schemas.topics import Topic, topic_name
 
 
 class KafkaInvoiceEvents:
-    """:class:`~billing_invoicing.service.generate_invoices.EventPublishing` over Kafka."""
+    """:class:`~billing_invoicing.service.generate_invoices.EventPublishing` and
+    :class:`~billing_invoicing.service.settle_invoices.SettlementEvents` over Kafka; every event
+    keyed by customer, so that one customer's invoice, payments and notes stay in order."""
 
     def __init__(self, publisher: EventPublisher, namespace: str = "") -> None:
         self._publisher = publisher
@@ -26,4 +34,22 @@ class KafkaInvoiceEvents:
         await self._publisher.publish(
             topic_name(Topic.CHARGE_RATED, self._ns),
             [(m.data.customer_id, m) for m in markers],
+        )
+
+    async def payment_recorded(self, event: PaymentRecorded) -> None:
+        """Publish keyed by customer."""
+        await self._publisher.publish(
+            topic_name(Topic.PAYMENT_RECORDED, self._ns), [(event.data.customer_id, event)]
+        )
+
+    async def credit_note_issued(self, event: CreditNoteIssued) -> None:
+        """Publish keyed by customer."""
+        await self._publisher.publish(
+            topic_name(Topic.CREDIT_NOTE_ISSUED, self._ns), [(event.data.customer_id, event)]
+        )
+
+    async def invoice_overdue(self, events: list[InvoiceOverdue]) -> None:
+        """Publish keyed by customer."""
+        await self._publisher.publish(
+            topic_name(Topic.INVOICE_OVERDUE, self._ns), [(e.data.customer_id, e) for e in events]
         )

@@ -18,8 +18,9 @@ safe to repeat, so a crash at any point is recovered by running the same step ag
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterable
+from collections.abc import AsyncIterator, Iterable
 from datetime import UTC, date, datetime
+from decimal import Decimal
 from typing import Any
 
 from pymongo import ASCENDING, DESCENDING
@@ -33,7 +34,7 @@ from billing_invoicing.domain.invoice import (
     invoice_id_for,
 )
 from billing_runtime.mongo import sum_by
-from billing_schemas.events import RatedCharge
+from billing_schemas.events import LineType, RatedCharge
 from billing_schemas.money import from_fixed_units, to_fixed_units
 
 CHARGES = "invoicing_charges"
@@ -47,6 +48,22 @@ def next_period(period: str) -> str:
     """The period after ``YYYY-MM``."""
     year, month = (int(p) for p in period.split("-"))
     return f"{year + month // 12:04d}-{month % 12 + 1:02d}"
+
+
+def savings_removed(charge: RatedCharge) -> Decimal:
+    """What savings removal kept on a charge: on-demand price minus billed cost, converted.
+
+    Rating charges usage covered by a payer-bought commitment at its on-demand cost (basis
+    ``on-demand cost`` on a ``commitment_covered`` line); the difference to the billed cost is
+    the saving the reseller keeps (step 4 of the invoice, shown on it).
+    """
+    if (
+        charge.line_type is not LineType.COMMITMENT_COVERED
+        or charge.basis != "on-demand cost"
+        or charge.basis_amount is None
+    ):
+        return Decimal(0)
+    return (charge.basis_amount - charge.cost) * (charge.fx_rate or Decimal(1))
 
 
 def charge_document(charge: RatedCharge, invoice_id: str) -> Doc:
@@ -71,6 +88,9 @@ def charge_document(charge: RatedCharge, invoice_id: str) -> Doc:
         "price_units": to_fixed_units(charge.price),
         "margin_units": to_fixed_units(charge.margin),
         "currency": charge.currency,
+        "savings_removed_units": to_fixed_units(savings_removed(charge)),
+        "fx_rate": None if charge.fx_rate is None else format(charge.fx_rate, "f"),
+        "basis": charge.basis,
         "rule": charge.rule,
         "price_list_id": charge.price_list_id,
         "price_list_version": charge.price_list_version,
@@ -151,22 +171,27 @@ class MongoInvoiceRepository:
                 return candidate
 
     async def charge_groups(self, invoice_id: str) -> list[ChargeGroup]:
-        """Exact sums of an invoice's charges per provider and service."""
+        """Exact sums of an invoice's charges per usage period, provider and service.
+
+        The period tells the invoice's own charges from late ones of earlier periods.
+        """
         sums = await sum_by(
             self._charges,
             {"invoice_id": invoice_id},
-            ["provider", "service_name"],
-            ["cost_units", "price_units"],
+            ["period", "provider", "service_name"],
+            ["cost_units", "price_units", "savings_removed_units"],
         )
         return [
             ChargeGroup(
+                period=period,
                 provider=provider,
                 service_name=service_name,
                 charge_count=row.get("count", 0),
                 cost=from_fixed_units(row.get("cost_units", 0)),
                 price=from_fixed_units(row.get("price_units", 0)),
+                savings_removed=from_fixed_units(row.get("savings_removed_units", 0)),
             )
-            for (provider, service_name), row in sorted(sums.items())
+            for (period, provider, service_name), row in sorted(sums.items())
         ]
 
     async def refresh_draft(self, invoice_id: str) -> None:
@@ -175,6 +200,7 @@ class MongoInvoiceRepository:
         groups = await self.charge_groups(invoice_id)
         lines = [
             {
+                "period": g.period,
                 "provider": g.provider,
                 "service_name": g.service_name,
                 "charge_count": g.charge_count,
@@ -303,3 +329,12 @@ class MongoInvoiceRepository:
             query["customer_id"] = customer_id
         cursor = self._invoices.find(query).sort([("period", -1), ("customer_id", 1)])
         return [doc async for doc in cursor]
+
+    async def charges_of(self, invoice_id: str) -> AsyncIterator[Doc]:
+        """Every charge on an invoice (its own and late ones), in a stable order."""
+        cursor = self._charges.find({"invoice_id": invoice_id}).sort(
+            [("period", ASCENDING), ("provider", ASCENDING), ("service_name", ASCENDING),
+             ("_id", ASCENDING)]
+        )  # fmt: skip
+        async for doc in cursor:
+            yield doc

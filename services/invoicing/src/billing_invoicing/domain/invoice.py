@@ -1,32 +1,68 @@
 """Invoice assembly: pure rules, no I/O.
 
-An invoice gathers a customer's rated charges of one billing period into lines (one per provider
-and service). Amounts stay exact until the invoice is assembled; then the subtotal is rounded
-once to the currency's minor units and the lines are rounded so that they add up to it
-(largest-remainder allocation, see ``billing_schemas.money.allocate_rounded``).
+An invoice is computed in six steps (the reseller's "Generate invoices"), then taxed:
+
+1. the fees of the customer's subscriptions active in the period are added;
+2. the cloud infrastructure those plans include (pre-purchased) is totalled;
+3. the period's cloud charges, rated with the customer's price list, are added, one line per
+   provider and service;
+4. savings of reservations and savings plans the payer bought are already removed by rating
+   (such usage is charged at its on-demand price); the amount removed is shown;
+5. the included infrastructure is subtracted from the cloud charges;
+6. underuse (cloud charges below what is included) gives no discount and overuse is billed, by
+   default; per customer, underuse may be credited and overuse waived.
+
+Late usage (charges of an earlier period whose invoice was already finalized) comes as dated
+correction lines; it is not netted against this period's included infrastructure.
+
+Amounts stay exact until the invoice is assembled; then the subtotal is rounded once to the
+currency's minor units and the lines are rounded so that they add up to it (largest-remainder
+allocation, see ``billing_schemas.money.allocate_rounded``). Taxes are computed per rate on the
+unrounded amounts and rounded once (``domain/tax.py``).
 """
 
 from __future__ import annotations
 
 import calendar
+from collections.abc import Mapping, Sequence
 from datetime import date, timedelta
 from decimal import Decimal
 from enum import StrEnum
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from billing_schemas.catalog import Customer, InvoicingEntity, PaymentMethod
+from billing_invoicing.domain.tax import TaxAmount, compute_taxes, tax_regime
+from billing_schemas.catalog import (
+    Customer,
+    InvoicingEntity,
+    OverusePolicy,
+    PaymentMethod,
+    Plan,
+    Subscription,
+    TaxRate,
+    UnderusePolicy,
+)
 from billing_schemas.money import allocate_rounded, round_to_minor
 
 
 class InvoiceStatus(StrEnum):
-    """Lifecycle: draft -> finalized -> paid (partially paid, overdue, void come later)."""
+    """Lifecycle: draft -> finalized -> partially paid / paid / overdue / void."""
 
     DRAFT = "draft"
     FINALIZED = "finalized"
     PARTIALLY_PAID = "partially_paid"
     PAID = "paid"
+    OVERDUE = "overdue"
     VOID = "void"
+
+
+class LineKind(StrEnum):
+    """What an invoice line is."""
+
+    SUBSCRIPTION = "subscription"  # step 1: a plan's recurring fee
+    USAGE = "usage"  # step 3: the period's cloud charges of one provider and service
+    INCLUDED = "included"  # steps 5-6: included infrastructure netted (negative)
+    CORRECTION = "correction"  # late usage of an earlier, finalized period
 
 
 class _Model(BaseModel):
@@ -41,6 +77,14 @@ class ChargeGroup(_Model):
     charge_count: int = Field(ge=0)
     cost: Decimal
     price: Decimal
+    period: str | None = Field(
+        default=None, description="The charges' billing period (None: the invoice's)."
+    )
+    savings_removed: Decimal = Field(
+        default=Decimal(0),
+        description="On-demand price minus billed cost of usage covered by payer-bought "
+        "commitments (what savings removal kept), in the invoicing currency.",
+    )
 
 
 class InvoiceLine(_Model):
@@ -53,6 +97,22 @@ class InvoiceLine(_Model):
     cost: Decimal = Field(description="Exact provider cost behind the line (not printed).")
     amount_exact: Decimal
     amount: Decimal = Field(description="Rounded to minor units; lines add up to the subtotal.")
+    kind: LineKind = LineKind.USAGE
+    period: str | None = Field(default=None, description="Correction lines: the usage period.")
+
+
+class Netting(_Model):
+    """Steps 2 and 4-6: the included infrastructure against the period's cloud charges (exact)."""
+
+    included: Decimal = Field(description="Step 2: pre-purchased in the plans.")
+    cloud_charges: Decimal = Field(description="Step 3: the period's cloud charges.")
+    savings_removed: Decimal = Field(description="Step 4: payer-commitment savings removed.")
+    covered: Decimal = Field(description="Step 5: the cloud charges the included part covers.")
+    underuse: Decimal = Field(description="Included but not used.")
+    overuse: Decimal = Field(description="Used beyond what is included (the overage).")
+    underuse_policy: UnderusePolicy
+    overuse_policy: OverusePolicy
+    billed_cloud: Decimal = Field(description="Step 6: what the cloud charges add to the invoice.")
 
 
 class Party(_Model):
@@ -82,6 +142,9 @@ class Invoice(_Model):
     total: Decimal
     outstanding: Decimal
     payment_methods: list[PaymentMethod]
+    taxes: list[TaxAmount] = Field(default_factory=list)
+    tax_mention: str | None = None
+    netting: Netting | None = None
     number: str | None = None
     status: InvoiceStatus = InvoiceStatus.DRAFT
     issue_date: date | None = None
@@ -109,22 +172,108 @@ def format_invoice_number(prefix: str, year: int, sequence: int) -> str:
     return f"{prefix}{year}-{sequence:06d}"
 
 
+def active_subscriptions(subscriptions: Sequence[Subscription], period: str) -> list[Subscription]:
+    """Subscriptions that overlap the period: started on or before its last day and not ended
+    on or before its first. A plan's fee is charged in full for any period it overlaps (no
+    proration)."""
+    first, last = period_bounds(period)
+    return [s for s in subscriptions if s.start <= last and (s.end is None or s.end > first)]
+
+
+def net_included(
+    *,
+    included: Decimal,
+    cloud_charges: Decimal,
+    savings_removed: Decimal,
+    customer: Customer,
+) -> Netting:
+    """Steps 5 and 6: subtract the included infrastructure from the cloud charges.
+
+    ``covered = min(max(cloud, 0), included)``; the rest of the included amount is underuse, the
+    rest of the cloud charges overuse. Billed cloud = cloud - covered, less the underuse when the
+    customer's policy credits it, less the overuse when its policy waives it. By default
+    (no_discount, bill) the customer pays ``max(cloud - included, 0)`` for cloud.
+    """
+    policy = customer.included_infrastructure
+    usable = max(cloud_charges, Decimal(0))
+    covered = min(usable, included)
+    underuse = included - covered
+    overuse = usable - covered
+    billed = cloud_charges - covered
+    if policy.underuse is UnderusePolicy.CREDIT:
+        billed -= underuse
+    if policy.overuse is OverusePolicy.WAIVE:
+        billed -= overuse
+    return Netting(
+        included=included,
+        cloud_charges=cloud_charges,
+        savings_removed=savings_removed,
+        covered=covered,
+        underuse=underuse,
+        overuse=overuse,
+        underuse_policy=policy.underuse,
+        overuse_policy=policy.overuse,
+        billed_cloud=billed,
+    )
+
+
+def _line(description: str, kind: LineKind, amount: Decimal) -> InvoiceLine:
+    return InvoiceLine(
+        description=description,
+        provider="",
+        service_name="",
+        charge_count=0,
+        cost=Decimal(0),
+        amount_exact=amount,
+        amount=amount,  # rounded below with the others
+        kind=kind,
+    )
+
+
 def assemble_invoice(
     *,
     customer: Customer,
     entity: InvoicingEntity,
     period: str,
     groups: list[ChargeGroup],
+    plans: Mapping[str, Plan] | None = None,
+    tax_rates: Sequence[TaxRate] = (),
 ) -> Invoice:
-    """Assemble a draft invoice from a customer's charge groups of one period.
+    """Assemble a draft invoice from a customer's charge groups of one period (module docstring).
 
-    The subtotal is the exact sum of the groups, rounded once (half-up) to the currency's minor
-    units; the printed lines are rounded to add up to it. Taxes are not applied yet (0).
+    The subtotal is the exact sum of every line, rounded once (half-up) to the currency's minor
+    units; the printed lines are rounded to add up to it. The tax is computed on the unrounded
+    amounts per rate and rounded once; total = subtotal + tax.
     """
     currency = customer.currency
-    ordered = sorted(groups, key=lambda g: (g.provider, g.service_name))
-    rounded = allocate_rounded([g.price for g in ordered], currency)
-    lines = [
+    plans = plans or {}
+    lines: list[InvoiceLine] = []
+
+    # step 1: subscription fees; step 2: what they include
+    included = Decimal(0)
+    for sub in active_subscriptions(customer.subscriptions, period):
+        plan = plans.get(sub.plan)
+        if plan is None:
+            msg = f"customer {customer.id!r} subscribes to plan {sub.plan!r}, not in the catalog"
+            raise LookupError(msg)
+        times = f" x {sub.quantity}" if sub.quantity > 1 else ""
+        lines.append(
+            _line(
+                f"{plan.name} subscription{times}", LineKind.SUBSCRIPTION, plan.fee * sub.quantity
+            )
+        )
+        included += plan.included_infrastructure * sub.quantity
+
+    # step 3: the period's cloud charges; late usage of earlier periods as dated corrections
+    current = sorted(
+        (g for g in groups if g.period in (None, period)),
+        key=lambda g: (g.provider, g.service_name),
+    )
+    late = sorted(
+        (g for g in groups if g.period not in (None, period)),
+        key=lambda g: (g.period or "", g.provider, g.service_name),
+    )
+    lines += [
         InvoiceLine(
             description=f"{g.service_name} ({g.provider})",
             provider=g.provider,
@@ -132,12 +281,72 @@ def assemble_invoice(
             charge_count=g.charge_count,
             cost=g.cost,
             amount_exact=g.price,
-            amount=amount,
+            amount=g.price,
         )
-        for g, amount in zip(ordered, rounded, strict=True)
+        for g in current
     ]
-    subtotal = round_to_minor(sum((g.price for g in ordered), Decimal(0)), currency)
-    tax = round_to_minor(Decimal(0), currency)
+    cloud = sum((g.price for g in current), Decimal(0))
+    savings_removed = sum((g.savings_removed for g in current), Decimal(0))
+
+    # steps 4-6: netting, only when the plans include infrastructure
+    netting = None
+    if included > 0:
+        netting = net_included(
+            included=included,
+            cloud_charges=cloud,
+            savings_removed=savings_removed,
+            customer=customer,
+        )
+        if netting.covered:
+            lines.append(
+                _line("Included cloud infrastructure (plans)", LineKind.INCLUDED, -netting.covered)
+            )
+        if netting.underuse_policy is UnderusePolicy.CREDIT and netting.underuse:
+            lines.append(
+                _line(
+                    "Unused included infrastructure credited", LineKind.INCLUDED, -netting.underuse
+                )
+            )
+        if netting.overuse_policy is OverusePolicy.WAIVE and netting.overuse:
+            lines.append(_line("Overage waived", LineKind.INCLUDED, -netting.overuse))
+    elif savings_removed:
+        netting = net_included(
+            included=Decimal(0), cloud_charges=cloud, savings_removed=savings_removed,
+            customer=customer,
+        )  # fmt: skip
+
+    lines += [
+        InvoiceLine(
+            description=f"{g.service_name} ({g.provider}): usage of {g.period}, "
+            "received after its invoice",
+            provider=g.provider,
+            service_name=g.service_name,
+            charge_count=g.charge_count,
+            cost=g.cost,
+            amount_exact=g.price,
+            amount=g.price,
+            kind=LineKind.CORRECTION,
+            period=g.period,
+        )
+        for g in late
+    ]
+
+    rounded = allocate_rounded([line.amount_exact for line in lines], currency)
+    lines = [line.model_copy(update={"amount": r}) for line, r in zip(lines, rounded, strict=True)]
+    subtotal = round_to_minor(sum((line.amount_exact for line in lines), Decimal(0)), currency)
+
+    _, last_day = period_bounds(period)
+    regime = tax_regime(
+        seller_country=entity.address.country,
+        buyer_country=customer.address.country,
+        buyer_vat_id=customer.vat_id,
+        rates=tax_rates,
+        tax_point=last_day,
+    )
+    taxes = compute_taxes(((regime, line.amount_exact) for line in lines), currency)
+    if not taxes:  # an empty invoice still states its tax
+        taxes = compute_taxes([(regime, Decimal(0))], currency)
+    tax = round_to_minor(sum((t.tax for t in taxes), Decimal(0)), currency)
     total = subtotal + tax
     return Invoice(
         invoice_id=invoice_id_for(customer.id, period),
@@ -165,4 +374,7 @@ def assemble_invoice(
         total=total,
         outstanding=total,
         payment_methods=entity.payment_methods,
+        taxes=taxes,
+        tax_mention=regime.mention,
+        netting=netting,
     )

@@ -8,6 +8,7 @@ import re
 import time
 import uuid
 from dataclasses import replace
+from datetime import date
 from decimal import Decimal
 from pathlib import Path
 from typing import Annotated, Any
@@ -23,11 +24,23 @@ from billing_invoicing.adapters.catalog_repo import ApplyResult
 from billing_invoicing.adapters.documents import InvoicePdfStore
 from billing_invoicing.adapters.invoice_repo import INVOICES
 from billing_invoicing.bootstrap import cli_context
+from billing_invoicing.domain.invoice import Invoice
+from billing_invoicing.domain.settlement import SettlementError
 from billing_invoicing.service.generate_invoices import Outcome, outcomes, preview, request_close
+from billing_invoicing.service.settle_invoices import (
+    CreditNoteOutcome,
+    Dues,
+    PaymentOutcome,
+    dues,
+    flag_overdue,
+    issue_credit_note,
+    record_payment,
+)
+from billing_invoicing.service.usage_csv import write_usage_csv
 from billing_runtime.tracing import TRACER_NAME, configure_tracing
 from billing_schemas.catalog import Catalog
-from billing_schemas.events import PERIOD_PATTERN, today_utc
-from billing_schemas.money import format_amount, from_fixed_units
+from billing_schemas.events import PERIOD_PATTERN, OverdueInvoice, today_utc
+from billing_schemas.money import MoneyError, format_amount, from_fixed_units, parse_decimal
 
 console = Console()
 err = Console(stderr=True)
@@ -95,7 +108,8 @@ def apply_catalog(
     console.print(
         f"catalog applied: {result.invoicing_entities} invoicing entities, "
         f"{result.customers} customers, {result.accounts} cloud accounts, "
-        f"{result.price_lists} price lists, {result.fx_rates} FX rates"
+        f"{result.price_lists} price lists, {result.fx_rates} FX rates, "
+        f"{result.tax_rates} tax rates, {result.plans} plans"
     )
 
 
@@ -247,3 +261,273 @@ def download_pdf(
     target = output or Path(f"{number}.pdf")
     target.write_bytes(pdf)
     console.print(f"wrote {target} ({len(pdf):,} bytes)")
+
+
+# --- after finalization: show, csv, pay, credit, void, overdue -----------------------------
+
+
+def _money(amount: Decimal, currency: str) -> str:
+    return format_amount(amount, currency)
+
+
+def _print_dues(d: Dues) -> None:
+    console.print(
+        f"[bold]Invoice {d.number}[/bold]  {d.customer_name} ({d.customer_id})  "
+        f"issued {d.issue_date}, due {d.due_date}  status [bold]{d.status}[/bold]"
+    )
+    table = Table("", "amount", show_header=False, box=None)
+    table.add_row("Subtotal", _money(d.subtotal, d.currency))
+    for label, tax in d.taxes:
+        table.add_row(label, _money(tax, d.currency))
+    table.add_row("Total", _money(d.total, d.currency))
+    for note in d.credit_notes:
+        credited = from_fixed_units(int(note["amount_units"]))
+        table.add_row(f"Credit note {note['number']}", _money(-credited, d.currency))
+    for pay in d.payments:
+        paid = from_fixed_units(int(pay["amount_units"]))
+        table.add_row(
+            f"Paid {pay['paid_on']} by {pay['method']} ({pay['reference']})",
+            _money(-paid, d.currency),
+        )
+    table.add_row("[bold]Outstanding[/bold]", f"[bold]{_money(d.outstanding, d.currency)}[/bold]")
+    console.print(table)
+    if d.customer_credit:
+        console.print(
+            f"Customer credit of {d.customer_id}: {_money(d.customer_credit, d.currency)}"
+        )
+    if d.outstanding > 0 and d.payment_methods:
+        console.print("How to pay (quote the reference):")
+        for method in d.payment_methods:
+            console.print(f"  {method.kind}: {method.details}  reference {d.number}")
+
+
+def _fail(exc: Exception) -> typer.Exit:
+    err.print(f"[red]error:[/red] {exc}")
+    return typer.Exit(1)
+
+
+@invoices_app.command("show")
+def show_invoice(
+    number: Annotated[str, typer.Argument(help="Invoice number (or id customer:period).")],
+    as_json: Annotated[bool, typer.Option("--json", help="The stored document as JSON.")] = False,
+) -> None:
+    """Show an invoice: its lines, netting, taxes, payments, credit notes and what is owed."""
+
+    async def run() -> tuple[dict[str, Any] | None, Dues | None]:
+        async with cli_context() as ctx:
+            doc = await ctx.settlement.settlements.invoice_by_number(number)
+            if doc is None or not doc.get("number"):
+                return doc, None
+            return doc, await dues(ctx.settlement, number)
+
+    try:
+        doc, owed = asyncio.run(run())
+    except SettlementError as exc:
+        raise _fail(exc) from None
+    if doc is None:
+        raise _fail(LookupError(f"no invoice {number!r}"))
+    if as_json:
+        print(json.dumps(invoice_row(doc) | {"document": doc.get("document")}, indent=2))
+        return
+    if owed is None:  # a draft
+        row = invoice_row(doc)
+        console.print(
+            f"Draft {row['invoice_id']}: {row['draft_total']} {row['currency']} so far "
+            "(taxes and subscriptions are added at the close; --dry-run shows them)"
+        )
+        return
+    invoice = Invoice.model_validate(doc["document"])
+    lines = Table("description", "usage lines", "amount", title=f"Invoice {invoice.number}")
+    for line in invoice.lines:
+        lines.add_row(
+            line.description,
+            str(line.charge_count or ""),
+            _money(line.amount, invoice.currency),
+        )
+    console.print(lines)
+    if invoice.netting is not None:
+        n = invoice.netting
+        console.print(
+            f"Cloud charges {_money(n.cloud_charges, invoice.currency)}, included "
+            f"{_money(n.included, invoice.currency)}, covered {_money(n.covered, invoice.currency)}"
+            f", underuse {_money(n.underuse, invoice.currency)} ({n.underuse_policy}), overuse "
+            f"{_money(n.overuse, invoice.currency)} ({n.overuse_policy}); payer-commitment "
+            f"savings removed {_money(n.savings_removed, invoice.currency)}"
+        )
+    if invoice.tax_mention:
+        console.print(invoice.tax_mention)
+    _print_dues(owed)
+
+
+@invoices_app.command("csv")
+def usage_csv(
+    number: Annotated[str, typer.Argument(help="Invoice number (or id customer:period).")],
+    output: Annotated[Path | None, typer.Option("-o", "--output", help="File to write.")] = None,
+) -> None:
+    """Write the CSV of every rated usage line behind an invoice (cost, price, rule applied)."""
+
+    async def run() -> int | None:
+        async with cli_context() as ctx:
+            doc = await ctx.settlement.settlements.invoice_by_number(number)
+            if doc is None:
+                return None
+            target = output or Path(f"{doc.get('number') or doc['_id'].replace(':', '-')}.csv")
+            with target.open("w", encoding="utf-8", newline="") as out:
+                rows = await write_usage_csv(ctx.ports.invoices.charges_of(doc["_id"]), out)
+            console.print(f"wrote {target} ({rows} usage lines)")
+            return rows
+
+    if asyncio.run(run()) is None:
+        raise _fail(LookupError(f"no invoice {number!r}"))
+
+
+def _decimal(text: str, what: str) -> Decimal:
+    try:
+        return parse_decimal(text)
+    except MoneyError as exc:
+        raise _fail(ValueError(f"{what}: {exc}")) from None
+
+
+def pay(
+    number: Annotated[str, typer.Argument(help="Invoice number.")],
+    amount: Annotated[
+        str | None, typer.Option(help="Amount paid, in the invoice's currency (e.g. 120.50).")
+    ] = None,
+    method: Annotated[str | None, typer.Option(help="One of the seller's payment methods.")] = None,
+    reference: Annotated[str | None, typer.Option(help="The payment's reference.")] = None,
+    paid_on: Annotated[
+        str | None, typer.Option("--date", help="Day paid, YYYY-MM-DD (default today).")
+    ] = None,
+) -> None:
+    """Record a payment (publishes PaymentRecorded); without --amount, show the dues and how to pay.
+
+    Recording the same payment (invoice, method, reference) twice records it once. Money paid
+    beyond what is owed is recorded as customer credit.
+    """
+
+    async def show() -> Dues:
+        async with cli_context() as ctx:
+            return await dues(ctx.settlement, number)
+
+    if amount is None:
+        try:
+            _print_dues(asyncio.run(show()))
+        except (LookupError, SettlementError) as exc:
+            raise _fail(exc) from None
+        return
+    if method is None or reference is None:
+        raise _fail(ValueError("recording a payment needs --amount, --method and --reference"))
+    value = _decimal(amount, "--amount")
+    day = date.fromisoformat(paid_on) if paid_on else today_utc()
+
+    async def run() -> tuple[PaymentOutcome, Dues]:
+        async with cli_context() as ctx:
+            outcome = await record_payment(
+                ctx.settlement,
+                number=number,
+                amount=value,
+                method=method,
+                reference=reference,
+                paid_on=day,
+                correlation_id=f"payment:{uuid.uuid4().hex[:12]}",
+            )
+            return outcome, await dues(ctx.settlement, number)
+
+    try:
+        outcome, owed = asyncio.run(run())
+    except (LookupError, SettlementError) as exc:
+        raise _fail(exc) from None
+    p = outcome.payment
+    verb = "already recorded" if outcome.already_recorded else "recorded"
+    console.print(
+        f"payment {p.payment_id} {verb}: {_money(p.amount, p.currency)} by {p.method} "
+        f"({p.reference}) on {p.paid_on}; invoice {p.invoice_number} is {outcome.status.value}, "
+        f"outstanding {_money(p.outstanding_after, p.currency)}"
+    )
+    if outcome.customer_credit_added:
+        console.print(
+            f"overpayment: {_money(outcome.customer_credit_added, p.currency)} recorded as "
+            f"credit of customer {p.customer_id}"
+        )
+    _print_dues(owed)
+
+
+def _credit(number: str, amount: Decimal | None, reason: str) -> None:
+    async def run() -> CreditNoteOutcome:
+        async with cli_context() as ctx:
+            return await issue_credit_note(
+                ctx.settlement,
+                number=number,
+                amount=amount,
+                reason=reason,
+                issue_date=today_utc(),
+                correlation_id=f"credit-note:{uuid.uuid4().hex[:12]}",
+            )
+
+    try:
+        outcome = asyncio.run(run())
+    except (LookupError, SettlementError) as exc:
+        raise _fail(exc) from None
+    note = outcome.credit_note
+    verb = "already issued" if outcome.already_issued else "issued"
+    console.print(
+        f"credit note {note.credit_note_number} {verb} on {note.invoice_number}: "
+        f"{_money(note.total, note.currency)} ({note.reason}); invoice is {outcome.status.value}"
+    )
+    if outcome.customer_credit_added:
+        console.print(
+            "already paid beyond what is now owed: "
+            f"{_money(outcome.customer_credit_added, note.currency)} recorded as credit of "
+            f"customer {note.customer_id}"
+        )
+
+
+@invoices_app.command("credit")
+def credit_note(
+    number: Annotated[str, typer.Argument(help="Invoice number.")],
+    amount: Annotated[str, typer.Option(help="Amount credited, tax included.")],
+    reason: Annotated[str, typer.Option(help="Why (printed on the credit note).")],
+) -> None:
+    """Issue a credit note against a finalized invoice (publishes CreditNoteIssued)."""
+    _credit(number, _decimal(amount, "--amount"), reason)
+
+
+@invoices_app.command("void")
+def void_invoice(
+    number: Annotated[str, typer.Argument(help="Invoice number.")],
+    reason: Annotated[str, typer.Option(help="Why (printed on the credit note).")],
+) -> None:
+    """Void a finalized invoice: a credit note for everything not credited yet."""
+    _credit(number, None, reason)
+
+
+@invoices_app.command("overdue")
+def overdue(
+    as_of: Annotated[
+        str | None, typer.Option("--as-of", help="The day to check, YYYY-MM-DD (default today).")
+    ] = None,
+) -> None:
+    """Mark invoices past their due date as overdue and publish InvoiceOverdue for each (run
+    daily; notify decides which days send a reminder)."""
+    day = date.fromisoformat(as_of) if as_of else today_utc()
+
+    async def run() -> list[OverdueInvoice]:
+        async with cli_context() as ctx:
+            return await flag_overdue(
+                ctx.settlement, as_of=day, correlation_id=f"overdue:{day.isoformat()}"
+            )
+
+    found = asyncio.run(run())
+    if not found:
+        console.print(f"no invoice overdue on {day}")
+        return
+    table = Table("number", "customer", "due", "days", "outstanding", title=f"Overdue on {day}")
+    for o in found:
+        table.add_row(
+            o.invoice_number,
+            o.customer_id,
+            o.due_date.isoformat(),
+            str(o.days_overdue),
+            _money(o.outstanding, o.currency),
+        )
+    console.print(table)

@@ -23,8 +23,11 @@ from billing_runtime.tracing import consuming, handling
 from billing_schemas.events import (
     ChargeRated,
     ChargeStreamEvent,
+    CreditNoteIssued,
     GenerateInvoices,
     InvoiceFinalized,
+    InvoiceOverdue,
+    PaymentRecorded,
     PeriodClosing,
 )
 from billing_schemas.topics import Topic, dead_letter_name, topic_name
@@ -77,6 +80,13 @@ def register(runtime: Runtime, settings: InvoicingSettings, ports: InvoicingPort
         InvoiceFinalized,
         "Each invoice finalized, numbered and rendered.",
     )
+    # published by the invoicing commands (billing pay, billing invoices credit|void|overdue)
+    for topic, event, what in (
+        (Topic.PAYMENT_RECORDED, PaymentRecorded, "Each payment recorded against an invoice."),
+        (Topic.CREDIT_NOTE_ISSUED, CreditNoteIssued, "Each credit note (a void is one too)."),
+        (Topic.INVOICE_OVERDUE, InvoiceOverdue, "Each invoice overdue, once per day checked."),
+    ):
+        declare_output(runtime, topic_name(topic, ns), event, what)
     declare_output(
         runtime,
         topic_name(Topic.CHARGE_RATED, ns),

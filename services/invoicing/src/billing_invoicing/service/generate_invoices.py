@@ -24,6 +24,7 @@ from typing import Any, Protocol
 from billing_invoicing.adapters.catalog_repo import MongoCatalogRepository
 from billing_invoicing.adapters.invoice_repo import MongoInvoiceRepository
 from billing_invoicing.domain.invoice import (
+    ChargeGroup,
     Invoice,
     InvoiceStatus,
     assemble_invoice,
@@ -31,6 +32,7 @@ from billing_invoicing.domain.invoice import (
     format_invoice_number,
     invoice_id_for,
 )
+from billing_schemas.catalog import Customer, InvoicingEntity
 from billing_schemas.events import (
     FinalizedInvoice,
     InvoiceFinalized,
@@ -79,6 +81,10 @@ class EventPublishing(Protocol):
         ...
 
 
+class CatalogError(LookupError):
+    """The catalog lacks what closing an invoice needs (the marker is dead-lettered)."""
+
+
 @dataclass(frozen=True)
 class Outcome:
     """One invoice of a period close, as the CLI prints it."""
@@ -115,9 +121,7 @@ async def request_close(
 
     Returns the invoice ids being closed (finalized ones are left alone).
     """
-    customers = (
-        [customer_id] if customer_id else await ports.invoices.customers_with_charges(period)
-    )
+    customers = [customer_id] if customer_id else await customers_of_period(ports, period)
     markers = []
     for cid in customers:
         doc = await ports.invoices.invoice(invoice_id_for(cid, period))
@@ -133,6 +137,36 @@ async def request_close(
         )
     await ports.events.period_closing(markers)
     return [invoice_id_for(m.data.customer_id, period) for m in markers]
+
+
+async def customers_of_period(ports: InvoicingPorts, period: str) -> list[str]:
+    """Customers invoiced for the period: those with charges, and those with a subscription."""
+    with_charges = await ports.invoices.customers_with_charges(period)
+    subscribed = await ports.catalog.customers_with_subscriptions(period)
+    return sorted({*with_charges, *subscribed})
+
+
+async def assemble(
+    ports: InvoicingPorts,
+    *,
+    customer: Customer,
+    entity: InvoicingEntity,
+    period: str,
+    groups: list[ChargeGroup],
+) -> Invoice:
+    """Assemble the invoice with the catalog's plans and tax rates (CatalogError if missing)."""
+    try:
+        return assemble_invoice(
+            customer=customer,
+            entity=entity,
+            period=period,
+            groups=groups,
+            plans=await ports.catalog.plans(),
+            tax_rates=await ports.catalog.tax_rates(),
+        )
+    except LookupError as exc:  # a plan or a tax rate the invoice needs is not in the catalog
+        msg = f"cannot assemble {invoice_id_for(customer.id, period)}: {exc}"
+        raise CatalogError(msg) from exc
 
 
 async def outcomes(
@@ -163,9 +197,7 @@ async def preview(
     ports: InvoicingPorts, *, period: str, customer_id: str | None = None
 ) -> list[Outcome]:
     """The dry run: what closing the period would issue now; writes nothing."""
-    customers = (
-        [customer_id] if customer_id else await ports.invoices.customers_with_charges(period)
-    )
+    customers = [customer_id] if customer_id else await customers_of_period(ports, period)
     result = []
     for cid in customers:
         invoice_id = invoice_id_for(cid, period)
@@ -182,15 +214,19 @@ async def preview(
             result.append(Outcome(invoice_id, cid, None, Decimal(0), "", "draft", why))
             continue
         groups = await ports.invoices.charge_groups(invoice_id)
-        draft = assemble_invoice(customer=customer, entity=entity, period=period, groups=groups)
+        try:
+            draft = await assemble(
+                ports, customer=customer, entity=entity, period=period, groups=groups
+            )
+        except CatalogError as exc:
+            result.append(
+                Outcome(invoice_id, cid, None, Decimal(0), "", "draft", f"skipped: {exc}")
+            )
+            continue
         result.append(
             Outcome(invoice_id, cid, None, draft.total, draft.currency, "draft", "would finalize")
         )
     return result
-
-
-class CatalogError(LookupError):
-    """The catalog lacks what closing an invoice needs (the marker is dead-lettered)."""
 
 
 async def close_invoice(ports: InvoicingPorts, marker: PeriodClosing) -> Outcome:
@@ -206,6 +242,9 @@ async def close_invoice(ports: InvoicingPorts, marker: PeriodClosing) -> Outcome
         msg = f"cannot close {invoice_id}: invoicing entity {customer.invoicing_entity!r} missing"
         raise CatalogError(msg)
 
+    # the catalog must hold the plans and tax rates before the invoice is frozen, so that a
+    # missing one leaves it in draft (the marker is dead-lettered and may be replayed)
+    await assemble(ports, customer=customer, entity=entity, period=period, groups=[])
     doc = await ports.invoices.start_finalizing(invoice_id, marker.data.issue_date)
     if doc["status"] not in (InvoiceStatus.DRAFT.value, "finalizing"):
         if doc.get("published_at") is None:  # crashed after writing, before publishing
@@ -214,7 +253,7 @@ async def close_invoice(ports: InvoicingPorts, marker: PeriodClosing) -> Outcome
 
     issue_date = date.fromisoformat(doc["issue_date"])
     groups = await ports.invoices.charge_groups(invoice_id)
-    draft = assemble_invoice(customer=customer, entity=entity, period=period, groups=groups)
+    draft = await assemble(ports, customer=customer, entity=entity, period=period, groups=groups)
     seq = await ports.invoices.claim_number(
         entity=entity.id, year=issue_date.year, invoice_id=invoice_id
     )

@@ -1,0 +1,105 @@
+"""What a finalized invoice still owes: payments, credit notes, overdue, void. Pure rules.
+
+A finalized invoice's content never changes. What changes is what has been paid against it
+and credited on it (by credit notes, which reference it); from those follow:
+
+* ``owed = total - credited`` (a credit note reduces what the customer owes);
+* ``outstanding = max(owed - paid, 0)``;
+* ``overpaid = max(paid - owed, 0)``: recorded explicitly as customer credit, never dropped;
+* the status: void (cancelled by a credit note for all of it) > paid (nothing outstanding) >
+  overdue (past its due date, something outstanding) > partially paid > finalized.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from datetime import date
+from decimal import Decimal
+
+from billing_invoicing.domain.invoice import InvoiceStatus
+from billing_schemas.money import minor_units, round_to_minor
+
+OPEN_STATUSES = (
+    InvoiceStatus.FINALIZED,
+    InvoiceStatus.PARTIALLY_PAID,
+    InvoiceStatus.OVERDUE,
+)
+"""Statuses in which an invoice may still owe money (and become overdue)."""
+
+PAYABLE_STATUSES = (*OPEN_STATUSES, InvoiceStatus.PAID)
+"""Statuses a payment may be recorded in (a payment on a paid invoice is an overpayment)."""
+
+
+class SettlementError(ValueError):
+    """A payment or credit that cannot be recorded as given (the message says why)."""
+
+
+@dataclass(frozen=True)
+class Settlement:
+    """An invoice's standing: exact amounts, in the invoice's currency."""
+
+    total: Decimal
+    paid: Decimal
+    credited: Decimal
+    voided: bool = False
+    overdue: bool = False
+
+    @property
+    def owed(self) -> Decimal:
+        """The total less what credit notes gave back."""
+        return self.total - self.credited
+
+    @property
+    def outstanding(self) -> Decimal:
+        """What is still to be paid (never negative)."""
+        return max(self.owed - self.paid, Decimal(0))
+
+    @property
+    def overpaid(self) -> Decimal:
+        """What was paid beyond what is owed: the customer's credit."""
+        return max(self.paid - self.owed, Decimal(0))
+
+    @property
+    def status(self) -> InvoiceStatus:
+        """The status that follows from the amounts (module docstring)."""
+        if self.voided:
+            return InvoiceStatus.VOID
+        if self.outstanding == 0:
+            return InvoiceStatus.PAID
+        if self.overdue:
+            return InvoiceStatus.OVERDUE
+        if self.paid > 0:
+            return InvoiceStatus.PARTIALLY_PAID
+        return InvoiceStatus.FINALIZED
+
+
+def check_amount(amount: Decimal, currency: str, what: str) -> None:
+    """An amount paid or credited is positive and has no more decimals than the currency."""
+    if amount <= 0:
+        msg = f"{what} must be positive, not {amount}"
+        raise SettlementError(msg)
+    decimals = minor_units(currency)
+    if amount != amount.quantize(Decimal(1).scaleb(-decimals)):
+        msg = f"{what} {amount} has more decimals than {currency}'s {decimals}"
+        raise SettlementError(msg)
+
+
+def days_overdue(due_date: date, as_of: date) -> int:
+    """Days past the due date (0 on the due date itself: an invoice is due that day)."""
+    return max((as_of - due_date).days, 0)
+
+
+def payment_id_for(invoice_id: str, method: str, reference: str) -> str:
+    """A payment is identified by its invoice, method and reference: recording the same payment
+    again (a retried command, a redelivered event) finds it instead of counting it twice."""
+    digest = hashlib.sha256(f"{invoice_id}\n{method}\n{reference}".encode()).hexdigest()
+    return f"pay-{digest[:20]}"
+
+
+def split_credit(amount: Decimal, *, total: Decimal, tax: Decimal, currency: str) -> Decimal:
+    """The tax part of a credit of ``amount`` (tax included) on an invoice of ``total`` with
+    ``tax``: the invoice's proportion, rounded once half-up to minor units."""
+    if total == 0:
+        return Decimal(0)
+    return round_to_minor(amount * tax / total, currency)

@@ -1,0 +1,415 @@
+"""Use cases after finalization: payments, credit notes (and voiding), overdue invoices.
+
+Each is idempotent (see ``adapters/settlement_repo.py``): a payment is identified by its invoice,
+method and reference, a credit note by its invoice and what it credits, an overdue notice by its
+invoice and day. Each publishes its event after the database holds the fact, so a crash
+between the two is repaired by running the command again (the event id is the same; notify
+sends one email per id).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from datetime import date
+from decimal import Decimal
+from typing import Any, Protocol
+
+from billing_invoicing.adapters.catalog_repo import MongoCatalogRepository
+from billing_invoicing.adapters.invoice_repo import MongoInvoiceRepository
+from billing_invoicing.adapters.settlement_repo import (
+    CREDIT_NOTES,
+    PAYMENTS,
+    MongoSettlementRepository,
+    amount_of,
+    settlement_of,
+)
+from billing_invoicing.domain.invoice import InvoiceStatus
+from billing_invoicing.domain.settlement import (
+    OPEN_STATUSES,
+    PAYABLE_STATUSES,
+    SettlementError,
+    check_amount,
+    days_overdue,
+    payment_id_for,
+    split_credit,
+)
+from billing_schemas.catalog import PaymentMethod
+from billing_schemas.events import (
+    CreditNote,
+    CreditNoteIssued,
+    InvoiceOverdue,
+    OverdueInvoice,
+    Payment,
+    PaymentRecorded,
+)
+from billing_schemas.money import to_fixed_units
+
+SOURCE = "billing-invoicing"
+
+
+class SettlementEvents(Protocol):
+    """Port: publish what happened to a finalized invoice, keyed by customer."""
+
+    async def payment_recorded(self, event: PaymentRecorded) -> None:
+        """A payment was recorded."""
+        ...
+
+    async def credit_note_issued(self, event: CreditNoteIssued) -> None:
+        """A credit note was issued."""
+        ...
+
+    async def invoice_overdue(self, events: list[InvoiceOverdue]) -> None:
+        """Invoices are overdue."""
+        ...
+
+
+@dataclass
+class SettlementPorts:
+    """What the settlement use cases need."""
+
+    catalog: MongoCatalogRepository
+    invoices: MongoInvoiceRepository
+    settlements: MongoSettlementRepository
+    events: SettlementEvents
+
+
+@dataclass(frozen=True)
+class Dues:
+    """The rundown shown when paying: what the invoice says, what happened since, what to pay."""
+
+    invoice_id: str
+    number: str
+    customer_id: str
+    customer_name: str
+    currency: str
+    status: str
+    issue_date: str
+    due_date: str
+    subtotal: Decimal
+    taxes: list[tuple[str, Decimal]]
+    total: Decimal
+    paid: Decimal
+    credited: Decimal
+    outstanding: Decimal
+    payment_methods: list[PaymentMethod]
+    payments: list[dict[str, Any]]
+    credit_notes: list[dict[str, Any]]
+    customer_credit: Decimal
+
+
+@dataclass(frozen=True)
+class PaymentOutcome:
+    """What recording a payment did."""
+
+    payment: Payment
+    status: InvoiceStatus
+    customer_credit_added: Decimal
+    already_recorded: bool
+
+
+@dataclass(frozen=True)
+class CreditNoteOutcome:
+    """What issuing a credit note did."""
+
+    credit_note: CreditNote
+    status: InvoiceStatus
+    customer_credit_added: Decimal
+    already_issued: bool
+
+
+class InvoiceNotFoundError(LookupError):
+    """No finalized invoice has that number."""
+
+
+async def _finalized(ports: SettlementPorts, number: str) -> dict[str, Any]:
+    doc = await ports.settlements.invoice_by_number(number)
+    if doc is None or not doc.get("number"):
+        msg = f"no finalized invoice numbered {number!r}"
+        raise InvoiceNotFoundError(msg)
+    if doc.get("published_at") is None:
+        msg = f"invoice {number} is still being finalized; try again in a moment"
+        raise SettlementError(msg)
+    return doc
+
+
+async def dues(ports: SettlementPorts, number: str) -> Dues:
+    """The dues breakdown of an invoice, with the ways to pay it."""
+    doc = await _finalized(ports, number)
+    document = doc["document"]
+    standing = settlement_of(doc)
+    currency = str(doc["currency"])
+    balance = await ports.settlements.customer_credit(doc["customer_id"])
+    return Dues(
+        invoice_id=doc["_id"],
+        number=doc["number"],
+        customer_id=doc["customer_id"],
+        customer_name=document["buyer"]["name"],
+        currency=currency,
+        status=str(doc["status"]),
+        issue_date=str(doc.get("issue_date")),
+        due_date=str(doc.get("due_date")),
+        subtotal=Decimal(document["subtotal"]),
+        taxes=[(t["label"], Decimal(t["tax"])) for t in document.get("taxes", [])],
+        total=standing.total,
+        paid=standing.paid,
+        credited=standing.credited,
+        outstanding=standing.outstanding,
+        payment_methods=[PaymentMethod.model_validate(m) for m in document["payment_methods"]],
+        payments=await ports.settlements.payments_of(doc["_id"]),
+        credit_notes=await ports.settlements.credit_notes_of(doc["_id"]),
+        customer_credit=amount_of(balance.get(currency, 0), currency),
+    )
+
+
+def _method(methods: list[PaymentMethod], method: str) -> str:
+    """The entity's spelling of the method; refuse one the entity does not offer."""
+    if not methods:
+        return method
+    for offered in methods:
+        if offered.kind.casefold() == method.casefold():
+            return offered.kind
+    kinds = ", ".join(repr(m.kind) for m in methods)
+    msg = f"payment method {method!r} is not one the seller offers ({kinds})"
+    raise SettlementError(msg)
+
+
+async def record_payment(
+    ports: SettlementPorts,
+    *,
+    number: str,
+    amount: Decimal,
+    method: str,
+    reference: str,
+    paid_on: date,
+    correlation_id: str,
+) -> PaymentOutcome:
+    """Record a payment against a finalized invoice; publish ``PaymentRecorded``.
+
+    The outstanding amount and status follow; a payment beyond what is owed is recorded as
+    customer credit (explicitly, in ``invoicing_customer_credits``). Recording the same payment
+    (invoice, method, reference) again changes nothing; with another amount it is refused.
+    """
+    doc = await _finalized(ports, number)
+    currency = str(doc["currency"])
+    if doc["status"] not in PAYABLE_STATUSES:
+        msg = f"invoice {number} is {doc['status']}: no payment can be recorded on it"
+        raise SettlementError(msg)
+    check_amount(amount, currency, "the amount paid")
+    if not reference.strip():
+        msg = "a payment needs a reference (the bank's or the card processor's)"
+        raise SettlementError(msg)
+    method = _method(
+        [PaymentMethod.model_validate(m) for m in doc["document"]["payment_methods"]], method
+    )
+    payment_id = payment_id_for(doc["_id"], method, reference)
+    stored, new = await ports.settlements.insert_once(
+        PAYMENTS,
+        {
+            "_id": payment_id,
+            "invoice_id": doc["_id"],
+            "invoice_number": doc["number"],
+            "customer_id": doc["customer_id"],
+            "amount_units": to_fixed_units(amount),
+            "currency": currency,
+            "method": method,
+            "reference": reference,
+            "paid_on": paid_on.isoformat(),
+        },
+    )
+    if amount_of(stored["amount_units"], currency) != amount:
+        msg = (
+            f"payment {reference!r} by {method} on {number} is already recorded with amount "
+            f"{amount_of(stored['amount_units'], currency)}, not {amount}"
+        )
+        raise SettlementError(msg)
+    await ports.settlements.apply(
+        doc["_id"],
+        field="paid_units",
+        ids_field="payment_ids",
+        item_id=payment_id,
+        units=int(stored["amount_units"]),
+    )
+    after, standing = await ports.settlements.refresh(doc["_id"])
+    added = await ports.settlements.record_overpayment(after, standing, payment_id)
+    # what was outstanding right after this payment, fixed the first time it is known, so that
+    # a retry publishes the same figure
+    outstanding_after = await ports.settlements.outstanding_after(
+        payment_id, to_fixed_units(standing.outstanding)
+    )
+    payment = Payment(
+        payment_id=payment_id,
+        invoice_id=doc["_id"],
+        invoice_number=doc["number"],
+        customer_id=doc["customer_id"],
+        amount=amount_of(stored["amount_units"], currency),
+        currency=currency,
+        method=method,
+        reference=reference,
+        paid_on=date.fromisoformat(stored["paid_on"]),
+        outstanding_after=amount_of(outstanding_after, currency),
+    )
+    if stored.get("published_at") is None:
+        await ports.events.payment_recorded(
+            PaymentRecorded.create(
+                payment,
+                source=SOURCE,
+                correlation_id=correlation_id,
+                event_id=f"payment-recorded:{payment_id}",
+            )
+        )
+        await ports.settlements.mark_published(PAYMENTS, payment_id)
+    return PaymentOutcome(payment, standing.status, amount_of(added, currency), not new)
+
+
+async def issue_credit_note(
+    ports: SettlementPorts,
+    *,
+    number: str,
+    amount: Decimal | None,
+    reason: str,
+    issue_date: date,
+    correlation_id: str,
+) -> CreditNoteOutcome:
+    """Issue a credit note against a finalized invoice (``amount`` None: void the invoice).
+
+    A credit note is the only correction of a finalized invoice: it references the invoice, has
+    its own gapless number (``<prefix>CN-<year>-<seq>`` in the invoicing entity's credit-note
+    series) and reduces what is owed. Voiding credits everything not credited yet and marks the
+    invoice void. Money already paid beyond what is then owed becomes customer credit.
+    """
+    doc = await _finalized(ports, number)
+    currency = str(doc["currency"])
+    standing = settlement_of(doc)
+    if standing.voided:
+        msg = f"invoice {number} is void already"
+        raise SettlementError(msg)
+    if not reason.strip():
+        msg = "a credit note needs a reason"
+        raise SettlementError(msg)
+    creditable = standing.owed
+    void = amount is None
+    credit = creditable if amount is None else amount
+    key = "void" if void else f"{credit}:{reason}:{issue_date.isoformat()}"
+    note_id = f"{doc['_id']}:cn:" + hashlib.sha256(key.encode()).hexdigest()[:12]
+    notes = await ports.settlements.credit_notes_of(doc["_id"])
+    if all(n["_id"] != note_id for n in notes):  # a new one (a retry skips the checks)
+        if credit <= 0:
+            msg = f"invoice {number} has nothing left to credit"
+            raise SettlementError(msg)
+        check_amount(credit, currency, "the amount credited")
+        if credit > creditable:
+            msg = f"cannot credit {credit} {currency} on {number}: only {creditable} is left"
+            raise SettlementError(msg)
+    entity = str(doc["document"]["invoicing_entity_id"])
+    seq = await ports.invoices.claim_number(
+        entity=f"{entity}:credit-notes", year=issue_date.year, invoice_id=note_id
+    )
+    prefix = await _prefix(ports, entity)
+    note_number = f"{prefix}CN-{issue_date.year}-{seq:06d}"
+    tax = split_credit(
+        credit,
+        total=standing.total,
+        tax=amount_of(doc.get("tax_units"), currency),
+        currency=currency,
+    )
+    stored, new = await ports.settlements.insert_once(
+        CREDIT_NOTES,
+        {
+            "_id": note_id,
+            "number": note_number,
+            "invoice_id": doc["_id"],
+            "invoice_number": doc["number"],
+            "customer_id": doc["customer_id"],
+            "currency": currency,
+            "amount_units": to_fixed_units(credit),
+            "tax_units": to_fixed_units(tax),
+            "net_units": to_fixed_units(credit - tax),
+            "reason": reason,
+            "void": void,
+            "issue_date": issue_date.isoformat(),
+        },
+    )
+    await ports.settlements.apply(
+        doc["_id"],
+        field="credited_units",
+        ids_field="credit_note_ids",
+        item_id=note_id,
+        units=int(stored["amount_units"]),
+    )
+    if stored["void"]:
+        await ports.settlements.mark(doc["_id"], {"voided_at": stored["issue_date"]})
+    after, now = await ports.settlements.refresh(doc["_id"])
+    added = await ports.settlements.record_overpayment(after, now, note_id)
+    note = CreditNote(
+        credit_note_id=note_id,
+        credit_note_number=str(stored["number"]),
+        invoice_id=doc["_id"],
+        invoice_number=doc["number"],
+        customer_id=doc["customer_id"],
+        customer_name=doc["document"]["buyer"]["name"],
+        issue_date=date.fromisoformat(stored["issue_date"]),
+        currency=currency,
+        total=amount_of(stored["amount_units"], currency),
+        reason=str(stored["reason"]),
+    )
+    if stored.get("published_at") is None:
+        await ports.events.credit_note_issued(
+            CreditNoteIssued.create(
+                note,
+                source=SOURCE,
+                correlation_id=correlation_id,
+                event_id=f"credit-note-issued:{note_id}",
+            )
+        )
+        await ports.settlements.mark_published(CREDIT_NOTES, note_id)
+    return CreditNoteOutcome(note, now.status, amount_of(added, currency), not new)
+
+
+async def _prefix(ports: SettlementPorts, entity_id: str) -> str:
+    entity = await ports.catalog.invoicing_entity(entity_id)
+    return "" if entity is None else entity.number_prefix
+
+
+async def flag_overdue(
+    ports: SettlementPorts, *, as_of: date, correlation_id: str
+) -> list[OverdueInvoice]:
+    """Mark invoices past their due date with money outstanding as overdue; publish one
+    ``InvoiceOverdue`` per such invoice and day (event id: invoice and day, so running the job
+    twice a day publishes nothing new that notify would act on)."""
+    found: list[OverdueInvoice] = []
+    for doc in await ports.settlements.open_invoices_due_before(as_of):
+        if InvoiceStatus(doc["status"]) not in OPEN_STATUSES:
+            continue
+        due = date.fromisoformat(doc["due_date"])
+        await ports.settlements.mark(doc["_id"], {"overdue_since": as_of.isoformat()})
+        after, standing = await ports.settlements.refresh(doc["_id"])
+        if standing.outstanding <= 0 or standing.status is not InvoiceStatus.OVERDUE:
+            continue
+        found.append(
+            OverdueInvoice(
+                invoice_id=doc["_id"],
+                invoice_number=doc["number"],
+                customer_id=doc["customer_id"],
+                customer_name=after["document"]["buyer"]["name"],
+                currency=str(doc["currency"]),
+                total=standing.total,
+                outstanding=standing.outstanding,
+                due_date=due,
+                as_of=as_of,
+                days_overdue=days_overdue(due, as_of),
+            )
+        )
+    if found:
+        await ports.events.invoice_overdue(
+            [
+                InvoiceOverdue.create(
+                    o,
+                    source=SOURCE,
+                    correlation_id=correlation_id,
+                    event_id=f"invoice-overdue:{o.invoice_id}:{as_of.isoformat()}",
+                )
+                for o in found
+            ]
+        )
+    return found

@@ -1,0 +1,88 @@
+"""The detailed CSV behind an invoice: every rated usage line, its cost, price and rule.
+
+The CSV reads back to the invoice: the ``price`` column of the invoice's own period sums to its
+usage lines exactly (before rounding), and late lines carry the period they belong to.
+"""
+
+from __future__ import annotations
+
+import csv
+from collections.abc import AsyncIterator
+from typing import Any, TextIO
+
+from billing_schemas.money import from_fixed_units
+
+COLUMNS = [
+    "charge_id",
+    "usage_period",
+    "late",
+    "provider",
+    "account",
+    "service",
+    "sku",
+    "description",
+    "region",
+    "charge_category",
+    "line_type",
+    "charge_period_start",
+    "quantity",
+    "unit",
+    "cost",
+    "cost_currency",
+    "fx_rate",
+    "basis",
+    "price",
+    "currency",
+    "margin",
+    "savings_removed",
+    "rule",
+    "price_list",
+    "price_list_version",
+]
+
+
+def _amount(units: Any) -> str:
+    return "" if units is None else format(from_fixed_units(int(units)), "f")
+
+
+def csv_row(doc: dict[str, Any]) -> list[str]:
+    """One stored charge as a CSV row (amounts as exact decimal strings)."""
+    start = doc.get("charge_period_start")
+    return [
+        str(doc["_id"]),
+        str(doc["period"]),
+        "yes" if doc.get("late") else "no",
+        str(doc["provider"]),
+        str(doc["sub_account_id"]),
+        str(doc["service_name"]),
+        doc.get("sku_id") or "",
+        doc.get("description") or "",
+        doc.get("region") or "",
+        str(doc["charge_category"]),
+        str(doc["line_type"]),
+        start.isoformat() if start is not None else "",
+        doc.get("quantity") or "",
+        doc.get("unit") or "",
+        _amount(doc["cost_units"]),
+        str(doc["cost_currency"]),
+        doc.get("fx_rate") or "",
+        doc.get("basis") or "",
+        _amount(doc["price_units"]),
+        str(doc["currency"]),
+        _amount(doc["margin_units"]),
+        _amount(doc.get("savings_removed_units", 0)),
+        str(doc["rule"]),
+        str(doc["price_list_id"]),
+        str(doc["price_list_version"]),
+    ]
+
+
+async def write_usage_csv(charges: AsyncIterator[dict[str, Any]], out: TextIO) -> int:
+    """Write the header and one row per charge; return the number of rows."""
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(COLUMNS)
+    count = 0
+    async for doc in charges:
+        writer.writerow(csv_row(doc))
+        count += 1
+    return count

@@ -1,0 +1,116 @@
+"""The catalog file's additions for invoicing (tax rates, plans, subscriptions): validation
+errors name the entry and the field; the JSON Schema in docs/ is the model's."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from billing_invoicing.entrypoints.cli import load_catalog_file
+from billing_schemas.catalog import Catalog
+
+ROOT = Path(__file__).resolve().parents[3]
+
+HEAD = """
+invoicing_entities:
+  - id: cumulus
+    name: Cumulus
+    address: {lines: ["Street 1"], country: DE}
+    number_prefix: C-
+    email: billing@cumulus.example
+price_lists:
+  - {id: standard, versions: [{version: 1, effective_from: 2024-01-01, rules: []}]}
+plans:
+  - {id: business, name: Business, currency: EUR, fee: "500.00", included_infrastructure: "400"}
+"""
+
+
+def customer(extra: str, currency: str = "EUR") -> str:
+    return f"""
+customers:
+  - id: alpha
+    name: Alpha
+    address: {{lines: ["Weg 1"], country: DE}}
+    currency: {currency}
+    invoicing_entity: cumulus
+    price_list: standard
+{extra}
+"""
+
+
+def load(tmp_path: Path, text: str) -> Catalog:
+    path = tmp_path / "catalog.yaml"
+    path.write_text(text)
+    return load_catalog_file(path)
+
+
+def test_the_json_schema_in_docs_is_the_models() -> None:
+    written = json.loads((ROOT / "docs" / "catalog.schema.json").read_text())
+    assert written == Catalog.model_json_schema(), (
+        "docs/catalog.schema.json is stale: regenerate it from billing_schemas.catalog.Catalog "
+        "(docs/catalog.md)"
+    )
+
+
+def test_demo_catalog_has_the_sellers_vat_rate() -> None:
+    catalog = load_catalog_file(ROOT / "demo" / "catalog.yaml")
+    assert {r.country for r in catalog.tax_rates} >= {"DE"}
+
+
+def test_a_valid_subscription_loads(tmp_path: Path) -> None:
+    catalog = load(
+        tmp_path,
+        HEAD
+        + customer(
+            "    subscriptions: [{plan: business, quantity: 2, start: 2024-01-01}]\n"
+            "    included_infrastructure: {underuse: credit}"
+        ),
+    )
+    [alpha] = catalog.customers
+    assert alpha.subscriptions[0].quantity == 2
+    assert alpha.included_infrastructure.underuse == "credit"
+    assert alpha.included_infrastructure.overuse == "bill"
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        (
+            HEAD
+            + customer("    subscriptions: [{plan: business, quantity: 0, start: 2024-01-01}]"),
+            "customers[alpha].subscriptions[0].quantity: Input should be greater than or equal "
+            "to 1",
+        ),
+        (
+            HEAD
+            + "tax_rates:\n  - {country: DE, percent: '19'}\n  - {country: FR, percent: 19.5}\n",
+            "tax_rates[1].percent: Value error, amount 19.5 is a float: send money as a decimal "
+            "string",
+        ),
+        (
+            HEAD + customer("    subscriptions: [{plan: gold, start: 2024-01-01}]"),
+            "customer 'alpha': subscriptions[0]: plan 'gold' is not defined in plans",
+        ),
+        (
+            HEAD + customer("    subscriptions: [{plan: business, start: 2024-01-01}]", "USD"),
+            "customer 'alpha': subscriptions[0]: plan 'business' is in EUR but the customer is "
+            "invoiced in USD",
+        ),
+        (
+            HEAD + customer("    included_infrastructure: {underuse: refund}"),
+            "customers[alpha].included_infrastructure.underuse: Input should be 'no_discount' or "
+            "'credit'",
+        ),
+        (
+            HEAD
+            + "tax_rates:\n  - {country: DE, percent: '19'}\n  - {country: DE, percent: '7'}\n",
+            "tax_rates: two rates of one country share an effective_from date",
+        ),
+    ],
+)
+def test_errors_name_the_entry_and_the_field(tmp_path: Path, text: str, message: str) -> None:
+    with pytest.raises(ValueError, match="the catalog is not valid") as caught:
+        load(tmp_path, text)
+    assert message in str(caught.value)
