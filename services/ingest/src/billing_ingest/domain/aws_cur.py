@@ -20,8 +20,8 @@ import json
 from dataclasses import dataclass
 
 from billing_ingest.domain.cells import (
+    MapsRows,
     Row,
-    RowProblem,
     RowRejected,
     amount,
     currency,
@@ -55,7 +55,7 @@ LINE_ITEM_TYPES: dict[str, tuple[ChargeCategory, LineType]] = {
 
 
 @dataclass(frozen=True)
-class CurColumns:
+class CurColumns(MapsRows):
     """Where each field is in one CUR version."""
 
     payer: str
@@ -96,24 +96,6 @@ class CurColumns:
             self.currency,
             self.unblended_cost,
         )
-
-    def to_record(
-        self,
-        row: Row,
-        *,
-        bill_id: str,
-        file_name: str,
-        row_number: int,
-        digest: str,
-        occurrence: int,
-    ) -> UsageRecord | RowProblem:
-        """Map one CUR row, or say which column is wrong and why."""
-        try:
-            return self._record(
-                row, SourceRef(file=file_name, row=row_number), bill_id, digest, occurrence
-            )
-        except RowRejected as exc:
-            return exc.problem
 
     def _record(
         self, row: Row, source: SourceRef, bill_id: str, digest: str, occurrence: int

@@ -33,8 +33,8 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 from billing_ingest.domain.cells import (
+    MapsRows,
     Row,
-    RowProblem,
     RowRejected,
     amount,
     currency,
@@ -70,7 +70,7 @@ def _pick(row: Row, names: Names) -> str:
 
 
 @dataclass(frozen=True)
-class AzureColumns:
+class AzureColumns(MapsRows):
     """Where each field is in one Azure export (each field: its spellings)."""
 
     billing_account: Names
@@ -116,24 +116,6 @@ class AzureColumns:
     def one_of(self) -> tuple[Names, ...]:
         """Required columns with several spellings (the currency is always among them)."""
         return (*(g for g in self._required() if len(g) > 1), self.currency)
-
-    def to_record(
-        self,
-        row: Row,
-        *,
-        bill_id: str,
-        file_name: str,
-        row_number: int,
-        digest: str,
-        occurrence: int,
-    ) -> UsageRecord | RowProblem:
-        """Map one Azure cost details row, or say which column is wrong and why."""
-        try:
-            return self._record(
-                row, SourceRef(file=file_name, row=row_number), bill_id, digest, occurrence
-            )
-        except RowRejected as exc:
-            return exc.problem
 
     def _cell(self, row: Row, names: Names) -> str | None:
         return optional(row, _pick(row, names))

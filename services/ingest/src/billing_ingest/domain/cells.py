@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import hashlib
 import json
+from abc import ABC, abstractmethod
 from array import array
 from bisect import bisect_left
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
 
-from billing_schemas.events import LineType, UsageRecord
+from billing_schemas.events import LineType, SourceRef, UsageRecord
 from billing_schemas.money import MoneyError, minor_units, parse_decimal
 
 Row = dict[str, str | None]
@@ -26,6 +27,36 @@ class RowProblem:
 
     column: str | None
     reason: str
+
+
+class MapsRows(ABC):
+    """A format whose columns are data: ``to_record`` (the row-mapper signature every format
+    shares) turns a :class:`RowRejected` raised by ``_record`` into the row's
+    :class:`RowProblem`."""
+
+    def to_record(
+        self,
+        row: Row,
+        *,
+        bill_id: str,
+        file_name: str,
+        row_number: int,
+        digest: str,
+        occurrence: int,
+    ) -> UsageRecord | RowProblem:
+        """Map one row, or say which column is wrong and why."""
+        try:
+            return self._record(
+                row, SourceRef(file=file_name, row=row_number), bill_id, digest, occurrence
+            )
+        except RowRejected as exc:
+            return exc.problem
+
+    @abstractmethod
+    def _record(
+        self, row: Row, source: SourceRef, bill_id: str, digest: str, occurrence: int
+    ) -> UsageRecord:
+        """The row's record; raises :class:`RowRejected` naming the column at fault."""
 
 
 class RowRejected(Exception):  # noqa: N818 - a row's verdict, caught by the mappers
