@@ -79,8 +79,11 @@ async def rate_batch(
         for _, event, owner in priced
         if (state_key := cumulative_key(event.data, owner)) is not None
     ]
+    # records are taken as new until the store says one has a claim (a redelivery): looking
+    # their claims up costs a scan on FerretDB, and the insert finds out anyway
+    records = False
     for attempt in range(1, ATTEMPTS + 1):
-        state = await tiers.load(wanted)
+        state = await tiers.load(wanted, records=records)
         rated, failures, new_claims = _rate_in_order(priced, fx, state)
         try:
             await tiers.save(new_claims)
@@ -88,7 +91,8 @@ async def rate_batch(
         except ClaimConflictError as exc:
             if attempt == ATTEMPTS:
                 raise
-            log.info("tier place taken by another consumer (%s); rating the batch again", exc)
+            records = records or exc.record_claimed
+            log.info("tier claim refused (%s); rating the batch again", exc)
     result.failures += failures
     result.failures.sort()
     rated.sort(key=lambda r: r[0])
