@@ -76,10 +76,15 @@ def register(
             consuming("rating", source, records),
             correlated(event.correlation_id for _, event in batch.events),
         ):
-            rated = await rate_batch([event for _, event in batch.events], catalog, tiers, kept)
+            rated = await rate_batch(
+                [event for _, event in batch.events],
+                catalog,
+                tiers,
+                kept,
+                lambda charges: _publish(runtime, target, charges),
+            )
             failed = list(batch.failed)
             failed += [Failed(batch.events[i][0], reason) for i, reason in rated.failures]
-            await _publish(runtime, target, rated.charges)
             await runtime.dead_letters.send(failed)
             log.info("rated %d records, %d dead-lettered", len(rated.charges), len(failed))
         runtime.metrics.processed.labels("rating", source).inc(len(records))

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -67,15 +69,26 @@ def _rate_in_order(
     return rated, failures, new_claims
 
 
+Publish = Callable[[list[tuple[str, ChargeRated]]], Awaitable[None]]
+"""Publishes ``(customer id, charge)`` pairs; returns once the broker has them."""
+
+
 async def rate_batch(
-    events: list[UsageRecorded], catalog: PricingCatalog, tiers: TierStore, kept: RatedStore
+    events: list[UsageRecorded],
+    catalog: PricingCatalog,
+    tiers: TierStore,
+    kept: RatedStore,
+    publish: Publish | None = None,
 ) -> RatedBatch:
     """Rate every event; the charge id (and event id) is the usage record id.
 
     Period-cumulative rules read and extend the claims in ``tiers``: the claims a batch makes
     are stored before its charges are returned for publishing, so a redelivered record finds its
     claim and is charged the same (and invoicing stores each charge once anyway). Each rated
-    record is then kept in ``kept`` with its charge, for re-rating the period later.
+    record is then kept in ``kept`` with its charge, for re-rating the period later, while the
+    charges are published with ``publish`` if given: both are done when this returns, and a
+    batch that fails in either is redelivered and does both again (the keeping is idempotent;
+    invoicing stores each charge id once).
     """
     keys = {account_key(e.data.provider, e.data.sub_account_id) for e in events}
     pricing = await catalog.pricing_for(keys)
@@ -117,7 +130,6 @@ async def rate_batch(
     result.failures += failures
     result.failures.sort()
     rated.sort(key=lambda r: r[0])
-    await kept.save_rated([(event.data, charge) for _, event, charge in rated])
     occurred_at = datetime.now(UTC)
     for _, event, charge in rated:
         # built without validating again: the charge and the ids are typed already
@@ -129,4 +141,9 @@ async def rate_batch(
             data=charge,
         )
         result.charges.append((charge.customer_id, event_out))
+    keeping = kept.save_rated([(event.data, charge) for _, event, charge in rated])
+    if publish is None:
+        await keeping
+    else:
+        await asyncio.gather(keeping, publish(result.charges))
     return result
