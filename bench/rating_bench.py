@@ -440,7 +440,7 @@ def main() -> None:
         "benchmark": "rating",
         "when": datetime.now(UTC).isoformat(timespec="seconds"),
         "git": subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=False
+            ["git", "describe", "--always", "--dirty"], capture_output=True, text=True, check=False
         ).stdout.strip(),
         "machine": (
             f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"

@@ -256,3 +256,35 @@ async def test_tier_stores_refuse_a_place_taken_and_keep_a_records_claim(
     assert state.claims[("k", "a")] == Claim("k", "a", 1, D(0), D("2.5"))
     assert ("k", "z") not in state.claims
     assert state.total("k") == D(4)
+
+
+@pytest.mark.parametrize("kind", ["memory", "mongo"])
+async def test_tier_stores_tell_a_stale_head_from_a_record_claimed_twice(
+    kind: str, mongo_db: AsyncDatabase[dict[str, Any]]
+) -> None:
+    def pair() -> tuple[TierStore, TierStore]:
+        if kind == "memory":
+            shared = InMemoryTierStore()
+            return shared, shared
+        return MongoTierStore(mongo_db), MongoTierStore(mongo_db)
+
+    writer, reader = pair()
+    # 37 places of 1 unit each: place n holds [n - 1, n)
+    await writer.save([Claim("k", f"r{n}", n, D(n - 1), D(n)) for n in range(1, 38)])
+    # a store that never saw the key finds its head (by probing places 1, 2, 4 ... 64, then 48...)
+    state = await reader.load([("k", "new")], records=False)
+    assert (state.total("k"), state.heads["k"].seq) == (D(37), 37)
+    # the writer goes on; the reader's head (37) is stale: its place 38 is refused as taken
+    await writer.save([Claim("k", "r38", 38, D(37), D(38))])
+    with pytest.raises(ClaimConflictError) as taken:
+        await reader.save([Claim("k", "new", 38, D(37), D(39))])
+    assert not taken.value.record_claimed
+    state = await reader.load([("k", "new")], records=False)
+    assert state.total("k") == D(38)
+    # r5 rated again as if new (a redelivery): refused, and then found with records=True
+    with pytest.raises(ClaimConflictError) as twice:
+        await reader.save([Claim("k", "r5", 39, D(38), D(39))])
+    assert twice.value.record_claimed
+    state = await reader.load([("k", "r5")], records=True)
+    assert state.claims[("k", "r5")] == Claim("k", "r5", 5, D(4), D(5))
+    assert state.total("k") == D(38)

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 from faststream.asgi import AsgiFastStream
 
-from billing_rating.adapters.catalog import MongoPricingCatalog
+from billing_rating.adapters.catalog import CachedPricingCatalog, MongoPricingCatalog
 from billing_rating.adapters.charge_publisher import KafkaChargePublisher
 from billing_rating.adapters.rated_store import MongoRatedStore
 from billing_rating.adapters.tier_store import MongoTierStore
@@ -25,7 +25,8 @@ def build(settings: RatingSettings) -> Runtime:
     """Wire the rating service: catalog reader, tier state store, rated store and consumer."""
     runtime = create_runtime(SERVICE, settings)
     db = runtime.db
-    register(runtime, settings, MongoPricingCatalog(db), MongoTierStore(db), MongoRatedStore(db))
+    catalog = CachedPricingCatalog(MongoPricingCatalog(db), settings.catalog_cache_seconds)
+    register(runtime, settings, catalog, MongoTierStore(db), MongoRatedStore(db))
     return runtime
 
 

@@ -1,5 +1,6 @@
 """Rating settings: environment variables prefixed ``BILLING_RATING_``."""
 
+from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
 from billing_runtime.settings import ServiceSettings
@@ -12,3 +13,9 @@ class RatingSettings(ServiceSettings):
 
     http_port: int = 8102
     consumer_group: str = "billing-rating"
+    catalog_cache_seconds: float = Field(
+        default=5.0,
+        ge=0,
+        description="How long a priced account and FX rates read from the catalog are reused: "
+        "a catalog apply is seen by rating at most this much later.",
+    )

@@ -3,7 +3,8 @@ collections (owned by invoicing, written by ``billing catalog apply``)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import time
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -104,6 +105,65 @@ class MongoPricingCatalog:
             )
         ]
         return FxTable(r for r in rates if (r.base, r.quote) in wanted)
+
+
+class CachedPricingCatalog:
+    """A catalog remembered for ``ttl_seconds``: the catalog read once per batch was ~11 % of
+    the rating consumer's time.
+
+    Only what was found is remembered (an account priced, the rates of a set of pairs): an
+    account the catalog does not know, or cannot price, is asked again every batch, so adding it
+    and replaying its dead letters works at once. A ``billing catalog apply`` that changes a known
+    account (its customer, price list or policy, a new price-list version) or adds FX rates is
+    seen by rating at most ``ttl_seconds`` later (docs/rating.md). Price-list versions in effect
+    are immutable, so what a cached entry says of them stays true.
+    """
+
+    def __init__(
+        self,
+        inner: PricingCatalog,
+        ttl_seconds: float,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._inner = inner
+        self._ttl = ttl_seconds
+        self._clock = clock
+        self._pricing: dict[str, tuple[float, CustomerPricing]] = {}
+        self._fx: dict[frozenset[tuple[str, str]], tuple[float, FxTable]] = {}
+
+    async def pricing_for(
+        self, account_keys: Iterable[str]
+    ) -> dict[str, CustomerPricing | Unpriced]:
+        """See :class:`PricingCatalog`."""
+        now = self._clock()
+        result: dict[str, CustomerPricing | Unpriced] = {}
+        missing = []
+        for key in set(account_keys):
+            cached = self._pricing.get(key)
+            if cached is not None and now - cached[0] < self._ttl:
+                result[key] = cached[1]
+            else:
+                missing.append(key)
+        if missing:
+            fresh = await self._inner.pricing_for(missing)
+            for key, found in fresh.items():
+                if isinstance(found, CustomerPricing):
+                    self._pricing[key] = (now, found)
+            result |= fresh
+        return result
+
+    async def fx_rates(self, pairs: Iterable[tuple[str, str]]) -> FxTable:
+        """See :class:`PricingCatalog`."""
+        wanted = frozenset(pairs)
+        if not wanted:
+            return FxTable()
+        now = self._clock()
+        cached = self._fx.get(wanted)
+        if cached is not None and now - cached[0] < self._ttl:
+            return cached[1]
+        table = await self._inner.fx_rates(wanted)
+        self._fx[wanted] = (now, table)
+        return table
 
 
 class InMemoryPricingCatalog:

@@ -87,10 +87,16 @@ def _current(
     return out
 
 
+_record_json = UsageRecord.__pydantic_serializer__.to_json
+
+
 def _pack(items: list[tuple[UsageRecord, RatedCharge]]) -> bytes:
     # JSON escapes tabs and newlines inside strings: both separators are safe
-    lines = (f"{charge.price:f}\t{record.model_dump_json()}" for record, charge in items)
-    return zlib.compress("\n".join(lines).encode(), 1)
+    lines = (
+        b"%s\t%s" % (format(charge.price, "f").encode(), _record_json(record))
+        for record, charge in items
+    )
+    return zlib.compress(b"\n".join(lines), 1)
 
 
 def _unpack(blob: bytes) -> list[tuple[UsageRecord, Decimal]]:

@@ -1,9 +1,22 @@
-"""Where the period state of cumulative rules lives: one claim document per (key, record).
+"""Where the period state of cumulative rules lives: one document per place in a running total.
 
-Only single-document inserts (FerretDB has no transactions). A claim is written once under
-``key#record_id``; a unique index on ``(key, seq)`` lets only one writer take the next place of
-a key, so two consumers rating the same customer cannot both place records at the same point of
-its running total: the second insert fails and its batch is rated again (docs/rating.md).
+Only single-document inserts (FerretDB has no transactions), and only ``_id`` equality lookups
+on the hot path: FerretDB v1 answers ``_id`` equality from its primary key but scans the
+collection for ``$in``, ``_id`` ranges and ``find({key}).sort(seq)`` (0.4-1 s per query at 8,000
+claims, measured). So:
+
+* A claim is stored under ``_id = key#seq``, its place. The ``_id`` lets only one writer take
+  the next place of a key: two consumers rating the same customer cannot both place records at
+  the same point of its running total; the second insert fails and its batch is rated again.
+* A unique index on ``(key, record_id)`` lets a record hold one place only: a redelivered record
+  rated as new fails to insert, and its batch is rated again with the claims it already has.
+* The store keeps the latest claim of each key it has seen (its *head*) and rates the next batch
+  from it without asking the database: the insert is the check. A key it has not seen, or whose
+  head turned out stale, is found by probing ``key#seq`` by ``_id``: doubling, then bisecting
+  (places are numbered 1, 2, 3... without gaps: claims are inserted in order, stopping at the
+  first conflict).
+* Only after a conflict on a record (a redelivery) are a batch's own claims looked up, with one
+  query by ``(key, record_id)`` that FerretDB answers by scanning: the price of a redelivery.
 """
 
 from __future__ import annotations
@@ -12,34 +25,45 @@ from collections.abc import Iterable
 from decimal import Decimal
 from typing import Any, Protocol
 
-from pymongo import ASCENDING, DESCENDING
+from pymongo import ASCENDING
+from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import BulkWriteError
 
 from billing_rating.domain.tiers import Claim, TierState
 
-CLAIMS = "rating_tier_claims"
+CLAIMS = "rating_tier_places"
+"""One document per claim, ``_id`` = its place (``key#seq``). Replaces ``rating_tier_claims``
+(``_id`` = ``key#record_id``, found by scans), whose claims are not carried over."""
 
 
 class ClaimConflictError(RuntimeError):
-    """Another writer took a place in a running total first: rate the batch again."""
+    """Another writer took a place in a running total first, or a record rated as new already
+    had a claim: rate the batch again (with ``records=True`` if ``record_claimed``)."""
+
+    def __init__(self, message: str, *, record_claimed: bool) -> None:
+        super().__init__(message)
+        self.record_claimed = record_claimed
 
 
 class TierStore(Protocol):
     """Port: load the state a batch needs; store the claims it made."""
 
-    async def load(self, wanted: Iterable[tuple[str, str]]) -> TierState:
-        """The latest claim of each key and the existing claims of these (key, record id)."""
+    async def load(self, wanted: Iterable[tuple[str, str]], *, records: bool = True) -> TierState:
+        """The latest claim of each key of ``wanted`` (the store may answer from the last one it
+        saw: a stale head makes :meth:`save` fail) and, if ``records``, the existing claims of
+        these (key, record id)."""
         ...
 
     async def save(self, claims: list[Claim]) -> None:
-        """Store new claims; :class:`ClaimConflictError` if a place was taken meanwhile."""
+        """Store new claims; :class:`ClaimConflictError` if a place was taken meanwhile or a
+        record already had a claim."""
         ...
 
 
-def claim_id(key: str, record_id: str) -> str:
-    """The document id of a record's claim in a key."""
-    return f"{key}#{record_id}"
+def place_id(key: str, seq: int) -> str:
+    """The document id of the ``seq``-th place of a key."""
+    return f"{key}#{seq}"
 
 
 def _claim(doc: dict[str, Any]) -> Claim:
@@ -48,85 +72,156 @@ def _claim(doc: dict[str, Any]) -> Claim:
     )
 
 
+async def _latest(
+    places: AsyncCollection[dict[str, Any]], key: str, known: Claim | None
+) -> Claim | None:
+    """The last place of a key, probing by ``_id`` from a place known to exist."""
+
+    async def at(seq: int) -> Claim | None:
+        doc = await places.find_one({"_id": place_id(key, seq)})
+        return None if doc is None else _claim(doc)
+
+    found = known
+    low = 0 if known is None else known.seq  # place `low` exists (0: none)
+    step = 1
+    while (probe := await at(low + step)) is not None:
+        found, low = probe, low + step
+        step *= 2
+    high = low + step  # place `high` does not exist
+    while high - low > 1:
+        middle = (low + high) // 2
+        if (probe := await at(middle)) is None:
+            high = middle
+        else:
+            found, low = probe, middle
+    return found
+
+
 class MongoTierStore:
-    """Claims in MongoDB / FerretDB; amounts as decimal strings (exact)."""
+    """Claims in MongoDB / FerretDB; amounts as decimal strings (exact).
+
+    One instance per consumer process: it remembers the head of each key it has seen.
+    """
 
     def __init__(self, db: AsyncDatabase[dict[str, Any]]) -> None:
-        self._claims = db[CLAIMS]
+        self._places = db[CLAIMS]
         self._indexed = False
+        self._heads: dict[str, Claim] = {}
+        self._stale: set[str] = set()
+        self._stored: dict[tuple[str, str], Claim] = {}  # what the last save stored
 
     async def _ensure_index(self) -> None:
         if not self._indexed:
-            await self._claims.create_index([("key", ASCENDING), ("seq", ASCENDING)], unique=True)
+            await self._places.create_index(
+                [("key", ASCENDING), ("record_id", ASCENDING)], unique=True
+            )
             self._indexed = True
 
-    async def load(self, wanted: Iterable[tuple[str, str]]) -> TierState:
+    async def load(self, wanted: Iterable[tuple[str, str]], *, records: bool = True) -> TierState:
         """See :class:`TierStore`."""
         await self._ensure_index()
         wanted = list(wanted)
+        keys = sorted({key for key, _ in wanted})
         state = TierState()
-        ids = sorted({claim_id(key, rid) for key, rid in wanted})
-        if not ids:
-            return state
-        async for doc in self._claims.find({"_id": {"$in": ids}}):
-            state.apply(_claim(doc))
-        for key in sorted({key for key, _ in wanted}):
-            async for doc in self._claims.find({"key": key}).sort("seq", DESCENDING).limit(1):
-                state.apply(_claim(doc))
+        for key in keys:
+            head = self._heads.get(key)
+            if head is None or key in self._stale:
+                head = await _latest(self._places, key, head)
+                self._stale.discard(key)
+                if head is not None:
+                    self._heads[key] = head
+            if head is not None:
+                state.apply(head)
+        for pair in wanted:
+            if (stored := self._stored.get(pair)) is not None:
+                state.apply(stored)
+        if records and wanted:
+            pairs = set(wanted)
+            query = {
+                "key": {"$in": keys},
+                "record_id": {"$in": sorted({rid for _, rid in wanted})},
+            }
+            async for doc in self._places.find(query):
+                claim = _claim(doc)
+                if (claim.key, claim.record_id) in pairs:
+                    state.apply(claim)
         return state
 
     async def save(self, claims: list[Claim]) -> None:
         """See :class:`TierStore`. Inserted in (key, seq) order and stopping at the first
         conflict, so what was stored before it is a valid prefix of each key's chain."""
+        self._stored = {}
         if not claims:
             return
         await self._ensure_index()
+        ordered = sorted(claims, key=lambda c: (c.key, c.seq))
         docs = [
             {
-                "_id": claim_id(c.key, c.record_id),
+                "_id": place_id(c.key, c.seq),
                 "key": c.key,
                 "record_id": c.record_id,
                 "seq": c.seq,
                 "start": format(c.start, "f"),
                 "end": format(c.end, "f"),
             }
-            for c in sorted(claims, key=lambda c: (c.key, c.seq))
+            for c in ordered
         ]
         try:
-            await self._claims.insert_many(docs, ordered=True)
+            await self._places.insert_many(docs, ordered=True)
         except BulkWriteError as exc:
             errors = exc.details.get("writeErrors", [])
-            if errors and all(e.get("code") == 11000 for e in errors):
-                raise ClaimConflictError(str(errors[0].get("errmsg", "duplicate claim"))) from exc
-            raise
+            if not errors or any(e.get("code") != 11000 for e in errors):
+                raise
+            failed = int(errors[0].get("index", 0))
+            for claim in ordered[:failed]:
+                self._remember(claim)
+                self._stored[claim.key, claim.record_id] = claim
+            self._stale |= {c.key for c in ordered[failed:]}
+            # FerretDB does not say which index refused it: a taken place is there by _id
+            taken = await self._places.find_one({"_id": docs[failed]["_id"]}, {"_id": 1})
+            what = "is taken" if taken is not None else "was refused: its record has a claim"
+            msg = f"place {docs[failed]['_id']} {what}"
+            raise ClaimConflictError(msg, record_claimed=taken is None) from exc
+        for claim in ordered:
+            self._remember(claim)
+
+    def _remember(self, claim: Claim) -> None:
+        head = self._heads.get(claim.key)
+        if head is None or claim.seq > head.seq:
+            self._heads[claim.key] = claim
 
 
 class InMemoryTierStore:
-    """Fake of the port for unit tests, with the same conflict rule."""
+    """Fake of the port for unit tests, with the same conflict rules."""
 
     def __init__(self) -> None:
-        self.claims: dict[str, Claim] = {}
+        self.claims: dict[tuple[str, str], Claim] = {}
 
-    async def load(self, wanted: Iterable[tuple[str, str]]) -> TierState:
+    async def load(self, wanted: Iterable[tuple[str, str]], *, records: bool = True) -> TierState:
         """See :class:`TierStore`."""
         wanted = list(wanted)
         keys = {key for key, _ in wanted}
         state = TierState()
-        for key, rid in wanted:
-            if (found := self.claims.get(claim_id(key, rid))) is not None:
-                state.apply(found)
         for claim in self.claims.values():
             if claim.key in keys:
-                state.apply(claim)
+                state.heads.setdefault(claim.key, claim)
+                if claim.seq > state.heads[claim.key].seq:
+                    state.heads[claim.key] = claim
+        if records:
+            for pair in wanted:
+                if (found := self.claims.get(pair)) is not None:
+                    state.apply(found)
         return state
 
     async def save(self, claims: list[Claim]) -> None:
         """See :class:`TierStore`."""
         taken = {(c.key, c.seq) for c in self.claims.values()}
         for claim in sorted(claims, key=lambda c: (c.key, c.seq)):
-            cid = claim_id(claim.key, claim.record_id)
-            if cid in self.claims or (claim.key, claim.seq) in taken:
+            if (claim.key, claim.seq) in taken:
                 msg = f"place {claim.seq} of {claim.key} is taken"
-                raise ClaimConflictError(msg)
-            self.claims[cid] = claim
+                raise ClaimConflictError(msg, record_claimed=False)
+            if (claim.key, claim.record_id) in self.claims:
+                msg = f"record {claim.record_id} has a claim in {claim.key} already"
+                raise ClaimConflictError(msg, record_claimed=True)
+            self.claims[claim.key, claim.record_id] = claim
             taken.add((claim.key, claim.seq))

@@ -271,6 +271,34 @@ def version_for(record: UsageRecord, pricing: CustomerPricing) -> PriceListVersi
     return version
 
 
+@dataclass(frozen=True)
+class Plan:
+    """What rating a record takes besides its amounts: the version in effect, the line's
+    treatment, the rule chosen and, for a period-cumulative rule, its state key."""
+
+    version: PriceListVersion
+    treatment: _Treatment
+    rule: Rule | None
+    state_key: str | None
+
+
+def plan_usage(record: UsageRecord, pricing: CustomerPricing) -> Plan:
+    """Choose the version, treatment and rule of a record (steps 1-2 of the module docstring).
+
+    A caller rating a batch plans each record once: the state keys say which period state to
+    load, and :func:`rate_usage` takes the plan instead of choosing the rule again.
+    """
+    version = version_for(record, pricing)
+    treatment = _treatment(record, pricing.rebilling)
+    rule: Rule | None = None
+    key: str | None = None
+    if treatment.mode in (_Mode.USAGE, _Mode.PERCENT):
+        rule = select_rule(version, record, percent_only=treatment.mode is _Mode.PERCENT)
+        if isinstance(rule, TieredRule | PackageRule | MinimumRule):
+            key = state_key(pricing.customer_id, record.billing_period, pricing.price_list.id, rule)
+    return Plan(version, treatment, rule, key)
+
+
 def cumulative_key(record: UsageRecord, pricing: CustomerPricing) -> str | None:
     """The state key the record's rating reads, if its rule is period-cumulative.
 
@@ -278,15 +306,9 @@ def cumulative_key(record: UsageRecord, pricing: CustomerPricing) -> str | None:
     rated has no key (``rate_usage`` will say why).
     """
     try:
-        version = version_for(record, pricing)
-        if _treatment(record, pricing.rebilling).mode is not _Mode.USAGE:
-            return None
-        rule = select_rule(version, record)
+        return plan_usage(record, pricing).state_key
     except RatingError:
         return None
-    if isinstance(rule, TieredRule | PackageRule | MinimumRule):
-        return state_key(pricing.customer_id, record.billing_period, pricing.price_list.id, rule)
-    return None
 
 
 def _fx(record: UsageRecord, pricing: CustomerPricing, fx: FxTable) -> FxQuote | None:
@@ -304,12 +326,18 @@ def rate_usage(
     pricing: CustomerPricing,
     fx: FxTable | None = None,
     state: TierState | None = None,
+    plan: Plan | None = None,
 ) -> Rated:
     """Rate one usage record (module docstring). Pure: ``state`` is read, not changed; the
-    returned claim, if any, is what the caller records."""
-    version = version_for(record, pricing)
-    quote = _fx(record, pricing, fx or FxTable())
-    treatment = _treatment(record, pricing.rebilling)
+    returned claim, if any, is what the caller records. ``plan`` is :func:`plan_usage` of the
+    same record and pricing, if the caller made it already."""
+    if plan is None:
+        version = version_for(record, pricing)
+        quote = _fx(record, pricing, fx or FxTable())
+        treatment = _treatment(record, pricing.rebilling)
+    else:
+        version, treatment = plan.version, plan.treatment
+        quote = _fx(record, pricing, fx or FxTable())
 
     def convert(amount: Decimal) -> Decimal:
         return amount if quote is None else quote.convert(amount)
@@ -322,11 +350,14 @@ def rate_usage(
     elif treatment.mode is _Mode.AT_COST:
         price, text = basis, f"at cost ({treatment.reason})"
     else:
-        rule = select_rule(version, record, percent_only=treatment.mode is _Mode.PERCENT)
+        if plan is None:
+            rule = select_rule(version, record, percent_only=treatment.mode is _Mode.PERCENT)
+        else:
+            rule = plan.rule
         if rule is None:
             price, text = basis, f"at {treatment.basis}, no rule matches"
         elif isinstance(rule, TieredRule | PackageRule | MinimumRule):
-            claim = _claim(record, pricing, rule, basis, state or TierState())
+            claim = _claim(record, pricing, rule, basis, state or TierState(), plan=plan)
             price = price_of_claim(rule, claim)
             text = f"{_cumulative_text(rule)} on {treatment.basis} ({rule.scope_text()})"
         else:
@@ -335,8 +366,9 @@ def rate_usage(
         if treatment.reason:
             text = f"{text}; {treatment.reason}"
     cost = record.billed_cost
+    # every value is typed already (the record and the catalog were validated): no validation
     return Rated(
-        RatedCharge(
+        RatedCharge.model_construct(
             charge_id=record.record_id,
             record_id=record.record_id,
             customer_id=pricing.customer_id,
@@ -376,6 +408,8 @@ def _claim(
     rule: CumulativeRule,
     basis: Decimal,
     state: TierState,
+    *,
+    plan: Plan | None,
 ) -> Claim:
     measure = measure_of(rule)
     amount = _quantity(record, rule) if measure is TierMeasure.QUANTITY else basis
@@ -385,7 +419,9 @@ def _claim(
             f"placed in the period's running total of rule {rule.rule_id}"
         )
         raise RatingError(msg)
-    key = state_key(pricing.customer_id, record.billing_period, pricing.price_list.id, rule)
+    key = plan.state_key if plan is not None and plan.state_key is not None else None
+    if key is None:
+        key = state_key(pricing.customer_id, record.billing_period, pricing.price_list.id, rule)
     return state.claim_for(key, record.record_id, amount)
 
 

@@ -22,6 +22,25 @@ from billing_schemas.topics import Topic, dead_letter_name, topic_name
 log = logging.getLogger("billing.rating")
 
 
+_to_json = ChargeRated.__pydantic_serializer__.to_json
+_CHARGE_RATED: str = ChargeRated.model_fields["event_type"].default
+
+
+async def _publish(runtime: Runtime, target: str, charges: list[tuple[str, ChargeRated]]) -> None:
+    """Serialize each charge once, straight to bytes, and publish them per correlation id
+    (``publish_serialized`` sends one set of headers per call; a batch usually has one)."""
+    by_correlation: dict[str, list[tuple[str, bytes]]] = {}
+    for key, event in charges:
+        by_correlation.setdefault(event.correlation_id, []).append((key, _to_json(event)))
+    for correlation_id, records in by_correlation.items():
+        await runtime.publisher.publish_serialized(
+            target,
+            records,
+            event_type=ChargeRated.model_fields["event_type"].default,
+            correlation_id=correlation_id,
+        )
+
+
 def register(
     runtime: Runtime,
     settings: RatingSettings,
@@ -57,10 +76,15 @@ def register(
             consuming("rating", source, records),
             correlated(event.correlation_id for _, event in batch.events),
         ):
-            rated = await rate_batch([event for _, event in batch.events], catalog, tiers, kept)
+            rated = await rate_batch(
+                [event for _, event in batch.events],
+                catalog,
+                tiers,
+                kept,
+                lambda charges: _publish(runtime, target, charges),
+            )
             failed = list(batch.failed)
             failed += [Failed(batch.events[i][0], reason) for i, reason in rated.failures]
-            await runtime.publisher.publish(target, rated.charges)
             await runtime.dead_letters.send(failed)
             log.info("rated %d records, %d dead-lettered", len(rated.charges), len(failed))
         runtime.metrics.processed.labels("rating", source).inc(len(records))

@@ -2,14 +2,23 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 
 from billing_rating.adapters.catalog import PricingCatalog, Unpriced
 from billing_rating.adapters.rated_store import RatedStore
 from billing_rating.adapters.tier_store import ClaimConflictError, TierStore
 from billing_rating.domain.fx import FxTable
-from billing_rating.domain.rating import CustomerPricing, RatingError, cumulative_key, rate_usage
+from billing_rating.domain.rating import (
+    CustomerPricing,
+    Plan,
+    RatingError,
+    plan_usage,
+    rate_usage,
+)
 from billing_rating.domain.tiers import Claim, TierState
 from billing_schemas.catalog import account_key
 from billing_schemas.events import ChargeRated, RatedCharge, UsageRecorded
@@ -29,14 +38,26 @@ class RatedBatch:
     failures: list[tuple[int, str]] = field(default_factory=list)  # (index in batch, reason)
 
 
+Priced = tuple[int, UsageRecorded, CustomerPricing, Plan | None]
+"""A record to rate: its index in the batch, the event, its pricing and its plan (``None`` if
+planning failed: ``rate_usage`` then says why)."""
+
+
+def _plan(event: UsageRecorded, pricing: CustomerPricing) -> Plan | None:
+    try:
+        return plan_usage(event.data, pricing)
+    except RatingError:
+        return None
+
+
 def _rate_in_order(
-    priced: list[tuple[int, UsageRecorded, CustomerPricing]], fx: FxTable, state: TierState
+    priced: list[Priced], fx: FxTable, state: TierState
 ) -> tuple[list[tuple[int, UsageRecorded, RatedCharge]], list[tuple[int, str]], list[Claim]]:
     """Rate each record against the state, threading new claims through it (pure)."""
     rated, failures, new_claims = [], [], []
-    for index, event, pricing in priced:
+    for index, event, pricing, plan in priced:
         try:
-            result = rate_usage(event.data, pricing, fx, state)
+            result = rate_usage(event.data, pricing, fx, state, plan)
         except RatingError as exc:
             failures.append((index, str(exc)))
             continue
@@ -48,20 +69,31 @@ def _rate_in_order(
     return rated, failures, new_claims
 
 
+Publish = Callable[[list[tuple[str, ChargeRated]]], Awaitable[None]]
+"""Publishes ``(customer id, charge)`` pairs; returns once the broker has them."""
+
+
 async def rate_batch(
-    events: list[UsageRecorded], catalog: PricingCatalog, tiers: TierStore, kept: RatedStore
+    events: list[UsageRecorded],
+    catalog: PricingCatalog,
+    tiers: TierStore,
+    kept: RatedStore,
+    publish: Publish | None = None,
 ) -> RatedBatch:
     """Rate every event; the charge id (and event id) is the usage record id.
 
     Period-cumulative rules read and extend the claims in ``tiers``: the claims a batch makes
     are stored before its charges are returned for publishing, so a redelivered record finds its
     claim and is charged the same (and invoicing stores each charge once anyway). Each rated
-    record is then kept in ``kept`` with its charge, for re-rating the period later.
+    record is then kept in ``kept`` with its charge, for re-rating the period later, while the
+    charges are published with ``publish`` if given: both are done when this returns, and a
+    batch that fails in either is redelivered and does both again (the keeping is idempotent;
+    invoicing stores each charge id once).
     """
     keys = {account_key(e.data.provider, e.data.sub_account_id) for e in events}
     pricing = await catalog.pricing_for(keys)
     result = RatedBatch()
-    priced: list[tuple[int, UsageRecorded, CustomerPricing]] = []
+    priced: list[Priced] = []
     for index, event in enumerate(events):
         key = account_key(event.data.provider, event.data.sub_account_id)
         owner = pricing.get(key)
@@ -71,16 +103,21 @@ async def rate_batch(
         elif isinstance(owner, Unpriced):
             result.failures.append((index, f"{owner.reason}: fix the catalog, then replay"))
         else:
-            priced.append((index, event, owner))
-    pairs = {(e.data.currency, p.currency) for _, e, p in priced if e.data.currency != p.currency}
+            priced.append((index, event, owner, _plan(event, owner)))
+    pairs = {
+        (e.data.currency, p.currency) for _, e, p, _ in priced if e.data.currency != p.currency
+    }
     fx = await catalog.fx_rates(pairs)
     wanted = [
-        (state_key, event.data.record_id)
-        for _, event, owner in priced
-        if (state_key := cumulative_key(event.data, owner)) is not None
+        (plan.state_key, event.data.record_id)
+        for _, event, _, plan in priced
+        if plan is not None and plan.state_key is not None
     ]
+    # records are taken as new until the store says one has a claim (a redelivery): looking
+    # their claims up costs a scan on FerretDB, and the insert finds out anyway
+    records = False
     for attempt in range(1, ATTEMPTS + 1):
-        state = await tiers.load(wanted)
+        state = await tiers.load(wanted, records=records)
         rated, failures, new_claims = _rate_in_order(priced, fx, state)
         try:
             await tiers.save(new_claims)
@@ -88,21 +125,25 @@ async def rate_batch(
         except ClaimConflictError as exc:
             if attempt == ATTEMPTS:
                 raise
-            log.info("tier place taken by another consumer (%s); rating the batch again", exc)
+            records = records or exc.record_claimed
+            log.info("tier claim refused (%s); rating the batch again", exc)
     result.failures += failures
     result.failures.sort()
     rated.sort(key=lambda r: r[0])
-    await kept.save_rated([(event.data, charge) for _, event, charge in rated])
+    occurred_at = datetime.now(UTC)
     for _, event, charge in rated:
-        result.charges.append(
-            (
-                charge.customer_id,
-                ChargeRated.create(
-                    charge,
-                    source=SOURCE,
-                    correlation_id=event.correlation_id,
-                    event_id=f"charge-rated:{charge.charge_id}",
-                ),
-            )
+        # built without validating again: the charge and the ids are typed already
+        event_out = ChargeRated.model_construct(
+            event_id=f"charge-rated:{charge.charge_id}",
+            occurred_at=occurred_at,
+            source=SOURCE,
+            correlation_id=event.correlation_id,
+            data=charge,
         )
+        result.charges.append((charge.customer_id, event_out))
+    keeping = kept.save_rated([(event.data, charge) for _, event, charge in rated])
+    if publish is None:
+        await keeping
+    else:
+        await asyncio.gather(keeping, publish(result.charges))
     return result
