@@ -21,19 +21,18 @@ import asyncio
 import csv
 import json
 import os
-import platform
 import resource
 import subprocess
 import sys
 import time
 import uuid
-from datetime import UTC, datetime
 from pathlib import Path
+
+from bench_results import record_result
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLE = ROOT / "demo" / "focus_sample.csv"
 TMP = ROOT / "bench" / "tmp"
-RESULTS = ROOT / "bench" / "results" / "ingest.jsonl"
 
 
 def make_bill(rows: int) -> Path:
@@ -181,24 +180,15 @@ def main() -> None:
         f"raw aiokafka batch publish of {args.raw_rows:,} of the same records...", file=sys.stderr
     )
     raw = asyncio.run(raw_pass(path, namespace, args.raw_rows))
-    result = {
-        "benchmark": "ingest",
-        "when": datetime.now(UTC).isoformat(timespec="seconds"),
-        "git": subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=False
-        ).stdout.strip(),
-        "machine": (
-            f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"
-        ),
-        "ingest": ingest,
-        "raw_aiokafka_batch": raw,
-        "ratio_ingest_to_raw": ingest["rows_per_second"] / raw["rows_per_second"],
-        "targets": {"rows_per_second": 100_000, "peak_rss_mb": 300},
-    }
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    with RESULTS.open("a") as out:
-        out.write(json.dumps(result) + "\n")
-    print(json.dumps(result, indent=2))
+    record_result(
+        "ingest",
+        {
+            "ingest": ingest,
+            "raw_aiokafka_batch": raw,
+            "ratio_ingest_to_raw": ingest["rows_per_second"] / raw["rows_per_second"],
+            "targets": {"rows_per_second": 100_000, "peak_rss_mb": 300},
+        },
+    )
 
 
 if __name__ == "__main__":

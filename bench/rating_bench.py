@@ -25,9 +25,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import os
-import platform
 import subprocess
 import sys
 import time
@@ -37,8 +35,9 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+from bench_results import record_result
+
 ROOT = Path(__file__).resolve().parents[1]
-RESULTS = ROOT / "bench" / "results" / "rating.jsonl"
 CUSTOMERS = 5
 ACCOUNTS_PER_CUSTOMER = 4
 RAW_OUT = "raw-out"
@@ -436,28 +435,19 @@ def main() -> None:
         engine = engine_pass(records)
     finally:
         asyncio.run(clean(namespace))
-    result = {
-        "benchmark": "rating",
-        "when": datetime.now(UTC).isoformat(timespec="seconds"),
-        "git": subprocess.run(
-            ["git", "describe", "--always", "--dirty"], capture_output=True, text=True, check=False
-        ).stdout.strip(),
-        "machine": (
-            f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"
-        ),
-        "load_average_at_start": [round(x, 2) for x in load_before],
-        "batch_max_records": batch_size,
-        "tiered_percent": args.tiered_percent,
-        "service": service,
-        "raw_aiokafka_pass_through": raw,
-        "ratio_service_to_raw": service["records_per_second"] / raw["records_per_second"],
-        "engine": engine,
-        "targets": {"ratio_service_to_raw": 0.5},
-    }
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    with RESULTS.open("a") as out:
-        out.write(json.dumps(result) + "\n")
-    print(json.dumps(result, indent=2))
+    record_result(
+        "rating",
+        {
+            "load_average_at_start": [round(x, 2) for x in load_before],
+            "batch_max_records": batch_size,
+            "tiered_percent": args.tiered_percent,
+            "service": service,
+            "raw_aiokafka_pass_through": raw,
+            "ratio_service_to_raw": service["records_per_second"] / raw["records_per_second"],
+            "engine": engine,
+            "targets": {"ratio_service_to_raw": 0.5},
+        },
+    )
 
 
 if __name__ == "__main__":
