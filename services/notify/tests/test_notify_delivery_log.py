@@ -225,3 +225,34 @@ async def test_the_stored_document_has_the_documented_fields(
         1,
         ["ap@acme.example", "cfo@acme.example"],
     )
+
+
+async def test_deferring_a_record_already_there_moves_it_only_from_a_claimable_status(
+    delivery_log: DeliveryLog,
+) -> None:
+    at = datetime(2030, 1, 1, tzinfo=UTC)
+    await delivery_log.claim(INTENT)  # pending, attempt 1, no retry yet
+    fewer = DeliveryIntent(
+        **{**INTENT.__dict__, "recipients": ("ap@acme.example",), "source_event": "{}"}
+    )
+    deferred = await delivery_log.defer(fewer, at, "not tried")
+    # the existing record moves: retries 0 + 1 = 1, attempts stay 1, the new recipients and source
+    assert (deferred.status, deferred.attempts, deferred.retries) == (
+        DeliveryStatus.RETRYING,
+        1,
+        1,
+    )
+    assert (deferred.next_attempt_at, deferred.smtp_response) == (at, "not tried")
+    assert (deferred.recipients, deferred.source_event) == (("ap@acme.example",), "{}")
+
+    await delivery_log.claim(INTENT)
+    await delivery_log.mark_sending(INTENT.message_id)
+    await delivery_log.mark_sent(INTENT.message_id, "250 OK", INTENT.recipients)
+    untouched = await delivery_log.defer(INTENT, at, "not tried again")
+    # sent is not claimable: nothing changes (still attempt 2, retries 1, the SMTP reply kept)
+    assert (untouched.status, untouched.attempts, untouched.retries) == (
+        DeliveryStatus.SENT,
+        2,
+        1,
+    )
+    assert untouched.smtp_response == "250 OK"

@@ -8,8 +8,6 @@ however often the event arrives, and must publish ``NotificationSent``.
 from __future__ import annotations
 
 import asyncio
-import email
-import email.policy
 import hashlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -22,15 +20,13 @@ from typing import TYPE_CHECKING, Any
 import pytest
 from aiosmtpd.smtp import SMTP, Envelope, Session
 from gridfs import AsyncGridFSBucket
+from notify_test_support import consumed, notify_settings, publish, running, sink_mails
 from pymongo.asynchronous.database import AsyncDatabase
 
 from billing_notify.adapters.delivery_log import DELIVERIES
-from billing_notify.app import create_app
 from billing_notify.domain.messages import MessageKind, message_id_for
-from billing_notify.settings import NotifySettings
-from billing_runtime.lag import wait_for_no_lag
 from billing_runtime.mail_sink import MaildirSink, serve
-from billing_runtime.testing import WITHIN_SECONDS, TopicReader, eventually, produce
+from billing_runtime.testing import TopicReader, eventually
 from billing_schemas.catalog import CUSTOMERS, Address, Contact, ContactRole, Customer, PriceList
 from billing_schemas.documents import INVOICE_PDF_BUCKET
 from billing_schemas.events import FinalizedInvoice, InvoiceFinalized, NotificationSent
@@ -86,58 +82,6 @@ async def _store_customer_and_pdf(db: AsyncDatabase[dict[str, Any]]) -> Finalize
     )
 
 
-def _settings(infra: Infra, namespace: str, smtp_port: int) -> NotifySettings:
-    return NotifySettings(
-        kafka_bootstrap_servers=infra.kafka_bootstrap_servers,
-        mongodb_url=infra.mongodb_url,
-        mongodb_database=namespace,
-        topic_namespace=f"{namespace}.",
-        smtp_host="127.0.0.1",
-        smtp_port=smtp_port,
-        batch_timeout_ms=50,
-        retry_backoff_seconds=0.2,
-        retry_poll_seconds=0.1,
-    )
-
-
-@asynccontextmanager
-async def running(settings: NotifySettings) -> AsyncIterator[None]:
-    """The notify app started in-process: topics created, consumer subscribed."""
-    app = create_app(settings)
-    await app.start()
-    try:
-        yield
-    finally:
-        await app.stop()
-
-
-async def publish(settings: NotifySettings, event: InvoiceFinalized) -> None:
-    await produce(
-        settings.kafka_bootstrap_servers,
-        topic_name(Topic.INVOICE_FINALIZED, settings.topic_namespace),
-        [(event.data.customer_id.encode(), event.model_dump_json().encode())],
-    )
-
-
-def _mails(directory: Path) -> list[EmailMessage]:
-    mails: list[EmailMessage] = []
-    for path in sorted(directory.glob("*.eml")):
-        parsed: Any = email.message_from_bytes(path.read_bytes(), policy=email.policy.default)
-        mails.append(parsed)
-    return mails
-
-
-async def _all_consumed(settings: NotifySettings) -> None:
-    """Wait until the notify group has committed every finalized invoice."""
-    ns = settings.topic_namespace
-    await wait_for_no_lag(
-        settings.kafka_bootstrap_servers,
-        [(f"{ns}{settings.consumer_group}", [topic_name(Topic.INVOICE_FINALIZED, ns)])],
-        within_seconds=WITHIN_SECONDS,
-        settle=0.5,
-    )
-
-
 def _event(invoice: FinalizedInvoice) -> InvoiceFinalized:
     return InvoiceFinalized.create(
         invoice,
@@ -155,19 +99,19 @@ async def test_a_finalized_invoice_is_emailed_once_with_its_pdf(
     smtp_sink: SmtpSink,
 ) -> None:
     invoice = await _store_customer_and_pdf(mongo_db)
-    settings = _settings(infra, namespace, smtp_sink.port)
+    settings = notify_settings(infra, namespace, smtp_sink.port)
     event = _event(invoice)
     message_id = message_id_for(MessageKind.INVOICE_FINALIZED, invoice.invoice_id)
     sent_topic = topic_name(Topic.NOTIFICATION_SENT, settings.topic_namespace)
 
     async with running(settings), TopicReader(settings.kafka_bootstrap_servers, sent_topic) as sent:
-        await publish(settings, event)
+        await publish(settings, Topic.INVOICE_FINALIZED, event.data.customer_id, event)
 
         async def one_mail() -> bool:
             return len(smtp_sink.messages()) >= 1
 
         await eventually(one_mail, "the invoice email")
-        [mail] = _mails(smtp_sink.directory)
+        [mail] = sink_mails(smtp_sink.directory)
         recipients = sorted(a.addr_spec for a in mail["To"].addresses)
         assert recipients == ["ap@acme.example", "cfo@acme.example"]  # not the Tech contact
         assert sorted(mail.get_all("Delivered-To") or []) == recipients  # the SMTP envelope
@@ -191,10 +135,10 @@ async def test_a_finalized_invoice_is_emailed_once_with_its_pdf(
         assert notification.correlation_id == "close-2024-09"
 
         # The same event again, as a redelivery or a replay would bring it.
-        await publish(settings, event)
+        await publish(settings, Topic.INVOICE_FINALIZED, event.data.customer_id, event)
         # Its NotificationSent is republished from the log: proof it was processed...
         records = await sent.wait_for(2)
-        await _all_consumed(settings)
+        await consumed(settings, Topic.INVOICE_FINALIZED)
         # ...and nothing else was sent.
         assert len(smtp_sink.messages()) == 1
         assert len(records) == 2
@@ -245,13 +189,13 @@ async def test_a_temporary_refusal_is_retried_until_the_email_is_accepted(
     invoice = await _store_customer_and_pdf(mongo_db)
     handler = RefusingFirst(tmp_path / "mail", "451 4.3.0 Mailbox busy, try later", refusals=2)
     async with smtp_server(handler) as port:
-        settings = _settings(infra, namespace, port)
+        settings = notify_settings(infra, namespace, port)
         sent_topic = topic_name(Topic.NOTIFICATION_SENT, settings.topic_namespace)
         reader = TopicReader(infra.kafka_bootstrap_servers, sent_topic)
         async with running(settings), reader as sent:
-            await publish(settings, _event(invoice))
+            await publish(settings, Topic.INVOICE_FINALIZED, invoice.customer_id, _event(invoice))
             await sent.wait_for(1)
-            await _all_consumed(settings)
+            await consumed(settings, Topic.INVOICE_FINALIZED)
 
     assert handler.refused == 2
     assert len(handler.sink.received) == 1
@@ -267,13 +211,13 @@ async def test_a_permanent_refusal_is_logged_and_dead_lettered(
     invoice = await _store_customer_and_pdf(mongo_db)
     handler = RefusingFirst(tmp_path / "mail", "554 5.7.1 Rejected by policy", refusals=None)
     async with smtp_server(handler) as port:
-        settings = _settings(infra, namespace, port)
+        settings = notify_settings(infra, namespace, port)
         dlq = dead_letter_name(Topic.INVOICE_FINALIZED, settings.topic_namespace)
         async with running(settings), TopicReader(infra.kafka_bootstrap_servers, dlq) as dead:
             event = _event(invoice)
-            await publish(settings, event)
+            await publish(settings, Topic.INVOICE_FINALIZED, event.data.customer_id, event)
             [letter] = await dead.wait_for(1)
-            await _all_consumed(settings)
+            await consumed(settings, Topic.INVOICE_FINALIZED)
             await asyncio.sleep(1.0)  # ten polls of the re-driver: none may try again
 
     assert handler.refused == 1  # no retry storm

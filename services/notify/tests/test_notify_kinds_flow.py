@@ -4,11 +4,7 @@ other than the invoice, and a batch meeting an SMTP server that is down."""
 from __future__ import annotations
 
 import asyncio
-import email
-import email.policy
 import hashlib
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from email.message import EmailMessage
@@ -18,16 +14,21 @@ from typing import TYPE_CHECKING, Any
 import pytest
 from aiosmtpd.smtp import SMTP, Envelope, Session
 from gridfs import AsyncGridFSBucket
+from notify_test_support import (
+    consumed,
+    notify_settings,
+    plain_text,
+    publish,
+    running,
+    sink_mails,
+)
 from pymongo.asynchronous.database import AsyncDatabase
 
 from billing_notify.adapters.delivery_log import DELIVERIES
 from billing_notify.adapters.rejections import REJECTIONS
-from billing_notify.app import create_app
-from billing_notify.settings import NotifySettings
 from billing_runtime.kafka import ensure_topics
-from billing_runtime.lag import wait_for_no_lag
 from billing_runtime.mail_sink import MaildirSink, serve
-from billing_runtime.testing import WITHIN_SECONDS, TopicReader, eventually, produce
+from billing_runtime.testing import TopicReader, eventually
 from billing_schemas.catalog import CUSTOMERS, Address, Contact, ContactRole, Customer, PriceList
 from billing_schemas.documents import INVOICE_PDF_BUCKET
 from billing_schemas.events import (
@@ -42,9 +43,6 @@ from billing_schemas.events import (
     Payment,
     PaymentRecorded,
     RejectedRow,
-)
-from billing_schemas.events import (
-    Envelope as Event,
 )
 from billing_schemas.topics import Topic, dead_letter_name, topic_name
 
@@ -70,62 +68,6 @@ CUSTOMER = Customer(
 )
 
 
-def _settings(infra: Infra, namespace: str, smtp_port: int, **extra: Any) -> NotifySettings:
-    values: dict[str, Any] = {
-        "kafka_bootstrap_servers": infra.kafka_bootstrap_servers,
-        "mongodb_url": infra.mongodb_url,
-        "mongodb_database": namespace,
-        "topic_namespace": f"{namespace}.",
-        "smtp_host": "127.0.0.1",
-        "smtp_port": smtp_port,
-        "batch_timeout_ms": 50,
-        "retry_backoff_seconds": 0.2,
-        "retry_poll_seconds": 0.1,
-    }
-    return NotifySettings.model_validate(values | extra)
-
-
-@asynccontextmanager
-async def running(settings: NotifySettings) -> AsyncIterator[None]:
-    app = create_app(settings)
-    await app.start()
-    try:
-        yield
-    finally:
-        await app.stop()
-
-
-async def _publish(settings: NotifySettings, topic: Topic, key: str, *events: Event) -> None:
-    await produce(
-        settings.kafka_bootstrap_servers,
-        topic_name(topic, settings.topic_namespace),
-        [(key.encode(), e.model_dump_json().encode()) for e in events],
-    )
-
-
-def _mails(directory: Path) -> list[EmailMessage]:
-    mails: list[EmailMessage] = []
-    for path in sorted(directory.glob("*.eml")):
-        parsed: Any = email.message_from_bytes(path.read_bytes(), policy=email.policy.default)
-        mails.append(parsed)
-    return mails
-
-
-def _text(mail: EmailMessage) -> str:
-    body: Any = mail.get_body(("plain",))
-    return str(body.get_content())
-
-
-async def _consumed(settings: NotifySettings, topic: Topic, suffix: str) -> None:
-    ns = settings.topic_namespace
-    await wait_for_no_lag(
-        settings.kafka_bootstrap_servers,
-        [(f"{ns}{settings.consumer_group}{suffix}", [topic_name(topic, ns)])],
-        within_seconds=WITHIN_SECONDS,
-        settle=0.5,
-    )
-
-
 async def test_receipts_credit_notes_reminders_and_bill_reports_are_emailed_once(
     infra: Infra,
     namespace: str,
@@ -149,7 +91,7 @@ async def test_receipts_credit_notes_reminders_and_bill_reports_are_emailed_once
             for row, why in [(12, "no customer owns account 999"), (3, "negative usage")]
         ]
     )
-    settings = _settings(infra, namespace, smtp_sink.port, operators=["ops@cumulus.example"])
+    settings = notify_settings(infra, namespace, smtp_sink.port, operators=["ops@cumulus.example"])
 
     payment = PaymentRecorded.create(
         Payment(
@@ -227,27 +169,27 @@ async def test_receipts_credit_notes_reminders_and_bill_reports_are_emailed_once
 
     async with running(settings):
         # each twice: as a redelivery or a replay would bring it; the reminder daily
-        await _publish(settings, Topic.PAYMENT_RECORDED, "kunde", payment, payment)
-        await _publish(settings, Topic.CREDIT_NOTE_ISSUED, "kunde", note, note)
-        await _publish(settings, Topic.INVOICE_OVERDUE, "kunde", overdue(6), overdue(7), overdue(8))
-        await _publish(settings, Topic.BILL_PROCESSED, "bill-9", bill, bill)
+        await publish(settings, Topic.PAYMENT_RECORDED, "kunde", payment, payment)
+        await publish(settings, Topic.CREDIT_NOTE_ISSUED, "kunde", note, note)
+        await publish(settings, Topic.INVOICE_OVERDUE, "kunde", overdue(6), overdue(7), overdue(8))
+        await publish(settings, Topic.BILL_PROCESSED, "bill-9", bill, bill)
 
         async def four_mails() -> bool:
             return len(smtp_sink.messages()) >= 4
 
         await eventually(four_mails, "four emails")
-        await _consumed(settings, Topic.PAYMENT_RECORDED, "-payments")
-        await _consumed(settings, Topic.CREDIT_NOTE_ISSUED, "-credit-notes")
-        await _consumed(settings, Topic.INVOICE_OVERDUE, "-reminders")
-        await _consumed(settings, Topic.BILL_PROCESSED, "-bill-reports")
+        await consumed(settings, Topic.PAYMENT_RECORDED, "-payments")
+        await consumed(settings, Topic.CREDIT_NOTE_ISSUED, "-credit-notes")
+        await consumed(settings, Topic.INVOICE_OVERDUE, "-reminders")
+        await consumed(settings, Topic.BILL_PROCESSED, "-bill-reports")
 
-    mails = {str(m["Subject"]).split(" ")[0]: m for m in _mails(smtp_sink.directory)}
+    mails = {str(m["Subject"]).split(" ")[0]: m for m in sink_mails(smtp_sink.directory)}
     assert len(smtp_sink.messages()) == 4  # nothing twice
     # the customer writes de-CH: the receipt is in German, the others have English templates only
     assert set(mails) == {"Zahlungseingang", "Credit", "Reminder:", "Bill"}
     for kind in ("Zahlungseingang", "Credit", "Reminder:"):
         assert [a.addr_spec for a in mails[kind]["To"].addresses] == ["buchhaltung@kunde.example"]
-    assert "Die Rechnung ist vollständig bezahlt." in _text(mails["Zahlungseingang"])
+    assert "Die Rechnung ist vollständig bezahlt." in plain_text(mails["Zahlungseingang"])
     # reminders have English templates only: English text and English number format
     assert mails["Reminder:"]["Subject"] == (
         "Reminder: invoice KUNDE-2024-000008 is 7 days overdue (CHF100.00 due)"
@@ -255,7 +197,7 @@ async def test_receipts_credit_notes_reminders_and_bill_reports_are_emailed_once
     [attachment] = list(mails["Credit"].iter_attachments())
     assert isinstance(attachment, EmailMessage)
     assert attachment.get_content() == PDF
-    report = _text(mails["Bill"])
+    report = plain_text(mails["Bill"])
     assert [a.addr_spec for a in mails["Bill"]["To"].addresses] == ["ops@cumulus.example"]
     assert "USD  42.125" in report
     # listed in row order, whatever order they were stored in
@@ -318,16 +260,16 @@ async def test_a_server_that_is_down_is_tried_once_per_batch_then_every_email_go
     port = int(server.sockets[0].getsockname()[1])
     try:
         # a long backoff: only the consumer's own attempts can reach the server while it is down
-        settings = _settings(infra, namespace, port, retry_backoff_seconds=3600)
+        settings = notify_settings(infra, namespace, port, retry_backoff_seconds=3600)
         invoices = [_invoice(n, pdf_id) for n in (1, 2, 3)]
         # published before the consumer starts: one partition, one batch
         await ensure_topics(
             settings.kafka_bootstrap_servers,
             [topic_name(Topic.INVOICE_FINALIZED, settings.topic_namespace)],
         )
-        await _publish(settings, Topic.INVOICE_FINALIZED, "kunde", *invoices)
+        await publish(settings, Topic.INVOICE_FINALIZED, "kunde", *invoices)
         async with running(settings):
-            await _consumed(settings, Topic.INVOICE_FINALIZED, "")
+            await consumed(settings, Topic.INVOICE_FINALIZED)
             docs = [doc async for doc in mongo_db[DELIVERIES].find({})]
             assert sorted(d["status"] for d in docs) == ["retrying"] * 3
             assert handler.refused == 1  # the first email tried; the other two not at all
@@ -342,7 +284,7 @@ async def test_a_server_that_is_down_is_tried_once_per_batch_then_every_email_go
             await eventually(all_sent, "the three invoices once the server is back")
             await asyncio.sleep(0.5)  # a few more polls: nothing sent twice
         assert len(handler.sink.received) == 3
-        subjects = sorted(str(m["Subject"]) for m in _mails(tmp_path / "mail"))
+        subjects = sorted(str(m["Subject"]) for m in sink_mails(tmp_path / "mail"))
         # de-CH has no templates of its own: German; CHF in Swiss-German notation
         assert subjects[0].startswith("Rechnung KUNDE-2024-000001 für September 2024: ")
     finally:
@@ -360,11 +302,11 @@ async def test_after_the_last_retry_the_email_fails_and_its_event_is_dead_letter
     server = await serve(handler, "127.0.0.1", 0)
     port = int(server.sockets[0].getsockname()[1])
     try:
-        settings = _settings(infra, namespace, port, retry_max_retries=2)
+        settings = notify_settings(infra, namespace, port, retry_max_retries=2)
         dlq = dead_letter_name(Topic.INVOICE_FINALIZED, settings.topic_namespace)
         event = _invoice(1, pdf_id)
         async with running(settings), TopicReader(infra.kafka_bootstrap_servers, dlq) as dead:
-            await _publish(settings, Topic.INVOICE_FINALIZED, "kunde", event)
+            await publish(settings, Topic.INVOICE_FINALIZED, "kunde", event)
             [letter] = await dead.wait_for(1)
             await asyncio.sleep(1.0)  # ten more polls: no further attempt
     finally:

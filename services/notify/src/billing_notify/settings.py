@@ -21,6 +21,15 @@ def _comma_separated(value: object) -> object:
     return value
 
 
+def _check_mailbox(setting: str, text: str) -> None:
+    """Refuse a mailbox the mailer could not use, naming the setting it came from."""
+    try:
+        parse_mailbox(text)
+    except NotificationError as exc:
+        msg = f"{setting}: {exc}"
+        raise ValueError(msg) from None
+
+
 class NotifySettings(ServiceSettings):
     """Settings of the notify service; a sender or operator that is not a valid mailbox, or an
     SMTP password without a user name, fails at start."""
@@ -71,22 +80,14 @@ class NotifySettings(ServiceSettings):
     @field_validator("sender")
     @classmethod
     def _valid_sender(cls, value: str) -> str:
-        try:
-            parse_mailbox(value)
-        except NotificationError as exc:
-            msg = f"sender: {exc}"
-            raise ValueError(msg) from None
+        _check_mailbox("sender", value)
         return value
 
     @field_validator("operators")
     @classmethod
     def _valid_operators(cls, value: list[str]) -> list[str]:
         for text in value:
-            try:
-                parse_mailbox(text)
-            except NotificationError as exc:
-                msg = f"operators: {exc}"
-                raise ValueError(msg) from None
+            _check_mailbox("operators", text)
         return value
 
     @field_validator("overdue_reminder_days")

@@ -199,21 +199,10 @@ class MongoDeliveryLog:
 
     async def claim(self, intent: DeliveryIntent, *, restart: bool = False) -> Delivery:
         """See :class:`DeliveryLog`."""
-        doc = self._new(intent, DeliveryStatus.PENDING, attempts=1)
-        try:
-            await self._deliveries.insert_one(doc)
-        except DuplicateKeyError:
-            pass  # tried before: another attempt below, if its status allows one
-        else:
-            return _delivery(doc)
-        return await self._transition(
-            intent.message_id,
-            CLAIMABLE,
-            {
-                **self._intent_fields(intent),
-                "status": DeliveryStatus.PENDING.value,
-                **({"retries": 0} if restart else {}),
-            },
+        return await self._insert_or_transition(
+            self._new(intent, DeliveryStatus.PENDING, attempts=1),
+            intent,
+            {"status": DeliveryStatus.PENDING.value, **({"retries": 0} if restart else {})},
             inc={"attempts": 1},
         )
 
@@ -223,22 +212,34 @@ class MongoDeliveryLog:
         """See :class:`DeliveryLog`."""
         doc = self._new(intent, DeliveryStatus.RETRYING, attempts=0)
         doc |= {"retries": 1, "next_attempt_at": next_attempt_at, "smtp_response": reason}
-        try:
-            await self._deliveries.insert_one(doc)
-        except DuplicateKeyError:
-            pass
-        else:
-            return _delivery(doc)
-        return await self._transition(
-            intent.message_id,
-            CLAIMABLE,
+        return await self._insert_or_transition(
+            doc,
+            intent,
             {
-                **self._intent_fields(intent),
                 "status": DeliveryStatus.RETRYING.value,
                 "next_attempt_at": next_attempt_at,
                 "smtp_response": reason,
             },
             inc={"retries": 1},
+        )
+
+    async def _insert_or_transition(
+        self,
+        doc: dict[str, Any],
+        intent: DeliveryIntent,
+        fields: dict[str, Any],
+        inc: dict[str, int],
+    ) -> Delivery:
+        """Insert ``doc``, the first record of the intent's email; if there is one already,
+        set ``fields`` (and the intent's recipients and source) from a claimable status."""
+        try:
+            await self._deliveries.insert_one(doc)
+        except DuplicateKeyError:
+            pass  # tried before: moved below, if its status allows
+        else:
+            return _delivery(doc)
+        return await self._transition(
+            intent.message_id, CLAIMABLE, {**self._intent_fields(intent), **fields}, inc=inc
         )
 
     async def mark_sending(self, message_id: str) -> Delivery:

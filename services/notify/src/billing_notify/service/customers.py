@@ -1,14 +1,28 @@
-"""What every customer email needs: the customer, and who at the customer gets it."""
+"""What every customer email needs: the customer, who at the customer gets it, and the one
+way such an email is built and handed to :func:`~billing_notify.service.deliver.deliver`."""
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from email.message import EmailMessage
+from typing import Protocol
 
 from billing_notify.adapters.catalog import CustomerDirectory
 from billing_notify.domain.errors import UnknownCustomerError
-from billing_notify.domain.messages import MessageKind, choose_language
+from billing_notify.domain.messages import MessageKind, OutgoingEmail, choose_language
 from billing_notify.domain.recipients import Recipients, choose_recipients
+from billing_notify.service.deliver import (
+    DeliveryOutcome,
+    MailPolicy,
+    Mode,
+    NotifyPorts,
+    Source,
+    deliver,
+)
 from billing_schemas.catalog import Customer
+from billing_schemas.events import Envelope
+from billing_schemas.topics import Topic
 
 
 @dataclass(frozen=True)
@@ -34,3 +48,50 @@ async def addressee(
         recipients=choose_recipients(customer),
         language=choose_language(kind, customer.language),
     )
+
+
+class InvoiceDocument(Protocol):
+    """What a customer email is about: an invoice, or a document of one (payment, credit note,
+    overdue notice); the delivery log records these three ids."""
+
+    @property
+    def customer_id(self) -> str: ...
+
+    @property
+    def invoice_id(self) -> str: ...
+
+    @property
+    def invoice_number(self) -> str: ...
+
+
+async def deliver_to_customer(
+    event: Envelope,
+    document: InvoiceDocument,
+    *,
+    kind: MessageKind,
+    message_id: str,
+    topic: Topic,
+    what: str,
+    write: Callable[[Addressee], Awaitable[EmailMessage]],
+    ports: NotifyPorts,
+    policy: MailPolicy,
+    mode: Mode,
+) -> DeliveryOutcome:
+    """Deliver the email ``write`` makes for the document's customer (looked up only when the
+    email must go out; ``what`` names the document in errors), once per ``message_id``;
+    ``event`` on ``topic`` is what a scheduled retry re-drives."""
+
+    async def build() -> OutgoingEmail:
+        to = await addressee(ports.customers, document.customer_id, kind, what)
+        return OutgoingEmail(
+            kind=kind,
+            message_id=message_id,
+            message=await write(to),
+            recipients=to.recipients,
+            invoice_id=document.invoice_id,
+            customer_id=document.customer_id,
+            invoice_number=document.invoice_number,
+        )
+
+    source = Source(topic.value, document.customer_id, event.model_dump_json())
+    return await deliver(message_id, build, source, ports, policy, mode=mode)

@@ -6,6 +6,10 @@ contact holding the Billing role (the primary contact, flagged, when none does),
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from datetime import datetime
+from email.message import EmailMessage
+
 from billing_notify.domain.customer_emails import (
     credit_note_attachment_name,
     credit_note_message_id,
@@ -17,25 +21,38 @@ from billing_notify.domain.customer_emails import (
     reminder_step,
 )
 from billing_notify.domain.invoice_email import check_pdf
-from billing_notify.domain.messages import (
-    Attachment,
-    MessageKind,
-    OutgoingEmail,
-    compose_email,
-    render,
-)
-from billing_notify.service.customers import addressee
+from billing_notify.domain.messages import Attachment, MessageKind, compose_email, render
+from billing_notify.service.customers import Addressee, deliver_to_customer
 from billing_notify.service.deliver import (
     DeliveryOutcome,
     MailPolicy,
     Mode,
     NotifyPorts,
-    Source,
-    deliver,
     skipped,
 )
 from billing_schemas.events import CreditNoteIssued, InvoiceOverdue, PaymentRecorded
 from billing_schemas.topics import Topic
+
+
+def _templated(
+    kind: MessageKind,
+    to: Addressee,
+    view: object,
+    *,
+    policy: MailPolicy,
+    message_id: str,
+    sent_at: datetime,
+    attachments: Sequence[Attachment] = (),
+) -> EmailMessage:
+    """The email of ``kind`` rendered from its templates in the addressee's language."""
+    return compose_email(
+        render(kind, to.language, view),
+        sender=policy.sender,
+        recipients=to.recipients,
+        message_id=message_id,
+        sent_at=sent_at,
+        attachments=attachments,
+    )
 
 
 async def notify_payment_recorded(
@@ -46,29 +63,24 @@ async def notify_payment_recorded(
     message_id = payment_message_id(payment)
     kind = MessageKind.PAYMENT_RECORDED
 
-    async def build() -> OutgoingEmail:
-        what = f"payment {payment.payment_id} for invoice {payment.invoice_number}"
-        to = await addressee(ports.customers, payment.customer_id, kind, what)
+    async def write(to: Addressee) -> EmailMessage:
         view = payment_view(payment, to.customer.name, to.language, fallback=to.recipients.fallback)
-        message = compose_email(
-            render(kind, to.language, view),
-            sender=policy.sender,
-            recipients=to.recipients,
-            message_id=message_id,
-            sent_at=event.occurred_at,
-        )
-        return OutgoingEmail(
-            kind,
-            message_id,
-            message,
-            to.recipients,
-            payment.invoice_id,
-            payment.customer_id,
-            payment.invoice_number,
+        return _templated(
+            kind, to, view, policy=policy, message_id=message_id, sent_at=event.occurred_at
         )
 
-    source = Source(Topic.PAYMENT_RECORDED.value, payment.customer_id, event.model_dump_json())
-    return await deliver(message_id, build, source, ports, policy, mode=mode)
+    return await deliver_to_customer(
+        event,
+        payment,
+        kind=kind,
+        message_id=message_id,
+        topic=Topic.PAYMENT_RECORDED,
+        what=f"payment {payment.payment_id} for invoice {payment.invoice_number}",
+        write=write,
+        ports=ports,
+        policy=policy,
+        mode=mode,
+    )
 
 
 async def notify_credit_note_issued(
@@ -79,34 +91,34 @@ async def notify_credit_note_issued(
     message_id = credit_note_message_id(note)
     kind = MessageKind.CREDIT_NOTE_ISSUED
 
-    async def build() -> OutgoingEmail:
-        what = f"credit note {note.credit_note_number}"
-        to = await addressee(ports.customers, note.customer_id, kind, what)
+    async def write(to: Addressee) -> EmailMessage:
         attachments = []
         if note.pdf_file_id is not None:
             pdf = check_pdf(await ports.pdfs.load(note.pdf_file_id), note.pdf_sha256 or "")
             attachments.append(Attachment(credit_note_attachment_name(note), pdf))
         view = credit_note_view(note, to.language, fallback=to.recipients.fallback)
-        message = compose_email(
-            render(kind, to.language, view),
-            sender=policy.sender,
-            recipients=to.recipients,
+        return _templated(
+            kind,
+            to,
+            view,
+            policy=policy,
             message_id=message_id,
             sent_at=event.occurred_at,
             attachments=attachments,
         )
-        return OutgoingEmail(
-            kind,
-            message_id,
-            message,
-            to.recipients,
-            note.invoice_id,
-            note.customer_id,
-            note.invoice_number,
-        )
 
-    source = Source(Topic.CREDIT_NOTE_ISSUED.value, note.customer_id, event.model_dump_json())
-    return await deliver(message_id, build, source, ports, policy, mode=mode)
+    return await deliver_to_customer(
+        event,
+        note,
+        kind=kind,
+        message_id=message_id,
+        topic=Topic.CREDIT_NOTE_ISSUED,
+        what=f"credit note {note.credit_note_number}",
+        write=write,
+        ports=ports,
+        policy=policy,
+        mode=mode,
+    )
 
 
 async def notify_invoice_overdue(
@@ -125,26 +137,21 @@ async def notify_invoice_overdue(
     message_id = overdue_message_id(overdue, step)
     kind = MessageKind.INVOICE_OVERDUE
 
-    async def build() -> OutgoingEmail:
-        what = f"overdue invoice {overdue.invoice_number}"
-        to = await addressee(ports.customers, overdue.customer_id, kind, what)
+    async def write(to: Addressee) -> EmailMessage:
         view = overdue_view(overdue, to.language, fallback=to.recipients.fallback)
-        message = compose_email(
-            render(kind, to.language, view),
-            sender=policy.sender,
-            recipients=to.recipients,
-            message_id=message_id,
-            sent_at=event.occurred_at,
-        )
-        return OutgoingEmail(
-            kind,
-            message_id,
-            message,
-            to.recipients,
-            overdue.invoice_id,
-            overdue.customer_id,
-            overdue.invoice_number,
+        return _templated(
+            kind, to, view, policy=policy, message_id=message_id, sent_at=event.occurred_at
         )
 
-    source = Source(Topic.INVOICE_OVERDUE.value, overdue.customer_id, event.model_dump_json())
-    return await deliver(message_id, build, source, ports, policy, mode=mode)
+    return await deliver_to_customer(
+        event,
+        overdue,
+        kind=kind,
+        message_id=message_id,
+        topic=Topic.INVOICE_OVERDUE,
+        what=f"overdue invoice {overdue.invoice_number}",
+        write=write,
+        ports=ports,
+        policy=policy,
+        mode=mode,
+    )

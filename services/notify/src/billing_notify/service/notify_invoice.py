@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
+from email.message import EmailMessage
+
 from billing_notify.domain.invoice_email import check_pdf, compose_invoice_email
-from billing_notify.domain.messages import MessageKind, OutgoingEmail, message_id_for
-from billing_notify.service.customers import addressee
+from billing_notify.domain.messages import MessageKind, message_id_for
+from billing_notify.service.customers import Addressee, deliver_to_customer
 from billing_notify.service.deliver import (
     DeliveryOutcome,
     MailPolicy,
     Mode,
     NotifyPorts,
-    Source,
-    deliver,
     skipped,
 )
 from billing_schemas.events import InvoiceFinalized
@@ -32,15 +32,9 @@ async def notify_invoice_finalized(
         return skipped(f"invoice {invoice.invoice_number} totals zero (configurable)")
     message_id = message_id_for(MessageKind.INVOICE_FINALIZED, invoice.invoice_id)
 
-    async def build() -> OutgoingEmail:
-        to = await addressee(
-            ports.customers,
-            invoice.customer_id,
-            MessageKind.INVOICE_FINALIZED,
-            f"invoice {invoice.invoice_number}",
-        )
+    async def write(to: Addressee) -> EmailMessage:
         pdf = check_pdf(await ports.pdfs.load(invoice.pdf_file_id), invoice.pdf_sha256)
-        message = compose_invoice_email(
+        return compose_invoice_email(
             invoice,
             recipients=to.recipients,
             sender=policy.sender,
@@ -49,15 +43,16 @@ async def notify_invoice_finalized(
             sent_at=event.occurred_at,
             language=to.language,
         )
-        return OutgoingEmail(
-            kind=MessageKind.INVOICE_FINALIZED,
-            message_id=message_id,
-            message=message,
-            recipients=to.recipients,
-            invoice_id=invoice.invoice_id,
-            customer_id=invoice.customer_id,
-            invoice_number=invoice.invoice_number,
-        )
 
-    source = Source(Topic.INVOICE_FINALIZED.value, invoice.customer_id, event.model_dump_json())
-    return await deliver(message_id, build, source, ports, policy, mode=mode)
+    return await deliver_to_customer(
+        event,
+        invoice,
+        kind=MessageKind.INVOICE_FINALIZED,
+        message_id=message_id,
+        topic=Topic.INVOICE_FINALIZED,
+        what=f"invoice {invoice.invoice_number}",
+        write=write,
+        ports=ports,
+        policy=policy,
+        mode=mode,
+    )

@@ -1,0 +1,33 @@
+"""Notify's settings refuse a sender or operator that is not a mailbox, naming the setting."""
+
+from __future__ import annotations
+
+import pytest
+from pydantic import ValidationError
+
+from billing_notify.domain.recipients import Mailbox
+from billing_notify.settings import NotifySettings
+
+
+def test_a_sender_that_is_not_a_mailbox_is_refused_naming_the_setting() -> None:
+    with pytest.raises(ValidationError, match=r"sender: 'no-at-sign' is not a valid email"):
+        NotifySettings(sender="no-at-sign")
+
+
+def test_an_operator_that_is_not_a_mailbox_is_refused_naming_the_setting() -> None:
+    with pytest.raises(ValidationError, match=r"operators: 'broken' is not a valid email"):
+        NotifySettings.model_validate({"operators": "ops@example.com, broken"})
+
+
+def test_valid_operators_are_read_as_mailboxes() -> None:
+    settings = NotifySettings.model_validate(
+        {
+            "sender": "Billing <billing@acme.example>",
+            "operators": "ops@x.example, Fin <f@x.example>",
+        },
+    )
+    assert settings.sender_mailbox == Mailbox("billing@acme.example", "Billing")
+    assert settings.operator_mailboxes == (
+        Mailbox("ops@x.example", None),
+        Mailbox("f@x.example", "Fin"),
+    )
