@@ -175,3 +175,30 @@ def test_compose_runs_every_service_from_its_dockerfile_with_settings_it_knows()
         for name in entry["environment"]:
             assert name.startswith(prefix)
             assert name.removeprefix(prefix).lower() in settings_class.model_fields, name
+
+
+def test_overdue_invoices_are_flagged_daily_by_a_command_the_image_has(
+    manifests: list[dict[str, Any]],
+) -> None:
+    import tomllib
+
+    [job] = of_kind(manifests, "CronJob").values()
+    assert job["spec"]["schedule"] == "15 6 * * *"
+    assert job["spec"]["concurrencyPolicy"] == "Forbid"
+    pod = job["spec"]["jobTemplate"]["spec"]["template"]["spec"]
+    [container] = pod["containers"]
+    assert container["image"].endswith("/billing-invoicing:0.1.0")
+    script, *args = container["command"]
+    assert args == ["overdue"]
+    project = tomllib.loads((ROOT / "services" / "invoicing" / "pyproject.toml").read_text())
+    assert project["project"]["scripts"][script] == (
+        "billing_invoicing.entrypoints.cli:invoices_app"
+    )
+    known = {f"BILLING_INVOICING_{name.upper()}" for name in InvoicingSettings.model_fields}
+    assert {e["name"] for e in container["env"]} <= known
+    # its own network policy selects the job's pods (and no Service or policy of the API does)
+    labels = job["spec"]["jobTemplate"]["spec"]["template"]["metadata"]["labels"]
+    policy = of_kind(manifests, "NetworkPolicy")["billing-invoicing-overdue"]
+    assert policy["spec"]["podSelector"]["matchLabels"].items() <= labels.items()
+    service = of_kind(manifests, "Service")["billing-invoicing"]
+    assert not service["spec"]["selector"].items() <= labels.items()
