@@ -48,6 +48,8 @@ from billing_schemas.events import (
     CreditNoteIssued,
     InvoiceFinalized,
     InvoiceOverdue,
+    InvoicePaid,
+    InvoiceVoided,
     LineType,
     PaymentRecorded,
     PeriodClose,
@@ -158,6 +160,8 @@ class RecordedEvents:
         self.payments: list[PaymentRecorded] = []
         self.credit_notes: list[CreditNoteIssued] = []
         self.overdue: list[InvoiceOverdue] = []
+        self.paid: list[InvoicePaid] = []
+        self.voided: list[InvoiceVoided] = []
 
     async def invoice_finalized(self, event: InvoiceFinalized) -> None:
         self.finalized.append(event)
@@ -173,6 +177,12 @@ class RecordedEvents:
 
     async def invoice_overdue(self, events: list[InvoiceOverdue]) -> None:
         self.overdue += events
+
+    async def invoice_paid(self, event: InvoicePaid) -> None:
+        self.paid.append(event)
+
+    async def invoice_voided(self, event: InvoiceVoided) -> None:
+        self.voided.append(event)
 
 
 @dataclass
@@ -432,6 +442,9 @@ async def test_dues_and_a_payment_recorded_once(api: Api) -> None:
     )
     row = (await api.get("/v1/invoices?customer=alpha&status=paid", ALPHA)).json()["items"]
     assert [(r["number"], r["outstanding"]) for r in row] == [(ALPHA_NO, "0.00")]
+    assert [(e.data.invoice_number, e.data.settled_by) for e in api.events.paid] == [
+        (ALPHA_NO, done["payment_id"])
+    ]
 
 
 async def test_contacts_crud_keeps_a_billing_contact_and_notify_reads_the_change(
