@@ -22,7 +22,7 @@ from typing import Any
 
 import uvicorn
 from faststream.asgi import AsgiFastStream, AsgiResponse, get
-from faststream.asgi.types import ASGIApp, Scope
+from faststream.asgi.types import ASGIApp, Receive, Scope, Send
 from faststream.kafka import KafkaBroker
 from faststream.middlewares import AckPolicy
 from prometheus_client import CollectorRegistry, make_asgi_app
@@ -157,10 +157,40 @@ async def check_health(runtime: Runtime) -> dict[str, str]:
     return {"kafka": results[0], "mongodb": results[1]}
 
 
+class ServiceApp(AsgiFastStream):
+    """FastStream's ASGI app, plus apps mounted under a path prefix.
+
+    ``AsgiFastStream`` routes match exact paths only; an HTTP API with path parameters
+    (``/v1/invoices/{number}``) is mounted here under its prefix instead: requests whose path is
+    the prefix or below it go to that app; everything else, the lifespan included, stays with
+    FastStream, so the broker starts and stops exactly once.
+    """
+
+    def __init__(
+        self, *args: Any, prefixed: Sequence[tuple[str, ASGIApp]] = (), **kwargs: Any
+    ) -> None:
+        super().__init__(*args, **kwargs)
+        self.prefixed = list(prefixed)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Prefixed apps first, then FastStream's routes."""
+        if scope["type"] == "http":
+            path = str(scope["path"])
+            for prefix, app in self.prefixed:
+                if path == prefix or path.startswith(f"{prefix}/"):
+                    await app(scope, receive, send)
+                    return
+        await super().__call__(scope, receive, send)
+
+
 def asgi_app(
-    runtime: Runtime, *, extra_routes: Sequence[tuple[str, ASGIApp]] = ()
+    runtime: Runtime,
+    *,
+    extra_routes: Sequence[tuple[str, ASGIApp]] = (),
+    prefixed: Sequence[tuple[str, ASGIApp]] = (),
 ) -> AsgiFastStream:
-    """The service as an ASGI app: the broker's consumers plus health, liveness and metrics."""
+    """The service as an ASGI app: the broker's consumers plus health, liveness and metrics;
+    ``extra_routes`` answer exact paths, ``prefixed`` apps every path under their prefix."""
 
     @get(include_in_schema=False)
     async def health(scope: Scope) -> AsgiResponse:
@@ -187,8 +217,9 @@ def asgi_app(
     async def close_mongo() -> None:
         await runtime.mongo.close()
 
-    return AsgiFastStream(
+    return ServiceApp(
         runtime.broker,
+        prefixed=prefixed,
         asgi_routes=[
             ("/health", health),
             ("/live", live),

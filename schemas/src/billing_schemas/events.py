@@ -416,6 +416,51 @@ class InvoiceOverdue(Envelope):
     data: OverdueInvoice
 
 
+class PaidInvoice(_Model):
+    """An invoice with nothing left to pay: paid in full (credit notes count as paid)."""
+
+    invoice_id: str
+    invoice_number: str
+    customer_id: str
+    customer_name: str
+    currency: CurrencyCode
+    total: WireDecimal
+    paid: WireDecimal = Field(description="Payments received against it (may exceed owed).")
+    credited: WireDecimal = Field(description="Credit notes issued on it.")
+    settled_by: str = Field(description="Id of the payment or credit note that settled it.")
+
+
+class InvoicePaid(Envelope):
+    """An invoice became paid (once per invoice: event id ``invoice-paid:<invoice id>``)."""
+
+    event_type: Literal["invoice.paid"] = "invoice.paid"
+    schema_version: Literal[1] = 1
+    data: PaidInvoice
+
+
+class VoidedInvoice(_Model):
+    """An invoice cancelled by a credit note for everything not credited before."""
+
+    invoice_id: str
+    invoice_number: str
+    customer_id: str
+    customer_name: str
+    currency: CurrencyCode
+    total: WireDecimal
+    credit_note_id: str
+    credit_note_number: str
+    voided_on: date
+    reason: str
+
+
+class InvoiceVoided(Envelope):
+    """An invoice was voided (once per invoice: event id ``invoice-voided:<invoice id>``)."""
+
+    event_type: Literal["invoice.voided"] = "invoice.voided"
+    schema_version: Literal[1] = 1
+    data: VoidedInvoice
+
+
 # --- notify ------------------------------------------------------------------------------
 
 

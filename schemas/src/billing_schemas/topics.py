@@ -25,6 +25,8 @@ class Topic(StrEnum):
     NOTIFICATION_SENT = "billing.notification.sent.v1"  # key: customer id
     CREDIT_NOTE_ISSUED = "billing.credit-note.issued.v1"  # key: customer id
     INVOICE_OVERDUE = "billing.invoice.overdue.v1"  # key: customer id
+    INVOICE_PAID = "billing.invoice.paid.v1"  # key: customer id
+    INVOICE_VOIDED = "billing.invoice.voided.v1"  # key: customer id
 
     @property
     def dead_letter(self) -> str:

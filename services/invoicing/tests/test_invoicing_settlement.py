@@ -48,6 +48,8 @@ from billing_schemas.events import (
     CreditNoteIssued,
     InvoiceFinalized,
     InvoiceOverdue,
+    InvoicePaid,
+    InvoiceVoided,
     LineType,
     PaymentRecorded,
     PeriodClose,
@@ -101,6 +103,8 @@ class RecordedEvents:
         self.credit_notes: list[CreditNoteIssued] = []
         self.overdue: list[InvoiceOverdue] = []
         self.finalized: list[InvoiceFinalized] = []
+        self.paid: list[InvoicePaid] = []
+        self.voided: list[InvoiceVoided] = []
 
     async def invoice_finalized(self, event: InvoiceFinalized) -> None:
         self.finalized.append(event)
@@ -116,6 +120,12 @@ class RecordedEvents:
 
     async def invoice_overdue(self, events: list[InvoiceOverdue]) -> None:
         self.overdue += events
+
+    async def invoice_paid(self, event: InvoicePaid) -> None:
+        self.paid.append(event)
+
+    async def invoice_voided(self, event: InvoiceVoided) -> None:
+        self.voided.append(event)
 
 
 def charge(price: str) -> RatedCharge:
@@ -227,6 +237,20 @@ async def test_payments_follow_outstanding_and_status_and_overpayment_is_custome
         f"payment-recorded:{last.payment.payment_id}",
     ]
     assert Invoice.model_validate(doc["document"]).outstanding == D("119.00")
+    # paid once, by the card payment; the retried first payment announced nothing
+    [paid] = events.paid
+    assert (paid.event_id, paid.data.settled_by) == (
+        "invoice-paid:alpha:2024-09",
+        last.payment.payment_id,
+    )
+    assert (paid.data.total, paid.data.paid, paid.data.credited) == (
+        D("119.00"),
+        D("130.00"),  # 50.00 + 80.00
+        D("0.00"),
+    )
+    await pay(ports, "80.00", "Card", "CARD-7")  # retried after it was paid
+    assert len(events.paid) == 1
+    assert events.voided == []
 
 
 @pytest.mark.parametrize(
@@ -324,6 +348,23 @@ async def test_credit_notes_reduce_what_is_owed_and_void_cancels_the_rest(
         D("0.00"),
     )
     assert standing.customer_credit == D("107.10")
+    # paid by BT-9 (107.10 against 107.10 owed), then voided by the second credit note
+    [paid] = events.paid
+    assert paid.data.paid == D("107.10")
+    [voided] = events.voided
+    assert (voided.event_id, voided.data.credit_note_number, voided.data.total) == (
+        "invoice-voided:alpha:2024-09",
+        "CCR-CN-2024-000002",
+        D("119.00"),
+    )
+    assert voided.data.reason == "issued in error"
+    retried = await credit(ports, None, "issued in error")  # the same note, no second event
+    assert retried.already_issued
+    assert retried.credit_note.credit_note_number == "CCR-CN-2024-000002"
+    assert len(events.voided) == 1
+    assert len(events.credit_notes) == 2
+    with pytest.raises(SettlementError, match="is void"):
+        await credit(ports, "1.00", "after the void")
 
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -461,6 +502,8 @@ async def test_pay_show_csv_credit_and_overdue_from_the_command_line(
     assert CreditNoteIssued.model_validate_json(note).data.total == D("11.90")
     [late] = await read_events(servers, topic_name(Topic.INVOICE_OVERDUE, ns), 1)
     assert InvoiceOverdue.model_validate_json(late).data.days_overdue == 30
+    [paid] = await read_events(servers, topic_name(Topic.INVOICE_PAID, ns), 1)
+    assert InvoicePaid.model_validate_json(paid).data.settled_by == payments[1].data.payment_id
 
 
 async def test_a_missing_vat_rate_stops_the_close_and_leaves_the_draft(

@@ -16,6 +16,7 @@ from billing_invoicing.adapters.invoice_repo import MongoInvoiceRepository
 from billing_invoicing.adapters.pdf import PdfRenderer
 from billing_invoicing.adapters.settlement_repo import MongoSettlementRepository
 from billing_invoicing.service.generate_invoices import InvoicingPorts
+from billing_invoicing.service.invoice_queries import QueryPorts
 from billing_invoicing.service.settle_invoices import SettlementPorts
 from billing_invoicing.settings import InvoicingSettings
 from billing_runtime.kafka import EventPublisher
@@ -36,6 +37,22 @@ def build_ports(
         pdfs=InvoicePdfStore(db),
         events=KafkaInvoiceEvents(publisher, settings.topic_namespace),
     )
+
+
+def query_ports(
+    db: AsyncDatabase[dict[str, Any]],
+    ports: InvoicingPorts,
+    settings: InvoicingSettings,
+    publisher: EventPublisher,
+) -> QueryPorts:
+    """The HTTP API's ports: the invoicing ones plus settlements and the stored PDFs."""
+    settlement = SettlementPorts(
+        ports.catalog,
+        ports.invoices,
+        MongoSettlementRepository(db),
+        KafkaInvoiceEvents(publisher, settings.topic_namespace),
+    )
+    return QueryPorts(ports.invoices, settlement, InvoicePdfStore(db))
 
 
 @dataclass

@@ -1,8 +1,12 @@
 """Invoicing settings: environment variables prefixed ``BILLING_INVOICING_``."""
 
+import json
+from pathlib import Path
+
 from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
+from billing_invoicing.domain.access import Scope, TokenConfigError, parse_tokens
 from billing_runtime.settings import ServiceSettings
 
 
@@ -14,3 +18,35 @@ class InvoicingSettings(ServiceSettings):
     http_port: int = 8103
     consumer_group: str = "billing-invoicing"
     pdf_workers: int = Field(default=1, ge=1, description="WeasyPrint worker processes.")
+    api_tokens: dict[str, str] = Field(
+        default_factory=dict,
+        repr=False,
+        description=(
+            'HTTP API bearer tokens as JSON: {"<token>": "operator" | "customer:<id>"}. '
+            "Without any token the API answers 401 to everything."
+        ),
+    )
+    api_tokens_file: Path | None = Field(
+        default=None,
+        description="A JSON file of the same shape (a mounted Kubernetes Secret); merged in.",
+    )
+
+    def api_scopes(self) -> dict[bytes, Scope]:
+        """Every configured token with its scope (the file's and the variable's)."""
+        tokens = dict(self.api_tokens)
+        if self.api_tokens_file is not None:
+            try:
+                loaded = json.loads(self.api_tokens_file.read_text(encoding="utf-8"))
+            except (OSError, ValueError) as exc:
+                msg = f"BILLING_INVOICING_API_TOKENS_FILE {self.api_tokens_file}: {exc}"
+                raise TokenConfigError(msg) from None
+            if not isinstance(loaded, dict) or not all(
+                isinstance(k, str) and isinstance(v, str) for k, v in loaded.items()
+            ):
+                msg = (
+                    f"BILLING_INVOICING_API_TOKENS_FILE {self.api_tokens_file}: not a JSON "
+                    'object {"<token>": "<scope>"}'
+                )
+                raise TokenConfigError(msg)
+            tokens.update(loaded)
+        return parse_tokens(tokens)

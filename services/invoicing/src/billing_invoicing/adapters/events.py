@@ -7,6 +7,8 @@ from billing_schemas.events import (
     CreditNoteIssued,
     InvoiceFinalized,
     InvoiceOverdue,
+    InvoicePaid,
+    InvoiceVoided,
     PaymentRecorded,
     PeriodClosing,
 )
@@ -52,4 +54,16 @@ class KafkaInvoiceEvents:
         """Publish keyed by customer."""
         await self._publisher.publish(
             topic_name(Topic.INVOICE_OVERDUE, self._ns), [(e.data.customer_id, e) for e in events]
+        )
+
+    async def invoice_paid(self, event: InvoicePaid) -> None:
+        """Publish keyed by customer."""
+        await self._publisher.publish(
+            topic_name(Topic.INVOICE_PAID, self._ns), [(event.data.customer_id, event)]
+        )
+
+    async def invoice_voided(self, event: InvoiceVoided) -> None:
+        """Publish keyed by customer."""
+        await self._publisher.publish(
+            topic_name(Topic.INVOICE_VOIDED, self._ns), [(event.data.customer_id, event)]
         )

@@ -330,6 +330,32 @@ class MongoInvoiceRepository:
         cursor = self._invoices.find(query).sort([("period", -1), ("customer_id", 1)])
         return [doc async for doc in cursor]
 
+    async def find_invoices(self, query: Doc, *, offset: int, limit: int) -> list[Doc]:
+        """Invoices matching ``query`` (a MongoDB filter), newest period first, then by customer
+        and id (a stable order for paging), without their assembled document."""
+        cursor = (
+            self._invoices.find(query, {"document": 0})
+            .sort([("period", DESCENDING), ("customer_id", ASCENDING), ("_id", ASCENDING)])
+            .skip(offset)
+            .limit(limit)
+        )
+        return [doc async for doc in cursor]
+
+    async def margin_sums(
+        self, period: str, customer_id: str | None = None
+    ) -> dict[tuple[Any, ...], dict[str, int]]:
+        """Exact sums of cost, price and margin of the period's charges (usage period, late
+        ones included) per customer, service, invoice currency and cost currency."""
+        match: Doc = {"period": period}
+        if customer_id:
+            match["customer_id"] = customer_id
+        return await sum_by(
+            self._charges,
+            match,
+            ["customer_id", "service_name", "currency", "cost_currency"],
+            ["cost_units", "price_units", "margin_units"],
+        )
+
     async def charges_of(self, invoice_id: str) -> AsyncIterator[Doc]:
         """Every charge on an invoice (its own and late ones), in a stable order."""
         cursor = self._charges.find({"invoice_id": invoice_id}).sort(

@@ -27,6 +27,8 @@ from billing_schemas.events import (
     GenerateInvoices,
     InvoiceFinalized,
     InvoiceOverdue,
+    InvoicePaid,
+    InvoiceVoided,
     PaymentRecorded,
     PeriodClosing,
 )
@@ -81,10 +83,13 @@ def register(runtime: Runtime, settings: InvoicingSettings, ports: InvoicingPort
         "Each invoice finalized, numbered and rendered.",
     )
     # published by the invoicing commands (billing pay, billing invoices credit|void|overdue)
+    # and the HTTP API (payments)
     for topic, event, what in (
         (Topic.PAYMENT_RECORDED, PaymentRecorded, "Each payment recorded against an invoice."),
         (Topic.CREDIT_NOTE_ISSUED, CreditNoteIssued, "Each credit note (a void is one too)."),
         (Topic.INVOICE_OVERDUE, InvoiceOverdue, "Each invoice overdue, once per day checked."),
+        (Topic.INVOICE_PAID, InvoicePaid, "Each invoice that became paid, once."),
+        (Topic.INVOICE_VOIDED, InvoiceVoided, "Each invoice voided, once."),
     ):
         declare_output(runtime, topic_name(topic, ns), event, what)
     declare_output(

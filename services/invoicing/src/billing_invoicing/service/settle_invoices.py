@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
-from datetime import date
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any, Protocol
 
@@ -28,6 +28,7 @@ from billing_invoicing.domain.invoice import InvoiceStatus
 from billing_invoicing.domain.settlement import (
     OPEN_STATUSES,
     PAYABLE_STATUSES,
+    Settlement,
     SettlementError,
     check_amount,
     days_overdue,
@@ -39,13 +40,19 @@ from billing_schemas.events import (
     CreditNote,
     CreditNoteIssued,
     InvoiceOverdue,
+    InvoicePaid,
+    InvoiceVoided,
     OverdueInvoice,
+    PaidInvoice,
     Payment,
     PaymentRecorded,
+    VoidedInvoice,
 )
 from billing_schemas.money import to_fixed_units
 
 SOURCE = "billing-invoicing"
+PAID_ANNOUNCED = "paid_announced_at"
+VOIDED_ANNOUNCED = "voided_announced_at"
 
 
 class SettlementEvents(Protocol):
@@ -61,6 +68,14 @@ class SettlementEvents(Protocol):
 
     async def invoice_overdue(self, events: list[InvoiceOverdue]) -> None:
         """Invoices are overdue."""
+        ...
+
+    async def invoice_paid(self, event: InvoicePaid) -> None:
+        """An invoice became paid."""
+        ...
+
+    async def invoice_voided(self, event: InvoiceVoided) -> None:
+        """An invoice was voided."""
         ...
 
 
@@ -259,6 +274,7 @@ async def record_payment(
             )
         )
         await ports.settlements.mark_published(PAYMENTS, payment_id)
+    await _announce_paid(ports, after, standing, payment_id, correlation_id)
     return PaymentOutcome(payment, standing.status, amount_of(added, currency), not new)
 
 
@@ -281,9 +297,6 @@ async def issue_credit_note(
     doc = await _finalized(ports, number)
     currency = str(doc["currency"])
     standing = settlement_of(doc)
-    if standing.voided:
-        msg = f"invoice {number} is void already"
-        raise SettlementError(msg)
     if not reason.strip():
         msg = "a credit note needs a reason"
         raise SettlementError(msg)
@@ -293,6 +306,10 @@ async def issue_credit_note(
     key = "void" if void else f"{credit}:{reason}:{issue_date.isoformat()}"
     note_id = f"{doc['_id']}:cn:" + hashlib.sha256(key.encode()).hexdigest()[:12]
     notes = await ports.settlements.credit_notes_of(doc["_id"])
+    # voiding again finishes what a crashed void left (its events); anything else is refused
+    if standing.voided and not (void and any(n["_id"] == note_id for n in notes)):
+        msg = f"invoice {number} is void already"
+        raise SettlementError(msg)
     if all(n["_id"] != note_id for n in notes):  # a new one (a retry skips the checks)
         if credit <= 0:
             msg = f"invoice {number} has nothing left to credit"
@@ -363,7 +380,75 @@ async def issue_credit_note(
             )
         )
         await ports.settlements.mark_published(CREDIT_NOTES, note_id)
+    if stored["void"]:
+        await _announce_voided(ports, after, note, correlation_id)
+    else:
+        await _announce_paid(ports, after, now, note_id, correlation_id)
     return CreditNoteOutcome(note, now.status, amount_of(added, currency), not new)
+
+
+async def _announce_paid(
+    ports: SettlementPorts,
+    doc: dict[str, Any],
+    standing: Settlement,
+    cause: str,
+    correlation_id: str,
+) -> None:
+    """Publish ``InvoicePaid`` when the invoice is paid and it was not announced yet.
+
+    An invoice becomes paid once (nothing makes it owe again; voiding a paid invoice turns
+    what was paid into customer credit). The event id is the invoice's, so a retry after a
+    crash between publishing and marking publishes the same event, which consumers drop.
+    """
+    if standing.status is not InvoiceStatus.PAID or doc.get(PAID_ANNOUNCED) is not None:
+        return
+    await ports.events.invoice_paid(
+        InvoicePaid.create(
+            PaidInvoice(
+                invoice_id=doc["_id"],
+                invoice_number=doc["number"],
+                customer_id=doc["customer_id"],
+                customer_name=doc["document"]["buyer"]["name"],
+                currency=str(doc["currency"]),
+                total=standing.total,
+                paid=standing.paid,
+                credited=standing.credited,
+                settled_by=cause,
+            ),
+            source=SOURCE,
+            correlation_id=correlation_id,
+            event_id=f"invoice-paid:{doc['_id']}",
+        )
+    )
+    await ports.settlements.mark(doc["_id"], {PAID_ANNOUNCED: datetime.now(UTC)})
+
+
+async def _announce_voided(
+    ports: SettlementPorts, doc: dict[str, Any], note: CreditNote, correlation_id: str
+) -> None:
+    """Publish ``InvoiceVoided`` once per invoice (same reasoning as :func:`_announce_paid`)."""
+    if doc.get(VOIDED_ANNOUNCED) is not None:
+        return
+    await ports.events.invoice_voided(
+        InvoiceVoided.create(
+            VoidedInvoice(
+                invoice_id=doc["_id"],
+                invoice_number=doc["number"],
+                customer_id=doc["customer_id"],
+                customer_name=note.customer_name,
+                currency=note.currency,
+                total=amount_of(doc.get("total_units"), note.currency),
+                credit_note_id=note.credit_note_id,
+                credit_note_number=note.credit_note_number,
+                voided_on=note.issue_date,
+                reason=note.reason,
+            ),
+            source=SOURCE,
+            correlation_id=correlation_id,
+            event_id=f"invoice-voided:{doc['_id']}",
+        )
+    )
+    await ports.settlements.mark(doc["_id"], {VOIDED_ANNOUNCED: datetime.now(UTC)})
 
 
 async def _prefix(ports: SettlementPorts, entity_id: str) -> str:

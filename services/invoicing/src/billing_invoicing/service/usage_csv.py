@@ -41,6 +41,12 @@ COLUMNS = [
 ]
 
 
+OPERATOR_ONLY = ("cost", "cost_currency", "fx_rate", "basis", "margin", "rule")
+"""Columns a customer's copy leaves out: what the usage cost us and how it was marked up."""
+
+CUSTOMER_COLUMNS = [c for c in COLUMNS if c not in OPERATOR_ONLY]
+
+
 def _amount(units: Any) -> str:
     return "" if units is None else format(from_fixed_units(int(units)), "f")
 
@@ -77,12 +83,17 @@ def csv_row(doc: dict[str, Any]) -> list[str]:
     ]
 
 
-async def write_usage_csv(charges: AsyncIterator[dict[str, Any]], out: TextIO) -> int:
-    """Write the header and one row per charge; return the number of rows."""
+async def write_usage_csv(
+    charges: AsyncIterator[dict[str, Any]], out: TextIO, columns: list[str] = COLUMNS
+) -> int:
+    """Write the header and one row per charge (only ``columns``, in the order of
+    :data:`COLUMNS`); return the number of rows."""
+    keep = [i for i, name in enumerate(COLUMNS) if name in columns]
     writer = csv.writer(out, lineterminator="\n")
-    writer.writerow(COLUMNS)
+    writer.writerow([COLUMNS[i] for i in keep])
     count = 0
     async for doc in charges:
-        writer.writerow(csv_row(doc))
+        row = csv_row(doc)
+        writer.writerow([row[i] for i in keep])
         count += 1
     return count

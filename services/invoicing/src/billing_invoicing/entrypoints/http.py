@@ -1,0 +1,647 @@
+"""HTTP entrypoint: the invoicing API under ``/v1`` (customer panel and operators).
+
+(No ``from __future__ import annotations`` here: FastAPI reads the dependencies' annotations.)
+
+Every route needs a bearer token (``BILLING_INVOICING_API_TOKENS``): 401 without one or with an
+unknown one; 403 when a customer-scoped token asks for another customer's resources or for what
+only operators may do. Routes decode, call a use case of ``service/`` and encode; the rules live
+there. Money is a decimal string. OpenAPI at ``/v1/openapi.json``, docs at ``/v1/docs``;
+``docs/api.md`` describes every route with examples.
+"""
+
+import re
+import uuid
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import asdict
+from datetime import date
+from decimal import Decimal
+from typing import Annotated, Any
+
+from fastapi import Depends, FastAPI, HTTPException, Query, Request, Response, status
+from fastapi.responses import JSONResponse
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from pydantic import BaseModel, EmailStr, Field
+
+from billing_invoicing.adapters.catalog_repo import CatalogConflictError
+from billing_invoicing.adapters.documents import InvoicePdfNotFoundError
+from billing_invoicing.adapters.settlement_repo import amount_of
+from billing_invoicing.domain.access import (
+    ForbiddenError,
+    Scope,
+    authenticate,
+    require_customer,
+    require_operator,
+)
+from billing_invoicing.domain.contacts import (
+    ContactChange,
+    ContactConflictError,
+    ContactError,
+    ContactNotFoundError,
+    contact_id,
+)
+from billing_invoicing.domain.invoice import InvoiceStatus
+from billing_invoicing.domain.settlement import SettlementError
+from billing_invoicing.service import contacts as contact_cases
+from billing_invoicing.service.contacts import ContactBook, CustomerNotFoundError
+from billing_invoicing.service.generate_invoices import InvoicingPorts, preview, request_close
+from billing_invoicing.service.invoice_queries import (
+    InvoiceFilter,
+    QueryPorts,
+    find_invoices,
+    invoice_csv,
+    invoice_detail,
+    invoice_dues,
+    invoice_pdf,
+    margin_report,
+    pay_invoice,
+)
+from billing_invoicing.service.settle_invoices import Dues, InvoiceNotFoundError
+from billing_schemas.catalog import Catalog, Contact, ContactRole, PaymentMethod
+from billing_schemas.events import PERIOD_PATTERN, today_utc
+from billing_schemas.money import MoneyError, WireDecimal, parse_decimal
+
+# --- answers ------------------------------------------------------------------------------
+
+
+class InvoiceOut(BaseModel):
+    """An invoice as the list shows it; amounts as decimal strings in ``currency``."""
+
+    invoice_id: str = Field(description="customer:period")
+    number: str | None = Field(description="None while a draft.")
+    customer_id: str
+    period: str
+    status: str
+    currency: str | None
+    total: WireDecimal | None = Field(description="Tax included; None while a draft.")
+    outstanding: WireDecimal | None = Field(description="What is still to be paid.")
+    draft_total: WireDecimal | None = Field(description="Usage so far, before tax (drafts).")
+    issue_date: str | None = Field(description="The invoice date, YYYY-MM-DD.")
+    due_date: str | None
+    has_pdf: bool
+
+
+class InvoicePageOut(BaseModel):
+    """A page of invoices; ask again with ``offset=next_offset`` while it is not null."""
+
+    items: list[InvoiceOut]
+    offset: int
+    limit: int
+    next_offset: int | None
+
+
+class InvoiceDetailOut(InvoiceOut):
+    """One invoice: its row, and the finalized document (lines, netting, taxes) or the draft's
+    lines so far."""
+
+    document: dict[str, Any] | None = Field(description="The finalized invoice, as issued.")
+    draft_lines: list["DraftLineOut"] | None = Field(description="A draft's lines so far.")
+
+
+class DraftLineOut(BaseModel):
+    """A draft's line so far: usage of one period, provider and service."""
+
+    period: str
+    provider: str
+    service_name: str
+    charge_count: int
+    price: WireDecimal
+    cost: WireDecimal | None = Field(default=None, description="Operators only.")
+
+
+class TaxOut(BaseModel):
+    """One tax line of the invoice."""
+
+    label: str
+    tax: WireDecimal
+
+
+class PaymentOut(BaseModel):
+    """A payment recorded against the invoice."""
+
+    payment_id: str
+    amount: WireDecimal
+    method: str
+    reference: str
+    paid_on: str
+
+
+class CreditNoteOut(BaseModel):
+    """A credit note issued on the invoice."""
+
+    credit_note_id: str
+    number: str
+    amount: WireDecimal
+    reason: str
+    issue_date: str
+
+
+class DuesOut(BaseModel):
+    """What "Pay this invoice" shows: the invoice, what happened since, and how to pay."""
+
+    invoice_id: str
+    number: str
+    customer_id: str
+    customer_name: str
+    currency: str
+    status: str
+    issue_date: str
+    due_date: str
+    subtotal: WireDecimal
+    taxes: list[TaxOut]
+    total: WireDecimal
+    paid: WireDecimal
+    credited: WireDecimal
+    outstanding: WireDecimal
+    payments: list[PaymentOut]
+    credit_notes: list[CreditNoteOut]
+    customer_credit: WireDecimal = Field(description="The customer's credit in this currency.")
+    payment_methods: list[PaymentMethod]
+    payment_reference: str = Field(description="What to quote when paying: the number.")
+
+
+class PaymentIn(BaseModel):
+    """A payment received (operators)."""
+
+    amount: WireDecimal = Field(description="Decimal string in the invoice's currency.")
+    method: str = Field(min_length=1, description="One of the seller's payment methods.")
+    reference: str = Field(min_length=1, description="The bank's or card processor's reference.")
+    paid_on: date | None = Field(default=None, description="Default: today (UTC).")
+
+
+class PaymentAnswer(BaseModel):
+    """What recording the payment did, and the dues after it."""
+
+    payment_id: str
+    already_recorded: bool = Field(description="True when this payment was recorded before.")
+    status: str
+    outstanding_after: WireDecimal
+    customer_credit_added: WireDecimal
+    dues: DuesOut
+
+
+class ContactOut(BaseModel):
+    """A contact; ``contact_id`` is its address, lower-cased."""
+
+    contact_id: str
+    email: str
+    name: str | None
+    roles: list[ContactRole]
+    primary: bool
+
+
+class ContactIn(BaseModel):
+    """A new contact."""
+
+    email: EmailStr
+    name: str | None = None
+    roles: list[ContactRole] = Field(default_factory=list)
+    primary: bool = False
+
+
+class ContactPatch(BaseModel):
+    """A change of a contact: fields left out stay as they are."""
+
+    email: EmailStr | None = None
+    name: str | None = None
+    roles: list[ContactRole] | None = None
+    primary: bool | None = None
+
+
+class MarginRowOut(BaseModel):
+    """Cost against price for one customer and service (exact sums, unrounded)."""
+
+    customer_id: str
+    service_name: str
+    currency: str = Field(description="The invoice currency: price, margin, cost_converted.")
+    cost_currency: str
+    charge_count: int
+    cost: WireDecimal = Field(description="What the provider billed, in cost_currency.")
+    cost_converted: WireDecimal = Field(description="The cost in the invoice currency.")
+    price: WireDecimal
+    margin: WireDecimal
+    margin_percent: WireDecimal | None = Field(description="margin / price, in %, 2 decimals.")
+
+
+class MarginReportOut(BaseModel):
+    """The margin report of a usage period."""
+
+    period: str
+    rows: list[MarginRowOut]
+
+
+class CloseIn(BaseModel):
+    """Close a period (all customers, or one); ``dry_run`` shows what would be issued."""
+
+    customer_id: str | None = None
+    dry_run: bool = False
+
+
+class CloseOutcomeOut(BaseModel):
+    """One invoice of a dry run."""
+
+    invoice_id: str
+    customer_id: str
+    number: str | None
+    total: WireDecimal
+    currency: str
+    status: str
+    action: str
+
+
+class CloseAnswer(BaseModel):
+    """Closing asked (202): the invoices being closed; a dry run (200): what would be issued."""
+
+    period: str
+    dry_run: bool
+    closing: list[str] = Field(description="Invoice ids whose close marker was published.")
+    preview: list[CloseOutcomeOut] = Field(description="The dry run's outcome per invoice.")
+
+
+class CatalogAnswer(BaseModel):
+    """What applying the catalog wrote (entries upserted)."""
+
+    invoicing_entities: int
+    customers: int
+    accounts: int
+    price_lists: int
+    fx_rates: int
+    tax_rates: int
+    plans: int
+
+
+# --- encoding -----------------------------------------------------------------------------
+
+
+def _dues_out(d: Dues) -> DuesOut:
+    return DuesOut(
+        invoice_id=d.invoice_id,
+        number=d.number,
+        customer_id=d.customer_id,
+        customer_name=d.customer_name,
+        currency=d.currency,
+        status=d.status,
+        issue_date=d.issue_date,
+        due_date=d.due_date,
+        subtotal=d.subtotal,
+        taxes=[TaxOut(label=label, tax=tax) for label, tax in d.taxes],
+        total=d.total,
+        paid=d.paid,
+        credited=d.credited,
+        outstanding=d.outstanding,
+        payments=[
+            PaymentOut(
+                payment_id=p["_id"],
+                amount=_units(p["amount_units"], d.currency),
+                method=p["method"],
+                reference=p["reference"],
+                paid_on=p["paid_on"],
+            )
+            for p in d.payments
+        ],
+        credit_notes=[
+            CreditNoteOut(
+                credit_note_id=n["_id"],
+                number=n["number"],
+                amount=_units(n["amount_units"], d.currency),
+                reason=n["reason"],
+                issue_date=n["issue_date"],
+            )
+            for n in d.credit_notes
+        ],
+        customer_credit=d.customer_credit,
+        payment_methods=d.payment_methods,
+        payment_reference=d.number,
+    )
+
+
+def _units(units: Any, currency: str) -> Decimal:
+    return amount_of(units, currency)
+
+
+def _contact_out(c: Contact) -> ContactOut:
+    return ContactOut(
+        contact_id=contact_id(c),
+        email=str(c.email),
+        name=c.name,
+        roles=list(c.roles),
+        primary=c.primary,
+    )
+
+
+def _field_error(where: str, field: str, message: str, code: int) -> HTTPException:
+    """An error in FastAPI's validation shape, so clients find the field the same way."""
+    return HTTPException(code, [{"loc": [where, field], "msg": message, "type": "value_error"}])
+
+
+def _decimal_query(value: str | None, name: str) -> Decimal | None:
+    if value is None:
+        return None
+    try:
+        return parse_decimal(value)
+    except MoneyError as exc:
+        raise _field_error("query", name, str(exc), 422) from None
+
+
+# --- the app ------------------------------------------------------------------------------
+
+_bearer = HTTPBearer(auto_error=False)
+
+
+def caller_scope(
+    request: Request,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> Scope:
+    """The scope of the bearer token given (401 without one or with an unknown one)."""
+    scope = authenticate(request.app.state.tokens, credentials.credentials if credentials else None)
+    if scope is None:
+        raise HTTPException(
+            status.HTTP_401_UNAUTHORIZED,
+            "a valid bearer token is required",
+            headers={"WWW-Authenticate": "Bearer"},
+        )
+    return scope
+
+
+Caller = Annotated[Scope, Depends(caller_scope)]
+
+ERRORS: list[tuple[type[Exception], int]] = [
+    (ForbiddenError, status.HTTP_403_FORBIDDEN),
+    (InvoiceNotFoundError, status.HTTP_404_NOT_FOUND),
+    (InvoicePdfNotFoundError, status.HTTP_404_NOT_FOUND),
+    (CustomerNotFoundError, status.HTTP_404_NOT_FOUND),
+    (ContactNotFoundError, status.HTTP_404_NOT_FOUND),
+    (ContactConflictError, status.HTTP_409_CONFLICT),
+    (CatalogConflictError, status.HTTP_409_CONFLICT),
+    (SettlementError, status.HTTP_422_UNPROCESSABLE_CONTENT),
+]
+"""Which use-case error answers which status."""
+
+
+def _handler(code: int) -> Callable[[Request, Exception], Awaitable[JSONResponse]]:
+    async def handle(request: Request, exc: Exception) -> JSONResponse:
+        del request
+        if isinstance(exc, ContactError):
+            detail: Any = [{"loc": ["body", exc.field], "msg": str(exc), "type": "conflict"}]
+        else:
+            detail = str(exc)
+        return JSONResponse({"detail": detail}, status_code=code)
+
+    return handle
+
+
+def invoicing_api(
+    *,
+    tokens: Mapping[bytes, Scope],
+    queries: QueryPorts,
+    invoicing: InvoicingPorts,
+    contacts: ContactBook,
+) -> FastAPI:
+    """The invoicing HTTP API over its use cases' ports."""
+    api = FastAPI(
+        title="billing invoicing",
+        summary="Invoices, payments, contacts, margin report, period close, catalog.",
+        description=(
+            "Bearer tokens: `operator` tokens see every customer; `customer:<id>` tokens only "
+            "that customer's invoices, dues and contacts (403 otherwise). Money is a decimal "
+            "string in the invoice's currency."
+        ),
+        docs_url="/v1/docs",
+        openapi_url="/v1/openapi.json",
+        redoc_url=None,
+    )
+    api.state.tokens = tokens
+    for error, code in ERRORS:
+        api.add_exception_handler(error, _handler(code))
+    _invoice_routes(api, queries)
+    _contact_routes(api, contacts)
+    _operator_routes(api, queries, invoicing)
+    return api
+
+
+def _invoice_routes(api: FastAPI, queries: QueryPorts) -> None:
+    # --- invoices ---------------------------------------------------------------------
+
+    @api.get("/v1/invoices", response_model=InvoicePageOut, tags=["invoices"])
+    async def list_invoices(
+        *,
+        scope: Caller,
+        customer: Annotated[str | None, Query(description="Customer id.")] = None,
+        period: Annotated[str | None, Query(pattern=PERIOD_PATTERN)] = None,
+        invoice_status: Annotated[InvoiceStatus | None, Query(alias="status")] = None,
+        min_total: Annotated[str | None, Query(description="Decimal string.")] = None,
+        max_total: Annotated[str | None, Query(description="Decimal string.")] = None,
+        offset: Annotated[int, Query(ge=0)] = 0,
+        limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    ) -> InvoicePageOut:
+        """Invoices newest period first; a customer token sees only its customer's."""
+        page = await find_invoices(
+            queries,
+            scope,
+            InvoiceFilter(
+                customer_id=customer,
+                period=period,
+                status=invoice_status,
+                min_total=_decimal_query(min_total, "min_total"),
+                max_total=_decimal_query(max_total, "max_total"),
+            ),
+            offset=offset,
+            limit=limit,
+        )
+        return InvoicePageOut(
+            items=[InvoiceOut(**asdict(s)) for s in page.items],
+            offset=page.offset,
+            limit=page.limit,
+            next_offset=page.next_offset,
+        )
+
+    @api.get("/v1/invoices/{number}", response_model=InvoiceDetailOut, tags=["invoices"])
+    async def get_invoice(scope: Caller, number: str) -> InvoiceDetailOut:
+        """One invoice by number (a draft by its id, ``customer:period``)."""
+        detail = await invoice_detail(queries, scope, number)
+        return InvoiceDetailOut(
+            **asdict(detail.summary),
+            document=detail.document,
+            draft_lines=None
+            if detail.draft_lines is None
+            else [DraftLineOut(**line) for line in detail.draft_lines],
+        )
+
+    @api.get(
+        "/v1/invoices/{number}/pdf",
+        response_class=Response,
+        responses={200: {"content": {"application/pdf": {}}}},
+        tags=["invoices"],
+    )
+    async def get_pdf(scope: Caller, number: str) -> Response:
+        """The invoice's PDF, byte for byte as issued (404 for a draft)."""
+        name, pdf = await invoice_pdf(queries, scope, number)
+        return Response(
+            pdf,
+            media_type="application/pdf",
+            headers={"Content-Disposition": f'attachment; filename="{name}"'},
+        )
+
+    @api.get(
+        "/v1/invoices/{number}/csv",
+        response_class=Response,
+        responses={200: {"content": {"text/csv": {}}}},
+        tags=["invoices"],
+    )
+    async def get_csv(scope: Caller, number: str) -> Response:
+        """Every rated usage line behind the invoice: cost, price, margin, rule."""
+        name, text = await invoice_csv(queries, scope, number)
+        return Response(
+            text,
+            media_type="text/csv; charset=utf-8",
+            headers={"Content-Disposition": f'attachment; filename="{name}"'},
+        )
+
+    @api.get("/v1/invoices/{number}/dues", response_model=DuesOut, tags=["payments"])
+    async def get_dues(scope: Caller, number: str) -> DuesOut:
+        """The dues breakdown and the ways to pay ("Pay this invoice")."""
+        return _dues_out(await invoice_dues(queries, scope, number))
+
+    @api.post(
+        "/v1/invoices/{number}/payments",
+        response_model=PaymentAnswer,
+        status_code=status.HTTP_201_CREATED,
+        responses={200: {"description": "This payment was recorded before: nothing changed."}},
+        tags=["payments"],
+    )
+    async def post_payment(
+        scope: Caller, number: str, body: PaymentIn, response: Response
+    ) -> PaymentAnswer:
+        """Record a payment (operators); the same invoice, method and reference again
+        records nothing (200). Publishes PaymentRecorded (and InvoicePaid when paid)."""
+        outcome, owed = await pay_invoice(
+            queries,
+            scope,
+            number=number,
+            amount=body.amount,
+            method=body.method,
+            reference=body.reference,
+            paid_on=body.paid_on or today_utc(),
+            correlation_id=f"api-payment:{uuid.uuid4().hex[:12]}",
+        )
+        if outcome.already_recorded:
+            response.status_code = status.HTTP_200_OK
+        return PaymentAnswer(
+            payment_id=outcome.payment.payment_id,
+            already_recorded=outcome.already_recorded,
+            status=outcome.status.value,
+            outstanding_after=outcome.payment.outstanding_after,
+            customer_credit_added=outcome.customer_credit_added,
+            dues=_dues_out(owed),
+        )
+
+
+def _contact_routes(api: FastAPI, contacts: ContactBook) -> None:
+    contacts_path = "/v1/customers/{customer_id}/contacts"
+
+    @api.get(contacts_path, response_model=list[ContactOut], tags=["contacts"])
+    async def get_contacts(scope: Caller, customer_id: str) -> list[ContactOut]:
+        """The customer's contacts and their roles."""
+        require_customer(scope, customer_id)
+        return [_contact_out(c) for c in await contact_cases.list_contacts(contacts, customer_id)]
+
+    @api.post(
+        contacts_path,
+        response_model=ContactOut,
+        status_code=status.HTTP_201_CREATED,
+        tags=["contacts"],
+    )
+    async def post_contact(scope: Caller, customer_id: str, body: ContactIn) -> ContactOut:
+        """Add a contact (409 if the address is taken)."""
+        require_customer(scope, customer_id)
+        new = Contact(email=body.email, name=body.name, roles=body.roles, primary=body.primary)
+        return _contact_out(await contact_cases.add(contacts, customer_id, new))
+
+    @api.patch(contacts_path + "/{contact_id}", response_model=ContactOut, tags=["contacts"])
+    async def patch_contact(
+        scope: Caller, customer_id: str, contact_id: str, body: ContactPatch
+    ) -> ContactOut:
+        """Change a contact's address, name, roles or primary flag (409 if that would leave
+        the customer without a Billing contact, or the address is taken)."""
+        require_customer(scope, customer_id)
+        change = ContactChange(
+            email=None if body.email is None else str(body.email),
+            name=body.name,
+            roles=body.roles,
+            primary=body.primary,
+        )
+        return _contact_out(await contact_cases.change(contacts, customer_id, contact_id, change))
+
+    @api.delete(
+        contacts_path + "/{contact_id}",
+        status_code=status.HTTP_204_NO_CONTENT,
+        response_class=Response,
+        tags=["contacts"],
+    )
+    async def delete_contact(scope: Caller, customer_id: str, contact_id: str) -> Response:
+        """Remove a contact (409 if it is the last Billing contact)."""
+        require_customer(scope, customer_id)
+        await contact_cases.remove(contacts, customer_id, contact_id)
+        return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+def _operator_routes(api: FastAPI, queries: QueryPorts, invoicing: InvoicingPorts) -> None:
+    @api.get("/v1/reports/margin", response_model=MarginReportOut, tags=["operators"])
+    async def get_margin(
+        scope: Caller,
+        period: Annotated[str, Query(pattern=PERIOD_PATTERN)],
+        customer: Annotated[str | None, Query()] = None,
+    ) -> MarginReportOut:
+        """Cost against price per customer and service for a usage period (operators)."""
+        rows = await margin_report(queries, scope, period=period, customer_id=customer)
+        return MarginReportOut(period=period, rows=[MarginRowOut(**asdict(r)) for r in rows])
+
+    @api.post(
+        "/v1/periods/{period}/close",
+        response_model=CloseAnswer,
+        status_code=status.HTTP_202_ACCEPTED,
+        responses={200: {"description": "The dry run: nothing was issued."}},
+        tags=["operators"],
+    )
+    async def close_period(
+        scope: Caller,
+        period: Annotated[str, Depends(_period_path)],
+        response: Response,
+        body: CloseIn | None = None,
+    ) -> CloseAnswer:
+        """Close a period (operators): the same close markers as ``billing invoices
+        generate``; the running service finalizes each invoice after the charges before it.
+        Poll ``GET /v1/invoices?period=P`` for the numbers."""
+        require_operator(scope, "closing a period")
+        body = body or CloseIn()
+        if body.dry_run:
+            response.status_code = status.HTTP_200_OK
+            found = await preview(invoicing, period=period, customer_id=body.customer_id)
+            return CloseAnswer(
+                period=period,
+                dry_run=True,
+                closing=[],
+                preview=[CloseOutcomeOut(**asdict(o)) for o in found],
+            )
+        closing = await request_close(
+            invoicing,
+            period=period,
+            customer_id=body.customer_id,
+            issue_date=today_utc(),
+            correlation_id=f"close:{period}:{uuid.uuid4().hex[:12]}",
+        )
+        return CloseAnswer(period=period, dry_run=False, closing=closing, preview=[])
+
+    @api.put("/v1/catalog", response_model=CatalogAnswer, tags=["operators"])
+    async def put_catalog(scope: Caller, catalog: Catalog) -> CatalogAnswer:
+        """Apply a catalog (operators), the same as ``billing catalog apply`` with the file
+        as JSON: entries upserted, others left alone; 409 if a price-list version in effect
+        would change; 422 naming the field of an invalid entry."""
+        require_operator(scope, "applying the catalog")
+        result = await invoicing.catalog.apply(catalog)
+        return CatalogAnswer(**asdict(result))
+
+
+def _period_path(period: str) -> str:
+    if not re.match(PERIOD_PATTERN, period):
+        raise _field_error("path", "period", f"{period!r} is not YYYY-MM", 422)
+    return period

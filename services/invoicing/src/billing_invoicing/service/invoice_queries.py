@@ -1,0 +1,311 @@
+"""Use cases of the customer panel and the operator's API: find invoices, read one, its PDF and
+its CSV, the dues, record a payment, the margin report.
+
+Every use case takes the caller's :class:`~billing_invoicing.domain.access.Scope` and refuses
+(``ForbiddenError``) what it does not cover, so the HTTP routes stay thin and the rule is tested
+once here. Amounts are exact ``Decimal``; what an invoice owes is in the currency's minor units.
+"""
+
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass
+from datetime import date
+from decimal import ROUND_HALF_UP, Decimal
+from typing import Any, Protocol
+
+from billing_invoicing.adapters.invoice_repo import MongoInvoiceRepository
+from billing_invoicing.adapters.settlement_repo import amount_of
+from billing_invoicing.domain.access import Scope, require_customer, require_operator
+from billing_invoicing.domain.invoice import InvoiceStatus
+from billing_invoicing.service.settle_invoices import (
+    Dues,
+    InvoiceNotFoundError,
+    PaymentOutcome,
+    SettlementPorts,
+    dues,
+    record_payment,
+)
+from billing_invoicing.service.usage_csv import COLUMNS, CUSTOMER_COLUMNS, write_usage_csv
+from billing_schemas.money import from_fixed_units, minor_units, to_fixed_units
+
+MAX_PAGE = 500
+
+
+class PdfReading(Protocol):
+    """Port: a stored invoice PDF's bytes by its file id."""
+
+    async def load(self, file_id: str) -> bytes:
+        """The PDF (LookupError if there is none)."""
+        ...
+
+
+@dataclass
+class QueryPorts:
+    """What the panel's use cases need."""
+
+    invoices: MongoInvoiceRepository
+    settlement: SettlementPorts
+    pdfs: PdfReading
+
+
+@dataclass(frozen=True)
+class InvoiceFilter:
+    """The invoice list's filters (None: any). Totals compare the finalized total, tax
+    included, in the invoice's own currency; a total filter leaves drafts out."""
+
+    customer_id: str | None = None
+    period: str | None = None
+    status: InvoiceStatus | None = None
+    min_total: Decimal | None = None
+    max_total: Decimal | None = None
+
+
+@dataclass(frozen=True)
+class InvoiceSummary:
+    """One row of the invoice list (the panel's columns and a little more)."""
+
+    invoice_id: str
+    number: str | None
+    customer_id: str
+    period: str
+    status: str
+    currency: str | None
+    total: Decimal | None
+    outstanding: Decimal | None
+    draft_total: Decimal | None
+    issue_date: str | None
+    due_date: str | None
+    has_pdf: bool
+
+
+@dataclass(frozen=True)
+class InvoicePage:
+    """A page of the list; ``next_offset`` None on the last page."""
+
+    items: list[InvoiceSummary]
+    offset: int
+    limit: int
+    next_offset: int | None
+
+
+def summary_of(doc: dict[str, Any]) -> InvoiceSummary:
+    """An invoice document as a row of the list."""
+    currency = str(doc.get("currency") or "")
+    finalized = doc.get("total_units") is not None and bool(currency)
+    draft = sum(int(line["price_units"]) for line in doc.get("draft_lines", []))
+    return InvoiceSummary(
+        invoice_id=str(doc["_id"]),
+        number=doc.get("number"),
+        customer_id=str(doc["customer_id"]),
+        period=str(doc["period"]),
+        status=str(doc["status"]),
+        currency=currency or None,
+        total=amount_of(doc["total_units"], currency) if finalized else None,
+        outstanding=amount_of(doc.get("outstanding_units"), currency) if finalized else None,
+        draft_total=None if finalized else exact(draft, currency or None),
+        issue_date=doc.get("issue_date"),
+        due_date=doc.get("due_date"),
+        has_pdf=bool(doc.get("pdf_file_id")),
+    )
+
+
+async def find_invoices(
+    ports: QueryPorts, scope: Scope, wanted: InvoiceFilter, *, offset: int, limit: int
+) -> InvoicePage:
+    """The invoices the scope may see that match the filters, a page at a time."""
+    customer_id = wanted.customer_id
+    if customer_id is not None:
+        require_customer(scope, customer_id)
+    elif scope.customer_id is not None:
+        customer_id = scope.customer_id
+    query: dict[str, Any] = {}
+    if customer_id is not None:
+        query["customer_id"] = customer_id
+    if wanted.period is not None:
+        query["period"] = wanted.period
+    if wanted.status is not None:
+        query["status"] = wanted.status.value
+    bounds: dict[str, int] = {}
+    if wanted.min_total is not None:
+        bounds["$gte"] = to_fixed_units(wanted.min_total)
+    if wanted.max_total is not None:
+        bounds["$lte"] = to_fixed_units(wanted.max_total)
+    if bounds:
+        query["total_units"] = bounds
+    limit = max(1, min(limit, MAX_PAGE))
+    docs = await ports.invoices.find_invoices(query, offset=offset, limit=limit + 1)
+    more = len(docs) > limit
+    return InvoicePage(
+        [summary_of(d) for d in docs[:limit]], offset, limit, offset + limit if more else None
+    )
+
+
+async def invoice_document(ports: QueryPorts, scope: Scope, number: str) -> dict[str, Any]:
+    """The stored invoice (by number, or by id ``customer:period`` for a draft)."""
+    doc = await ports.settlement.settlements.invoice_by_number(number)
+    if doc is None:
+        msg = f"no invoice {number!r}"
+        raise InvoiceNotFoundError(msg)
+    require_customer(scope, str(doc["customer_id"]))
+    return doc
+
+
+PRIVATE_LINE_FIELDS = ("cost",)
+"""What a line of an issued invoice keeps for the operator only: the provider's cost."""
+
+
+@dataclass(frozen=True)
+class InvoiceDetail:
+    """One invoice: its row and either the issued document or the draft's lines so far."""
+
+    summary: InvoiceSummary
+    document: dict[str, Any] | None
+    draft_lines: list[dict[str, Any]] | None
+
+
+async def invoice_detail(ports: QueryPorts, scope: Scope, number: str) -> InvoiceDetail:
+    """The invoice as the scope may see it: a customer never sees the provider's cost (or a
+    draft line's), only prices; operators see both."""
+    doc = await invoice_document(ports, scope, number)
+    document = doc.get("document")
+    if document is not None and not scope.is_operator:
+        document = document | {
+            "lines": [
+                {k: v for k, v in line.items() if k not in PRIVATE_LINE_FIELDS}
+                for line in document.get("lines", [])
+            ]
+        }
+    draft_lines = None
+    if document is None:
+        currency = doc.get("currency")
+        draft_lines = []
+        for line in doc.get("draft_lines", []):
+            row: dict[str, Any] = {
+                "period": line["period"],
+                "provider": line["provider"],
+                "service_name": line["service_name"],
+                "charge_count": line["charge_count"],
+                "price": exact(int(line["price_units"]), currency),
+            }
+            if scope.is_operator:
+                row["cost"] = exact(int(line["cost_units"]), currency)
+            draft_lines.append(row)
+    return InvoiceDetail(summary_of(doc), document, draft_lines)
+
+
+async def invoice_pdf(ports: QueryPorts, scope: Scope, number: str) -> tuple[str, bytes]:
+    """The file name and bytes of a finalized invoice's PDF (as stored in GridFS)."""
+    doc = await invoice_document(ports, scope, number)
+    if not doc.get("pdf_file_id"):
+        msg = f"invoice {number} has no PDF yet: it is {doc['status']}"
+        raise InvoiceNotFoundError(msg)
+    return f"{doc['number']}.pdf", await ports.pdfs.load(str(doc["pdf_file_id"]))
+
+
+async def invoice_csv(ports: QueryPorts, scope: Scope, number: str) -> tuple[str, str]:
+    """The file name and text of the CSV of every rated usage line behind an invoice (for a
+    customer token without the provider's cost, the margin and the pricing rule)."""
+    doc = await invoice_document(ports, scope, number)
+    out = io.StringIO()
+    columns = COLUMNS if scope.is_operator else CUSTOMER_COLUMNS
+    await write_usage_csv(ports.invoices.charges_of(str(doc["_id"])), out, columns)
+    name = doc.get("number") or str(doc["_id"]).replace(":", "-")
+    return f"{name}.csv", out.getvalue()
+
+
+async def invoice_dues(ports: QueryPorts, scope: Scope, number: str) -> Dues:
+    """The dues breakdown and the ways to pay (what "Pay this invoice" shows)."""
+    await invoice_document(ports, scope, number)
+    return await dues(ports.settlement, number)
+
+
+async def pay_invoice(
+    ports: QueryPorts,
+    scope: Scope,
+    *,
+    number: str,
+    amount: Decimal,
+    method: str,
+    reference: str,
+    paid_on: date,
+    correlation_id: str,
+) -> tuple[PaymentOutcome, Dues]:
+    """Record a payment (operators only: money received is confirmed by the operator's bank
+    or card processor, never by the customer), then the dues as they stand."""
+    require_operator(scope, "recording a payment")
+    outcome = await record_payment(
+        ports.settlement,
+        number=number,
+        amount=amount,
+        method=method,
+        reference=reference,
+        paid_on=paid_on,
+        correlation_id=correlation_id,
+    )
+    return outcome, await dues(ports.settlement, number)
+
+
+@dataclass(frozen=True)
+class MarginRow:
+    """Cost against price for one customer and service in a period.
+
+    ``cost`` is in the provider's currency; ``cost_converted`` in the invoice currency (price
+    less margin, as rating converted it), so ``margin = price - cost_converted``.
+    """
+
+    customer_id: str
+    service_name: str
+    currency: str
+    cost_currency: str
+    charge_count: int
+    cost: Decimal
+    cost_converted: Decimal
+    price: Decimal
+    margin: Decimal
+    margin_percent: Decimal | None
+
+
+def exact(units: int, currency: str | None) -> Decimal:
+    """Stored units as an exact amount, with at least the currency's minor digits (two when
+    the currency is not known yet)."""
+    amount = from_fixed_units(units).normalize()
+    digits = minor_units(currency) if currency else 2
+    if -amount.as_tuple().exponent < digits:  # type: ignore[operator]
+        amount = amount.quantize(Decimal(1).scaleb(-digits))
+    return amount
+
+
+async def margin_report(
+    ports: QueryPorts, scope: Scope, *, period: str, customer_id: str | None = None
+) -> list[MarginRow]:
+    """Cost vs price per customer and service for a usage period (late charges of the period
+    included, wherever they were invoiced); exact sums, unrounded; operators only."""
+    require_operator(scope, "the margin report")
+    rows = []
+    sums = await ports.invoices.margin_sums(period, customer_id)
+    for (customer, service, currency, cost_currency), row in sorted(sums.items()):
+        price = exact(row.get("price_units", 0), currency)
+        margin = exact(row.get("margin_units", 0), currency)
+        percent = (
+            None
+            if price == 0
+            else (margin * 100 / price).quantize(Decimal("0.01"), rounding=ROUND_HALF_UP)
+        )
+        rows.append(
+            MarginRow(
+                customer_id=customer,
+                service_name=service,
+                currency=currency,
+                cost_currency=cost_currency,
+                charge_count=row.get("count", 0),
+                cost=exact(row.get("cost_units", 0), cost_currency),
+                cost_converted=exact(
+                    row.get("price_units", 0) - row.get("margin_units", 0), currency
+                ),
+                price=price,
+                margin=margin,
+                margin_percent=percent,
+            )
+        )
+    return rows
