@@ -390,8 +390,8 @@ class CreditNoteIssued(Envelope):
     data: CreditNote
 
 
-class OverdueInvoice(_Model):
-    """An invoice past its due date with money still owed, as of one day."""
+class _InvoiceFacts(_Model):
+    """What every event about a finalized invoice's settlement says of the invoice."""
 
     invoice_id: str
     invoice_number: str
@@ -399,6 +399,11 @@ class OverdueInvoice(_Model):
     customer_name: str
     currency: CurrencyCode
     total: WireDecimal
+
+
+class OverdueInvoice(_InvoiceFacts):
+    """An invoice past its due date with money still owed, as of one day."""
+
     outstanding: WireDecimal
     due_date: date
     as_of: date
@@ -416,15 +421,9 @@ class InvoiceOverdue(Envelope):
     data: OverdueInvoice
 
 
-class PaidInvoice(_Model):
+class PaidInvoice(_InvoiceFacts):
     """An invoice with nothing left to pay: paid in full (credit notes count as paid)."""
 
-    invoice_id: str
-    invoice_number: str
-    customer_id: str
-    customer_name: str
-    currency: CurrencyCode
-    total: WireDecimal
     paid: WireDecimal = Field(description="Payments received against it (may exceed owed).")
     credited: WireDecimal = Field(description="Credit notes issued on it.")
     settled_by: str = Field(description="Id of the payment or credit note that settled it.")
@@ -438,15 +437,9 @@ class InvoicePaid(Envelope):
     data: PaidInvoice
 
 
-class VoidedInvoice(_Model):
+class VoidedInvoice(_InvoiceFacts):
     """An invoice cancelled by a credit note for everything not credited before."""
 
-    invoice_id: str
-    invoice_number: str
-    customer_id: str
-    customer_name: str
-    currency: CurrencyCode
-    total: WireDecimal
     credit_note_id: str
     credit_note_number: str
     voided_on: date
