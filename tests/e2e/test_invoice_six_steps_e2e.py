@@ -26,6 +26,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 
 from billing_invoicing.adapters.catalog_repo import MongoCatalogRepository
 from billing_invoicing.adapters.documents import InvoicePdfStore
+from billing_invoicing.adapters.events import InMemoryInvoiceEvents
 from billing_invoicing.adapters.invoice_repo import MongoInvoiceRepository
 from billing_invoicing.adapters.pdf import PdfRenderer
 from billing_invoicing.domain.invoice import Invoice, LineKind
@@ -39,7 +40,6 @@ from billing_rating.domain.rating import CustomerPricing, rate_usage
 from billing_schemas.catalog import Catalog
 from billing_schemas.events import (
     ChargeCategory,
-    InvoiceFinalized,
     LineType,
     PeriodClose,
     PeriodClosing,
@@ -127,17 +127,6 @@ RI = {
 }
 
 
-class RecordedEvents:
-    def __init__(self) -> None:
-        self.finalized: list[InvoiceFinalized] = []
-
-    async def invoice_finalized(self, event: InvoiceFinalized) -> None:
-        self.finalized.append(event)
-
-    async def period_closing(self, markers: list[PeriodClosing]) -> None:
-        del markers
-
-
 def rate(catalog: Catalog, customer_id: str, record: UsageRecord) -> RatedCharge:
     [price_list] = catalog.price_lists
     return rate_usage(record, CustomerPricing(customer_id, "EUR", price_list)).charge
@@ -163,7 +152,7 @@ async def test_six_steps_with_subscriptions_ri_savings_vat_and_reverse_charge(
     await catalog_repo.apply(catalog)
     invoices = MongoInvoiceRepository(mongo_db)
     await invoices.ensure_indexes()
-    events = RecordedEvents()
+    events = InMemoryInvoiceEvents()
 
     records = {
         "alpha": [

@@ -30,6 +30,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 from billing_invoicing.adapters.catalog_repo import MongoCatalogRepository
 from billing_invoicing.adapters.contacts_repo import MongoContactBook
 from billing_invoicing.adapters.documents import InvoicePdfStore
+from billing_invoicing.adapters.events import InMemoryInvoiceEvents
 from billing_invoicing.adapters.invoice_repo import MongoInvoiceRepository
 from billing_invoicing.adapters.settlement_repo import MongoSettlementRepository
 from billing_invoicing.app import create_app
@@ -45,13 +46,7 @@ from billing_schemas.catalog import CUSTOMERS, Catalog
 from billing_schemas.documents import INVOICE_PDF_BUCKET
 from billing_schemas.events import (
     ChargeCategory,
-    CreditNoteIssued,
-    InvoiceFinalized,
-    InvoiceOverdue,
-    InvoicePaid,
-    InvoiceVoided,
     LineType,
-    PaymentRecorded,
     PeriodClose,
     PeriodClosing,
     RatedCharge,
@@ -153,42 +148,10 @@ class FakeRenderer:
         return f"%PDF-stand-in {invoice.number} {invoice.total}".encode()
 
 
-class RecordedEvents:
-    def __init__(self) -> None:
-        self.finalized: list[InvoiceFinalized] = []
-        self.markers: list[PeriodClosing] = []
-        self.payments: list[PaymentRecorded] = []
-        self.credit_notes: list[CreditNoteIssued] = []
-        self.overdue: list[InvoiceOverdue] = []
-        self.paid: list[InvoicePaid] = []
-        self.voided: list[InvoiceVoided] = []
-
-    async def invoice_finalized(self, event: InvoiceFinalized) -> None:
-        self.finalized.append(event)
-
-    async def period_closing(self, markers: list[PeriodClosing]) -> None:
-        self.markers += markers
-
-    async def payment_recorded(self, event: PaymentRecorded) -> None:
-        self.payments.append(event)
-
-    async def credit_note_issued(self, event: CreditNoteIssued) -> None:
-        self.credit_notes.append(event)
-
-    async def invoice_overdue(self, events: list[InvoiceOverdue]) -> None:
-        self.overdue += events
-
-    async def invoice_paid(self, event: InvoicePaid) -> None:
-        self.paid.append(event)
-
-    async def invoice_voided(self, event: InvoiceVoided) -> None:
-        self.voided.append(event)
-
-
 @dataclass
 class Api:
     client: httpx.AsyncClient
-    events: RecordedEvents
+    events: InMemoryInvoiceEvents
     db: AsyncDatabase[dict[str, Any]]
 
     async def get(self, path: str, token: str | None = OPERATOR, **kw: Any) -> httpx.Response:
@@ -209,7 +172,7 @@ async def api(mongo_db: AsyncDatabase[dict[str, Any]]) -> AsyncIterator[Api]:
     await invoices.ensure_indexes()
     settlements = MongoSettlementRepository(mongo_db)
     await settlements.ensure_indexes()
-    events = RecordedEvents()
+    events = InMemoryInvoiceEvents()
     pdfs = InvoicePdfStore(mongo_db)
     ports = InvoicingPorts(catalog, invoices, FakeRenderer(), pdfs, events)
     touched = await invoices.store_charges(

@@ -24,6 +24,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 
 from billing_invoicing.adapters.catalog_repo import MongoCatalogRepository
 from billing_invoicing.adapters.documents import InMemoryInvoicePdfStore
+from billing_invoicing.adapters.events import InMemoryInvoiceEvents
 from billing_invoicing.adapters.invoice_repo import MongoInvoiceRepository
 from billing_invoicing.adapters.settlement_repo import CUSTOMER_CREDITS, MongoSettlementRepository
 from billing_invoicing.domain.invoice import Invoice, InvoiceStatus
@@ -46,10 +47,8 @@ from billing_schemas.catalog import Catalog
 from billing_schemas.events import (
     ChargeCategory,
     CreditNoteIssued,
-    InvoiceFinalized,
     InvoiceOverdue,
     InvoicePaid,
-    InvoiceVoided,
     LineType,
     PaymentRecorded,
     PeriodClose,
@@ -97,37 +96,6 @@ class FakeRenderer:
         return f"%PDF-stand-in {invoice.number}".encode()
 
 
-class RecordedEvents:
-    def __init__(self) -> None:
-        self.payments: list[PaymentRecorded] = []
-        self.credit_notes: list[CreditNoteIssued] = []
-        self.overdue: list[InvoiceOverdue] = []
-        self.finalized: list[InvoiceFinalized] = []
-        self.paid: list[InvoicePaid] = []
-        self.voided: list[InvoiceVoided] = []
-
-    async def invoice_finalized(self, event: InvoiceFinalized) -> None:
-        self.finalized.append(event)
-
-    async def period_closing(self, markers: list[PeriodClosing]) -> None:
-        del markers
-
-    async def payment_recorded(self, event: PaymentRecorded) -> None:
-        self.payments.append(event)
-
-    async def credit_note_issued(self, event: CreditNoteIssued) -> None:
-        self.credit_notes.append(event)
-
-    async def invoice_overdue(self, events: list[InvoiceOverdue]) -> None:
-        self.overdue += events
-
-    async def invoice_paid(self, event: InvoicePaid) -> None:
-        self.paid.append(event)
-
-    async def invoice_voided(self, event: InvoiceVoided) -> None:
-        self.voided.append(event)
-
-
 def charge(price: str) -> RatedCharge:
     return RatedCharge(
         charge_id="c1",
@@ -154,14 +122,14 @@ def charge(price: str) -> RatedCharge:
 @pytest.fixture
 async def setup(
     mongo_db: AsyncDatabase[dict[str, Any]],
-) -> tuple[SettlementPorts, RecordedEvents]:
+) -> tuple[SettlementPorts, InMemoryInvoiceEvents]:
     catalog = MongoCatalogRepository(mongo_db)
     await catalog.apply(Catalog.model_validate(CATALOG))
     invoices = MongoInvoiceRepository(mongo_db)
     await invoices.ensure_indexes()
     settlements = MongoSettlementRepository(mongo_db)
     await settlements.ensure_indexes()
-    events = RecordedEvents()
+    events = InMemoryInvoiceEvents()
     await invoices.store_charges([charge("100.00")])
     await invoices.refresh_draft("alpha:2024-09")
     ports = InvoicingPorts(catalog, invoices, FakeRenderer(), InMemoryInvoicePdfStore(), events)
@@ -188,7 +156,7 @@ async def pay(ports: SettlementPorts, amount: str, method: str, reference: str) 
 
 
 async def test_payments_follow_outstanding_and_status_and_overpayment_is_customer_credit(
-    setup: tuple[SettlementPorts, RecordedEvents],
+    setup: tuple[SettlementPorts, InMemoryInvoiceEvents],
     mongo_db: AsyncDatabase[dict[str, Any]],
 ) -> None:
     ports, events = setup
@@ -262,7 +230,7 @@ async def test_payments_follow_outstanding_and_status_and_overpayment_is_custome
     ],
 )
 async def test_a_payment_that_cannot_be_is_refused(
-    setup: tuple[SettlementPorts, RecordedEvents], amount: str, method: str, message: str
+    setup: tuple[SettlementPorts, InMemoryInvoiceEvents], amount: str, method: str, message: str
 ) -> None:
     ports, events = setup
     with pytest.raises(SettlementError, match=message):
@@ -271,7 +239,7 @@ async def test_a_payment_that_cannot_be_is_refused(
 
 
 async def test_overdue_after_the_due_date_until_paid(
-    setup: tuple[SettlementPorts, RecordedEvents],
+    setup: tuple[SettlementPorts, InMemoryInvoiceEvents],
 ) -> None:
     ports, events = setup
 
@@ -303,7 +271,7 @@ async def credit(ports: SettlementPorts, amount: str | None, reason: str) -> Any
 
 
 async def test_credit_notes_reduce_what_is_owed_and_void_cancels_the_rest(
-    setup: tuple[SettlementPorts, RecordedEvents],
+    setup: tuple[SettlementPorts, InMemoryInvoiceEvents],
     mongo_db: AsyncDatabase[dict[str, Any]],
 ) -> None:
     ports, events = setup
@@ -419,7 +387,7 @@ async def test_pay_show_csv_credit_and_overdue_from_the_command_line(
     await invoices.ensure_indexes()
     await invoices.store_charges([charge("100.00")])
     ports = InvoicingPorts(
-        catalog, invoices, FakeRenderer(), InMemoryInvoicePdfStore(), RecordedEvents()
+        catalog, invoices, FakeRenderer(), InMemoryInvoicePdfStore(), InMemoryInvoiceEvents()
     )
     marker = PeriodClose(customer_id="alpha", period="2024-09", issue_date=date(2024, 10, 1))
     await close_invoice(ports, PeriodClosing.create(marker, source="t", correlation_id="t"))
@@ -515,7 +483,7 @@ async def test_a_missing_vat_rate_stops_the_close_and_leaves_the_draft(
     await invoices.ensure_indexes()
     await invoices.store_charges([charge("100.00")])
     await invoices.refresh_draft("alpha:2024-09")
-    events = RecordedEvents()
+    events = InMemoryInvoiceEvents()
     ports = InvoicingPorts(catalog, invoices, FakeRenderer(), InMemoryInvoicePdfStore(), events)
     marker = PeriodClosing.create(
         PeriodClose(customer_id="alpha", period="2024-09", issue_date=date(2024, 10, 1)),

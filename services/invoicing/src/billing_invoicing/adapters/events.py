@@ -67,3 +67,37 @@ class KafkaInvoiceEvents:
         await self._publisher.publish(
             topic_name(Topic.INVOICE_VOIDED, self._ns), [(event.data.customer_id, event)]
         )
+
+
+class InMemoryInvoiceEvents:
+    """Fake of the same ports for tests: keeps what would be published, per kind."""
+
+    def __init__(self) -> None:
+        self.finalized: list[InvoiceFinalized] = []
+        self.markers: list[PeriodClosing] = []
+        self.payments: list[PaymentRecorded] = []
+        self.credit_notes: list[CreditNoteIssued] = []
+        self.overdue: list[InvoiceOverdue] = []
+        self.paid: list[InvoicePaid] = []
+        self.voided: list[InvoiceVoided] = []
+
+    async def invoice_finalized(self, event: InvoiceFinalized) -> None:
+        self.finalized.append(event)
+
+    async def period_closing(self, markers: list[PeriodClosing]) -> None:
+        self.markers += markers
+
+    async def payment_recorded(self, event: PaymentRecorded) -> None:
+        self.payments.append(event)
+
+    async def credit_note_issued(self, event: CreditNoteIssued) -> None:
+        self.credit_notes.append(event)
+
+    async def invoice_overdue(self, events: list[InvoiceOverdue]) -> None:
+        self.overdue += events
+
+    async def invoice_paid(self, event: InvoicePaid) -> None:
+        self.paid.append(event)
+
+    async def invoice_voided(self, event: InvoiceVoided) -> None:
+        self.voided.append(event)
