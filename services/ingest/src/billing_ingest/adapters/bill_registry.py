@@ -59,6 +59,10 @@ class BillRegistry(Protocol):
         """A bill's line chunks in order: (ids, compressed JSON lines)."""
         ...
 
+    async def line_ids(self, bill_id: str) -> set[str]:
+        """The ids of a bill's lines (without their JSON)."""
+        ...
+
     async def reversed_ids(self, chain: str) -> set[str]:
         """Record ids a restatement of this chain ever reversed."""
         ...
@@ -187,6 +191,11 @@ class MongoBillRegistry:
                 }
             )
 
+    async def line_ids(self, bill_id: str) -> set[str]:
+        """See :class:`BillRegistry`."""
+        cursor = self._lines.find({"bill_id": bill_id}, {"ids": 1})
+        return {record_id async for doc in cursor for record_id in doc["ids"]}
+
     async def lines(self, bill_id: str) -> AsyncIterator[tuple[list[str], bytes]]:
         """See :class:`BillRegistry`."""
         cursor = self._lines.find({"bill_id": bill_id}).sort("chunk", ASCENDING)
@@ -267,6 +276,9 @@ class InMemoryBillRegistry:
 
     async def add_lines(self, bill_id: str, chunk: int, ids: list[str], payloads: bytes) -> None:
         self.chunks[bill_id].setdefault(chunk, (ids, payloads))
+
+    async def line_ids(self, bill_id: str) -> set[str]:
+        return {i for ids, _ in self.chunks[bill_id].values() for i in ids}
 
     async def lines(self, bill_id: str) -> AsyncIterator[tuple[list[str], bytes]]:
         for chunk in sorted(self.chunks[bill_id]):

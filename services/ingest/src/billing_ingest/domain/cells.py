@@ -163,11 +163,6 @@ def columns_key(header: list[str] | Row) -> str:
     return "\x1f".join(sorted(header))
 
 
-def row_digest(row: Row) -> str:
-    """Digest of every cell of the row, with the column names (column order does not matter)."""
-    return content_digest(columns_key(row), row_content(row))
-
-
 def record_id_for(
     provider: str, billing_account: str, period: str, digest: str, occurrence: int
 ) -> str:

@@ -79,12 +79,6 @@ ADDED_IN_1_2 = (
 """Columns FOCUS 1.2 added: any one of them marks a 1.2 file."""
 
 
-def missing_columns(header: list[str]) -> list[str]:
-    """The required FOCUS columns a header lacks."""
-    present = set(header)
-    return [c for c in REQUIRED_COLUMNS if c not in present]
-
-
 _CATEGORIES = {c.value: c for c in ChargeCategory}
 
 

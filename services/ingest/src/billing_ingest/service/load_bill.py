@@ -141,8 +141,8 @@ class _Load:
         if previous is None:
             return
         self.previous = previous
-        async for ids, _ in self.registry.lines(previous.bill_id):
-            self.previous_live.update(ids)
+        # only the ids: the lines' JSON is read once, if it comes to reversing some of them
+        self.previous_live = await self.registry.line_ids(previous.bill_id)
         self.reissued = await self.registry.reversed_ids(previous.chain)
         self.version = previous.version + 1
 
