@@ -10,7 +10,6 @@ next open invoice; the finalized invoice does not change. Figures by hand in the
 from __future__ import annotations
 
 import re
-from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -20,14 +19,13 @@ import yaml
 from aiokafka import AIOKafkaConsumer
 from aiokafka.admin import AIOKafkaAdminClient
 from pymongo import AsyncMongoClient
+from rating_rerating_example import V1, V2
+from rating_rerating_example import usage as example_usage
 
 from billing_runtime.lag import topic_partitions
 from billing_runtime.testing import TopicReader, eventually, produce
 from billing_schemas.events import (
-    ChargeCategory,
     ChargeRated,
-    LineType,
-    UsageRecord,
     UsageRecorded,
 )
 from billing_schemas.money import from_fixed_units
@@ -37,27 +35,6 @@ pytestmark = [pytest.mark.e2e, pytest.mark.timeout(300)]
 
 D = Decimal
 PERIOD = "2024-09"
-
-S3_TIERS = {
-    "id": "s3-tiers",
-    "kind": "tiered",
-    "mode": "graduated",
-    "service": "Amazon S3",
-    "tiers": [{"up_to": "100", "unit_price": "0.10"}, {"unit_price": "0.05"}],
-}
-V1 = {
-    "version": 1,
-    "effective_from": "2024-01-01",
-    "currency": "USD",
-    "rules": [{"kind": "markup", "percent": "10"}, S3_TIERS],
-}
-# from the 15th: 20% instead of 10%; the S3 tiers keep their id, so their running total goes on
-V2 = {
-    "version": 2,
-    "effective_from": "2024-09-15",
-    "currency": "USD",
-    "rules": [{"kind": "markup", "percent": "20"}, S3_TIERS],
-}
 
 
 def catalog(*versions: dict[str, Any]) -> dict[str, Any]:
@@ -88,21 +65,7 @@ def catalog(*versions: dict[str, Any]) -> dict[str, Any]:
 
 
 def usage(rid: str, day: int, quantity: str, cost: str, service: str) -> bytes:
-    record = UsageRecord(
-        record_id=rid,
-        provider="AWS",
-        billing_account_id="999",
-        sub_account_id="111",
-        billing_period=PERIOD,
-        charge_period_start=datetime(2024, 9, day, tzinfo=UTC),
-        charge_period_end=datetime(2024, 9, day, 1, tzinfo=UTC),
-        charge_category=ChargeCategory.USAGE,
-        line_type=LineType.ON_DEMAND,
-        service_name=service,
-        currency="USD",
-        pricing_quantity=D(quantity),
-        billed_cost=D(cost),
-    )
+    record = example_usage(rid, day, quantity, cost, service)
     event = UsageRecorded.create(record, source="test", correlation_id="rerate-e2e")
     return event.model_dump_json().encode()
 

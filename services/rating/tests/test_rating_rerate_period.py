@@ -3,8 +3,10 @@ re-rated with today's catalog; only differences are published, once. Hand-comput
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from decimal import Decimal
+
+from rating_rerating_example import V1, V2
+from rating_rerating_example import usage as example_usage
 
 from billing_rating.adapters.catalog import InMemoryPricingCatalog
 from billing_rating.adapters.charge_publisher import InMemoryChargePublisher
@@ -13,50 +15,15 @@ from billing_rating.adapters.tier_store import InMemoryTierStore
 from billing_rating.domain.rating import CustomerPricing
 from billing_rating.service.rate_batch import rate_batch
 from billing_rating.service.rerate_period import rerate_period
-from billing_schemas.events import ChargeCategory, LineType, UsageRecord, UsageRecorded
+from billing_schemas.events import UsageRecorded
 from billing_schemas.pricing import PriceList
 
 D = Decimal
 
 
 def usage(rid: str, day: int, quantity: str, cost: str, service: str) -> UsageRecorded:
-    record = UsageRecord(
-        record_id=rid,
-        provider="AWS",
-        billing_account_id="999",
-        sub_account_id="111",
-        billing_period="2024-09",
-        charge_period_start=datetime(2024, 9, day, tzinfo=UTC),
-        charge_period_end=datetime(2024, 9, day, 1, tzinfo=UTC),
-        charge_category=ChargeCategory.USAGE,
-        line_type=LineType.ON_DEMAND,
-        service_name=service,
-        currency="USD",
-        pricing_quantity=D(quantity),
-        billed_cost=D(cost),
-    )
+    record = example_usage(rid, day, quantity, cost, service)
     return UsageRecorded.create(record, source="t", correlation_id="c")
-
-
-TIERS = {
-    "id": "s3-tiers",
-    "kind": "tiered",
-    "mode": "graduated",
-    "service": "Amazon S3",
-    "tiers": [{"up_to": "100", "unit_price": "0.10"}, {"unit_price": "0.05"}],
-}
-V1 = {
-    "version": 1,
-    "effective_from": "2024-01-01",
-    "currency": "USD",
-    "rules": [{"kind": "markup", "percent": "10"}, TIERS],
-}
-V2 = {
-    **V1,
-    "version": 2,
-    "effective_from": "2024-09-15",
-    "rules": [{"kind": "markup", "percent": "20"}, TIERS],
-}
 
 
 def pricing(*versions: dict[str, object], customer: str = "acme") -> CustomerPricing:

@@ -3,52 +3,19 @@ up to a fresh rating under the new price list. Hand-computed."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from decimal import Decimal
+
+from rating_rerating_example import V1, V2, usage
 
 from billing_rating.domain.rating import CustomerPricing, rate_all
 from billing_rating.domain.rerating import corrections
-from billing_schemas.events import ChargeCategory, LineType, UsageRecord
 from billing_schemas.pricing import PriceList
 
 D = Decimal
 
 
-def usage(rid: str, day: int, quantity: str, cost: str, service: str) -> UsageRecord:
-    return UsageRecord(
-        record_id=rid,
-        provider="AWS",
-        billing_account_id="999",
-        sub_account_id="111",
-        billing_period="2024-09",
-        charge_period_start=datetime(2024, 9, day, tzinfo=UTC),
-        charge_period_end=datetime(2024, 9, day, 1, tzinfo=UTC),
-        charge_category=ChargeCategory.USAGE,
-        line_type=LineType.ON_DEMAND,
-        service_name=service,
-        currency="USD",
-        pricing_quantity=D(quantity),
-        billed_cost=D(cost),
-    )
-
-
-TIERS = {
-    "id": "s3-tiers",
-    "kind": "tiered",
-    "mode": "graduated",
-    "service": "Amazon S3",
-    "tiers": [{"up_to": "100", "unit_price": "0.10"}, {"unit_price": "0.05"}],
-}
-V1 = {
-    "version": 1,
-    "effective_from": "2024-01-01",
-    "currency": "USD",
-    "rules": [{"kind": "markup", "percent": "10"}, TIERS],
-}
 BEFORE = CustomerPricing("acme", "USD", PriceList.model_validate({"id": "pl", "versions": [V1]}))
 # mid-period change: from 2024-09-15 the markup is 20% and S3 keeps its tiers (same rule id)
-V2 = {**V1, "version": 2, "effective_from": "2024-09-15"}
-V2["rules"] = [{"kind": "markup", "percent": "20"}, TIERS]
 AFTER = CustomerPricing("acme", "USD", PriceList.model_validate({"id": "pl", "versions": [V1, V2]}))
 
 PERIOD = [
