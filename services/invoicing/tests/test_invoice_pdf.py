@@ -24,7 +24,7 @@ from billing_invoicing.adapters.documents import (
     InvoicePdfStore,
 )
 from billing_invoicing.adapters.pdf import PdfRenderer, render_invoice_html
-from billing_invoicing.domain.invoice import Invoice, InvoiceLine, InvoiceStatus, Party
+from billing_invoicing.domain.invoice import InvoiceDocument, InvoiceLine, InvoiceStatus, Party
 from billing_schemas.catalog import PaymentMethod
 from billing_schemas.documents import INVOICE_PDF_BUCKET
 from billing_schemas.money import format_amount
@@ -46,7 +46,7 @@ def line(description: str, charge_count: int, amount: str) -> InvoiceLine:
     )
 
 
-def make_invoice(*, buyer_name: str = "Société Générale de Test SAS") -> Invoice:
+def make_invoice(*, buyer_name: str = "Société Générale de Test SAS") -> InvoiceDocument:
     """A finalized EUR invoice from a German seller to a French buyer, in French."""
     lines = [
         line("Amazon Elastic Compute Cloud (aws)", 12840, "1034.56"),
@@ -54,7 +54,7 @@ def make_invoice(*, buyer_name: str = "Société Générale de Test SAS") -> Inv
     ]
     subtotal = sum((item.amount for item in lines), Decimal(0))
     tax = Decimal("0.00")
-    return Invoice(
+    return InvoiceDocument(
         invoice_id="cust-fr-1:2024-09",
         customer_id="cust-fr-1",
         invoicing_entity_id="acme-de",

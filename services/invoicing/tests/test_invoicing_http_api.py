@@ -35,8 +35,9 @@ from billing_invoicing.adapters.invoice_repo import MongoInvoiceRepository
 from billing_invoicing.adapters.settlement_repo import MongoSettlementRepository
 from billing_invoicing.app import create_app
 from billing_invoicing.domain.access import parse_tokens
-from billing_invoicing.domain.invoice import Invoice
+from billing_invoicing.domain.invoice import InvoiceDocument
 from billing_invoicing.entrypoints.http import invoicing_api
+from billing_invoicing.service.draft_invoices import PositionedCharge, add_charges
 from billing_invoicing.service.generate_invoices import InvoicingPorts, close_invoice
 from billing_invoicing.service.invoice_queries import QueryPorts
 from billing_invoicing.service.settle_invoices import SettlementPorts
@@ -144,7 +145,7 @@ def charge(
 
 
 class FakeRenderer:
-    async def render(self, invoice: Invoice) -> bytes:
+    async def render(self, invoice: InvoiceDocument) -> bytes:
         return f"%PDF-stand-in {invoice.number} {invoice.total}".encode()
 
 
@@ -175,25 +176,27 @@ async def api(mongo_db: AsyncDatabase[dict[str, Any]]) -> AsyncIterator[Api]:
     events = InMemoryInvoiceEvents()
     pdfs = InvoicePdfStore(mongo_db)
     ports = InvoicingPorts(catalog, invoices, FakeRenderer(), pdfs, events)
-    touched = await invoices.store_charges(
+    await add_charges(
+        invoices,
         [
-            charge("a1", "alpha", "2024-09", "Amazon EC2", "80.00", "100.00"),
-            charge("a2", "alpha", "2024-09", "Amazon S3", "7.50", "10.00"),
-            charge(
-                "b1",
-                "beta",
-                "2024-09",
-                "Amazon EC2",
-                "40.00",
-                "45.00",
-                cost_currency="USD",
-                fx="0.9",
-            ),
-            charge("a3", "alpha", "2024-10", "Amazon EC2", "4.00", "5.00"),
-        ]
+            PositionedCharge(c)
+            for c in (
+                charge("a1", "alpha", "2024-09", "Amazon EC2", "80.00", "100.00"),
+                charge("a2", "alpha", "2024-09", "Amazon S3", "7.50", "10.00"),
+                charge(
+                    "b1",
+                    "beta",
+                    "2024-09",
+                    "Amazon EC2",
+                    "40.00",
+                    "45.00",
+                    cost_currency="USD",
+                    fx="0.9",
+                ),
+                charge("a3", "alpha", "2024-10", "Amazon EC2", "4.00", "5.00"),
+            )
+        ],
     )
-    for invoice_id in sorted(touched):
-        await invoices.refresh_draft(invoice_id)
     for cid in ("alpha", "beta"):
         marker = PeriodClosing.create(
             PeriodClose(customer_id=cid, period="2024-09", issue_date=date(2024, 10, 1)),

@@ -27,8 +27,9 @@ from billing_invoicing.adapters.documents import InMemoryInvoicePdfStore
 from billing_invoicing.adapters.events import InMemoryInvoiceEvents
 from billing_invoicing.adapters.invoice_repo import MongoInvoiceRepository
 from billing_invoicing.adapters.settlement_repo import CUSTOMER_CREDITS, MongoSettlementRepository
-from billing_invoicing.domain.invoice import Invoice, InvoiceStatus
+from billing_invoicing.domain.invoice import InvoiceDocument, InvoiceStatus
 from billing_invoicing.domain.settlement import SettlementError
+from billing_invoicing.service.draft_invoices import PositionedCharge, add_charges
 from billing_invoicing.service.generate_invoices import (
     CatalogError,
     InvoicingPorts,
@@ -92,7 +93,7 @@ CATALOG = {
 
 
 class FakeRenderer:
-    async def render(self, invoice: Invoice) -> bytes:
+    async def render(self, invoice: InvoiceDocument) -> bytes:
         return f"%PDF-stand-in {invoice.number}".encode()
 
 
@@ -130,8 +131,7 @@ async def setup(
     settlements = MongoSettlementRepository(mongo_db)
     await settlements.ensure_indexes()
     events = InMemoryInvoiceEvents()
-    await invoices.store_charges([charge("100.00")])
-    await invoices.refresh_draft("alpha:2024-09")
+    await add_charges(invoices, [PositionedCharge(charge("100.00"))])
     ports = InvoicingPorts(catalog, invoices, FakeRenderer(), InMemoryInvoicePdfStore(), events)
     marker = PeriodClosing.create(
         PeriodClose(customer_id="alpha", period="2024-09", issue_date=date(2024, 10, 1)),
@@ -204,7 +204,7 @@ async def test_payments_follow_outstanding_and_status_and_overpayment_is_custome
         f"payment-recorded:{first.payment.payment_id}",
         f"payment-recorded:{last.payment.payment_id}",
     ]
-    assert Invoice.model_validate(doc["document"]).outstanding == D("119.00")
+    assert InvoiceDocument.model_validate(doc["document"]).outstanding == D("119.00")
     # paid once, by the card payment; the retried first payment announced nothing
     [paid] = events.paid
     assert (paid.event_id, paid.data.settled_by) == (
@@ -385,7 +385,7 @@ async def test_pay_show_csv_credit_and_overdue_from_the_command_line(
     await catalog.apply(Catalog.model_validate(CATALOG))
     invoices = MongoInvoiceRepository(mongo_db)
     await invoices.ensure_indexes()
-    await invoices.store_charges([charge("100.00")])
+    await add_charges(invoices, [PositionedCharge(charge("100.00"))])
     ports = InvoicingPorts(
         catalog, invoices, FakeRenderer(), InMemoryInvoicePdfStore(), InMemoryInvoiceEvents()
     )
@@ -481,8 +481,7 @@ async def test_a_missing_vat_rate_stops_the_close_and_leaves_the_draft(
     await catalog.apply(Catalog.model_validate(CATALOG | {"tax_rates": []}))
     invoices = MongoInvoiceRepository(mongo_db)
     await invoices.ensure_indexes()
-    await invoices.store_charges([charge("100.00")])
-    await invoices.refresh_draft("alpha:2024-09")
+    await add_charges(invoices, [PositionedCharge(charge("100.00"))])
     events = InMemoryInvoiceEvents()
     ports = InvoicingPorts(catalog, invoices, FakeRenderer(), InMemoryInvoicePdfStore(), events)
     marker = PeriodClosing.create(

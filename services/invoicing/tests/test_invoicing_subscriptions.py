@@ -13,7 +13,7 @@ import pytest
 
 from billing_invoicing.domain.invoice import (
     ChargeGroup,
-    Invoice,
+    InvoiceDocument,
     LineKind,
     active_subscriptions,
     assemble_invoice,
@@ -75,7 +75,7 @@ def group(price: str, service: str = "Compute", period: str = "2024-09", **kw: A
     )
 
 
-def assemble(buyer: Customer, *groups: ChargeGroup) -> Invoice:
+def assemble(buyer: Customer, *groups: ChargeGroup) -> InvoiceDocument:
     return assemble_invoice(
         customer=buyer,
         entity=ENTITY,
@@ -86,7 +86,7 @@ def assemble(buyer: Customer, *groups: ChargeGroup) -> Invoice:
     )
 
 
-def amounts(inv: Invoice) -> list[tuple[LineKind, str, Decimal]]:
+def amounts(inv: InvoiceDocument) -> list[tuple[LineKind, str, Decimal]]:
     return [(line.kind, line.description, line.amount) for line in inv.lines]
 
 

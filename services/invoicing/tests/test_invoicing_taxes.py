@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from billing_invoicing.domain.invoice import ChargeGroup, Invoice, assemble_invoice
+from billing_invoicing.domain.invoice import ChargeGroup, InvoiceDocument, assemble_invoice
 from billing_invoicing.domain.tax import (
     OUTSIDE_SCOPE_MENTION,
     REVERSE_CHARGE_MENTION,
@@ -64,7 +64,7 @@ def group(price: str, service: str = "Compute") -> ChargeGroup:
     )
 
 
-def invoice(buyer: Customer, *prices: str, seller: str = "DE", **kw: Any) -> Invoice:
+def invoice(buyer: Customer, *prices: str, seller: str = "DE", **kw: Any) -> InvoiceDocument:
     groups = [group(p, f"S{i}") for i, p in enumerate(prices)]
     return assemble_invoice(
         customer=buyer,

@@ -1,24 +1,30 @@
-"""Rated charges, invoices and invoice numbers in MongoDB / FerretDB.
+"""Invoices (the aggregate of ``domain/model.py``), rated charges and invoice numbers in
+MongoDB / FerretDB.
 
 Only single-document atomic writes are used (FerretDB has no transactions), and each step is
 safe to repeat, so a crash at any point is recovered by running the same step again:
 
-* a charge is stored once under its charge id (``$setOnInsert``): redelivery changes nothing;
-* a draft's lines are recomputed from its charges by aggregation (exact ``$sum`` of integers),
-  never incremented, so a replayed batch cannot count twice;
-* an invoice is finalized by the consumer of the customer's partition of the charge stream, when
-  it meets the period-close marker there (see ``PeriodClosing``): the charges stored by then are
-  exactly the invoice's, and a charge for an invoice no longer in draft goes onto the customer's
-  next open invoice as a late line (``late: true``). No charge is ever updated after it is
-  written (FerretDB v1 updates documents one by one, slowly);
+* a charge is stored once under its charge id, with the invoice it went on and the stream
+  position it was first stored from; redelivery finds it there (``store_charges`` says so);
+* an invoice is one document written whole by :meth:`MongoInvoiceRepository.save`, guarded by
+  its version number; a draft carries the exact sums of its lines and, per partition, the offset
+  through which it counted charges (the counting rule is the aggregate's). Hot reads and writes go
+  by ``_id`` only, the one filter every FerretDB backend answers from an index, so the work per
+  batch does not grow with the number of stored charges;
 * a number is claimed by inserting ``<entity>:<year>:<seq>`` with a unique ``invoice_id``:
   the sequence is gapless (seq n+1 is only tried once n exists) and a retry finds its own claim.
+
+The consumer of a customer's partition of the charge stream is the only writer of that
+customer's drafts, so loaded invoices are kept (a bounded copy per id) and re-read only after a
+version conflict.
 """
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import AsyncIterator, Iterable
+import asyncio
+import copy
+from collections import OrderedDict
+from collections.abc import AsyncIterator, Iterable, Sequence
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any
@@ -27,12 +33,17 @@ from pymongo import ASCENDING, DESCENDING
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import BulkWriteError, DuplicateKeyError
 
-from billing_invoicing.domain.invoice import (
-    ChargeGroup,
+from billing_invoicing.domain.invoice import InvoiceDocument, InvoiceStatus
+from billing_invoicing.domain.model import (
+    ChargeAmounts,
+    DraftLine,
     Invoice,
-    InvoiceStatus,
-    invoice_id_for,
+    StoredCharge,
+    StreamPosition,
+    next_period,
+    parse_invoice_id,
 )
+from billing_invoicing.ports import ChargeToStore, ConcurrentUpdateError
 from billing_runtime.mongo import sum_by
 from billing_schemas.events import LineType, RatedCharge
 from billing_schemas.money import from_fixed_units, to_fixed_units
@@ -40,14 +51,14 @@ from billing_schemas.money import from_fixed_units, to_fixed_units
 CHARGES = "invoicing_charges"
 INVOICES = "invoicing_invoices"
 NUMBERS = "invoicing_numbers"
+CACHED_INVOICES = 20_000
+"""Invoices kept loaded (a few KB each): more than the open drafts of one consumer's customers."""
+CONCURRENT_WRITES = 8
+"""Single-document writes in flight at once (FerretDB serializes them on SQLite anyway)."""
 
 Doc = dict[str, Any]
 
-
-def next_period(period: str) -> str:
-    """The period after ``YYYY-MM``."""
-    year, month = (int(p) for p in period.split("-"))
-    return f"{year + month // 12:04d}-{month % 12 + 1:02d}"
+__all__ = ["CHARGES", "INVOICES", "NUMBERS", "MongoInvoiceRepository", "next_period"]
 
 
 def savings_removed(charge: RatedCharge) -> Decimal:
@@ -64,6 +75,36 @@ def savings_removed(charge: RatedCharge) -> Decimal:
     ):
         return Decimal(0)
     return (charge.basis_amount - charge.cost) * (charge.fx_rate or Decimal(1))
+
+
+def as_stored(amount: Decimal) -> Decimal:
+    """An amount as a charge stores it (to the nano, half-even): draft sums add these, so they
+    equal a sum over the stored charges exactly."""
+    return from_fixed_units(to_fixed_units(amount))
+
+
+def charge_amounts(charge: RatedCharge) -> ChargeAmounts:
+    """What a charge adds to its invoice line."""
+    return ChargeAmounts(
+        charge_id=charge.charge_id,
+        key=(charge.billing_period, charge.provider, charge.service_name),
+        currency=charge.currency,
+        cost=as_stored(charge.cost),
+        price=as_stored(charge.price),
+        savings_removed=as_stored(savings_removed(charge)),
+    )
+
+
+def amounts_of_document(doc: Doc) -> ChargeAmounts:
+    """What a stored charge adds to its invoice line."""
+    return ChargeAmounts(
+        charge_id=str(doc["_id"]),
+        key=(str(doc["period"]), str(doc["provider"]), str(doc["service_name"])),
+        currency=str(doc["currency"]),
+        cost=from_fixed_units(int(doc["cost_units"])),
+        price=from_fixed_units(int(doc["price_units"])),
+        savings_removed=from_fixed_units(int(doc.get("savings_removed_units", 0))),
+    )
 
 
 def charge_document(charge: RatedCharge, invoice_id: str) -> Doc:
@@ -100,13 +141,110 @@ def charge_document(charge: RatedCharge, invoice_id: str) -> Doc:
     }
 
 
+def _position_of(doc: Doc) -> StreamPosition | None:
+    partition = doc.get("stream_partition")
+    if partition is None:
+        return None
+    return StreamPosition(int(partition), int(doc["stream_offset"]))
+
+
+def _line_document(line: DraftLine) -> Doc:
+    return {
+        "period": line.period,
+        "provider": line.provider,
+        "service_name": line.service_name,
+        "charge_count": line.charge_count,
+        "cost": format(line.cost, "f"),
+        "price": format(line.price, "f"),
+        "savings_removed": format(line.savings_removed, "f"),
+        # the same sums in fixed units, as readers of drafts have always had them
+        "cost_units": to_fixed_units(line.cost),
+        "price_units": to_fixed_units(line.price),
+    }
+
+
+def _line_of(doc: Doc) -> DraftLine:
+    def amount(name: str) -> Decimal:
+        if name in doc:
+            return Decimal(doc[name])
+        return from_fixed_units(int(doc.get(f"{name}_units", 0)))
+
+    return DraftLine(
+        period=str(doc["period"]),
+        provider=str(doc["provider"]),
+        service_name=str(doc["service_name"]),
+        charge_count=int(doc.get("charge_count", 0)),
+        cost=amount("cost"),
+        price=amount("price"),
+        savings_removed=amount("savings_removed"),
+    )
+
+
+def invoice_of(doc: Doc) -> Invoice:
+    """The aggregate from its stored document."""
+    customer_id, period = parse_invoice_id(str(doc["_id"]))
+    lines = [_line_of(line) for line in doc.get("draft_lines", [])]
+    document = doc.get("document")
+    issue_date = doc.get("issue_date")
+    return Invoice(
+        invoice_id=str(doc["_id"]),
+        customer_id=str(doc.get("customer_id", customer_id)),
+        period=str(doc.get("period", period)),
+        status=InvoiceStatus(doc["status"]),
+        lines={line.key: line for line in lines},
+        counted_through={int(p): int(o) for p, o in (doc.get("counted_through") or {}).items()},
+        currency=doc.get("currency"),
+        issue_date=None if issue_date is None else date.fromisoformat(issue_date),
+        number=doc.get("number"),
+        seq=doc.get("seq"),
+        document=None if document is None else InvoiceDocument.model_validate(document),
+        pdf_file_id=doc.get("pdf_file_id"),
+        pdf_sha256=doc.get("pdf_sha256"),
+        # documents written before versions were kept count as version 1
+        version=int(doc.get("version", 1)),
+    )
+
+
+def invoice_fields(invoice: Invoice) -> Doc:
+    """What the aggregate owns of its stored document (settlement fields are not among them)."""
+    fields: Doc = {
+        "customer_id": invoice.customer_id,
+        "period": invoice.period,
+        "status": invoice.status.value,
+        "currency": invoice.currency,
+        "draft_lines": [_line_document(line) for _, line in sorted(invoice.lines.items())],
+        "counted_through": {str(p): o for p, o in sorted(invoice.counted_through.items())},
+        "issue_date": None if invoice.issue_date is None else invoice.issue_date.isoformat(),
+        "updated_at": datetime.now(UTC),
+    }
+    document = invoice.document
+    if document is not None:
+        fields |= {
+            "number": invoice.number,
+            "seq": invoice.seq,
+            "currency": document.currency,
+            "due_date": document.due_date.isoformat() if document.due_date else None,
+            "subtotal_units": to_fixed_units(document.subtotal),
+            "tax_units": to_fixed_units(document.tax),
+            "total_units": to_fixed_units(document.total),
+            "outstanding_units": to_fixed_units(document.outstanding),
+            "document": document.model_dump(mode="json"),
+            "pdf_file_id": invoice.pdf_file_id,
+            "pdf_sha256": invoice.pdf_sha256,
+            "finalized_at": datetime.now(UTC),
+        }
+    return fields
+
+
 class MongoInvoiceRepository:
-    """Charges, drafts, finalized invoices and number claims."""
+    """Charges, invoices and number claims (see the module docstring)."""
 
     def __init__(self, db: AsyncDatabase[Doc]) -> None:
         self._charges = db[CHARGES]
         self._invoices = db[INVOICES]
         self._numbers = db[NUMBERS]
+        self._loaded: OrderedDict[str, Invoice] = OrderedDict()
+        self._writes = asyncio.Semaphore(CONCURRENT_WRITES)
 
     async def ensure_indexes(self) -> None:
         """Indexes every query here relies on (idempotent)."""
@@ -118,121 +256,131 @@ class MongoInvoiceRepository:
         )
         await self._invoices.create_index([("period", ASCENDING), ("status", ASCENDING)])
 
-    # --- charges and drafts ---------------------------------------------------------------
+    # --- the aggregate --------------------------------------------------------------------
 
-    async def store_charges(self, charges: Iterable[RatedCharge]) -> set[str]:
-        """Store charges once each; return the invoice ids they were put on.
+    def _keep(self, invoice: Invoice) -> None:
+        self._loaded[invoice.invoice_id] = copy.deepcopy(invoice)
+        self._loaded.move_to_end(invoice.invoice_id)
+        while len(self._loaded) > CACHED_INVOICES:
+            self._loaded.popitem(last=False)
 
-        Called by the one consumer of the customers' partition, in partition order, so no
-        finalization of these customers runs meanwhile.
-        """
-        charges = list(charges)
+    async def get(self, invoice_id: str) -> Invoice | None:
+        """The invoice, or None if it has no document yet."""
+        kept = self._loaded.get(invoice_id)
+        if kept is not None:
+            return copy.deepcopy(kept)
+        async with self._writes:
+            doc = await self._invoices.find_one({"_id": invoice_id})
+        if doc is None:
+            return None
+        invoice = invoice_of(doc)
+        self._keep(invoice)
+        return invoice
+
+    async def get_many(self, invoice_ids: Iterable[str]) -> dict[str, Invoice]:
+        """Those of the invoices that exist, by id (one ``_id`` look-up each)."""
+        ids = sorted(set(invoice_ids))
+        found = await asyncio.gather(*(self.get(i) for i in ids))
+        return {i: inv for i, inv in zip(ids, found, strict=True) if inv is not None}
+
+    async def forget(self, invoice_ids: Iterable[str]) -> None:
+        """Drop the kept copies of these invoices."""
+        for invoice_id in invoice_ids:
+            self._loaded.pop(invoice_id, None)
+
+    async def save(self, invoice: Invoice) -> None:
+        """Write the aggregate's fields if the stored version is the loaded one."""
+        fields = invoice_fields(invoice)
+        async with self._writes:
+            if invoice.version == 0:
+                try:
+                    await self._invoices.insert_one(
+                        {"_id": invoice.invoice_id, **fields, "version": 1,
+                         "created_at": datetime.now(UTC)}
+                    )  # fmt: skip
+                except DuplicateKeyError:
+                    self._loaded.pop(invoice.invoice_id, None)
+                    raise ConcurrentUpdateError(invoice.invoice_id) from None
+            else:
+                expected: Any = invoice.version if invoice.version > 1 else {"$in": [1, None]}
+                result = await self._invoices.update_one(
+                    {"_id": invoice.invoice_id, "version": expected},
+                    {"$set": {**fields, "version": invoice.version + 1}},
+                )
+                if result.matched_count == 0:
+                    self._loaded.pop(invoice.invoice_id, None)
+                    raise ConcurrentUpdateError(invoice.invoice_id)
+        invoice.version += 1
+        self._keep(invoice)
+
+    async def save_all(self, invoices: Iterable[Invoice]) -> list[str]:
+        """Save each (a few at a time); return the ids whose version had moved on."""
+
+        async def one(invoice: Invoice) -> str | None:
+            try:
+                await self.save(invoice)
+            except ConcurrentUpdateError:
+                return invoice.invoice_id
+            return None
+
+        results = await asyncio.gather(*(one(i) for i in invoices))
+        return [r for r in results if r is not None]
+
+    # --- charges --------------------------------------------------------------------------
+
+    async def store_charges(self, charges: Sequence[ChargeToStore]) -> list[StoredCharge]:
+        """Store each charge once under its id (see the module docstring)."""
         if not charges:
-            return set()
-        wanted = {invoice_id_for(c.customer_id, c.billing_period) for c in charges}
-        closed = {
-            doc["_id"]
-            async for doc in self._invoices.find(
-                {"_id": {"$in": sorted(wanted)}, "status": {"$ne": InvoiceStatus.DRAFT.value}},
-                {"_id": 1},
-            )
-        }
-        # late charges of one closed invoice all go to the same open one: look it up once
-        next_open = {
-            invoice_id: await self.open_invoice_after(invoice_id.rsplit(":", 1)[0], invoice_id)
-            for invoice_id in sorted(closed)
-        }
+            return []
         docs = []
-        touched: set[str] = set()
-        for charge in charges:
-            invoice_id = invoice_id_for(charge.customer_id, charge.billing_period)
-            doc = charge_document(charge, invoice_id)
-            if invoice_id in closed:
-                doc.update(invoice_id=next_open[invoice_id], late=True)
-            touched.add(doc["invoice_id"])
-            docs.append({"_id": charge.charge_id, **doc})
+        for item in charges:
+            doc = {"_id": item.charge.charge_id, **charge_document(item.charge, item.invoice_id)}
+            doc["late"] = item.late
+            if item.position is not None:
+                doc["stream_partition"] = item.position.partition
+                doc["stream_offset"] = item.position.offset
+            docs.append(doc)
+        duplicates: set[int] = set()
         try:
             await self._charges.insert_many(docs, ordered=False)
         except BulkWriteError as exc:
-            # a redelivered charge is already stored: that duplicate is the point of the _id
-            others = [e for e in exc.details.get("writeErrors", []) if e.get("code") != 11000]
+            # a charge stored before (redelivered, or published twice) is the point of the _id
+            errors = exc.details.get("writeErrors", [])
+            others = [e for e in errors if e.get("code") != 11000]
             if others:
                 raise
-        return touched
-
-    async def open_invoice_after(self, customer_id: str, invoice_id: str) -> str:
-        """The first invoice of the customer after ``invoice_id``'s period still in draft."""
-        period = invoice_id.rsplit(":", 1)[1]
-        while True:
-            period = next_period(period)
-            candidate = invoice_id_for(customer_id, period)
-            doc = await self._invoices.find_one({"_id": candidate}, {"status": 1})
-            if doc is None or doc["status"] == InvoiceStatus.DRAFT.value:
-                return candidate
-
-    async def charge_groups(self, invoice_id: str) -> list[ChargeGroup]:
-        """Exact sums of an invoice's charges per usage period, provider and service.
-
-        The period tells the invoice's own charges from late ones of earlier periods.
-        """
-        sums = await sum_by(
-            self._charges,
-            {"invoice_id": invoice_id},
-            ["period", "provider", "service_name"],
-            ["cost_units", "price_units", "savings_removed_units"],
-        )
-        return [
-            ChargeGroup(
-                period=period,
-                provider=provider,
-                service_name=service_name,
-                charge_count=row.get("count", 0),
-                cost=from_fixed_units(row.get("cost_units", 0)),
-                price=from_fixed_units(row.get("price_units", 0)),
-                savings_removed=from_fixed_units(row.get("savings_removed_units", 0)),
+            duplicates = {int(e["index"]) for e in errors}
+        stored_before = await self._stored([str(docs[i]["_id"]) for i in sorted(duplicates)])
+        result = []
+        for index, item in enumerate(charges):
+            if index not in duplicates:
+                result.append(
+                    StoredCharge(
+                        charge_amounts(item.charge), item.invoice_id, item.position, new=True
+                    )
+                )
+                continue
+            found = stored_before[item.charge.charge_id]
+            result.append(
+                StoredCharge(
+                    amounts_of_document(found),
+                    str(found["invoice_id"]),
+                    _position_of(found),
+                    new=False,
+                )
             )
-            for (period, provider, service_name), row in sorted(sums.items())
-        ]
+        return result
 
-    async def refresh_draft(self, invoice_id: str) -> None:
-        """Recompute a draft's lines from its charges (idempotent); finalized ones are left."""
-        customer_id, period = invoice_id.rsplit(":", 1)
-        groups = await self.charge_groups(invoice_id)
-        lines = [
-            {
-                "period": g.period,
-                "provider": g.provider,
-                "service_name": g.service_name,
-                "charge_count": g.charge_count,
-                "cost_units": to_fixed_units(g.cost),
-                "price_units": to_fixed_units(g.price),
-            }
-            for g in groups
-        ]
-        # DuplicateKeyError: the invoice left draft meanwhile, its content is fixed
-        with contextlib.suppress(DuplicateKeyError):
-            await self._invoices.update_one(
-                {"_id": invoice_id, "status": InvoiceStatus.DRAFT.value},
-                {
-                    "$set": {
-                        "draft_lines": lines,
-                        "currency": await self._invoice_currency(invoice_id),
-                        "updated_at": datetime.now(UTC),
-                    },
-                    "$setOnInsert": {
-                        "customer_id": customer_id,
-                        "period": period,
-                        "created_at": datetime.now(UTC),
-                    },
-                },
-                upsert=True,
-            )
+    async def _stored(self, charge_ids: Sequence[str]) -> dict[str, Doc]:
+        # one _id look-up each: the only filter answered from an index on every backend
+        async def one(charge_id: str) -> Doc | None:
+            async with self._writes:
+                return await self._charges.find_one({"_id": charge_id})
 
-    async def _invoice_currency(self, invoice_id: str) -> str | None:
-        charge = await self._charges.find_one({"invoice_id": invoice_id}, {"currency": 1})
-        return None if charge is None else str(charge["currency"])
+        found = await asyncio.gather(*(one(i) for i in charge_ids))
+        return {str(doc["_id"]): doc for doc in found if doc is not None}
 
-    async def customers_with_charges(self, period: str) -> list[str]:
+    async def customers_with_invoices(self, period: str) -> list[str]:
         """Customers that have an invoice (draft or not) for the period."""
         ids = await self._invoices.distinct("customer_id", {"period": period})
         return sorted(str(i) for i in ids)
@@ -240,28 +388,8 @@ class MongoInvoiceRepository:
     # --- finalization ---------------------------------------------------------------------
 
     async def invoice(self, invoice_id: str) -> Doc | None:
-        """The stored invoice document."""
+        """The stored invoice document, as it is (settlement fields included)."""
         return await self._invoices.find_one({"_id": invoice_id})
-
-    async def start_finalizing(self, invoice_id: str, issue_date: date) -> Doc:
-        """Move a draft (or a period with no draft yet) to ``finalizing``, fixing its issue date.
-
-        Returns the document; one already past draft is returned as it is, so a finalization
-        that crashed half-way resumes with the issue date it had.
-        """
-        customer_id, period = invoice_id.rsplit(":", 1)
-        with contextlib.suppress(DuplicateKeyError):  # not in draft: keep what is there
-            await self._invoices.update_one(
-                {"_id": invoice_id, "status": InvoiceStatus.DRAFT.value},
-                {
-                    "$set": {"status": "finalizing", "issue_date": issue_date.isoformat()},
-                    "$setOnInsert": {"customer_id": customer_id, "period": period},
-                },
-                upsert=True,
-            )
-        doc = await self.invoice(invoice_id)
-        assert doc is not None
-        return doc
 
     async def claim_number(self, *, entity: str, year: int, invoice_id: str) -> int:
         """The invoice's sequence number in its entity's series for the year (gapless)."""
@@ -288,35 +416,16 @@ class MongoInvoiceRepository:
                 continue  # another finalizer took seq (or we did, in a retry): look again
             return seq
 
-    async def finalize(self, invoice: Invoice, *, seq: int, pdf_file_id: str, sha: str) -> None:
-        """Write the finalized invoice (idempotent)."""
-        assert invoice.number is not None
-        await self._invoices.update_one(
-            {"_id": invoice.invoice_id, "status": "finalizing"},
-            {
-                "$set": {
-                    "status": InvoiceStatus.FINALIZED.value,
-                    "number": invoice.number,
-                    "seq": seq,
-                    "currency": invoice.currency,
-                    "due_date": invoice.due_date.isoformat() if invoice.due_date else None,
-                    "subtotal_units": to_fixed_units(invoice.subtotal),
-                    "tax_units": to_fixed_units(invoice.tax),
-                    "total_units": to_fixed_units(invoice.total),
-                    "outstanding_units": to_fixed_units(invoice.outstanding),
-                    "document": invoice.model_dump(mode="json"),
-                    "pdf_file_id": pdf_file_id,
-                    "pdf_sha256": sha,
-                    "finalized_at": datetime.now(UTC),
-                }
-            },
-        )
-
     async def mark_published(self, invoice_id: str) -> None:
         """Remember that InvoiceFinalized was acknowledged by the broker."""
         await self._invoices.update_one(
             {"_id": invoice_id}, {"$set": {"published_at": datetime.now(UTC)}}
         )
+
+    async def is_published(self, invoice_id: str) -> bool:
+        """Whether InvoiceFinalized was acknowledged for the invoice."""
+        doc = await self._invoices.find_one({"_id": invoice_id}, {"published_at": 1})
+        return doc is not None and doc.get("published_at") is not None
 
     async def list_invoices(
         self, *, period: str | None = None, customer_id: str | None = None

@@ -33,7 +33,7 @@ from babel.dates import format_date
 from babel.numbers import format_decimal
 from jinja2 import Environment, PackageLoader, StrictUndefined
 
-from billing_invoicing.domain.invoice import Invoice, period_bounds
+from billing_invoicing.domain.invoice import InvoiceDocument, period_bounds
 from billing_schemas.money import format_amount
 
 TEMPLATES_DIR = Path(__file__).resolve().parent.parent / "templates"
@@ -83,7 +83,7 @@ def country_name(code: str, language: str) -> str:
     return str(_locale(language).territories.get(code, code))
 
 
-def render_invoice_html(invoice: Invoice) -> str:
+def render_invoice_html(invoice: InvoiceDocument) -> str:
     """Render the invoice document as HTML (all invoice text autoescaped).
 
     Amounts are printed with :func:`billing_schemas.money.format_amount` in the invoice's
@@ -115,7 +115,7 @@ def render_invoice_html(invoice: Invoice) -> str:
     )
 
 
-def _pdf_identifier(invoice: Invoice) -> bytes:
+def _pdf_identifier(invoice: InvoiceDocument) -> bytes:
     # The PDF /ID pair: a permanent part from the invoice id (stable across re-renders) and a
     # content hash that WeasyPrint adds itself.
     return hashlib.sha256(invoice.invoice_id.encode()).hexdigest()[:32].encode()
@@ -149,7 +149,7 @@ def render_invoice_pdf(invoice_json: str) -> bytes:
     from weasyprint import HTML
     from weasyprint.urls import URLFetcher
 
-    invoice = Invoice.model_validate_json(invoice_json)
+    invoice = InvoiceDocument.model_validate_json(invoice_json)
     html = render_invoice_html(invoice)
     fetcher = URLFetcher(allowed_protocols=("file",), fail_on_errors=True)
     document = HTML(string=html, base_url=str(TEMPLATES_DIR), url_fetcher=fetcher)
@@ -205,7 +205,7 @@ class PdfRenderer:
             *(loop.run_in_executor(self._pool, _ready) for _ in range(self._max_workers))
         )
 
-    async def render(self, invoice: Invoice) -> bytes:
+    async def render(self, invoice: InvoiceDocument) -> bytes:
         """Render ``invoice`` to PDF bytes in a worker process.
 
         If a worker died (killed, out of memory), the pool is replaced and the rendering is

@@ -46,9 +46,14 @@ from billing_schemas.money import allocate_rounded, round_to_minor
 
 
 class InvoiceStatus(StrEnum):
-    """Lifecycle: draft -> finalized -> partially paid / paid / overdue / void."""
+    """Lifecycle: draft -> finalizing -> finalized -> partially paid / paid / overdue / void.
+
+    ``finalizing``: frozen at its period-close marker (charges after it go to the next invoice),
+    being numbered and rendered.
+    """
 
     DRAFT = "draft"
+    FINALIZING = "finalizing"
     FINALIZED = "finalized"
     PARTIALLY_PAID = "partially_paid"
     PAID = "paid"
@@ -125,7 +130,7 @@ class Party(_Model):
     email: str | None = None
 
 
-class Invoice(_Model):
+class InvoiceDocument(_Model):
     """An assembled invoice, ready to be stored and rendered."""
 
     invoice_id: str
@@ -238,7 +243,7 @@ def assemble_invoice(
     groups: list[ChargeGroup],
     plans: Mapping[str, Plan] | None = None,
     tax_rates: Sequence[TaxRate] = (),
-) -> Invoice:
+) -> InvoiceDocument:
     """Assemble a draft invoice from a customer's charge groups of one period (module docstring).
 
     The subtotal is the exact sum of every line, rounded once (half-up) to the currency's minor
@@ -348,7 +353,7 @@ def assemble_invoice(
         taxes = compute_taxes([(regime, Decimal(0))], currency)
     tax = round_to_minor(sum((t.tax for t in taxes), Decimal(0)), currency)
     total = subtotal + tax
-    return Invoice(
+    return InvoiceDocument(
         invoice_id=invoice_id_for(customer.id, period),
         customer_id=customer.id,
         invoicing_entity_id=entity.id,

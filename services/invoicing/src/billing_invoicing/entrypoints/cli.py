@@ -24,7 +24,7 @@ from billing_invoicing.adapters.catalog_repo import ApplyResult
 from billing_invoicing.adapters.documents import InvoicePdfStore
 from billing_invoicing.adapters.invoice_repo import INVOICES
 from billing_invoicing.bootstrap import cli_context
-from billing_invoicing.domain.invoice import Invoice
+from billing_invoicing.domain.invoice import InvoiceDocument
 from billing_invoicing.domain.settlement import SettlementError
 from billing_invoicing.service.generate_invoices import Outcome, outcomes, preview, request_close
 from billing_invoicing.service.settle_invoices import (
@@ -336,7 +336,7 @@ def show_invoice(
             "(taxes and subscriptions are added at the close; --dry-run shows them)"
         )
         return
-    invoice = Invoice.model_validate(doc["document"])
+    invoice = InvoiceDocument.model_validate(doc["document"])
     lines = Table("description", "usage lines", "amount", title=f"Invoice {invoice.number}")
     for line in invoice.lines:
         lines.add_row(

@@ -8,12 +8,17 @@ from typing import Any
 from faststream.kafka.annotations import KafkaMessage
 from pydantic import TypeAdapter
 
+from billing_invoicing.domain.invoice import invoice_id_for
+from billing_invoicing.domain.model import StreamPosition
+from billing_invoicing.service.draft_invoices import PositionedCharge, add_charges
 from billing_invoicing.service.generate_invoices import (
     CatalogError,
+    Closing,
     InvoicingPorts,
     Outcome,
-    close_invoice,
+    finish_closes,
     request_close,
+    start_close,
 )
 from billing_invoicing.settings import InvoicingSettings
 from billing_runtime.kafka import Failed, decode_batch
@@ -38,35 +43,47 @@ log = logging.getLogger("billing.invoicing")
 CHARGE_STREAM: TypeAdapter[ChargeRated | PeriodClosing] = TypeAdapter(ChargeStreamEvent)
 
 
+def _position(record: Any) -> StreamPosition | None:
+    partition, offset = getattr(record, "partition", None), getattr(record, "offset", None)
+    if isinstance(partition, int) and isinstance(offset, int):
+        return StreamPosition(partition, offset)
+    return None
+
+
 async def apply_charge_stream(
     ports: InvoicingPorts, events: list[tuple[Any, ChargeRated | PeriodClosing]]
 ) -> tuple[list[Failed], list[Outcome]]:
-    """Store runs of charges, and close an invoice where its marker stands, in stream order."""
+    """Put runs of charges onto their drafts and freeze an invoice where its marker stands, in
+    stream order; then render and issue the batch's frozen invoices together."""
     failed: list[Failed] = []
-    closed: list[Outcome] = []
-    run: list[ChargeRated] = []
-
-    async def flush() -> None:
-        touched = await ports.invoices.store_charges(e.data for e in run)
-        for invoice_id in sorted(touched):
-            await ports.invoices.refresh_draft(invoice_id)
-        run.clear()
+    done: list[Outcome] = []
+    closings: dict[str, Closing] = {}
+    run: list[PositionedCharge] = []
 
     for record, event in events:
         if isinstance(event, ChargeRated):
-            run.append(event)
+            run.append(PositionedCharge(event.data, _position(record)))
             continue
-        await flush()
+        await add_charges(ports.invoices, run)
+        run.clear()
+        invoice_id = invoice_id_for(event.data.customer_id, event.data.period)
+        if invoice_id in closings:
+            continue  # the same marker twice in one batch
         try:
             with handling("invoicing close", record), correlated(event.correlation_id):
-                outcome = await close_invoice(ports, event)
-                log.info("%s %s: %s", outcome.invoice_id, outcome.number, outcome.action)
+                closing = await start_close(ports, event)
         except CatalogError as exc:
             failed.append(Failed(record, str(exc)))
             continue
-        closed.append(outcome)
-    await flush()
-    return failed, closed
+        if isinstance(closing, Outcome):
+            done.append(closing)
+        else:
+            closings[invoice_id] = closing
+    await add_charges(ports.invoices, run)
+    done += await finish_closes(ports, list(closings.values()))
+    for outcome in done:
+        log.info("%s %s: %s", outcome.invoice_id, outcome.number, outcome.action)
+    return failed, done
 
 
 def register(runtime: Runtime, settings: InvoicingSettings, ports: InvoicingPorts) -> None:

@@ -5,9 +5,12 @@ Closing is two steps, so that it is exact without multi-document transactions:
 1. :func:`request_close` puts a ``PeriodClosing`` marker for each customer into the charge
    stream, keyed by customer like the charges (the CLI and the close command do this);
 2. the consumer of that customer's partition meets the marker after every charge rated before it
-   and calls :func:`close_invoice`: it freezes the invoice, assembles it from the charges stored,
-   gives it the next number of its invoicing entity's series, renders and stores the PDF, writes
-   the finalized invoice and publishes ``InvoiceFinalized``.
+   and calls :func:`close_invoices` with the markers of its batch: each invoice is frozen where
+   its marker stands (:func:`start_close`: later charges go to the next invoice), assembled from
+   its draft's sums (one document read, however many charges it has) and given the next number
+   of its invoicing entity's series, in stream order; then the batch's invoices are rendered
+   together in the PDF process pool (:func:`finish_closes`), stored, written finalized and
+   announced with ``InvoiceFinalized``.
 
 Every step is idempotent: a marker delivered twice, or a close that crashed half-way, finishes
 what was left and issues nothing twice. :func:`preview` computes the same invoices and writes
@@ -16,6 +19,7 @@ nothing (the dry run).
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
@@ -25,13 +29,14 @@ from billing_invoicing.adapters.catalog_repo import MongoCatalogRepository
 from billing_invoicing.adapters.invoice_repo import MongoInvoiceRepository
 from billing_invoicing.domain.invoice import (
     ChargeGroup,
-    Invoice,
+    InvoiceDocument,
     InvoiceStatus,
     assemble_invoice,
     due_date_for,
     format_invoice_number,
     invoice_id_for,
 )
+from billing_invoicing.domain.model import Invoice
 from billing_schemas.catalog import Customer, InvoicingEntity
 from billing_schemas.events import (
     FinalizedInvoice,
@@ -47,7 +52,7 @@ SOURCE = "billing-invoicing"
 class PdfRendering(Protocol):
     """Port: turn an invoice into PDF bytes (off the event loop)."""
 
-    async def render(self, invoice: Invoice) -> bytes:
+    async def render(self, invoice: InvoiceDocument) -> bytes:
         """Render the invoice."""
         ...
 
@@ -124,8 +129,7 @@ async def request_close(
     customers = [customer_id] if customer_id else await customers_of_period(ports, period)
     markers = []
     for cid in customers:
-        doc = await ports.invoices.invoice(invoice_id_for(cid, period))
-        if doc is not None and doc.get("published_at") is not None:
+        if await ports.invoices.is_published(invoice_id_for(cid, period)):
             continue
         markers.append(
             PeriodClosing.create(
@@ -141,7 +145,7 @@ async def request_close(
 
 async def customers_of_period(ports: InvoicingPorts, period: str) -> list[str]:
     """Customers invoiced for the period: those with charges, and those with a subscription."""
-    with_charges = await ports.invoices.customers_with_charges(period)
+    with_charges = await ports.invoices.customers_with_invoices(period)
     subscribed = await ports.catalog.customers_with_subscriptions(period)
     return sorted({*with_charges, *subscribed})
 
@@ -153,7 +157,7 @@ async def assemble(
     entity: InvoicingEntity,
     period: str,
     groups: list[ChargeGroup],
-) -> Invoice:
+) -> InvoiceDocument:
     """Assemble the invoice with the catalog's plans and tax rates (CatalogError if missing)."""
     try:
         return assemble_invoice(
@@ -201,8 +205,10 @@ async def preview(
     result = []
     for cid in customers:
         invoice_id = invoice_id_for(cid, period)
-        doc = await ports.invoices.invoice(invoice_id)
-        if doc is not None and doc["status"] != InvoiceStatus.DRAFT.value:
+        invoice = await ports.invoices.get(invoice_id)
+        if invoice is not None and not invoice.is_draft:
+            doc = await ports.invoices.invoice(invoice_id)
+            assert doc is not None
             result.append(_outcome(doc, "already finalized"))
             continue
         customer = await ports.catalog.customer(cid)
@@ -213,7 +219,7 @@ async def preview(
             why = "skipped: customer or invoicing entity not in the catalog"
             result.append(Outcome(invoice_id, cid, None, Decimal(0), "", "draft", why))
             continue
-        groups = await ports.invoices.charge_groups(invoice_id)
+        groups = [] if invoice is None else invoice.charge_groups()
         try:
             draft = await assemble(
                 ports, customer=customer, entity=entity, period=period, groups=groups
@@ -229,8 +235,28 @@ async def preview(
     return result
 
 
+@dataclass
+class Closing:
+    """An invoice frozen and numbered at its marker, waiting to be rendered and issued."""
+
+    invoice: Invoice
+    document: InvoiceDocument
+    marker: PeriodClosing
+
+
 async def close_invoice(ports: InvoicingPorts, marker: PeriodClosing) -> Outcome:
-    """Finalize one customer's invoice for one period; see the module docstring."""
+    """Finalize one customer's invoice for one period (see :func:`close_invoices`)."""
+    closing = await start_close(ports, marker)
+    if isinstance(closing, Outcome):
+        return closing
+    [outcome] = await finish_closes(ports, [closing])
+    return outcome
+
+
+async def start_close(ports: InvoicingPorts, marker: PeriodClosing) -> Closing | Outcome:
+    """Freeze the marker's invoice and give it its number (or finish a crashed close's
+    announcement and say so); raises :class:`CatalogError` leaving the invoice in draft when
+    the catalog lacks what it needs."""
     customer_id, period = marker.data.customer_id, marker.data.period
     invoice_id = invoice_id_for(customer_id, period)
     customer = await ports.catalog.customer(customer_id)
@@ -245,64 +271,90 @@ async def close_invoice(ports: InvoicingPorts, marker: PeriodClosing) -> Outcome
     # the catalog must hold the plans and tax rates before the invoice is frozen, so that a
     # missing one leaves it in draft (the marker is dead-lettered and may be replayed)
     await assemble(ports, customer=customer, entity=entity, period=period, groups=[])
-    doc = await ports.invoices.start_finalizing(invoice_id, marker.data.issue_date)
-    if doc["status"] not in (InvoiceStatus.DRAFT.value, "finalizing"):
-        if doc.get("published_at") is None:  # crashed after writing, before publishing
-            await _publish(ports, Invoice.model_validate(doc["document"]), doc, marker)
+    invoice = await ports.invoices.get(invoice_id) or Invoice.new(invoice_id)
+    if invoice.start_finalizing(marker.data.issue_date):
+        await ports.invoices.save(invoice)
+    if invoice.status is not InvoiceStatus.FINALIZING:  # issued before
+        if invoice.document is not None and not await ports.invoices.is_published(invoice_id):
+            # crashed after writing, before publishing
+            await _publish(ports, invoice, marker)
+        doc = await ports.invoices.invoice(invoice_id)
+        assert doc is not None
         return _outcome(doc, "already finalized")
 
-    issue_date = date.fromisoformat(doc["issue_date"])
-    groups = await ports.invoices.charge_groups(invoice_id)
-    draft = await assemble(ports, customer=customer, entity=entity, period=period, groups=groups)
+    assert invoice.issue_date is not None
+    issue_date = invoice.issue_date
+    draft = await assemble(
+        ports, customer=customer, entity=entity, period=period, groups=invoice.charge_groups()
+    )
     seq = await ports.invoices.claim_number(
         entity=entity.id, year=issue_date.year, invoice_id=invoice_id
     )
-    number = format_invoice_number(entity.number_prefix, issue_date.year, seq)
-    invoice = draft.model_copy(
+    document = draft.model_copy(
         update={
-            "number": number,
+            "number": format_invoice_number(entity.number_prefix, issue_date.year, seq),
             "status": InvoiceStatus.FINALIZED,
             "issue_date": issue_date,
             "due_date": due_date_for(issue_date, customer.payment_terms_days),
         }
     )
-    pdf = await ports.renderer.render(invoice)
-    stored = await ports.pdfs.save(invoice_id=invoice_id, number=number, pdf=pdf)
-    await ports.invoices.finalize(invoice, seq=seq, pdf_file_id=stored.file_id, sha=stored.sha256)
-    finalized = await ports.invoices.invoice(invoice_id)
-    assert finalized is not None
-    await _publish(ports, invoice, finalized, marker)
-    return _outcome(finalized, "finalized")
+    invoice.seq = seq
+    return Closing(invoice, document, marker)
 
 
-async def _publish(
-    ports: InvoicingPorts, invoice: Invoice, doc: dict[str, Any], marker: PeriodClosing
-) -> None:
-    assert invoice.number is not None
-    assert invoice.issue_date is not None
-    assert invoice.due_date is not None
+async def finish_closes(ports: InvoicingPorts, closings: list[Closing]) -> list[Outcome]:
+    """Render the frozen invoices together (the PDF pool works on several at once), then store,
+    issue and announce each."""
+    pdfs = await asyncio.gather(*(ports.renderer.render(c.document) for c in closings))
+    result = []
+    for closing, pdf in zip(closings, pdfs, strict=True):
+        invoice, document = closing.invoice, closing.document
+        assert document.number is not None
+        assert invoice.seq is not None
+        stored = await ports.pdfs.save(
+            invoice_id=invoice.invoice_id, number=document.number, pdf=pdf
+        )
+        invoice.finalize(
+            document, seq=invoice.seq, pdf_file_id=stored.file_id, pdf_sha256=stored.sha256
+        )
+        await ports.invoices.save(invoice)
+        await _publish(ports, invoice, closing.marker)
+        finalized = await ports.invoices.invoice(invoice.invoice_id)
+        assert finalized is not None
+        result.append(_outcome(finalized, "finalized"))
+    return result
+
+
+async def _publish(ports: InvoicingPorts, invoice: Invoice, marker: PeriodClosing) -> None:
+    document = invoice.document
+    assert document is not None
+    assert document.number is not None
+    assert document.issue_date is not None
+    assert document.due_date is not None
+    assert invoice.pdf_file_id is not None
+    assert invoice.pdf_sha256 is not None
     event = InvoiceFinalized.create(
         FinalizedInvoice(
-            invoice_id=invoice.invoice_id,
-            invoice_number=invoice.number,
-            customer_id=invoice.customer_id,
-            customer_name=invoice.buyer.name,
-            invoicing_entity_id=invoice.invoicing_entity_id,
-            period=invoice.period,
-            issue_date=invoice.issue_date,
-            due_date=invoice.due_date,
-            currency=invoice.currency,
-            subtotal=invoice.subtotal,
-            tax=invoice.tax,
-            total=invoice.total,
-            outstanding=invoice.outstanding,
-            line_count=len(invoice.lines),
-            pdf_file_id=str(doc["pdf_file_id"]),
-            pdf_sha256=str(doc["pdf_sha256"]),
+            invoice_id=document.invoice_id,
+            invoice_number=document.number,
+            customer_id=document.customer_id,
+            customer_name=document.buyer.name,
+            invoicing_entity_id=document.invoicing_entity_id,
+            period=document.period,
+            issue_date=document.issue_date,
+            due_date=document.due_date,
+            currency=document.currency,
+            subtotal=document.subtotal,
+            tax=document.tax,
+            total=document.total,
+            outstanding=document.outstanding,
+            line_count=len(document.lines),
+            pdf_file_id=invoice.pdf_file_id,
+            pdf_sha256=invoice.pdf_sha256,
         ),
         source=SOURCE,
         correlation_id=marker.correlation_id,
-        event_id=f"invoice-finalized:{invoice.invoice_id}",
+        event_id=f"invoice-finalized:{document.invoice_id}",
     )
     await ports.events.invoice_finalized(event)
-    await ports.invoices.mark_published(invoice.invoice_id)
+    await ports.invoices.mark_published(document.invoice_id)

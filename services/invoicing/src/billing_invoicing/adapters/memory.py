@@ -1,0 +1,108 @@
+"""In-memory fakes of invoicing's ports, for fast tests of the use cases. The contract tests in
+``tests/test_invoicing_repository_contract.py`` hold them to what the MongoDB adapters do."""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+from billing_invoicing.adapters.invoice_repo import charge_amounts
+from billing_invoicing.domain.model import Invoice, StoredCharge
+from billing_invoicing.ports import ChargeToStore, ConcurrentUpdateError
+
+
+@dataclass(frozen=True)
+class _Kept:
+    stored: StoredCharge
+    late: bool
+
+
+class InMemoryInvoiceRepository:
+    """:class:`~billing_invoicing.ports.InvoiceRepository` in dictionaries.
+
+    ``fail_after_storing_charges`` makes the next :meth:`store_charges` store and then raise, as
+    a crash between two writes would (tests of recovery).
+    """
+
+    def __init__(self) -> None:
+        self.invoices: dict[str, Invoice] = {}
+        self.charges: dict[str, _Kept] = {}
+        self.numbers: dict[tuple[str, int], list[str]] = {}
+        self.published: set[str] = set()
+        self.fail_after_storing_charges = False
+
+    async def get(self, invoice_id: str) -> Invoice | None:
+        """A copy of the stored invoice."""
+        found = self.invoices.get(invoice_id)
+        return None if found is None else copy.deepcopy(found)
+
+    async def get_many(self, invoice_ids: Iterable[str]) -> dict[str, Invoice]:
+        """Copies of those that exist."""
+        return {i: copy.deepcopy(self.invoices[i]) for i in set(invoice_ids) if i in self.invoices}
+
+    async def save(self, invoice: Invoice) -> None:
+        """Store a copy if the stored version is the loaded one."""
+        stored = self.invoices.get(invoice.invoice_id)
+        if (0 if stored is None else stored.version) != invoice.version:
+            raise ConcurrentUpdateError(invoice.invoice_id)
+        invoice.version += 1
+        self.invoices[invoice.invoice_id] = copy.deepcopy(invoice)
+
+    async def save_all(self, invoices: Iterable[Invoice]) -> list[str]:
+        """Save each; the ids whose version had moved on."""
+        conflicts = []
+        for invoice in invoices:
+            try:
+                await self.save(invoice)
+            except ConcurrentUpdateError:
+                conflicts.append(invoice.invoice_id)
+        return conflicts
+
+    async def forget(self, invoice_ids: Iterable[str]) -> None:
+        """Nothing is kept outside the dictionaries."""
+        del invoice_ids
+
+    async def store_charges(self, charges: Sequence[ChargeToStore]) -> list[StoredCharge]:
+        """Store each charge once under its id."""
+        result = []
+        for item in charges:
+            charge_id = item.charge.charge_id
+            kept = self.charges.get(charge_id)
+            if kept is None:
+                stored = StoredCharge(
+                    charge_amounts(item.charge), item.invoice_id, item.position, new=True
+                )
+                self.charges[charge_id] = _Kept(stored, item.late)
+                result.append(stored)
+            else:
+                old = kept.stored
+                result.append(StoredCharge(old.amounts, old.invoice_id, old.position, new=False))
+        if self.fail_after_storing_charges:
+            self.fail_after_storing_charges = False
+            msg = "crashed after storing the charges"
+            raise RuntimeError(msg)
+        return result
+
+    async def claim_number(self, *, entity: str, year: int, invoice_id: str) -> int:
+        """Gapless per entity and year; a retry gets its own number."""
+        series = self.numbers.setdefault((entity, year), [])
+        if invoice_id not in series:
+            series.append(invoice_id)
+        return series.index(invoice_id) + 1
+
+    async def mark_published(self, invoice_id: str) -> None:
+        """Remember the announcement."""
+        self.published.add(invoice_id)
+
+    async def is_published(self, invoice_id: str) -> bool:
+        """Whether it was announced."""
+        return invoice_id in self.published
+
+    async def customers_with_invoices(self, period: str) -> list[str]:
+        """Customers with an invoice for the period."""
+        return sorted({i.customer_id for i in self.invoices.values() if i.period == period})
+
+    def charges_on(self, invoice_id: str) -> list[StoredCharge]:
+        """The stored charges that went on the invoice (for recomputations in tests)."""
+        return [k.stored for k in self.charges.values() if k.stored.invoice_id == invoice_id]

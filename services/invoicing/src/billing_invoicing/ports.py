@@ -1,0 +1,73 @@
+"""Invoicing's ports: what its use cases need from storage, each with a MongoDB adapter and an
+in-memory fake (``adapters/memory.py``) proven by the same contract tests."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+from billing_invoicing.domain.model import Invoice, StoredCharge, StreamPosition
+from billing_schemas.events import RatedCharge
+
+
+class ConcurrentUpdateError(RuntimeError):
+    """The invoice changed in storage since it was loaded (its version moved on)."""
+
+
+@dataclass(frozen=True)
+class ChargeToStore:
+    """A rated charge, the invoice it goes on, and where it was read from."""
+
+    charge: RatedCharge
+    invoice_id: str
+    late: bool
+    position: StreamPosition | None
+
+
+class InvoiceRepository(Protocol):
+    """Invoices (the aggregate), the charges behind them and the numbers they were given."""
+
+    async def get(self, invoice_id: str) -> Invoice | None:
+        """The invoice, or None if it has no document yet."""
+        ...
+
+    async def get_many(self, invoice_ids: Iterable[str]) -> dict[str, Invoice]:
+        """Those of the invoices that exist, by id."""
+        ...
+
+    async def save(self, invoice: Invoice) -> None:
+        """Write the invoice if its stored version is the one it was loaded at (then its version
+        moves on by one); else raise :class:`ConcurrentUpdateError`."""
+        ...
+
+    async def save_all(self, invoices: Iterable[Invoice]) -> list[str]:
+        """:meth:`save` each; return the ids of those whose stored version had moved on (the
+        others are saved)."""
+        ...
+
+    async def forget(self, invoice_ids: Iterable[str]) -> None:
+        """Drop any copy kept of these invoices, so the next load reads storage."""
+        ...
+
+    async def store_charges(self, charges: Sequence[ChargeToStore]) -> list[StoredCharge]:
+        """Store each charge once under its id; say, for each, where it is stored (its invoice
+        and first stream position) and whether this call stored it."""
+        ...
+
+    async def claim_number(self, *, entity: str, year: int, invoice_id: str) -> int:
+        """The invoice's sequence number in its entity's series for the year (gapless; a retry
+        gets the same number)."""
+        ...
+
+    async def mark_published(self, invoice_id: str) -> None:
+        """Remember that InvoiceFinalized was acknowledged by the broker."""
+        ...
+
+    async def is_published(self, invoice_id: str) -> bool:
+        """Whether InvoiceFinalized was acknowledged for the invoice."""
+        ...
+
+    async def customers_with_invoices(self, period: str) -> list[str]:
+        """Customers that have an invoice (draft or not) for the period."""
+        ...
