@@ -1,6 +1,7 @@
 """Invoicing settings: environment variables prefixed ``BILLING_INVOICING_``."""
 
 import json
+import os
 from pathlib import Path
 
 from pydantic import Field
@@ -17,7 +18,18 @@ class InvoicingSettings(ServiceSettings):
 
     http_port: int = 8103
     consumer_group: str = "billing-invoicing"
-    pdf_workers: int = Field(default=1, ge=1, description="WeasyPrint worker processes.")
+    pdf_workers: int = Field(
+        default_factory=lambda: os.cpu_count() or 1,
+        ge=1,
+        description="WeasyPrint worker processes (default: one per CPU; a close renders the "
+        "invoices of a batch together).",
+    )
+    charge_batch_max_records: int = Field(
+        default=5000,
+        ge=1,
+        description="Charges read per batch of the charge stream: each batch writes each draft "
+        "it touches once, so larger batches mean fewer writes per charge.",
+    )
     api_tokens: dict[str, str] = Field(
         default_factory=dict,
         repr=False,

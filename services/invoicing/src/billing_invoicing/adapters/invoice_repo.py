@@ -141,6 +141,10 @@ def charge_document(charge: RatedCharge, invoice_id: str) -> Doc:
     }
 
 
+def _claim_id(entity: str, year: int, seq: int) -> str:
+    return f"{entity}:{year}:{seq:09d}"
+
+
 def _position_of(doc: Doc) -> StreamPosition | None:
     partition = doc.get("stream_partition")
     if partition is None:
@@ -215,13 +219,13 @@ def invoice_fields(invoice: Invoice) -> Doc:
         "draft_lines": [_line_document(line) for _, line in sorted(invoice.lines.items())],
         "counted_through": {str(p): o for p, o in sorted(invoice.counted_through.items())},
         "issue_date": None if invoice.issue_date is None else invoice.issue_date.isoformat(),
+        "seq": invoice.seq,
         "updated_at": datetime.now(UTC),
     }
     document = invoice.document
     if document is not None:
         fields |= {
             "number": invoice.number,
-            "seq": invoice.seq,
             "currency": document.currency,
             "due_date": document.due_date.isoformat() if document.due_date else None,
             "subtotal_units": to_fixed_units(document.subtotal),
@@ -245,6 +249,7 @@ class MongoInvoiceRepository:
         self._numbers = db[NUMBERS]
         self._loaded: OrderedDict[str, Invoice] = OrderedDict()
         self._writes = asyncio.Semaphore(CONCURRENT_WRITES)
+        self._last_seq: dict[tuple[str, int], int] = {}
 
     async def ensure_indexes(self) -> None:
         """Indexes every query here relies on (idempotent)."""
@@ -392,19 +397,24 @@ class MongoInvoiceRepository:
         return await self._invoices.find_one({"_id": invoice_id})
 
     async def claim_number(self, *, entity: str, year: int, invoice_id: str) -> int:
-        """The invoice's sequence number in its entity's series for the year (gapless)."""
+        """The invoice's sequence number in its entity's series for the year (gapless).
+
+        Claims are found by ``_id`` (``<entity>:<year>:<seq>``): the next free number is the one
+        after the last known, and the last is found by probing ids (a gapless series makes
+        existence monotone), so a claim costs a few look-ups by ``_id`` however long the series.
+        The unique index on ``invoice_id`` refuses a second claim for the same invoice (a retry
+        after a crash); only then is the earlier claim searched by ``invoice_id``.
+        """
+        series = (entity, year)
+        seq = self._last_seq.get(series)
+        if seq is None:
+            seq = await self._last_claimed(entity, year)
+        seq += 1
         while True:
-            mine = await self._numbers.find_one({"invoice_id": invoice_id})
-            if mine is not None:
-                return int(mine["seq"])
-            last = await self._numbers.find_one(
-                {"entity": entity, "year": year}, sort=[("seq", DESCENDING)]
-            )
-            seq = 1 if last is None else int(last["seq"]) + 1
             try:
                 await self._numbers.insert_one(
                     {
-                        "_id": f"{entity}:{year}:{seq:09d}",
+                        "_id": _claim_id(entity, year, seq),
                         "entity": entity,
                         "year": year,
                         "seq": seq,
@@ -413,8 +423,36 @@ class MongoInvoiceRepository:
                     }
                 )
             except DuplicateKeyError:
-                continue  # another finalizer took seq (or we did, in a retry): look again
+                taken = await self._numbers.find_one({"_id": _claim_id(entity, year, seq)})
+                if taken is None:  # not the number: the invoice has a claim already (a retry)
+                    mine = await self._numbers.find_one({"invoice_id": invoice_id})
+                    if mine is None:
+                        raise
+                    return int(mine["seq"])
+                if taken["invoice_id"] == invoice_id:
+                    return seq
+                seq += 1  # another finalizer took it: the next one
+                continue
+            self._last_seq[series] = seq
             return seq
+
+    async def _last_claimed(self, entity: str, year: int) -> int:
+        """The last number claimed in a series (0 if none): exponential, then binary, probes."""
+
+        async def exists(seq: int) -> bool:
+            found = await self._numbers.find_one({"_id": _claim_id(entity, year, seq)}, {"_id": 1})
+            return found is not None
+
+        low, high = 0, 1
+        while await exists(high):
+            low, high = high, high * 2
+        while high - low > 1:  # low exists (or is 0), high does not
+            middle = (low + high) // 2
+            if await exists(middle):
+                low = middle
+            else:
+                high = middle
+        return low
 
     async def mark_published(self, invoice_id: str) -> None:
         """Remember that InvoiceFinalized was acknowledged by the broker."""

@@ -128,6 +128,7 @@ def register(runtime: Runtime, settings: InvoicingSettings, ports: InvoicingPort
     @runtime.batch_subscriber(
         charge_topic,
         group=settings.consumer_group,
+        max_records=settings.charge_batch_max_records,
         title="invoice-charges",
         description=(
             "Stores each rated charge once and recomputes its draft; at a period-close marker, "

@@ -287,9 +287,13 @@ async def start_close(ports: InvoicingPorts, marker: PeriodClosing) -> Closing |
     draft = await assemble(
         ports, customer=customer, entity=entity, period=period, groups=invoice.charge_groups()
     )
-    seq = await ports.invoices.claim_number(
-        entity=entity.id, year=issue_date.year, invoice_id=invoice_id
-    )
+    seq = invoice.seq
+    if seq is None:  # kept on the invoice, so a close resumed after a crash finds it there
+        seq = await ports.invoices.claim_number(
+            entity=entity.id, year=issue_date.year, invoice_id=invoice_id
+        )
+        invoice.seq = seq
+        await ports.invoices.save(invoice)
     document = draft.model_copy(
         update={
             "number": format_invoice_number(entity.number_prefix, issue_date.year, seq),
@@ -298,7 +302,6 @@ async def start_close(ports: InvoicingPorts, marker: PeriodClosing) -> Closing |
             "due_date": due_date_for(issue_date, customer.payment_terms_days),
         }
     )
-    invoice.seq = seq
     return Closing(invoice, document, marker)
 
 
