@@ -22,6 +22,7 @@ from pymongo import AsyncMongoClient
 from rating_rerating_example import V1, V2
 from rating_rerating_example import usage as example_usage
 
+from billing_invoicing.adapters.invoice_repo import MongoInvoiceRepository
 from billing_runtime.lag import topic_partitions
 from billing_runtime.testing import TopicReader, eventually, produce
 from billing_schemas.events import (
@@ -175,7 +176,7 @@ async def test_a_mid_period_price_change_is_re_rated_into_corrections_on_the_nex
         assert await db["invoicing_invoices"].find_one({"_id": f"acme:{PERIOD}"}) == finalized
 
         async def next_draft_has_it() -> bool:
-            doc = await db["invoicing_invoices"].find_one({"_id": "acme:2024-10"})
+            doc = await MongoInvoiceRepository(db).invoice("acme:2024-10")  # with its lines
             lines: list[dict[str, int]] = [] if doc is None else doc.get("draft_lines", [])
             return sum(line["price_units"] for line in lines) == 5 * 10**9
 

@@ -7,7 +7,13 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
-from billing_invoicing.domain.model import Invoice, StoredCharge, StreamPosition
+from billing_invoicing.domain.model import (
+    DraftLedger,
+    DraftSums,
+    Invoice,
+    StoredCharge,
+    StreamPosition,
+)
 from billing_schemas.events import RatedCharge
 
 
@@ -48,6 +54,27 @@ class InvoiceRepository(Protocol):
 
     async def forget(self, invoice_ids: Iterable[str]) -> None:
         """Drop any copy kept of these invoices, so the next load reads storage."""
+        ...
+
+    async def create_drafts(self, invoice_ids: Iterable[str]) -> None:
+        """Give these invoices a draft document if they have none."""
+        ...
+
+    async def get_ledgers(self, ledgers: Iterable[int]) -> dict[int, DraftLedger]:
+        """The ledgers of open drafts (an empty one where none is stored yet)."""
+        ...
+
+    async def save_ledger(self, ledger: DraftLedger) -> None:
+        """Write the ledger if its stored version is the loaded one (then its version moves
+        on); else raise :class:`ConcurrentUpdateError`."""
+        ...
+
+    async def forget_ledgers(self, ledgers: Iterable[int]) -> None:
+        """Drop any copy kept of these ledgers."""
+        ...
+
+    async def draft_sums(self, invoice_id: str) -> DraftSums | None:
+        """A draft's running sums as its ledger holds them."""
         ...
 
     async def store_charges(self, charges: Sequence[ChargeToStore]) -> list[StoredCharge]:

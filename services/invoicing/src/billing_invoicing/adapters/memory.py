@@ -8,7 +8,14 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from billing_invoicing.adapters.invoice_repo import charge_amounts
-from billing_invoicing.domain.model import Invoice, StoredCharge
+from billing_invoicing.domain.model import (
+    DraftLedger,
+    DraftSums,
+    Invoice,
+    StoredCharge,
+    ledger_of,
+    parse_invoice_id,
+)
 from billing_invoicing.ports import ChargeToStore, ConcurrentUpdateError
 
 
@@ -27,6 +34,7 @@ class InMemoryInvoiceRepository:
 
     def __init__(self) -> None:
         self.invoices: dict[str, Invoice] = {}
+        self.ledgers: dict[int, DraftLedger] = {}
         self.charges: dict[str, _Kept] = {}
         self.numbers: dict[tuple[str, int], list[str]] = {}
         self.published: set[str] = set()
@@ -62,6 +70,35 @@ class InMemoryInvoiceRepository:
     async def forget(self, invoice_ids: Iterable[str]) -> None:
         """Nothing is kept outside the dictionaries."""
         del invoice_ids
+
+    async def create_drafts(self, invoice_ids: Iterable[str]) -> None:
+        """A draft for each invoice that has none."""
+        for invoice_id in invoice_ids:
+            if invoice_id not in self.invoices:
+                await self.save(Invoice.new(invoice_id))
+
+    async def get_ledgers(self, ledgers: Iterable[int]) -> dict[int, DraftLedger]:
+        """Copies of the ledgers (empty ones where none is stored)."""
+        return {
+            n: copy.deepcopy(self.ledgers.get(n) or DraftLedger(ledger=n)) for n in set(ledgers)
+        }
+
+    async def save_ledger(self, ledger: DraftLedger) -> None:
+        """Store a copy if the stored version is the loaded one."""
+        stored = self.ledgers.get(ledger.ledger)
+        if (0 if stored is None else stored.version) != ledger.version:
+            raise ConcurrentUpdateError(f"ledger {ledger.ledger}")
+        ledger.version += 1
+        self.ledgers[ledger.ledger] = copy.deepcopy(ledger)
+
+    async def forget_ledgers(self, ledgers: Iterable[int]) -> None:
+        """Nothing is kept outside the dictionaries."""
+        del ledgers
+
+    async def draft_sums(self, invoice_id: str) -> DraftSums | None:
+        """A draft's sums in its ledger."""
+        ledger = self.ledgers.get(ledger_of(parse_invoice_id(invoice_id)[0]))
+        return None if ledger is None else copy.deepcopy(ledger.drafts.get(invoice_id))
 
     async def store_charges(self, charges: Sequence[ChargeToStore]) -> list[StoredCharge]:
         """Store each charge once under its id."""

@@ -6,17 +6,18 @@ call it, save it and publish what it returns.
 
 How a draft stays exact while charges arrive at least once
 -----------------------------------------------------------
-A draft keeps, per line key (usage period, provider, service), the exact sums of the charges
-counted on it. It is updated per batch, never recomputed from every stored charge, so the work
-per batch does not grow with what is already stored.
+The running sums of open drafts live in a few :class:`DraftLedger` documents (customers are
+spread over a fixed number of ledgers by a hash of their id), not in each invoice: a batch of
+charges writes each ledger it touches once, however many customers it carries, and never
+recomputes anything from the stored charges. The work per batch is bounded by the batch.
 
 Each charge comes from a position in the charge stream (partition, offset) and is stored once
-under its id, with the position it was first stored from. The draft records, per partition,
-the last offset whose charges it has counted (``counted_through``). The rule:
+under its id, with the position it was first stored from. A ledger records, per partition, the
+last offset through which it has counted charges (``counted_through``). The rule:
 
-    a stored charge is counted on its invoice exactly when its stored offset is above the
-    invoice's ``counted_through`` for its partition; counting it and moving the mark are one
-    write of the invoice document.
+    a stored charge of a draft is counted in its customer's ledger exactly when its stored
+    offset is above the ledger's ``counted_through`` for its partition; counting it and moving
+    the mark are one write of the ledger document.
 
 So a batch delivered again after a crash counts what the crashed attempt stored but did not
 count (its offsets are above the mark), and nothing twice (a charge counted before is at or
@@ -24,12 +25,18 @@ below the mark); the same charge id published twice by rating at two offsets is 
 first, and counted once. Charges without a stream position (tests, tools) are counted when they
 are newly stored.
 
+At its period-close marker an invoice takes its lines out of the ledger (``start_finalizing``):
+from then on they are the invoice's own, fixed. A charge stored on an invoice that is no longer
+a draft is in those lines already (it was stored before the marker, in stream order), and charges
+after the marker go to the customer's next open invoice.
+
 Lifecycle: draft -> finalizing (frozen at the period-close marker: charges after it go to the
 next open invoice) -> finalized (numbered, rendered, announced); settlement statuses follow.
 """
 
 from __future__ import annotations
 
+import zlib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import date
@@ -136,7 +143,7 @@ class Finalized:
 
 Event = ChargesCounted | FinalizingStarted | Finalized
 
-__all__ = ["Invoice", "invoice_id_for", "next_period", "parse_invoice_id"]
+__all__ = ["DraftLedger", "Invoice", "invoice_id_for", "next_period", "parse_invoice_id"]
 
 
 def parse_invoice_id(invoice_id: str) -> tuple[str, str]:
@@ -151,6 +158,97 @@ def next_period(period: str) -> str:
     return f"{year + month // 12:04d}-{month % 12 + 1:02d}"
 
 
+def charge_groups(lines: Mapping[LineKey, DraftLine]) -> list[ChargeGroup]:
+    """Lines as the assembly takes them (sorted by key)."""
+    return [
+        ChargeGroup(
+            period=line.period,
+            provider=line.provider,
+            service_name=line.service_name,
+            charge_count=line.charge_count,
+            cost=line.cost,
+            price=line.price,
+            savings_removed=line.savings_removed,
+        )
+        for _, line in sorted(lines.items())
+    ]
+
+
+LEDGERS = 16
+"""How many ledgers share the open drafts (a batch writes at most this many documents)."""
+
+
+def ledger_of(customer_id: str) -> int:
+    """The ledger that holds a customer's open drafts: a stable hash of its id."""
+    return zlib.crc32(customer_id.encode()) % LEDGERS
+
+
+@dataclass
+class DraftSums:
+    """The running sums of one open draft."""
+
+    lines: dict[LineKey, DraftLine] = field(default_factory=dict)
+    currency: str | None = None
+
+    @property
+    def charge_count(self) -> int:
+        """Charges counted on it."""
+        return sum(line.charge_count for line in self.lines.values())
+
+    @property
+    def total(self) -> Decimal:
+        """The exact sum of the prices counted so far."""
+        return sum((line.price for line in self.lines.values()), Decimal(0))
+
+    def add(self, charge: ChargeAmounts) -> None:
+        """Count one charge on its line."""
+        line = self.lines.get(charge.key) or DraftLine(*charge.key)
+        self.lines[charge.key] = line.plus(charge)
+        if self.currency is None:
+            self.currency = charge.currency
+
+
+@dataclass
+class DraftLedger:
+    """The running sums of the open drafts of the customers of one ledger (see the module
+    docstring), and how far in each partition of the charge stream they are counted."""
+
+    ledger: int
+    drafts: dict[str, DraftSums] = field(default_factory=dict)
+    counted_through: dict[int, int] = field(default_factory=dict)
+    version: int = 0
+    """How many times it was saved; a save expects the stored version to be this one."""
+
+    def counts(self, charge: StoredCharge) -> bool:
+        """Whether ``charge`` is still to be counted (the rule of the module docstring)."""
+        if charge.position is None:
+            return charge.new
+        return charge.position.offset > self.counted_through.get(charge.position.partition, -1)
+
+    def add_charges(
+        self, charges: Iterable[StoredCharge], through: Mapping[int, int]
+    ) -> list[Event]:
+        """Count the charges not counted yet, each on its draft, and mark the batch's offsets
+        as counted. ``charges`` are of drafts of this ledger's customers; ``through`` is, per
+        partition, the last offset of the batch."""
+        counted: dict[str, tuple[int, Decimal]] = {}
+        for charge in charges:
+            if not self.counts(charge):
+                continue
+            self.drafts.setdefault(charge.invoice_id, DraftSums()).add(charge.amounts)
+            count, price = counted.get(charge.invoice_id, (0, Decimal(0)))
+            counted[charge.invoice_id] = (count + 1, price + charge.amounts.price)
+        for partition, offset in through.items():
+            if offset > self.counted_through.get(partition, -1):
+                self.counted_through[partition] = offset
+        return [ChargesCounted(i, n, p) for i, (n, p) in sorted(counted.items())]
+
+    def take(self, invoice_id: str) -> DraftSums | None:
+        """Hand a draft's sums over to its invoice (at its close marker): the ledger forgets
+        them."""
+        return self.drafts.pop(invoice_id, None)
+
+
 @dataclass
 class Invoice:
     """One customer's invoice for one period (see the module docstring)."""
@@ -160,7 +258,7 @@ class Invoice:
     period: str
     status: InvoiceStatus = InvoiceStatus.DRAFT
     lines: dict[LineKey, DraftLine] = field(default_factory=dict)
-    counted_through: dict[int, int] = field(default_factory=dict)
+    """Frozen at finalizing (a draft's running sums are in its ledger)."""
     currency: str | None = None
     issue_date: date | None = None
     number: str | None = None
@@ -183,76 +281,24 @@ class Invoice:
         """Still taking charges."""
         return self.status is InvoiceStatus.DRAFT
 
-    @property
-    def charge_count(self) -> int:
-        """Charges counted on it."""
-        return sum(line.charge_count for line in self.lines.values())
-
-    @property
-    def draft_total(self) -> Decimal:
-        """The exact sum of the prices counted so far."""
-        return sum((line.price for line in self.lines.values()), Decimal(0))
-
-    def counts(self, charge: StoredCharge) -> bool:
-        """Whether ``charge`` is still to be counted here (the rule of the module docstring)."""
-        if charge.invoice_id != self.invoice_id:
-            return False
-        if charge.position is None:
-            return charge.new
-        return charge.position.offset > self.counted_through.get(charge.position.partition, -1)
-
-    def add_charges(
-        self, charges: Iterable[StoredCharge], through: Mapping[int, int]
-    ) -> list[Event]:
-        """Count the charges not counted yet, and mark the batch's offsets as counted.
-
-        ``through`` is, per partition, the last offset of the batch: everything stored from at
-        or below it on this invoice is counted once this invoice is saved.
-        """
-        if not self.is_draft:
-            msg = f"{self.invoice_id} is {self.status}: charges go onto the next open invoice"
-            raise InvoiceStateError(msg)
-        count, price = 0, Decimal(0)
-        for charge in charges:
-            if not self.counts(charge):
-                continue
-            amounts = charge.amounts
-            line = self.lines.get(amounts.key) or DraftLine(*amounts.key)
-            self.lines[amounts.key] = line.plus(amounts)
-            if self.currency is None:
-                self.currency = amounts.currency
-            count += 1
-            price += amounts.price
-        for partition, offset in through.items():
-            if offset > self.counted_through.get(partition, -1):
-                self.counted_through[partition] = offset
-        return [ChargesCounted(self.invoice_id, count, price)] if count else []
-
     def charge_groups(self) -> list[ChargeGroup]:
-        """The draft's lines as the assembly takes them (sorted by key)."""
-        return [
-            ChargeGroup(
-                period=line.period,
-                provider=line.provider,
-                service_name=line.service_name,
-                charge_count=line.charge_count,
-                cost=line.cost,
-                price=line.price,
-                savings_removed=line.savings_removed,
-            )
-            for _, line in sorted(self.lines.items())
-        ]
+        """The frozen lines as the assembly takes them (sorted by key)."""
+        return charge_groups(self.lines)
 
-    def start_finalizing(self, issue_date: date) -> list[Event]:
-        """Freeze the draft at its close marker, fixing the issue date.
+    def start_finalizing(self, issue_date: date, draft: DraftSums | None) -> list[Event]:
+        """Freeze the draft at its close marker with the sums its ledger holds, fixing the
+        issue date.
 
-        An invoice already past draft keeps the issue date it had (a close that crashed
-        half-way resumes with it) and nothing happens.
+        An invoice already past draft keeps the lines and issue date it had (a close that
+        crashed half-way resumes with them) and nothing happens.
         """
         if not self.is_draft:
             return []
         self.status = InvoiceStatus.FINALIZING
         self.issue_date = issue_date
+        if draft is not None:
+            self.lines = dict(draft.lines)
+            self.currency = self.currency or draft.currency
         return [FinalizingStarted(self.invoice_id, issue_date)]
 
     def finalize(

@@ -2,29 +2,28 @@
 
 Per batch: look up the invoices the charges belong to (a charge of an invoice no longer in draft
 goes onto the customer's next open invoice, as a late line), store the charges once each, let
-each draft count what it has not counted yet (``domain/model.py`` says how that stays exact under
-redelivery), and save the drafts that changed. The work is bounded by the batch, never by what is
+each ledger of open drafts count what it has not counted yet (``domain/model.py`` says how that
+stays exact under redelivery), and save the ledgers that changed: at most ``LEDGERS`` writes,
+however many customers the batch carries. The work is bounded by the batch, never by what is
 already stored.
 """
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 from billing_invoicing.domain.model import (
     Event,
-    Invoice,
     StoredCharge,
     StreamPosition,
     invoice_id_for,
+    ledger_of,
     next_period,
+    parse_invoice_id,
 )
-from billing_invoicing.ports import ChargeToStore, InvoiceRepository
+from billing_invoicing.ports import ChargeToStore, ConcurrentUpdateError, InvoiceRepository
 from billing_schemas.events import RatedCharge
-
-log = logging.getLogger("billing.invoicing")
 
 SAVE_ATTEMPTS = 5
 
@@ -53,7 +52,7 @@ async def add_charges(
     invoices: InvoiceRepository, charges: Sequence[PositionedCharge]
 ) -> list[Event]:
     """Put a batch of charges onto their drafts (see the module docstring); returns what the
-    drafts say happened."""
+    ledgers say was counted."""
     unique: dict[str, PositionedCharge] = {}
     for item in charges:  # the same charge twice in one batch: the first occurrence stands
         unique.setdefault(item.charge.charge_id, item)
@@ -69,6 +68,8 @@ async def add_charges(
         late = invoice_id in next_open
         target = next_open[invoice_id] if late else invoice_id
         to_store.append(ChargeToStore(item.charge, target, late, item.position))
+    # a draft document for every invoice charged, so that lists show it from its first charge
+    await invoices.create_drafts({c.invoice_id for c in to_store} - set(loaded))
     stored = await invoices.store_charges(to_store)
 
     through: dict[int, int] = {}
@@ -76,34 +77,37 @@ async def add_charges(
         if item.position is not None:
             p = item.position
             through[p.partition] = max(through.get(p.partition, -1), p.offset)
-    by_invoice: dict[str, list[StoredCharge]] = {}
+    # a charge stored on an invoice no longer in draft is in its frozen lines already (it was
+    # stored before the invoice's close marker, in stream order): only drafts count
+    statuses = await invoices.get_many({c.invoice_id for c in stored})
+    open_charges: dict[int, list[StoredCharge]] = {}
     for charge in stored:
-        by_invoice.setdefault(charge.invoice_id, []).append(charge)
+        found = statuses.get(charge.invoice_id)
+        if found is None or found.is_draft:
+            customer_id, _ = parse_invoice_id(charge.invoice_id)
+            open_charges.setdefault(ledger_of(customer_id), []).append(charge)
 
     events: list[Event] = []
-    pending = by_invoice
+    for n, ledger_charges in sorted(open_charges.items()):
+        events += await _count_in_ledger(invoices, n, ledger_charges, through)
+    return events
+
+
+async def _count_in_ledger(
+    invoices: InvoiceRepository, n: int, charges: list[StoredCharge], through: dict[int, int]
+) -> list[Event]:
     for _ in range(SAVE_ATTEMPTS):
-        found = await invoices.get_many(pending)
-        changed: list[Invoice] = []
-        for invoice_id, stored_here in sorted(pending.items()):
-            invoice = found.get(invoice_id) or Invoice.new(invoice_id)
-            if not invoice.is_draft:
-                uncounted = [c.amounts.charge_id for c in stored_here if invoice.counts(c)]
-                if uncounted:  # cannot happen in stream order; said loudly if it ever does
-                    log.error("%s is %s but has uncounted charges %s",
-                              invoice_id, invoice.status, uncounted[:5])  # fmt: skip
-                continue
-            happened = invoice.add_charges(stored_here, through)
-            if happened:
-                events += happened
-                changed.append(invoice)
-        conflicts = await invoices.save_all(changed)
-        if not conflicts:
-            return events
-        # another writer moved these on (a rebalance): read them again and count again; the
-        # counting rule makes that exact
-        await invoices.forget(conflicts)
-        events = [e for e in events if getattr(e, "invoice_id", None) not in conflicts]
-        pending = {i: by_invoice[i] for i in conflicts}
-    msg = f"drafts {sorted(pending)} kept changing under this writer"
+        ledger = (await invoices.get_ledgers([n]))[n]
+        events = ledger.add_charges(charges, through)
+        if not events:
+            return []  # nothing new: the ledger stays as it is (its marks too: see the model)
+        try:
+            await invoices.save_ledger(ledger)
+        except ConcurrentUpdateError:
+            # another writer moved it on (a rebalance): read it again and count again; the
+            # counting rule makes that exact
+            await invoices.forget_ledgers([n])
+            continue
+        return events
+    msg = f"ledger {n} kept changing under this writer"
     raise RuntimeError(msg)

@@ -20,6 +20,7 @@ nothing (the dry run).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
@@ -36,7 +37,8 @@ from billing_invoicing.domain.invoice import (
     format_invoice_number,
     invoice_id_for,
 )
-from billing_invoicing.domain.model import Invoice
+from billing_invoicing.domain.model import Invoice, charge_groups, ledger_of
+from billing_invoicing.ports import ConcurrentUpdateError
 from billing_schemas.catalog import Customer, InvoicingEntity
 from billing_schemas.events import (
     FinalizedInvoice,
@@ -219,7 +221,8 @@ async def preview(
             why = "skipped: customer or invoicing entity not in the catalog"
             result.append(Outcome(invoice_id, cid, None, Decimal(0), "", "draft", why))
             continue
-        groups = [] if invoice is None else invoice.charge_groups()
+        sums = await ports.invoices.draft_sums(invoice_id)
+        groups = [] if sums is None else charge_groups(sums.lines)
         try:
             draft = await assemble(
                 ports, customer=customer, entity=entity, period=period, groups=groups
@@ -272,8 +275,16 @@ async def start_close(ports: InvoicingPorts, marker: PeriodClosing) -> Closing |
     # missing one leaves it in draft (the marker is dead-lettered and may be replayed)
     await assemble(ports, customer=customer, entity=entity, period=period, groups=[])
     invoice = await ports.invoices.get(invoice_id) or Invoice.new(invoice_id)
-    if invoice.start_finalizing(marker.data.issue_date):
+    if invoice.is_draft:
+        # the draft's sums move from its ledger onto the invoice: the invoice is written
+        # first, so a crash in between leaves only a stale ledger entry, which is never read
+        # for an invoice past draft
+        n = ledger_of(customer_id)
+        ledger = (await ports.invoices.get_ledgers([n]))[n]
+        invoice.start_finalizing(marker.data.issue_date, ledger.take(invoice_id))
         await ports.invoices.save(invoice)
+        with contextlib.suppress(ConcurrentUpdateError):  # a stale entry is harmless
+            await ports.invoices.save_ledger(ledger)
     if invoice.status is not InvoiceStatus.FINALIZING:  # issued before
         if invoice.document is not None and not await ports.invoices.is_published(invoice_id):
             # crashed after writing, before publishing

@@ -148,6 +148,7 @@ async def invoice_document(ports: QueryPorts, scope: Scope, number: str) -> dict
         msg = f"no invoice {number!r}"
         raise InvoiceNotFoundError(msg)
     require_customer(scope, str(doc["customer_id"]))
+    [doc] = await ports.invoices.with_draft_lines([doc])  # a draft's lines so far
     return doc
 
 
