@@ -8,6 +8,7 @@ FerretDB over SQLite), and a private FerretDB on each backend started for this m
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
@@ -16,7 +17,11 @@ import pytest
 from pymongo import AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
 
-from billing_runtime.local_ferretdb import LocalFerretDB, missing_prerequisites
+from billing_runtime.local_ferretdb import (
+    LocalFerretDB,
+    LocalFerretDBError,
+    missing_prerequisites,
+)
 from billing_runtime.mongo import (
     QueryPlan,
     assert_pushed_down,
@@ -134,6 +139,41 @@ async def test_each_ferretdb_backend_is_recognized_with_its_pushdowns(
 
 
 @pytest.mark.integration
+async def test_postgresql_reads_an_index_only_when_it_is_a_gin_index_on_the_field(
+    local_ferretdb: LocalFerretDB, local_db: AsyncDatabase[Doc]
+) -> None:
+    """FerretDB's own indexes are B-trees on ``_jsonb -> 'field'``, but its pushed-down filter is
+    ``_jsonb -> 'field' @> value``, which a B-tree cannot answer: PostgreSQL scans every row.
+    A GIN index on the same expression, made in PostgreSQL directly, is read instead."""
+    if local_ferretdb.backend != "postgresql":
+        with pytest.raises(LocalFerretDBError, match="sqlite backend"):
+            local_ferretdb.postgresql("SELECT 1")
+        return
+    # enough rows that reading 10 of them by index beats reading all (PostgreSQL's planner)
+    await local_db.charges.insert_many(
+        [{"_id": f"c-{i}", "invoice_id": f"inv-{i // 10}"} for i in range(5000)]
+    )
+    await local_db.charges.create_index("invoice_id")
+    query = {"invoice_id": "inv-7"}
+    before = await explain_query(local_db.charges, query)
+    assert before.filter_pushed_down
+    assert "Seq Scan" in json.dumps(before.backend_plan)
+    assert "Index" not in json.dumps(before.backend_plan)
+
+    table = local_ferretdb.postgresql(
+        "SELECT tablename FROM pg_tables "
+        f"WHERE schemaname = '{local_db.name}' AND tablename LIKE 'charges_%'"
+    )
+    local_ferretdb.postgresql(
+        f'CREATE INDEX ON "{local_db.name}"."{table}" USING gin ((_jsonb -> \'invoice_id\'));'
+        f'ANALYZE "{local_db.name}"."{table}"'
+    )
+    after = await explain_query(local_db.charges, query)
+    assert "Bitmap Index Scan" in json.dumps(after.backend_plan)
+    assert len(await local_db.charges.find(query).to_list()) == 10
+
+
+@pytest.mark.integration
 async def test_ferretdb_sorts_in_memory_whatever_the_backend(
     local_db: AsyncDatabase[Doc],
 ) -> None:
@@ -147,6 +187,19 @@ async def test_ferretdb_sorts_in_memory_whatever_the_backend(
         assert_pushed_down(plan, "sorted lookup")
     unsorted = await explain_query(local_db.charges, {"_id": "c-7"})
     assert unsorted.sort_pushed_down is None
+
+
+@pytest.mark.integration
+async def test_ferretdb_computes_only_the_first_group_accumulator_on_either_backend(
+    local_db: AsyncDatabase[Doc],
+) -> None:
+    """Why ``sum_by`` runs one aggregation per sum: the second and later ``$sum`` of a ``$group``
+    come back 0 on both backends of FerretDB v1.24 (when this fails, FerretDB was fixed)."""
+    await local_db.lines.insert_many([{"k": "a", "p": 5, "q": 7}, {"k": "a", "p": 1, "q": 2}])
+    cursor = await local_db.lines.aggregate(
+        [{"$group": {"_id": "$k", "p": {"$sum": "$p"}, "q": {"$sum": "$q"}, "n": {"$sum": 1}}}]
+    )
+    assert await cursor.to_list() == [{"_id": "a", "p": 6, "q": 0, "n": 0}]
 
 
 # MongoDB's explain shapes (MongoDB manual, "Explain Results"): the classic engine's stage tree,

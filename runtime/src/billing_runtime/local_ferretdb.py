@@ -195,12 +195,39 @@ class LocalFerretDB:
         )
         return f"postgres://ferretdb@127.0.0.1:{self._pg_port}/ferretdb"
 
-    def _run(self, command: list[str], what: str) -> None:
+    def postgresql(self, sql: str) -> str:
+        """Run ``sql`` with psql on this FerretDB's own PostgreSQL (``postgresql`` backend only),
+        behind FerretDB's back: for measurements such as an index FerretDB cannot create."""
+        if not self._pg_started:
+            msg = "no PostgreSQL: this FerretDB runs on the sqlite backend"
+            raise LocalFerretDBError(msg)
+        return self._run(
+            [
+                *_as_postgres_user(),
+                str(POSTGRES_BIN / "psql"),
+                "-h",
+                "127.0.0.1",
+                "-p",
+                str(self._pg_port),
+                "-U",
+                "ferretdb",
+                "-d",
+                "ferretdb",
+                "-v",
+                "ON_ERROR_STOP=1",
+                "-tAc",
+                sql,
+            ],
+            "psql",
+        )
+
+    def _run(self, command: list[str], what: str) -> str:
         done = subprocess.run(command, capture_output=True, check=False)
         if done.returncode != 0:
             output = (done.stdout + done.stderr).decode(errors="replace")[-2000:]
             msg = f"{what} failed ({done.returncode}): {output}"
             raise LocalFerretDBError(msg)
+        return done.stdout.decode().strip()
 
     def _wait_listening(self, port: int, what: str, log: Path) -> None:
         deadline = time.monotonic() + START_SECONDS
