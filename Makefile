@@ -71,7 +71,7 @@ bench-rating: infra-up ## Rated records/s (the service on the broker) beside a r
 	@.venv/bin/python bench/rating_bench.py --records $${RECORDS:-200000} --tiered-percent $${TIERED_PERCENT:-0}
 
 bench-db: install ## FerretDB over SQLite vs over PostgreSQL: writes, lookups, updates, aggregation, explain
-	@scripts/infra.sh build
+	@scripts/infra.sh build-ferretdb
 	@.venv/bin/python bench/db_bench.py --sizes $${SIZES:-10000,50000,200000}
 
 images: ## Build the four service images (needs a Docker engine)

@@ -31,6 +31,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import random
+import signal
 import statistics
 import time
 import uuid
@@ -301,5 +302,11 @@ async def main() -> None:
     print(table(results, sizes))
 
 
+def stop_on_sigterm(signum: int, frame: object) -> None:
+    """``kill`` ends the run like Ctrl-C, so the private FerretDB and PostgreSQL are stopped."""
+    raise SystemExit(128 + signum)
+
+
 if __name__ == "__main__":
+    signal.signal(signal.SIGTERM, stop_on_sigterm)
     asyncio.run(main())

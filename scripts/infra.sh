@@ -9,7 +9,7 @@
 # started with Debian's server binaries from BILLING_POSTGRES_BIN, default
 # /usr/lib/postgresql/15/bin; run as the `postgres` account when this script runs as root).
 #
-#   scripts/infra.sh build   fetch/build what is missing (idempotent)
+#   scripts/infra.sh build   fetch/build what is missing (idempotent; build-ferretdb: only FerretDB)
 #   scripts/infra.sh up      build, then start whatever is not running; wait until each answers
 #   scripts/infra.sh down    stop what runs
 #   scripts/infra.sh status  print what runs, one line each
@@ -250,6 +250,7 @@ status() {
 
 case "${1:-}" in
   build) build_kafka; build_ferretdb ;;
+  build-ferretdb) build_ferretdb ;;
   up)
     build_kafka; build_ferretdb
     start_kafka; start_ferretdb; start_smtp
@@ -257,5 +258,5 @@ case "${1:-}" in
     ;;
   down) stop smtp-sink; stop ferretdb; rm -f "$VAR/run/ferretdb.backend"; stop_postgres; stop kafka ;;
   status) status ;;
-  *) echo "usage: $0 build|up|down|status" >&2; exit 2 ;;
+  *) echo "usage: $0 build|build-ferretdb|up|down|status" >&2; exit 2 ;;
 esac
