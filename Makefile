@@ -7,7 +7,7 @@ export UV_LINK_MODE ?= copy
 BILLING := .venv/bin/billing
 PERIOD ?= 2024-09
 
-.PHONY: help install prereqs infra-up up down status lint test test-unit demo demo-clean bench bench-ingest bench-rating images
+.PHONY: help install prereqs infra-up up down status lint test test-unit demo demo-clean bench bench-ingest bench-rating bench-db images
 
 help: ## List the verbs
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -25,7 +25,7 @@ $(CURDIR)/var/tools/bin/uv:
 
 install: prereqs .venv/.installed ## Install the Python workspace (uv, from uv.lock)
 
-infra-up: install ## Start Kafka, FerretDB and the SMTP sink (built/fetched once, under var/)
+infra-up: install ## Start Kafka, FerretDB and the SMTP sink (built/fetched once, under var/; BILLING_FERRETDB_BACKEND=postgresql for FerretDB over PostgreSQL)
 	@scripts/infra.sh up
 
 up: infra-up ## Start the infrastructure and the four services
@@ -60,7 +60,7 @@ demo: up ## Run the whole pipeline on the bundled sample bill; show invoices and
 	@$(BILLING) demo report --period $(PERIOD)
 
 demo-clean: down ## Forget all local data (Kafka topics, database, mail); keeps downloads
-	@rm -rf var/kafka/data var/ferretdb var/mail var/demo var/log/*.log
+	@rm -rf var/kafka/data var/ferretdb var/postgres var/mail var/demo var/log/*.log
 
 bench: bench-ingest bench-rating ## All benchmarks (results appended under bench/results/)
 
@@ -69,6 +69,10 @@ bench-ingest: infra-up ## Ingest rows/s and peak RSS for 1,000,000 FOCUS rows, b
 
 bench-rating: infra-up ## Rated records/s (the service on the broker) beside a raw pass-through, and the engine alone
 	@.venv/bin/python bench/rating_bench.py --records $${RECORDS:-200000} --tiered-percent $${TIERED_PERCENT:-0}
+
+bench-db: install ## FerretDB over SQLite vs over PostgreSQL: writes, lookups, updates, aggregation, explain
+	@scripts/infra.sh build-ferretdb
+	@.venv/bin/python bench/db_bench.py --sizes $${SIZES:-10000,50000,200000}
 
 images: ## Build the four service images (needs a Docker engine)
 	@docker info >/dev/null 2>&1 || { echo "make images needs a running Docker engine (docker info failed)"; exit 1; }

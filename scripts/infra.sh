@@ -1,10 +1,15 @@
 #!/usr/bin/env bash
 # Local infrastructure without Docker: Apache Kafka (KRaft, combined broker+controller, run on the
-# JDK from jars resolved off Maven Central) and FerretDB (MongoDB wire protocol over SQLite, built
-# with Go from the module proxy), plus the SMTP sink that writes every received mail under var/mail/.
+# JDK from jars resolved off Maven Central) and FerretDB (MongoDB wire protocol, built with Go from
+# the module proxy), plus the SMTP sink that writes every received mail under var/mail/.
 # Everything lives under var/ (git-ignored). Processes are started once and reused.
 #
-#   scripts/infra.sh build   fetch/build what is missing (idempotent)
+# FerretDB's backend: BILLING_FERRETDB_BACKEND=sqlite (default; files under var/ferretdb) or
+# postgresql (a PostgreSQL 15 cluster under var/postgres on BILLING_POSTGRES_PORT, default 15432,
+# started with Debian's server binaries from BILLING_POSTGRES_BIN, default
+# /usr/lib/postgresql/15/bin; run as the `postgres` account when this script runs as root).
+#
+#   scripts/infra.sh build   fetch/build what is missing (idempotent; build-ferretdb: only FerretDB)
 #   scripts/infra.sh up      build, then start whatever is not running; wait until each answers
 #   scripts/infra.sh down    stop what runs
 #   scripts/infra.sh status  print what runs, one line each
@@ -16,12 +21,21 @@ KAFKA_PORT=${BILLING_KAFKA_PORT:-19092}
 KAFKA_CONTROLLER_PORT=${BILLING_KAFKA_CONTROLLER_PORT:-19093}
 MONGO_PORT=${BILLING_MONGO_PORT:-27117}
 SMTP_PORT=${BILLING_SMTP_PORT:-2525}
+BACKEND=${BILLING_FERRETDB_BACKEND:-sqlite}
+PG_PORT=${BILLING_POSTGRES_PORT:-15432}
+PG_BIN=${BILLING_POSTGRES_BIN:-/usr/lib/postgresql/15/bin}
+PG_DIR="$VAR/postgres"
 KAFKA_VERSION=$(sed -n 's:.*<kafka.version>\(.*\)</kafka.version>.*:\1:p' "$ROOT/infra/kafka/pom.xml")
 FERRETDB_VERSION=$(sed -n 's:^require github.com/FerretDB/FerretDB \(v[0-9.]*\).*:\1:p' "$ROOT/infra/ferretdb/go.mod")
 
 mkdir -p "$VAR/run" "$VAR/log" "$VAR/mail"
 
 die() { echo "infra: $*" >&2; exit 1; }
+
+case "$BACKEND" in
+  sqlite | postgresql) ;;
+  *) die "BILLING_FERRETDB_BACKEND must be sqlite or postgresql, not '$BACKEND'" ;;
+esac
 
 need_java() {
   command -v java >/dev/null 2>&1 || die "no Java found: install a JDK 17 or newer (Debian: apt-get install openjdk-17-jdk-headless)"
@@ -121,13 +135,75 @@ PROPS
   wait_port kafka "$KAFKA_PORT" 90
 }
 
+need_postgres() {
+  [ -x "$PG_BIN/initdb" ] && [ -x "$PG_BIN/pg_ctl" ] \
+    || die "BILLING_FERRETDB_BACKEND=postgresql needs the PostgreSQL 15 server, not found in $PG_BIN: install it (Debian: apt-get install postgresql-15) or set BILLING_POSTGRES_BIN to its bin/ folder"
+}
+
+as_pg() { # command...: PostgreSQL refuses to run as root; use the `postgres` account then
+  if [ "$(id -u)" = 0 ]; then
+    id postgres >/dev/null 2>&1 || die "running as root, PostgreSQL needs a non-root account: create the 'postgres' user (Debian's postgresql package does)"
+    runuser -u postgres -- "$@"
+  else
+    "$@"
+  fi
+}
+
+pg_pid() { head -n1 "$PG_DIR/data/postmaster.pid" 2>/dev/null; }
+
+start_postgres() {
+  need_postgres
+  if [ -f "$PG_DIR/data/postmaster.pid" ] && kill -0 "$(pg_pid)" 2>/dev/null; then
+    pg_pid > "$VAR/run/postgres.pid"; return
+  fi
+  port_open "$PG_PORT" && die "port $PG_PORT is taken by another process (set BILLING_POSTGRES_PORT)"
+  mkdir -p "$PG_DIR/socket"
+  [ "$(id -u)" = 0 ] && chown postgres: "$PG_DIR" "$PG_DIR/socket"
+  if [ ! -f "$PG_DIR/data/PG_VERSION" ]; then
+    echo "infra: creating the PostgreSQL cluster under $PG_DIR/data (once)..."
+    as_pg "$PG_BIN/initdb" -D "$PG_DIR/data" -U ferretdb --auth=trust -E UTF8 --locale=C.UTF-8 \
+      > "$VAR/log/postgres-initdb.log" 2>&1 || die "initdb failed: $VAR/log/postgres-initdb.log"
+  fi
+  as_pg "$PG_BIN/pg_ctl" -D "$PG_DIR/data" -l "$PG_DIR/postgres.log" -w -t 60 start \
+    -o "-p $PG_PORT -c listen_addresses=127.0.0.1 -k $PG_DIR/socket" > /dev/null \
+    || die "PostgreSQL did not start; its log: $PG_DIR/postgres.log"
+  pg_pid > "$VAR/run/postgres.pid"
+  as_pg "$PG_BIN/psql" -h 127.0.0.1 -p "$PG_PORT" -U ferretdb -d postgres -tAc \
+    "SELECT 1 FROM pg_database WHERE datname = 'ferretdb'" | grep -q 1 \
+    || as_pg "$PG_BIN/createdb" -h 127.0.0.1 -p "$PG_PORT" -U ferretdb ferretdb \
+    || die "could not create the database 'ferretdb'"
+}
+
+stop_postgres() {
+  [ -f "$PG_DIR/data/postmaster.pid" ] && kill -0 "$(pg_pid)" 2>/dev/null \
+    && as_pg "$PG_BIN/pg_ctl" -D "$PG_DIR/data" -m fast -w stop > /dev/null \
+    && echo "infra: stopped postgres"
+  rm -f "$VAR/run/postgres.pid"
+}
+
 start_ferretdb() {
-  running ferretdb && return
+  if running ferretdb; then
+    local was
+    was=$(cat "$VAR/run/ferretdb.backend" 2>/dev/null || echo sqlite)
+    # a running FerretDB is reused whatever its backend, unless another one is asked for
+    [ "$was" = "$BACKEND" ] || [ -z "${BILLING_FERRETDB_BACKEND:-}" ] \
+      || die "FerretDB already runs on the $was backend, not $BACKEND: 'make down' first to switch"
+    BACKEND=$was
+    return
+  fi
   port_open "$MONGO_PORT" && die "port $MONGO_PORT is taken by another process (set BILLING_MONGO_PORT)"
-  mkdir -p "$VAR/ferretdb"
-  nohup "$VAR/bin/ferretdb" --sqlite-url="file:$VAR/ferretdb/?_pragma=synchronous(normal)" \
+  local backend_args
+  if [ "$BACKEND" = postgresql ]; then
+    start_postgres
+    backend_args=(--handler=postgresql --postgresql-url="postgres://ferretdb@127.0.0.1:$PG_PORT/ferretdb")
+  else
+    mkdir -p "$VAR/ferretdb"
+    backend_args=(--handler=sqlite --sqlite-url="file:$VAR/ferretdb/?_pragma=synchronous(normal)")
+  fi
+  nohup "$VAR/bin/ferretdb" "${backend_args[@]}" \
     --listen-addr="127.0.0.1:$MONGO_PORT" --log-level=warn > "$VAR/log/ferretdb.log" 2>&1 &
   echo $! > "$VAR/run/ferretdb.pid"
+  echo "$BACKEND" > "$VAR/run/ferretdb.backend"
   wait_port ferretdb "$MONGO_PORT" 30
 }
 
@@ -159,6 +235,14 @@ status() {
   for n in kafka ferretdb smtp-sink; do
     if running "$n"; then echo "$n: running (pid $(cat "$VAR/run/$n.pid"))"; else echo "$n: stopped"; fi
   done
+  if running ferretdb; then
+    echo "ferretdb backend: $(cat "$VAR/run/ferretdb.backend" 2>/dev/null || echo sqlite)"
+  fi
+  if [ -f "$PG_DIR/data/postmaster.pid" ] && kill -0 "$(pg_pid)" 2>/dev/null; then
+    echo "postgres: running (pid $(pg_pid), 127.0.0.1:$PG_PORT, data $PG_DIR/data)"
+  elif [ "$BACKEND" = postgresql ] || [ -d "$PG_DIR/data" ]; then
+    echo "postgres: stopped"
+  fi
   echo "KAFKA_BOOTSTRAP_SERVERS=127.0.0.1:$KAFKA_PORT"
   echo "MONGODB_URL=mongodb://127.0.0.1:$MONGO_PORT/"
   echo "SMTP=127.0.0.1:$SMTP_PORT (mail written to $VAR/mail)"
@@ -166,12 +250,13 @@ status() {
 
 case "${1:-}" in
   build) build_kafka; build_ferretdb ;;
+  build-ferretdb) build_ferretdb ;;
   up)
     build_kafka; build_ferretdb
     start_kafka; start_ferretdb; start_smtp
-    echo "infra: Kafka $KAFKA_VERSION on 127.0.0.1:$KAFKA_PORT, FerretDB $FERRETDB_VERSION on 127.0.0.1:$MONGO_PORT, SMTP sink on 127.0.0.1:$SMTP_PORT"
+    echo "infra: Kafka $KAFKA_VERSION on 127.0.0.1:$KAFKA_PORT, FerretDB $FERRETDB_VERSION ($BACKEND) on 127.0.0.1:$MONGO_PORT, SMTP sink on 127.0.0.1:$SMTP_PORT"
     ;;
-  down) stop smtp-sink; stop ferretdb; stop kafka ;;
+  down) stop smtp-sink; stop ferretdb; rm -f "$VAR/run/ferretdb.backend"; stop_postgres; stop kafka ;;
   status) status ;;
-  *) echo "usage: $0 build|up|down|status" >&2; exit 2 ;;
+  *) echo "usage: $0 build|build-ferretdb|up|down|status" >&2; exit 2 ;;
 esac

@@ -9,6 +9,15 @@ need java "a JDK 17 or newer for Kafka (Debian: apt-get install openjdk-17-jdk-h
 need mvn "Maven 3 to fetch the Kafka jars (Debian: apt-get install maven)"
 need go "Go 1.22 or newer to build FerretDB (Debian: apt-get install golang, or go.dev/dl)"
 need curl "curl for the health checks (Debian: apt-get install curl)"
+PG_BIN=${BILLING_POSTGRES_BIN:-/usr/lib/postgresql/15/bin}
+if [ ! -x "$PG_BIN/initdb" ]; then
+  if [ "${BILLING_FERRETDB_BACKEND:-sqlite}" = postgresql ]; then
+    echo "missing: the PostgreSQL 15 server for BILLING_FERRETDB_BACKEND=postgresql (Debian: apt-get install postgresql-15; or set BILLING_POSTGRES_BIN)"
+    missing=1
+  else
+    echo "note: no PostgreSQL 15 server in $PG_BIN: make demo works (FerretDB over SQLite), make test's PostgreSQL-backend tests need it (Debian: apt-get install postgresql-15)"
+  fi
+fi
 command -v kubectl >/dev/null 2>&1 \
   || echo "note: no kubectl: make demo works, make test's manifest tests need it (its built-in kustomize)"
 if ! ldconfig -p 2>/dev/null | grep -q 'libpango-1.0'; then

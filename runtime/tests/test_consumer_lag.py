@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.structs import OffsetAndMetadata
 
+from billing_runtime import lag
 from billing_runtime.kafka import ensure_topics
 from billing_runtime.lag import UnknownTopicError, consumer_lag
 from billing_runtime.testing import produce
@@ -40,3 +42,25 @@ async def test_lag_counts_every_uncommitted_message_on_every_partition(
 async def test_an_unknown_topic_is_an_error_not_zero_lag(infra: Infra, namespace: str) -> None:
     with pytest.raises(UnknownTopicError, match="cannot be described"):
         await consumer_lag(infra.kafka_bootstrap_servers, "g", [f"{namespace}.missing"])
+
+
+async def test_waiting_keeps_one_admin_client_for_the_whole_wait(
+    infra: Infra, namespace: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``billing wait`` used to open a new admin client (and consumer) on every poll."""
+    topic, group = f"{namespace}.idle", f"{namespace}.group"
+    await ensure_topics(infra.kafka_bootstrap_servers, [topic], partitions=2)
+    started: list[str] = []
+
+    class CountingAdmin(AIOKafkaAdminClient):  # type: ignore[misc]  # aiokafka is untyped
+        async def start(self) -> None:
+            started.append("admin")
+            await super().start()
+
+    monkeypatch.setattr(lag, "AIOKafkaAdminClient", CountingAdmin)
+    monkeypatch.setattr(lag, "POLL_SECONDS", 0.1, raising=False)
+    lags = await lag.wait_for_no_lag(
+        infra.kafka_bootstrap_servers, [(group, [topic])], within_seconds=10, settle=0.5
+    )
+    assert lags == {group: 0}
+    assert started == ["admin"]

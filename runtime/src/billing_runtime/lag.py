@@ -12,6 +12,7 @@ from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import KafkaError
 
 COORDINATOR_ATTEMPTS = 60
+POLL_SECONDS = 0.5
 
 
 class UnknownTopicError(LookupError):
@@ -57,25 +58,51 @@ async def _committed_offsets(
     raise AssertionError  # unreachable: the loop returns or raises
 
 
-async def consumer_lag(bootstrap_servers: str, group: str, topics: Sequence[str]) -> int:
-    """Messages on ``topics`` that ``group`` has not committed (all partitions)."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers, client_id="billing-lag")
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap_servers, client_id="billing-lag")
-    await admin.start()
-    await consumer.start()
-    try:
-        partitions = await topic_partitions(admin, topics)
-        ends = await consumer.end_offsets(partitions)
-        committed = await _committed_offsets(admin, group, partitions)
+class LagProbe:
+    """One admin client and one consumer, opened once and reused for every lag reading (a
+    waiting loop that opened new clients on each poll paid their connections and metadata
+    requests every half second)."""
+
+    def __init__(self, bootstrap_servers: str) -> None:
+        self._admin = AIOKafkaAdminClient(
+            bootstrap_servers=bootstrap_servers, client_id="billing-lag"
+        )
+        self._consumer = AIOKafkaConsumer(
+            bootstrap_servers=bootstrap_servers, client_id="billing-lag"
+        )
+
+    async def __aenter__(self) -> LagProbe:
+        await self._admin.start()
+        try:
+            await self._consumer.start()
+        except BaseException:
+            await self._admin.close()
+            raise
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        try:
+            await self._consumer.stop()
+        finally:
+            await self._admin.close()
+
+    async def lag(self, group: str, topics: Sequence[str]) -> int:
+        """Messages on ``topics`` that ``group`` has not committed (all partitions)."""
+        partitions = await topic_partitions(self._admin, topics)
+        ends = await self._consumer.end_offsets(partitions)
+        committed = await _committed_offsets(self._admin, group, partitions)
         lag = 0
         for tp, end in ends.items():
             meta = committed.get(tp)
             done = meta.offset if meta is not None and meta.offset >= 0 else 0
             lag += max(0, end - done)
         return lag
-    finally:
-        await consumer.stop()
-        await admin.close()
+
+
+async def consumer_lag(bootstrap_servers: str, group: str, topics: Sequence[str]) -> int:
+    """Messages on ``topics`` that ``group`` has not committed (all partitions), read once."""
+    async with LagProbe(bootstrap_servers) as probe:
+        return await probe.lag(group, topics)
 
 
 async def wait_for_no_lag(
@@ -89,19 +116,21 @@ async def wait_for_no_lag(
 
     Lag must stay at zero for ``settle`` seconds across all groups, since one group's output is
     the next group's input. Raises ``TimeoutError`` with the lags after ``within_seconds``.
+    One admin client and one consumer serve the whole wait.
     """
     deadline = time.monotonic() + within_seconds
     zero_since: float | None = None
-    while True:
-        lags = {g: await consumer_lag(bootstrap_servers, g, t) for g, t in groups}
-        now = time.monotonic()
-        if all(v == 0 for v in lags.values()):
-            zero_since = zero_since or now
-            if now - zero_since >= settle:
-                return lags
-        else:
-            zero_since = None
-        if now > deadline:
-            msg = f"consumers still lagging after {within_seconds:.0f} s: {lags}"
-            raise TimeoutError(msg)
-        await asyncio.sleep(0.5)
+    async with LagProbe(bootstrap_servers) as probe:
+        while True:
+            lags = {g: await probe.lag(g, t) for g, t in groups}
+            now = time.monotonic()
+            if all(v == 0 for v in lags.values()):
+                zero_since = zero_since or now
+                if now - zero_since >= settle:
+                    return lags
+            else:
+                zero_since = None
+            if now > deadline:
+                msg = f"consumers still lagging after {within_seconds:.0f} s: {lags}"
+                raise TimeoutError(msg)
+            await asyncio.sleep(POLL_SECONDS)
