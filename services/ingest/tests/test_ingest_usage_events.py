@@ -378,7 +378,9 @@ async def test_a_body_without_content_length_is_cut_at_the_byte_cap_before_parsi
             headers={"Authorization": f"Bearer {REGION_1}"},
         )
         assert answer.status_code == 413
-        assert answer.json()["detail"] == "the body exceeds at most 4096 bytes per request"
+        assert answer.json()["detail"] == (
+            "the body is over 4096 bytes; at most 4096 bytes per request"
+        )
         assert calls == []
         # a body under the cap, streamed the same way, is taken
         small = await client.post(

@@ -111,7 +111,8 @@ def usage_events_api(
             size += len(chunk)
             if size > max_bytes:  # no or a false Content-Length: the bytes read decide
                 raise HTTPException(
-                    status.HTTP_413_CONTENT_TOO_LARGE, f"the body exceeds {too_large}"
+                    status.HTTP_413_CONTENT_TOO_LARGE,
+                    f"the body is over {max_bytes} bytes; {too_large}",
                 )
             chunks.append(chunk)
         return b"".join(chunks)
