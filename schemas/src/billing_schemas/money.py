@@ -42,6 +42,10 @@ class MoneyError(ValueError):
     """An amount or currency that cannot be money."""
 
 
+class AmountOutOfBoundsError(MoneyError):
+    """A number, but outside the bounds of money on the wire (the message names which)."""
+
+
 MAX_SIGNIFICANT_DIGITS = 40
 """Digits an amount on the wire may carry (computed amounts have 28, provider bills ~20)."""
 
@@ -79,22 +83,22 @@ def check_bounds(value: Decimal, shown: str | None = None) -> Decimal:
             f"too many digits: amount {what} has {len(digits)} significant digits, "
             f"at most {MAX_SIGNIFICANT_DIGITS} (docs/money.md)"
         )
-        raise MoneyError(msg)
+        raise AmountOutOfBoundsError(msg)
     if value and value.adjusted() >= MAX_MAGNITUDE_EXPONENT:
         msg = (
             f"amount too large: {what} is not below 10^{MAX_MAGNITUDE_EXPONENT} "
             "in magnitude (docs/money.md)"
         )
-        raise MoneyError(msg)
+        raise AmountOutOfBoundsError(msg)
     if exponent >= MAX_MAGNITUDE_EXPONENT:  # a zero such as 0E+999999999
         msg = f"amount too large: {what} has an exponent of {exponent} (docs/money.md)"
-        raise MoneyError(msg)
+        raise AmountOutOfBoundsError(msg)
     if exponent < -MAX_DECIMAL_PLACES:
         msg = (
             f"too many decimal places: amount {what} has its last digit at 10^{exponent}, "
             f"at most {MAX_DECIMAL_PLACES} decimal places (docs/money.md)"
         )
-        raise MoneyError(msg)
+        raise AmountOutOfBoundsError(msg)
     return value
 
 
@@ -113,7 +117,7 @@ def parse_decimal(value: object) -> Decimal:
                 f"amount too large: an integer of {value.bit_length()} bits is not below "
                 f"10^{MAX_MAGNITUDE_EXPONENT} in magnitude (docs/money.md)"
             )
-            raise MoneyError(msg)
+            raise AmountOutOfBoundsError(msg)
         result = Decimal(value)
     elif isinstance(value, str):
         text = value.strip()
@@ -122,7 +126,7 @@ def parse_decimal(value: object) -> Decimal:
                 f"too many digits: amount {_shown(value)} is longer than {MAX_AMOUNT_TEXT} "
                 "characters (docs/money.md)"
             )
-            raise MoneyError(msg)
+            raise AmountOutOfBoundsError(msg)
         try:
             result = Decimal(text)
         except InvalidOperation:
