@@ -198,7 +198,7 @@ async def test_amounts_beyond_the_bounds_of_money_are_rejected_per_row_on_both_p
     assert fast_result.summary == reference_result.summary
     assert _published(fast) == _published(reference)
     rejected = {e.data.row: e.data.reason for _, e in fast.rejected_events}
-    assert sorted(rejected) == [3, 4, 5]
+    assert set(rejected) == {3, 4, 5}
     assert rejected[3].startswith("BilledCost: amount too large:")
     assert rejected[4].startswith("BilledCost: too many digits:")
     assert rejected[5].startswith("BilledCost: amount too large:")
