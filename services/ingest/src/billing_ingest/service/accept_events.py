@@ -113,20 +113,21 @@ def _judge(
     if len(raw) > MAX_EVENT_BYTES:
         reason = f"event too large: {len(raw)} bytes, at most {MAX_EVENT_BYTES}"
         return EventResult(index, "rejected", reason=reason)
+    event: UsageSubmitted | None = None
     try:
         event = UsageSubmitted.model_validate_json(raw)
-    except ValidationError as exc:
-        return _invalid(index, raw, exc)
-    try:
         if scope is not None and (refused := scope.refusal(event)) is not None:
             field, reason = refused
             return EventResult(
                 index, "rejected", event.id, event.source, field=field, reason=reason
             )
         return event, submitted_to_record(event), fingerprint(event)
+    except ValidationError as exc:
+        return _invalid(index, raw, exc)
     except Exception as exc:  # noqa: BLE001 - a failure of this event's own rejects it alone
         reason = f"could not be processed: {type(exc).__name__}: {str(exc)[:500]}"
-        return EventResult(index, "rejected", event.id, event.source, reason=reason)
+        event_id, source = (event.id, event.source) if event is not None else (None, None)
+        return EventResult(index, "rejected", event_id, source, reason=reason)
 
 
 async def accept_usage_events(
