@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Runs the four services as background processes of the local stack (logs in var/log/,
 # pid files in var/run/). Settings come from the environment (BILLING_<SERVICE>_*); the
-# defaults point at the local infrastructure of scripts/infra.sh.
+# defaults point at the local infrastructure of scripts/infra.sh. This is local development:
+# unless API tokens are given, ingest takes usage events without a token
+# (BILLING_INGEST_ALLOW_ANONYMOUS=true; elsewhere it refuses to start without tokens).
 #
 #   scripts/services.sh up [NAME...]      start (the ones not running) and wait until healthy
 #   scripts/services.sh down [NAME...]    stop gracefully (SIGTERM)
@@ -39,6 +41,9 @@ wait_healthy() { # name
 start() { # name
   running "$1" && return 0
   [ -x "$PY" ] || die "the Python environment is missing: run 'make install' first"
+  if [ "$1" = ingest ] && [ -z "${BILLING_INGEST_API_TOKENS:-}${BILLING_INGEST_API_TOKENS_FILE:-}" ]; then
+    export BILLING_INGEST_ALLOW_ANONYMOUS="${BILLING_INGEST_ALLOW_ANONYMOUS:-true}"
+  fi
   nohup "$PY" -m "billing_$1" >> "$VAR/log/$1.log" 2>&1 &
   echo $! > "$(pidfile "$1")"
 }

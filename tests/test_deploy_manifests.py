@@ -5,6 +5,7 @@ A renamed topic, a changed partition count, consumer group, port or setting fail
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
 import subprocess
@@ -202,3 +203,49 @@ def test_overdue_invoices_are_flagged_daily_by_a_command_the_image_has(
     assert policy["spec"]["podSelector"]["matchLabels"].items() <= labels.items()
     service = of_kind(manifests, "Service")["billing-invoicing"]
     assert not service["spec"]["selector"].items() <= labels.items()
+
+
+def test_ingest_admits_only_the_configured_callers(manifests: list[dict[str, Any]]) -> None:
+    policy = of_kind(manifests, "NetworkPolicy")["billing-ingest"]
+    rules = policy["spec"]["ingress"]
+    assert rules
+    for rule in rules:
+        assert rule.get("from"), "an ingress rule without 'from' admits every pod"
+        for peer in rule["from"]:
+            selectors = [peer.get("podSelector"), peer.get("namespaceSelector")]
+            present = [s for s in selectors if s is not None]
+            assert present
+            # an empty selector matches everything: every peer names labels it wants
+            assert all(s.get("matchLabels") or s.get("matchExpressions") for s in present), peer
+    callers = [peer for rule in rules for peer in rule["from"]]
+    assert {"podSelector": {"matchLabels": {"billing.example.com/usage-source": "true"}}} in callers
+
+
+def test_ingest_takes_its_api_tokens_from_a_secret_and_never_runs_anonymous(
+    manifests: list[dict[str, Any]],
+) -> None:
+    pod = of_kind(manifests, "Deployment")["billing-ingest"]["spec"]["template"]["spec"]
+    [container] = pod["containers"]
+    env = {v["name"]: v.get("value") for v in container["env"]}
+    assert "BILLING_INGEST_ALLOW_ANONYMOUS" not in env
+    path = Path(env["BILLING_INGEST_API_TOKENS_FILE"])
+    [mount] = [m for m in container["volumeMounts"] if m["mountPath"] == str(path.parent)]
+    [volume] = [v for v in pod["volumes"] if v["name"] == mount["name"]]
+    secret = volume["secret"]["secretName"]
+    assert secret.startswith("billing-ingest-api-tokens")
+    generated = of_kind(manifests, "Secret")
+    if secret in generated:  # the dev overlay: its well-known tokens must parse
+        import base64
+
+        tokens = json.loads(base64.b64decode(generated[secret]["data"][path.name]))
+        assert IngestSettings(api_tokens=tokens).usage_api_scopes()
+
+
+def test_compose_gives_ingest_a_token_rather_than_anonymous_access() -> None:
+    compose = yaml.safe_load((ROOT / "deploy" / "compose" / "compose.yaml").read_text())
+    environment = compose["services"]["ingest"]["environment"]
+    assert "BILLING_INGEST_ALLOW_ANONYMOUS" not in environment
+    settings = IngestSettings.model_validate(
+        {"api_tokens": json.loads(environment["BILLING_INGEST_API_TOKENS"])}
+    )
+    assert settings.usage_api_scopes()

@@ -18,6 +18,7 @@ from billing_schemas.money import (
     MoneyError,
     WireDecimal,
     allocate_rounded,
+    format_amount,
     from_fixed_units,
     minor_units,
     round_to_minor,
@@ -69,6 +70,77 @@ def test_minor_units_follow_iso_4217() -> None:
         3,
         2,
     )
+
+
+@pytest.mark.parametrize("currency", ["IQD", "RSD", "ALL", "AFN", "LAK", "MGA", "IRR", "LBP"])
+def test_minor_units_are_iso_4217_exponents_where_cldr_differs(currency: str) -> None:
+    iso = {"IQD": 3, "RSD": 2, "ALL": 2, "AFN": 2, "LAK": 2, "MGA": 2, "IRR": 2, "LBP": 2}
+    assert minor_units(currency) == iso[currency]
+    step = Decimal(1).scaleb(-iso[currency])
+    assert round_to_minor(Decimal("1234.56789"), currency) == Decimal("1234.56789").quantize(
+        step, rounding="ROUND_HALF_UP"
+    )
+
+
+def test_the_common_currencies_keep_their_minor_units_and_rounding() -> None:
+    expected = {
+        "USD": 2, "EUR": 2, "GBP": 2, "CHF": 2, "JPY": 0, "KRW": 0, "CLP": 0, "VND": 0,
+        "BHD": 3, "KWD": 3, "TND": 3, "IDR": 2, "INR": 2, "HUF": 2, "ISK": 0, "XAF": 0,
+    }  # fmt: skip
+    assert {code: minor_units(code) for code in expected} == expected
+    assert round_to_minor(Decimal("1234.5"), "JPY") == Decimal("1235")
+
+
+def test_owed_amounts_print_with_the_iso_minor_units() -> None:
+    assert format_amount(Decimal("1234.5678"), "IQD", "en").endswith("1,234.568")
+    assert format_amount(Decimal("1234.5678"), "RSD", "en").endswith("1,234.57")
+    assert format_amount(Decimal("1234.5"), "JPY", "en") == "\xa51,235"
+    assert format_amount(Decimal("-59.5"), "EUR", "de") == "-59,50\xa0\u20ac"
+
+
+@pytest.mark.parametrize(
+    ("hostile", "reason"),
+    [
+        ("1E+999999999999999999", "amount too large"),
+        ("1E+100000000", "amount too large"),
+        ("9E+300000", "amount too large"),
+        ("1E+24", "amount too large"),
+        ("0E+999999999", "amount too large"),
+        ("1E-999999999999999999", "too many decimal places"),
+        ("0E-100000000", "too many decimal places"),
+        ("1" * 41, "too many digits"),
+        ("1" * 10_000_000, "too many digits"),
+        (10**100_000, "amount too large"),
+    ],
+    ids=lambda v: v[:24] if isinstance(v, str) else "a-huge-int",
+)
+def test_money_on_the_wire_is_bounded_and_refused_with_a_named_reason(
+    hostile: object, reason: str
+) -> None:
+    with pytest.raises(ValidationError, match=reason) as refused:
+        _Line.model_validate({"amount": hostile, "currency": "USD"})
+    assert len(str(refused.value)) < 1000  # the error does not echo a megabyte amount
+    if isinstance(hostile, str):
+        with pytest.raises(ValidationError, match=reason):
+            _Line.model_validate_json(json.dumps({"amount": hostile, "currency": "USD"}))
+
+
+@pytest.mark.parametrize(
+    "real",
+    [
+        "99999999999999999999999.99",  # just under 10^24
+        "-123456789012345678.123456789",
+        "0.00001605990",
+        "1.041666666666666666666666667E-18",  # 28 digits, after a currency conversion
+        "1E-60",
+        "0E-60",
+        "1" * 24,
+    ],
+)
+def test_the_bounds_hold_any_real_amount(real: str) -> None:
+    line = _Line.model_validate_json(json.dumps({"amount": real, "currency": "IRR"}))
+    assert line.amount == Decimal(real)
+    assert Decimal(json.loads(line.model_dump_json())["amount"]) == Decimal(real)
 
 
 @given(amounts)

@@ -11,7 +11,13 @@ Rules (also in docs/money.md):
   most 0.5 nano a line and a million lines stay within 0.0005 of a unit, far under one cent.
   int64 holds 9.2e9 major units in nanos, beyond any single invoice.
 * Amounts shown to people and owed by them are rounded once, to the currency's ISO 4217 minor
-  units (USD 2, JPY 0, BHD 3), half-up ("commercial rounding").
+  units (USD 2, JPY 0, BHD 3, IQD 3), half-up ("commercial rounding"). The exponents come from
+  ISO 4217's own list (the ``iso4217`` package), not from CLDR, which differs for a few
+  currencies (IQD, RSD, ALL, AFN, LAK, MGA, IRR, LBP...).
+* Money on the wire is bounded: at most :data:`MAX_SIGNIFICANT_DIGITS` significant digits,
+  a magnitude under 10**:data:`MAX_MAGNITUDE_EXPONENT` and at most :data:`MAX_DECIMAL_PLACES`
+  decimal places. Anything else is refused with a named reason before it is written out as
+  text (``1E+999999999999999999`` would otherwise be a string no memory holds).
 """
 
 from __future__ import annotations
@@ -22,6 +28,7 @@ from functools import cache
 from typing import Annotated
 
 from babel.numbers import get_currency_precision, list_currencies
+from iso4217 import Currency as Iso4217Currency
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, PlainSerializer
 
 FIXED_UNIT_EXPONENT = 9
@@ -35,28 +42,103 @@ class MoneyError(ValueError):
     """An amount or currency that cannot be money."""
 
 
+class AmountOutOfBoundsError(MoneyError):
+    """A number, but outside the bounds of money on the wire (the message names which)."""
+
+
+MAX_SIGNIFICANT_DIGITS = 40
+"""Digits an amount on the wire may carry (computed amounts have 28, provider bills ~20)."""
+
+MAX_MAGNITUDE_EXPONENT = 24
+"""Amounts on the wire are below 10**24 in magnitude: the world's yearly product in the
+currency with the most units to the dollar is about 10**20."""
+
+MAX_DECIMAL_PLACES = 60
+"""The smallest digit an amount on the wire may have is 10**-60 (rates and unit prices go to
+about 10**-40 after currency conversion at 28 significant digits)."""
+
+MAX_AMOUNT_TEXT = 128
+"""Characters a decimal string may have before it is even parsed."""
+
+
+def _shown(value: object) -> str:
+    """The value for an error message, cut short: a refused amount may be megabytes long."""
+    text = repr(value)
+    return text if len(text) <= 40 else f"{text[:32]}...({len(text)} characters)"
+
+
+def check_bounds(value: Decimal, shown: str | None = None) -> Decimal:
+    """Refuse a finite amount outside the bounds of money on the wire (docs/money.md).
+
+    The reason is named first in the message: ``amount too large``, ``too many digits`` or
+    ``too many decimal places``.
+    """
+    _, digits, exponent = value.as_tuple()
+    what = shown or _shown(value)
+    if not isinstance(exponent, int):  # NaN or infinity
+        msg = f"amount {what} is not a finite number"
+        raise MoneyError(msg)
+    if len(digits) > MAX_SIGNIFICANT_DIGITS:
+        msg = (
+            f"too many digits: amount {what} has {len(digits)} significant digits, "
+            f"at most {MAX_SIGNIFICANT_DIGITS} (docs/money.md)"
+        )
+        raise AmountOutOfBoundsError(msg)
+    if value and value.adjusted() >= MAX_MAGNITUDE_EXPONENT:
+        msg = (
+            f"amount too large: {what} is not below 10^{MAX_MAGNITUDE_EXPONENT} "
+            "in magnitude (docs/money.md)"
+        )
+        raise AmountOutOfBoundsError(msg)
+    if exponent >= MAX_MAGNITUDE_EXPONENT:  # a zero such as 0E+999999999
+        msg = f"amount too large: {what} has an exponent of {exponent} (docs/money.md)"
+        raise AmountOutOfBoundsError(msg)
+    if exponent < -MAX_DECIMAL_PLACES:
+        msg = (
+            f"too many decimal places: amount {what} has its last digit at 10^{exponent}, "
+            f"at most {MAX_DECIMAL_PLACES} decimal places (docs/money.md)"
+        )
+        raise AmountOutOfBoundsError(msg)
+    return value
+
+
 def parse_decimal(value: object) -> Decimal:
-    """Parse an amount from a decimal string, int or Decimal; refuse floats, NaN and infinity."""
+    """Parse an amount from a decimal string, int or Decimal; refuse floats, NaN, infinity and
+    amounts outside the bounds of money on the wire (:func:`check_bounds`)."""
     if isinstance(value, (bool, float)):
         msg = f"amount {value!r} is a {type(value).__name__}: send money as a decimal string"
         raise MoneyError(msg)
     if isinstance(value, Decimal):
         result = value
     elif isinstance(value, int):
+        # bit_length is O(1): a huge int is refused before it is converted
+        if value.bit_length() > MAX_SIGNIFICANT_DIGITS * 4:
+            msg = (
+                f"amount too large: an integer of {value.bit_length()} bits is not below "
+                f"10^{MAX_MAGNITUDE_EXPONENT} in magnitude (docs/money.md)"
+            )
+            raise AmountOutOfBoundsError(msg)
         result = Decimal(value)
     elif isinstance(value, str):
+        text = value.strip()
+        if len(text) > MAX_AMOUNT_TEXT:
+            msg = (
+                f"too many digits: amount {_shown(value)} is longer than {MAX_AMOUNT_TEXT} "
+                "characters (docs/money.md)"
+            )
+            raise AmountOutOfBoundsError(msg)
         try:
-            result = Decimal(value.strip())
+            result = Decimal(text)
         except InvalidOperation:
-            msg = f"amount {value!r} is not a decimal number"
+            msg = f"amount {_shown(value)} is not a decimal number"
             raise MoneyError(msg) from None
     else:
-        msg = f"amount {value!r} of type {type(value).__name__} is not a decimal number"
+        msg = f"amount {_shown(value)} of type {type(value).__name__} is not a decimal number"
         raise MoneyError(msg)
     if not result.is_finite():
-        msg = f"amount {value!r} is not a finite number"
+        msg = f"amount {_shown(value)} is not a finite number"
         raise MoneyError(msg)
-    return result
+    return check_bounds(result, _shown(value))
 
 
 def _format_decimal(value: Decimal) -> str:
@@ -72,17 +154,28 @@ WireDecimal = Annotated[
 
 
 @cache
-def _known_currencies() -> frozenset[str]:
-    return frozenset(list_currencies())
+def _minor_units_table() -> dict[str, int]:
+    """Minor units of every accepted currency code: the one table amounts owed are rounded by.
+
+    ISO 4217's own exponents (its current list, "List One", as published by the ISO 4217
+    maintenance agency and packaged by ``iso4217``) wherever ISO gives one. CLDR (Babel) only
+    for the codes ISO no longer lists (withdrawn currencies such as BGN or HRK, which old data
+    may still carry) and those for which ISO says no minor unit applies (XAU, XDR...).
+    """
+    table = {code: int(get_currency_precision(code)) for code in list_currencies()}
+    for currency in Iso4217Currency:
+        if currency.exponent is not None:
+            table[currency.code] = currency.exponent
+    return table
 
 
 def known_currency_codes() -> frozenset[str]:
     """Every ISO 4217 code :data:`CurrencyCode` accepts."""
-    return _known_currencies()
+    return frozenset(_minor_units_table())
 
 
 def _check_currency(code: str) -> str:
-    if code not in _known_currencies():
+    if code not in _minor_units_table():
         msg = f"{code!r} is not an ISO 4217 currency code"
         raise MoneyError(msg)
     return code
@@ -93,8 +186,9 @@ CurrencyCode = Annotated[str, AfterValidator(_check_currency)]
 
 
 def minor_units(currency: str) -> int:
-    """Number of decimals of the currency's minor unit (ISO 4217): USD 2, JPY 0, BHD 3."""
-    return int(get_currency_precision(_check_currency(currency)))
+    """Number of decimals of the currency's minor unit, ISO 4217's exponent: USD 2, JPY 0,
+    BHD 3, IQD 3, RSD 2 (see :func:`_minor_units_table` for where each comes from)."""
+    return _minor_units_table()[_check_currency(currency)]
 
 
 def to_fixed_units(amount: Decimal) -> int:
@@ -160,7 +254,25 @@ class Money(BaseModel):
 
 
 def format_amount(amount: Decimal, currency: str, locale: str = "en") -> str:
-    """Format an owed amount for people, rounded to minor units, in the given locale."""
+    """Format an owed amount for people, rounded to minor units, in the given locale.
+
+    The locale's currency pattern with the currency's ISO 4217 minor units (Babel would use
+    CLDR's, which differ for IQD, RSD...), so the printed amount is the amount owed.
+    """
+    import copy
+
+    from babel import Locale
     from babel.numbers import format_currency
 
-    return str(format_currency(round_to_minor(amount, currency), currency, locale=locale))
+    digits = minor_units(currency)
+    pattern = copy.copy(Locale.parse(locale).currency_formats["standard"])
+    pattern.frac_prec = (digits, digits)
+    return str(
+        format_currency(
+            round_to_minor(amount, currency),
+            currency,
+            format=pattern,
+            locale=locale,
+            currency_digits=False,
+        )
+    )

@@ -173,3 +173,35 @@ async def test_rows_after_a_malformed_row_keep_their_numbers(tmp_path: Path) -> 
         7,
     ]
     assert sorted(e.data.row or 0 for _, e in publisher.rejected_events) == [4, 6]
+
+
+async def test_amounts_beyond_the_bounds_of_money_are_rejected_per_row_on_both_paths(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def row(cost: str) -> str:
+        return (
+            f"{cost},111,USD,2024-09-01 00:00:00,Usage,,2024-09-02 00:00:00,"
+            "2024-09-02 01:00:00,AWS,EC2,A1,x,1,,,,"
+        )
+
+    rows = [
+        row("1.50"),
+        row("9" * 30),  # canonical, but 10^30: went onto the wire as is before
+        row("1" + "0" * 200_000),  # 200 kB of digits in one cell
+        row("1E+999999999999999999"),
+        row("0.000000000000000000001"),  # canonical with 21 decimals: the row path, accepted
+        row("2.50"),
+    ]
+    path = tmp_path / "hostile.csv"
+    path.write_text(HEADER + "\n".join(rows) + "\n", encoding="utf-8")
+    fast, reference, fast_result, reference_result = await _load_both(path, monkeypatch)
+    assert fast_result.summary == reference_result.summary
+    assert _published(fast) == _published(reference)
+    rejected = {e.data.row: e.data.reason for _, e in fast.rejected_events}
+    assert set(rejected) == {3, 4, 5}
+    assert rejected[3].startswith("BilledCost: amount too large:")
+    assert rejected[4].startswith("BilledCost: too many digits:")
+    assert rejected[5].startswith("BilledCost: amount too large:")
+    assert all(len(reason) < 300 for reason in rejected.values())
+    costs = sorted(r["billed_cost"] for r in _published(fast).values())
+    assert costs == ["0.000000000000000000001", "1.50", "2.50"]

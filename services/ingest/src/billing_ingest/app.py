@@ -6,6 +6,7 @@ from faststream.asgi import AsgiFastStream
 
 from billing_ingest.adapters.publisher import KafkaUsagePublisher
 from billing_ingest.adapters.submitted_events import MongoSubmittedEvents
+from billing_ingest.domain.access import SourceScope
 from billing_ingest.entrypoints.consumers import register
 from billing_ingest.entrypoints.http import usage_events_api
 from billing_ingest.service.accept_events import EventResult, accept_usage_events
@@ -24,17 +25,23 @@ def build(settings: IngestSettings) -> Runtime:
 
 def create_app(settings: IngestSettings | None = None) -> AsgiFastStream:
     """The ingest service as an ASGI app (consumers, the usage-events API, /health, /live,
-    /metrics)."""
+    /metrics). Refuses to start (:class:`TokenConfigError`) without a token for the API unless
+    anonymous use is allowed explicitly."""
     settings = settings or IngestSettings()
+    tokens = settings.usage_api_scopes()
     runtime = build(settings)
     publisher = KafkaUsagePublisher(runtime.publisher, settings.topic_namespace)
 
-    async def accept(raw_events: list[bytes]) -> list[EventResult]:
+    async def accept(raw_events: list[bytes], scope: SourceScope | None) -> list[EventResult]:
         store = MongoSubmittedEvents(runtime.db)
-        return await accept_usage_events(raw_events, store=store, publisher=publisher)
+        return await accept_usage_events(raw_events, store=store, publisher=publisher, scope=scope)
 
     api = usage_events_api(
-        accept, api_token=settings.api_token, max_events=settings.max_events_per_request
+        accept,
+        tokens=tokens,
+        allow_anonymous=settings.allow_anonymous,
+        max_events=settings.max_events_per_request,
+        max_bytes=settings.max_request_bytes,
     )
     paths = ("/v1/usage-events", "/v1/docs", "/v1/openapi.json")
     return asgi_app(runtime, extra_routes=[(path, api) for path in paths])

@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 
 from billing_schemas.events import LineType, SourceRef, UsageRecord
-from billing_schemas.money import MoneyError, minor_units, parse_decimal
+from billing_schemas.money import AmountOutOfBoundsError, MoneyError, minor_units, parse_decimal
 
 Row = dict[str, str | None]
 
@@ -91,8 +91,11 @@ def amount(row: Row, column: str, *, is_required: bool) -> Decimal | None:
         return None
     try:
         return parse_decimal(value)
+    except AmountOutOfBoundsError as exc:  # a number, but beyond the bounds of money
+        raise RowRejected(column, f"{column}: {exc}") from None
     except MoneyError:
-        raise RowRejected(column, f"{column} {value!r} is not a decimal number") from None
+        shown = value if len(value) <= 40 else f"{value[:32]}..."
+        raise RowRejected(column, f"{column} {shown!r} is not a decimal number") from None
 
 
 def not_negative(value: Decimal | None, column: str, where: str = "") -> None:

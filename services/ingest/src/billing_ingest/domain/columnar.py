@@ -37,8 +37,10 @@ def text(value: str | None) -> pa.Scalar:
 FALSE = pa.scalar(False)  # noqa: FBT003 - a constant, not a flag
 TRUE = pa.scalar(True)  # noqa: FBT003
 
-_CANONICAL_DECIMAL = r"^-?(0|[1-9][0-9]*)(\.[0-9]+)?$"
-"""The form ``format(Decimal(x), 'f')`` gives back unchanged: the cell can go on the wire as is."""
+_CANONICAL_DECIMAL = r"^-?(0|[1-9][0-9]{0,23})(\.[0-9]{1,16})?$"
+"""The form ``format(Decimal(x), 'f')`` gives back unchanged, within the bounds of money on the
+wire (below 10^24, at most 40 digits; docs/money.md): the cell can go on the wire as is. Any
+other cell goes the row path, where :func:`~billing_schemas.money.parse_decimal` judges it."""
 _PLAIN_TIMESTAMP = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}([T ][0-9]{2}:[0-9]{2}:[0-9]{2})?(Z|\+00:00)?$"
 """UTC (or zone-less) to the second: what the exports write; other forms go the row path."""
 _ISO = "%Y-%m-%dT%H:%M:%SZ"

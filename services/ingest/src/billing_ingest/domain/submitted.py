@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+from datetime import UTC
 
 from billing_schemas.events import ChargeCategory, LineType, UsageRecord, UsageSubmitted
 
@@ -13,9 +14,14 @@ def submitted_record_id(event: UsageSubmitted) -> str:
 
 
 def submitted_to_record(event: UsageSubmitted) -> UsageRecord:
-    """Normalize an upstream usage event; its cost is the billed cost, on demand."""
+    """Normalize an upstream usage event; its cost is the billed cost, on demand.
+
+    Times are converted to UTC, as bill files' are: the billing period, and through it the
+    price-list version and the FX rate rating picks, follow the UTC time, so
+    ``2024-09-30T22:00-05:00`` is usage of October (UTC 2024-10-01T03:00).
+    """
     data = event.data
-    start = data.charge_period_start
+    start = data.charge_period_start.astimezone(UTC)
     return UsageRecord(
         record_id=submitted_record_id(event),
         provider=data.provider,
@@ -23,7 +29,7 @@ def submitted_to_record(event: UsageSubmitted) -> UsageRecord:
         sub_account_id=data.sub_account_id,
         billing_period=f"{start.year:04d}-{start.month:02d}",
         charge_period_start=start,
-        charge_period_end=data.charge_period_end,
+        charge_period_end=data.charge_period_end.astimezone(UTC),
         charge_category=ChargeCategory.USAGE,
         line_type=LineType.ON_DEMAND,
         service_name=data.service_name,

@@ -62,9 +62,12 @@ def register(runtime: Runtime, settings: IngestSettings) -> None:
             store=MongoSubmittedEvents(runtime.db),
             publisher=publisher,
         )
-        # invalid events also go to the dead-letter topic, with their original bytes
+        # events rejected for a reason of their own (invalid, out of bounds, too large, failing
+        # to normalize) also go to the dead-letter topic, with their original bytes and the
+        # reason; the rest of the batch goes on. Events on this topic are not token-scoped:
+        # the broker's ACLs decide who may produce to it (docs/operations.md).
         failed = [
-            Failed(records[r.index], f"UsageSubmitted validation failed: {r.reason}")
+            Failed(records[r.index], f"UsageSubmitted rejected: {r.reason}")
             for r in results
             if r.verdict == "rejected"
         ]

@@ -5,15 +5,17 @@
 The body is a JSON array of CloudEvents-style events (the same JSON the
 ``billing.usage.submitted.v1`` topic takes). The answer has a verdict per event, in order
 (see :mod:`billing_ingest.service.accept_events`); one bad event never rejects its neighbours.
-The status is 200 when the batch was processed, whatever the verdicts; 400 when the body is
-not a JSON array, 413 when it holds more than ``max_events_per_request`` events, 401 without
-the bearer token when ``BILLING_INGEST_API_TOKEN`` is set. The OpenAPI document is served at
-``/v1/openapi.json`` and the interactive docs at ``/v1/docs``.
+The status is 200 when the batch was processed, whatever the verdicts; 401 without a valid
+bearer token (unless anonymous use was allowed, for local development); 413 when the body is
+larger than ``max_request_bytes`` (by its Content-Length before anything is read, and as it is
+read, before it is parsed) or holds more than ``max_events_per_request`` events; 400 when it is
+not a JSON array. Each token has a scope (:mod:`billing_ingest.domain.access`), checked per
+event. The OpenAPI document is served at ``/v1/openapi.json`` and the interactive docs at
+``/v1/docs``.
 """
 
 import json
-import secrets
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Annotated, Any, Literal
 
 from fastapi import Depends, FastAPI, HTTPException, Request, status
@@ -21,10 +23,12 @@ from fastapi.openapi.utils import get_openapi
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel
 
+from billing_ingest.domain.access import SourceScope, TokenConfigError, authenticate
 from billing_ingest.service.accept_events import EventResult, Verdict
 from billing_schemas.events import UsageSubmitted
 
-Accept = Callable[[list[bytes]], Awaitable[list[EventResult]]]
+Accept = Callable[[list[bytes], SourceScope | None], Awaitable[list[EventResult]]]
+"""The use case bound to its ports: the raw events and the submitting token's scope."""
 
 
 class EventVerdict(BaseModel):
@@ -53,8 +57,19 @@ def _count(results: list[EventResult], verdict: Literal[Verdict]) -> int:
     return sum(1 for r in results if r.verdict == verdict)
 
 
-def usage_events_api(accept: Accept, *, api_token: str | None, max_events: int) -> FastAPI:
-    """The HTTP API of ingest; ``accept`` is the use case bound to its ports."""
+def usage_events_api(
+    accept: Accept,
+    *,
+    tokens: Mapping[bytes, SourceScope],
+    allow_anonymous: bool = False,
+    max_events: int,
+    max_bytes: int,
+) -> FastAPI:
+    """The HTTP API of ingest; ``accept`` is the use case bound to its ports. Without any
+    token it is refused unless ``allow_anonymous`` says so (local development)."""
+    if not tokens and not allow_anonymous:
+        msg = "the usage-events API needs at least one token (or allow_anonymous)"
+        raise TokenConfigError(msg)
     api = FastAPI(
         title="billing ingest",
         summary="Usage events from upstream systems, in batches.",
@@ -66,21 +81,49 @@ def usage_events_api(accept: Accept, *, api_token: str | None, max_events: int) 
 
     def authorized(
         credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
-    ) -> None:
-        if api_token is None:
-            return
-        given = credentials.credentials if credentials is not None else ""
-        if not secrets.compare_digest(given.encode(), api_token.encode()):
+    ) -> SourceScope | None:
+        if credentials is None and allow_anonymous:
+            return None  # local development: unscoped
+        scope = authenticate(tokens, credentials.credentials if credentials else None)
+        if scope is None:
             raise HTTPException(
                 status.HTTP_401_UNAUTHORIZED,
                 "a valid bearer token is required",
                 headers={"WWW-Authenticate": "Bearer"},
             )
+        return scope
+
+    async def read_body(request: Request) -> bytes:
+        """The body, refused (413) beyond ``max_bytes`` before it is read or parsed."""
+        too_large = f"at most {max_bytes} bytes per request"
+        declared = request.headers.get("content-length")
+        if declared is not None:
+            if not declared.isdigit():
+                raise HTTPException(status.HTTP_400_BAD_REQUEST, "invalid Content-Length")
+            if int(declared) > max_bytes:
+                raise HTTPException(
+                    status.HTTP_413_CONTENT_TOO_LARGE,
+                    f"the body is {int(declared)} bytes; {too_large}",
+                )
+        chunks: list[bytes] = []
+        size = 0
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > max_bytes:  # no or a false Content-Length: the bytes read decide
+                raise HTTPException(
+                    status.HTTP_413_CONTENT_TOO_LARGE,
+                    f"the body is over {max_bytes} bytes; {too_large}",
+                )
+            chunks.append(chunk)
+        return b"".join(chunks)
 
     @api.post(
         "/v1/usage-events",
         response_model=BatchAnswer,
-        dependencies=[Depends(authorized)],
+        responses={
+            401: {"description": "No valid bearer token."},
+            413: {"description": "Body over the byte limit, or too many events."},
+        },
         openapi_extra={
             "requestBody": {
                 "required": True,
@@ -95,10 +138,13 @@ def usage_events_api(accept: Accept, *, api_token: str | None, max_events: int) 
             }
         },
     )
-    async def post_usage_events(request: Request) -> BatchAnswer:
+    async def post_usage_events(
+        request: Request, scope: Annotated[SourceScope | None, Depends(authorized)]
+    ) -> BatchAnswer:
         """Validate, record and publish a batch of usage events; a verdict per event."""
+        raw = await read_body(request)
         try:
-            body = json.loads(await request.body())
+            body = json.loads(raw)
         except ValueError as exc:
             raise HTTPException(status.HTTP_400_BAD_REQUEST, f"not JSON: {exc}") from None
         if not isinstance(body, list):
@@ -108,7 +154,7 @@ def usage_events_api(accept: Accept, *, api_token: str | None, max_events: int) 
                 status.HTTP_413_CONTENT_TOO_LARGE,
                 f"{len(body)} events; at most {max_events} per request",
             )
-        results = await accept([json.dumps(item).encode() for item in body])
+        results = await accept([json.dumps(item).encode() for item in body], scope)
         return BatchAnswer(
             accepted=_count(results, "accepted"),
             duplicate=_count(results, "duplicate"),

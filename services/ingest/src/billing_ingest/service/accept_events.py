@@ -9,8 +9,14 @@ verdict; a bad event never rejects its neighbours:
   between claiming the id and publishing.
 * ``conflict``: the same ``source`` + ``id`` with *different* content was accepted before. It is
   not published (the first one stands) and is reported on the rejected-usage topic.
-* ``rejected``: invalid (no ``id``, ``source`` or ``time``, a float amount, an unknown
-  currency...); reported on the rejected-usage topic with the field at fault.
+* ``rejected``: invalid (no ``id``, ``source`` or ``time``, a float amount, an amount beyond
+  the bounds of money on the wire, an unknown currency, larger than :data:`MAX_EVENT_BYTES`...),
+  outside the submitting token's scope, or failing for any other reason of its own; reported on
+  the rejected-usage topic with the field at fault and the reason.
+
+Everything that concerns one event (decoding, validation, the scope, normalization) is done
+per event, and a failure there rejects that event only; what concerns the batch (the database
+claim, publishing) fails the batch, to be retried.
 
 Each event's id is claimed in the database (its content's fingerprint with it) before its
 record is published: at-least-once delivery cannot make two records of one event, and a second
@@ -26,10 +32,21 @@ from typing import Literal, Protocol
 
 from pydantic import ValidationError
 
-from billing_ingest.domain.submitted import submitted_record_id, submitted_to_record
-from billing_schemas.events import RejectedRow, UsageRecorded, UsageRejected, UsageSubmitted
+from billing_ingest.domain.access import SourceScope
+from billing_ingest.domain.submitted import submitted_to_record
+from billing_schemas.events import (
+    RejectedRow,
+    UsageRecord,
+    UsageRecorded,
+    UsageRejected,
+    UsageSubmitted,
+)
 
 SOURCE = "billing-ingest"
+
+MAX_EVENT_BYTES = 64 * 1024
+"""Largest upstream event, as JSON (a usage event is well under 2 KiB): a larger one is
+rejected, so that no single event can outgrow a Kafka message downstream."""
 
 Verdict = Literal["accepted", "duplicate", "conflict", "rejected"]
 
@@ -89,23 +106,56 @@ def _invalid(index: int, raw: bytes, error: ValidationError | ValueError) -> Eve
     return EventResult(index, "rejected", event_id, source, field=where, reason=reason)
 
 
+def _judge(
+    index: int, raw: bytes, scope: SourceScope | None
+) -> tuple[UsageSubmitted, UsageRecord, str] | EventResult:
+    """One event's own checks: its record and fingerprint, or its rejection."""
+    if len(raw) > MAX_EVENT_BYTES:
+        reason = f"event too large: {len(raw)} bytes, at most {MAX_EVENT_BYTES}"
+        return EventResult(index, "rejected", reason=reason)
+    event: UsageSubmitted | None = None
+    try:
+        event = UsageSubmitted.model_validate_json(raw)
+        if scope is not None and (refused := scope.refusal(event)) is not None:
+            field, reason = refused
+            return EventResult(
+                index, "rejected", event.id, event.source, field=field, reason=reason
+            )
+        return event, submitted_to_record(event), fingerprint(event)
+    except ValidationError as exc:
+        return _invalid(index, raw, exc)
+    except Exception as exc:  # noqa: BLE001 - a failure of this event's own rejects it alone
+        reason = f"could not be processed: {type(exc).__name__}: {str(exc)[:500]}"
+        event_id, source = (event.id, event.source) if event is not None else (None, None)
+        return EventResult(index, "rejected", event_id, source, reason=reason)
+
+
 async def accept_usage_events(
-    raw_events: list[bytes], *, store: SubmittedEvents, publisher: EventsPublisher
+    raw_events: list[bytes],
+    *,
+    store: SubmittedEvents,
+    publisher: EventsPublisher,
+    scope: SourceScope | None = None,
 ) -> list[EventResult]:
-    """Judge, record and publish a batch of upstream events; see the module docstring."""
+    """Judge, record and publish a batch of upstream events; see the module docstring.
+
+    ``scope`` is the submitting token's (HTTP); None takes every source, provider and account
+    (the Kafka topic, whose producers the broker authorizes; anonymous local development).
+    """
     results: dict[int, EventResult] = {}
-    valid: list[tuple[int, UsageSubmitted, str, str]] = []
+    valid: list[tuple[int, UsageSubmitted, UsageRecord, str]] = []
     for index, raw in enumerate(raw_events):
-        try:
-            event = UsageSubmitted.model_validate_json(raw)
-        except ValidationError as exc:
-            results[index] = _invalid(index, raw, exc)
+        judged = _judge(index, raw, scope)
+        if isinstance(judged, EventResult):
+            results[index] = judged
             continue
-        valid.append((index, event, submitted_record_id(event), fingerprint(event)))
+        event, record, print_ = judged
+        valid.append((index, event, record, print_))
 
     claims: dict[str, str] = {}
     first_in_batch: dict[str, int] = {}
-    for index, _, record_id, print_ in valid:
+    for index, _, record, print_ in valid:
+        record_id = record.record_id
         if record_id in claims and claims[record_id] != print_:
             continue  # two contents for one id in the same batch: the first one claims it
         claims.setdefault(record_id, print_)
@@ -113,7 +163,8 @@ async def accept_usage_events(
     stored = await store.claim(claims)
 
     recorded: list[tuple[str, UsageRecorded]] = []
-    for index, event, record_id, print_ in valid:
+    for index, event, record, print_ in valid:
+        record_id = record.record_id
         known = stored.get(record_id, claims[record_id])
         if known != print_:
             results[index] = EventResult(
@@ -134,7 +185,6 @@ async def accept_usage_events(
         )
         if first_in_batch[record_id] != index:
             continue  # the same event twice in one batch: published once
-        record = submitted_to_record(event)
         recorded.append(
             (
                 record.sub_account_id,
