@@ -268,6 +268,15 @@ def version_for(record: UsageRecord, pricing: CustomerPricing) -> PriceListVersi
             f"in effect on {day}"
         )
         raise RatingError(msg)
+    if version.currency not in (None, pricing.currency):
+        # the catalog refuses this on load; a price list stored before that check, or written
+        # to the database directly, must not have its amounts billed as another currency
+        msg = (
+            f"record {record.record_id}: price list {pricing.price_list.id!r} version "
+            f"{version.version} has amounts in {version.currency} but customer "
+            f"{pricing.customer_id!r} is invoiced in {pricing.currency}"
+        )
+        raise RatingError(msg)
     return version
 
 
