@@ -15,17 +15,24 @@ from email_validator import EmailNotValidError, validate_email
 from billing_notify.domain.errors import InvalidAddressError, NoRecipientError, UnsafeHeaderError
 from billing_schemas.catalog import Contact, Customer
 
-_LINE_BREAKS = re.compile(r"[\r\n]")
 _MAILBOX = re.compile(r"\s*(?:(?P<name>[^<>]*?)\s*<(?P<addr>[^<>]+)>|(?P<bare>[^<>\s]+))\s*")
 
 
+def has_line_break(value: str) -> bool:
+    """Whether ``value`` holds any line break ``str.splitlines()`` knows: CR, LF, and also
+    \\v, \\f, the file/group/record separators, NEL (U+0085), U+2028 and U+2029, all of
+    which Python's email package refuses in a header (``ValueError``)."""
+    return len(f"_{value}_".splitlines()) > 1
+
+
 def check_header_value(header: str, value: str) -> str:
-    """Return ``value`` unchanged if it is safe in a header; refuse CR and LF.
+    """Return ``value`` unchanged if it is safe in a header; refuse any line break.
 
     A line break in a header value would end the header and start another one (header
-    injection), so any value containing one is refused rather than cleaned.
+    injection), or make the email package refuse the whole message, so any value containing
+    one (:func:`has_line_break`) is refused rather than cleaned.
     """
-    if _LINE_BREAKS.search(value):
+    if has_line_break(value):
         msg = f"{header} value {value!r} contains a line break: refused (header injection)"
         raise UnsafeHeaderError(msg)
     return value
