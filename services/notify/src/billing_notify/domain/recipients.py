@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from enum import StrEnum
 
 from email_validator import EmailNotValidError, validate_email
 
 from billing_notify.domain.errors import InvalidAddressError, NoRecipientError, UnsafeHeaderError
-from billing_schemas.catalog import Contact, Customer
+from billing_schemas.catalog import Contact, Customer, InvoicingEntity
 
 _MAILBOX = re.compile(r"\s*(?:(?P<name>[^<>]*?)\s*<(?P<addr>[^<>]+)>|(?P<bare>[^<>\s]+))\s*")
 
@@ -114,3 +115,40 @@ def choose_recipients(customer: Customer) -> Recipients:
         # Servers treat local parts case-insensitively in practice: one copy per mailbox.
         mailboxes.setdefault(mailbox.address.casefold(), mailbox)
     return Recipients(mailboxes=tuple(mailboxes.values()), fallback=fallback)
+
+
+class EntitySender(StrEnum):
+    """How a customer email names the invoicing entity that writes it (a notify setting)."""
+
+    FROM = "from"
+    """From: the entity's name and address (the relay accepts it as sender)."""
+    REPLY_TO = "reply_to"
+    """From: the configured sender (a relay that requires its own); Reply-To: the entity."""
+
+
+@dataclass(frozen=True)
+class Sender:
+    """The From and Reply-To of an email."""
+
+    from_: Mailbox
+    reply_to: Mailbox | None = None
+
+
+def entity_mailbox(entity: InvoicingEntity) -> Mailbox:
+    """The entity's name and email address as a mailbox (validated like any catalog data)."""
+    return Mailbox.of(str(entity.email), entity.name)
+
+
+def customer_email_sender(
+    entity: InvoicingEntity | None, configured: Mailbox, mode: EntitySender
+) -> Sender:
+    """Who a customer email is from: the invoicing entity that bills the customer, as From or,
+    where the relay requires its own sender, as Reply-To beside the ``configured`` sender (the
+    customer's reply then reaches the entity either way). Without an entity (not in the
+    catalog), the configured sender alone."""
+    if entity is None:
+        return Sender(configured)
+    mailbox = entity_mailbox(entity)
+    if mode is EntitySender.REPLY_TO:
+        return Sender(configured, reply_to=mailbox)
+    return Sender(mailbox)
