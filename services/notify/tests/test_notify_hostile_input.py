@@ -5,20 +5,35 @@ while the rest of its batch is mailed: the running service stays up, never redel
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+import hashlib
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 import pytest
 from notify_test_support import consumed, notify_settings, publish, running, sink_mails
+from pymongo.errors import ServerSelectionTimeoutError
 
-from billing_notify.adapters.rejections import MongoRejectedRows
+from billing_notify.adapters.catalog import InMemoryCustomerDirectory
+from billing_notify.adapters.delivery_log import InMemoryDeliveryLog
+from billing_notify.adapters.mailer import InMemoryMailer, TransientMailError
+from billing_notify.adapters.rejections import InMemoryRejectedRows, MongoRejectedRows
 from billing_notify.domain.bill_report import bill_report_view
 from billing_notify.domain.errors import UnsafeHeaderError
 from billing_notify.domain.messages import MessageKind, render
-from billing_notify.domain.recipients import check_header_value
+from billing_notify.domain.recipients import check_header_value, parse_mailbox
+from billing_notify.service.deliver import MailPolicy, NotifyPorts, Result
+from billing_notify.service.notify_invoice import notify_invoice_finalized
+from billing_notify.service.retries import redrive_due
 from billing_runtime.testing import TopicReader, eventually
-from billing_schemas.events import BillProcessed, BillSummary, RejectedRow
+from billing_schemas.catalog import Address, Contact, ContactRole, Customer, PriceList
+from billing_schemas.events import (
+    BillProcessed,
+    BillSummary,
+    FinalizedInvoice,
+    InvoiceFinalized,
+    RejectedRow,
+)
 from billing_schemas.topics import Topic, dead_letter_name
 
 if TYPE_CHECKING:
@@ -113,3 +128,80 @@ async def test_the_running_service_dead_letters_the_bad_reports_and_mails_the_go
     subjects = sorted(str(m["Subject"]).split(" ")[1] for m in sink_mails(smtp_sink.directory))
     assert subjects == ["one.csv", "three.csv", "two.csv"]
     assert len(dead.records) == 2
+
+
+class FlakyPdfs:
+    """A PDF store that fails with ``error`` once armed."""
+
+    def __init__(self) -> None:
+        self.error: Exception | None = None
+
+    async def load(self, file_id: str) -> bytes:
+        if self.error is not None:
+            raise self.error
+        return PDF
+
+
+PDF = b"%PDF-1.7\n% stand-in\n%%EOF\n"
+
+
+def _invoice_event() -> InvoiceFinalized:
+    invoice = FinalizedInvoice(
+        invoice_id="inv-1",
+        invoice_number="ACME-2024-000001",
+        customer_id="acme",
+        customer_name="Acme GmbH",
+        invoicing_entity_id="cumulus",
+        period="2024-09",
+        issue_date=date(2024, 10, 1),
+        due_date=date(2024, 10, 31),
+        currency="EUR",
+        subtotal=Decimal(100),
+        tax=Decimal(19),
+        total=Decimal(119),
+        outstanding=Decimal(119),
+        line_count=1,
+        pdf_file_id="pdf",
+        pdf_sha256=hashlib.sha256(PDF).hexdigest(),
+    )
+    return InvoiceFinalized.create(invoice, source="t", correlation_id="c", occurred_at=AT)
+
+
+async def test_a_scheduled_retry_that_fails_unexpectedly_is_failed_not_taken_forever() -> None:
+    acme = Customer(
+        id="acme",
+        name="Acme GmbH",
+        address=Address(lines=["Hauptstr. 1"], country="DE"),
+        currency="EUR",
+        invoicing_entity="cumulus",
+        contacts=[Contact(email="ap@acme.example", roles=[ContactRole.BILLING])],
+        price_list=PriceList(id="std"),
+    )
+    clock = [AT]
+    pdfs = FlakyPdfs()
+    log = InMemoryDeliveryLog(clock=lambda: clock[0])
+    ports = NotifyPorts(
+        customers=InMemoryCustomerDirectory(acme),
+        pdfs=pdfs,
+        deliveries=log,
+        mailer=InMemoryMailer(failures=[TransientMailError("421 busy")]),
+        rejections=InMemoryRejectedRows(),
+        clock=lambda: clock[0],
+    )
+    policy = MailPolicy(sender=parse_mailbox("billing@example.com"))
+    lease = timedelta(minutes=5)
+    first = await notify_invoice_finalized(_invoice_event(), ports, policy)
+    assert first.result is Result.RETRY_SCHEDULED
+    clock[0] += timedelta(hours=1)
+    # the database not answering is not the message's fault: raised, taken again later
+    pdfs.error = ServerSelectionTimeoutError("no server")
+    with pytest.raises(ServerSelectionTimeoutError):
+        await redrive_due(ports, policy, lease)
+    clock[0] += lease
+    pdfs.error = RuntimeError("a bug nobody foresaw")
+    redriven = await redrive_due(ports, policy, lease)
+    assert redriven is not None
+    assert redriven.outcome.result is Result.FAILED  # the caller dead-letters its event
+    assert redriven.outcome.reason == "unexpected RuntimeError: a bug nobody foresaw"
+    clock[0] += lease
+    assert await redrive_due(ports, policy, lease) is None  # never taken again
