@@ -144,9 +144,12 @@ def _unpack(blob: bytes) -> list[tuple[UsageRecord, Emitted]]:
 
 
 def _record_id(text: str) -> str:
-    """The record id of a record's JSON, read without validating the whole record."""
-    record_id: str = _decoder.raw_decode(text, _RECORD_ID_AT)[0]
-    return record_id
+    """The record id of a record's JSON, read without validating the whole record (it is the
+    first field; a JSON written otherwise is validated whole)."""
+    if text.startswith('{"record_id":'):
+        record_id: str = _decoder.raw_decode(text, _RECORD_ID_AT)[0]
+        return record_id
+    return UsageRecord.model_validate_json(text).record_id
 
 
 def _savings(doc: dict[str, Any]) -> Decimal | None:
