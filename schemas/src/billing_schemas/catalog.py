@@ -237,10 +237,10 @@ class Catalog(_Model):
                 if price_list is None:
                     msg = f"{where}: price_list {ref!r} is not defined in price_lists"
                     raise ValueError(msg)
-                if price_list.currency not in (None, customer.currency):
+                for other in price_list.versions_not_in(customer.currency):
                     msg = (
-                        f"{where}: price list {price_list.id!r} has amounts in "
-                        f"{price_list.currency} but the customer is invoiced in "
+                        f"{where}: price list {price_list.id!r} version {other.version} has "
+                        f"amounts in {other.currency} but the customer is invoiced in "
                         f"{customer.currency}"
                     )
                     raise ValueError(msg)

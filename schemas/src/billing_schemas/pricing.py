@@ -328,10 +328,11 @@ class PriceList(_Model):
                 raise ValueError(msg)
         return self
 
-    @property
-    def currency(self) -> str | None:
-        """The currency of the rules' amounts (the first version that names one)."""
-        return next((v.currency for v in self.versions if v.currency is not None), None)
+    def versions_not_in(self, currency: str) -> list[PriceListVersion]:
+        """The versions whose amounts are in another currency than ``currency`` (a version
+        without a currency has no amounts, so it fits every currency). Every version is
+        checked: a later version in another currency would bill its amounts as ``currency``."""
+        return [v for v in self.versions if v.currency not in (None, currency)]
 
     def version_on(self, day: date) -> PriceListVersion | None:
         """The version in effect on ``day``: the latest that started on or before it, unless

@@ -4,12 +4,15 @@ immutable once effective, the legacy one-line form, references from customers an
 from __future__ import annotations
 
 import re
-from datetime import date
+from datetime import UTC, date, datetime
+from decimal import Decimal
 from typing import Any
 
 import pytest
 from pydantic import ValidationError
+from rating_rerating_example import usage
 
+from billing_rating.domain.rating import CustomerPricing, RatingError, rate_usage
 from billing_schemas.catalog import Catalog
 from billing_schemas.pricing import (
     ALWAYS,
@@ -194,6 +197,51 @@ def test_a_customer_must_name_a_price_list_of_the_catalog() -> None:
 def test_a_price_list_with_amounts_in_another_currency_is_refused() -> None:
     with pytest.raises(
         ValidationError,
-        match="price list 'eur-list' has amounts in EUR but the customer is invoiced in USD",
+        match="price list 'eur-list' version 1 has amounts in EUR but the customer is invoiced "
+        "in USD",
     ):
         Catalog.model_validate(_catalog("eur-list"))
+
+
+USD_THEN_EUR = {
+    "id": "eur-list",
+    "versions": [
+        {
+            "version": 1,
+            "effective_from": "2024-01-01",
+            "currency": "USD",
+            "rules": [{"kind": "unit_price", "unit_price": "1"}],
+        },
+        {
+            "version": 2,
+            "effective_from": "2024-09-01",
+            "currency": "EUR",
+            "rules": [{"kind": "unit_price", "unit_price": "2"}],
+        },
+    ],
+}
+
+
+def test_every_version_s_currency_is_checked_when_the_catalog_is_loaded() -> None:
+    catalog = _catalog("eur-list")
+    catalog["price_lists"] = [USD_THEN_EUR]
+    with pytest.raises(
+        ValidationError,
+        match="price list 'eur-list' version 2 has amounts in EUR but the customer is invoiced "
+        "in USD",
+    ):
+        Catalog.model_validate(catalog)
+
+
+def test_a_version_in_another_currency_is_refused_when_rating() -> None:
+    # a price list that reached the database without the catalog's check (stored before it)
+    pricing = CustomerPricing("c", "USD", PriceList.model_validate(USD_THEN_EUR))
+    august = usage("r-aug", 20, "3", "1", "Amazon EC2")
+    august = august.model_copy(update={"charge_period_start": datetime(2024, 8, 20, tzinfo=UTC)})
+    assert rate_usage(august, pricing).charge.price == Decimal(3)  # version 1, in USD
+    with pytest.raises(
+        RatingError,
+        match="record r-sep: price list 'eur-list' version 2 has amounts in EUR but customer "
+        "'c' is invoiced in USD",
+    ):
+        rate_usage(usage("r-sep", 20, "3", "1", "Amazon EC2"), pricing)

@@ -199,3 +199,35 @@ def test_conversion_round_trips_within_one_minor_unit(
     step = Decimal(1).scaleb(-minor_units(base))
     assert abs(back - amount) <= step
     assert abs(round_to_minor(back, base) - round_to_minor(amount, base)) <= step
+
+
+def _reversal(record: UsageRecord) -> UsageRecord:
+    assert record.pricing_quantity is not None
+    return record.model_copy(
+        update={
+            "record_id": f"{record.record_id}~rev",
+            "pricing_quantity": -record.pricing_quantity,
+            "billed_cost": -record.billed_cost,
+            "charge_class": "correction",
+            "corrects_record_id": record.record_id,
+        }
+    )
+
+
+@given(records, st.data())
+def test_reversals_anywhere_leave_the_period_at_a_fresh_rating_of_what_remains(
+    rows: list[UsageRecord], data: st.DataObject
+) -> None:
+    # some records are taken back, each by a reversal placed anywhere after it
+    sequence = list(rows)
+    taken = data.draw(st.sets(st.sampled_from(range(len(rows)))), label="reversed")
+    for n in sorted(taken):
+        after = sequence.index(rows[n]) + 1
+        at = data.draw(st.integers(min_value=after, max_value=len(sequence)), label="at")
+        sequence.insert(at, _reversal(rows[n]))
+    charged, _ = rate_all(sequence, MIXED)
+    remaining, _ = rate_all([r for n, r in enumerate(rows) if n not in taken], MIXED)
+    assert sum(c.price for c in charged) == sum(c.price for c in remaining)
+    by_id = {c.charge_id: c.price for c in charged}
+    for n in taken:  # each reversal exactly minus its original
+        assert by_id[f"r{n}~rev"] == -by_id[f"r{n}"]

@@ -22,6 +22,7 @@ def mail_policy(settings: NotifySettings) -> MailPolicy:
     """What the settings say about writing: sender, operators, zero invoices, reminders, retries."""
     return MailPolicy(
         sender=settings.sender_mailbox,
+        entity_sender=settings.entity_sender,
         send_zero_amount_invoices=settings.send_zero_amount_invoices,
         operators=settings.operator_mailboxes,
         overdue_reminder_days=tuple(settings.overdue_reminder_days),

@@ -11,7 +11,7 @@ from pydantic_settings import NoDecode, SettingsConfigDict
 from billing_notify.adapters.mailer import SmtpSecurity
 from billing_notify.domain.delivery import RetryPolicy
 from billing_notify.domain.errors import NotificationError
-from billing_notify.domain.recipients import Mailbox, parse_mailbox
+from billing_notify.domain.recipients import EntitySender, Mailbox, parse_mailbox
 from billing_runtime.settings import ServiceSettings
 
 
@@ -46,7 +46,17 @@ class NotifySettings(ServiceSettings):
     smtp_username: str | None = None
     smtp_password: SecretStr | None = None
     smtp_timeout_seconds: float = Field(default=30.0, gt=0)
-    sender: str = "Billing <billing@example.com>"
+    sender: str = Field(
+        default="Billing <billing@example.com>",
+        description="From of the operators' reports, and every email's envelope sender "
+        "(bounces); customer emails are from their invoicing entity (entity_sender).",
+    )
+    entity_sender: EntitySender = Field(
+        default=EntitySender.FROM,
+        description="'from': customer emails are From the invoicing entity's name and address; "
+        "'reply_to': From the sender above (a relay that requires its own), Reply-To the "
+        "entity.",
+    )
     operators: Annotated[list[str], NoDecode] = Field(
         default_factory=list,
         description="Who gets the bill-processed reports: comma-separated addresses "

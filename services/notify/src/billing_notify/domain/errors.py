@@ -22,7 +22,8 @@ class InvalidAddressError(NotificationError):
 
 
 class UnsafeHeaderError(NotificationError):
-    """A header value that would break out of its header (CR or LF in it)."""
+    """A header value that would break out of its header (a line break in it: CR, LF, or any
+    other ``str.splitlines()`` knows, such as U+2028)."""
 
 
 class UnknownCustomerError(NotificationError):

@@ -25,7 +25,7 @@ from billing_notify.domain.messages import (
     compose_email,
     render,
 )
-from billing_notify.domain.recipients import Mailbox, Recipients, check_header_value
+from billing_notify.domain.recipients import Mailbox, Recipients, Sender, check_header_value
 from billing_schemas.events import FinalizedInvoice
 from billing_schemas.money import format_amount
 
@@ -108,7 +108,7 @@ def compose_invoice_email(
     invoice: FinalizedInvoice,
     *,
     recipients: Recipients,
-    sender: Mailbox,
+    sender: Mailbox | Sender,
     pdf: bytes,
     message_id: str,
     sent_at: datetime,

@@ -21,7 +21,7 @@ from functools import cache
 
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
 
-from billing_notify.domain.recipients import Mailbox, Recipients, check_header_value
+from billing_notify.domain.recipients import Mailbox, Recipients, Sender, check_header_value
 
 MESSAGE_ID_DOMAIN = "billing.invalid"
 """Right-hand side of our Message-IDs: ``.invalid`` can never clash with a real host's ids."""
@@ -130,13 +130,14 @@ def _header_address(mailbox: Mailbox) -> Address:
 def compose_email(
     rendered: Rendered,
     *,
-    sender: Mailbox,
+    sender: Mailbox | Sender,
     recipients: Recipients,
     message_id: str,
     sent_at: datetime,
     attachments: Sequence[Attachment] = (),
 ) -> EmailMessage:
-    """A multipart email: text and HTML alternatives, then the attachments.
+    """A multipart email: text and HTML alternatives, then the attachments. ``sender`` is the
+    From mailbox, or a :class:`Sender` with a Reply-To as well.
 
     Every header value is checked for line breaks first (:class:`UnsafeHeaderError`), whatever
     its source; addresses go through ``email.headerregistry.Address``, which quotes display
@@ -144,14 +145,18 @@ def compose_email(
     that composing it again gives the same message (only MIME boundaries differ).
     """
     check_header_value("Message-ID", message_id)
-    for mailbox in (sender, *recipients.mailboxes):
+    writer = sender if isinstance(sender, Sender) else Sender(sender)
+    reply_to = () if writer.reply_to is None else (writer.reply_to,)
+    for mailbox in (writer.from_, *reply_to, *recipients.mailboxes):
         check_header_value("address", mailbox.address)
         check_header_value("display name", mailbox.name or "")
     for attachment in attachments:
         check_header_value("attachment file name", attachment.filename)
 
     message = EmailMessage()
-    message["From"] = _header_address(sender)
+    message["From"] = _header_address(writer.from_)
+    if writer.reply_to is not None:
+        message["Reply-To"] = _header_address(writer.reply_to)
     message["To"] = tuple(_header_address(m) for m in recipients.mailboxes)
     message["Subject"] = rendered.subject
     message["Date"] = format_datetime(sent_at)

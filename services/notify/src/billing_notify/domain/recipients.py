@@ -9,23 +9,31 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from enum import StrEnum
 
 from email_validator import EmailNotValidError, validate_email
 
 from billing_notify.domain.errors import InvalidAddressError, NoRecipientError, UnsafeHeaderError
-from billing_schemas.catalog import Contact, Customer
+from billing_schemas.catalog import Contact, Customer, InvoicingEntity
 
-_LINE_BREAKS = re.compile(r"[\r\n]")
 _MAILBOX = re.compile(r"\s*(?:(?P<name>[^<>]*?)\s*<(?P<addr>[^<>]+)>|(?P<bare>[^<>\s]+))\s*")
 
 
+def has_line_break(value: str) -> bool:
+    """Whether ``value`` holds any line break ``str.splitlines()`` knows: CR, LF, and also
+    \\v, \\f, the file/group/record separators, NEL (U+0085), U+2028 and U+2029, all of
+    which Python's email package refuses in a header (``ValueError``)."""
+    return len(f"_{value}_".splitlines()) > 1
+
+
 def check_header_value(header: str, value: str) -> str:
-    """Return ``value`` unchanged if it is safe in a header; refuse CR and LF.
+    """Return ``value`` unchanged if it is safe in a header; refuse any line break.
 
     A line break in a header value would end the header and start another one (header
-    injection), so any value containing one is refused rather than cleaned.
+    injection), or make the email package refuse the whole message, so any value containing
+    one (:func:`has_line_break`) is refused rather than cleaned.
     """
-    if _LINE_BREAKS.search(value):
+    if has_line_break(value):
         msg = f"{header} value {value!r} contains a line break: refused (header injection)"
         raise UnsafeHeaderError(msg)
     return value
@@ -107,3 +115,40 @@ def choose_recipients(customer: Customer) -> Recipients:
         # Servers treat local parts case-insensitively in practice: one copy per mailbox.
         mailboxes.setdefault(mailbox.address.casefold(), mailbox)
     return Recipients(mailboxes=tuple(mailboxes.values()), fallback=fallback)
+
+
+class EntitySender(StrEnum):
+    """How a customer email names the invoicing entity that writes it (a notify setting)."""
+
+    FROM = "from"
+    """From: the entity's name and address (the relay accepts it as sender)."""
+    REPLY_TO = "reply_to"
+    """From: the configured sender (a relay that requires its own); Reply-To: the entity."""
+
+
+@dataclass(frozen=True)
+class Sender:
+    """The From and Reply-To of an email."""
+
+    from_: Mailbox
+    reply_to: Mailbox | None = None
+
+
+def entity_mailbox(entity: InvoicingEntity) -> Mailbox:
+    """The entity's name and email address as a mailbox (validated like any catalog data)."""
+    return Mailbox.of(str(entity.email), entity.name)
+
+
+def customer_email_sender(
+    entity: InvoicingEntity | None, configured: Mailbox, mode: EntitySender
+) -> Sender:
+    """Who a customer email is from: the invoicing entity that bills the customer, as From or,
+    where the relay requires its own sender, as Reply-To beside the ``configured`` sender (the
+    customer's reply then reaches the entity either way). Without an entity (not in the
+    catalog), the configured sender alone."""
+    if entity is None:
+        return Sender(configured)
+    mailbox = entity_mailbox(entity)
+    if mode is EntitySender.REPLY_TO:
+        return Sender(configured, reply_to=mailbox)
+    return Sender(mailbox)

@@ -1,7 +1,10 @@
 """Kafka entrypoints: an event in, an email out, ``NotificationSent`` published. Decode, call,
 publish; one subscriber per use case of ``service/use_cases.py``.
 
-A batch is handled one message at a time (each email is its own SMTP exchange) and never waits
+A batch is handled one message at a time (each email is its own SMTP exchange). A message that
+fails for a reason of its own (``service/failures.py``: anything but the database or network
+not answering, an unexpected exception included) is dead-lettered with the reason and the rest
+of the batch goes on: it is never redelivered in a loop. The batch never waits
 for a failing SMTP server: a transient failure schedules a retry in the delivery log (the
 re-driver, ``entrypoints/retry_loop.py``, takes it from there), and once the server failed
 in a batch, the batch's later emails are scheduled for retry without trying, so a batch holds
@@ -10,6 +13,7 @@ its partition for at most one SMTP timeout.
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from faststream.kafka.annotations import KafkaMessage
@@ -23,6 +27,7 @@ from billing_notify.service.deliver import (
     Result,
     notification_sent,
 )
+from billing_notify.service.failures import own_failure
 from billing_notify.service.use_cases import USE_CASES, UseCase
 from billing_notify.settings import NotifySettings
 from billing_runtime.kafka import Failed, decode_batch
@@ -31,6 +36,8 @@ from billing_runtime.service import Runtime, declare_output
 from billing_runtime.tracing import handling
 from billing_schemas.events import Envelope, NotificationSent
 from billing_schemas.topics import Topic, dead_letter_name, topic_name
+
+log = logging.getLogger("billing.notify")
 
 OUTCOME_METRIC = {
     Result.SENT: "email_sent",
@@ -108,17 +115,24 @@ def _subscribe(
             try:
                 with handling(f"notify {use_case.title}", record), correlated(event.correlation_id):
                     outcome = await use_case.run(event, ports, policy, mode)
-            except NotificationError as exc:
-                failed.append(Failed(record, f"{type(exc).__name__}: {exc}"))
+                    notification = outcome.notification
+                    if notification is not None:
+                        done = (use_case.key(event), notification_sent(notification, event))
+            except Exception as exc:
+                reason = own_failure(exc)
+                if reason is None:
+                    raise  # the database or the network: the batch is redelivered
+                if not isinstance(exc, NotificationError):
+                    log.exception("%s: dead-lettered after an unexpected error", use_case.title)
+                failed.append(Failed(record, reason))
                 runtime.metrics.outcomes.labels("notify", "email_failed").inc()
                 continue
             server_failed = server_failed or outcome.server_unavailable
             count(runtime, outcome)
             if outcome.result is Result.FAILED:
                 failed.append(Failed(record, f"PermanentMailError: {outcome.reason}"))
-            notification = outcome.notification
             if notification is not None:
-                sent.append((use_case.key(event), notification_sent(notification, event)))
+                sent.append(done)
         await runtime.publisher.publish(target, sent)
         await runtime.dead_letters.send(failed)
         runtime.metrics.processed.labels("notify", source).inc(len(records))

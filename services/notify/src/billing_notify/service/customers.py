@@ -3,6 +3,7 @@ way such an email is built and handed to :func:`~billing_notify.service.deliver.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from email.message import EmailMessage
@@ -11,7 +12,12 @@ from typing import Protocol
 from billing_notify.adapters.catalog import CustomerDirectory
 from billing_notify.domain.errors import UnknownCustomerError
 from billing_notify.domain.messages import MessageKind, OutgoingEmail, choose_language
-from billing_notify.domain.recipients import Recipients, choose_recipients
+from billing_notify.domain.recipients import (
+    Recipients,
+    Sender,
+    choose_recipients,
+    customer_email_sender,
+)
 from billing_notify.service.deliver import (
     DeliveryOutcome,
     MailPolicy,
@@ -24,29 +30,48 @@ from billing_schemas.catalog import Customer
 from billing_schemas.events import Envelope
 from billing_schemas.topics import Topic
 
+log = logging.getLogger("billing.notify")
+
 
 @dataclass(frozen=True)
 class Addressee:
     """A customer, the recipients of its email (read now: a role change applies from the next
-    email on) and the language the email is written in."""
+    email on), the language the email is written in, and who it is from (the invoicing
+    entity that bills the customer)."""
 
     customer: Customer
     recipients: Recipients
     language: str
+    sender: Sender
 
 
 async def addressee(
-    customers: CustomerDirectory, customer_id: str, kind: MessageKind, what: str
+    customers: CustomerDirectory,
+    customer_id: str,
+    kind: MessageKind,
+    what: str,
+    *,
+    policy: MailPolicy,
+    entity_id: str | None = None,
 ) -> Addressee:
-    """Look the customer up; :class:`UnknownCustomerError` names ``what`` if it is missing."""
+    """Look the customer up; :class:`UnknownCustomerError` names ``what`` if it is missing.
+
+    The email is from invoicing entity ``entity_id`` (the one named on the invoice) or, if not
+    given, the customer's; an entity the catalog lacks leaves the configured sender alone.
+    """
     customer = await customers.customer(customer_id)
     if customer is None:
         msg = f"{what}: customer {customer_id!r} is not in the catalog"
         raise UnknownCustomerError(msg)
+    entity_id = entity_id or customer.invoicing_entity
+    entity = await customers.invoicing_entity(entity_id)
+    if entity is None:
+        log.warning("%s: invoicing entity %r is not in the catalog", what, entity_id)
     return Addressee(
         customer=customer,
         recipients=choose_recipients(customer),
         language=choose_language(kind, customer.language),
+        sender=customer_email_sender(entity, policy.sender, policy.entity_sender),
     )
 
 
@@ -76,13 +101,17 @@ async def deliver_to_customer(
     ports: NotifyPorts,
     policy: MailPolicy,
     mode: Mode,
+    entity_id: str | None = None,
 ) -> DeliveryOutcome:
     """Deliver the email ``write`` makes for the document's customer (looked up only when the
-    email must go out; ``what`` names the document in errors), once per ``message_id``;
-    ``event`` on ``topic`` is what a scheduled retry re-drives."""
+    email must go out; ``what`` names the document in errors), once per ``message_id``, from
+    invoicing entity ``entity_id`` (else the customer's); ``event`` on ``topic`` is what a
+    scheduled retry re-drives."""
 
     async def build() -> OutgoingEmail:
-        to = await addressee(ports.customers, document.customer_id, kind, what)
+        to = await addressee(
+            ports.customers, document.customer_id, kind, what, policy=policy, entity_id=entity_id
+        )
         return OutgoingEmail(
             kind=kind,
             message_id=message_id,

@@ -44,7 +44,7 @@ from billing_notify.domain.delivery import (
     RetryPolicy,
 )
 from billing_notify.domain.messages import OutgoingEmail
-from billing_notify.domain.recipients import Mailbox
+from billing_notify.domain.recipients import EntitySender, Mailbox
 from billing_schemas.events import Envelope, Notification, NotificationSent
 
 SOURCE = "billing-notify"
@@ -66,9 +66,14 @@ class NotifyPorts:
 
 @dataclass(frozen=True)
 class MailPolicy:
-    """How notify writes: from whom, to which operators, what is worth an email, retries."""
+    """How notify writes: from whom, to which operators, what is worth an email, retries.
+
+    ``sender`` writes the operators' reports and is every email's envelope sender (where
+    bounces go); customer emails are from their invoicing entity, as ``entity_sender`` says.
+    """
 
     sender: Mailbox
+    entity_sender: EntitySender = EntitySender.FROM
     send_zero_amount_invoices: bool = False
     operators: tuple[Mailbox, ...] = ()
     overdue_reminder_days: tuple[int, ...] = (7, 14, 30)

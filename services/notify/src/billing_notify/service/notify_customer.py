@@ -47,7 +47,7 @@ def _templated(
     """The email of ``kind`` rendered from its templates in the addressee's language."""
     return compose_email(
         render(kind, to.language, view),
-        sender=policy.sender,
+        sender=to.sender,
         recipients=to.recipients,
         message_id=message_id,
         sent_at=sent_at,

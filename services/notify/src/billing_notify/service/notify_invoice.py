@@ -37,7 +37,7 @@ async def notify_invoice_finalized(
         return compose_invoice_email(
             invoice,
             recipients=to.recipients,
-            sender=policy.sender,
+            sender=to.sender,
             pdf=pdf,
             message_id=message_id,
             sent_at=event.occurred_at,
@@ -55,4 +55,5 @@ async def notify_invoice_finalized(
         ports=ports,
         policy=policy,
         mode=mode,
+        entity_id=invoice.invoicing_entity_id,
     )

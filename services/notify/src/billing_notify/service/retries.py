@@ -24,6 +24,7 @@ from billing_notify.service.deliver import (
     NotifyPorts,
     Result,
 )
+from billing_notify.service.failures import own_failure
 from billing_notify.service.use_cases import BY_TOPIC, UseCase
 
 log = logging.getLogger("billing.notify.retries")
@@ -61,10 +62,16 @@ async def redrive_due(ports: NotifyPorts, policy: MailPolicy, lease: timedelta) 
         return Redriven(taken, use_case, None, DeliveryOutcome(Result.FAILED, failed, why))
     try:
         outcome = await use_case.run(event, ports, policy, Mode.REDRIVE)
-    except NotificationError as exc:
-        why = f"{type(exc).__name__}: {exc}"
-        failed = await ports.deliveries.mark_failed(taken.message_id, why)
-        outcome = DeliveryOutcome(Result.FAILED, failed, why)
+    except Exception as exc:
+        # the message's own failure (an unexpected one included) fails it for good: taking it
+        # again after each lease would fail the same way forever
+        reason = own_failure(exc)
+        if reason is None:
+            raise  # the database or the network: taken again after the lease
+        if not isinstance(exc, NotificationError):
+            log.exception("retry of %s failed unexpectedly", taken.message_id)
+        failed = await ports.deliveries.mark_failed(taken.message_id, reason)
+        outcome = DeliveryOutcome(Result.FAILED, failed, reason)
     if outcome.result is Result.SKIPPED and outcome.delivery is None:
         # nothing to send any more (e.g. the operators' list was emptied): stop retrying
         why = f"no longer sent: {outcome.reason}"

@@ -68,8 +68,31 @@ def place_id(key: str, seq: int) -> str:
 
 def _claim(doc: dict[str, Any]) -> Claim:
     return Claim(
-        doc["key"], doc["record_id"], doc["seq"], Decimal(doc["start"]), Decimal(doc["end"])
+        doc["key"],
+        doc["record_id"],
+        doc["seq"],
+        Decimal(doc["start"]),
+        Decimal(doc["end"]),
+        doc.get("live"),
+        doc.get("reverses"),
     )
+
+
+def _document(claim: Claim) -> dict[str, Any]:
+    doc: dict[str, Any] = {
+        "_id": place_id(claim.key, claim.seq),
+        "key": claim.key,
+        "record_id": claim.record_id,
+        "seq": claim.seq,
+        "start": format(claim.start, "f"),
+        "end": format(claim.end, "f"),
+    }
+    # only once a reversal made them differ from the defaults (most keys never have one)
+    if claim.live is not None:
+        doc["live"] = claim.live
+    if claim.reverses is not None:
+        doc["reverses"] = claim.reverses
+    return doc
 
 
 async def _latest(
@@ -155,17 +178,7 @@ class MongoTierStore:
             return
         await self._ensure_index()
         ordered = sorted(claims, key=lambda c: (c.key, c.seq))
-        docs = [
-            {
-                "_id": place_id(c.key, c.seq),
-                "key": c.key,
-                "record_id": c.record_id,
-                "seq": c.seq,
-                "start": format(c.start, "f"),
-                "end": format(c.end, "f"),
-            }
-            for c in ordered
-        ]
+        docs = [_document(c) for c in ordered]
         try:
             await self._places.insert_many(docs, ordered=True)
         except BulkWriteError as exc:

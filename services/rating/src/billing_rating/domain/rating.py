@@ -13,6 +13,13 @@ written out, with worked examples, in docs/rating.md):
    the dated rate, then the rule applies. Price-list amounts are in the invoicing currency.
 4. Period-cumulative rules (tiers, packages, minimums) place the record in the running total
    held by the explicit :class:`TierState` and return the :class:`Claim` to record.
+5. A reversal (``charge_class`` ``correction`` naming the record it takes back in
+   ``corrects_record_id``: a restated bill dropped or changed that line) is charged exactly
+   minus what its original was charged so far (``original``, from what rating kept), whatever
+   the rule; under a cumulative rule it also takes the original's claim back, and the re-pricing
+   of the running total that this leaves (``F(total - amount) - F(total)`` minus the reversal's
+   charge: the records placed after the original move down) is a separate charge,
+   ``<record id>:tiers``, so the period's charges add up to a fresh rating of what remains.
 
 Nothing is rounded: price, cost and margin are exact; the invoice rounds once.
 """
@@ -26,6 +33,7 @@ from enum import StrEnum
 from fnmatch import fnmatchcase
 
 from billing_rating.domain.fx import FxError, FxQuote, FxTable
+from billing_rating.domain.rerating import Emitted
 from billing_rating.domain.tiers import (
     Claim,
     CumulativeRule,
@@ -80,6 +88,13 @@ class Rated:
 
     charge: RatedCharge
     claim: Claim | None = None
+    repricing: RatedCharge | None = None
+    """A reversal's re-pricing of its running total (module docstring, step 5), if not 0."""
+
+
+def reversed_record(record: UsageRecord) -> str | None:
+    """The id of the record ``record`` takes back, if it is a reversal of a known record."""
+    return record.corrects_record_id if record.charge_class == "correction" else None
 
 
 class _Mode(StrEnum):
@@ -268,6 +283,15 @@ def version_for(record: UsageRecord, pricing: CustomerPricing) -> PriceListVersi
             f"in effect on {day}"
         )
         raise RatingError(msg)
+    if version.currency not in (None, pricing.currency):
+        # the catalog refuses this on load; a price list stored before that check, or written
+        # to the database directly, must not have its amounts billed as another currency
+        msg = (
+            f"record {record.record_id}: price list {pricing.price_list.id!r} version "
+            f"{version.version} has amounts in {version.currency} but customer "
+            f"{pricing.customer_id!r} is invoiced in {pricing.currency}"
+        )
+        raise RatingError(msg)
     return version
 
 
@@ -327,102 +351,163 @@ def rate_usage(
     fx: FxTable | None = None,
     state: TierState | None = None,
     plan: Plan | None = None,
+    *,
+    original: Emitted | None = None,
 ) -> Rated:
     """Rate one usage record (module docstring). Pure: ``state`` is read, not changed; the
     returned claim, if any, is what the caller records. ``plan`` is :func:`plan_usage` of the
-    same record and pricing, if the caller made it already."""
-    if plan is None:
-        version = version_for(record, pricing)
-        quote = _fx(record, pricing, fx or FxTable())
-        treatment = _treatment(record, pricing.rebilling)
-    else:
-        version, treatment = plan.version, plan.treatment
-        quote = _fx(record, pricing, fx or FxTable())
+    same record and pricing, if the caller made it already. ``original`` is what was charged
+    for the record a reversal takes back (:func:`reversed_record`): required for a reversal."""
+    reverses = reversed_record(record)
+    if reverses is not None and original is None:
+        msg = (
+            f"record {record.record_id} reverses record {reverses}, which rating has not "
+            f"charged to customer {pricing.customer_id!r} in {record.billing_period} "
+            "(dead-lettered or not rated yet): rate that record first, then replay this one"
+        )
+        raise RatingError(msg)
+    plan = plan or plan_usage(record, pricing)
+    version, treatment = plan.version, plan.treatment
+    quote = _fx(record, pricing, fx or FxTable())
 
     def convert(amount: Decimal) -> Decimal:
         return amount if quote is None else quote.convert(amount)
 
     basis = convert(treatment.amount)
-    rule: Rule | None = None
     claim: Claim | None = None
     if treatment.mode is _Mode.EXCLUDE:
         price, text = ZERO, f"not passed on ({treatment.reason})"
     elif treatment.mode is _Mode.AT_COST:
         price, text = basis, f"at cost ({treatment.reason})"
     else:
-        if plan is None:
-            rule = select_rule(version, record, percent_only=treatment.mode is _Mode.PERCENT)
-        else:
-            rule = plan.rule
-        if rule is None:
-            price, text = basis, f"at {treatment.basis}, no rule matches"
-        elif isinstance(rule, TieredRule | PackageRule | MinimumRule):
-            claim = _claim(record, pricing, rule, basis, state or TierState(), plan=plan)
-            price = price_of_claim(rule, claim)
-            text = f"{_cumulative_text(rule)} on {treatment.basis} ({rule.scope_text()})"
-        else:
-            price, how = apply_simple_rule(rule, basis, record)
-            text = f"{how} on {treatment.basis} ({rule.scope_text()})"
+        price, text, claim = _by_rule(record, pricing, plan, basis, state or TierState())
         if treatment.reason:
             text = f"{text}; {treatment.reason}"
+    moved = price  # a reversal's claim: what it moved the price of its running total by
+    if original is not None:
+        price, text = -original.price, f"reversal of {reverses}: {text}"
     cost = record.billed_cost
     # every value is typed already (the record and the catalog were validated): no validation
-    return Rated(
-        RatedCharge.model_construct(
-            charge_id=record.record_id,
-            record_id=record.record_id,
-            customer_id=pricing.customer_id,
-            provider=record.provider,
-            sub_account_id=record.sub_account_id,
-            billing_period=record.billing_period,
-            charge_period_start=record.charge_period_start,
-            charge_category=record.charge_category,
-            line_type=record.line_type,
-            service_name=record.service_name,
-            sku_id=record.sku_id,
-            description=record.description,
-            region=record.region,
-            quantity=record.pricing_quantity,
-            unit=record.pricing_unit,
-            cost=cost,
-            cost_currency=record.currency,
-            price=price,
-            currency=pricing.currency,
-            margin=price - convert(cost),
-            fx_rate=None if quote is None else quote.rate,
-            fx_rate_date=None if quote is None else quote.as_of,
-            rule=text,
-            rule_ids=[] if rule is None else [rule.rule_id],
-            basis=treatment.basis,
-            basis_amount=treatment.amount,
-            price_list_id=pricing.price_list.id,
-            price_list_version=version.version,
-        ),
-        claim,
+    charge = RatedCharge.model_construct(
+        charge_id=record.record_id,
+        record_id=record.record_id,
+        customer_id=pricing.customer_id,
+        provider=record.provider,
+        sub_account_id=record.sub_account_id,
+        billing_period=record.billing_period,
+        charge_period_start=record.charge_period_start,
+        charge_category=record.charge_category,
+        line_type=record.line_type,
+        service_name=record.service_name,
+        sku_id=record.sku_id,
+        description=record.description,
+        region=record.region,
+        quantity=record.pricing_quantity,
+        unit=record.pricing_unit,
+        cost=cost,
+        cost_currency=record.currency,
+        price=price,
+        currency=pricing.currency,
+        margin=price - convert(cost),
+        fx_rate=None if quote is None else quote.rate,
+        fx_rate_date=None if quote is None else quote.as_of,
+        rule=text,
+        rule_ids=[] if plan.rule is None else [plan.rule.rule_id],
+        basis=treatment.basis,
+        basis_amount=treatment.amount,
+        price_list_id=pricing.price_list.id,
+        price_list_version=version.version,
+    )
+    if original is None or claim is None or moved == price:
+        return Rated(charge, claim)
+    return Rated(charge, claim, _repricing(charge, plan, moved - price, reverses))
+
+
+def _by_rule(
+    record: UsageRecord, pricing: CustomerPricing, plan: Plan, basis: Decimal, state: TierState
+) -> tuple[Decimal, str, Claim | None]:
+    """The price by the plan's rule, how it reads, and the claim a cumulative rule makes (a
+    reversal's takes its original's back, and its price is what the total moved by)."""
+    rule, how = plan.rule, plan.treatment.basis
+    if rule is None:
+        return basis, f"at {how}, no rule matches", None
+    if isinstance(rule, TieredRule | PackageRule | MinimumRule):
+        key = _key(record, pricing, rule, plan)
+        reverses = reversed_record(record)
+        if reverses is None:
+            claim: Claim | None = _claim(record, rule, basis, state, key)
+        else:
+            claim = _reversal_claim(record, reverses, rule, state, key)
+        price = ZERO if claim is None else price_of_claim(rule, claim)
+        return price, f"{_cumulative_text(rule)} on {how} ({rule.scope_text()})", claim
+    price, text = apply_simple_rule(rule, basis, record)
+    return price, f"{text} on {how} ({rule.scope_text()})", None
+
+
+def _repricing(
+    charge: RatedCharge, plan: Plan, amount: Decimal, reverses: str | None
+) -> RatedCharge:
+    """The charge carrying what taking a reversal's original back re-priced in its running
+    total, beyond the reversal's own charge (no cost: the records were costed already)."""
+    rule = plan.rule
+    assert isinstance(rule, TieredRule | PackageRule | MinimumRule)  # only they make claims
+    return charge.model_copy(
+        update={
+            "charge_id": f"{charge.record_id}:tiers",
+            "quantity": None,
+            "cost": ZERO,
+            "price": amount,
+            "margin": amount,
+            "basis_amount": ZERO,
+            "rule": (
+                f"{_cumulative_text(rule)} ({rule.scope_text()}): the period's running total "
+                f"re-priced after the reversal of {reverses}"
+            ),
+        }
+    )
+
+
+def _key(record: UsageRecord, pricing: CustomerPricing, rule: Rule, plan: Plan | None) -> str:
+    if plan is not None and plan.state_key is not None:
+        return plan.state_key
+    return state_key(pricing.customer_id, record.billing_period, pricing.price_list.id, rule)
+
+
+def _below_zero(record: UsageRecord, rule: CumulativeRule, claim: Claim) -> RatingError:
+    return RatingError(
+        f"record {record.record_id}: {measure_of(rule).value} {claim.end - claim.start} would "
+        f"take the period's running total of rule {rule.rule_id} from {claim.start} below "
+        "zero (a reversal or credit before the usage it takes back)"
     )
 
 
 def _claim(
-    record: UsageRecord,
-    pricing: CustomerPricing,
-    rule: CumulativeRule,
-    basis: Decimal,
-    state: TierState,
-    *,
-    plan: Plan | None,
+    record: UsageRecord, rule: CumulativeRule, basis: Decimal, state: TierState, key: str
 ) -> Claim:
-    measure = measure_of(rule)
-    amount = _quantity(record, rule) if measure is TierMeasure.QUANTITY else basis
-    if amount < 0:
-        msg = (
-            f"record {record.record_id}: {measure.value} {amount} is negative and cannot be "
-            f"placed in the period's running total of rule {rule.rule_id}"
-        )
-        raise RatingError(msg)
-    key = plan.state_key if plan is not None and plan.state_key is not None else None
-    if key is None:
-        key = state_key(pricing.customer_id, record.billing_period, pricing.price_list.id, rule)
-    return state.claim_for(key, record.record_id, amount)
+    """The record's place in the running total; a negative amount (a provider's own reversal
+    or credit written as usage, as Azure does) moves the total back, not below zero."""
+    amount = _quantity(record, rule) if measure_of(rule) is TierMeasure.QUANTITY else basis
+    claim = state.claim_for(key, record.record_id, amount)
+    if claim.end < 0:
+        raise _below_zero(record, rule, claim)
+    return claim
+
+
+def _reversal_claim(
+    record: UsageRecord, reverses: str, rule: CumulativeRule, state: TierState, key: str
+) -> Claim | None:
+    """The claim that takes the original's back: the original's amount negated, at the end of
+    the running total (``None`` if the original holds no place in this key: nothing to take)."""
+    own = state.claims.get((key, record.record_id))
+    if own is not None:  # rated again (a redelivery)
+        return own
+    taken = state.claims.get((key, reverses))
+    if taken is None:
+        return None
+    claim = state.claim_for(key, record.record_id, taken.start - taken.end, reverses=reverses)
+    if claim.end < 0:
+        raise _below_zero(record, rule, claim)
+    return claim
 
 
 def rate_all(
@@ -431,15 +516,23 @@ def rate_all(
     fx: FxTable | None = None,
     state: TierState | None = None,
 ) -> tuple[list[RatedCharge], TierState]:
-    """Rate records in order for one customer, threading the period state through them.
+    """Rate records in order for one customer, threading the period state through them (a
+    reversal takes back what these records charged its original).
 
-    Returns the charges and the state after them (the input state is not changed).
+    Returns the charges, each reversal's re-pricing after it, and the state after them (the
+    input state is not changed).
     """
     after = TierState(dict(state.heads), dict(state.claims)) if state else TierState()
     charges = []
+    charged: dict[str, Emitted] = {}
     for record in records:
-        rated = rate_usage(record, pricing, fx, after)
+        reverses = reversed_record(record)
+        original = None if reverses is None else charged.get(reverses)
+        rated = rate_usage(record, pricing, fx, after, original=original)
         if rated.claim is not None:
             after.apply(rated.claim)
         charges.append(rated.charge)
+        charged[record.record_id] = Emitted(rated.charge.price, 1)
+        if rated.repricing is not None:
+            charges.append(rated.repricing)
     return charges, after

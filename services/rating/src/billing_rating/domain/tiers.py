@@ -18,6 +18,12 @@ The running total is the state. It is an explicit input and output: a :class:`Ti
 per state key (customer, period, price list, rule), the latest :class:`Claim`, and the claims of
 the records already rated. A record rated again (redelivery) finds its claim and is charged the
 same, without moving the total.
+
+A reversal (a restated bill taking a line back) takes its original's claim back: it claims the
+next place with the original's amount negated, ``[total, total - amount)``, and the record
+count of the key goes down by one (a minimum is charged while the period has a record in its
+scope). The running total is then what it would be had the original never been rated, so the
+records after it are placed as in a fresh rating of what remains.
 """
 
 from __future__ import annotations
@@ -50,6 +56,21 @@ class Claim:
     seq: int
     start: Decimal
     end: Decimal
+    live: int | None = None
+    """How many records the total holds after this claim, when reversals made that differ
+    from ``seq`` (``None``: it is ``seq``)."""
+    reverses: str | None = None
+    """The record whose claim this one takes back, if it is a reversal's."""
+
+    @property
+    def records(self) -> int:
+        """How many records the running total holds after this claim."""
+        return self.seq if self.live is None else self.live
+
+    @property
+    def records_before(self) -> int:
+        """How many records the running total held before this claim."""
+        return self.records + 1 if self.reverses is not None else self.records - 1
 
 
 @dataclass
@@ -67,14 +88,22 @@ class TierState:
             state.apply(claim)
         return state
 
-    def claim_for(self, key: str, record_id: str, amount: Decimal) -> Claim:
-        """The record's claim: the one it already has, or a new one at the end of the total."""
+    def claim_for(
+        self, key: str, record_id: str, amount: Decimal, *, reverses: str | None = None
+    ) -> Claim:
+        """The record's claim: the one it already has, or a new one at the end of the total
+        (``reverses``: the record whose claim it takes back, ``amount`` then being minus that
+        claim's amount)."""
         existing = self.claims.get((key, record_id))
         if existing is not None:
             return existing
         head = self.heads.get(key)
         start = ZERO if head is None else head.end
-        return Claim(key, record_id, 1 if head is None else head.seq + 1, start, start + amount)
+        seq = 1 if head is None else head.seq + 1
+        before = 0 if head is None else head.records
+        records = before - 1 if reverses is not None else before + 1
+        live = None if records == seq else records
+        return Claim(key, record_id, seq, start, start + amount, live, reverses)
 
     def apply(self, claim: Claim) -> None:
         """Record a claim (applying one twice changes nothing)."""
@@ -127,7 +156,8 @@ def _tier_of(tiers: list[Tier], total: Decimal) -> Tier:
 
 
 def cumulative_price(rule: CumulativeRule, total: Decimal, *, started: bool) -> Decimal:
-    """``F(total)``: the price of the period's first ``total`` units (or of that much spend)."""
+    """``F(total)``: the price of the period's first ``total`` units (or of that much spend);
+    ``started``: whether the total holds a record (a minimum is charged from the first)."""
     if isinstance(rule, TieredRule):
         if rule.mode is TierMode.GRADUATED:
             parts = split_into_tiers(rule.tiers, ZERO, total)
@@ -144,6 +174,7 @@ def cumulative_price(rule: CumulativeRule, total: Decimal, *, started: bool) -> 
 
 
 def price_of_claim(rule: CumulativeRule, claim: Claim) -> Decimal:
-    """``F(end) - F(start)``: what the record owning the claim is charged."""
-    before = cumulative_price(rule, claim.start, started=claim.seq > 1)
-    return cumulative_price(rule, claim.end, started=True) - before
+    """``F(end) - F(start)``: what the record owning the claim is charged (a reversal is
+    charged its original's price instead, and this is what its running total moved by)."""
+    before = cumulative_price(rule, claim.start, started=claim.records_before > 0)
+    return cumulative_price(rule, claim.end, started=claim.records > 0) - before

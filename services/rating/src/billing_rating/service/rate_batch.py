@@ -18,7 +18,9 @@ from billing_rating.domain.rating import (
     RatingError,
     plan_usage,
     rate_usage,
+    reversed_record,
 )
+from billing_rating.domain.rerating import Emitted
 from billing_rating.domain.tiers import Claim, TierState
 from billing_schemas.catalog import account_key
 from billing_schemas.events import ChargeRated, RatedCharge, UsageRecorded
@@ -50,23 +52,56 @@ def _plan(event: UsageRecorded, pricing: CustomerPricing) -> Plan | None:
         return None
 
 
+@dataclass
+class _Rated:
+    """What rating a batch in order gives (before its claims are stored)."""
+
+    rated: list[tuple[int, UsageRecorded, RatedCharge]] = field(default_factory=list)
+    repricings: list[tuple[UsageRecorded, RatedCharge]] = field(default_factory=list)
+    failures: list[tuple[int, str]] = field(default_factory=list)
+    new_claims: list[Claim] = field(default_factory=list)
+
+
 def _rate_in_order(
-    priced: list[Priced], fx: FxTable, state: TierState
-) -> tuple[list[tuple[int, UsageRecorded, RatedCharge]], list[tuple[int, str]], list[Claim]]:
-    """Rate each record against the state, threading new claims through it (pure)."""
-    rated, failures, new_claims = [], [], []
+    priced: list[Priced], fx: FxTable, state: TierState, originals: dict[str, Emitted]
+) -> _Rated:
+    """Rate each record against the state, threading new claims through it (pure).
+
+    ``originals``: what was charged for the records the batch's reversals take back, as kept;
+    a record rated earlier in the batch counts too.
+    """
+    out = _Rated()
+    charged = dict(originals)
     for index, event, pricing, plan in priced:
+        reverses = reversed_record(event.data)
+        original = None if reverses is None else charged.get(reverses)
         try:
-            result = rate_usage(event.data, pricing, fx, state, plan)
+            result = rate_usage(event.data, pricing, fx, state, plan, original=original)
         except RatingError as exc:
-            failures.append((index, str(exc)))
+            out.failures.append((index, str(exc)))
             continue
         claim = result.claim
         if claim is not None and (claim.key, claim.record_id) not in state.claims:
             state.apply(claim)
-            new_claims.append(claim)
-        rated.append((index, event, result.charge))
-    return rated, failures, new_claims
+            out.new_claims.append(claim)
+        out.rated.append((index, event, result.charge))
+        charged.setdefault(event.data.record_id, Emitted(result.charge.price, 1))
+        if result.repricing is not None:
+            out.repricings.append((event, result.repricing))
+    return out
+
+
+async def _originals(priced: list[Priced], kept: RatedStore) -> dict[str, Emitted]:
+    """What was charged so far for the records the batch's reversals take back."""
+    wanted: dict[tuple[str, str], set[str]] = {}
+    for _, event, pricing, _ in priced:
+        if (reverses := reversed_record(event.data)) is not None:
+            scope = (event.data.billing_period, pricing.customer_id)
+            wanted.setdefault(scope, set()).add(reverses)
+    found: dict[str, Emitted] = {}
+    for (period, customer_id), ids in sorted(wanted.items()):
+        found |= await kept.charged(period, customer_id, ids)
+    return found
 
 
 Publish = Callable[[list[tuple[str, ChargeRated]]], Awaitable[None]]
@@ -108,30 +143,40 @@ async def rate_batch(
         (e.data.currency, p.currency) for _, e, p, _ in priced if e.data.currency != p.currency
     }
     fx = await catalog.fx_rates(pairs)
+    originals = await _originals(priced, kept)
     wanted = [
         (plan.state_key, event.data.record_id)
         for _, event, _, plan in priced
         if plan is not None and plan.state_key is not None
     ]
+    reversed_places = [
+        (plan.state_key, reverses)
+        for _, event, _, plan in priced
+        if plan is not None
+        and plan.state_key is not None
+        and (reverses := reversed_record(event.data)) is not None
+    ]
     # records are taken as new until the store says one has a claim (a redelivery): looking
-    # their claims up costs a scan on FerretDB, and the insert finds out anyway
-    records = False
+    # their claims up costs a scan on FerretDB, and the insert finds out anyway; a reversal
+    # needs its original's claim, so a batch holding one looks claims up from the start
+    records = bool(reversed_places)
     for attempt in range(1, ATTEMPTS + 1):
-        state = await tiers.load(wanted, records=records)
-        rated, failures, new_claims = _rate_in_order(priced, fx, state)
+        state = await tiers.load(wanted + reversed_places, records=records)
+        done = _rate_in_order(priced, fx, state, originals)
         try:
-            await tiers.save(new_claims)
+            await tiers.save(done.new_claims)
             break
         except ClaimConflictError as exc:
             if attempt == ATTEMPTS:
                 raise
             records = records or exc.record_claimed
             log.info("tier claim refused (%s); rating the batch again", exc)
-    result.failures += failures
+    result.failures += done.failures
     result.failures.sort()
-    rated.sort(key=lambda r: r[0])
+    done.rated.sort(key=lambda r: r[0])
     occurred_at = datetime.now(UTC)
-    for _, event, charge in rated:
+    charges = [(event, charge) for _, event, charge in done.rated] + done.repricings
+    for event, charge in charges:
         # built without validating again: the charge and the ids are typed already
         event_out = ChargeRated.model_construct(
             event_id=f"charge-rated:{charge.charge_id}",
@@ -141,9 +186,16 @@ async def rate_batch(
             data=charge,
         )
         result.charges.append((charge.customer_id, event_out))
-    keeping = kept.save_rated([(event.data, charge) for _, event, charge in rated])
+    keeping = _keep(kept, done)
     if publish is None:
         await keeping
     else:
         await asyncio.gather(keeping, publish(result.charges))
     return result
+
+
+async def _keep(kept: RatedStore, done: _Rated) -> None:
+    """Keep the rated records, then the reversals' re-pricings (corrections of the reversal:
+    a re-rating of the period counts them as charged for it)."""
+    await kept.save_rated([(event.data, charge) for _, event, charge in done.rated])
+    await kept.save_corrections([charge for _, charge in done.repricings])

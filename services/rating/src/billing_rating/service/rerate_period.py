@@ -19,11 +19,12 @@ from decimal import Decimal
 from billing_rating.adapters.catalog import PricingCatalog, Unpriced
 from billing_rating.adapters.charge_publisher import ChargePublisher
 from billing_rating.adapters.rated_store import RatedStore
-from billing_rating.domain.rating import RatingError, rate_usage
+from billing_rating.domain.fx import FxTable
+from billing_rating.domain.rating import CustomerPricing, RatingError, rate_usage, reversed_record
 from billing_rating.domain.rerating import Emitted, corrections_to
 from billing_rating.domain.tiers import TierState
 from billing_schemas.catalog import account_key
-from billing_schemas.events import ChargeRated, RatedCharge
+from billing_schemas.events import ChargeRated, RatedCharge, UsageRecord
 
 SOURCE = "billing-rating"
 PROGRESS_EVERY = 10_000
@@ -52,6 +53,30 @@ class RerateSummary:
 
 def _no_progress(step: str, done: int, total: int) -> None:
     del step, done, total
+
+
+def _rate_afresh(
+    record: UsageRecord,
+    owner: CustomerPricing,
+    fx: FxTable,
+    state: TierState,
+    charged: dict[str, Emitted],
+) -> RatedCharge:
+    """The record's fresh charge, threading ``state`` and ``charged`` (each record's fresh
+    price, for the reversals after it). A reversal's charge includes the re-pricing of its
+    running total, which was kept as its correction: what is compared is all that is charged
+    for it."""
+    reverses = reversed_record(record)
+    original = None if reverses is None else charged.get(reverses)
+    result = rate_usage(record, owner, fx, state, original=original)
+    if result.claim is not None:
+        state.apply(result.claim)
+    charge = result.charge
+    charged[record.record_id] = Emitted(charge.price, 1)
+    if (extra := result.repricing) is not None:
+        update = {"price": charge.price + extra.price, "margin": charge.margin + extra.margin}
+        charge = charge.model_copy(update=update)
+    return charge
 
 
 async def rerate_period(
@@ -84,6 +109,7 @@ async def rerate_period(
     }
     fx = await catalog.fx_rates(pairs)
     state = TierState()
+    charged: dict[str, Emitted] = {}  # each record's fresh price, for the reversals after it
     fresh: list[RatedCharge] = []
     current: dict[str, Emitted] = {}
     for done, rated in enumerate(records, 1):
@@ -104,13 +130,11 @@ async def rerate_period(
             )
         else:
             try:
-                result = rate_usage(record, owner, fx, state)
+                charge = _rate_afresh(record, owner, fx, state, charged)
             except RatingError as exc:
                 summary.skipped.append(str(exc))
             else:
-                if result.claim is not None:
-                    state.apply(result.claim)
-                fresh.append(result.charge)
+                fresh.append(charge)
                 current[record.record_id] = rated.emitted
         if done % PROGRESS_EVERY == 0:
             on_progress("re-rated", done, len(records))
