@@ -1,4 +1,11 @@
-"""The bill registry in MongoDB: one document per loaded file, and its rejected rows."""
+"""The bill registry in MongoDB: one document per loaded file, and its rejected rows.
+
+A rejected row keeps its raw cells as a list of ``{"column", "value"}`` objects
+(``raw_cells``), not as an object keyed by column: bills name columns ``service.id`` or
+``$Cost``, and a MongoDB-wire database refuses keys with dots or a leading ``$`` (FerretDB
+refuses every such key, MongoDB some). A list of objects (not of pairs: FerretDB v1 has no
+nested arrays) stores any column name as a plain string.
+"""
 
 from __future__ import annotations
 
@@ -124,7 +131,7 @@ class MongoBillRegistry:
         ops = [
             UpdateOne(
                 {"_id": f"{bill_id}:{row.row if row.row is not None else 'file'}:{i}"},
-                {"$set": {"bill_id": bill_id, "seq": row.row or 0, **row.model_dump(mode="json")}},
+                {"$set": {"bill_id": bill_id, "seq": row.row or 0, **_rejection_document(row)}},
                 upsert=True,
             )
             for i, row in enumerate(rows)
@@ -230,11 +237,24 @@ class MongoBillRegistry:
     async def rejections(self, bill_id: str) -> list[RejectedRow]:
         """A bill's rejected rows in row order."""
         cursor = self._rejections.find({"bill_id": bill_id}).sort("seq", 1)
-        fields = RejectedRow.model_fields
-        return [
-            RejectedRow.model_validate({k: v for k, v in doc.items() if k in fields})
-            async for doc in cursor
-        ]
+        return [_rejected_row(doc) async for doc in cursor]
+
+
+def _rejection_document(row: RejectedRow) -> dict[str, Any]:
+    """A rejected row as stored: its fields, the raw cells as a list (see the module doc)."""
+    doc = row.model_dump(mode="json", exclude={"raw"})
+    doc["raw_cells"] = [{"column": c, "value": v} for c, v in row.raw.items()]
+    return doc
+
+
+def _rejected_row(doc: dict[str, Any]) -> RejectedRow:
+    fields = RejectedRow.model_fields
+    kept = {k: v for k, v in doc.items() if k in fields and k != "raw"}
+    if "raw_cells" in doc:
+        raw = {cell["column"]: cell["value"] for cell in doc["raw_cells"]}
+    else:  # stored before raw_cells, when no column name had a dot in it
+        raw = doc.get("raw") or {}
+    return RejectedRow.model_validate({**kept, "raw": raw})
 
 
 class InMemoryBillRegistry:
