@@ -29,6 +29,8 @@ REJECTIONS = "ingest_rejections"
 LINES = "ingest_bill_lines"
 REVERSALS = "ingest_reversals"
 DUPLICATE_KEY = 11000
+LOADED = ["processed", "partially_rejected", "rejected"]
+"""Statuses of a bill read to the end (every row published or rejected)."""
 
 
 class BillRegistry(Protocol):
@@ -107,9 +109,7 @@ class MongoBillRegistry:
 
     async def processed(self, bill_id: str) -> BillSummary | None:
         """See :class:`BillRegistry`."""
-        doc = await self._bills.find_one(
-            {"_id": bill_id, "status": {"$in": ["processed", "partially_rejected"]}}
-        )
+        doc = await self._bills.find_one({"_id": bill_id, "status": {"$in": LOADED}})
         return None if doc is None else BillSummary.model_validate(doc["summary"])
 
     async def begin(self, *, bill_id: str, file_name: str, checksum: str, fmt: str) -> None:
@@ -174,7 +174,7 @@ class MongoBillRegistry:
             self._bills.find(
                 {
                     "scope": scope_entry,
-                    "status": {"$in": ["processed", "partially_rejected"]},
+                    "status": {"$in": LOADED},
                     "_id": {"$ne": exclude},
                 }
             )

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pyarrow as pa
+
 from billing_ingest.adapters.csv_reader import CsvStream, open_csv
 from billing_ingest.adapters.jsonl_reader import JsonLinesStream, is_json_lines, open_jsonl
 from billing_ingest.adapters.parquet_reader import ParquetStream, is_parquet, open_parquet
@@ -24,3 +26,12 @@ def open_bill(path: Path) -> BillStream:
     if is_json_lines(path):
         return open_jsonl(path, decimal_fields=JSON_DECIMAL_FIELDS)
     return open_csv(path)
+
+
+def is_empty(path: Path) -> bool:
+    """Whether the file holds nothing but whitespace (once decompressed, for ``.gz``/``.bz2``)."""
+    with pa.input_stream(str(path), compression="detect") as stream:
+        while block := stream.read(1 << 20):
+            if block.strip():
+                return False
+    return True

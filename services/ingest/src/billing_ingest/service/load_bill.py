@@ -11,21 +11,22 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import itertools
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import suppress
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
 import cramjam
 import orjson
 
 from billing_ingest.adapters.bill_registry import BillRegistry, PreviousBill
 from billing_ingest.adapters.csv_reader import RowBatch
-from billing_ingest.adapters.readers import BillStream, open_bill
+from billing_ingest.adapters.readers import BillStream, is_empty, open_bill
 from billing_ingest.domain.cells import (
     Row,
     RowProblem,
@@ -382,6 +383,35 @@ class _Load:
         return len(reversed_ids)
 
 
+def _reject_malformed(stream: BillStream, load: _Load) -> None:
+    """Rows the reader could not split into the header's columns: each rejected whole."""
+    for bad in stream.malformed:
+        load.add_malformed(bad.row_number, bad.reason, bad.text)
+    stream.malformed.clear()
+
+
+def bill_status(
+    *, accepted: int, rejected: int
+) -> Literal["processed", "partially_rejected", "rejected"]:
+    """``processed`` when no row was rejected, ``rejected`` when none was accepted (a bill of
+    which nothing is billed), else ``partially_rejected``."""
+    if rejected == 0:
+        return "processed"
+    return "rejected" if accepted == 0 else "partially_rejected"
+
+
+def _with_first_rows(stream: BillStream) -> Iterator[RowBatch] | None:
+    """The stream's batches, or None when the file holds no row at all (good or malformed).
+
+    Batches are read up to the first that has rows, so a header-only file is known before
+    anything is recorded or published."""
+    batches = stream.batches()
+    for batch in batches:
+        if len(batch):
+            return itertools.chain((batch,), batches)
+    return None if not stream.malformed else iter(())
+
+
 @dataclass(frozen=True)
 class LoadResult:
     """What ``billing ingest`` reports."""
@@ -413,6 +443,9 @@ async def load_bill(
         msg = f"{path}: no such file"
         raise NotABillError(msg)
     stream = open_bill(path)
+    if not stream.header and is_empty(path):
+        msg = f"{path.name}: the file is empty. Nothing was published."
+        raise NotABillError(msg)
     detected = detect(stream.header)
     chosen = by_name(fmt) if fmt else detected
     if fmt and chosen is None:
@@ -430,6 +463,11 @@ async def load_bill(
         msg = f"{path.name}: --format {chosen.name}, but the header lacks {missing}"
         raise NotABillError(msg)
 
+    batches = _with_first_rows(stream)
+    if batches is None:
+        msg = f"{path.name}: the file has a header but no rows. Nothing was published."
+        raise NotABillError(msg)
+
     checksum = file_checksum(path)
     bill_id = f"bill-{checksum[:20]}"
     done = await registry.processed(bill_id)
@@ -441,6 +479,7 @@ async def load_bill(
         return await _load(
             path,
             stream=stream,
+            batches=batches,
             chosen=chosen,
             bill_id=bill_id,
             checksum=checksum,
@@ -459,6 +498,7 @@ async def _load(
     path: Path,
     *,
     stream: BillStream,
+    batches: Iterator[RowBatch],
     chosen: BillFormat,
     bill_id: str,
     checksum: str,
@@ -476,19 +516,18 @@ async def _load(
         batch_rows=batch_rows,
     )
     try:
-        for batch in stream.batches():
+        for batch in batches:
             if chosen.columnar is not None and batch.arrow is not None:
                 await load.add_columnar(batch, chosen.columnar)
             else:
                 for index, row in enumerate(batch.rows):
                     await load.add_row(row, batch.number(index))
-            # rows the reader could not split into the header's columns: rejected whole
-            for bad in stream.malformed:
-                load.add_malformed(bad.row_number, bad.reason, bad.text)
-            stream.malformed.clear()
+            _reject_malformed(stream, load)
             if on_progress is not None:
                 on_progress(load.read)
             await asyncio.sleep(0)  # let the flush in flight talk to the broker
+        # malformed rows after the last batch (or in a file with no good row at all)
+        _reject_malformed(stream, load)
     except BaseException:
         await load.abandon()
         raise
@@ -502,7 +541,7 @@ async def _load(
         file_name=path.name,
         checksum_sha256=checksum,
         format=chosen.name,
-        status="processed" if load.rejected == 0 else "partially_rejected",
+        status=bill_status(accepted=load.accepted, rejected=load.rejected),
         billing_periods=sorted({entry.rsplit("|", 1)[1] for entry in load.scope}),
         rows_read=load.read,
         rows_accepted=load.accepted,
