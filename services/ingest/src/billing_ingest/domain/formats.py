@@ -45,6 +45,18 @@ class ColumnarMapper(Protocol):
     ) -> ColumnarBatch: ...
 
 
+class HeaderRule(Protocol):
+    """How a format whose columns are not fixed names tells its header."""
+
+    def missing(self, header: list[str]) -> list[str]:
+        """Required columns the header lacks."""
+        ...
+
+    def fits(self, header: list[str]) -> bool:
+        """Whether the header is this format's."""
+        ...
+
+
 @dataclass(frozen=True)
 class BillFormat:
     """A format: its name (``--format``), what it needs in the header, how a row maps.
@@ -63,9 +75,13 @@ class BillFormat:
     """Groups of columns of which the header needs at least one each (a column's spellings)."""
     markers: tuple[str, ...] = ()
     """For detection only: when given, the header must also have one of these."""
+    header_rule: HeaderRule | None = None
+    """A format's own rule for its header (instead of the columns and markers above)."""
 
     def missing(self, header: list[str]) -> list[str]:
         """Required columns the header lacks (a group as ``A or B``)."""
+        if self.header_rule is not None:
+            return self.header_rule.missing(header)
         present = set(header)
         lacking = [c for c in self.required_columns if c not in present]
         lacking += [" or ".join(g) for g in self.one_of if not present.intersection(g)]
@@ -73,6 +89,8 @@ class BillFormat:
 
     def fits(self, header: list[str]) -> bool:
         """Whether detection picks this format for the header."""
+        if self.header_rule is not None:
+            return self.header_rule.fits(header)
         if self.missing(header):
             return False
         return not self.markers or not set(self.markers).isdisjoint(header)
@@ -128,17 +146,17 @@ FORMATS: tuple[BillFormat, ...] = (
     ),
     BillFormat(
         "azure-ea",
-        "Azure cost details, Enterprise Agreement",
-        azure.EA.required_columns(),
+        "Azure cost details, Enterprise Agreement or pay-as-you-go",
+        (),
         azure.EA.to_record,
-        one_of=azure.EA.one_of(),
+        header_rule=azure.EA,
     ),
     BillFormat(
         "azure-mca",
         "Azure cost details, Microsoft Customer Agreement",
-        azure.MCA.required_columns(),
+        (),
         azure.MCA.to_record,
-        one_of=azure.MCA.one_of(),
+        header_rule=azure.MCA,
     ),
     BillFormat(
         "openstack",
