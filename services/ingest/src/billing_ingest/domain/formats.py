@@ -2,10 +2,11 @@
 
 Each format names the columns it cannot do without and maps one row to a usage record. The
 first format whose required columns are all in the header (and, for a format that has
-markers, at least one of its markers) is the file's format; ``--format`` overrides the
-detection (and the header must still have the required columns). Markers tell versions of
-one family apart (FOCUS 1.2 before 1.1 before 1.0) and formats whose required columns
-overlap; docs/ingest.md lists what each format needs.
+markers, at least one of its markers; or, for a format with a header rule, whose rule fits)
+is the file's format; ``--format`` overrides the detection (and the header must still have
+the required columns). FOCUS versions are told by what each version requires, newest first,
+unless the file's first row names its version; Azure's agreements by the columns only one of
+them has. docs/ingest.md lists what each format needs.
 """
 
 from __future__ import annotations
@@ -100,31 +101,17 @@ _FOCUS_QUANTITIES = {"pricing_quantity": "PricingQuantity", "consumed_quantity":
 
 FORMATS: tuple[BillFormat, ...] = (
     # newest FOCUS first: a 1.2 file also has the 1.1 columns
-    BillFormat(
-        "focus-1.2",
-        "FOCUS 1.2",
-        focus.REQUIRED_COLUMNS,
-        focus.focus_row_to_record,
-        markers=focus.ADDED_IN_1_2,
-        columnar=focus_batch_to_json,
-        quantity_columns=_FOCUS_QUANTITIES,
-    ),
-    BillFormat(
-        "focus-1.1",
-        "FOCUS 1.1",
-        focus.REQUIRED_COLUMNS,
-        focus.focus_row_to_record,
-        markers=focus.ADDED_IN_1_1,
-        columnar=focus_batch_to_json,
-        quantity_columns=_FOCUS_QUANTITIES,
-    ),
-    BillFormat(
-        "focus-1.0",
-        "FOCUS 1.0",
-        focus.REQUIRED_COLUMNS,
-        focus.focus_row_to_record,
-        columnar=focus_batch_to_json,
-        quantity_columns=_FOCUS_QUANTITIES,
+    *(
+        BillFormat(
+            f"focus-{rule.version}",
+            f"FOCUS {rule.version}",
+            focus.REQUIRED_COLUMNS,
+            focus.focus_row_to_record,
+            columnar=focus_batch_to_json,
+            quantity_columns=_FOCUS_QUANTITIES,
+            header_rule=rule,
+        )
+        for rule in (focus.V1_2, focus.V1_1, focus.V1_0)  # newest first
     ),
     BillFormat(
         "aws-cur",
@@ -175,9 +162,17 @@ ALIASES = {"focus": "focus-1.0"}
 were recorded as ``focus`` and were FOCUS 1.0."""
 
 
-def detect(header: list[str]) -> BillFormat | None:
-    """The first format the header fits, or None."""
-    return next((f for f in FORMATS if f.fits(header)), None)
+def detect(header: list[str], first_row: Row | None = None) -> BillFormat | None:
+    """The first format the header fits, or None. A FOCUS file whose first row carries its
+    own version marker (:func:`~billing_ingest.domain.focus.marked_version`) is that version."""
+    found = next((f for f in FORMATS if f.fits(header)), None)
+    if found is None or found.header_rule not in _FOCUS_RULES or first_row is None:
+        return found
+    marked = focus.marked_version(first_row)
+    return found if marked is None else by_name(f"focus-{marked}") or found
+
+
+_FOCUS_RULES = (focus.V1_2, focus.V1_1, focus.V1_0)
 
 
 def by_name(name: str) -> BillFormat | None:

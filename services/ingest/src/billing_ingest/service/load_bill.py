@@ -400,16 +400,18 @@ def bill_status(
     return "rejected" if accepted == 0 else "partially_rejected"
 
 
-def _with_first_rows(stream: BillStream) -> Iterator[RowBatch] | None:
-    """The stream's batches, or None when the file holds no row at all (good or malformed).
+def _with_first_rows(stream: BillStream) -> tuple[Iterator[RowBatch] | None, Row | None]:
+    """The stream's batches and its first row; None for the batches when the file holds no
+    row at all (good or malformed).
 
     Batches are read up to the first that has rows, so a header-only file is known before
-    anything is recorded or published."""
+    anything is recorded or published, and detection may read the first row."""
     batches = stream.batches()
     for batch in batches:
         if len(batch):
-            return itertools.chain((batch,), batches)
-    return None if not stream.malformed else iter(())
+            first = batch.arrow.slice(0, 1).to_pylist()[0] if batch.arrow else batch.rows[0]
+            return itertools.chain((batch,), batches), first
+    return (None if not stream.malformed else iter(())), None
 
 
 @dataclass(frozen=True)
@@ -446,7 +448,8 @@ async def load_bill(
     if not stream.header and is_empty(path):
         msg = f"{path.name}: the file is empty. Nothing was published."
         raise NotABillError(msg)
-    detected = detect(stream.header)
+    batches, first_row = _with_first_rows(stream)
+    detected = detect(stream.header, first_row)
     chosen = by_name(fmt) if fmt else detected
     if fmt and chosen is None:
         names = ", ".join(f.name for f in FORMATS)
@@ -463,7 +466,6 @@ async def load_bill(
         msg = f"{path.name}: --format {chosen.name}, but the header lacks {missing}"
         raise NotABillError(msg)
 
-    batches = _with_first_rows(stream)
     if batches is None:
         msg = f"{path.name}: the file has a header but no rows. Nothing was published."
         raise NotABillError(msg)
