@@ -60,6 +60,10 @@ class BillRegistry(Protocol):
         """The latest loaded bill whose scope holds ``scope_entry`` (not ``exclude``)."""
         ...
 
+    async def latest_in_chain(self, bill_id: str) -> BillSummary | None:
+        """The latest loaded version of the chain ``bill_id`` belongs to (None if unknown)."""
+        ...
+
     async def add_lines(self, bill_id: str, chunk: int, ids: list[str], payloads: bytes) -> None:
         """Keep a chunk of a bill's accepted lines: their ids and their JSON, compressed."""
         ...
@@ -106,6 +110,7 @@ class MongoBillRegistry:
         await self._lines.create_index([("bill_id", ASCENDING), ("chunk", ASCENDING)])
         await self._reversals.create_index([("chain", ASCENDING)])
         await self._bills.create_index([("scope", ASCENDING)])
+        await self._bills.create_index([("chain", ASCENDING)])
 
     async def processed(self, bill_id: str) -> BillSummary | None:
         """See :class:`BillRegistry`."""
@@ -183,6 +188,20 @@ class MongoBillRegistry:
         )
         async for doc in cursor:
             return PreviousBill(doc["_id"], doc["version"], doc["chain"], list(doc["scope"]))
+        return None
+
+    async def latest_in_chain(self, bill_id: str) -> BillSummary | None:
+        """See :class:`BillRegistry`."""
+        doc = await self._bills.find_one({"_id": bill_id}, {"chain": 1})
+        if doc is None or "chain" not in doc:
+            return None
+        cursor = (
+            self._bills.find({"chain": doc["chain"], "status": {"$in": LOADED}}, {"summary": 1})
+            .sort([("version", DESCENDING)])
+            .limit(1)
+        )
+        async for latest in cursor:
+            return BillSummary.model_validate(latest["summary"])
         return None
 
     async def add_lines(self, bill_id: str, chunk: int, ids: list[str], payloads: bytes) -> None:
@@ -293,6 +312,11 @@ class InMemoryBillRegistry:
         return PreviousBill(
             latest.bill_id, latest.version, self.chains[latest.bill_id], latest.scope
         )
+
+    async def latest_in_chain(self, bill_id: str) -> BillSummary | None:
+        chain = self.chains.get(bill_id)
+        found = [self.done[b] for b, c in self.chains.items() if c == chain and b in self.done]
+        return max(found, key=lambda s: s.version) if chain is not None and found else None
 
     async def add_lines(self, bill_id: str, chunk: int, ids: list[str], payloads: bytes) -> None:
         self.chunks[bill_id].setdefault(chunk, (ids, payloads))

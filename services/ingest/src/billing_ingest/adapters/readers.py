@@ -35,3 +35,25 @@ def is_empty(path: Path) -> bool:
             if block.strip():
                 return False
     return True
+
+
+def cut_line(path: Path) -> int | None:
+    """The number of the file's last line when that line has no line end (the file was cut,
+    as an interrupted download leaves it), else None. Text files only (CSV, JSON lines, also
+    compressed: a compressed stream that ends early is cut at the line it stops in).
+
+    Reads the whole file (decompressed), so it is asked only when a cut would do harm.
+    """
+    if is_parquet(path):
+        return None  # a cut Parquet file has no footer and cannot be opened at all
+    lines, last = 0, b""
+    try:
+        with pa.input_stream(str(path), compression="detect") as stream:
+            while block := stream.read(1 << 20):
+                lines += block.count(b"\n")
+                last = block[-1:]
+    except OSError:  # "Truncated compressed stream"
+        return lines + 1
+    if last in (b"", b"\n", b"\r"):
+        return None
+    return lines + 1

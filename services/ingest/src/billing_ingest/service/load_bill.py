@@ -26,7 +26,7 @@ import orjson
 
 from billing_ingest.adapters.bill_registry import BillRegistry, PreviousBill
 from billing_ingest.adapters.csv_reader import RowBatch
-from billing_ingest.adapters.readers import BillStream, is_empty, open_bill
+from billing_ingest.adapters.readers import BillStream, cut_line, is_empty, open_bill
 from billing_ingest.domain.cells import (
     Row,
     RowProblem,
@@ -64,6 +64,10 @@ def unpack_lines(packed: bytes) -> list[bytes]:
 
 class NotABillError(ValueError):
     """The file is not a bill in a format we read; nothing was published."""
+
+
+class CutFileError(NotABillError):
+    """The file's last line is cut and loading it would restate an earlier version."""
 
 
 class UsagePublisher(Protocol):
@@ -113,6 +117,8 @@ class _Load:
     matched: set[str] = field(default_factory=set)
     reissued: set[str] = field(default_factory=set)
     version: int = 1
+    cut_line: Callable[[], int | None] | None = None
+    """The number of the file's last line if it is cut (asked only before a restatement)."""
     _envelope: dict[str, Any] = field(default_factory=dict)
     _in_flight: asyncio.Task[None] | None = None
 
@@ -136,11 +142,24 @@ class _Load:
         return self._repeats[digest] + 1
 
     async def resolve_previous(self, scope_entry: str) -> None:
-        """At the first accepted row: is there an earlier version of this bill?"""
+        """At the first accepted row: is there an earlier version of this bill?
+
+        A file whose last line is cut (an interrupted download) must not restate it: every
+        line after the cut would be reversed. Nothing is published before this point.
+        """
         self.resolved = True
         previous = await self.registry.previous_version(scope_entry, exclude=self.bill_id)
         if previous is None:
             return
+        cut = await asyncio.to_thread(self.cut_line) if self.cut_line is not None else None
+        if cut is not None:
+            msg = (
+                f"{self.file_name}: the file ends in the middle of line {cut} (an interrupted "
+                f"download?) and would restate {previous.bill_id}, reversing every line it "
+                "lacks. Nothing was published. Download the file again (if it is complete, "
+                "end its last line with a line break)."
+            )
+            raise CutFileError(msg)
         self.previous = previous
         # only the ids: the lines' JSON is read once, if it comes to reversing some of them
         self.previous_live = await self.registry.line_ids(previous.bill_id)
@@ -474,7 +493,12 @@ async def load_bill(
     bill_id = f"bill-{checksum[:20]}"
     done = await registry.processed(bill_id)
     if done is not None:
-        return LoadResult(done, already_loaded=True)
+        latest = await registry.latest_in_chain(bill_id)
+        if latest is None or latest.checksum_sha256 == checksum:
+            return LoadResult(latest or done, already_loaded=True)
+        # an earlier version loaded again after a later one restated it: it restates the
+        # latest in turn, so that what was published adds up to this file again
+        bill_id = f"{bill_id}~v{latest.version + 1}"
     await registry.begin(bill_id=bill_id, file_name=path.name, checksum=checksum, fmt=chosen.name)
 
     try:
@@ -516,6 +540,7 @@ async def _load(
         publisher=publisher,
         registry=registry,
         batch_rows=batch_rows,
+        cut_line=lambda: cut_line(path),
     )
     try:
         for batch in batches:
