@@ -1,5 +1,7 @@
-"""Which reader opens a bill file: Parquet by its magic bytes, JSON lines by its name
-(``.jsonl``, ``.ndjson``, ``.json``, optionally ``.gz``), CSV otherwise (``.csv.gz`` too).
+"""Which reader opens a bill file: Parquet by its magic bytes, CloudKitty's API output by its
+first key (a ``.json`` file beginning ``{"dataframes"``, ``{"columns"``, ``{"total"``...),
+JSON lines by its name (``.jsonl``, ``.ndjson``, ``.json``, optionally ``.gz``), CSV
+otherwise (``.csv.gz`` too).
 
 Every reader gives the same shape: ``header``, ``batches()`` of rows (dicts of column -> text
 or None) with their first row number, and ``malformed`` rows it could not split.
@@ -11,18 +13,25 @@ from pathlib import Path
 
 import pyarrow as pa
 
+from billing_ingest.adapters.cloudkitty_reader import (
+    CloudKittyStream,
+    is_cloudkitty_api,
+    open_cloudkitty,
+)
 from billing_ingest.adapters.csv_reader import CsvStream, open_csv
 from billing_ingest.adapters.jsonl_reader import JsonLinesStream, is_json_lines, open_jsonl
 from billing_ingest.adapters.parquet_reader import ParquetStream, is_parquet, open_parquet
 from billing_ingest.domain.formats import JSON_DECIMAL_FIELDS
 
-BillStream = CsvStream | ParquetStream | JsonLinesStream
+BillStream = CsvStream | ParquetStream | JsonLinesStream | CloudKittyStream
 
 
 def open_bill(path: Path) -> BillStream:
     """Open a bill file with the reader its content or name calls for."""
     if is_parquet(path):
         return open_parquet(path)
+    if is_cloudkitty_api(path):
+        return open_cloudkitty(path)
     if is_json_lines(path):
         return open_jsonl(path, decimal_fields=JSON_DECIMAL_FIELDS)
     return open_csv(path)

@@ -78,6 +78,11 @@ class BillFormat:
     """For detection only: when given, the header must also have one of these."""
     header_rule: HeaderRule | None = None
     """A format's own rule for its header (instead of the columns and markers above)."""
+    currency_column: str | None = None
+    """For a format whose data may name no currency: the column that names it (when the
+    header lacks it, the load gives every row the currency from outside the file)."""
+    provider: str | None = None
+    """The provider the format's records name (where the catalog is asked about it)."""
 
     def missing(self, header: list[str]) -> list[str]:
         """Required columns the header lacks (a group as ``A or B``)."""
@@ -147,10 +152,12 @@ FORMATS: tuple[BillFormat, ...] = (
     ),
     BillFormat(
         "openstack",
-        "OpenStack rated usage (CloudKitty)",
+        "OpenStack rated usage (CloudKitty: flat rows, dataframes, API output)",
         (),
         openstack.openstack_row_to_record,
         one_of=openstack.REQUIRED_ONE_OF,
+        currency_column=openstack.CURRENCY[0],
+        provider=openstack.PROVIDER,
     ),
 )
 

@@ -25,6 +25,7 @@ import cramjam
 import orjson
 
 from billing_ingest.adapters.bill_registry import BillRegistry, PreviousBill
+from billing_ingest.adapters.catalog_currency import CatalogCurrencies
 from billing_ingest.adapters.csv_reader import RowBatch
 from billing_ingest.adapters.readers import BillStream, cut_line, is_empty, open_bill
 from billing_ingest.domain.cells import (
@@ -39,6 +40,7 @@ from billing_ingest.domain.cells import (
     sign_problem,
 )
 from billing_ingest.domain.formats import FORMATS, BillFormat, ColumnarMapper, by_name, detect
+from billing_ingest.domain.openstack import deployment_currency
 from billing_ingest.domain.restatement import reversal_of
 from billing_schemas.events import (
     BillProcessed,
@@ -117,6 +119,8 @@ class _Load:
     matched: set[str] = field(default_factory=set)
     reissued: set[str] = field(default_factory=set)
     version: int = 1
+    defaults: Row = field(default_factory=dict)
+    """Cells every row gets that the file does not have (the currency of CloudKitty data)."""
     cut_line: Callable[[], int | None] | None = None
     """The number of the file's last line if it is cut (asked only before a restatement)."""
     _envelope: dict[str, Any] = field(default_factory=dict)
@@ -260,6 +264,9 @@ class _Load:
         """A row through the format's row mapper (``content``: its columns key and content,
         when the caller has them already)."""
         self.read += 1
+        if self.defaults:
+            row = {**self.defaults, **row}
+            content = None
         columns, text = (columns_key(row), row_content(row)) if content is None else content
         digest = content_digest(columns, text)
         result = self.fmt.to_record(
@@ -402,6 +409,26 @@ class _Load:
         return len(reversed_ids)
 
 
+async def _outside_cells(
+    path: Path,
+    chosen: BillFormat,
+    header: list[str],
+    currency: str | None,
+    catalog: CatalogCurrencies | None,
+) -> Row:
+    """The currency cell every row gets when the format's data names none (else nothing)."""
+    if chosen.currency_column is None or chosen.currency_column in header:
+        return {}
+    known: set[str] = set()
+    if currency is None and catalog is not None and chosen.provider is not None:
+        known = await catalog.invoicing_currencies(chosen.provider)
+    resolved = deployment_currency(currency, known)
+    if isinstance(resolved, RowProblem):
+        msg = f"{path.name}: {resolved.reason}. Nothing was published."
+        raise NotABillError(msg)
+    return {chosen.currency_column: resolved}
+
+
 def _reject_malformed(stream: BillStream, load: _Load) -> None:
     """Rows the reader could not split into the header's columns: each rejected whole."""
     for bad in stream.malformed:
@@ -458,8 +485,14 @@ async def load_bill(
     fmt: str | None = None,
     batch_rows: int = 5_000,
     on_progress: Callable[[int], None] | None = None,
+    currency: str | None = None,
+    catalog: CatalogCurrencies | None = None,
 ) -> LoadResult:
-    """Load one bill file; see the module docstring for the guarantees."""
+    """Load one bill file; see the module docstring for the guarantees.
+
+    ``currency`` (``--currency``) is the currency of data that names none (CloudKitty's);
+    without it, ``catalog`` is asked (:func:`~billing_ingest.domain.openstack.deployment_currency`).
+    """
     if not path.is_file():  # noqa: ASYNC240 - one stat before a long, loop-owning load
         msg = f"{path}: no such file"
         raise NotABillError(msg)
@@ -468,6 +501,9 @@ async def load_bill(
         msg = f"{path.name}: the file is empty. Nothing was published."
         raise NotABillError(msg)
     batches, first_row = _with_first_rows(stream)
+    if batches is None:
+        msg = f"{path.name}: the file has a header but no rows. Nothing was published."
+        raise NotABillError(msg)
     detected = detect(stream.header, first_row)
     chosen = by_name(fmt) if fmt else detected
     if fmt and chosen is None:
@@ -485,9 +521,7 @@ async def load_bill(
         msg = f"{path.name}: --format {chosen.name}, but the header lacks {missing}"
         raise NotABillError(msg)
 
-    if batches is None:
-        msg = f"{path.name}: the file has a header but no rows. Nothing was published."
-        raise NotABillError(msg)
+    defaults = await _outside_cells(path, chosen, stream.header, currency, catalog)
 
     checksum = file_checksum(path)
     bill_id = f"bill-{checksum[:20]}"
@@ -506,6 +540,7 @@ async def load_bill(
             path,
             stream=stream,
             batches=batches,
+            defaults=defaults,
             chosen=chosen,
             bill_id=bill_id,
             checksum=checksum,
@@ -525,6 +560,7 @@ async def _load(
     *,
     stream: BillStream,
     batches: Iterator[RowBatch],
+    defaults: Row,
     chosen: BillFormat,
     bill_id: str,
     checksum: str,
@@ -541,6 +577,7 @@ async def _load(
         registry=registry,
         batch_rows=batch_rows,
         cut_line=lambda: cut_line(path),
+        defaults=defaults,
     )
     try:
         for batch in batches:
