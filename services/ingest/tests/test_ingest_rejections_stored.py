@@ -2,7 +2,8 @@
 
 Column names of real bills hold characters a MongoDB-wire database refuses in a key
 (Google's ``service.id``, ``project.labels``; CloudKitty's ``vol.qty`` as the JSON reader
-flattens it): the registry must store them all, and give back the very cells it was given.
+flattens it, ``groupby.project_id`` in CloudKitty's API output): the registry must store them
+all, and give back the very cells it was given.
 """
 
 from __future__ import annotations
@@ -33,14 +34,16 @@ ONE_REJECTED_ROW = [
 ]
 
 
-@pytest.mark.parametrize("fixture", ONE_REJECTED_ROW)
+@pytest.mark.parametrize("fixture", [*ONE_REJECTED_ROW, "cloudkitty_dataframes.json"])
 async def test_a_rejected_row_of_each_format_is_stored_with_its_raw_cells(
     fixture: str, mongo_db: AsyncDatabase[dict[str, Any]]
 ) -> None:
     registry = MongoBillRegistry(mongo_db)
     await registry.ensure_indexes()
     publisher = InMemoryUsagePublisher()
-    result = await load_bill(FIXTURES / fixture, publisher=publisher, registry=registry)
+    result = await load_bill(
+        FIXTURES / fixture, publisher=publisher, registry=registry, currency="EUR"
+    )
     assert result.summary.status == "partially_rejected"
     [(_, published)] = publisher.rejected_events
     [stored] = await registry.rejections(result.summary.bill_id)

@@ -46,15 +46,25 @@ def is_empty(path: Path) -> bool:
     return True
 
 
+_COMPRESSED = frozenset({".gz", ".bz2", ".zst", ".lz4", ".br"})
+"""Suffixes pyarrow decompresses (``compression="detect"``)."""
+
+
 def cut_line(path: Path) -> int | None:
     """The number of the file's last line when that line has no line end (the file was cut,
     as an interrupted download leaves it), else None. Text files only (CSV, JSON lines, also
     compressed: a compressed stream that ends early is cut at the line it stops in).
 
-    Reads the whole file (decompressed), so it is asked only when a cut would do harm.
+    A plain file that ends with a line end is answered from its last byte; otherwise (and for
+    compressed files) the whole file is read, so it is asked only when a cut would do harm.
     """
     if is_parquet(path):
         return None  # a cut Parquet file has no footer and cannot be opened at all
+    if path.suffix.lower() not in _COMPRESSED:
+        with path.open("rb") as handle:
+            handle.seek(max(path.stat().st_size - 1, 0))
+            if handle.read(1) in (b"", b"\n", b"\r"):
+                return None
     lines, last = 0, b""
     try:
         with pa.input_stream(str(path), compression="detect") as stream:
