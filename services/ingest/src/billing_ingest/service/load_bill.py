@@ -2,9 +2,11 @@
 
 Every row ends up in exactly one place: published as a usage record, or rejected with its row
 number, column and reason (published to the rejected-usage topic and kept in the registry).
-A file that is not a bill publishes nothing. Loading a file whose checksum was already loaded
-to the end publishes nothing again; a load that crashed half-way is simply run again, and the
-deterministic record ids make the second run's duplicates harmless downstream.
+A file that is not a bill (or is empty, or has no row) publishes nothing. Loading a file whose
+checksum was already loaded to the end publishes nothing again, unless a later version has
+restated it since: then it restates that one in turn. A load that crashed half-way is simply
+run again, and the deterministic record ids make the second run's duplicates harmless
+downstream. A file whose last line is cut never restates a bill.
 """
 
 from __future__ import annotations
