@@ -12,13 +12,19 @@ cloudkitty_summary.json (grouped by type and project_id; ``rate`` is the sum of 
 
 from __future__ import annotations
 
+import json
+import os
+from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 import pytest
+from pymongo import MongoClient
 from pymongo.asynchronous.database import AsyncDatabase
+from typer.testing import CliRunner
 
+from billing_cli.main import app
 from billing_ingest.adapters.bill_registry import InMemoryBillRegistry
 from billing_ingest.adapters.catalog_currency import (
     InMemoryCatalogCurrencies,
@@ -175,3 +181,39 @@ async def test_the_catalogs_currencies_come_from_the_customers_of_the_providers_
     assert await catalog.invoicing_currencies("OpenStack") == {"EUR"}
     assert await catalog.invoicing_currencies("AWS") == {"USD"}
     assert await catalog.invoicing_currencies("Oracle") == set()
+
+
+@pytest.fixture
+def ingest_env(infra: Any, namespace: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """``billing ingest`` pointed at this test's topics and database."""
+    monkeypatch.setenv("BILLING_INGEST_KAFKA_BOOTSTRAP_SERVERS", infra.kafka_bootstrap_servers)
+    monkeypatch.setenv("BILLING_INGEST_MONGODB_URL", infra.mongodb_url)
+    monkeypatch.setenv("BILLING_INGEST_MONGODB_DATABASE", namespace)
+    monkeypatch.setenv("BILLING_INGEST_TOPIC_NAMESPACE", f"{namespace}.")
+    yield namespace
+    client: MongoClient[dict[str, Any]] = MongoClient(infra.mongodb_url)
+    with client:
+        client.drop_database(namespace)
+
+
+@pytest.mark.integration
+def test_billing_ingest_takes_the_currency_from_its_flag_or_the_catalog(ingest_env: str) -> None:
+    runner = CliRunner()
+    summary = str(FIXTURES / "cloudkitty_summary.json")
+    refused = runner.invoke(app, ["ingest", summary, "--json"])
+    assert refused.exit_code == 2
+    assert "give it with --currency CODE" in refused.output
+    loaded = runner.invoke(app, ["ingest", summary, "--currency", "CHF", "--json"])
+    assert loaded.exit_code == 0, loaded.output
+    assert json.loads(loaded.output)["billed_cost_totals"] == {"CHF": "2916.0"}
+    infra_url = os.environ["BILLING_INGEST_MONGODB_URL"]
+    client: MongoClient[dict[str, Any]] = MongoClient(infra_url)
+    with client:
+        client[ingest_env][CUSTOMERS].insert_one({"_id": "alpha", "currency": "EUR"})
+        client[ingest_env][ACCOUNTS].insert_one(
+            {"_id": "OpenStack:p-alpha", "customer_id": "alpha", "provider": "OpenStack"}
+        )
+    frames = str(FIXTURES / "cloudkitty_dataframes.json")
+    from_catalog = runner.invoke(app, ["ingest", frames, "--json"])
+    assert from_catalog.exit_code == 0, from_catalog.output
+    assert json.loads(from_catalog.output)["billed_cost_totals"] == {"EUR": "4.10"}
