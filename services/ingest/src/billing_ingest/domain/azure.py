@@ -5,9 +5,9 @@ One mapper, one column map. Microsoft's field reference ("Understand cost detail
 gives each field its names: the current one and the older ones some exports still write
 (``Cost`` and ``CostInBillingCurrency``, ``Currency`` / ``BillingCurrency`` /
 ``BillingCurrencyCode``, ``ConsumedQuantity`` for ``Quantity``...), and the exports write them
-in PascalCase (EA, pay-as-you-go) or camelCase (MCA), "differing in casing between account
-types". So column names are matched without regard to case, each field lists its names, and
-the first one the header has is read (resolved once per header).
+in PascalCase (EA, pay-as-you-go) or camelCase (MCA): "some fields might differ in casing and
+spacing between account types". So column names are matched without regard to case, each
+field lists its names, and the first one the header has is read (resolved once per header).
 
 Which agreement a file is (``azure-ea`` or ``azure-mca``) is told by the columns only one of
 them has (EA and pay-as-you-go: ``AccountName``, ``AccountOwnerId``, ``Cost``, ``Currency``,
