@@ -189,7 +189,10 @@ class BillSummary(_Model):
     file_name: str
     checksum_sha256: str
     format: str
-    status: Literal["processed", "partially_rejected", "failed"]
+    status: Literal["processed", "partially_rejected", "rejected", "failed"] = Field(
+        description="processed: no row rejected; partially_rejected: some; rejected: every "
+        "row (nothing accepted); failed: the load stopped on an error."
+    )
     billing_periods: list[str]
     rows_read: int = Field(ge=0)
     rows_accepted: int = Field(ge=0)

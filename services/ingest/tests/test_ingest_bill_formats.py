@@ -319,8 +319,8 @@ async def test_format_override_records_the_chosen_format_and_checks_the_header()
     alias = by_name("focus")
     assert alias is not None
     assert alias.name == "focus-1.0"  # the name bills were recorded with before versions
-    with pytest.raises(NotABillError, match=r"--format azure-mca, but the header lacks"):
-        await _load(FIXTURES / "azure_ea.csv", fmt="azure-mca")
+    with pytest.raises(NotABillError, match=r"--format gcp, but the header lacks"):
+        await _load(FIXTURES / "azure_ea.csv", fmt="gcp")
     with pytest.raises(NotABillError, match=r"--format 'azure' is not one of"):
         await _load(FIXTURES / "azure_ea.csv", fmt="azure")
 

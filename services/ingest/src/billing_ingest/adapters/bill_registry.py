@@ -1,4 +1,11 @@
-"""The bill registry in MongoDB: one document per loaded file, and its rejected rows."""
+"""The bill registry in MongoDB: one document per loaded file, and its rejected rows.
+
+A rejected row keeps its raw cells as a list of ``{"column", "value"}`` objects
+(``raw_cells``), not as an object keyed by column: bills name columns ``service.id`` or
+``$Cost``, and a MongoDB-wire database refuses keys with dots or a leading ``$`` (FerretDB
+refuses every such key, MongoDB some). A list of objects (not of pairs: FerretDB v1 has no
+nested arrays) stores any column name as a plain string.
+"""
 
 from __future__ import annotations
 
@@ -22,6 +29,8 @@ REJECTIONS = "ingest_rejections"
 LINES = "ingest_bill_lines"
 REVERSALS = "ingest_reversals"
 DUPLICATE_KEY = 11000
+LOADED = ["processed", "partially_rejected", "rejected"]
+"""Statuses of a bill read to the end (every row published or rejected)."""
 
 
 class BillRegistry(Protocol):
@@ -49,6 +58,10 @@ class BillRegistry(Protocol):
 
     async def previous_version(self, scope_entry: str, *, exclude: str) -> PreviousBill | None:
         """The latest loaded bill whose scope holds ``scope_entry`` (not ``exclude``)."""
+        ...
+
+    async def latest_in_chain(self, bill_id: str) -> BillSummary | None:
+        """The latest loaded version of the chain ``bill_id`` belongs to (None if unknown)."""
         ...
 
     async def add_lines(self, bill_id: str, chunk: int, ids: list[str], payloads: bytes) -> None:
@@ -97,12 +110,11 @@ class MongoBillRegistry:
         await self._lines.create_index([("bill_id", ASCENDING), ("chunk", ASCENDING)])
         await self._reversals.create_index([("chain", ASCENDING)])
         await self._bills.create_index([("scope", ASCENDING)])
+        await self._bills.create_index([("chain", ASCENDING)])
 
     async def processed(self, bill_id: str) -> BillSummary | None:
         """See :class:`BillRegistry`."""
-        doc = await self._bills.find_one(
-            {"_id": bill_id, "status": {"$in": ["processed", "partially_rejected"]}}
-        )
+        doc = await self._bills.find_one({"_id": bill_id, "status": {"$in": LOADED}})
         return None if doc is None else BillSummary.model_validate(doc["summary"])
 
     async def begin(self, *, bill_id: str, file_name: str, checksum: str, fmt: str) -> None:
@@ -124,7 +136,7 @@ class MongoBillRegistry:
         ops = [
             UpdateOne(
                 {"_id": f"{bill_id}:{row.row if row.row is not None else 'file'}:{i}"},
-                {"$set": {"bill_id": bill_id, "seq": row.row or 0, **row.model_dump(mode="json")}},
+                {"$set": {"bill_id": bill_id, "seq": row.row or 0, **_rejection_document(row)}},
                 upsert=True,
             )
             for i, row in enumerate(rows)
@@ -167,7 +179,7 @@ class MongoBillRegistry:
             self._bills.find(
                 {
                     "scope": scope_entry,
-                    "status": {"$in": ["processed", "partially_rejected"]},
+                    "status": {"$in": LOADED},
                     "_id": {"$ne": exclude},
                 }
             )
@@ -176,6 +188,20 @@ class MongoBillRegistry:
         )
         async for doc in cursor:
             return PreviousBill(doc["_id"], doc["version"], doc["chain"], list(doc["scope"]))
+        return None
+
+    async def latest_in_chain(self, bill_id: str) -> BillSummary | None:
+        """See :class:`BillRegistry`."""
+        doc = await self._bills.find_one({"_id": bill_id}, {"chain": 1})
+        if doc is None or "chain" not in doc:
+            return None
+        cursor = (
+            self._bills.find({"chain": doc["chain"], "status": {"$in": LOADED}}, {"summary": 1})
+            .sort([("version", DESCENDING)])
+            .limit(1)
+        )
+        async for latest in cursor:
+            return BillSummary.model_validate(latest["summary"])
         return None
 
     async def add_lines(self, bill_id: str, chunk: int, ids: list[str], payloads: bytes) -> None:
@@ -230,11 +256,24 @@ class MongoBillRegistry:
     async def rejections(self, bill_id: str) -> list[RejectedRow]:
         """A bill's rejected rows in row order."""
         cursor = self._rejections.find({"bill_id": bill_id}).sort("seq", 1)
-        fields = RejectedRow.model_fields
-        return [
-            RejectedRow.model_validate({k: v for k, v in doc.items() if k in fields})
-            async for doc in cursor
-        ]
+        return [_rejected_row(doc) async for doc in cursor]
+
+
+def _rejection_document(row: RejectedRow) -> dict[str, Any]:
+    """A rejected row as stored: its fields, the raw cells as a list (see the module doc)."""
+    doc = row.model_dump(mode="json", exclude={"raw"})
+    doc["raw_cells"] = [{"column": c, "value": v} for c, v in row.raw.items()]
+    return doc
+
+
+def _rejected_row(doc: dict[str, Any]) -> RejectedRow:
+    fields = RejectedRow.model_fields
+    kept = {k: v for k, v in doc.items() if k in fields and k != "raw"}
+    if "raw_cells" in doc:
+        raw = {cell["column"]: cell["value"] for cell in doc["raw_cells"]}
+    else:  # stored before raw_cells, when no column name had a dot in it
+        raw = doc.get("raw") or {}
+    return RejectedRow.model_validate({**kept, "raw": raw})
 
 
 class InMemoryBillRegistry:
@@ -273,6 +312,11 @@ class InMemoryBillRegistry:
         return PreviousBill(
             latest.bill_id, latest.version, self.chains[latest.bill_id], latest.scope
         )
+
+    async def latest_in_chain(self, bill_id: str) -> BillSummary | None:
+        chain = self.chains.get(bill_id)
+        found = [self.done[b] for b, c in self.chains.items() if c == chain and b in self.done]
+        return max(found, key=lambda s: s.version) if chain is not None and found else None
 
     async def add_lines(self, bill_id: str, chunk: int, ids: list[str], payloads: bytes) -> None:
         self.chunks[bill_id].setdefault(chunk, (ids, payloads))

@@ -9,7 +9,8 @@ which records it as a rejection and skips it, so the rest of the file is still r
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import csv as pycsv
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -75,7 +76,8 @@ class CsvStream:
         Malformed rows are skipped by pyarrow and reported in :attr:`malformed` while their
         block is read; the good rows around them keep their true numbers.
         """
-        assert self._reader is not None
+        if self._reader is None:
+            return
         next_row = 2
         reported = 0
         for record_batch in self._reader:
@@ -107,8 +109,22 @@ def read_header(path: Path) -> list[str]:
             parse_options=csv.ParseOptions(invalid_row_handler=lambda _: "skip"),
         )
     except (pa.ArrowInvalid, UnicodeDecodeError):
-        return []
+        return _lone_line(path)
     return list(reader.schema.names)
+
+
+def _lone_line(path: Path) -> list[str]:
+    """The names of a file that is a header without its line end, which pyarrow cannot read
+    (it needs a whole line to count the columns); [] for anything else."""
+    with pa.input_stream(str(path), compression="detect") as stream:
+        head = stream.read(1 << 20)
+    if not head.strip() or b"\n" in head or b"\r" in head:
+        return []
+    try:
+        [names] = list(pycsv.reader([head.decode("utf-8-sig")]))
+    except (UnicodeDecodeError, ValueError, pycsv.Error):
+        return []
+    return names
 
 
 def open_csv(path: Path, *, block_size: int = 1 << 20) -> CsvStream:
@@ -119,6 +135,8 @@ def open_csv(path: Path, *, block_size: int = 1 << 20) -> CsvStream:
     """
     header = read_header(path)
     stream = CsvStream(path=path, header=header)
+    if not header:  # empty, or not CSV: no reader (pyarrow refuses a file without a header)
+        return stream
 
     def on_invalid(row: csv.InvalidRow) -> str:
         stream.malformed.append(
@@ -132,7 +150,17 @@ def open_csv(path: Path, *, block_size: int = 1 << 20) -> CsvStream:
         )
         return "skip"
 
-    stream._reader = csv.open_csv(
+    try:
+        stream._reader = _open_reader(path, header, block_size, on_invalid)
+    except pa.ArrowInvalid:  # a header without its line end: no rows to read
+        stream._reader = None
+    return stream
+
+
+def _open_reader(
+    path: Path, header: list[str], block_size: int, on_invalid: Callable[[csv.InvalidRow], str]
+) -> csv.CSVStreamingReader:
+    return csv.open_csv(
         path,
         read_options=csv.ReadOptions(block_size=block_size, use_threads=False),
         parse_options=csv.ParseOptions(invalid_row_handler=on_invalid, newlines_in_values=True),
@@ -143,4 +171,3 @@ def open_csv(path: Path, *, block_size: int = 1 << 20) -> CsvStream:
             quoted_strings_can_be_null=False,
         ),
     )
-    return stream

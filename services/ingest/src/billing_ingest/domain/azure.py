@@ -1,18 +1,28 @@
-"""Azure cost details rows (Enterprise Agreement and Microsoft Customer Agreement exports)
--> usage records (pure).
+"""Azure cost details rows (Enterprise Agreement, pay-as-you-go and Microsoft Customer
+Agreement exports) -> usage records (pure).
 
-One mapper over two column maps: the EA export names its columns in PascalCase
-(``CostInBillingCurrency``), the MCA export in camelCase (``costInBillingCurrency``); a few
-columns are spelled either way, so each field lists its spellings and the first one the row has
-is read.
+One mapper, one column map. Microsoft's field reference ("Understand cost details fields")
+gives each field its names: the current one and the older ones some exports still write
+(``Cost`` and ``CostInBillingCurrency``, ``Currency`` / ``BillingCurrency`` /
+``BillingCurrencyCode``, ``ConsumedQuantity`` for ``Quantity``...), and the exports write them
+in PascalCase (EA, pay-as-you-go) or camelCase (MCA): "some fields might differ in casing and
+spacing between account types". So column names are matched without regard to case, each
+field lists its names, and the first one the header has is read (resolved once per header).
+
+Which agreement a file is (``azure-ea`` or ``azure-mca``) is told by the columns only one of
+them has (EA and pay-as-you-go: ``AccountName``, ``AccountOwnerId``, ``Cost``, ``Currency``,
+``PartNumber``; MCA: ``CostInPricingCurrency``, ``ExchangeRatePricingToBilling``,
+``PricingCurrency``, ``ProductId``, ``PublisherId``, ``PreviousInvoiceId``,
+``ServicePeriodStartDate``), else by the naming style (camelCase is MCA's). The mapping is the
+same for both.
 
 Rules:
 * The billing account is ``BillingAccountId``; the sub-account is the subscription (the
   billing account on lines of no subscription, such as rounding adjustments).
 * The billing period is the month of ``BillingPeriodStartDate``. Dates are ``MM/DD/YYYY`` (as
   the exports write them) or ISO 8601; a line covers its ``Date``, one day (UTC).
-* The billed cost is ``CostInBillingCurrency``, in ``BillingCurrency`` (EA: also spelled
-  ``BillingCurrencyCode``).
+* The billed cost is ``CostInBillingCurrency`` (EA and pay-as-you-go: also ``Cost``), in
+  ``BillingCurrency`` (also ``BillingCurrencyCode``, ``Currency``).
 * ``ChargeType`` decides the category; on usage, ``PricingModel`` ``Reservation`` or
   ``SavingsPlan`` makes the line commitment-covered with ``ReservationId`` (else ``BenefitId``)
   as the commitment. A ``Purchase`` of a reservation or savings plan is a commitment fee, any
@@ -31,6 +41,7 @@ import json
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from functools import lru_cache
 
 from billing_ingest.domain.cells import (
     MapsRows,
@@ -64,39 +75,40 @@ COMMITMENT_MODELS = {"reservation", "savingsplan"}
 Names = tuple[str, ...]
 
 
-def _pick(row: Row, names: Names) -> str:
-    """The first spelling of a column the row has (the first one if it has none)."""
-    return next((n for n in names if n in row), names[0])
-
-
 @dataclass(frozen=True)
 class AzureColumns(MapsRows):
-    """Where each field is in one Azure export (each field: its spellings)."""
+    """Where each field is in an Azure export (each field: its names, matched without case).
 
-    billing_account: Names
-    billing_period_start: Names
-    subscription: Names
-    subscription_name: Names
-    date: Names
-    charge_type: Names
-    cost: Names
-    currency: Names
-    pricing_model: Names
-    quantity: Names
-    unit: Names
-    meter_id: Names
-    meter_name: Names
-    meter_category: Names
-    service_family: Names
-    region: Names
-    resource_id: Names
-    reservation_id: Names
-    benefit_id: Names
-    payg_price: Names
-    payg_cost: Names
-    tags: Names
-    marker: Names = ()
-    """A column only this export has (detection), required with the others."""
+    ``agreement`` names the export this map detects; ``only_columns`` are columns only that
+    agreement's exports have, ``other_columns`` those only the other's have (detection).
+    """
+
+    agreement: str
+    camel_case: bool
+    only_columns: Names
+    other_columns: Names
+    billing_account: Names = ("BillingAccountId",)
+    billing_period_start: Names = ("BillingPeriodStartDate",)
+    subscription: Names = ("SubscriptionId",)
+    subscription_name: Names = ("SubscriptionName",)
+    date: Names = ("Date", "UsageDate")
+    charge_type: Names = ("ChargeType",)
+    cost: Names = ("CostInBillingCurrency", "Cost")
+    currency: Names = ("BillingCurrency", "BillingCurrencyCode", "Currency")
+    pricing_model: Names = ("PricingModel",)
+    quantity: Names = ("Quantity", "ConsumedQuantity")
+    unit: Names = ("UnitOfMeasure", "Unit")
+    meter_id: Names = ("MeterId",)
+    meter_name: Names = ("MeterName",)
+    meter_category: Names = ("MeterCategory",)
+    service_family: Names = ("ServiceFamily",)
+    region: Names = ("ResourceLocation", "MeterRegion")
+    resource_id: Names = ("ResourceId", "InstanceId")
+    reservation_id: Names = ("ReservationId",)
+    benefit_id: Names = ("BenefitId",)
+    payg_price: Names = ("PayGPrice",)
+    payg_cost: Names = ("PaygCostInBillingCurrency",)
+    tags: Names = ("Tags",)
 
     def _required(self) -> tuple[Names, ...]:
         return (
@@ -106,34 +118,52 @@ class AzureColumns(MapsRows):
             self.date,
             self.charge_type,
             self.cost,
-            *((self.marker,) if self.marker else ()),
+            self.currency,
         )
 
-    def required_columns(self) -> tuple[str, ...]:
-        """Required columns with one spelling."""
-        return tuple(g[0] for g in self._required() if len(g) == 1)
+    def missing(self, header: list[str]) -> list[str]:
+        """Required fields the header has under none of their names (``A or B``)."""
+        present = {name.lower() for name in header}
+        return [
+            " or ".join(names)
+            for names in self._required()
+            if not any(n.lower() in present for n in names)
+        ]
 
-    def one_of(self) -> tuple[Names, ...]:
-        """Required columns with several spellings (the currency is always among them)."""
-        return (*(g for g in self._required() if len(g) > 1), self.currency)
+    def fits(self, header: list[str]) -> bool:
+        """Whether the header is this agreement's export (see the module docstring)."""
+        if self.missing(header):
+            return False
+        present = {name.lower() for name in header}
+        if any(n.lower() in present for n in self.only_columns):
+            return True
+        if any(n.lower() in present for n in self.other_columns):
+            return False
+        account = next(n for n in header if n.lower() == self.billing_account[0].lower())
+        return account[0].islower() == self.camel_case
 
     def _cell(self, row: Row, names: Names) -> str | None:
-        return optional(row, _pick(row, names))
+        column = _columns(tuple(row)).get(names[0].lower())
+        return None if column is None else optional(row, column)
+
+    def _name(self, row: Row, names: Names) -> str:
+        """The row's column for the field, or its first name (for a message) if it has none."""
+        return _columns(tuple(row)).get(names[0].lower()) or names[0]
 
     def _record(
         self, row: Row, source: SourceRef, bill_id: str, digest: str, occurrence: int
     ) -> UsageRecord:
-        account = required(row, _pick(row, self.billing_account))
-        period = period_of(_date(row, _pick(row, self.billing_period_start)))
+        account = required(row, self._name(row, self.billing_account))
+        period = period_of(_date(row, self._name(row, self.billing_period_start)))
         # rounding adjustments belong to no subscription: the billing account's then
         subscription = self._cell(row, self.subscription) or account
-        day = _date(row, _pick(row, self.date))
+        day = _date(row, self._name(row, self.date))
         category, line_type, commitment = self._kind(row)
-        quantity_column = _pick(row, self.quantity)
+        quantity_column = self._name(row, self.quantity)
         quantity = amount(row, quantity_column, is_required=False)
         if line_type in _USAGE_LINES:
             not_negative(quantity, quantity_column, " on a usage line")
-        billed = amount(row, _pick(row, self.cost), is_required=True)
+        billed = amount(row, self._name(row, self.cost), is_required=True)
         assert billed is not None  # is_required=True never returns None
         on_demand = self._on_demand(row, quantity) if line_type in _USAGE_LINES else None
         return UsageRecord(
@@ -160,16 +190,16 @@ class AzureColumns(MapsRows):
             pricing_unit=self._cell(row, self.unit),
             consumed_quantity=quantity,
             consumed_unit=self._cell(row, self.unit),
-            currency=currency(row, _pick(row, self.currency)),
+            currency=currency(row, self._name(row, self.currency)),
             list_cost=on_demand,
             on_demand_cost=on_demand,
             billed_cost=billed,
             effective_cost=billed,
-            tags=_tags(row, _pick(row, self.tags)),
+            tags=_tags(row, self._name(row, self.tags)),
         )
 
     def _kind(self, row: Row) -> tuple[ChargeCategory, LineType, str | None]:
-        column = _pick(row, self.charge_type)
+        column = self._name(row, self.charge_type)
         kind = required(row, column)
         if kind.lower() not in CHARGE_TYPES:
             raise RowRejected(column, f"charge type {kind!r} is not one we rate")
@@ -185,13 +215,55 @@ class AzureColumns(MapsRows):
         return category, line_type, commitment
 
     def _on_demand(self, row: Row, quantity: Decimal | None) -> Decimal | None:
-        payg_cost = amount(row, _pick(row, self.payg_cost), is_required=False)
+        payg_cost = amount(row, self._name(row, self.payg_cost), is_required=False)
         if payg_cost is not None:
             return payg_cost
-        price = amount(row, _pick(row, self.payg_price), is_required=False)
+        price = amount(row, self._name(row, self.payg_price), is_required=False)
         if price is None or quantity is None:
             return None
         return price * quantity
+
+
+_FIELDS = (
+    "billing_account",
+    "billing_period_start",
+    "subscription",
+    "subscription_name",
+    "date",
+    "charge_type",
+    "cost",
+    "currency",
+    "pricing_model",
+    "quantity",
+    "unit",
+    "meter_id",
+    "meter_name",
+    "meter_category",
+    "service_family",
+    "region",
+    "resource_id",
+    "reservation_id",
+    "benefit_id",
+    "payg_price",
+    "payg_cost",
+    "tags",
+)
+
+
+@lru_cache(maxsize=64)
+def _columns(header: tuple[str, ...]) -> dict[str, str]:
+    """For a header: each field's first name (lower-cased) -> the header's column for it
+    (the first of the field's names the header has, whatever its case)."""
+    by_lower: dict[str, str] = {}
+    for name in header:
+        by_lower.setdefault(name.lower(), name)
+    found: dict[str, str] = {}
+    for field in _FIELDS:
+        names: Names = getattr(_NAMES, field)
+        column = next((by_lower[n.lower()] for n in names if n.lower() in by_lower), None)
+        if column is not None:
+            found[names[0].lower()] = column
+    return found
 
 
 _USAGE_LINES = {LineType.ON_DEMAND, LineType.COMMITMENT_COVERED}
@@ -226,53 +298,21 @@ def _tags(row: Row, column: str) -> dict[str, str]:
     return {str(k): str(v) for k, v in parsed.items()}
 
 
-EA = AzureColumns(
-    billing_account=("BillingAccountId",),
-    billing_period_start=("BillingPeriodStartDate",),
-    subscription=("SubscriptionId",),
-    subscription_name=("SubscriptionName",),
-    date=("Date",),
-    charge_type=("ChargeType",),
-    cost=("CostInBillingCurrency",),
-    currency=("BillingCurrency", "BillingCurrencyCode"),
-    pricing_model=("PricingModel",),
-    quantity=("Quantity",),
-    unit=("UnitOfMeasure",),
-    meter_id=("MeterId",),
-    meter_name=("MeterName",),
-    meter_category=("MeterCategory",),
-    service_family=("ServiceFamily",),
-    region=("ResourceLocation", "MeterRegion"),
-    resource_id=("ResourceId",),
-    reservation_id=("ReservationId",),
-    benefit_id=("BenefitId", "benefitId"),
-    payg_price=("PayGPrice",),
-    payg_cost=("PaygCostInBillingCurrency",),
-    tags=("Tags",),
+_EA_ONLY = ("AccountName", "AccountOwnerId", "Cost", "Currency", "PartNumber")
+_MCA_ONLY = (
+    "CostInPricingCurrency",
+    "ExchangeRatePricingToBilling",
+    "PricingCurrency",
+    "ProductId",
+    "PublisherId",
+    "PreviousInvoiceId",
+    "ServicePeriodStartDate",
 )
 
-MCA = AzureColumns(
-    billing_account=("billingAccountId",),
-    billing_period_start=("billingPeriodStartDate",),
-    subscription=("subscriptionId", "SubscriptionId"),
-    subscription_name=("subscriptionName", "SubscriptionName"),
-    date=("date",),
-    charge_type=("chargeType",),
-    cost=("costInBillingCurrency",),
-    currency=("billingCurrency", "billingCurrencyCode"),
-    pricing_model=("pricingModel",),
-    quantity=("quantity",),
-    unit=("unitOfMeasure",),
-    meter_id=("meterId",),
-    meter_name=("meterName",),
-    meter_category=("meterCategory",),
-    service_family=("serviceFamily",),
-    region=("resourceLocation", "meterRegion"),
-    resource_id=("ResourceId", "resourceId"),
-    reservation_id=("reservationId",),
-    benefit_id=("benefitId",),
-    payg_price=("PayGPrice", "paygPrice"),
-    payg_cost=("paygCostInBillingCurrency",),
-    tags=("tags",),
-    marker=("billingProfileId",),
-)
+EA = AzureColumns("azure-ea", camel_case=False, only_columns=_EA_ONLY, other_columns=_MCA_ONLY)
+"""Enterprise Agreement and pay-as-you-go (Microsoft Online Services Program) exports."""
+
+MCA = AzureColumns("azure-mca", camel_case=True, only_columns=_MCA_ONLY, other_columns=_EA_ONLY)
+"""Microsoft Customer Agreement (and Partner Agreement) exports."""
+
+_NAMES = EA  # the field names are the same for both

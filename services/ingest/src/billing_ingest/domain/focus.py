@@ -16,8 +16,13 @@ Rules:
   reservation orders, Oracle's) leaves the owner unknown (None).
 * The on-demand cost is ``ListCost`` (FOCUS: the cost at the provider's public list price).
 * ``ChargeClass`` ``Correction`` is kept as the record's ``charge_class``.
-* The version (1.0, 1.1, 1.2) changes no rule here: it is told from the columns each version
-  added (formats.py) and recorded as the format's name.
+* The version (1.0, 1.1, 1.2) changes no rule here; it is recorded as the format's name. It is
+  the file's own marker where the data generator writes one (:func:`marked_version`), else
+  what the columns show a version requires (:class:`FocusVersion`): 1.1 made
+  ``ServiceSubcategory`` mandatory, so a file without it is 1.0 whatever newer columns it has
+  (Microsoft's FOCUS 1.0 export carries 1.2's ``BillingAccountType`` and ``SubAccountType``);
+  1.2 added no unconditionally mandatory column, so a 1.1-conformant file with any column 1.2
+  added is 1.2.
 * The record id is derived from provider, billing account, period and the line's identity (a
   digest of every cell of the row plus its occurrence among identical rows), so loading the same
   file again yields the same ids and downstream services store each line once.
@@ -27,6 +32,7 @@ from __future__ import annotations
 
 import json
 import re
+from dataclasses import dataclass
 from typing import Literal
 
 from billing_ingest.domain.cells import (
@@ -67,6 +73,10 @@ ADDED_IN_1_1 = (
 )
 """Columns FOCUS 1.1 added (its changelog): any one of them marks a 1.1 (or later) file."""
 
+MANDATORY_FROM_1_1 = ("ServiceSubcategory",)
+"""Columns FOCUS 1.1 introduced as mandatory (feature level Mandatory, not conditional):
+every 1.1 or later file has them."""
+
 ADDED_IN_1_2 = (
     "BillingAccountType",
     "SubAccountType",
@@ -76,7 +86,57 @@ ADDED_IN_1_2 = (
     "PricingCurrencyEffectiveCost",
     "PricingCurrencyListUnitPrice",
 )
-"""Columns FOCUS 1.2 added: any one of them marks a 1.2 file."""
+"""Columns FOCUS 1.2 added (all conditional or recommended): in a file that has what 1.1
+requires, any one of them marks a 1.2 file."""
+
+VERSIONS = ("1.0", "1.1", "1.2")
+_VERSION = re.compile(r"^\s*(\d+\.\d+)")
+
+
+@dataclass(frozen=True)
+class FocusVersion:
+    """How a FOCUS version's header is told (a :class:`~billing_ingest.domain.formats.HeaderRule`).
+
+    ``missing`` is what the mapper needs (the same for every version); ``fits`` also needs the
+    columns the version made mandatory and, if it has markers, one of them.
+    """
+
+    version: str
+    requires: tuple[str, ...] = ()
+    markers: tuple[str, ...] = ()
+
+    def missing(self, header: list[str]) -> list[str]:
+        """Columns the mapper needs that the header lacks."""
+        present = set(header)
+        return [c for c in REQUIRED_COLUMNS if c not in present]
+
+    def fits(self, header: list[str]) -> bool:
+        """Whether the columns show this version (see the module docstring)."""
+        present = set(header)
+        if self.missing(header) or not present.issuperset(self.requires):
+            return False
+        return not self.markers or not present.isdisjoint(self.markers)
+
+
+V1_2 = FocusVersion("1.2", requires=MANDATORY_FROM_1_1, markers=ADDED_IN_1_2)
+V1_1 = FocusVersion("1.1", requires=MANDATORY_FROM_1_1)
+V1_0 = FocusVersion("1.0")
+
+
+def marked_version(row: Row) -> str | None:
+    """The FOCUS version a row says its dataset is, when the data generator writes it.
+
+    Microsoft's FinOps toolkit (FinOps hubs) writes each row's source dataset in
+    ``x_SourceType`` (``FocusCost``) and its version in ``x_SourceVersion`` (``1.0``,
+    ``1.0r2``, ``1.2-preview``): the FOCUS version is the leading ``major.minor``. None when the
+    row has no such marker or names a version we do not know.
+    """
+    source_type = optional(row, "x_SourceType")
+    version = optional(row, "x_SourceVersion")
+    if source_type is None or version is None or "focus" not in source_type.lower():
+        return None
+    match = _VERSION.match(version)
+    return match.group(1) if match and match.group(1) in VERSIONS else None
 
 
 _CATEGORIES = {c.value: c for c in ChargeCategory}

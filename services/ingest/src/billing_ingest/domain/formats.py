@@ -2,10 +2,11 @@
 
 Each format names the columns it cannot do without and maps one row to a usage record. The
 first format whose required columns are all in the header (and, for a format that has
-markers, at least one of its markers) is the file's format; ``--format`` overrides the
-detection (and the header must still have the required columns). Markers tell versions of
-one family apart (FOCUS 1.2 before 1.1 before 1.0) and formats whose required columns
-overlap; docs/ingest.md lists what each format needs.
+markers, at least one of its markers; or, for a format with a header rule, whose rule fits)
+is the file's format; ``--format`` overrides the detection (and the header must still have
+the required columns). FOCUS versions are told by what each version requires, newest first,
+unless the file's first row names its version; Azure's agreements by the columns only one of
+them has. docs/ingest.md lists what each format needs.
 """
 
 from __future__ import annotations
@@ -45,6 +46,18 @@ class ColumnarMapper(Protocol):
     ) -> ColumnarBatch: ...
 
 
+class HeaderRule(Protocol):
+    """How a format whose columns are not fixed names tells its header."""
+
+    def missing(self, header: list[str]) -> list[str]:
+        """Required columns the header lacks."""
+        ...
+
+    def fits(self, header: list[str]) -> bool:
+        """Whether the header is this format's."""
+        ...
+
+
 @dataclass(frozen=True)
 class BillFormat:
     """A format: its name (``--format``), what it needs in the header, how a row maps.
@@ -63,9 +76,18 @@ class BillFormat:
     """Groups of columns of which the header needs at least one each (a column's spellings)."""
     markers: tuple[str, ...] = ()
     """For detection only: when given, the header must also have one of these."""
+    header_rule: HeaderRule | None = None
+    """A format's own rule for its header (instead of the columns and markers above)."""
+    currency_column: str | None = None
+    """For a format whose data may name no currency: the column that names it (when the
+    header lacks it, the load gives every row the currency from outside the file)."""
+    provider: str | None = None
+    """The provider the format's records name (where the catalog is asked about it)."""
 
     def missing(self, header: list[str]) -> list[str]:
         """Required columns the header lacks (a group as ``A or B``)."""
+        if self.header_rule is not None:
+            return self.header_rule.missing(header)
         present = set(header)
         lacking = [c for c in self.required_columns if c not in present]
         lacking += [" or ".join(g) for g in self.one_of if not present.intersection(g)]
@@ -73,6 +95,8 @@ class BillFormat:
 
     def fits(self, header: list[str]) -> bool:
         """Whether detection picks this format for the header."""
+        if self.header_rule is not None:
+            return self.header_rule.fits(header)
         if self.missing(header):
             return False
         return not self.markers or not set(self.markers).isdisjoint(header)
@@ -82,31 +106,17 @@ _FOCUS_QUANTITIES = {"pricing_quantity": "PricingQuantity", "consumed_quantity":
 
 FORMATS: tuple[BillFormat, ...] = (
     # newest FOCUS first: a 1.2 file also has the 1.1 columns
-    BillFormat(
-        "focus-1.2",
-        "FOCUS 1.2",
-        focus.REQUIRED_COLUMNS,
-        focus.focus_row_to_record,
-        markers=focus.ADDED_IN_1_2,
-        columnar=focus_batch_to_json,
-        quantity_columns=_FOCUS_QUANTITIES,
-    ),
-    BillFormat(
-        "focus-1.1",
-        "FOCUS 1.1",
-        focus.REQUIRED_COLUMNS,
-        focus.focus_row_to_record,
-        markers=focus.ADDED_IN_1_1,
-        columnar=focus_batch_to_json,
-        quantity_columns=_FOCUS_QUANTITIES,
-    ),
-    BillFormat(
-        "focus-1.0",
-        "FOCUS 1.0",
-        focus.REQUIRED_COLUMNS,
-        focus.focus_row_to_record,
-        columnar=focus_batch_to_json,
-        quantity_columns=_FOCUS_QUANTITIES,
+    *(
+        BillFormat(
+            f"focus-{rule.version}",
+            f"FOCUS {rule.version}",
+            focus.REQUIRED_COLUMNS,
+            focus.focus_row_to_record,
+            columnar=focus_batch_to_json,
+            quantity_columns=_FOCUS_QUANTITIES,
+            header_rule=rule,
+        )
+        for rule in (focus.V1_2, focus.V1_1, focus.V1_0)  # newest first
     ),
     BillFormat(
         "aws-cur",
@@ -128,24 +138,26 @@ FORMATS: tuple[BillFormat, ...] = (
     ),
     BillFormat(
         "azure-ea",
-        "Azure cost details, Enterprise Agreement",
-        azure.EA.required_columns(),
+        "Azure cost details, Enterprise Agreement or pay-as-you-go",
+        (),
         azure.EA.to_record,
-        one_of=azure.EA.one_of(),
+        header_rule=azure.EA,
     ),
     BillFormat(
         "azure-mca",
         "Azure cost details, Microsoft Customer Agreement",
-        azure.MCA.required_columns(),
+        (),
         azure.MCA.to_record,
-        one_of=azure.MCA.one_of(),
+        header_rule=azure.MCA,
     ),
     BillFormat(
         "openstack",
-        "OpenStack rated usage (CloudKitty)",
+        "OpenStack rated usage (CloudKitty: flat rows, dataframes, API output)",
         (),
         openstack.openstack_row_to_record,
         one_of=openstack.REQUIRED_ONE_OF,
+        currency_column=openstack.CURRENCY[0],
+        provider=openstack.PROVIDER,
     ),
 )
 
@@ -157,9 +169,17 @@ ALIASES = {"focus": "focus-1.0"}
 were recorded as ``focus`` and were FOCUS 1.0."""
 
 
-def detect(header: list[str]) -> BillFormat | None:
-    """The first format the header fits, or None."""
-    return next((f for f in FORMATS if f.fits(header)), None)
+def detect(header: list[str], first_row: Row | None = None) -> BillFormat | None:
+    """The first format the header fits, or None. A FOCUS file whose first row carries its
+    own version marker (:func:`~billing_ingest.domain.focus.marked_version`) is that version."""
+    found = next((f for f in FORMATS if f.fits(header)), None)
+    if found is None or found.header_rule not in _FOCUS_RULES or first_row is None:
+        return found
+    marked = focus.marked_version(first_row)
+    return found if marked is None else by_name(f"focus-{marked}") or found
+
+
+_FOCUS_RULES = (focus.V1_2, focus.V1_1, focus.V1_0)
 
 
 def by_name(name: str) -> BillFormat | None:

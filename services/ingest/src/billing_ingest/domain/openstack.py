@@ -12,9 +12,14 @@ spellings and the first one the row has is read.
 Rules:
 * The sub-account is the project; the billing account is ``domain_id`` when the row has one,
   else the project itself.
-* CloudKitty has no currency: its prices are in whatever unit the operator's rating rules use.
-  A file must therefore carry a ``currency`` column (ISO 4217); we do not guess a default, since
-  a wrong guess would bill the wrong amount silently.
+* CloudKitty has no currency: it rates in one currency per deployment, whatever unit the
+  operator's rating rules use. A row's currency is its ``currency`` cell (ISO 4217) when the
+  file has that column; else the load gives every row the deployment's currency, from
+  ``--currency`` or the catalog (:func:`deployment_currency`), and refuses the file when
+  neither says it: a guess would bill the wrong amount silently.
+* CloudKitty's API output (``GET /v2/dataframes``, ``GET /v2/summary``) is flattened by its
+  reader to the dataframe spellings; a summary's rows are only billable when it is grouped by
+  ``type`` and ``project_id`` (``groupby.type``, ``groupby.project_id``).
 * The billing period is the month of ``begin``; ``begin``/``end`` are ISO 8601 or Unix seconds.
 * Every entry is on-demand usage: billed cost = ``price``; a unit ``rate`` column, when
   present, is kept as the list price x quantity. The SKU is the flavor (``flavor_name``, else
@@ -40,12 +45,13 @@ from billing_ingest.domain.cells import (
     timestamp,
 )
 from billing_schemas.events import ChargeCategory, LineType, SourceRef, UsageRecord
+from billing_schemas.money import MoneyError, minor_units
 
 PROVIDER = "OpenStack"
 
 BEGIN = ("begin", "period.begin")
 END = ("end", "period.end")
-TYPE = ("type", "metric")
+TYPE = ("type", "metric", "groupby.type")
 QTY = ("qty", "vol.qty")
 UNIT = ("unit", "vol.unit")
 PRICE = ("price", "rating.price")
@@ -64,8 +70,10 @@ SKU = (
 REGION = ("region", "metadata.region")
 CURRENCY = ("currency",)
 
-REQUIRED_ONE_OF = (BEGIN, END, TYPE, QTY, PRICE, PROJECT, CURRENCY)
-"""Columns without which a file is not CloudKitty rated usage we can use (each: its spellings)."""
+REQUIRED_ONE_OF = (BEGIN, END, QTY, PRICE, PROJECT)
+"""Columns without which a file is not CloudKitty rated usage we can use (each: its spellings).
+The metric type is needed too (a row without one is rejected by name, as a summary not grouped
+by ``type`` has none), and the currency may come from outside the file."""
 
 DECIMAL_FIELDS = ("qty", "price", "rate", "vol.qty", "rating.price")
 """Numeric fields the JSON-lines reader keeps as exact decimals."""
@@ -93,6 +101,7 @@ def openstack_row_to_record(
     """Map one CloudKitty rated entry to a usage record, or say which column is wrong and why."""
     try:
         project = required(row, _pick(row, PROJECT))
+        service = required(row, _pick(row, TYPE))
         account = _cell(row, DOMAIN) or project
         begin = _moment(row, _pick(row, BEGIN))
         period = period_of(begin)
@@ -117,7 +126,7 @@ def openstack_row_to_record(
             charge_period_end=_moment(row, _pick(row, END)),
             charge_category=ChargeCategory.USAGE,
             line_type=LineType.ON_DEMAND,
-            service_name=required(row, _pick(row, TYPE)),
+            service_name=service,
             sku_id=_cell(row, SKU),
             region=_cell(row, REGION),
             resource_id=_cell(row, RESOURCE),
@@ -132,3 +141,32 @@ def openstack_row_to_record(
         )
     except RowRejected as exc:
         return exc.problem
+
+
+def deployment_currency(given: str | None, catalog: set[str]) -> str | RowProblem:
+    """The currency of CloudKitty data that names none: ``--currency`` when given, else the
+    one currency the catalog's customers with OpenStack accounts are invoiced in.
+
+    CloudKitty rates a whole deployment in one currency, and an operator who invoices all its
+    OpenStack customers in one currency rates in it; when they are invoiced in several, the
+    catalog cannot say which one CloudKitty used, and neither do we.
+    """
+    if given is not None:
+        code = given.strip().upper()
+        try:
+            minor_units(code)
+        except MoneyError:
+            return RowProblem(None, f"--currency {given!r} is not an ISO 4217 currency code")
+        return code
+    if len(catalog) == 1:
+        return next(iter(catalog))
+    why = (
+        "no customer of the catalog has an OpenStack account"
+        if not catalog
+        else f"the catalog's OpenStack customers are invoiced in {', '.join(sorted(catalog))}"
+    )
+    return RowProblem(
+        None,
+        f"the data names no currency (CloudKitty rates in one currency per deployment) and "
+        f"{why}: give it with --currency CODE",
+    )

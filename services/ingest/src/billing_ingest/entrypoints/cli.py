@@ -14,6 +14,7 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from billing_ingest.adapters.bill_registry import MongoBillRegistry
+from billing_ingest.adapters.catalog_currency import MongoCatalogCurrencies
 from billing_ingest.adapters.publisher import KafkaUsagePublisher, ingest_topics
 from billing_ingest.domain.formats import FORMATS
 from billing_ingest.service.load_bill import LoadResult, NotABillError, load_bill
@@ -29,7 +30,9 @@ FORMAT_NAMES = ", ".join(f.name for f in FORMATS)
 bills_app = typer.Typer(help="Bills loaded so far.", no_args_is_help=True)
 
 
-async def _ingest(path: Path, fmt: str | None, *, quiet: bool) -> LoadResult:
+async def _ingest(
+    path: Path, fmt: str | None, *, quiet: bool, currency: str | None = None
+) -> LoadResult:
     settings = IngestSettings()
     configure_tracing("cli")
     await ensure_topics(settings.kafka_bootstrap_servers, ingest_topics(settings.topic_namespace))
@@ -57,6 +60,8 @@ async def _ingest(path: Path, fmt: str | None, *, quiet: bool) -> LoadResult:
                     fmt=fmt,
                     batch_rows=settings.publish_batch_rows,
                     on_progress=lambda n: progress.update(task, completed=n),
+                    currency=currency,
+                    catalog=MongoCatalogCurrencies(client[settings.mongodb_database]),
                 )
     finally:
         await publisher.stop()
@@ -68,7 +73,7 @@ def ingest(
         Path,
         typer.Argument(
             help="Bill file (FOCUS, AWS CUR, Google Cloud, Azure, OpenStack): CSV, JSON lines "
-            "(.gz too) or Parquet; see docs/ingest.md."
+            "(.gz too), Parquet or CloudKitty's API output; see docs/ingest.md."
         ),
     ],
     fmt: Annotated[
@@ -76,10 +81,18 @@ def ingest(
         typer.Option("--format", help=f"{FORMAT_NAMES}; detected from the header."),
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
+    currency: Annotated[
+        str | None,
+        typer.Option(
+            "--currency",
+            help="ISO 4217 currency of data that names none (CloudKitty's); default: the one "
+            "currency the catalog's OpenStack customers are invoiced in.",
+        ),
+    ] = None,
 ) -> None:
     """Load a provider bill: publish its usage, reject bad rows with their reasons."""
     try:
-        result = asyncio.run(_ingest(file, fmt, quiet=as_json))
+        result = asyncio.run(_ingest(file, fmt, quiet=as_json, currency=currency))
     except NotABillError as exc:
         err.print(f"[red]error:[/red] {exc}")
         raise typer.Exit(2) from None

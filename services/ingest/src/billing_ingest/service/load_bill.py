@@ -2,30 +2,34 @@
 
 Every row ends up in exactly one place: published as a usage record, or rejected with its row
 number, column and reason (published to the rejected-usage topic and kept in the registry).
-A file that is not a bill publishes nothing. Loading a file whose checksum was already loaded
-to the end publishes nothing again; a load that crashed half-way is simply run again, and the
-deterministic record ids make the second run's duplicates harmless downstream.
+A file that is not a bill (or is empty, or has no row) publishes nothing. Loading a file whose
+checksum was already loaded to the end publishes nothing again, unless a later version has
+restated it since: then it restates that one in turn. A load that crashed half-way is simply
+run again, and the deterministic record ids make the second run's duplicates harmless
+downstream. A file whose last line is cut never restates a bill.
 """
 
 from __future__ import annotations
 
 import asyncio
 import hashlib
+import itertools
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import suppress
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
 import cramjam
 import orjson
 
 from billing_ingest.adapters.bill_registry import BillRegistry, PreviousBill
+from billing_ingest.adapters.catalog_currency import CatalogCurrencies
 from billing_ingest.adapters.csv_reader import RowBatch
-from billing_ingest.adapters.readers import BillStream, open_bill
+from billing_ingest.adapters.readers import BillStream, cut_line, is_empty, open_bill
 from billing_ingest.domain.cells import (
     Row,
     RowProblem,
@@ -38,6 +42,7 @@ from billing_ingest.domain.cells import (
     sign_problem,
 )
 from billing_ingest.domain.formats import FORMATS, BillFormat, ColumnarMapper, by_name, detect
+from billing_ingest.domain.openstack import deployment_currency
 from billing_ingest.domain.restatement import reversal_of
 from billing_schemas.events import (
     BillProcessed,
@@ -63,6 +68,10 @@ def unpack_lines(packed: bytes) -> list[bytes]:
 
 class NotABillError(ValueError):
     """The file is not a bill in a format we read; nothing was published."""
+
+
+class CutFileError(NotABillError):
+    """The file's last line is cut and loading it would restate an earlier version."""
 
 
 class UsagePublisher(Protocol):
@@ -112,6 +121,10 @@ class _Load:
     matched: set[str] = field(default_factory=set)
     reissued: set[str] = field(default_factory=set)
     version: int = 1
+    defaults: Row = field(default_factory=dict)
+    """Cells every row gets that the file does not have (the currency of CloudKitty data)."""
+    cut_line: Callable[[], int | None] | None = None
+    """The number of the file's last line if it is cut (asked only before a restatement)."""
     _envelope: dict[str, Any] = field(default_factory=dict)
     _in_flight: asyncio.Task[None] | None = None
 
@@ -135,11 +148,24 @@ class _Load:
         return self._repeats[digest] + 1
 
     async def resolve_previous(self, scope_entry: str) -> None:
-        """At the first accepted row: is there an earlier version of this bill?"""
+        """At the first accepted row: is there an earlier version of this bill?
+
+        A file whose last line is cut (an interrupted download) must not restate it: every
+        line after the cut would be reversed. Nothing is published before this point.
+        """
         self.resolved = True
         previous = await self.registry.previous_version(scope_entry, exclude=self.bill_id)
         if previous is None:
             return
+        cut = await asyncio.to_thread(self.cut_line) if self.cut_line is not None else None
+        if cut is not None:
+            msg = (
+                f"{self.file_name}: the file ends in the middle of line {cut} (an interrupted "
+                f"download?) and would restate {previous.bill_id}, reversing every line it "
+                "lacks. Nothing was published. Download the file again (if it is complete, "
+                "end its last line with a line break)."
+            )
+            raise CutFileError(msg)
         self.previous = previous
         # only the ids: the lines' JSON is read once, if it comes to reversing some of them
         self.previous_live = await self.registry.line_ids(previous.bill_id)
@@ -240,6 +266,9 @@ class _Load:
         """A row through the format's row mapper (``content``: its columns key and content,
         when the caller has them already)."""
         self.read += 1
+        if self.defaults:
+            row = {**self.defaults, **row}
+            content = None
         columns, text = (columns_key(row), row_content(row)) if content is None else content
         digest = content_digest(columns, text)
         result = self.fmt.to_record(
@@ -382,6 +411,57 @@ class _Load:
         return len(reversed_ids)
 
 
+async def _outside_cells(
+    path: Path,
+    chosen: BillFormat,
+    header: list[str],
+    currency: str | None,
+    catalog: CatalogCurrencies | None,
+) -> Row:
+    """The currency cell every row gets when the format's data names none (else nothing)."""
+    if chosen.currency_column is None or chosen.currency_column in header:
+        return {}
+    known: set[str] = set()
+    if currency is None and catalog is not None and chosen.provider is not None:
+        known = await catalog.invoicing_currencies(chosen.provider)
+    resolved = deployment_currency(currency, known)
+    if isinstance(resolved, RowProblem):
+        msg = f"{path.name}: {resolved.reason}. Nothing was published."
+        raise NotABillError(msg)
+    return {chosen.currency_column: resolved}
+
+
+def _reject_malformed(stream: BillStream, load: _Load) -> None:
+    """Rows the reader could not split into the header's columns: each rejected whole."""
+    for bad in stream.malformed:
+        load.add_malformed(bad.row_number, bad.reason, bad.text)
+    stream.malformed.clear()
+
+
+def bill_status(
+    *, accepted: int, rejected: int
+) -> Literal["processed", "partially_rejected", "rejected"]:
+    """``processed`` when no row was rejected, ``rejected`` when none was accepted (a bill of
+    which nothing is billed), else ``partially_rejected``."""
+    if rejected == 0:
+        return "processed"
+    return "rejected" if accepted == 0 else "partially_rejected"
+
+
+def _with_first_rows(stream: BillStream) -> tuple[Iterator[RowBatch] | None, Row | None]:
+    """The stream's batches and its first row; None for the batches when the file holds no
+    row at all (good or malformed).
+
+    Batches are read up to the first that has rows, so a header-only file is known before
+    anything is recorded or published, and detection may read the first row."""
+    batches = stream.batches()
+    for batch in batches:
+        if len(batch):
+            first = batch.arrow.slice(0, 1).to_pylist()[0] if batch.arrow else batch.rows[0]
+            return itertools.chain((batch,), batches), first
+    return (None if not stream.malformed else iter(())), None
+
+
 @dataclass(frozen=True)
 class LoadResult:
     """What ``billing ingest`` reports."""
@@ -407,13 +487,26 @@ async def load_bill(
     fmt: str | None = None,
     batch_rows: int = 5_000,
     on_progress: Callable[[int], None] | None = None,
+    currency: str | None = None,
+    catalog: CatalogCurrencies | None = None,
 ) -> LoadResult:
-    """Load one bill file; see the module docstring for the guarantees."""
+    """Load one bill file; see the module docstring for the guarantees.
+
+    ``currency`` (``--currency``) is the currency of data that names none (CloudKitty's);
+    without it, ``catalog`` is asked (:func:`~billing_ingest.domain.openstack.deployment_currency`).
+    """
     if not path.is_file():  # noqa: ASYNC240 - one stat before a long, loop-owning load
         msg = f"{path}: no such file"
         raise NotABillError(msg)
     stream = open_bill(path)
-    detected = detect(stream.header)
+    if not stream.header and is_empty(path):
+        msg = f"{path.name}: the file is empty. Nothing was published."
+        raise NotABillError(msg)
+    batches, first_row = _with_first_rows(stream)
+    if batches is None:
+        msg = f"{path.name}: the file has a header but no rows. Nothing was published."
+        raise NotABillError(msg)
+    detected = detect(stream.header, first_row)
     chosen = by_name(fmt) if fmt else detected
     if fmt and chosen is None:
         names = ", ".join(f.name for f in FORMATS)
@@ -430,17 +523,26 @@ async def load_bill(
         msg = f"{path.name}: --format {chosen.name}, but the header lacks {missing}"
         raise NotABillError(msg)
 
+    defaults = await _outside_cells(path, chosen, stream.header, currency, catalog)
+
     checksum = file_checksum(path)
     bill_id = f"bill-{checksum[:20]}"
     done = await registry.processed(bill_id)
     if done is not None:
-        return LoadResult(done, already_loaded=True)
+        latest = await registry.latest_in_chain(bill_id)
+        if latest is None or latest.checksum_sha256 == checksum:
+            return LoadResult(latest or done, already_loaded=True)
+        # an earlier version loaded again after a later one restated it: it restates the
+        # latest in turn, so that what was published adds up to this file again
+        bill_id = f"{bill_id}~v{latest.version + 1}"
     await registry.begin(bill_id=bill_id, file_name=path.name, checksum=checksum, fmt=chosen.name)
 
     try:
         return await _load(
             path,
             stream=stream,
+            batches=batches,
+            defaults=defaults,
             chosen=chosen,
             bill_id=bill_id,
             checksum=checksum,
@@ -459,6 +561,8 @@ async def _load(
     path: Path,
     *,
     stream: BillStream,
+    batches: Iterator[RowBatch],
+    defaults: Row,
     chosen: BillFormat,
     bill_id: str,
     checksum: str,
@@ -474,21 +578,22 @@ async def _load(
         publisher=publisher,
         registry=registry,
         batch_rows=batch_rows,
+        cut_line=lambda: cut_line(path),
+        defaults=defaults,
     )
     try:
-        for batch in stream.batches():
+        for batch in batches:
             if chosen.columnar is not None and batch.arrow is not None:
                 await load.add_columnar(batch, chosen.columnar)
             else:
                 for index, row in enumerate(batch.rows):
                     await load.add_row(row, batch.number(index))
-            # rows the reader could not split into the header's columns: rejected whole
-            for bad in stream.malformed:
-                load.add_malformed(bad.row_number, bad.reason, bad.text)
-            stream.malformed.clear()
+            _reject_malformed(stream, load)
             if on_progress is not None:
                 on_progress(load.read)
             await asyncio.sleep(0)  # let the flush in flight talk to the broker
+        # malformed rows after the last batch (or in a file with no good row at all)
+        _reject_malformed(stream, load)
     except BaseException:
         await load.abandon()
         raise
@@ -502,7 +607,7 @@ async def _load(
         file_name=path.name,
         checksum_sha256=checksum,
         format=chosen.name,
-        status="processed" if load.rejected == 0 else "partially_rejected",
+        status=bill_status(accepted=load.accepted, rejected=load.rejected),
         billing_periods=sorted({entry.rsplit("|", 1)[1] for entry in load.scope}),
         rows_read=load.read,
         rows_accepted=load.accepted,
