@@ -8,6 +8,10 @@ independently of invoicing: every rated charge is read back from the charge topi
 consumer, de-duplicated by charge id, and its price summed as ``Decimal`` per customer, period,
 provider and service; each finalized invoice's usage (and correction) lines, as the invoicing
 HTTP API returns them, must carry exactly those unrounded sums and charge counts.
+
+Exactly, under the one rounding money gets before an invoice (docs/money.md, "Rounding", rule 1):
+each charge's price is kept in the database as an integer of 10^-9 units, rounded half-even, so
+a line's exact amount is the sum of its charges' prices each rounded so.
 """
 
 from __future__ import annotations
@@ -15,14 +19,16 @@ from __future__ import annotations
 import json
 import os
 from collections import Counter, defaultdict
-from decimal import Decimal
+from decimal import ROUND_HALF_EVEN, Decimal
 from pathlib import Path
 from typing import Any
 
 import pytest
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import AIOKafkaConsumer
+from aiokafka.admin import AIOKafkaAdminClient
 from pipeline_bench import PERIOD, PipelineBench, Workload, customer_id
 
+from billing_runtime.lag import topic_partitions
 from billing_schemas.topics import Topic, topic_name
 
 LINES = int(os.environ.get("PIPELINE_TEST_LINES", "50000"))
@@ -34,20 +40,23 @@ pytestmark = [
 ]
 
 Key = tuple[str, str, str, str]  # customer, period, provider, service
+NANO = Decimal("1e-9")
 
 
 async def rated_charges(bootstrap: str, topic: str) -> dict[str, dict[str, Any]]:
     """Every charge on the charge topic by charge id (close markers skipped); a charge that
     was published twice must be the same charge both times."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        partitions = await topic_partitions(admin, [topic])
+    finally:
+        await admin.close()
     consumer = AIOKafkaConsumer(
         bootstrap_servers=bootstrap, enable_auto_commit=False, auto_offset_reset="earliest"
     )
     await consumer.start()
     try:
-        await consumer.topics()  # loads the metadata
-        found = consumer.partitions_for_topic(topic) or set()
-        partitions = [TopicPartition(topic, p) for p in sorted(found)]
-        assert partitions, f"no partitions for {topic}"
         consumer.assign(partitions)
         await consumer.seek_to_beginning(*partitions)
         ends = await consumer.end_offsets(partitions)
@@ -72,12 +81,13 @@ async def rated_charges(bootstrap: str, topic: str) -> dict[str, dict[str, Any]]
 
 
 def expected_lines(charges: dict[str, dict[str, Any]]) -> dict[Key, tuple[Decimal, int]]:
-    """Exact price sum and count of charges per customer, period, provider and service."""
+    """Price sum (each price to 10^-9, half-even, as stored) and count of charges per customer,
+    period, provider and service."""
     price: dict[Key, Decimal] = defaultdict(Decimal)
     count: Counter[Key] = Counter()
     for c in charges.values():
         key = (c["customer_id"], c["billing_period"], c["provider"], c["service_name"])
-        price[key] += Decimal(c["price"])
+        price[key] += Decimal(c["price"]).quantize(NANO, rounding=ROUND_HALF_EVEN)
         count[key] += 1
     return {key: (price[key], count[key]) for key in price}
 
