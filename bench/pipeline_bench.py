@@ -294,6 +294,7 @@ class Usage:
     """Peak RSS and CPU time of one process (or of a process's workers, summed)."""
 
     pid: int
+    with_children: bool = True
     peak_rss: int = 0
     cpu_first: float | None = None
     cpu_last: float = 0.0
@@ -316,14 +317,15 @@ class ProcessWatch:
             use.workers.clear()
         self.sample()
 
-    def add(self, name: str, pid: int | None) -> None:
+    def add(self, name: str, pid: int | None, *, children: bool = True) -> None:
+        """Watch process ``pid`` as ``name``, and its children unless ``children`` is false."""
         if pid is None:
             return
         try:
             self._procs[name] = psutil.Process(pid)
         except psutil.NoSuchProcess:
             return
-        self.usage[name] = Usage(pid)
+        self.usage[name] = Usage(pid, with_children=children)
         self.sample()
 
     def sample(self) -> None:
@@ -333,7 +335,7 @@ class ProcessWatch:
                 with proc.oneshot():
                     cpu = proc.cpu_times()
                     use.peak_rss = max(use.peak_rss, proc.memory_info().rss)
-                    children = proc.children(recursive=True)
+                    children = proc.children(recursive=True) if use.with_children else []
             except psutil.Error:
                 continue  # exited: its last sample stands
             seconds = cpu.user + cpu.system
@@ -699,9 +701,12 @@ class PipelineBench:
         bill = write_bill(w, self.bill_dir / f"pipeline-focus-{w.name}.csv")
         catalog = self.workdir / "catalog.yaml"
         catalog.write_text(yaml.safe_dump(catalog_document(w), sort_keys=False))
-        self.watch.add("bench harness (sampling, SMTP sink)", os.getpid())
-        self.watch.add("kafka broker", listening_pid(int(self.kafka.rsplit(":", 1)[1])))
-        self.watch.add("ferretdb", listening_pid(urlsplit(self.mongodb_url).port or 27017))
+        # the harness's children are the services and commands, watched on their own
+        self.watch.add("bench harness (sampling, SMTP sink)", os.getpid(), children=False)
+        kafka_port = int(self.kafka.split(",")[0].rsplit(":", 1)[1])
+        self.watch.add("kafka broker", listening_pid(kafka_port), children=False)
+        mongo_port = urlsplit(self.mongodb_url).port or 27017
+        self.watch.add("ferretdb", listening_pid(mongo_port), children=False)
         await (await self.billing("topics", "create")).result()
         self.progress(f"starting the four services (namespace {self.namespace})...")
         await self.start_services()
