@@ -854,9 +854,9 @@ class PipelineBench:
     async def _bare_weasyprint(self) -> None:
         """The same finalized documents, rendered by the invoicing renderer's pool alone."""
         from billing_invoicing.adapters.pdf import PdfRenderer
-        from billing_invoicing.domain.invoice import Invoice
+        from billing_invoicing.domain.invoice import InvoiceDocument
 
-        documents = [Invoice.model_validate(i["document"]) for i in self.invoices]
+        documents = [InvoiceDocument.model_validate(i["document"]) for i in self.invoices]
         workers = self.pdf_workers or 1
         self.progress(f"bare WeasyPrint: {len(documents):,} invoices, {workers} processes...")
         async with PdfRenderer(max_workers=workers) as renderer:
