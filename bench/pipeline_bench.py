@@ -535,6 +535,7 @@ class PipelineBench:
         self.ports = {name: free_port() for name in SERVICES}
         self.token = secrets.token_urlsafe(24)
         self.processes: dict[str, asyncio.subprocess.Process] = {}
+        self.commands: list[Command] = []
         self.watch = ProcessWatch()
         self.samples: list[Counts] = []
         self._smtp: asyncio.Server | None = None
@@ -573,6 +574,10 @@ class PipelineBench:
         return self
 
     async def __aexit__(self, *exc: object) -> None:
+        for command in self.commands:  # a command still waiting when the run failed
+            if command.process.returncode is None:
+                command.process.kill()
+                await command.process.wait()
         await self.stop_services()
         await self._sampler.stop()
         if self._smtp is not None:
@@ -633,6 +638,7 @@ class PipelineBench:
         assert process.stdout is not None
         output = asyncio.ensure_future(process.stdout.read())
         command = Command(args, process, output, time.monotonic())
+        self.commands.append(command)
 
         def finished(_: object) -> None:
             command.finished = time.monotonic()
