@@ -6,7 +6,7 @@ Run with ``make bench-pipeline`` (it starts the local Kafka and FerretDB). One r
    (default 1,000; ``CUSTOMERS=...``), each with four cloud accounts (two AWS, one Azure, one
    Oracle), from the rows of the real sample bill; ``--profile single`` gives every line to one
    customer (the worst case for one invoice). The catalog has four price lists (global markups, a
-   service discount, graduated spend tiers, graduated quantity tiers) and every fifth customer
+   service discount, a provider markup, graduated spend and quantity tiers) and every fifth customer
    subscribes to a plan that includes cloud infrastructure;
 2. starts the four services as real processes (``python -m billing_<name>``) with their own topic
    namespace and database, and an SMTP sink in this process;
