@@ -44,7 +44,7 @@ import sys
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import astuple, dataclass, field, fields
 from pathlib import Path
 from typing import Any, Literal, Self
 from urllib.parse import urlsplit
@@ -725,12 +725,27 @@ class PipelineBench:
             await self._close()
         finally:  # from the first line read to the last invoice emailed
             self.figures["processes"] = self.watch.figures()
+            self.write_samples(self.workdir / "samples.csv")
         self.invoices = await self.finalized_invoices()
         await self.stop_services()
         if ceilings:
             await self._bare_weasyprint()
             await self._raw_kafka()
         return self.figures
+
+    def write_samples(self, path: Path) -> None:
+        """Every sample of the run as CSV (seconds since the first; the counters of ``Counts``),
+        to plot or to look at a stage's rate over time."""
+        if not self.samples:
+            return
+        origin = self.samples[0].at
+        names = [f.name for f in fields(Counts)]
+        with path.open("w", newline="") as out:
+            writer = csv.writer(out)
+            writer.writerow(names)
+            for sample in self.samples:
+                row = astuple(sample)
+                writer.writerow([round(row[0] - origin, 3), *row[1:]])
 
     async def _pdf_workers(self) -> int:
         from billing_invoicing.settings import InvoicingSettings
@@ -767,8 +782,10 @@ class PipelineBench:
             self.figures["stages"] = {
                 "ingest": stage_rate([(s.at, s.usage) for s in samples])
                 | {"command_seconds": ingest.seconds},
-                "rating": stage_rate([(s.at, s.rated) for s in samples]),
-                "invoicing": stage_rate([(s.at, s.invoiced) for s in samples]),
+                "rating": stage_rate([(s.at, s.rated) for s in samples])
+                | {"max_lag": max((s.usage - s.rated for s in samples), default=0)},
+                "invoicing": stage_rate([(s.at, s.invoiced) for s in samples])
+                | {"max_lag": max((s.charges - s.invoiced for s in samples), default=0)},
             }
         loaded = json.loads(await ingest.result())
         if loaded["rows_accepted"] != self.workload.lines:
