@@ -25,8 +25,9 @@ and CPU of each process, broker and database included). A stage whose lag stops 
 appended to ``bench/results/pipeline.jsonl`` and printed as a table. What each figure means:
 docs/operations.md, "Capacity: the pipeline benchmark".
 
-The harness (``Workload``, ``PipelineBench``) is also what ``tests/e2e/test_pipeline_totals_e2e.py``
-runs, smaller, to check that every invoice equals the sum of its rated charges.
+The workload is made in ``pipeline_workload.py``, the measuring tools are in ``pipeline_probes.py``.
+The harness (``PipelineBench``) is also what ``tests/e2e/test_pipeline_totals_e2e.py`` runs,
+smaller, to check that every invoice equals the sum of its rated charges.
 """
 
 from __future__ import annotations
@@ -34,427 +35,33 @@ from __future__ import annotations
 import argparse
 import asyncio
 import csv
-import itertools
 import json
 import os
 import secrets
 import shutil
-import socket
 import sys
 import time
 import uuid
 from collections.abc import Callable
 from dataclasses import astuple, dataclass, field, fields
 from pathlib import Path
-from typing import Any, Literal, Self
+from typing import Any, Self
 from urllib.parse import urlsplit
 
-import psutil
 import yaml
 from bench_results import record_result
+from pipeline_probes import Counts, LagSampler, ProcessWatch, free_port, listening_pid, stage_rate
+from pipeline_workload import PERIOD, ROOT, Workload, catalog_document, write_bill
 
-ROOT = Path(__file__).resolve().parents[1]
-SAMPLE = ROOT / "demo" / "focus_sample.csv"
 TMP = ROOT / "bench" / "tmp"
 PYTHON = ROOT / ".venv" / "bin" / "python"
 BILLING = ROOT / ".venv" / "bin" / "billing"
-PERIOD = "2024-09"
 SERVICES = ("ingest", "rating", "invoicing", "notify")
-Profile = Literal["spread", "single"]
 TARGETS = {"end_to_end_records_per_second": 25_000, "close_to_bare_ratio": 0.9, "peak_rss_mb": 500}
 
 
 class BenchError(RuntimeError):
     """The run cannot go on (a stage stalled, a command or a service failed)."""
-
-
-# --- the workload: catalog and bill -----------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Workload:
-    """What one run bills: ``lines`` FOCUS lines of ``PERIOD`` over ``customers`` customers
-    (``single``: one customer holds every line)."""
-
-    lines: int
-    customers: int
-    profile: Profile = "spread"
-
-    def __post_init__(self) -> None:
-        if self.lines < self.customer_count:
-            msg = f"{self.lines} lines cannot give each of {self.customer_count} customers one"
-            raise ValueError(msg)
-
-    @property
-    def customer_count(self) -> int:
-        """Customers in the catalog (each gets lines, so each gets an invoice)."""
-        return 1 if self.profile == "single" else self.customers
-
-    @property
-    def name(self) -> str:
-        return f"{self.lines}-{self.customer_count}-{self.profile}"
-
-
-def customer_id(c: int) -> str:
-    return f"cust-{c:05d}"
-
-
-def accounts_of(c: int) -> dict[str, list[str]]:
-    """The customer's cloud accounts per FOCUS provider name: two AWS, one Azure, one Oracle."""
-    return {
-        "AWS": [f"{700000000000 + c * 10 + a}" for a in range(2)],
-        "Microsoft": [f"/subscriptions/00000000-bench-4000-8000-{c:012d}"],
-        "Oracle": [f"ocid1.tenancy.oc1..bench{c:08d}"],
-    }
-
-
-PRICE_LISTS: list[dict[str, Any]] = [
-    {"id": "standard", "rules": [{"kind": "markup", "percent": "12.5"}]},
-    {
-        "id": "partner",
-        "rules": [
-            {"kind": "markup", "percent": "8"},
-            {"kind": "discount", "percent": "5", "provider": "AWS", "service": "AWS Lambda"},
-            {"kind": "markup", "percent": "10", "provider": "Microsoft"},
-        ],
-    },
-    {
-        # a volume deal: graduated spend tiers on compute (cumulative over the period)
-        "id": "volume",
-        "rules": [
-            {"kind": "markup", "percent": "10"},
-            {
-                "id": "ec2-spend-tiers",
-                "kind": "tiered",
-                "mode": "graduated",
-                "measure": "spend",
-                "provider": "AWS",
-                "service": "Amazon Elastic Compute Cloud",
-                "tiers": [
-                    {"up_to": "50", "percent": "15"},
-                    {"up_to": "500", "percent": "10"},
-                    {"percent": "6"},
-                ],
-            },
-        ],
-    },
-    {
-        # graduated unit prices on load-balancer hours
-        "id": "enterprise",
-        "rules": [
-            {"kind": "markup", "percent": "6"},
-            {
-                "id": "elb-quantity-tiers",
-                "kind": "tiered",
-                "mode": "graduated",
-                "measure": "quantity",
-                "provider": "AWS",
-                "service": "Elastic Load Balancing",
-                "tiers": [{"up_to": "100", "unit_price": "0.03"}, {"unit_price": "0.02"}],
-            },
-        ],
-    },
-]
-COUNTRIES = [("US", None), ("DE", "DE{:09d}"), ("IE", "IE{:07d}X"), ("FR", None)]
-"""Buyers' countries (and VAT ids): no VAT, German VAT, reverse charge, One-Stop-Shop VAT."""
-
-
-def catalog_document(workload: Workload) -> dict[str, Any]:
-    """The catalog of a run: one reseller, the price lists, a plan, the customers."""
-    customers = []
-    for c in range(workload.customer_count):
-        country, vat = COUNTRIES[c % len(COUNTRIES)]
-        customer: dict[str, Any] = {
-            "id": customer_id(c),
-            "name": f"Customer {c:05d} Ltd",
-            "address": {"lines": [f"{c} Bench Street"], "country": country},
-            "currency": "USD",
-            "payment_terms_days": 30,
-            "language": "en",
-            "invoicing_entity": "bench",
-            "price_list": PRICE_LISTS[c % len(PRICE_LISTS)]["id"],
-            "contacts": [{"email": f"ap@{customer_id(c)}.example", "roles": ["Billing"]}],
-            "accounts": [
-                {"provider": provider, "account_id": account}
-                for provider, ids in accounts_of(c).items()
-                for account in ids
-            ],
-        }
-        if vat is not None:
-            customer["vat_id"] = vat.format(c)
-        if c % 5 == 0:
-            customer["subscriptions"] = [
-                {"plan": "cloud-plus", "quantity": 1, "start": "2024-01-01"}
-            ]
-        customers.append(customer)
-    return {
-        "invoicing_entities": [
-            {
-                "id": "bench",
-                "name": "Bench Cloud Resellers GmbH",
-                "address": {"lines": ["Wolkenstrasse 7", "10115 Berlin"], "country": "DE"},
-                "vat_id": "DE123456789",
-                "number_prefix": "BCR-",
-                "email": "billing@bench.example",
-                "payment_methods": [{"kind": "Bank transfer", "details": "IBAN DE89 3704 0044"}],
-            }
-        ],
-        "tax_rates": [
-            {"country": "DE", "percent": "19", "effective_from": "2021-01-01"},
-            {"country": "FR", "percent": "20", "effective_from": "2021-01-01"},
-            {"country": "IE", "percent": "23", "effective_from": "2021-03-01"},
-        ],
-        "plans": [
-            {
-                "id": "cloud-plus",
-                "name": "Cloud Plus",
-                "currency": "USD",
-                "fee": "99.00",
-                "included_infrastructure": "40.00",
-            }
-        ],
-        "price_lists": [
-            {
-                "id": p["id"],
-                "versions": [
-                    {
-                        "version": 1,
-                        "effective_from": "2024-01-01",
-                        "currency": "USD",
-                        "rules": p["rules"],
-                    }
-                ],
-            }
-            for p in PRICE_LISTS
-        ],
-        "customers": customers,
-    }
-
-
-def sample_rows() -> tuple[list[str], list[list[str]]]:
-    """The sample bill's header and its rows of ``PERIOD``."""
-    with SAMPLE.open(newline="") as handle:
-        reader = csv.reader(handle)
-        header = next(reader)
-        period_start = header.index("BillingPeriodStart")
-        rows = [row for row in reader if row[period_start].startswith(PERIOD)]
-    return header, rows
-
-
-def write_bill(workload: Workload, path: Path) -> Path:
-    """A FOCUS file of ``workload.lines`` lines: the sample's rows of the period in turn, line
-    ``i`` billed to customer ``i mod C`` on one of its accounts of the row's provider, with a
-    resource id of its own (so that every line is a distinct record)."""
-    if path.exists():
-        return path
-    header, rows = sample_rows()
-    col = {name: header.index(name) for name in ("SubAccountId", "SubAccountName", "ResourceId")}
-    provider_col = header.index("ProviderName")
-    accounts = [accounts_of(c) for c in range(workload.customer_count)]
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_suffix(".partial")
-    with partial.open("w", newline="") as out:
-        writer = csv.writer(out, quoting=csv.QUOTE_MINIMAL)
-        writer.writerow(header)
-        for i in range(workload.lines):
-            row = list(rows[i % len(rows)])
-            c = i % workload.customer_count
-            ids = accounts[c][row[provider_col]]
-            row[col["SubAccountId"]] = ids[(i // workload.customer_count) % len(ids)]
-            row[col["SubAccountName"]] = f"{customer_id(c)} account"
-            row[col["ResourceId"]] = f"bench-{i}"
-            writer.writerow(row)
-    partial.rename(path)
-    return path
-
-
-# --- processes: the services, the CLI, what they use ------------------------------------------
-
-
-def free_port() -> int:
-    """A TCP port on loopback that was free a moment ago."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def listening_pid(port: int) -> int | None:
-    """The process listening on ``port`` (the broker, the database), if this user may see it."""
-    try:
-        for conn in psutil.net_connections(kind="tcp"):
-            if conn.status == psutil.CONN_LISTEN and conn.laddr and conn.laddr.port == port:
-                return conn.pid
-    except psutil.AccessDenied:
-        return None
-    return None
-
-
-@dataclass
-class Usage:
-    """Peak RSS and CPU time of one process (or of a process's workers, summed)."""
-
-    pid: int
-    with_children: bool = True
-    peak_rss: int = 0
-    cpu_first: float | None = None
-    cpu_last: float = 0.0
-    workers: dict[int, tuple[int, float, float]] = field(default_factory=dict)
-
-
-class ProcessWatch:
-    """Samples the RSS and CPU time of named processes and of their children (PDF workers)."""
-
-    def __init__(self) -> None:
-        self.started = time.monotonic()
-        self.usage: dict[str, Usage] = {}
-        self._procs: dict[str, psutil.Process] = {}
-
-    def restart(self) -> None:
-        """Count CPU time from now on (processes already watched keep their peak RSS)."""
-        self.started = time.monotonic()
-        for use in self.usage.values():
-            use.cpu_first = None
-            use.workers.clear()
-        self.sample()
-
-    def add(self, name: str, pid: int | None, *, children: bool = True) -> None:
-        """Watch process ``pid`` as ``name``, and its children unless ``children`` is false."""
-        if pid is None:
-            return
-        try:
-            self._procs[name] = psutil.Process(pid)
-        except psutil.NoSuchProcess:
-            return
-        self.usage[name] = Usage(pid, with_children=children)
-        self.sample()
-
-    def sample(self) -> None:
-        for name, proc in self._procs.items():
-            use = self.usage[name]
-            try:
-                with proc.oneshot():
-                    cpu = proc.cpu_times()
-                    use.peak_rss = max(use.peak_rss, proc.memory_info().rss)
-                    children = proc.children(recursive=True) if use.with_children else []
-            except psutil.Error:
-                continue  # exited: its last sample stands
-            seconds = cpu.user + cpu.system
-            if use.cpu_first is None:
-                use.cpu_first = seconds
-            use.cpu_last = seconds
-            for child in children:
-                try:
-                    child_cpu = child.cpu_times()
-                    rss = child.memory_info().rss
-                except psutil.Error:
-                    continue
-                seen = use.workers.get(child.pid)
-                first = seen[1] if seen else child_cpu.user + child_cpu.system
-                peak = max(rss, seen[0] if seen else 0)
-                use.workers[child.pid] = (peak, first, child_cpu.user + child_cpu.system)
-
-    def figures(self) -> dict[str, dict[str, Any]]:
-        """Per process: peak RSS (MB), CPU seconds, cores used on average, share of the machine.
-
-        A service's children (the invoicing PDF workers) are one more row, ``<name> workers``:
-        the peak RSS of the largest, the CPU of all."""
-        wall = time.monotonic() - self.started
-        cores = os.cpu_count() or 1
-
-        def row(pid: int | None, peak: int, cpu: float, count: int | None = None) -> dict[str, Any]:
-            out: dict[str, Any] = {
-                "pid": pid,
-                "peak_rss_mb": round(peak / 2**20, 1),
-                "cpu_seconds": round(cpu, 1),
-                "cores_used": round(cpu / wall, 3),
-                "machine_percent": round(100 * cpu / (wall * cores), 1),
-            }
-            if count is not None:
-                out["processes"] = count
-            return out
-
-        out = {}
-        for name, use in self.usage.items():
-            out[name] = row(use.pid, use.peak_rss, use.cpu_last - (use.cpu_first or 0.0))
-            if use.workers:
-                peak = max(w[0] for w in use.workers.values())
-                cpu = sum(last - first for _, first, last in use.workers.values())
-                out[f"{name} workers"] = row(None, peak, cpu, len(use.workers))
-        return out
-
-
-@dataclass(frozen=True)
-class Counts:
-    """One sample of the broker: how far each stage has got."""
-
-    at: float
-    usage: int  # usage records on the usage topic (ingest's output)
-    rated: int  # committed by rating on the usage topic
-    charges: int  # messages on the charge topic (charges, then close markers)
-    invoiced: int  # committed by invoicing on the charge topic
-    finalized: int  # messages on the invoice-finalized topic
-    emailed: int  # committed by notify on the invoice-finalized topic
-
-
-class LagSampler:
-    """End offsets and committed offsets of the pipeline's topics and groups, with one admin
-    client and one consumer kept open for the whole run."""
-
-    def __init__(self, bootstrap: str, namespace: str) -> None:
-        from billing_cli.main import CONSUMERS
-        from billing_schemas.topics import Topic, topic_name
-
-        self.bootstrap = bootstrap
-        self.groups = {topics[0]: f"{namespace}{group}" for group, topics in CONSUMERS}
-        self.topics = {
-            t: topic_name(t, namespace)
-            for t in (Topic.USAGE_RECORDED, Topic.CHARGE_RATED, Topic.INVOICE_FINALIZED)
-        }
-        self._admin: Any = None
-        self._consumer: Any = None
-        self._partitions: dict[str, list[Any]] = {}
-
-    async def start(self) -> None:
-        from aiokafka import AIOKafkaConsumer
-        from aiokafka.admin import AIOKafkaAdminClient
-
-        from billing_runtime.lag import topic_partitions
-
-        self._admin = AIOKafkaAdminClient(bootstrap_servers=self.bootstrap, client_id="bench")
-        self._consumer = AIOKafkaConsumer(bootstrap_servers=self.bootstrap, client_id="bench")
-        await self._admin.start()
-        await self._consumer.start()
-        for name in self.topics.values():
-            self._partitions[name] = await topic_partitions(self._admin, [name])
-
-    async def stop(self) -> None:
-        if self._consumer is not None:
-            await self._consumer.stop()
-        if self._admin is not None:
-            await self._admin.close()
-
-    async def _end(self, topic: Any) -> int:
-        ends = await self._consumer.end_offsets(self._partitions[self.topics[topic]])
-        return int(sum(ends.values()))
-
-    async def _committed(self, topic: Any) -> int:
-        offsets = await self._admin.list_consumer_group_offsets(
-            self.groups[topic], partitions=self._partitions[self.topics[topic]]
-        )
-        return sum(max(meta.offset, 0) for meta in offsets.values() if meta is not None)
-
-    async def sample(self) -> Counts:
-        from billing_schemas.topics import Topic
-
-        return Counts(
-            at=time.monotonic(),
-            usage=await self._end(Topic.USAGE_RECORDED),
-            rated=await self._committed(Topic.USAGE_RECORDED),
-            charges=await self._end(Topic.CHARGE_RATED),
-            invoiced=await self._committed(Topic.CHARGE_RATED),
-            finalized=await self._end(Topic.INVOICE_FINALIZED),
-            emailed=await self._committed(Topic.INVOICE_FINALIZED),
-        )
 
 
 @dataclass
@@ -488,25 +95,6 @@ class Command:
 
 
 # --- the run ----------------------------------------------------------------------------------
-
-
-def stage_rate(series: list[tuple[float, int]]) -> dict[str, Any]:
-    """Records/s of a stage from its samples ``(time, count)``: what it did over the time from
-    the last sample before its count first moved to the first sample at its last count."""
-    if not series:
-        return {"records": 0, "seconds": None, "records_per_second": None}
-    final = series[-1][1]
-    records = final - series[0][1]
-    pairs = itertools.pairwise(series)
-    start = next((t for (t, n), (_, m) in pairs if m > n), None)
-    end = next(t for t, n in series if n == final)
-    if start is None or end <= start:
-        return {"records": records, "seconds": None, "records_per_second": None}
-    return {
-        "records": records,
-        "seconds": round(end - start, 2),
-        "records_per_second": round(records / (end - start), 1),
-    }
 
 
 @dataclass

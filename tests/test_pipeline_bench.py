@@ -10,13 +10,13 @@ from pathlib import Path
 
 import pytest
 import yaml
-from pipeline_bench import (
+from pipeline_probes import stage_rate
+from pipeline_workload import (
     PERIOD,
     Workload,
     accounts_of,
     catalog_document,
     customer_id,
-    stage_rate,
     write_bill,
 )
 

@@ -26,7 +26,8 @@ from typing import Any
 import pytest
 from aiokafka import AIOKafkaConsumer
 from aiokafka.admin import AIOKafkaAdminClient
-from pipeline_bench import PERIOD, PipelineBench, Workload, customer_id
+from pipeline_bench import PipelineBench
+from pipeline_workload import PERIOD, Workload, customer_id
 
 from billing_runtime.lag import topic_partitions
 from billing_schemas.topics import Topic, topic_name
