@@ -7,7 +7,7 @@ export UV_LINK_MODE ?= copy
 BILLING := .venv/bin/billing
 PERIOD ?= 2024-09
 
-.PHONY: help install prereqs infra-up up down status lint test test-unit demo demo-clean bench bench-ingest bench-rating bench-db images
+.PHONY: help install prereqs infra-up up down status lint test test-unit demo demo-clean bench bench-ingest bench-rating bench-db bench-pipeline images
 
 help: ## List the verbs
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -62,7 +62,7 @@ demo: up ## Run the whole pipeline on the bundled sample bill; show invoices and
 demo-clean: down ## Forget all local data (Kafka topics, database, mail); keeps downloads
 	@rm -rf var/kafka/data var/ferretdb var/postgres var/mail var/demo var/log/*.log
 
-bench: bench-ingest bench-rating ## All benchmarks (results appended under bench/results/)
+bench: bench-ingest bench-rating ## The stage benchmarks (results appended under bench/results/); bench-pipeline runs alone
 
 bench-ingest: infra-up ## Ingest rows/s and peak RSS for 1,000,000 FOCUS rows, beside raw aiokafka
 	@.venv/bin/python bench/ingest_bench.py --rows $${ROWS:-1000000}
@@ -73,6 +73,10 @@ bench-rating: infra-up ## Rated records/s (the service on the broker) beside a r
 bench-db: install ## FerretDB over SQLite vs over PostgreSQL: writes, lookups, updates, aggregation, explain
 	@scripts/infra.sh build-ferretdb
 	@.venv/bin/python bench/db_bench.py --sizes $${SIZES:-10000,50000,200000}
+
+bench-pipeline: infra-up ## The whole pipeline, bill file to emailed invoices (LINES, CUSTOMERS, PROFILE=single)
+	@.venv/bin/python bench/pipeline_bench.py --lines $${LINES:-1000000} --customers $${CUSTOMERS:-1000} \
+	  --profile $${PROFILE:-spread} $${PDF_WORKERS:+--pdf-workers $$PDF_WORKERS}
 
 images: ## Build the four service images (needs a Docker engine)
 	@docker info >/dev/null 2>&1 || { echo "make images needs a running Docker engine (docker info failed)"; exit 1; }

@@ -1,0 +1,212 @@
+"""The pipeline benchmark's workload: a catalog of realistic price lists and a synthetic FOCUS
+bill of N lines for C customers, made from the rows of the real sample bill
+(``demo/focus_sample.csv``). Used by ``bench/pipeline_bench.py`` and its tests."""
+
+from __future__ import annotations
+
+import csv
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+ROOT = Path(__file__).resolve().parents[1]
+SAMPLE = ROOT / "demo" / "focus_sample.csv"
+PERIOD = "2024-09"
+Profile = Literal["spread", "single"]
+
+
+@dataclass(frozen=True)
+class Workload:
+    """What one run bills: ``lines`` FOCUS lines of ``PERIOD`` over ``customers`` customers
+    (``single``: one customer holds every line)."""
+
+    lines: int
+    customers: int
+    profile: Profile = "spread"
+
+    def __post_init__(self) -> None:
+        if self.lines < self.customer_count:
+            msg = f"{self.lines} lines cannot give each of {self.customer_count} customers one"
+            raise ValueError(msg)
+
+    @property
+    def customer_count(self) -> int:
+        """Customers in the catalog (each gets lines, so each gets an invoice)."""
+        return 1 if self.profile == "single" else self.customers
+
+    @property
+    def name(self) -> str:
+        return f"{self.lines}-{self.customer_count}-{self.profile}"
+
+
+def customer_id(c: int) -> str:
+    return f"cust-{c:05d}"
+
+
+def accounts_of(c: int) -> dict[str, list[str]]:
+    """The customer's cloud accounts per FOCUS provider name: two AWS, one Azure, one Oracle."""
+    return {
+        "AWS": [f"{700000000000 + c * 10 + a}" for a in range(2)],
+        "Microsoft": [f"/subscriptions/00000000-bench-4000-8000-{c:012d}"],
+        "Oracle": [f"ocid1.tenancy.oc1..bench{c:08d}"],
+    }
+
+
+PRICE_LISTS: list[dict[str, Any]] = [
+    {"id": "standard", "rules": [{"kind": "markup", "percent": "12.5"}]},
+    {
+        "id": "partner",
+        "rules": [
+            {"kind": "markup", "percent": "8"},
+            {"kind": "discount", "percent": "5", "provider": "AWS", "service": "AWS Lambda"},
+            {"kind": "markup", "percent": "10", "provider": "Microsoft"},
+        ],
+    },
+    {
+        # a volume deal: graduated spend tiers on compute (cumulative over the period)
+        "id": "volume",
+        "rules": [
+            {"kind": "markup", "percent": "10"},
+            {
+                "id": "ec2-spend-tiers",
+                "kind": "tiered",
+                "mode": "graduated",
+                "measure": "spend",
+                "provider": "AWS",
+                "service": "Amazon Elastic Compute Cloud",
+                "tiers": [
+                    {"up_to": "50", "percent": "15"},
+                    {"up_to": "500", "percent": "10"},
+                    {"percent": "6"},
+                ],
+            },
+        ],
+    },
+    {
+        # graduated unit prices on load-balancer hours
+        "id": "enterprise",
+        "rules": [
+            {"kind": "markup", "percent": "6"},
+            {
+                "id": "elb-quantity-tiers",
+                "kind": "tiered",
+                "mode": "graduated",
+                "measure": "quantity",
+                "provider": "AWS",
+                "service": "Elastic Load Balancing",
+                "tiers": [{"up_to": "100", "unit_price": "0.03"}, {"unit_price": "0.02"}],
+            },
+        ],
+    },
+]
+COUNTRIES = [("US", None), ("DE", "DE{:09d}"), ("IE", "IE{:07d}X"), ("FR", None)]
+"""Buyers' countries (and VAT ids): no VAT, German VAT, reverse charge, One-Stop-Shop VAT."""
+
+
+def catalog_document(workload: Workload) -> dict[str, Any]:
+    """The catalog of a run: one reseller, the price lists, a plan, the customers."""
+    customers = []
+    for c in range(workload.customer_count):
+        country, vat = COUNTRIES[c % len(COUNTRIES)]
+        customer: dict[str, Any] = {
+            "id": customer_id(c),
+            "name": f"Customer {c:05d} Ltd",
+            "address": {"lines": [f"{c} Bench Street"], "country": country},
+            "currency": "USD",
+            "payment_terms_days": 30,
+            "language": "en",
+            "invoicing_entity": "bench",
+            "price_list": PRICE_LISTS[c % len(PRICE_LISTS)]["id"],
+            "contacts": [{"email": f"ap@{customer_id(c)}.example", "roles": ["Billing"]}],
+            "accounts": [
+                {"provider": provider, "account_id": account}
+                for provider, ids in accounts_of(c).items()
+                for account in ids
+            ],
+        }
+        if vat is not None:
+            customer["vat_id"] = vat.format(c)
+        if c % 5 == 0:
+            customer["subscriptions"] = [
+                {"plan": "cloud-plus", "quantity": 1, "start": "2024-01-01"}
+            ]
+        customers.append(customer)
+    return {
+        "invoicing_entities": [
+            {
+                "id": "bench",
+                "name": "Bench Cloud Resellers GmbH",
+                "address": {"lines": ["Wolkenstrasse 7", "10115 Berlin"], "country": "DE"},
+                "vat_id": "DE123456789",
+                "number_prefix": "BCR-",
+                "email": "billing@bench.example",
+                "payment_methods": [{"kind": "Bank transfer", "details": "IBAN DE89 3704 0044"}],
+            }
+        ],
+        "tax_rates": [
+            {"country": "DE", "percent": "19", "effective_from": "2021-01-01"},
+            {"country": "FR", "percent": "20", "effective_from": "2021-01-01"},
+            {"country": "IE", "percent": "23", "effective_from": "2021-03-01"},
+        ],
+        "plans": [
+            {
+                "id": "cloud-plus",
+                "name": "Cloud Plus",
+                "currency": "USD",
+                "fee": "99.00",
+                "included_infrastructure": "40.00",
+            }
+        ],
+        "price_lists": [
+            {
+                "id": p["id"],
+                "versions": [
+                    {
+                        "version": 1,
+                        "effective_from": "2024-01-01",
+                        "currency": "USD",
+                        "rules": p["rules"],
+                    }
+                ],
+            }
+            for p in PRICE_LISTS
+        ],
+        "customers": customers,
+    }
+
+
+def sample_rows() -> tuple[list[str], list[list[str]]]:
+    """The sample bill's header and its rows of ``PERIOD``."""
+    with SAMPLE.open(newline="") as handle:
+        reader = csv.reader(handle)
+        header = next(reader)
+        period_start = header.index("BillingPeriodStart")
+        rows = [row for row in reader if row[period_start].startswith(PERIOD)]
+    return header, rows
+
+
+def write_bill(workload: Workload, path: Path) -> Path:
+    """A FOCUS file of ``workload.lines`` lines: the sample's rows of the period in turn, line
+    ``i`` billed to customer ``i mod C`` on one of its accounts of the row's provider, with a
+    resource id of its own (so that every line is a distinct record)."""
+    if path.exists():
+        return path
+    header, rows = sample_rows()
+    col = {name: header.index(name) for name in ("SubAccountId", "SubAccountName", "ResourceId")}
+    provider_col = header.index("ProviderName")
+    accounts = [accounts_of(c) for c in range(workload.customer_count)]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_suffix(".partial")
+    with partial.open("w", newline="") as out:
+        writer = csv.writer(out, quoting=csv.QUOTE_MINIMAL)
+        writer.writerow(header)
+        for i in range(workload.lines):
+            row = list(rows[i % len(rows)])
+            c = i % workload.customer_count
+            ids = accounts[c][row[provider_col]]
+            row[col["SubAccountId"]] = ids[(i // workload.customer_count) % len(ids)]
+            row[col["SubAccountName"]] = f"{customer_id(c)} account"
+            row[col["ResourceId"]] = f"bench-{i}"
+            writer.writerow(row)
+    partial.rename(path)
+    return path
