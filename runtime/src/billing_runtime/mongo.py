@@ -164,3 +164,24 @@ def assert_pushed_down(plan: QueryPlan, what: str = "query") -> None:
     if problems:
         msg = f"{what} on {plan.backend}: {'; '.join(problems)}; plan: {plan.backend_plan}"
         raise AssertionError(msg)
+
+
+async def put_documents(collection: AsyncCollection[Doc], documents: Sequence[Doc]) -> int:
+    """Make each document (by ``_id``) stored as given; return how many were written.
+
+    New ones are inserted together; changed ones are replaced one at a time; unchanged ones are
+    left alone. FerretDB v1.24 never answers a bulk write that changes about a hundred existing
+    documents (update and replace statements alike, seen here), while it inserts in bulk
+    cheaply, so writing only what differs keeps re-applying the same documents cheap and safe.
+    """
+    if not documents:
+        return 0
+    ids = [d["_id"] for d in documents]
+    stored = {d["_id"]: d async for d in collection.find({"_id": {"$in": ids}})}
+    new = [d for d in documents if d["_id"] not in stored]
+    changed = [d for d in documents if d["_id"] in stored and stored[d["_id"]] != d]
+    if new:
+        await collection.insert_many(new, ordered=False)
+    for document in changed:
+        await collection.replace_one({"_id": document["_id"]}, document)
+    return len(new) + len(changed)

@@ -8,6 +8,7 @@ all, and give back the very cells it was given.
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +18,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 from billing_ingest.adapters.bill_registry import MongoBillRegistry
 from billing_ingest.adapters.publisher import InMemoryUsagePublisher
 from billing_ingest.service.load_bill import load_bill
+from billing_schemas.events import RejectedRow
 
 pytestmark = pytest.mark.integration
 
@@ -78,3 +80,20 @@ async def test_dotted_and_dollar_column_names_survive_the_registry(
     assert stored.raw["project.labels"] == '[{"key": "team", "value": "web"}]'
     assert stored.raw["$extra"] == "x"
     assert stored.raw["cost"] == "twelve"
+
+
+async def test_a_batch_of_many_rejected_rows_is_stored(
+    mongo_db: AsyncDatabase[dict[str, Any]],
+) -> None:
+    """FerretDB v1.24 never answers an update command of 100 statements or more: rejections
+    are written as whole documents (replaced by id), which it takes in any number."""
+    registry = MongoBillRegistry(mongo_db)
+    await registry.ensure_indexes()
+    rows = [
+        RejectedRow(bill_id="bill-x", file="x.csv", row=n, column="BilledCost", reason="bad")
+        for n in range(2, 252)
+    ]
+    await asyncio.wait_for(registry.add_rejections("bill-x", rows), 60)
+    await asyncio.wait_for(registry.add_rejections("bill-x", rows), 60)  # a retry: same ids
+    stored = await registry.rejections("bill-x")
+    assert [r.row for r in stored] == list(range(2, 252))

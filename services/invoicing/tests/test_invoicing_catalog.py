@@ -3,11 +3,16 @@ errors name the entry and the field; the JSON Schema in docs/ is the model's."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
+import yaml
+from pymongo.asynchronous.database import AsyncDatabase
 
+from billing_invoicing.adapters.catalog_repo import MongoCatalogRepository
 from billing_invoicing.entrypoints.cli import load_catalog_file
 from billing_schemas.catalog import Catalog
 
@@ -114,3 +119,34 @@ def test_errors_name_the_entry_and_the_field(tmp_path: Path, text: str, message:
     with pytest.raises(ValueError, match="the catalog is not valid") as caught:
         load(tmp_path, text)
     assert message in str(caught.value)
+
+
+@pytest.mark.integration
+async def test_a_catalog_of_many_customers_applies_again_and_changes_what_changed(
+    mongo_db: AsyncDatabase[dict[str, Any]],
+) -> None:
+    """FerretDB v1.24 never answers a bulk write that changes about a hundred stored documents:
+    re-applying a catalog of 150 customers must neither hang nor rewrite what is unchanged."""
+    base = yaml.safe_load(HEAD)
+    customers = [
+        {
+            "id": f"c{n:03d}",
+            "name": f"Customer {n}",
+            "address": {"lines": ["Weg 1"], "country": "DE"},
+            "currency": "EUR",
+            "invoicing_entity": "cumulus",
+            "price_list": "standard",
+            "accounts": [{"provider": "AWS", "account_id": f"{n:012d}"}],
+        }
+        for n in range(150)
+    ]
+    repo = MongoCatalogRepository(mongo_db)
+    await asyncio.wait_for(repo.apply(Catalog.model_validate(base | {"customers": customers})), 60)
+    renamed = [c | {"name": f"{c['name']} GmbH"} for c in customers]
+    changed = Catalog.model_validate(base | {"customers": renamed})
+    await asyncio.wait_for(repo.apply(changed), 60)
+    await asyncio.wait_for(repo.apply(changed), 60)  # the same file again: nothing to write
+    stored = await repo.customer("c149")
+    assert stored is not None
+    assert stored.name == "Customer 149 GmbH"
+    assert await mongo_db["catalog_accounts"].count_documents({}) == 150

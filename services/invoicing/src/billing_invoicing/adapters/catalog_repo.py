@@ -6,10 +6,10 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Any
 
-from pymongo import ReplaceOne
 from pymongo.asynchronous.database import AsyncDatabase
 
 from billing_invoicing.domain.invoice import active_subscriptions
+from billing_runtime.mongo import put_documents
 from billing_schemas.catalog import (
     ACCOUNTS,
     CUSTOMERS,
@@ -56,45 +56,23 @@ class MongoCatalogRepository:
         (:class:`CatalogConflictError`, nothing written); add a version instead.
         """
         await self._check_price_lists(catalog, today or datetime.now(UTC).date())
-        entities = [
-            ReplaceOne({"_id": e.id}, {"_id": e.id, **e.model_dump(mode="json")}, upsert=True)
-            for e in catalog.invoicing_entities
-        ]
-        price_lists = [
-            ReplaceOne({"_id": p.id}, {"_id": p.id, **p.model_dump(mode="json")}, upsert=True)
-            for p in catalog.price_lists
-        ]
-        fx_rates = [
-            ReplaceOne({"_id": r.key}, {"_id": r.key, **r.model_dump(mode="json")}, upsert=True)
-            for r in catalog.fx_rates
-        ]
-        tax_rates = [
-            ReplaceOne({"_id": r.key}, {"_id": r.key, **r.model_dump(mode="json")}, upsert=True)
-            for r in catalog.tax_rates
-        ]
-        plans = [
-            ReplaceOne({"_id": p.id}, {"_id": p.id, **p.model_dump(mode="json")}, upsert=True)
-            for p in catalog.plans
-        ]
-        customers = [
-            ReplaceOne({"_id": c.id}, {"_id": c.id, **c.model_dump(mode="json")}, upsert=True)
-            for c in catalog.customers
-        ]
+        entities = [{"_id": e.id, **e.model_dump(mode="json")} for e in catalog.invoicing_entities]
+        price_lists = [{"_id": p.id, **p.model_dump(mode="json")} for p in catalog.price_lists]
+        fx_rates = [{"_id": r.key, **r.model_dump(mode="json")} for r in catalog.fx_rates]
+        tax_rates = [{"_id": r.key, **r.model_dump(mode="json")} for r in catalog.tax_rates]
+        plans = [{"_id": p.id, **p.model_dump(mode="json")} for p in catalog.plans]
+        customers = [{"_id": c.id, **c.model_dump(mode="json")} for c in catalog.customers]
         accounts = [
-            ReplaceOne(
-                {"_id": a.key},
-                {
-                    "_id": a.key,
-                    "customer_id": c.id,
-                    "provider": a.provider,
-                    "price_list": a.price_list,
-                },
-                upsert=True,
-            )
+            {
+                "_id": a.key,
+                "customer_id": c.id,
+                "provider": a.provider,
+                "price_list": a.price_list,
+            }
             for c in catalog.customers
             for a in c.accounts
         ]
-        for collection, ops in (
+        for collection, documents in (
             (INVOICING_ENTITIES, entities),
             (PRICE_LISTS, price_lists),
             (FX_RATES, fx_rates),
@@ -103,8 +81,7 @@ class MongoCatalogRepository:
             (CUSTOMERS, customers),
             (ACCOUNTS, accounts),
         ):
-            if ops:
-                await self._db[collection].bulk_write(ops, ordered=False)
+            await put_documents(self._db[collection], documents)
         return ApplyResult(
             len(entities),
             len(customers),
