@@ -58,15 +58,19 @@ build_kafka() {
     || die "could not fetch the Kafka jars with Maven (see the output above)"
 }
 
+ferretdb_build_id() { # the FerretDB version and our launcher's source: a change to either rebuilds
+  echo "$FERRETDB_VERSION $(cat "$ROOT/infra/ferretdb/main.go" "$ROOT/infra/ferretdb/go.mod" | sha256sum | cut -c1-16)"
+}
+
 build_ferretdb() {
   if [ -x "$VAR/bin/ferretdb" ] && [ -f "$VAR/bin/ferretdb.version" ] \
-     && [ "$(cat "$VAR/bin/ferretdb.version")" = "$FERRETDB_VERSION" ]; then return; fi
+     && [ "$(cat "$VAR/bin/ferretdb.version")" = "$(ferretdb_build_id)" ]; then return; fi
   need_go
   echo "infra: building FerretDB $FERRETDB_VERSION with Go (once, about two minutes)..."
   (cd "$ROOT/infra/ferretdb" && GOPATH="$VAR/go" GOMODCACHE="$VAR/go/mod" GOTOOLCHAIN=local \
      go build -o "$VAR/bin/ferretdb" .) \
     || die "could not build FerretDB with Go (see the output above)"
-  echo "$FERRETDB_VERSION" > "$VAR/bin/ferretdb.version"
+  ferretdb_build_id > "$VAR/bin/ferretdb.version"
 }
 
 running() { # name
