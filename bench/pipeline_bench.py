@@ -146,6 +146,7 @@ class PipelineBench:
             env[f"BILLING_{name.upper()}_HTTP_PORT"] = str(port)
         env["BILLING_NOTIFY_SMTP_HOST"] = "127.0.0.1"
         env["BILLING_NOTIFY_SMTP_PORT"] = str(self._smtp_port)
+        env["BILLING_INGEST_ALLOW_ANONYMOUS"] = "true"  # a bench on loopback: no upstream tokens
         env["BILLING_INVOICING_API_TOKENS"] = json.dumps({self.token: "operator"})
         if self.pdf_workers is not None:
             env["BILLING_INVOICING_PDF_WORKERS"] = str(self.pdf_workers)

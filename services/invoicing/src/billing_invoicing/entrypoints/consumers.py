@@ -16,7 +16,8 @@ from billing_invoicing.service.generate_invoices import (
     Closing,
     InvoicingPorts,
     Outcome,
-    finish_closes,
+    cancel_renderings,
+    finish_close,
     request_close,
     start_close,
 )
@@ -57,30 +58,37 @@ async def apply_charge_stream(
     stream order; then render and issue the batch's frozen invoices together."""
     failed: list[Failed] = []
     done: list[Outcome] = []
-    closings: dict[str, Closing] = {}
+    closings: dict[str, tuple[Any, Closing]] = {}
     run: list[PositionedCharge] = []
 
-    for record, event in events:
-        if isinstance(event, ChargeRated):
-            run.append(PositionedCharge(event.data, _position(record)))
-            continue
+    try:
+        for record, event in events:
+            if isinstance(event, ChargeRated):
+                run.append(PositionedCharge(event.data, _position(record)))
+                continue
+            await add_charges(ports.invoices, run)
+            run.clear()
+            invoice_id = invoice_id_for(event.data.customer_id, event.data.period)
+            if invoice_id in closings:
+                continue  # the same marker twice in one batch
+            try:
+                with handling("invoicing close", record), correlated(event.correlation_id):
+                    closing = await start_close(ports, event)
+            except CatalogError as exc:
+                failed.append(Failed(record, str(exc)))
+                continue
+            if isinstance(closing, Outcome):
+                done.append(closing)
+            else:
+                closings[invoice_id] = (record, closing)
         await add_charges(ports.invoices, run)
-        run.clear()
-        invoice_id = invoice_id_for(event.data.customer_id, event.data.period)
-        if invoice_id in closings:
-            continue  # the same marker twice in one batch
-        try:
-            with handling("invoicing close", record), correlated(event.correlation_id):
-                closing = await start_close(ports, event)
-        except CatalogError as exc:
-            failed.append(Failed(record, str(exc)))
-            continue
-        if isinstance(closing, Outcome):
-            done.append(closing)
-        else:
-            closings[invoice_id] = closing
-    await add_charges(ports.invoices, run)
-    done += await finish_closes(ports, list(closings.values()))
+        # issued in stream order as their renderings come back (the pool renders the next ones
+        # meanwhile), each in its close's span so that its announcement carries the trace
+        for record, closing in closings.values():
+            with handling("invoicing close", record), correlated(closing.marker.correlation_id):
+                done.append(await finish_close(ports, closing))
+    finally:
+        cancel_renderings([closing for _, closing in closings.values()])
     for outcome in done:
         log.info("%s %s: %s", outcome.invoice_id, outcome.number, outcome.action)
     return failed, done

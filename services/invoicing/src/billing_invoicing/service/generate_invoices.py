@@ -245,6 +245,8 @@ class Closing:
     invoice: Invoice
     document: InvoiceDocument
     marker: PeriodClosing
+    pdf: asyncio.Task[bytes]
+    """Its rendering, under way in the PDF process pool."""
 
 
 async def close_invoice(ports: InvoicingPorts, marker: PeriodClosing) -> Outcome:
@@ -275,68 +277,87 @@ async def start_close(ports: InvoicingPorts, marker: PeriodClosing) -> Closing |
     # missing one leaves it in draft (the marker is dead-lettered and may be replayed)
     await assemble(ports, customer=customer, entity=entity, period=period, groups=[])
     invoice = await ports.invoices.get(invoice_id) or Invoice.new(invoice_id)
+    ledger = None
     if invoice.is_draft:
-        # the draft's sums move from its ledger onto the invoice: the invoice is written
-        # first, so a crash in between leaves only a stale ledger entry, which is never read
-        # for an invoice past draft
+        # the draft's sums move from its ledger onto the invoice (written first: a crash in
+        # between leaves only a stale ledger entry, never read for an invoice past draft)
         n = ledger_of(customer_id)
         ledger = (await ports.invoices.get_ledgers([n]))[n]
         invoice.start_finalizing(marker.data.issue_date, ledger.take(invoice_id))
-        await ports.invoices.save(invoice)
-        with contextlib.suppress(ConcurrentUpdateError):  # a stale entry is harmless
-            await ports.invoices.save_ledger(ledger)
     if invoice.status is not InvoiceStatus.FINALIZING:  # issued before
         if invoice.document is not None and not await ports.invoices.is_published(invoice_id):
             # crashed after writing, before publishing
             await _publish(ports, invoice, marker)
-        doc = await ports.invoices.invoice(invoice_id)
-        assert doc is not None
-        return _outcome(doc, "already finalized")
+        return _outcome_of(invoice, "already finalized")
 
     assert invoice.issue_date is not None
     issue_date = invoice.issue_date
     draft = await assemble(
         ports, customer=customer, entity=entity, period=period, groups=invoice.charge_groups()
     )
-    seq = invoice.seq
-    if seq is None:  # kept on the invoice, so a close resumed after a crash finds it there
-        seq = await ports.invoices.claim_number(
-            entity=entity.id, year=issue_date.year, invoice_id=invoice_id
-        )
-        invoice.seq = seq
+    if invoice.seq is None or ledger is not None:
+        if invoice.seq is None:  # kept on the invoice: a close resumed after a crash finds it
+            invoice.seq = await ports.invoices.claim_number(
+                entity=entity.id, year=issue_date.year, invoice_id=invoice_id
+            )
         await ports.invoices.save(invoice)
+    if ledger is not None:
+        with contextlib.suppress(ConcurrentUpdateError):  # a stale entry is harmless
+            await ports.invoices.save_ledger(ledger)
     document = draft.model_copy(
         update={
-            "number": format_invoice_number(entity.number_prefix, issue_date.year, seq),
+            "number": format_invoice_number(entity.number_prefix, issue_date.year, invoice.seq),
             "status": InvoiceStatus.FINALIZED,
             "issue_date": issue_date,
             "due_date": due_date_for(issue_date, customer.payment_terms_days),
         }
     )
-    return Closing(invoice, document, marker)
+    # rendering starts at once, in the process pool, while the next markers are frozen
+    return Closing(invoice, document, marker, asyncio.create_task(ports.renderer.render(document)))
 
 
 async def finish_closes(ports: InvoicingPorts, closings: list[Closing]) -> list[Outcome]:
-    """Render the frozen invoices together (the PDF pool works on several at once), then store,
-    issue and announce each."""
-    pdfs = await asyncio.gather(*(ports.renderer.render(c.document) for c in closings))
-    result = []
-    for closing, pdf in zip(closings, pdfs, strict=True):
-        invoice, document = closing.invoice, closing.document
-        assert document.number is not None
-        assert invoice.seq is not None
-        stored = await ports.pdfs.save(
-            invoice_id=invoice.invoice_id, number=document.number, pdf=pdf
-        )
-        invoice.finalize(
-            document, seq=invoice.seq, pdf_file_id=stored.file_id, pdf_sha256=stored.sha256
-        )
-        await ports.invoices.save(invoice)
-        await _publish(ports, invoice, closing.marker)
-        finalized = await ports.invoices.invoice(invoice.invoice_id)
-        assert finalized is not None
-        result.append(_outcome(finalized, "finalized"))
-    return result
+    """:func:`finish_close` each frozen invoice in turn (the pool renders the next ones
+    meanwhile); a failure stops the renderings of the rest (their batch comes again)."""
+    try:
+        return [await finish_close(ports, closing) for closing in closings]
+    finally:
+        cancel_renderings(closings)
+
+
+def cancel_renderings(closings: list[Closing]) -> None:
+    """Stop the renderings still under way (after a failure: the batch comes again)."""
+    for closing in closings:
+        closing.pdf.cancel()
+
+
+async def finish_close(ports: InvoicingPorts, closing: Closing) -> Outcome:
+    """Store, issue and announce a frozen invoice once its rendering (started when it was
+    frozen) comes back."""
+    pdf = await closing.pdf
+    invoice, document = closing.invoice, closing.document
+    assert document.number is not None
+    assert invoice.seq is not None
+    stored = await ports.pdfs.save(invoice_id=invoice.invoice_id, number=document.number, pdf=pdf)
+    invoice.finalize(
+        document, seq=invoice.seq, pdf_file_id=stored.file_id, pdf_sha256=stored.sha256
+    )
+    await ports.invoices.save(invoice)
+    await _publish(ports, invoice, closing.marker)
+    return _outcome_of(invoice, "finalized")
+
+
+def _outcome_of(invoice: Invoice, action: str) -> Outcome:
+    document = invoice.document
+    return Outcome(
+        invoice_id=invoice.invoice_id,
+        customer_id=invoice.customer_id,
+        number=invoice.number,
+        total=Decimal(0) if document is None else document.total,
+        currency="" if document is None else document.currency,
+        status=invoice.status.value,
+        action=action,
+    )
 
 
 async def _publish(ports: InvoicingPorts, invoice: Invoice, marker: PeriodClosing) -> None:
