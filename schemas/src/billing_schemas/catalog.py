@@ -23,6 +23,10 @@ ACCOUNTS = "catalog_accounts"
 INVOICING_ENTITIES = "catalog_invoicing_entities"
 PLANS = "catalog_plans"
 TAX_RATES = "catalog_tax_rates"
+CATALOG_REVISION = "catalog_revision"
+"""One document (``_id`` :data:`REVISION_ID`) whose ``revision`` changes with every catalog apply
+that writes anything: readers that keep the catalog in memory re-read it when it moves on."""
+REVISION_ID = "revision"
 
 COUNTRY_PATTERN = r"^[A-Z]{2}$"
 

@@ -14,7 +14,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 
 from billing_invoicing.adapters.catalog_repo import MongoCatalogRepository
 from billing_invoicing.entrypoints.cli import load_catalog_file
-from billing_schemas.catalog import Catalog
+from billing_schemas.catalog import CATALOG_REVISION, REVISION_ID, Catalog
 
 ROOT = Path(__file__).resolve().parents[3]
 
@@ -141,11 +141,21 @@ async def test_a_catalog_of_many_customers_applies_again_and_changes_what_change
         for n in range(150)
     ]
     repo = MongoCatalogRepository(mongo_db)
+
+    async def revision() -> str:
+        doc = await mongo_db[CATALOG_REVISION].find_one({"_id": REVISION_ID})
+        assert doc is not None
+        return str(doc["revision"])
+
     await asyncio.wait_for(repo.apply(Catalog.model_validate(base | {"customers": customers})), 60)
+    first = await revision()
     renamed = [c | {"name": f"{c['name']} GmbH"} for c in customers]
     changed = Catalog.model_validate(base | {"customers": renamed})
     await asyncio.wait_for(repo.apply(changed), 60)
+    second = await revision()
     await asyncio.wait_for(repo.apply(changed), 60)  # the same file again: nothing to write
+    # the revision readers watch moves on with each apply that writes, not otherwise
+    assert first != second == await revision()
     stored = await repo.customer("c149")
     assert stored is not None
     assert stored.name == "Customer 149 GmbH"

@@ -43,13 +43,9 @@ class InvoiceRepository(Protocol):
         ...
 
     async def save(self, invoice: Invoice) -> None:
-        """Write the invoice if its stored version is the one it was loaded at (then its version
-        moves on by one); else raise :class:`ConcurrentUpdateError`."""
-        ...
-
-    async def save_all(self, invoices: Iterable[Invoice]) -> list[str]:
-        """:meth:`save` each; return the ids of those whose stored version had moved on (the
-        others are saved)."""
+        """Write the invoice (its version moves on by one); a first write of an invoice that
+        exists already raises :class:`ConcurrentUpdateError`. One writer decides an invoice:
+        the consumer of its customer's partition (see the MongoDB adapter)."""
         ...
 
     async def forget(self, invoice_ids: Iterable[str]) -> None:

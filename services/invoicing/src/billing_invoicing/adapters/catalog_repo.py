@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Any
@@ -12,9 +13,11 @@ from billing_invoicing.domain.invoice import active_subscriptions
 from billing_runtime.mongo import put_documents
 from billing_schemas.catalog import (
     ACCOUNTS,
+    CATALOG_REVISION,
     CUSTOMERS,
     INVOICING_ENTITIES,
     PLANS,
+    REVISION_ID,
     TAX_RATES,
     Catalog,
     Customer,
@@ -72,6 +75,7 @@ class MongoCatalogRepository:
             for c in catalog.customers
             for a in c.accounts
         ]
+        written = 0
         for collection, documents in (
             (INVOICING_ENTITIES, entities),
             (PRICE_LISTS, price_lists),
@@ -81,7 +85,13 @@ class MongoCatalogRepository:
             (CUSTOMERS, customers),
             (ACCOUNTS, accounts),
         ):
-            await put_documents(self._db[collection], documents)
+            written += await put_documents(self._db[collection], documents)
+        if written:  # readers that keep the catalog in memory (rating) read it again
+            await self._db[CATALOG_REVISION].update_one(
+                {"_id": REVISION_ID},
+                {"$set": {"revision": uuid.uuid4().hex, "applied_at": datetime.now(UTC)}},
+                upsert=True,
+            )
         return ApplyResult(
             len(entities),
             len(customers),

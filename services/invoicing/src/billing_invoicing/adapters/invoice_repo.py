@@ -343,7 +343,17 @@ class MongoInvoiceRepository:
             self._loaded.pop(invoice_id, None)
 
     async def save(self, invoice: Invoice) -> None:
-        """Write the aggregate's fields if the stored version is the loaded one."""
+        """Write the aggregate's fields (its first write inserts it; another first write finds
+        it there: :class:`ConcurrentUpdateError`).
+
+        Later writes go by ``_id`` alone, unguarded: a version in the filter would make FerretDB
+        read every invoice ever stored to apply it (its SQLite backend answers nothing but
+        ``_id`` equality itself; ``test_invoicing_hot_queries``). That is sound because one
+        writer decides an invoice's content: the consumer that owns its customer's partition
+        of the charge stream, in stream order, and what it writes is derived from that stream
+        (a second consumer after a rebalance writes the same). The ledgers, where two writers'
+        counts would add up wrongly, are guarded by their version (16 documents to read).
+        """
         fields = invoice_fields(invoice)
         async with self._writes:
             if invoice.version == 0:
@@ -356,29 +366,14 @@ class MongoInvoiceRepository:
                     self._loaded.pop(invoice.invoice_id, None)
                     raise ConcurrentUpdateError(invoice.invoice_id) from None
             else:
-                expected: Any = invoice.version if invoice.version > 1 else {"$in": [1, None]}
                 result = await self._invoices.update_one(
-                    {"_id": invoice.invoice_id, "version": expected},
-                    {"$set": {**fields, "version": invoice.version + 1}},
+                    {"_id": invoice.invoice_id}, {"$set": fields, "$inc": {"version": 1}}
                 )
                 if result.matched_count == 0:
                     self._loaded.pop(invoice.invoice_id, None)
                     raise ConcurrentUpdateError(invoice.invoice_id)
         invoice.version += 1
         self._keep(invoice)
-
-    async def save_all(self, invoices: Iterable[Invoice]) -> list[str]:
-        """Save each (a few at a time); return the ids whose version had moved on."""
-
-        async def one(invoice: Invoice) -> str | None:
-            try:
-                await self.save(invoice)
-            except ConcurrentUpdateError:
-                return invoice.invoice_id
-            return None
-
-        results = await asyncio.gather(*(one(i) for i in invoices))
-        return [r for r in results if r is not None]
 
     async def create_drafts(self, invoice_ids: Iterable[str]) -> None:
         """Give these invoices a draft document if they have none (in one insert)."""

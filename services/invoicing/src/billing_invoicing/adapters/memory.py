@@ -50,22 +50,14 @@ class InMemoryInvoiceRepository:
         return {i: copy.deepcopy(self.invoices[i]) for i in set(invoice_ids) if i in self.invoices}
 
     async def save(self, invoice: Invoice) -> None:
-        """Store a copy if the stored version is the loaded one."""
+        """Store a copy (a first write of an existing invoice is refused)."""
         stored = self.invoices.get(invoice.invoice_id)
-        if (0 if stored is None else stored.version) != invoice.version:
+        if invoice.version == 0 and stored is not None:
+            raise ConcurrentUpdateError(invoice.invoice_id)
+        if invoice.version > 0 and stored is None:
             raise ConcurrentUpdateError(invoice.invoice_id)
         invoice.version += 1
         self.invoices[invoice.invoice_id] = copy.deepcopy(invoice)
-
-    async def save_all(self, invoices: Iterable[Invoice]) -> list[str]:
-        """Save each; the ids whose version had moved on."""
-        conflicts = []
-        for invoice in invoices:
-            try:
-                await self.save(invoice)
-            except ConcurrentUpdateError:
-                conflicts.append(invoice.invoice_id)
-        return conflicts
 
     async def forget(self, invoice_ids: Iterable[str]) -> None:
         """Nothing is kept outside the dictionaries."""

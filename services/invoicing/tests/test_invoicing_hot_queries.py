@@ -1,0 +1,150 @@
+"""Every query invoicing runs on its hot paths (charges onto drafts, closing an invoice) is
+answered by the database itself, never by reading a growing collection whole.
+
+The test records every command the repository sends while a batch of charges is put on drafts
+and an invoice is closed, then asks the database (``explain``) about each read and update filter
+on the collections that grow with usage. FerretDB's SQLite backend pushes down only ``_id``
+equality: any other filter there would be a scan of everything ever stored (docs/operations.md,
+"The database backend")."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import date
+from typing import Any
+
+import pytest
+from invoicing_test_support import rated
+from pymongo import AsyncMongoClient, monitoring
+
+from billing_invoicing.adapters.catalog_repo import MongoCatalogRepository
+from billing_invoicing.adapters.documents import InMemoryInvoicePdfStore
+from billing_invoicing.adapters.events import InMemoryInvoiceEvents
+from billing_invoicing.adapters.invoice_repo import (
+    CHARGES,
+    INVOICES,
+    LEDGERS,
+    NUMBERS,
+    MongoInvoiceRepository,
+)
+from billing_invoicing.domain.invoice import InvoiceDocument
+from billing_invoicing.domain.model import StreamPosition
+from billing_invoicing.service.draft_invoices import PositionedCharge, add_charges
+from billing_invoicing.service.generate_invoices import InvoicingPorts, close_invoice
+from billing_runtime.mongo import assert_pushed_down, explain_query
+from billing_schemas.catalog import Catalog
+from billing_schemas.events import PeriodClose, PeriodClosing
+
+pytestmark = pytest.mark.integration
+
+GROWING = {CHARGES, INVOICES, NUMBERS}
+"""Collections whose size grows with usage. The catalog's grow with the catalog only; the
+ledgers are ``LEDGERS`` documents whatever the usage (their version-guarded updates, which
+FerretDB filters itself, read those few)."""
+
+CATALOG = {
+    "invoicing_entities": [
+        {
+            "id": "cumulus",
+            "name": "Cumulus GmbH",
+            "address": {"lines": ["Street 1"], "country": "DE"},
+            "number_prefix": "C-",
+            "email": "billing@cumulus.example",
+        }
+    ],
+    "price_lists": [
+        {"id": "standard", "versions": [{"version": 1, "effective_from": "2024-01-01"}]}
+    ],
+    "tax_rates": [{"country": "DE", "percent": "19", "effective_from": "2020-01-01"}],
+    "customers": [
+        {
+            "id": "alpha",
+            "name": "Alpha",
+            "address": {"lines": ["Weg 1"], "country": "DE"},
+            "currency": "EUR",
+            "invoicing_entity": "cumulus",
+            "price_list": "standard",
+        }
+    ],
+}
+
+
+class Recorder(monitoring.CommandListener):
+    """Keeps every command sent (name and body)."""
+
+    def __init__(self) -> None:
+        self.commands: list[tuple[str, dict[str, Any]]] = []
+
+    def started(self, event: monitoring.CommandStartedEvent) -> None:
+        self.commands.append((event.command_name, dict(event.command)))
+
+    def succeeded(self, event: monitoring.CommandSucceededEvent) -> None:
+        del event
+
+    def failed(self, event: monitoring.CommandFailedEvent) -> None:
+        del event
+
+
+class FakeRenderer:
+    async def render(self, invoice: InvoiceDocument) -> bytes:
+        return f"%PDF-stand-in {invoice.number}".encode()
+
+
+def filters(commands: list[tuple[str, dict[str, Any]]]) -> Iterator[tuple[str, str, Any]]:
+    """(command, collection, filter) of every read and update on a growing collection."""
+    for name, body in commands:
+        collection = body.get(name)
+        if collection not in GROWING:
+            continue
+        if name in ("find", "count", "delete"):
+            yield name, collection, body.get("filter", body.get("query", {}))
+        elif name == "update":
+            for statement in body["updates"]:
+                yield name, collection, statement["q"]
+        elif name in ("aggregate", "distinct"):
+            yield name, collection, "whole collection"
+
+
+async def test_hot_path_queries_are_pushed_down(infra: Any, namespace: str) -> None:
+    recorder = Recorder()
+    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(
+        infra.mongodb_url, event_listeners=[recorder]
+    )
+    db = client[namespace]
+    try:
+        catalog = MongoCatalogRepository(db)
+        await catalog.apply(Catalog.model_validate(CATALOG))
+        invoices = MongoInvoiceRepository(db)
+        await invoices.ensure_indexes()
+        ports = InvoicingPorts(
+            catalog, invoices, FakeRenderer(), InMemoryInvoicePdfStore(), InMemoryInvoiceEvents()
+        )
+        recorder.commands.clear()
+
+        batch = [
+            PositionedCharge(rated(f"c{n}", price="1.25"), StreamPosition(0, n)) for n in range(20)
+        ]
+        await add_charges(invoices, batch)
+        await add_charges(invoices, batch[10:])  # redelivered in part
+        marker = PeriodClose(customer_id="alpha", period="2024-09", issue_date=date(2024, 10, 1))
+        outcome = await close_invoice(
+            ports, PeriodClosing.create(marker, source="t", correlation_id="t")
+        )
+        assert outcome.action == "finalized"
+        late = PositionedCharge(rated("late", price="2.00"), StreamPosition(0, 21))
+        await add_charges(invoices, [late])  # onto the next invoice
+
+        seen = list(filters(recorder.commands))
+        assert {collection for _, collection, _ in seen} >= {INVOICES, NUMBERS}
+        ledger_writes = [body for name, body in recorder.commands if body.get(name) == LEDGERS]
+        assert ledger_writes  # the drafts' sums went through the ledgers
+        slow = [(n, c, f) for n, c, f in seen if f == "whole collection"]
+        assert not slow, f"aggregations over a growing collection on the hot path: {slow}"
+        for name, collection, query in seen:
+            if name == "find" and collection == CHARGES and "$in" in str(query):
+                continue  # the charges a redelivered batch met again: one pass, only then
+            plan = await explain_query(db[collection], query)
+            assert_pushed_down(plan, f"{name} on {collection} {query}")
+    finally:
+        await client.drop_database(namespace)
+        await client.close()
