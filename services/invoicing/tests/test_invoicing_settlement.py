@@ -499,3 +499,26 @@ async def test_a_missing_vat_rate_stops_the_close_and_leaves_the_draft(
     assert events.finalized == []
     [dry] = await preview(ports, period="2024-09")
     assert dry.action.startswith("skipped: cannot assemble alpha:2024-09: no tax rate for DE")
+
+
+async def test_partial_credit_notes_and_a_void_reverse_exactly_the_invoices_tax(
+    setup: tuple[SettlementPorts, InMemoryInvoiceEvents],
+    mongo_db: AsyncDatabase[dict[str, Any]],
+) -> None:
+    # 119.00 with 19.00 VAT, credited in three parts: 39.67, 39.67, then the void's 39.66.
+    # Each note's tax is that of everything credited so far minus what earlier notes took:
+    # 39.67 x 19 / 119 = 6.3337 -> 6.33; 79.34 x 19 / 119 = 12.6675 -> 12.67, so 12.67 - 6.33
+    # = 6.34; the void takes the rest, 19.00 - 12.67 = 6.33. Sum 19.00 (each note's proportion
+    # rounded alone would be 6.33 x 3 = 18.99, a cent of VAT never reversed).
+    ports, _ = setup
+    await credit(ports, "39.67", "first third")
+    await credit(ports, "39.67", "second third")
+    await credit(ports, None, "the rest")
+    notes = await mongo_db["invoicing_credit_notes"].find().sort("number", 1).to_list()
+    assert [(n["amount_units"], n["tax_units"]) for n in notes] == [
+        (39_670_000_000, 6_330_000_000),
+        (39_670_000_000, 6_340_000_000),
+        (39_660_000_000, 6_330_000_000),
+    ]
+    assert sum(n["tax_units"] for n in notes) == 19_000_000_000
+    assert sum(n["net_units"] for n in notes) == 100_000_000_000

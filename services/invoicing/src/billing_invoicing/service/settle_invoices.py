@@ -33,7 +33,7 @@ from billing_invoicing.domain.settlement import (
     check_amount,
     days_overdue,
     payment_id_for,
-    split_credit,
+    credit_note_tax,
 )
 from billing_schemas.catalog import PaymentMethod
 from billing_schemas.events import (
@@ -324,8 +324,13 @@ async def issue_credit_note(
     )
     prefix = await _prefix(ports, entity)
     note_number = f"{prefix}CN-{issue_date.year}-{seq:06d}"
-    tax = split_credit(
+    earlier = [n for n in notes if n["_id"] != note_id]
+    tax = credit_note_tax(
         credit,
+        credited_before=sum((amount_of(n["amount_units"], currency) for n in earlier), Decimal(0)),
+        tax_credited_before=sum(
+            (amount_of(n.get("tax_units"), currency) for n in earlier), Decimal(0)
+        ),
         total=standing.total,
         tax=amount_of(doc.get("tax_units"), currency),
         currency=currency,
