@@ -18,6 +18,7 @@ from billing_invoicing.adapters.invoice_repo import MongoInvoiceRepository
 from billing_invoicing.adapters.settlement_repo import amount_of
 from billing_invoicing.domain.access import Scope, require_customer, require_operator
 from billing_invoicing.domain.invoice import InvoiceStatus
+from billing_invoicing.domain.units import units_range_filter
 from billing_invoicing.service.settle_invoices import (
     Dues,
     InvoiceNotFoundError,
@@ -27,9 +28,11 @@ from billing_invoicing.service.settle_invoices import (
     record_payment,
 )
 from billing_invoicing.service.usage_csv import COLUMNS, CUSTOMER_COLUMNS, write_usage_csv
-from billing_schemas.money import from_fixed_units, minor_units, to_fixed_units
+from billing_schemas.money import from_fixed_units, minor_units
 
 MAX_PAGE = 500
+MAX_OFFSET = 1_000_000
+"""The furthest a list may be paged (a larger offset is refused: 422)."""
 
 
 class PdfReading(Protocol):
@@ -126,13 +129,9 @@ async def find_invoices(
         query["period"] = wanted.period
     if wanted.status is not None:
         query["status"] = wanted.status.value
-    bounds: dict[str, int] = {}
-    if wanted.min_total is not None:
-        bounds["$gte"] = to_fixed_units(wanted.min_total)
-    if wanted.max_total is not None:
-        bounds["$lte"] = to_fixed_units(wanted.max_total)
-    if bounds:
-        query["total_units"] = bounds
+    totals = units_range_filter("total_units", wanted.min_total, wanted.max_total)
+    if totals is not None:
+        query |= totals
     limit = max(1, min(limit, MAX_PAGE))
     docs = await ports.invoices.find_invoices(query, offset=offset, limit=limit + 1)
     more = len(docs) > limit
@@ -144,10 +143,10 @@ async def find_invoices(
 async def invoice_document(ports: QueryPorts, scope: Scope, number: str) -> dict[str, Any]:
     """The stored invoice (by number, or by id ``customer:period`` for a draft)."""
     doc = await ports.settlement.settlements.invoice_by_number(number)
-    if doc is None:
+    if doc is None or not scope.may_see(str(doc["customer_id"])):
+        # another customer's invoice is answered like a number never issued
         msg = f"no invoice {number!r}"
         raise InvoiceNotFoundError(msg)
-    require_customer(scope, str(doc["customer_id"]))
     [doc] = await ports.invoices.with_draft_lines([doc])  # a draft's lines so far
     return doc
 

@@ -31,9 +31,9 @@ from billing_invoicing.domain.settlement import (
     Settlement,
     SettlementError,
     check_amount,
+    credit_note_tax,
     days_overdue,
     payment_id_for,
-    credit_note_tax,
 )
 from billing_schemas.catalog import PaymentMethod
 from billing_schemas.events import (
