@@ -12,7 +12,25 @@ from datetime import date
 from decimal import Decimal
 from typing import Any
 
+import pytest
+
 from billing_invoicing.domain.invoice import ChargeGroup, LineKind, assemble_invoice
+from billing_invoicing.domain.model import (
+    ChargeAmounts,
+    CurrencyMismatchError,
+    CurrencySum,
+    DraftSums,
+)
+from billing_invoicing.domain.units import (
+    DEFAULT_EXPONENT,
+    INT64_MAX,
+    UNIT_EXPONENTS,
+    AmountNotStorableError,
+    from_units,
+    to_units,
+    unit_exponent,
+    units_range_filter,
+)
 from billing_invoicing.service.usage_csv import write_usage_csv
 from billing_schemas.catalog import Customer, InvoicingEntity, TaxRate
 
@@ -115,3 +133,62 @@ async def test_the_usage_csv_neutralizes_cells_a_spreadsheet_would_run() -> None
     # our own numbers stay numbers, negative ones included
     assert (row["quantity"], row["price"], row["cost"]) == ("-2", "-2.000000000", "-1.500000000")
     assert row["provider"] == "AWS"
+
+
+# --- item 3: amounts any real invoice carries are storable, in every currency --------------
+
+
+def test_stored_units_hold_a_billion_dollars_worth_in_every_currency() -> None:
+    # 20 billion rupiah (about 1.2 million dollars) was 2e19 nanos, beyond int64: IDR's unit is
+    # 10^-5 rupiah, so it is 2e15 units; dollars and euros keep nanos (stored data unchanged)
+    assert unit_exponent("IDR") == 5
+    assert to_units(D("20000000000.50"), "IDR") == 2_000_000_000_050_000
+    assert from_units(2_000_000_000_050_000, "IDR") == D("20000000000.50")
+    assert to_units(D("130.90"), "EUR") == 130_900_000_000
+    assert to_units(D("0.000000000499"), "USD") == 0  # half-even to the unit, as before
+    # the capacity of every currency, at the magnitudes of its table, is at least ~0.9e9 USD
+    for code, exponent in UNIT_EXPONENTS.items():
+        capacity = D(INT64_MAX).scaleb(-exponent)
+        magnitude = DEFAULT_EXPONENT - exponent
+        assert capacity / D(10) ** (magnitude + 1) >= D("0.9E9"), code
+    with pytest.raises(AmountNotStorableError, match=r"amount too large to store: 1E\+20 IDR"):
+        to_units(D("1E+20"), "IDR")
+
+
+def test_the_total_filter_compares_each_currency_in_its_own_units() -> None:
+    query = units_range_filter("total_units", D("100"), None)
+    assert query is not None
+    bounds = {}
+    for clause in query["$or"]:
+        for code in clause["currency"].get("$in", ["(the others)"]):
+            bounds[code] = clause["total_units"]
+    assert bounds["(the others)"] == {"$gte": 100_000_000_000}  # EUR, USD...: nanos
+    assert bounds["IDR"] == {"$gte": 10_000_000}  # 10^-5 rupiah
+    assert bounds["JPY"] == {"$gte": 1_000_000_000}  # 10^-7 yen
+    assert units_range_filter("total_units", None, None) is None
+    # a bound beyond what any currency stores matches nothing, and is no error
+    assert units_range_filter("total_units", D("1E+23"), None) == {"_id": {"$in": []}}
+
+
+# --- item 11: charges in another currency are grouped apart and refused at the close ---------
+
+
+def test_a_draft_with_charges_in_another_currency_cannot_be_issued() -> None:
+    sums = DraftSums()
+    for charge_id, currency, price in (("a", "EUR", "100"), ("b", "USD", "40"), ("c", "USD", "2")):
+        sums.add(
+            ChargeAmounts(charge_id, ("2024-09", "AWS", "EC2"), currency, D(0), D(price), D(0))
+        )
+    assert sums.currencies() == {
+        "EUR": CurrencySum(1, D("100")),
+        "USD": CurrencySum(2, D("42")),
+    }
+    with pytest.raises(CurrencyMismatchError) as refused:
+        sums.check_currency("x:2024-09", "EUR")
+    assert str(refused.value).startswith(
+        "cannot close x:2024-09 in EUR: 2 charges in USD (price 42.00 USD). The invoice is in "
+        "the customer's currency, EUR, and amounts in another currency are never added to it"
+    )
+    only_eur = DraftSums()
+    only_eur.add(ChargeAmounts("a", ("2024-09", "AWS", "EC2"), "EUR", D(0), D(1), D(0)))
+    only_eur.check_currency("x:2024-09", "EUR")  # nothing to refuse

@@ -24,6 +24,7 @@ currency (sums group by currency; the HTTP total filter compares per exponent).
 from __future__ import annotations
 
 from decimal import ROUND_HALF_EVEN, Decimal
+from typing import Any
 
 DEFAULT_EXPONENT = 9
 """Nanos: the unit of every currency not in :data:`UNIT_EXPONENTS`."""
@@ -54,12 +55,13 @@ class AmountNotStorableError(OverflowError):
     """An amount beyond what int64 units of its currency hold (the message says which)."""
 
 
-def unit_exponent(currency: str) -> int:
-    """``e``: the currency's stored unit is 10**-e of its major unit."""
-    return UNIT_EXPONENTS.get(currency, DEFAULT_EXPONENT)
+def unit_exponent(currency: str | None) -> int:
+    """``e``: the currency's stored unit is 10**-e of its major unit (nanos when the currency
+    is not known yet: an empty draft)."""
+    return DEFAULT_EXPONENT if currency is None else UNIT_EXPONENTS.get(currency, DEFAULT_EXPONENT)
 
 
-def to_units(amount: Decimal, currency: str) -> int:
+def to_units(amount: Decimal, currency: str | None) -> int:
     """The amount as stored: an integer of the currency's unit, rounded half-even; refused
     (:class:`AmountNotStorableError`) beyond int64."""
     units = int(amount.scaleb(unit_exponent(currency)).to_integral_value(ROUND_HALF_EVEN))
@@ -73,7 +75,7 @@ def to_units(amount: Decimal, currency: str) -> int:
     return units
 
 
-def from_units(units: int, currency: str) -> Decimal:
+def from_units(units: int, currency: str | None) -> Decimal:
     """A stored integer of the currency's unit as the exact amount."""
     return Decimal(int(units)).scaleb(-unit_exponent(currency))
 
@@ -90,13 +92,13 @@ def exponent_groups(currencies: list[str] | None = None) -> dict[int, list[str]]
 
 def units_range_filter(
     field: str, low: Decimal | None, high: Decimal | None
-) -> dict[str, object] | None:
+) -> dict[str, Any] | None:
     """A MongoDB filter for documents whose ``field`` (units of the document's ``currency``)
     lies in ``[low, high]``: one clause per exponent, bounds clamped to int64 (a bound beyond
     what a currency can store matches all or none of it, as it should). None: no bound."""
     if low is None and high is None:
         return None
-    clauses: list[dict[str, object]] = []
+    clauses: list[dict[str, Any]] = []
     groups = exponent_groups()
     exponents = {DEFAULT_EXPONENT, *groups}
     for exponent in sorted(exponents):
@@ -112,7 +114,7 @@ def units_range_filter(
                 continue
             bounds["$lte"] = min(units, INT64_MAX)
         if exponent == DEFAULT_EXPONENT:
-            which: object = {"$nin": sorted(UNIT_EXPONENTS)}
+            which: dict[str, list[str]] = {"$nin": sorted(UNIT_EXPONENTS)}
         else:
             which = {"$in": groups[exponent]}
         clauses.append({"currency": which, field: bounds})

@@ -37,7 +37,13 @@ from billing_invoicing.domain.invoice import (
     format_invoice_number,
     invoice_id_for,
 )
-from billing_invoicing.domain.model import Invoice, charge_groups, ledger_of
+from billing_invoicing.domain.model import (
+    CurrencyMismatchError,
+    Invoice,
+    charge_groups,
+    ledger_of,
+)
+from billing_invoicing.domain.units import from_units
 from billing_invoicing.ports import ConcurrentUpdateError
 from billing_schemas.catalog import Customer, InvoicingEntity
 from billing_schemas.events import (
@@ -46,7 +52,6 @@ from billing_schemas.events import (
     PeriodClose,
     PeriodClosing,
 )
-from billing_schemas.money import from_fixed_units
 
 SOURCE = "billing-invoicing"
 
@@ -192,7 +197,9 @@ def _outcome(doc: dict[str, Any], action: str | None = None) -> Outcome:
         invoice_id=doc["_id"],
         customer_id=doc["customer_id"],
         number=doc.get("number"),
-        total=Decimal(0) if total_units is None else from_fixed_units(total_units),
+        total=Decimal(0)
+        if total_units is None
+        else from_units(total_units, document.get("currency") or doc.get("currency")),
         currency=document.get("currency", ""),
         status=doc["status"],
         action=action or ("finalized" if doc.get("published_at") else doc["status"]),
@@ -281,6 +288,13 @@ async def start_close(ports: InvoicingPorts, marker: PeriodClosing) -> Closing |
         # for an invoice past draft
         n = ledger_of(customer_id)
         ledger = (await ports.invoices.get_ledgers([n]))[n]
+        sums = ledger.drafts.get(invoice_id)
+        if sums is not None:  # charges in another currency leave the invoice in draft
+            try:
+                sums.check_currency(invoice_id, customer.currency)
+            except CurrencyMismatchError as exc:
+                ids = await _charges_not_in(ports, invoice_id, customer.currency)
+                raise CatalogError(f"{exc} (charges {', '.join(ids)})") from None
         invoice.start_finalizing(marker.data.issue_date, ledger.take(invoice_id))
         await ports.invoices.save(invoice)
         with contextlib.suppress(ConcurrentUpdateError):  # a stale entry is harmless
@@ -314,6 +328,20 @@ async def start_close(ports: InvoicingPorts, marker: PeriodClosing) -> Closing |
         }
     )
     return Closing(invoice, document, marker)
+
+
+async def _charges_not_in(
+    ports: InvoicingPorts, invoice_id: str, currency: str, at_most: int = 5
+) -> list[str]:
+    """Ids of the invoice's charges in another currency (the first few, then "..."): read
+    only when a close is refused for them."""
+    ids: list[str] = []
+    async for doc in ports.invoices.charges_of(invoice_id):
+        if doc.get("currency") != currency:
+            if len(ids) == at_most:
+                return [*ids, "..."]
+            ids.append(str(doc["_id"]))
+    return ids
 
 
 async def finish_closes(ports: InvoicingPorts, closings: list[Closing]) -> list[Outcome]:

@@ -15,7 +15,7 @@ import csv
 from collections.abc import AsyncIterator
 from typing import Any, TextIO
 
-from billing_schemas.money import from_fixed_units
+from billing_invoicing.domain.units import from_units
 
 COLUMNS = [
     "charge_id",
@@ -62,13 +62,14 @@ def neutralized(text: str) -> str:
     return f"'{text}" if text.startswith(FORMULA_STARTS) else text
 
 
-def _amount(units: Any) -> str:
-    return "" if units is None else format(from_fixed_units(int(units)), "f")
+def _amount(units: Any, currency: str) -> str:
+    return "" if units is None else format(from_units(int(units), currency), "f")
 
 
 def csv_row(doc: dict[str, Any]) -> list[str]:
     """One stored charge as a CSV row (amounts as exact decimal strings)."""
     start = doc.get("charge_period_start")
+    currency = str(doc["currency"])
     text = neutralized
     return [
         text(str(doc["_id"])),
@@ -85,14 +86,14 @@ def csv_row(doc: dict[str, Any]) -> list[str]:
         start.isoformat() if start is not None else "",
         doc.get("quantity") or "",
         text(doc.get("unit") or ""),
-        _amount(doc["cost_units"]),
+        _amount(doc["cost_units"], str(doc["cost_currency"])),
         str(doc["cost_currency"]),
         doc.get("fx_rate") or "",
         text(doc.get("basis") or ""),
-        _amount(doc["price_units"]),
-        str(doc["currency"]),
-        _amount(doc["margin_units"]),
-        _amount(doc.get("savings_removed_units", 0)),
+        _amount(doc["price_units"], currency),
+        currency,
+        _amount(doc["margin_units"], currency),
+        _amount(doc.get("savings_removed_units", 0), currency),
         text(str(doc["rule"])),
         text(str(doc["price_list_id"])),
         str(doc["price_list_version"]),
