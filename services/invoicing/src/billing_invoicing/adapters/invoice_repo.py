@@ -25,6 +25,7 @@ only after a version conflict.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import copy
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
@@ -61,6 +62,7 @@ CHARGES = "invoicing_charges"
 INVOICES = "invoicing_invoices"
 LEDGERS = "invoicing_draft_ledgers"
 NUMBERS = "invoicing_numbers"
+CUSTOMER_CREDITS = "invoicing_customer_credits"
 CACHED_INVOICES = 20_000
 """Invoices kept loaded (a few KB each): more than the open drafts of one consumer's customers."""
 CONCURRENT_WRITES = 8
@@ -325,6 +327,7 @@ class MongoInvoiceRepository:
         self._invoices = db[INVOICES]
         self._numbers = db[NUMBERS]
         self._ledgers = db[LEDGERS]
+        self._credits = db[CUSTOMER_CREDITS]
         self._loaded: OrderedDict[str, Invoice] = OrderedDict()
         self._loaded_ledgers: dict[int, DraftLedger] = {}
         self._writes = asyncio.Semaphore(CONCURRENT_WRITES)
@@ -623,6 +626,24 @@ class MongoInvoiceRepository:
             else:
                 high = middle
         return low
+
+    async def record_negative_total(self, document: InvoiceDocument) -> None:
+        """Record what a negative invoice owes the customer as customer credit, once (the
+        credit of a finalized invoice is its ``overpaid``: settlement finds it recorded)."""
+        # recorded once: a retry of this close finds it
+        with contextlib.suppress(DuplicateKeyError):
+            await self._credits.insert_one(
+                {
+                    "_id": f"negative-total:{document.invoice_id}",
+                    "customer_id": document.customer_id,
+                    "invoice_id": document.invoice_id,
+                    "invoice_number": document.number,
+                    "currency": document.currency,
+                    "amount_units": to_units(-document.total, document.currency),
+                    "reason": f"credits exceed charges on invoice {document.number}",
+                    "recorded_at": datetime.now(UTC),
+                }
+            )
 
     async def mark_published(self, invoice_id: str) -> None:
         """Remember that InvoiceFinalized was acknowledged by the broker."""

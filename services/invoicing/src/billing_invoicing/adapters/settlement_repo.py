@@ -27,6 +27,7 @@ from pymongo import ASCENDING
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
+from billing_invoicing.adapters.invoice_repo import CUSTOMER_CREDITS as CREDITS
 from billing_invoicing.adapters.invoice_repo import INVOICES
 from billing_invoicing.domain.settlement import Settlement
 from billing_invoicing.domain.units import from_units, to_units
@@ -34,7 +35,7 @@ from billing_schemas.money import round_to_minor
 
 PAYMENTS = "invoicing_payments"
 CREDIT_NOTES = "invoicing_credit_notes"
-CUSTOMER_CREDITS = "invoicing_customer_credits"
+CUSTOMER_CREDITS = CREDITS  # invoicing records a negative invoice's credit there too
 
 Doc = dict[str, Any]
 

@@ -325,6 +325,8 @@ async def start_close(ports: InvoicingPorts, marker: PeriodClosing) -> Closing |
             "status": InvoiceStatus.FINALIZED,
             "issue_date": issue_date,
             "due_date": due_date_for(issue_date, customer.payment_terms_days),
+            # a negative invoice owes nothing: what it owes the customer is customer credit
+            "outstanding": max(draft.total, Decimal(0)),
         }
     )
     return Closing(invoice, document, marker)
@@ -356,6 +358,8 @@ async def finish_closes(ports: InvoicingPorts, closings: list[Closing]) -> list[
         stored = await ports.pdfs.save(
             invoice_id=invoice.invoice_id, number=document.number, pdf=pdf
         )
+        if document.total < 0:  # recorded before the invoice is, so a retry records it too
+            await ports.invoices.record_negative_total(document)
         invoice.finalize(
             document, seq=invoice.seq, pdf_file_id=stored.file_id, pdf_sha256=stored.sha256
         )
