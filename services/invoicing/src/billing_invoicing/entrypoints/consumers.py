@@ -9,7 +9,7 @@ from bson.errors import BSONError
 from faststream.kafka.annotations import KafkaMessage
 from pydantic import TypeAdapter
 
-from billing_invoicing.domain.invoice import invoice_id_for
+from billing_invoicing.domain.invoice import InvoiceStatus, invoice_id_for
 from billing_invoicing.domain.model import StreamPosition
 from billing_invoicing.service.draft_invoices import PositionedCharge, add_charges
 from billing_invoicing.service.generate_invoices import (
@@ -69,6 +69,7 @@ async def apply_charge_stream(
     failed: list[Failed] = []
     done: list[Outcome] = []
     closings: dict[str, Closing] = {}
+    markers: dict[str, Any] = {}
     run: list[tuple[Any, PositionedCharge]] = []
 
     for record, event in events:
@@ -94,11 +95,40 @@ async def apply_charge_stream(
             done.append(closing)
         else:
             closings[invoice_id] = closing
+            markers[invoice_id] = record
     failed += await _add_run(ports, run)
-    done += await finish_closes(ports, list(closings.values()))
+    done += await _issue(ports, closings, markers, failed)
     for outcome in done:
         log.info("%s %s: %s", outcome.invoice_id, outcome.number, outcome.action)
     return failed, done
+
+
+async def _issue(
+    ports: InvoicingPorts,
+    closings: dict[str, Closing],
+    markers: dict[str, Any],
+    failed: list[Failed],
+) -> list[Outcome]:
+    """Render and issue the frozen invoices together; if one cannot be issued for a reason of
+    its own (e.g. a total beyond what can be stored), issue the others one by one and
+    dead-letter that one's marker with the reason (the invoice stays finalizing)."""
+    try:
+        return await finish_closes(ports, list(closings.values()))
+    except RECORD_ERRORS:
+        log.warning("issuing %d invoices failed: retrying them one by one", len(closings))
+    done: list[Outcome] = []
+    for invoice_id, closing in closings.items():
+        stored = await ports.invoices.get(invoice_id)
+        if stored is not None and stored.status is not InvoiceStatus.FINALIZING:
+            continue  # issued by the attempt together
+        if stored is not None:
+            closing.invoice = stored  # as stored, not as the failed attempt left it
+        try:
+            done += await finish_closes(ports, [closing])
+        except RECORD_ERRORS as exc:
+            log.warning("close marker %s dead-lettered: %s", invoice_id, exc)
+            failed.append(Failed(markers[invoice_id], _reason(exc)))
+    return done
 
 
 async def _add_run(ports: InvoicingPorts, run: list[tuple[Any, PositionedCharge]]) -> list[Failed]:
