@@ -8,13 +8,26 @@ from __future__ import annotations
 import csv
 import io
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
 from typing import Any
 
 import pytest
+from invoicing_test_support import rated
+from pymongo.asynchronous.database import AsyncDatabase
 
-from billing_invoicing.domain.invoice import ChargeGroup, LineKind, assemble_invoice
+from billing_invoicing.adapters.catalog_repo import MongoCatalogRepository
+from billing_invoicing.adapters.documents import InMemoryInvoicePdfStore
+from billing_invoicing.adapters.events import InMemoryInvoiceEvents
+from billing_invoicing.adapters.invoice_repo import MongoInvoiceRepository
+from billing_invoicing.domain.invoice import (
+    ChargeGroup,
+    InvoiceDocument,
+    InvoiceStatus,
+    LineKind,
+    assemble_invoice,
+)
 from billing_invoicing.domain.model import (
     ChargeAmounts,
     CurrencyMismatchError,
@@ -31,8 +44,11 @@ from billing_invoicing.domain.units import (
     unit_exponent,
     units_range_filter,
 )
+from billing_invoicing.entrypoints.consumers import apply_charge_stream
+from billing_invoicing.service.generate_invoices import InvoicingPorts
 from billing_invoicing.service.usage_csv import write_usage_csv
-from billing_schemas.catalog import Customer, InvoicingEntity, TaxRate
+from billing_schemas.catalog import Catalog, Customer, InvoicingEntity, TaxRate
+from billing_schemas.events import ChargeRated, PeriodClose, PeriodClosing, RatedCharge
 
 D = Decimal
 DE_RATES = [
@@ -192,3 +208,83 @@ def test_a_draft_with_charges_in_another_currency_cannot_be_issued() -> None:
     only_eur = DraftSums()
     only_eur.add(ChargeAmounts("a", ("2024-09", "AWS", "EC2"), "EUR", D(0), D(1), D(0)))
     only_eur.check_currency("x:2024-09", "EUR")  # nothing to refuse
+
+
+# --- item 3, the consumer rule at the close: one invoice that cannot be stored ---------------
+
+
+class _Renderer:
+    async def render(self, invoice: InvoiceDocument) -> bytes:
+        return f"%PDF-stand-in {invoice.number}".encode()
+
+
+@dataclass(frozen=True)
+class _Record:
+    """Where a message was read from (what the consumer takes of a Kafka record)."""
+
+    partition: int
+    offset: int
+    headers: tuple[tuple[str, bytes], ...] = ()
+
+
+def _customer(customer_id: str, currency: str, country: str) -> dict[str, Any]:
+    return {
+        "id": customer_id,
+        "name": customer_id,
+        "address": {"lines": ["Street 1"], "country": country},
+        "currency": currency,
+        "invoicing_entity": "seller",
+        "price_list": "p",
+    }
+
+
+@pytest.mark.integration
+async def test_an_invoice_too_large_to_store_is_dead_lettered_and_the_others_are_issued(
+    mongo_db: AsyncDatabase[dict[str, Any]],
+) -> None:
+    catalog = MongoCatalogRepository(mongo_db)
+    await catalog.apply(
+        Catalog.model_validate(
+            {
+                "invoicing_entities": [entity().model_dump(mode="json")],
+                "tax_rates": [{"country": "DE", "percent": "19"}],
+                "price_lists": [
+                    {"id": "p", "versions": [{"version": 1, "effective_from": "2024-01-01"}]}
+                ],
+                "customers": [_customer("huge", "IDR", "ID"), _customer("fine", "EUR", "DE")],
+            }
+        )
+    )
+    invoices = MongoInvoiceRepository(mongo_db)
+    await invoices.ensure_indexes()
+    ports = InvoicingPorts(
+        catalog, invoices, _Renderer(), InMemoryInvoicePdfStore(), InMemoryInvoiceEvents()
+    )
+
+    def idr(charge_id: str, price: str) -> RatedCharge:
+        return rated(charge_id, "huge", price=price, cost=price).model_copy(
+            update={"currency": "IDR", "cost_currency": "IDR"}
+        )
+
+    def closing(customer_id: str) -> PeriodClosing:
+        close = PeriodClose(customer_id=customer_id, period="2024-09", issue_date=date(2024, 10, 1))
+        return PeriodClosing.create(close, source="test", correlation_id="t")
+
+    # each charge fits IDR's units (capacity 9.2e13 IDR), their sum (1e14 IDR) does not
+    events: list[tuple[Any, ChargeRated | PeriodClosing]] = [
+        (_Record(0, 0), ChargeRated.create(idr("h1", "5E+13"), source="t", correlation_id="t")),
+        (_Record(0, 1), ChargeRated.create(idr("h2", "5E+13"), source="t", correlation_id="t")),
+        (_Record(0, 2), ChargeRated.create(rated("f1", "fine"), source="t", correlation_id="t")),
+        (_Record(0, 3), closing("huge")),
+        (_Record(0, 4), closing("fine")),
+    ]
+    failed, done = await apply_charge_stream(ports, events)
+
+    assert [(f.record, f.error.split(":")[0]) for f in failed] == [
+        (_Record(0, 3), "AmountNotStorableError")
+    ]
+    assert "amount too large to store: 100000000000000.00 IDR" in failed[0].error
+    assert [(o.invoice_id, o.action) for o in done] == [("fine:2024-09", "finalized")]
+    huge = await invoices.get("huge:2024-09")
+    assert huge is not None
+    assert huge.status is InvoiceStatus.FINALIZING  # resumed when its marker is replayed
