@@ -9,6 +9,7 @@ import pytest
 
 from billing_invoicing.domain.access import (
     ForbiddenError,
+    OutOfScopeError,
     Scope,
     TokenConfigError,
     authenticate,
@@ -35,7 +36,8 @@ def test_a_customer_scope_covers_its_customer_only_and_no_operator_action() -> N
     require_customer(alpha, "alpha")
     require_customer(Scope(None), "beta")  # operators see every customer
     require_operator(Scope(None), "closing a period")
-    with pytest.raises(ForbiddenError, match=r"scoped to customer 'alpha', not 'beta'"):
+    # another customer's: as if it did not exist (issue 13 item 15), naming no one else
+    with pytest.raises(OutOfScopeError, match=r"^no customer 'beta'$"):
         require_customer(alpha, "beta")
     with pytest.raises(ForbiddenError, match=r"closing a period needs an operator token"):
         require_operator(alpha, "closing a period")

@@ -249,12 +249,23 @@ async def test_every_route_wants_a_valid_token(api: Api, method: str, path: str,
 
 
 @pytest.mark.parametrize(("method", "path", "body"), ALPHA_ROUTES)
-async def test_a_customer_token_is_refused_another_customers_resources(
+async def test_a_customer_token_is_answered_404_for_another_customers_resources(
     api: Api, method: str, path: str, body: Any
 ) -> None:
+    # as if alpha did not exist: the same answer as for a customer or number never issued,
+    # naming neither the token's customer nor the owner
     answer = await api.call(method, path, BETA, json=body)
-    assert answer.status_code == 403, answer.text
-    assert "scoped to customer 'beta', not 'alpha'" in answer.json()["detail"]
+    assert answer.status_code == 404, answer.text
+    unknown = await api.call(
+        method, path.replace("alpha", "nobody").replace(ALPHA_NO, "CCR-2024-999999"), BETA,
+        json=body,
+    )  # fmt: skip
+    assert unknown.status_code == 404, unknown.text
+    detail = answer.json()["detail"]
+    assert "beta" not in detail
+    assert detail == unknown.json()["detail"].replace("nobody", "alpha").replace(
+        "CCR-2024-999999", ALPHA_NO
+    )
 
 
 @pytest.mark.parametrize(("method", "path", "body"), OPERATOR_ROUTES)
@@ -294,6 +305,19 @@ async def test_list_filters_by_customer_period_status_and_total_with_paging(api:
     bad = await api.get("/v1/invoices?min_total=ten")
     assert bad.status_code == 422
     assert bad.json()["detail"][0]["loc"] == ["query", "min_total"]
+    # amounts and offsets are bounded: 422 naming the parameter, never a 500
+    for query, name in (
+        ("min_total=1E+999999", "min_total"),
+        ("max_total=-1E%2B999999999999999999", "max_total"),
+        ("offset=100000000000000000000", "offset"),
+    ):
+        refused = await api.get(f"/v1/invoices?{query}")
+        assert refused.status_code == 422, (query, refused.text)
+        assert refused.json()["detail"][0]["loc"] == ["query", name]
+    # any total money on the wire may carry is a valid bound, far beyond what is stored
+    assert await numbers("min_total=1E%2B23") == []
+    assert await numbers("max_total=-1E%2B23") == []
+    assert await numbers("max_total=1E%2B23&period=2024-09") == [ALPHA_NO, BETA_NO]
     assert (await api.get("/v1/invoices?status=unpaid")).status_code == 422
 
 

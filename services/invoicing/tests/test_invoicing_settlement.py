@@ -26,6 +26,7 @@ from billing_invoicing.adapters.catalog_repo import MongoCatalogRepository
 from billing_invoicing.adapters.documents import InMemoryInvoicePdfStore
 from billing_invoicing.adapters.events import InMemoryInvoiceEvents
 from billing_invoicing.adapters.invoice_repo import MongoInvoiceRepository
+from billing_invoicing.adapters.pdf import render_invoice_html
 from billing_invoicing.adapters.settlement_repo import CUSTOMER_CREDITS, MongoSettlementRepository
 from billing_invoicing.domain.invoice import InvoiceDocument, InvoiceStatus
 from billing_invoicing.domain.settlement import SettlementError
@@ -499,3 +500,72 @@ async def test_a_missing_vat_rate_stops_the_close_and_leaves_the_draft(
     assert events.finalized == []
     [dry] = await preview(ports, period="2024-09")
     assert dry.action.startswith("skipped: cannot assemble alpha:2024-09: no tax rate for DE")
+
+
+async def test_partial_credit_notes_and_a_void_reverse_exactly_the_invoices_tax(
+    setup: tuple[SettlementPorts, InMemoryInvoiceEvents],
+    mongo_db: AsyncDatabase[dict[str, Any]],
+) -> None:
+    # 119.00 with 19.00 VAT, credited in three parts: 39.67, 39.67, then the void's 39.66.
+    # Each note's tax is that of everything credited so far minus what earlier notes took:
+    # 39.67 x 19 / 119 = 6.3337 -> 6.33; 79.34 x 19 / 119 = 12.6675 -> 12.67, so 12.67 - 6.33
+    # = 6.34; the void takes the rest, 19.00 - 12.67 = 6.33. Sum 19.00 (each note's proportion
+    # rounded alone would be 6.33 x 3 = 18.99, a cent of VAT never reversed).
+    ports, _ = setup
+    await credit(ports, "39.67", "first third")
+    await credit(ports, "39.67", "second third")
+    await credit(ports, None, "the rest")
+    notes = await mongo_db["invoicing_credit_notes"].find().sort("number", 1).to_list()
+    assert [(n["amount_units"], n["tax_units"]) for n in notes] == [
+        (39_670_000_000, 6_330_000_000),
+        (39_670_000_000, 6_340_000_000),
+        (39_660_000_000, 6_330_000_000),
+    ]
+    assert sum(n["tax_units"] for n in notes) == 19_000_000_000
+    assert sum(n["net_units"] for n in notes) == 100_000_000_000
+
+
+async def test_a_negative_invoice_owes_nothing_and_its_credit_is_the_customers(
+    setup: tuple[SettlementPorts, InMemoryInvoiceEvents],
+    mongo_db: AsyncDatabase[dict[str, Any]],
+) -> None:
+    # October: a provider credit of 50.00 and nothing else: -50.00 + 19 % VAT (-9.50) = -59.50.
+    # Finalized with nothing outstanding, and the 59.50 owed back recorded as customer credit.
+    ports, events = setup
+    refund = charge("-50.00").model_copy(
+        update={"charge_id": "c2", "record_id": "c2", "billing_period": "2024-10"}
+    )
+    await add_charges(ports.invoices, [PositionedCharge(refund)])
+    invoicing = InvoicingPorts(
+        ports.catalog, ports.invoices, FakeRenderer(), InMemoryInvoicePdfStore(), events
+    )
+    marker = PeriodClosing.create(
+        PeriodClose(customer_id="alpha", period="2024-10", issue_date=date(2024, 11, 1)),
+        source="test",
+        correlation_id="t",
+    )
+    outcome = await close_invoice(invoicing, marker)
+    assert (outcome.number, outcome.total) == ("CCR-2024-000002", D("-59.50"))
+    doc = await mongo_db["invoicing_invoices"].find_one({"_id": "alpha:2024-10"})
+    assert doc is not None
+    assert (doc["total_units"], doc["outstanding_units"]) == (-59_500_000_000, 0)
+    assert doc["document"]["outstanding"] == "0"
+    credits = await mongo_db[CUSTOMER_CREDITS].find({"invoice_id": "alpha:2024-10"}).to_list()
+    assert [(c["amount_units"], c["currency"]) for c in credits] == [(59_500_000_000, "EUR")]
+    finalized = events.finalized[-1].data
+    assert (finalized.total, finalized.outstanding) == (D("-59.50"), D(0))
+
+    standing = await dues(ports, "CCR-2024-000002")
+    assert (standing.outstanding, standing.customer_credit) == (D("0.00"), D("59.50"))
+    # settling anything later finds the credit recorded: a payment on the September invoice
+    # and a look at October's dues again add nothing to it
+    await pay(ports, "119.00", "Card", "R-sept")
+    assert (await dues(ports, "CCR-2024-000002")).customer_credit == D("59.50")
+
+    html = render_invoice_html(InvoiceDocument.model_validate(doc["document"]))
+    text = " ".join(re.sub(r"<[^>]+>", " ", html).split())
+    # the credit line is negative, as it is; what is owed is never a negative amount
+    assert "Credit to your account €59.50" in text
+    assert "Amount due Nothing to pay" in text
+    assert "Please pay" not in text
+    assert "-€59.50" not in text

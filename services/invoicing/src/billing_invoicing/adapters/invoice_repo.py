@@ -25,6 +25,7 @@ only after a version conflict.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import copy
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
@@ -39,6 +40,7 @@ from pymongo.errors import BulkWriteError, DuplicateKeyError
 from billing_invoicing.domain.invoice import InvoiceDocument, InvoiceStatus
 from billing_invoicing.domain.model import (
     ChargeAmounts,
+    CurrencySum,
     DraftLedger,
     DraftLine,
     DraftSums,
@@ -50,15 +52,17 @@ from billing_invoicing.domain.model import (
     next_period,
     parse_invoice_id,
 )
+from billing_invoicing.domain.units import AmountNotStorableError, from_units, to_units
 from billing_invoicing.ports import ChargeToStore, ConcurrentUpdateError
 from billing_runtime.mongo import sum_by
 from billing_schemas.events import LineType, RatedCharge
-from billing_schemas.money import from_fixed_units, to_fixed_units
+from billing_schemas.money import from_fixed_units
 
 CHARGES = "invoicing_charges"
 INVOICES = "invoicing_invoices"
 LEDGERS = "invoicing_draft_ledgers"
 NUMBERS = "invoicing_numbers"
+CUSTOMER_CREDITS = "invoicing_customer_credits"
 CACHED_INVOICES = 20_000
 """Invoices kept loaded (a few KB each): more than the open drafts of one consumer's customers."""
 CONCURRENT_WRITES = 8
@@ -85,10 +89,10 @@ def savings_removed(charge: RatedCharge) -> Decimal:
     return (charge.basis_amount - charge.cost) * (charge.fx_rate or Decimal(1))
 
 
-def as_stored(amount: Decimal) -> Decimal:
-    """An amount as a charge stores it (to the nano, half-even): draft sums add these, so they
-    equal a sum over the stored charges exactly."""
-    return from_fixed_units(to_fixed_units(amount))
+def as_stored(amount: Decimal, currency: str) -> Decimal:
+    """An amount as a charge stores it (to its currency's unit, half-even: ``domain/units.py``):
+    draft sums add these, so they equal a sum over the stored charges exactly."""
+    return from_units(to_units(amount, currency), currency)
 
 
 def charge_amounts(charge: RatedCharge) -> ChargeAmounts:
@@ -97,26 +101,28 @@ def charge_amounts(charge: RatedCharge) -> ChargeAmounts:
         charge_id=charge.charge_id,
         key=(charge.billing_period, charge.provider, charge.service_name),
         currency=charge.currency,
-        cost=as_stored(charge.cost),
-        price=as_stored(charge.price),
-        savings_removed=as_stored(savings_removed(charge)),
+        cost=as_stored(charge.cost, charge.cost_currency),
+        price=as_stored(charge.price, charge.currency),
+        savings_removed=as_stored(savings_removed(charge), charge.currency),
     )
 
 
 def amounts_of_document(doc: Doc) -> ChargeAmounts:
     """What a stored charge adds to its invoice line."""
+    currency = str(doc["currency"])
     return ChargeAmounts(
         charge_id=str(doc["_id"]),
         key=(str(doc["period"]), str(doc["provider"]), str(doc["service_name"])),
-        currency=str(doc["currency"]),
-        cost=from_fixed_units(int(doc["cost_units"])),
-        price=from_fixed_units(int(doc["price_units"])),
-        savings_removed=from_fixed_units(int(doc.get("savings_removed_units", 0))),
+        currency=currency,
+        cost=from_units(int(doc["cost_units"]), str(doc.get("cost_currency") or currency)),
+        price=from_units(int(doc["price_units"]), currency),
+        savings_removed=from_units(int(doc.get("savings_removed_units", 0)), currency),
     )
 
 
 def charge_document(charge: RatedCharge, invoice_id: str) -> Doc:
-    """A rated charge as stored: money as integer fixed units, quantities as strings."""
+    """A rated charge as stored: money as integers of its currency's unit (``domain/units.py``;
+    :class:`AmountNotStorableError` beyond int64), quantities as strings."""
     return {
         "invoice_id": invoice_id,
         "customer_id": charge.customer_id,
@@ -132,12 +138,12 @@ def charge_document(charge: RatedCharge, invoice_id: str) -> Doc:
         "charge_period_start": charge.charge_period_start,
         "quantity": None if charge.quantity is None else format(charge.quantity, "f"),
         "unit": charge.unit,
-        "cost_units": to_fixed_units(charge.cost),
+        "cost_units": to_units(charge.cost, charge.cost_currency),
         "cost_currency": charge.cost_currency,
-        "price_units": to_fixed_units(charge.price),
-        "margin_units": to_fixed_units(charge.margin),
+        "price_units": to_units(charge.price, charge.currency),
+        "margin_units": to_units(charge.margin, charge.currency),
         "currency": charge.currency,
-        "savings_removed_units": to_fixed_units(savings_removed(charge)),
+        "savings_removed_units": to_units(savings_removed(charge), charge.currency),
         "fx_rate": None if charge.fx_rate is None else format(charge.fx_rate, "f"),
         "basis": charge.basis,
         "rule": charge.rule,
@@ -160,7 +166,14 @@ def _position_of(doc: Doc) -> StreamPosition | None:
     return StreamPosition(int(partition), int(doc["stream_offset"]))
 
 
-def _line_document(line: DraftLine) -> Doc:
+def _units_if_storable(amount: Decimal, currency: str | None) -> int | None:
+    try:
+        return to_units(amount, currency)
+    except AmountNotStorableError:
+        return None  # the exact string beside it is what counts
+
+
+def _line_document(line: DraftLine, currency: str | None) -> Doc:
     return {
         "period": line.period,
         "provider": line.provider,
@@ -169,17 +182,24 @@ def _line_document(line: DraftLine) -> Doc:
         "cost": format(line.cost, "f"),
         "price": format(line.price, "f"),
         "savings_removed": format(line.savings_removed, "f"),
-        # the same sums in fixed units, as readers of drafts have always had them
-        "cost_units": to_fixed_units(line.cost),
-        "price_units": to_fixed_units(line.price),
+        # the same sums in stored units of the draft's currency (None beyond int64): the exact
+        # strings above are what readers take
+        "cost_units": _units_if_storable(line.cost, currency),
+        "price_units": _units_if_storable(line.price, currency),
     }
+
+
+def line_amount(line: Doc, name: str) -> Decimal:
+    """``cost``, ``price`` or ``savings_removed`` of a stored draft line: its exact string
+    (lines written before the strings were kept have nanos only)."""
+    if line.get(name) is not None:
+        return Decimal(line[name])
+    return from_fixed_units(int(line.get(f"{name}_units") or 0))
 
 
 def _line_of(doc: Doc) -> DraftLine:
     def amount(name: str) -> Decimal:
-        if name in doc:
-            return Decimal(doc[name])
-        return from_fixed_units(int(doc.get(f"{name}_units", 0)))
+        return line_amount(doc, name)
 
     return DraftLine(
         period=str(doc["period"]),
@@ -192,8 +212,8 @@ def _line_of(doc: Doc) -> DraftLine:
     )
 
 
-def _lines_document(lines: Mapping[LineKey, DraftLine]) -> list[Doc]:
-    return [_line_document(line) for _, line in sorted(lines.items())]
+def _lines_document(lines: Mapping[LineKey, DraftLine], currency: str | None) -> list[Doc]:
+    return [_line_document(line, currency) for _, line in sorted(lines.items())]
 
 
 def _ledger_id(ledger: int) -> str:
@@ -208,6 +228,10 @@ def ledger_of_document(doc: Doc) -> DraftLedger:
             str(d["invoice_id"]): DraftSums(
                 lines={line.key: line for line in map(_line_of, d["lines"])},
                 currency=d.get("currency"),
+                by_currency={
+                    str(g["currency"]): CurrencySum(int(g["count"]), Decimal(g["price"]))
+                    for g in d.get("by_currency") or []
+                },
             )
             for d in doc.get("drafts", [])
         },
@@ -221,7 +245,15 @@ def ledger_document(ledger: DraftLedger) -> Doc:
     return {
         "ledger": ledger.ledger,
         "drafts": [
-            {"invoice_id": i, "currency": d.currency, "lines": _lines_document(d.lines)}
+            {
+                "invoice_id": i,
+                "currency": d.currency,
+                "lines": _lines_document(d.lines, d.currency),
+                "by_currency": [
+                    {"currency": c, "count": s.count, "price": format(s.price, "f")}
+                    for c, s in sorted(d.by_currency.items())
+                ],
+            }
             for i, d in sorted(ledger.drafts.items())
         ],
         "counted_through": {str(p): o for p, o in sorted(ledger.counted_through.items())},
@@ -264,7 +296,7 @@ def invoice_fields(invoice: Invoice) -> Doc:
         "period": invoice.period,
         "status": invoice.status.value,
         "currency": invoice.currency,
-        "draft_lines": _lines_document(invoice.lines),
+        "draft_lines": _lines_document(invoice.lines, invoice.currency),
         "issue_date": None if invoice.issue_date is None else invoice.issue_date.isoformat(),
         "seq": invoice.seq,
         "updated_at": datetime.now(UTC),
@@ -275,10 +307,10 @@ def invoice_fields(invoice: Invoice) -> Doc:
             "number": invoice.number,
             "currency": document.currency,
             "due_date": document.due_date.isoformat() if document.due_date else None,
-            "subtotal_units": to_fixed_units(document.subtotal),
-            "tax_units": to_fixed_units(document.tax),
-            "total_units": to_fixed_units(document.total),
-            "outstanding_units": to_fixed_units(document.outstanding),
+            "subtotal_units": to_units(document.subtotal, document.currency),
+            "tax_units": to_units(document.tax, document.currency),
+            "total_units": to_units(document.total, document.currency),
+            "outstanding_units": to_units(document.outstanding, document.currency),
             "document": document.model_dump(mode="json"),
             "pdf_file_id": invoice.pdf_file_id,
             "pdf_sha256": invoice.pdf_sha256,
@@ -295,6 +327,7 @@ class MongoInvoiceRepository:
         self._invoices = db[INVOICES]
         self._numbers = db[NUMBERS]
         self._ledgers = db[LEDGERS]
+        self._credits = db[CUSTOMER_CREDITS]
         self._loaded: OrderedDict[str, Invoice] = OrderedDict()
         self._loaded_ledgers: dict[int, DraftLedger] = {}
         self._writes = asyncio.Semaphore(CONCURRENT_WRITES)
@@ -456,7 +489,7 @@ class MongoInvoiceRepository:
             ledgers[n] = DraftLedger(ledger=n) if doc is None else ledger_of_document(doc)
         for d in drafts:
             sums = ledgers[ledger_of(str(d["customer_id"]))].drafts.get(str(d["_id"]))
-            d["draft_lines"] = [] if sums is None else _lines_document(sums.lines)
+            d["draft_lines"] = [] if sums is None else _lines_document(sums.lines, sums.currency)
             if sums is not None and sums.currency:
                 d["currency"] = sums.currency
         return docs
@@ -514,8 +547,8 @@ class MongoInvoiceRepository:
         if not charge_ids:
             return {}
         projection = {"invoice_id": 1, "stream_partition": 1, "stream_offset": 1, "period": 1,
-                      "provider": 1, "service_name": 1, "currency": 1, "cost_units": 1,
-                      "price_units": 1, "savings_removed_units": 1}  # fmt: skip
+                      "provider": 1, "service_name": 1, "currency": 1, "cost_currency": 1,
+                      "cost_units": 1, "price_units": 1, "savings_removed_units": 1}  # fmt: skip
         cursor = self._charges.find({"_id": {"$in": list(charge_ids)}}, projection)
         return {str(doc["_id"]): doc async for doc in cursor}
 
@@ -588,6 +621,24 @@ class MongoInvoiceRepository:
             else:
                 high = middle
         return low
+
+    async def record_negative_total(self, document: InvoiceDocument) -> None:
+        """Record what a negative invoice owes the customer as customer credit, once (the
+        credit of a finalized invoice is its ``overpaid``: settlement finds it recorded)."""
+        # recorded once: a retry of this close finds it
+        with contextlib.suppress(DuplicateKeyError):
+            await self._credits.insert_one(
+                {
+                    "_id": f"negative-total:{document.invoice_id}",
+                    "customer_id": document.customer_id,
+                    "invoice_id": document.invoice_id,
+                    "invoice_number": document.number,
+                    "currency": document.currency,
+                    "amount_units": to_units(-document.total, document.currency),
+                    "reason": f"credits exceed charges on invoice {document.number}",
+                    "recorded_at": datetime.now(UTC),
+                }
+            )
 
     async def mark_published(self, invoice_id: str) -> None:
         """Remember that InvoiceFinalized was acknowledged by the broker."""

@@ -13,7 +13,8 @@ repeat, so a command that crashed half-way is finished by running it again.
 4. Overpayment becomes customer credit: one document per payment that caused it
    (``overpayment:<payment id>``), so that the credits of an invoice add up to its overpayment.
 
-Money is stored as integer nanos (``*_units``), like everything else.
+Money is stored as integers of the currency's unit (``*_units``, ``domain/units.py``), like
+everything else.
 """
 
 from __future__ import annotations
@@ -26,13 +27,15 @@ from pymongo import ASCENDING
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
+from billing_invoicing.adapters.invoice_repo import CUSTOMER_CREDITS as CREDITS
 from billing_invoicing.adapters.invoice_repo import INVOICES
 from billing_invoicing.domain.settlement import Settlement
-from billing_schemas.money import from_fixed_units, round_to_minor, to_fixed_units
+from billing_invoicing.domain.units import from_units, to_units
+from billing_schemas.money import round_to_minor
 
 PAYMENTS = "invoicing_payments"
 CREDIT_NOTES = "invoicing_credit_notes"
-CUSTOMER_CREDITS = "invoicing_customer_credits"
+CUSTOMER_CREDITS = CREDITS  # invoicing records a negative invoice's credit there too
 
 Doc = dict[str, Any]
 
@@ -40,7 +43,7 @@ Doc = dict[str, Any]
 def amount_of(units: Any, currency: str) -> Decimal:
     """Stored units as an amount in the currency's minor units (``119.00``, not
     ``119.000000000``): everything settled is a whole number of minor units already."""
-    return round_to_minor(from_fixed_units(int(units or 0)), currency)
+    return round_to_minor(from_units(int(units or 0), currency), currency)
 
 
 def settlement_of(doc: Doc) -> Settlement:
@@ -108,6 +111,7 @@ class MongoSettlementRepository:
             doc = await self._invoices.find_one({"_id": invoice_id})
             assert doc is not None
             standing = settlement_of(doc)
+            currency = str(doc["currency"])
             result = await self._invoices.update_one(
                 {
                     "_id": invoice_id,
@@ -117,7 +121,7 @@ class MongoSettlementRepository:
                 {
                     "$set": {
                         "status": standing.status.value,
-                        "outstanding_units": to_fixed_units(standing.outstanding),
+                        "outstanding_units": to_units(standing.outstanding, currency),
                         "settled_at": datetime.now(UTC),
                     }
                 },
@@ -125,7 +129,7 @@ class MongoSettlementRepository:
             if result.matched_count:
                 doc.update(
                     status=standing.status.value,
-                    outstanding_units=to_fixed_units(standing.outstanding),
+                    outstanding_units=to_units(standing.outstanding, currency),
                 )
                 return doc, standing
         msg = f"invoice {invoice_id}: its payments keep changing; try again"
@@ -133,7 +137,7 @@ class MongoSettlementRepository:
 
     async def record_overpayment(self, doc: Doc, standing: Settlement, cause: str) -> int:
         """Make the invoice's customer credits add up to its overpayment; return units added."""
-        wanted = to_fixed_units(standing.overpaid)
+        wanted = to_units(standing.overpaid, str(doc["currency"]))
         have = 0
         async for c in self._credits.find({"invoice_id": doc["_id"]}, {"amount_units": 1}):
             have += int(c["amount_units"])

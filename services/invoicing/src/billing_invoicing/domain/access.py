@@ -43,11 +43,17 @@ class ForbiddenError(PermissionError):
     """The token's scope does not cover what was asked (HTTP 403)."""
 
 
+class OutOfScopeError(LookupError):
+    """What was asked is outside the token's scope: answered as if it did not exist (HTTP 404),
+    so a customer token learns nothing about other customers, not even that they exist."""
+
+
 def require_customer(scope: Scope, customer_id: str) -> None:
-    """Refuse a customer token another customer's resources."""
+    """Refuse a customer token another customer's resources, as if that customer did not exist
+    (the message is the one an unknown customer gets, and names no one else)."""
     if not scope.may_see(customer_id):
-        msg = f"this token is scoped to customer {scope.customer_id!r}, not {customer_id!r}"
-        raise ForbiddenError(msg)
+        msg = f"no customer {customer_id!r}"
+        raise OutOfScopeError(msg)
 
 
 def require_operator(scope: Scope, what: str) -> None:

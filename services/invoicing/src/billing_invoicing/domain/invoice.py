@@ -13,7 +13,8 @@ An invoice is computed in six steps (the reseller's "Generate invoices"), then t
    default; per customer, underuse may be credited and overuse waived.
 
 Late usage (charges of an earlier period whose invoice was already finalized) comes as dated
-correction lines; it is not netted against this period's included infrastructure.
+correction lines; it is not netted against this period's included infrastructure, and it is
+taxed by the regime of the period it belongs to (the rate in force at that period's end).
 
 Amounts stay exact until the invoice is assembled; then the subtotal is rounded once to the
 currency's minor units and the lines are rounded so that they add up to it (largest-remainder
@@ -31,7 +32,7 @@ from enum import StrEnum
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from billing_invoicing.domain.tax import TaxAmount, compute_taxes, tax_regime
+from billing_invoicing.domain.tax import TaxAmount, TaxRegime, compute_taxes, tax_regime
 from billing_schemas.catalog import (
     Customer,
     InvoicingEntity,
@@ -340,15 +341,26 @@ def assemble_invoice(
     lines = [line.model_copy(update={"amount": r}) for line, r in zip(lines, rounded, strict=True)]
     subtotal = round_to_minor(sum((line.amount_exact for line in lines), Decimal(0)), currency)
 
-    _, last_day = period_bounds(period)
-    regime = tax_regime(
-        seller_country=entity.address.country,
-        buyer_country=customer.address.country,
-        buyer_vat_id=customer.vat_id,
-        rates=tax_rates,
-        tax_point=last_day,
+    regimes: dict[str, TaxRegime] = {}
+
+    def regime_of(line_period: str) -> TaxRegime:
+        # a line is taxed by the regime of the period it belongs to (its tax point is that
+        # period's last day): late usage of December 2020 keeps December 2020's rate
+        if line_period not in regimes:
+            _, last_day = period_bounds(line_period)
+            regimes[line_period] = tax_regime(
+                seller_country=entity.address.country,
+                buyer_country=customer.address.country,
+                buyer_vat_id=customer.vat_id,
+                rates=tax_rates,
+                tax_point=last_day,
+            )
+        return regimes[line_period]
+
+    regime = regime_of(period)
+    taxes = compute_taxes(
+        ((regime_of(line.period or period), line.amount_exact) for line in lines), currency
     )
-    taxes = compute_taxes(((regime, line.amount_exact) for line in lines), currency)
     if not taxes:  # an empty invoice still states its tax
         taxes = compute_taxes([(regime, Decimal(0))], currency)
     tax = round_to_minor(sum((t.tax for t in taxes), Decimal(0)), currency)

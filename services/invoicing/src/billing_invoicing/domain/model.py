@@ -48,6 +48,7 @@ from billing_invoicing.domain.invoice import (
     InvoiceStatus,
     invoice_id_for,
 )
+from billing_schemas.money import round_to_minor
 
 LineKey = tuple[str, str, str]
 """(usage period, provider, service name): one draft line."""
@@ -183,12 +184,27 @@ def ledger_of(customer_id: str) -> int:
     return zlib.crc32(customer_id.encode()) % LEDGERS
 
 
+@dataclass(frozen=True)
+class CurrencySum:
+    """The charges of a draft in one currency: how many, and their exact price."""
+
+    count: int = 0
+    price: Decimal = Decimal(0)
+
+
+class CurrencyMismatchError(ValueError):
+    """A draft holds charges in a currency other than its invoice's: it cannot be issued."""
+
+
 @dataclass
 class DraftSums:
     """The running sums of one open draft."""
 
     lines: dict[LineKey, DraftLine] = field(default_factory=dict)
     currency: str | None = None
+    by_currency: dict[str, CurrencySum] = field(default_factory=dict)
+    """The charges counted, grouped by their currency (one group unless rating priced some
+    in another currency)."""
 
     @property
     def charge_count(self) -> int:
@@ -206,6 +222,36 @@ class DraftSums:
         self.lines[charge.key] = line.plus(charge)
         if self.currency is None:
             self.currency = charge.currency
+        group = self.by_currency.get(charge.currency, CurrencySum())
+        self.by_currency[charge.currency] = CurrencySum(group.count + 1, group.price + charge.price)
+
+    def currencies(self) -> dict[str, CurrencySum]:
+        """The charges by currency (a ledger written before they were grouped: all in the
+        draft's currency)."""
+        if self.by_currency or self.currency is None:
+            return dict(self.by_currency)
+        return {self.currency: CurrencySum(self.charge_count, self.total)}
+
+    def check_currency(self, invoice_id: str, currency: str) -> None:
+        """Refuse to issue the draft in ``currency`` if any of its charges is in another
+        (:class:`CurrencyMismatchError`, saying which and why): amounts in two currencies are
+        never added up."""
+        foreign = {c: s for c, s in sorted(self.currencies().items()) if c != currency}
+        if not foreign:
+            return
+        which = "; ".join(
+            f"{s.count} charge{'s' if s.count != 1 else ''} in {c} "
+            f"(price {round_to_minor(s.price, c):f} {c})"
+            for c, s in foreign.items()
+        )
+        msg = (
+            f"cannot close {invoice_id} in {currency}: {which}. The invoice is in the "
+            f"customer's currency, {currency}, and amounts in another currency are never added "
+            "to it: rating priced these with a price list in another currency, or the "
+            "customer's currency changed after they were rated. Re-rate the period with a "
+            f"price list in {currency} (billing rate), then replay this close marker"
+        )
+        raise CurrencyMismatchError(msg)
 
 
 @dataclass

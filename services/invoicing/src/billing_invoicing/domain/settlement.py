@@ -103,3 +103,25 @@ def split_credit(amount: Decimal, *, total: Decimal, tax: Decimal, currency: str
     if total == 0:
         return Decimal(0)
     return round_to_minor(amount * tax / total, currency)
+
+
+def credit_note_tax(
+    amount: Decimal,
+    *,
+    credited_before: Decimal,
+    tax_credited_before: Decimal,
+    total: Decimal,
+    tax: Decimal,
+    currency: str,
+) -> Decimal:
+    """The tax part of a credit note of ``amount`` (tax included) on an invoice of ``total``
+    with ``tax``, after notes of ``credited_before`` carrying ``tax_credited_before``.
+
+    The tax credited so far always equals the invoice's proportion of everything credited so
+    far, rounded once: this note's tax is that of the cumulative credited amount minus what
+    earlier notes took. So partial notes reverse exactly the invoice's tax when they add up to
+    its total (three thirds of 100.00 with 15.97 VAT credit 15.97, not 3 x 5.32), and a void,
+    which credits what remains, takes exactly the tax that remains.
+    """
+    cumulative = split_credit(credited_before + amount, total=total, tax=tax, currency=currency)
+    return cumulative - tax_credited_before

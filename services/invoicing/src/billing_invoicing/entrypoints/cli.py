@@ -22,10 +22,11 @@ from rich.table import Table
 
 from billing_invoicing.adapters.catalog_repo import ApplyResult
 from billing_invoicing.adapters.documents import InvoicePdfStore
-from billing_invoicing.adapters.invoice_repo import INVOICES
+from billing_invoicing.adapters.invoice_repo import INVOICES, line_amount
 from billing_invoicing.bootstrap import cli_context
 from billing_invoicing.domain.invoice import InvoiceDocument
 from billing_invoicing.domain.settlement import SettlementError
+from billing_invoicing.domain.units import from_units
 from billing_invoicing.service.generate_invoices import Outcome, outcomes, preview, request_close
 from billing_invoicing.service.settle_invoices import (
     CreditNoteOutcome,
@@ -40,7 +41,7 @@ from billing_invoicing.service.usage_csv import write_usage_csv
 from billing_runtime.tracing import TRACER_NAME, configure_tracing
 from billing_schemas.catalog import Catalog
 from billing_schemas.events import PERIOD_PATTERN, OverdueInvoice, today_utc
-from billing_schemas.money import MoneyError, format_amount, from_fixed_units, parse_decimal
+from billing_schemas.money import MoneyError, format_amount, parse_decimal
 
 console = Console()
 err = Console(stderr=True)
@@ -224,7 +225,8 @@ def list_invoices(
 def invoice_row(doc: dict[str, Any]) -> dict[str, str | None]:
     """An invoice document as a flat row of strings (amounts as decimal strings)."""
     total = doc.get("total_units")
-    draft = sum(line["price_units"] for line in doc.get("draft_lines", []))
+    currency = doc.get("currency")
+    draft = sum((line_amount(line, "price") for line in doc.get("draft_lines", [])), Decimal(0))
     return {
         "invoice_id": doc["_id"],
         "number": doc.get("number"),
@@ -232,8 +234,8 @@ def invoice_row(doc: dict[str, Any]) -> dict[str, str | None]:
         "period": doc["period"],
         "status": doc["status"],
         "currency": doc.get("currency"),
-        "total": None if total is None else format(from_fixed_units(total), "f"),
-        "draft_total": format(from_fixed_units(draft), "f") if total is None else None,
+        "total": None if total is None else format(from_units(total, currency), "f"),
+        "draft_total": format(draft, "f") if total is None else None,
         "issue_date": doc.get("issue_date"),
         "due_date": doc.get("due_date"),
         "pdf_file_id": doc.get("pdf_file_id"),
@@ -281,10 +283,10 @@ def _print_dues(d: Dues) -> None:
         table.add_row(label, _money(tax, d.currency))
     table.add_row("Total", _money(d.total, d.currency))
     for note in d.credit_notes:
-        credited = from_fixed_units(int(note["amount_units"]))
+        credited = from_units(int(note["amount_units"]), d.currency)
         table.add_row(f"Credit note {note['number']}", _money(-credited, d.currency))
     for pay in d.payments:
-        paid = from_fixed_units(int(pay["amount_units"]))
+        paid = from_units(int(pay["amount_units"]), d.currency)
         table.add_row(
             f"Paid {pay['paid_on']} by {pay['method']} ({pay['reference']})",
             _money(-paid, d.currency),

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from bson.errors import BSONError
 from faststream.kafka.annotations import KafkaMessage
 from pydantic import TypeAdapter
 
@@ -44,6 +45,16 @@ log = logging.getLogger("billing.invoicing")
 CHARGE_STREAM: TypeAdapter[ChargeRated | PeriodClosing] = TypeAdapter(ChargeStreamEvent)
 
 
+RECORD_ERRORS: tuple[type[Exception], ...] = (ArithmeticError, ValueError, TypeError, BSONError)
+"""Failures that are a record's own (an amount beyond storage, a bad value): the record is
+dead-lettered with the reason and its neighbours go on. Anything else (the database or the
+broker unreachable) fails the batch, which is delivered again."""
+
+
+def _reason(exc: Exception) -> str:
+    return f"{type(exc).__name__}: {exc}"
+
+
 def _position(record: Any) -> StreamPosition | None:
     partition, offset = getattr(record, "partition", None), getattr(record, "offset", None)
     if isinstance(partition, int) and isinstance(offset, int):
@@ -59,14 +70,14 @@ async def apply_charge_stream(
     failed: list[Failed] = []
     done: list[Outcome] = []
     closings: dict[str, tuple[Any, Closing]] = {}
-    run: list[PositionedCharge] = []
+    run: list[tuple[Any, PositionedCharge]] = []
 
     try:
         for record, event in events:
             if isinstance(event, ChargeRated):
-                run.append(PositionedCharge(event.data, _position(record)))
+                run.append((record, PositionedCharge(event.data, _position(record))))
                 continue
-            await add_charges(ports.invoices, run)
+            failed += await _add_run(ports, run)
             run.clear()
             invoice_id = invoice_id_for(event.data.customer_id, event.data.period)
             if invoice_id in closings:
@@ -77,21 +88,65 @@ async def apply_charge_stream(
             except CatalogError as exc:
                 failed.append(Failed(record, str(exc)))
                 continue
+            except RECORD_ERRORS as exc:
+                log.exception("close marker %s dead-lettered", invoice_id)
+                failed.append(Failed(record, _reason(exc)))
+                continue
             if isinstance(closing, Outcome):
                 done.append(closing)
             else:
                 closings[invoice_id] = (record, closing)
-        await add_charges(ports.invoices, run)
-        # issued in stream order as their renderings come back (the pool renders the next ones
-        # meanwhile), each in its close's span so that its announcement carries the trace
-        for record, closing in closings.values():
-            with handling("invoicing close", record), correlated(closing.marker.correlation_id):
-                done.append(await finish_close(ports, closing))
-    finally:
+        failed += await _add_run(ports, run)
+        done += await _issue(ports, list(closings.values()), failed)
+    finally:  # after a failure the batch comes again: stop the renderings still under way
         cancel_renderings([closing for _, closing in closings.values()])
     for outcome in done:
         log.info("%s %s: %s", outcome.invoice_id, outcome.number, outcome.action)
     return failed, done
+
+
+async def _issue(
+    ports: InvoicingPorts, closings: list[tuple[Any, Closing]], failed: list[Failed]
+) -> list[Outcome]:
+    """Issue the frozen invoices in stream order as their renderings come back (the pool
+    renders the next ones meanwhile), each in its close's span so that its announcement carries
+    the trace. One that cannot be issued for a reason of its own (a total beyond what can be
+    stored) has its marker dead-lettered with the reason and stays finalizing; the others go
+    on."""
+    done: list[Outcome] = []
+    for record, closing in closings:
+        with handling("invoicing close", record), correlated(closing.marker.correlation_id):
+            try:
+                done.append(await finish_close(ports, closing))
+            except RECORD_ERRORS as exc:
+                log.warning("close marker %s dead-lettered: %s", closing.invoice.invoice_id, exc)
+                failed.append(Failed(record, _reason(exc)))
+    return done
+
+
+async def _add_run(ports: InvoicingPorts, run: list[tuple[Any, PositionedCharge]]) -> list[Failed]:
+    """Put a run of charges onto their drafts; if that fails for a reason of a record's own
+    (:data:`RECORD_ERRORS`), put them one by one and return those that fail, with the reason.
+
+    Safe to repeat: a charge is stored once under its id and counted by its stream position
+    (``domain/model.py``), so what the failed attempt stored is counted once, by the retry.
+    """
+    if not run:
+        return []
+    try:
+        await add_charges(ports.invoices, [charge for _, charge in run])
+    except RECORD_ERRORS:
+        log.warning("a run of %d charges failed: retrying them one by one", len(run))
+    else:
+        return []
+    failed = []
+    for record, charge in run:
+        try:
+            await add_charges(ports.invoices, [charge])
+        except RECORD_ERRORS as exc:
+            log.warning("charge %s dead-lettered: %s", charge.charge.charge_id, exc)
+            failed.append(Failed(record, _reason(exc)))
+    return failed
 
 
 def register(runtime: Runtime, settings: InvoicingSettings, ports: InvoicingPorts) -> None:

@@ -3,9 +3,10 @@
 (No ``from __future__ import annotations`` here: FastAPI reads the dependencies' annotations.)
 
 Every route needs a bearer token (``BILLING_INVOICING_API_TOKENS``): 401 without one or with an
-unknown one; 403 when a customer-scoped token asks for another customer's resources or for what
-only operators may do. Routes decode, call a use case of ``service/`` and encode; the rules live
-there. Money is a decimal string. OpenAPI at ``/v1/openapi.json``, docs at ``/v1/docs``;
+unknown one; 404, as for something that does not exist, when a customer-scoped token asks for
+another customer's resources (naming no one); 403 when it asks for what only operators may do.
+Routes decode, call a use case of ``service/`` and encode; the rules live there. Money is a
+decimal string. OpenAPI at ``/v1/openapi.json``, docs at ``/v1/docs``;
 ``docs/api.md`` describes every route with examples.
 """
 
@@ -27,6 +28,7 @@ from billing_invoicing.adapters.documents import InvoicePdfNotFoundError
 from billing_invoicing.adapters.settlement_repo import amount_of
 from billing_invoicing.domain.access import (
     ForbiddenError,
+    OutOfScopeError,
     Scope,
     authenticate,
     require_customer,
@@ -45,6 +47,7 @@ from billing_invoicing.service import contacts as contact_cases
 from billing_invoicing.service.contacts import ContactBook, CustomerNotFoundError
 from billing_invoicing.service.generate_invoices import InvoicingPorts, preview, request_close
 from billing_invoicing.service.invoice_queries import (
+    MAX_OFFSET,
     InvoiceFilter,
     QueryPorts,
     find_invoices,
@@ -367,6 +370,7 @@ Caller = Annotated[Scope, Depends(caller_scope)]
 ERRORS: list[tuple[type[Exception], int]] = [
     (ForbiddenError, status.HTTP_403_FORBIDDEN),
     (InvoiceNotFoundError, status.HTTP_404_NOT_FOUND),
+    (OutOfScopeError, status.HTTP_404_NOT_FOUND),
     (InvoicePdfNotFoundError, status.HTTP_404_NOT_FOUND),
     (CustomerNotFoundError, status.HTTP_404_NOT_FOUND),
     (ContactNotFoundError, status.HTTP_404_NOT_FOUND),
@@ -402,8 +406,8 @@ def invoicing_api(
         summary="Invoices, payments, contacts, margin report, period close, catalog.",
         description=(
             "Bearer tokens: `operator` tokens see every customer; `customer:<id>` tokens only "
-            "that customer's invoices, dues and contacts (403 otherwise). Money is a decimal "
-            "string in the invoice's currency."
+            "that customer's invoices, dues and contacts (another customer's answer 404). "
+            "Money is a decimal string in the invoice's currency."
         ),
         docs_url="/v1/docs",
         openapi_url="/v1/openapi.json",
@@ -430,7 +434,7 @@ def _invoice_routes(api: FastAPI, queries: QueryPorts) -> None:
         invoice_status: Annotated[InvoiceStatus | None, Query(alias="status")] = None,
         min_total: Annotated[str | None, Query(description="Decimal string.")] = None,
         max_total: Annotated[str | None, Query(description="Decimal string.")] = None,
-        offset: Annotated[int, Query(ge=0)] = 0,
+        offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
         limit: Annotated[int, Query(ge=1, le=500)] = 50,
     ) -> InvoicePageOut:
         """Invoices newest period first; a customer token sees only its customer's."""

@@ -37,7 +37,13 @@ from billing_invoicing.domain.invoice import (
     format_invoice_number,
     invoice_id_for,
 )
-from billing_invoicing.domain.model import Invoice, charge_groups, ledger_of
+from billing_invoicing.domain.model import (
+    CurrencyMismatchError,
+    Invoice,
+    charge_groups,
+    ledger_of,
+)
+from billing_invoicing.domain.units import from_units
 from billing_invoicing.ports import ConcurrentUpdateError
 from billing_schemas.catalog import Customer, InvoicingEntity
 from billing_schemas.events import (
@@ -46,7 +52,6 @@ from billing_schemas.events import (
     PeriodClose,
     PeriodClosing,
 )
-from billing_schemas.money import from_fixed_units
 
 SOURCE = "billing-invoicing"
 
@@ -192,7 +197,9 @@ def _outcome(doc: dict[str, Any], action: str | None = None) -> Outcome:
         invoice_id=doc["_id"],
         customer_id=doc["customer_id"],
         number=doc.get("number"),
-        total=Decimal(0) if total_units is None else from_fixed_units(total_units),
+        total=Decimal(0)
+        if total_units is None
+        else from_units(total_units, document.get("currency") or doc.get("currency")),
         currency=document.get("currency", ""),
         status=doc["status"],
         action=action or ("finalized" if doc.get("published_at") else doc["status"]),
@@ -283,6 +290,13 @@ async def start_close(ports: InvoicingPorts, marker: PeriodClosing) -> Closing |
         # between leaves only a stale ledger entry, never read for an invoice past draft)
         n = ledger_of(customer_id)
         ledger = (await ports.invoices.get_ledgers([n]))[n]
+        sums = ledger.drafts.get(invoice_id)
+        if sums is not None:  # charges in another currency leave the invoice in draft
+            try:
+                sums.check_currency(invoice_id, customer.currency)
+            except CurrencyMismatchError as exc:
+                ids = await _charges_not_in(ports, invoice_id, customer.currency)
+                raise CatalogError(f"{exc} (charges {', '.join(ids)})") from None
         invoice.start_finalizing(marker.data.issue_date, ledger.take(invoice_id))
     if invoice.status is not InvoiceStatus.FINALIZING:  # issued before
         if invoice.document is not None and not await ports.invoices.is_published(invoice_id):
@@ -310,10 +324,26 @@ async def start_close(ports: InvoicingPorts, marker: PeriodClosing) -> Closing |
             "status": InvoiceStatus.FINALIZED,
             "issue_date": issue_date,
             "due_date": due_date_for(issue_date, customer.payment_terms_days),
+            # a negative invoice owes nothing: what it owes the customer is customer credit
+            "outstanding": max(draft.total, Decimal(0)),
         }
     )
     # rendering starts at once, in the process pool, while the next markers are frozen
     return Closing(invoice, document, marker, asyncio.create_task(ports.renderer.render(document)))
+
+
+async def _charges_not_in(
+    ports: InvoicingPorts, invoice_id: str, currency: str, at_most: int = 5
+) -> list[str]:
+    """Ids of the invoice's charges in another currency (the first few, then "..."): read
+    only when a close is refused for them."""
+    ids: list[str] = []
+    async for doc in ports.invoices.charges_of(invoice_id):
+        if doc.get("currency") != currency:
+            if len(ids) == at_most:
+                return [*ids, "..."]
+            ids.append(str(doc["_id"]))
+    return ids
 
 
 async def finish_closes(ports: InvoicingPorts, closings: list[Closing]) -> list[Outcome]:
@@ -339,6 +369,8 @@ async def finish_close(ports: InvoicingPorts, closing: Closing) -> Outcome:
     assert document.number is not None
     assert invoice.seq is not None
     stored = await ports.pdfs.save(invoice_id=invoice.invoice_id, number=document.number, pdf=pdf)
+    if document.total < 0:  # recorded before the invoice is, so a retry records it too
+        await ports.invoices.record_negative_total(document)
     invoice.finalize(
         document, seq=invoice.seq, pdf_file_id=stored.file_id, pdf_sha256=stored.sha256
     )

@@ -14,10 +14,11 @@ from datetime import date
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any, Protocol
 
-from billing_invoicing.adapters.invoice_repo import MongoInvoiceRepository
+from billing_invoicing.adapters.invoice_repo import MongoInvoiceRepository, line_amount
 from billing_invoicing.adapters.settlement_repo import amount_of
 from billing_invoicing.domain.access import Scope, require_customer, require_operator
 from billing_invoicing.domain.invoice import InvoiceStatus
+from billing_invoicing.domain.units import from_units, units_range_filter
 from billing_invoicing.service.settle_invoices import (
     Dues,
     InvoiceNotFoundError,
@@ -27,9 +28,11 @@ from billing_invoicing.service.settle_invoices import (
     record_payment,
 )
 from billing_invoicing.service.usage_csv import COLUMNS, CUSTOMER_COLUMNS, write_usage_csv
-from billing_schemas.money import from_fixed_units, minor_units, to_fixed_units
+from billing_schemas.money import minor_units
 
 MAX_PAGE = 500
+MAX_OFFSET = 1_000_000
+"""The furthest a list may be paged (a larger offset is refused: 422)."""
 
 
 class PdfReading(Protocol):
@@ -93,7 +96,7 @@ def summary_of(doc: dict[str, Any]) -> InvoiceSummary:
     """An invoice document as a row of the list."""
     currency = str(doc.get("currency") or "")
     finalized = doc.get("total_units") is not None and bool(currency)
-    draft = sum(int(line["price_units"]) for line in doc.get("draft_lines", []))
+    draft = sum((line_amount(line, "price") for line in doc.get("draft_lines", [])), Decimal(0))
     return InvoiceSummary(
         invoice_id=str(doc["_id"]),
         number=doc.get("number"),
@@ -103,7 +106,7 @@ def summary_of(doc: dict[str, Any]) -> InvoiceSummary:
         currency=currency or None,
         total=amount_of(doc["total_units"], currency) if finalized else None,
         outstanding=amount_of(doc.get("outstanding_units"), currency) if finalized else None,
-        draft_total=None if finalized else exact(draft, currency or None),
+        draft_total=None if finalized else exact_amount(draft, currency or None),
         issue_date=doc.get("issue_date"),
         due_date=doc.get("due_date"),
         has_pdf=bool(doc.get("pdf_file_id")),
@@ -126,13 +129,9 @@ async def find_invoices(
         query["period"] = wanted.period
     if wanted.status is not None:
         query["status"] = wanted.status.value
-    bounds: dict[str, int] = {}
-    if wanted.min_total is not None:
-        bounds["$gte"] = to_fixed_units(wanted.min_total)
-    if wanted.max_total is not None:
-        bounds["$lte"] = to_fixed_units(wanted.max_total)
-    if bounds:
-        query["total_units"] = bounds
+    totals = units_range_filter("total_units", wanted.min_total, wanted.max_total)
+    if totals is not None:
+        query |= totals
     limit = max(1, min(limit, MAX_PAGE))
     docs = await ports.invoices.find_invoices(query, offset=offset, limit=limit + 1)
     more = len(docs) > limit
@@ -144,10 +143,10 @@ async def find_invoices(
 async def invoice_document(ports: QueryPorts, scope: Scope, number: str) -> dict[str, Any]:
     """The stored invoice (by number, or by id ``customer:period`` for a draft)."""
     doc = await ports.settlement.settlements.invoice_by_number(number)
-    if doc is None:
+    if doc is None or not scope.may_see(str(doc["customer_id"])):
+        # another customer's invoice is answered like a number never issued
         msg = f"no invoice {number!r}"
         raise InvoiceNotFoundError(msg)
-    require_customer(scope, str(doc["customer_id"]))
     [doc] = await ports.invoices.with_draft_lines([doc])  # a draft's lines so far
     return doc
 
@@ -187,10 +186,10 @@ async def invoice_detail(ports: QueryPorts, scope: Scope, number: str) -> Invoic
                 "provider": line["provider"],
                 "service_name": line["service_name"],
                 "charge_count": line["charge_count"],
-                "price": exact(int(line["price_units"]), currency),
+                "price": exact_amount(line_amount(line, "price"), currency),
             }
             if scope.is_operator:
-                row["cost"] = exact(int(line["cost_units"]), currency)
+                row["cost"] = exact_amount(line_amount(line, "cost"), currency)
             draft_lines.append(row)
     return InvoiceDetail(summary_of(doc), document, draft_lines)
 
@@ -270,7 +269,13 @@ class MarginRow:
 def exact(units: int, currency: str | None) -> Decimal:
     """Stored units as an exact amount, with at least the currency's minor digits (two when
     the currency is not known yet)."""
-    amount = from_fixed_units(units).normalize()
+    return exact_amount(from_units(units, currency), currency)
+
+
+def exact_amount(amount: Decimal, currency: str | None) -> Decimal:
+    """An exact amount with at least the currency's minor digits (two when the currency is not
+    known yet)."""
+    amount = amount.normalize()
     digits = minor_units(currency) if currency else 2
     if -amount.as_tuple().exponent < digits:  # type: ignore[operator]
         amount = amount.quantize(Decimal(1).scaleb(-digits))

@@ -31,10 +31,11 @@ from billing_invoicing.domain.settlement import (
     Settlement,
     SettlementError,
     check_amount,
+    credit_note_tax,
     days_overdue,
     payment_id_for,
-    split_credit,
 )
+from billing_invoicing.domain.units import to_units
 from billing_schemas.catalog import PaymentMethod
 from billing_schemas.events import (
     CreditNote,
@@ -48,7 +49,6 @@ from billing_schemas.events import (
     PaymentRecorded,
     VoidedInvoice,
 )
-from billing_schemas.money import to_fixed_units
 
 SOURCE = "billing-invoicing"
 PAID_ANNOUNCED = "paid_announced_at"
@@ -225,7 +225,7 @@ async def record_payment(
             "invoice_id": doc["_id"],
             "invoice_number": doc["number"],
             "customer_id": doc["customer_id"],
-            "amount_units": to_fixed_units(amount),
+            "amount_units": to_units(amount, currency),
             "currency": currency,
             "method": method,
             "reference": reference,
@@ -250,7 +250,7 @@ async def record_payment(
     # what was outstanding right after this payment, fixed the first time it is known, so that
     # a retry publishes the same figure
     outstanding_after = await ports.settlements.outstanding_after(
-        payment_id, to_fixed_units(standing.outstanding)
+        payment_id, to_units(standing.outstanding, currency)
     )
     payment = Payment(
         payment_id=payment_id,
@@ -324,8 +324,13 @@ async def issue_credit_note(
     )
     prefix = await _prefix(ports, entity)
     note_number = f"{prefix}CN-{issue_date.year}-{seq:06d}"
-    tax = split_credit(
+    earlier = [n for n in notes if n["_id"] != note_id]
+    tax = credit_note_tax(
         credit,
+        credited_before=sum((amount_of(n["amount_units"], currency) for n in earlier), Decimal(0)),
+        tax_credited_before=sum(
+            (amount_of(n.get("tax_units"), currency) for n in earlier), Decimal(0)
+        ),
         total=standing.total,
         tax=amount_of(doc.get("tax_units"), currency),
         currency=currency,
@@ -339,9 +344,9 @@ async def issue_credit_note(
             "invoice_number": doc["number"],
             "customer_id": doc["customer_id"],
             "currency": currency,
-            "amount_units": to_fixed_units(credit),
-            "tax_units": to_fixed_units(tax),
-            "net_units": to_fixed_units(credit - tax),
+            "amount_units": to_units(credit, currency),
+            "tax_units": to_units(tax, currency),
+            "net_units": to_units(credit - tax, currency),
             "reason": reason,
             "void": void,
             "issue_date": issue_date.isoformat(),

@@ -2,6 +2,11 @@
 
 The CSV reads back to the invoice: the ``price`` column of the invoice's own period sums to its
 usage lines exactly (before rounding), and late lines carry the period they belong to.
+
+Text that comes from providers (descriptions, SKUs, regions...) is written so that a
+spreadsheet shows it and never runs it: a cell starting with ``=``, ``+``, ``-``, ``@``, a tab
+or a carriage return is prefixed with ``'`` (OWASP's "CSV injection" advice). Amounts and
+quantities are our own decimal strings and are written as they are.
 """
 
 from __future__ import annotations
@@ -10,7 +15,7 @@ import csv
 from collections.abc import AsyncIterator
 from typing import Any, TextIO
 
-from billing_schemas.money import from_fixed_units
+from billing_invoicing.domain.units import from_units
 
 COLUMNS = [
     "charge_id",
@@ -47,38 +52,50 @@ OPERATOR_ONLY = ("cost", "cost_currency", "fx_rate", "basis", "margin", "rule")
 CUSTOMER_COLUMNS = [c for c in COLUMNS if c not in OPERATOR_ONLY]
 
 
-def _amount(units: Any) -> str:
-    return "" if units is None else format(from_fixed_units(int(units)), "f")
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+"""First characters that make a spreadsheet read a cell as a formula (or hide what follows)."""
+
+
+def neutralized(text: str) -> str:
+    """``text`` as a CSV cell no spreadsheet runs: prefixed with ``'`` when it starts like a
+    formula (:data:`FORMULA_STARTS`)."""
+    return f"'{text}" if text.startswith(FORMULA_STARTS) else text
+
+
+def _amount(units: Any, currency: str) -> str:
+    return "" if units is None else format(from_units(int(units), currency), "f")
 
 
 def csv_row(doc: dict[str, Any]) -> list[str]:
     """One stored charge as a CSV row (amounts as exact decimal strings)."""
     start = doc.get("charge_period_start")
+    currency = str(doc["currency"])
+    text = neutralized
     return [
-        str(doc["_id"]),
+        text(str(doc["_id"])),
         str(doc["period"]),
         "yes" if doc.get("late") else "no",
-        str(doc["provider"]),
-        str(doc["sub_account_id"]),
-        str(doc["service_name"]),
-        doc.get("sku_id") or "",
-        doc.get("description") or "",
-        doc.get("region") or "",
+        text(str(doc["provider"])),
+        text(str(doc["sub_account_id"])),
+        text(str(doc["service_name"])),
+        text(doc.get("sku_id") or ""),
+        text(doc.get("description") or ""),
+        text(doc.get("region") or ""),
         str(doc["charge_category"]),
         str(doc["line_type"]),
         start.isoformat() if start is not None else "",
         doc.get("quantity") or "",
-        doc.get("unit") or "",
-        _amount(doc["cost_units"]),
+        text(doc.get("unit") or ""),
+        _amount(doc["cost_units"], str(doc["cost_currency"])),
         str(doc["cost_currency"]),
         doc.get("fx_rate") or "",
-        doc.get("basis") or "",
-        _amount(doc["price_units"]),
-        str(doc["currency"]),
-        _amount(doc["margin_units"]),
-        _amount(doc.get("savings_removed_units", 0)),
-        str(doc["rule"]),
-        str(doc["price_list_id"]),
+        text(doc.get("basis") or ""),
+        _amount(doc["price_units"], currency),
+        currency,
+        _amount(doc["margin_units"], currency),
+        _amount(doc.get("savings_removed_units", 0), currency),
+        text(str(doc["rule"])),
+        text(str(doc["price_list_id"])),
         str(doc["price_list_version"]),
     ]
 
