@@ -9,6 +9,9 @@ their identifier is set on the tree it built:
 * ``facturx``: CII, Factur-X/ZUGFeRD profile EN 16931, embedded as ``factur-x.xml`` in the
   PDF/A-3b invoice (:func:`facturx_pdf`);
 * ``xrechnung``: CII with the German CIUS (XRechnung 3.0) identifier;
+A not-subject (``O``) breakdown states a rate of 0: EN 16931 forbids a rate on its lines only,
+and XRechnung requires one in the breakdown (BR-DE-14).
+
 * ``peppol``: UBL Invoice or CreditNote with the Peppol BIS Billing 3.0 identifier; both it and
   XRechnung state Peppol's billing process (BT-23), which XRechnung 3.0 requires too.
 
@@ -19,7 +22,6 @@ amounts written are the invoice's.
 from __future__ import annotations
 
 from decimal import Decimal
-from enum import StrEnum
 from typing import Any
 
 from facturx import (  # type: ignore[import-untyped]
@@ -31,6 +33,7 @@ from facturx.parse_xml import parse_ubl_cii_xml  # type: ignore[import-untyped]
 from lxml import etree
 
 from billing_invoicing.domain.einvoice import EAllowance, EInvoice, ELine, EParty
+from billing_schemas.catalog import EInvoiceFormat
 
 XRECHNUNG_ID = "urn:cen.eu:en16931:2017#compliant#urn:xeinkauf.de:kosit:xrechnung_3.0"
 PEPPOL_ID = "urn:cen.eu:en16931:2017#compliant#urn:fdc:peppol.eu:2017:poacc:billing:3.0"
@@ -45,14 +48,6 @@ _CII = {
 }
 _XSI_NIL = "{http://www.w3.org/2001/XMLSchema-instance}nil"
 _CBC = "urn:oasis:names:specification:ubl:schema:xsd:CommonBasicComponents-2"
-
-
-class EInvoiceFormat(StrEnum):
-    """The structured formats a customer may receive (catalog ``einvoice``)."""
-
-    FACTURX = "facturx"
-    XRECHNUNG = "xrechnung"
-    PEPPOL = "peppol"
 
 
 class EInvoiceFormatError(ValueError):
@@ -101,9 +96,6 @@ def _line(line: ELine) -> dict[str, Any]:
     }
     if line.vat.percent is not None:
         result["BT-152"] = f"{line.vat.percent:f}"
-    if line.period_start and line.period_end:
-        result["BT-134"] = line.period_start
-        result["BT-135"] = line.period_end
     return result
 
 
@@ -136,7 +128,7 @@ def facturx_data(document: EInvoice) -> dict[str, Any]:
                 "BT-116": _amount(b.taxable),
                 "BT-117": _amount(b.tax),
                 "BT-118": b.vat.category.value,
-                **({"BT-119": f"{b.vat.percent:f}"} if b.vat.percent is not None else {}),
+                "BT-119": f"{b.vat.percent or 0:f}",  # O: 0 (module docstring)
                 **({"BT-120": b.vat.exemption_text} if b.vat.exemption_text else {}),
                 **({"BT-121": b.vat.exemption_code} if b.vat.exemption_code else {}),
             }

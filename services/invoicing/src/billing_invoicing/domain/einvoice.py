@@ -15,9 +15,12 @@ Rules this module keeps:
   A negative line of another kind (a credit in a provider's bill, a late negative correction)
   stays a line, with quantity -1 and its price positive (an item net price is never negative,
   BR-27).
+* **Late usage** (a correction line of an earlier period) says its period in its name only: a
+  line period (BG-26) must lie within the invoice period (PEPPOL-EN16931-R110, in XRechnung too).
 * **VAT categories** follow the invoice's tax regime (``domain/tax.py``): a rate charged is
   ``S`` (standard); the reverse-charge mention is ``AE`` with exemption reason code
-  ``VATEX-EU-AE``; the out-of-scope mention is ``O`` with ``VATEX-EU-O`` and no rate, and (BR-O-02)
+  ``VATEX-EU-AE``; the out-of-scope mention is ``O`` with ``VATEX-EU-O``, no rate on its lines
+  (BR-O-05) and 0 in its breakdown (XRechnung's BR-DE-14 wants one there), and (BR-O-02)
   no seller or buyer VAT id: the seller is then identified by its VAT number as seller
   identifier (BT-29) instead.
 * **Credit notes** are type 381 and reference the invoice they correct (BG-3, BT-25 and BT-26);
@@ -35,7 +38,7 @@ from enum import StrEnum
 
 from billing_invoicing.domain.invoice import InvoiceDocument, LineKind, Party, period_bounds
 from billing_invoicing.domain.tax import OUTSIDE_SCOPE_MENTION, REVERSE_CHARGE_MENTION
-from billing_schemas.catalog import PaymentMethod
+from billing_schemas.catalog import Customer, InvoicingEntity, PaymentMethod
 
 ZERO = Decimal(0)
 UNIT_ONE = "C62"
@@ -100,8 +103,6 @@ class ELine:
     net_price: Decimal  # BT-146, never negative
     net_amount: Decimal  # BT-131 = quantity x price
     vat: Vat  # BT-151, BT-152
-    period_start: date | None = None  # BT-134
-    period_end: date | None = None  # BT-135
 
 
 @dataclass(frozen=True)
@@ -195,6 +196,29 @@ class SellerDetails:
     postal_code: str | None = None
     peppol_id: str | None = None
     phone: str | None = None
+
+
+def routing_for(customer: Customer) -> BuyerRouting:
+    """The catalog's e-invoice fields of a customer: buyer reference, Peppol id, the first
+    Billing contact's e-mail, city and post code."""
+    billing = customer.billing_contacts()
+    return BuyerRouting(
+        buyer_reference=customer.einvoice_buyer_reference,
+        peppol_id=customer.peppol_participant_id,
+        email=str(billing[0].email) if billing else None,
+        city=customer.address.city,
+        postal_code=customer.address.postal_code,
+    )
+
+
+def seller_details_for(entity: InvoicingEntity) -> SellerDetails:
+    """The catalog's e-invoice fields of an invoicing entity."""
+    return SellerDetails(
+        city=entity.address.city,
+        postal_code=entity.address.postal_code,
+        peppol_id=entity.peppol_participant_id,
+        phone=entity.phone,
+    )
 
 
 @dataclass(frozen=True)
@@ -301,8 +325,7 @@ def _parties(
     return seller, buyer
 
 
-def _line(line_id: int, name: str, amount: Decimal, vat: Vat, period: str | None) -> ELine:
-    start, end = period_bounds(period) if period else (None, None)
+def _line(line_id: int, name: str, amount: Decimal, vat: Vat) -> ELine:
     return ELine(
         line_id=str(line_id),
         name=name,
@@ -311,8 +334,6 @@ def _line(line_id: int, name: str, amount: Decimal, vat: Vat, period: str | None
         net_price=abs(amount),
         net_amount=amount,
         vat=vat,
-        period_start=start,
-        period_end=end,
     )
 
 
@@ -336,9 +357,9 @@ def einvoice_from_invoice(
         if line.kind is LineKind.INCLUDED and line.amount < 0:
             allowances.append(EAllowance(amount=-line.amount, reason=line.description, vat=vat))
         elif line.amount or line.kind is not LineKind.INCLUDED:
-            lines.append(_line(len(lines) + 1, line.description, line.amount, vat, line.period))
+            lines.append(_line(len(lines) + 1, line.description, line.amount, vat))
     if not lines:  # EN 16931 wants at least one line (BR-16); an empty invoice states zero
-        lines.append(_line(1, "No charges in the period", ZERO, vat, None))
+        lines.append(_line(1, "No charges in the period", ZERO, vat))
     line_total = sum((line.net_amount for line in lines), ZERO)
     allowance_total = sum((a.amount for a in allowances), ZERO)
     if line_total - allowance_total != invoice.subtotal:
@@ -402,7 +423,7 @@ def einvoice_from_credit_note(
     vat = vat_of(invoice)
     start, end = period_bounds(invoice.period)
     what = "Cancellation" if note.void else "Credit"
-    line = _line(1, f"{what} of invoice {invoice.number}: {note.reason}", note.net, vat, None)
+    line = _line(1, f"{what} of invoice {invoice.number}: {note.reason}", note.net, vat)
     seller, buyer = _parties(invoice, vat, routing, seller_details or SellerDetails())
     return EInvoice(
         type_code=DocumentType.CREDIT_NOTE,
@@ -424,7 +445,13 @@ def einvoice_from_credit_note(
         tax_total=note.tax,
         grand_total=note.amount,
         payable=note.amount,
-        payment=payment_of(invoice.payment_methods, note.number, None),
+        # BR-CO-25: an amount due (here, to the buyer) states its terms
+        payment=payment_of(
+            invoice.payment_methods,
+            note.number,
+            f"Credited on invoice {invoice.number}: deducted from what it owes; "
+            "any amount already paid beyond that is refunded or kept as customer credit.",
+        ),
         notes=tuple(n for n in (note.reason, invoice.tax_mention) if n),
         preceding=PrecedingInvoice(invoice.number, invoice.issue_date),
         invoice_id=invoice.invoice_id,
