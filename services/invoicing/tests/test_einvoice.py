@@ -26,6 +26,7 @@ from billing_invoicing.adapters.einvoice import (
     read_amounts,
     xrechnung_xml,
 )
+from billing_invoicing.adapters.einvoice_renderer import CustomerPdfRenderer
 from billing_invoicing.adapters.pdf import PdfRenderer
 from billing_invoicing.domain.einvoice import (
     DocumentType,
@@ -33,8 +34,8 @@ from billing_invoicing.domain.einvoice import (
     VatCategory,
     einvoice_from_invoice,
 )
-from billing_invoicing.domain.invoice import LineKind
-from billing_schemas.catalog import Catalog, EInvoiceFormat
+from billing_invoicing.domain.invoice import InvoiceDocument, LineKind
+from billing_schemas.catalog import Catalog, Customer, EInvoiceFormat, InvoicingEntity
 
 D = Decimal
 CASES = {case.name: case for case in cases()}
@@ -281,3 +282,63 @@ def test_the_validator_catches_a_broken_vat_total(tmp_path: Path, reports: Path)
     assert not verdicts[broken].valid
     assert verdicts[broken].report.exists(), "the report of an invalid document is kept"
     assert any("BR-CO-15" in error for error in errors_in(verdicts[broken].report))
+
+
+# -- the invoice PDF per customer: Factur-X replaces the plain PDF -------------------------
+
+
+class RecordingRenderer:
+    """Stands in for the PDF pool: says which PDF it was asked for."""
+
+    def __init__(self) -> None:
+        self.facturx_xml: list[bytes] = []
+
+    async def render(self, invoice: InvoiceDocument) -> bytes:
+        return b"plain " + (invoice.number or "").encode()
+
+    async def render_facturx(self, invoice: InvoiceDocument, xml: bytes) -> bytes:
+        self.facturx_xml.append(xml)
+        return b"facturx " + (invoice.number or "").encode()
+
+
+class Catalog1:
+    """The catalog port with one customer and the seller."""
+
+    def __init__(self, buyer: Customer) -> None:
+        self.buyer = buyer
+
+    async def customer(self, customer_id: str) -> Customer | None:
+        return self.buyer if customer_id == self.buyer.id else None
+
+    async def invoicing_entity(self, entity_id: str) -> InvoicingEntity | None:
+        return SELLER if entity_id == SELLER.id else None
+
+
+async def test_a_customer_receiving_facturx_gets_it_as_the_invoice_pdf() -> None:
+    case = CASES["reverse-charge"]
+    inner = RecordingRenderer()
+    pdf = await CustomerPdfRenderer(inner, Catalog1(case.buyer)).render(case.invoice)
+    assert pdf == b"facturx CCR-2024-000002"
+    (xml,) = inner.facturx_xml
+    assert read_amounts(xml)["BT-112"] == case.invoice.total
+
+
+async def test_other_customers_get_the_plain_pdf() -> None:
+    case = CASES["domestic"]
+    plain = case.buyer.model_copy(update={"einvoice": [EInvoiceFormat.PEPPOL]})
+    inner = RecordingRenderer()
+    assert await CustomerPdfRenderer(inner, Catalog1(plain)).render(case.invoice) == (
+        b"plain CCR-2024-000001"
+    )
+    assert inner.facturx_xml == []
+
+
+async def test_an_invoice_without_an_einvoice_is_still_issued_with_the_plain_pdf(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    case = CASES["domestic"]
+    broken = case.invoice.model_copy(update={"taxes": [*case.invoice.taxes] * 2})
+    inner = RecordingRenderer()
+    pdf = await CustomerPdfRenderer(inner, Catalog1(case.buyer)).render(broken)
+    assert pdf == b"plain CCR-2024-000001"
+    assert "no Factur-X: invoice alpha:2024-09: 2 tax rates, expected one" in caplog.text

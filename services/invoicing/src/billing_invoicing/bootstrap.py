@@ -12,6 +12,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 from billing_invoicing.adapters.catalog_repo import MongoCatalogRepository
 from billing_invoicing.adapters.documents import InvoicePdfStore
 from billing_invoicing.adapters.einvoice_documents import MongoIssuedDocuments
+from billing_invoicing.adapters.einvoice_renderer import CustomerPdfRenderer
 from billing_invoicing.adapters.events import KafkaInvoiceEvents
 from billing_invoicing.adapters.invoice_repo import MongoInvoiceRepository
 from billing_invoicing.adapters.pdf import PdfRenderer
@@ -31,11 +32,13 @@ def build_ports(
     renderer: PdfRenderer,
     settings: InvoicingSettings,
 ) -> InvoicingPorts:
-    """The use cases' ports over MongoDB, GridFS, Kafka and the PDF pool."""
+    """The use cases' ports over MongoDB, GridFS, Kafka and the PDF pool (which renders the
+    Factur-X PDF for the customers who receive it, ``adapters/einvoice_renderer.py``)."""
+    catalog = MongoCatalogRepository(db)
     return InvoicingPorts(
-        catalog=MongoCatalogRepository(db),
+        catalog=catalog,
         invoices=MongoInvoiceRepository(db),
-        renderer=renderer,
+        renderer=CustomerPdfRenderer(renderer, catalog),
         pdfs=InvoicePdfStore(db),
         events=KafkaInvoiceEvents(publisher, settings.topic_namespace),
     )
