@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The Mustang e-invoice validator (org.mustangproject:validator, Maven Central), run on the JDK the
-# local Kafka already needs. Its jars are resolved through infra/mustang/pom.xml into
+# local Kafka already needs, plus OpenPeppol's BIS Billing 3.0 rules (phive-rules-peppol) on
+# Peppol UBL files. Its jars are resolved through infra/mustang/pom.xml into
 # var/mustang/libs (git-ignored), once; docs/einvoice.md says what it checks.
 #
 #   scripts/einvoice-validator.sh fetch                        resolve the jars (idempotent)
@@ -12,11 +13,14 @@ ROOT=$(cd "$(dirname "$0")/.." && pwd)
 VAR="$ROOT/var"
 LIBS="$VAR/mustang/libs"
 MUSTANG_VERSION=$(sed -n 's:.*<mustang.version>\(.*\)</mustang.version>.*:\1:p' "$ROOT/infra/mustang/pom.xml")
+PEPPOL_VERSION=$(sed -n 's:.*<phive.peppol.version>\(.*\)</phive.peppol.version>.*:\1:p' "$ROOT/infra/mustang/pom.xml")
 
 die() { echo "einvoice-validator: $*" >&2; exit 1; }
 
 fetch() {
-  if [ -f "$LIBS/validator-$MUSTANG_VERSION.jar" ]; then return; fi
+  if [ -f "$LIBS/validator-$MUSTANG_VERSION.jar" ] && [ -f "$LIBS/phive-rules-peppol-$PEPPOL_VERSION.jar" ]; then
+    return
+  fi
   command -v java >/dev/null 2>&1 || die "no Java found: install a JDK 17 or newer (Debian: apt-get install openjdk-17-jdk-headless)"
   command -v mvn >/dev/null 2>&1 || die "no Maven found: install Maven 3 (Debian: apt-get install maven)"
   echo "einvoice-validator: fetching Mustang validator $MUSTANG_VERSION from Maven Central (once)..." >&2

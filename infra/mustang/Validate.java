@@ -6,13 +6,42 @@
 //   java -cp 'var/mustang/libs/*' infra/mustang/Validate.java REPORT_DIR FILE...
 // For each FILE it writes REPORT_DIR/<file name>.report.xml (Mustang's XML report) and prints
 // "valid FILE" or "invalid FILE"; the exit status is 1 when any file is invalid.
+import java.io.StringWriter;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.regex.Matcher;
+import java.util.regex.Pattern;
+import javax.xml.transform.Transformer;
+import javax.xml.transform.stream.StreamResult;
+import javax.xml.transform.stream.StreamSource;
 import org.mustangproject.validator.ZUGFeRDValidator;
 
 public class Validate {
     static final String ARITHMETIC_CRASH = "Item.enrichProductFromVATBreakdown";
+    static final String PEPPOL_BIS = "urn:fdc:peppol.eu:2017:poacc:billing:3.0";
+    // OpenPeppol's BIS Billing 3.0 rules for UBL, from phive-rules-peppol (infra/mustang/pom.xml)
+    static final String PEPPOL_XSLT = "external/schematron/openpeppol/2026.5/xslt/PEPPOL-EN16931-UBL.xslt";
+    static final Pattern FATAL = Pattern.compile(
+        "<svrl:failed-assert[^>]*flag=\"fatal\"[^>]*>.*?<svrl:text>(.*?)</svrl:text>", Pattern.DOTALL);
+
+    /** The fatal findings of the Peppol BIS rules on a UBL file, as report lines. */
+    static String peppolErrors(Path file) throws Exception {
+        var factory = new net.sf.saxon.TransformerFactoryImpl();
+        var xslt = Validate.class.getClassLoader().getResource(PEPPOL_XSLT);
+        if (xslt == null) {
+            throw new IllegalStateException(PEPPOL_XSLT + " is not on the classpath");
+        }
+        Transformer transformer = factory.newTransformer(new StreamSource(xslt.toString()));
+        StringWriter svrl = new StringWriter();
+        transformer.transform(new StreamSource(file.toFile()), new StreamResult(svrl));
+        StringBuilder errors = new StringBuilder();
+        Matcher m = FATAL.matcher(svrl.toString());
+        while (m.find()) {
+            errors.append("<error type=\"peppol\">").append(m.group(1).trim()).append("</error>\n");
+        }
+        return errors.toString();
+    }
 
     public static void main(String[] args) throws Exception {
         if (args.length < 2) {
@@ -34,9 +63,16 @@ public class Validate {
                 validator.disableArithmeticCheck();
                 report = validator.validate(args[i]);
             }
-            Path name = Path.of(args[i]).getFileName();
-            Files.writeString(reports.resolve(name + ".report.xml"), report, StandardCharsets.UTF_8);
             boolean valid = validator.wasCompletelyValid();
+            Path file = Path.of(args[i]);
+            if (file.toString().endsWith(".xml") && Files.readString(file).contains(PEPPOL_BIS)) {
+                // Mustang checks a UBL file against EN 16931 only: Peppol's own rules run here
+                String errors = peppolErrors(file);
+                report += "\n<peppol rules=\"" + PEPPOL_XSLT + "\">\n" + errors + "</peppol>\n";
+                valid &= errors.isEmpty();
+            }
+            Path name = file.getFileName();
+            Files.writeString(reports.resolve(name + ".report.xml"), report, StandardCharsets.UTF_8);
             allValid &= valid;
             System.out.println((valid ? "valid " : "invalid ") + args[i]);
         }

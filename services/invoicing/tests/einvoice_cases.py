@@ -61,6 +61,7 @@ SELLER = InvoicingEntity.model_validate(
         },
         "vat_id": "DE123456788",
         "phone": "+49 30 1234567",
+        "peppol_participant_id": "9930:DE123456788",
         "number_prefix": "CCR-",
         "email": "billing@cumulus.example",
         "payment_methods": [

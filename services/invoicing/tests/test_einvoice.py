@@ -33,6 +33,8 @@ from billing_invoicing.domain.einvoice import (
     EInvoiceError,
     VatCategory,
     einvoice_from_invoice,
+    routing_for,
+    seller_details_for,
 )
 from billing_invoicing.domain.invoice import InvoiceDocument, LineKind
 from billing_schemas.catalog import Catalog, Customer, EInvoiceFormat, InvoicingEntity
@@ -177,6 +179,18 @@ def test_xrechnung_refuses_a_document_without_what_it_requires() -> None:
         xrechnung_xml(document)
 
 
+def test_peppol_refuses_a_party_without_a_peppol_id() -> None:
+    case = CASES["domestic"]
+    no_ids = einvoice_from_invoice(
+        case.invoice,
+        routing_for(case.buyer.model_copy(update={"peppol_participant_id": None})),
+        seller_details_for(SELLER.model_copy(update={"peppol_participant_id": None})),
+    )
+    assert (no_ids.buyer.electronic_scheme, no_ids.seller.electronic_scheme) == ("EM", "EM")
+    with pytest.raises(EInvoiceFormatError, match="seller and the buyer's Peppol participant id"):
+        einvoice_xml(no_ids, EInvoiceFormat.PEPPOL)
+
+
 def test_an_invoice_whose_lines_do_not_add_up_is_refused_not_adjusted() -> None:
     invoice = CASES["domestic"].invoice
     broken = invoice.model_copy(update={"subtotal": invoice.subtotal + D("0.01")})
@@ -276,12 +290,22 @@ def test_the_validator_catches_a_broken_vat_total(tmp_path: Path, reports: Path)
     good = tmp_path / "good.xml"
     good.write_bytes(xml)
 
-    verdicts = validate([broken, good], reports)
+    # and a Peppol document whose seller endpoint is an e-mail: only Peppol's own rules refuse it
+    peppol = einvoice_xml(CASES["domestic"].document, EInvoiceFormat.PEPPOL)
+    assert b'schemeID="9930">DE123456788<' in peppol
+    email_endpoint = tmp_path / "email-endpoint-peppol.xml"
+    email_endpoint.write_bytes(
+        peppol.replace(b'schemeID="9930">DE123456788<', b'schemeID="EM">billing@cumulus.example<')
+    )
+
+    verdicts = validate([broken, good, email_endpoint], reports)
 
     assert verdicts[good].valid
     assert not verdicts[broken].valid
     assert verdicts[broken].report.exists(), "the report of an invalid document is kept"
     assert any("BR-CO-15" in error for error in errors_in(verdicts[broken].report))
+    assert not verdicts[email_endpoint].valid
+    assert any("PEPPOL-EN16931-CL008" in e for e in errors_in(verdicts[email_endpoint].report))
 
 
 # -- the invoice PDF per customer: Factur-X replaces the plain PDF -------------------------

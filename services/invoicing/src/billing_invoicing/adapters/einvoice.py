@@ -244,11 +244,20 @@ def xrechnung_xml(document: EInvoice) -> bytes:
 def peppol_xml(document: EInvoice) -> bytes:
     """UBL 2.1 Invoice (or CreditNote, type 381) for Peppol BIS Billing 3.0.
 
-    Peppol requires both parties' electronic addresses (endpoint ids): the buyer's Peppol
-    participant id from the catalog, the seller's Peppol id or e-mail.
+    Peppol requires both parties' electronic addresses (endpoint ids) from its code list, which
+    has no e-mail: the catalog's Peppol participant ids of the customer and the invoicing entity.
     """
-    if not document.buyer.electronic_address or not document.seller.electronic_address:
-        msg = f"{document.number}: Peppol needs the seller's and the buyer's electronic address"
+    missing = [
+        who
+        for who, party in (("seller", document.seller), ("buyer", document.buyer))
+        if not party.electronic_address or party.electronic_scheme in (None, "EM")
+    ]
+    if missing:
+        # an e-mail address is no Peppol endpoint (PEPPOL-EN16931-CL008)
+        msg = (
+            f"{document.number}: Peppol needs the {' and the '.join(missing)}'s Peppol "
+            "participant id (catalog: peppol_participant_id)"
+        )
         raise EInvoiceFormatError(msg)
     root = _generate(document, "ubl-2.1", PEPPOL_PROFILE)
     customization = root.find(f"{{{_CBC}}}CustomizationID")

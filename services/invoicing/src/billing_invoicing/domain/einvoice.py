@@ -452,7 +452,8 @@ def einvoice_from_credit_note(
             f"Credited on invoice {invoice.number}: deducted from what it owes; "
             "any amount already paid beyond that is refunded or kept as customer credit.",
         ),
-        notes=tuple(n for n in (note.reason, invoice.tax_mention) if n),
+        # one note: Peppol allows no more than one (PEPPOL-EN16931-R002)
+        notes=(" ".join(n for n in (note.reason, invoice.tax_mention) if n),),
         preceding=PrecedingInvoice(invoice.number, invoice.issue_date),
         invoice_id=invoice.invoice_id,
     )
