@@ -33,11 +33,18 @@ from billing_invoicing.domain.einvoice import (
     EInvoiceError,
     VatCategory,
     einvoice_from_invoice,
+    payment_of,
     routing_for,
     seller_details_for,
 )
 from billing_invoicing.domain.invoice import InvoiceDocument, LineKind
-from billing_schemas.catalog import Catalog, Customer, EInvoiceFormat, InvoicingEntity
+from billing_schemas.catalog import (
+    Catalog,
+    Customer,
+    EInvoiceFormat,
+    InvoicingEntity,
+    PaymentMethod,
+)
 
 D = Decimal
 CASES = {case.name: case for case in cases()}
@@ -112,6 +119,18 @@ def test_netting_is_a_document_level_allowance_and_a_late_line_a_line() -> None:
     assert any("usage of 2024-08" in name for name in names)
     # fee 500 + cloud 437.25 + late 42.10 - included 400 = 579.35
     assert document.tax_exclusive == D("579.35")
+
+
+def test_payment_means_take_the_first_valid_iban_of_the_sellers_methods() -> None:
+    payment = CASES["domestic"].document.payment
+    assert payment is not None
+    assert (payment.means_code, payment.iban, payment.bic) == (
+        "58",
+        "DE89370400440532013000",
+        "COBADEFFXXX",
+    )
+    truncated = [PaymentMethod(kind="Bank transfer", details="IBAN DE89 3704 0044")]
+    assert payment_of(truncated, "N-1", None).means_code == "1"  # not an IBAN: "not defined"
 
 
 def test_a_negative_line_has_a_negative_quantity_and_a_positive_price() -> None:

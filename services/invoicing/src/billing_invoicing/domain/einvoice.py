@@ -36,6 +36,8 @@ from datetime import date
 from decimal import Decimal
 from enum import StrEnum
 
+from stdnum import iban
+
 from billing_invoicing.domain.invoice import InvoiceDocument, LineKind, Party, period_bounds
 from billing_invoicing.domain.tax import OUTSIDE_SCOPE_MENTION, REVERSE_CHARGE_MENTION
 from billing_schemas.catalog import Customer, InvoicingEntity, PaymentMethod
@@ -258,12 +260,12 @@ _BIC = re.compile(r"\bBIC:?\s*([A-Z]{6}[A-Z0-9]{2}(?:[A-Z0-9]{3})?)\b")
 
 
 def payment_of(methods: Sequence[PaymentMethod], remittance: str, terms: str | None) -> Payment:
-    """Payment means from the invoicing entity's methods: the first whose details hold an IBAN
-    is a SEPA credit transfer (58) with that IBAN and BIC; otherwise "not defined" (1) with the
-    methods' text."""
+    """Payment means from the invoicing entity's methods: the first whose details hold a valid
+    IBAN (check digits verified with python-stdnum) is a SEPA credit transfer (58) with that IBAN
+    and BIC; otherwise "not defined" (1) with the methods' text."""
     for method in methods:
         found = _IBAN.search(method.details.upper())
-        if found:
+        if found and iban.is_valid(found.group(1)):
             bic = _BIC.search(method.details.upper())
             return Payment(
                 means_code="58",
