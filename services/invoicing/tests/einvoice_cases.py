@@ -144,9 +144,12 @@ class Case:
     invoice: InvoiceDocument
     document: EInvoice
     buyer: Customer
+    note: CreditNoteDocument | None = None
 
 
-def credit_note(invoice: InvoiceDocument, number: str, amount: Decimal, *, void: bool) -> Any:
+def credit_note(
+    invoice: InvoiceDocument, number: str, amount: Decimal, *, void: bool
+) -> CreditNoteDocument:
     tax = split_credit(amount, total=invoice.total, tax=invoice.tax, currency=invoice.currency)
     return CreditNoteDocument(
         number=number,
@@ -219,7 +222,7 @@ def cases() -> list[Case]:
         document = einvoice_from_credit_note(
             invoice, note, routing_for(buyer), seller_details_for(SELLER)
         )
-        result.append(Case(name, invoice, document, buyer))
+        result.append(Case(name, invoice, document, buyer, note))
     return result
 
 

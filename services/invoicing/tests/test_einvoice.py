@@ -247,17 +247,20 @@ def test_the_catalog_refuses_a_vat_id_with_a_wrong_check_digit_and_says_why() ->
 
 @pytest.fixture(scope="module")
 async def documents(tmp_path_factory: pytest.TempPathFactory) -> dict[Path, Case]:
-    """Every case in every format: the XRechnung and Peppol XML, the Factur-X CII alone and,
-    for invoices, the Factur-X PDF/A-3 carrying it (credit notes have no PDF yet)."""
+    """Every case in every format: the XRechnung and Peppol XML, the Factur-X CII alone and the
+    Factur-X PDF/A-3 carrying it (a credit note's rendered from its own template)."""
     folder = tmp_path_factory.mktemp("einvoices")
     written: dict[Path, Case] = {}
     async with PdfRenderer() as renderer:  # WeasyPrint in its worker process, as in the service
         for case in CASES.values():
-            if case.document.type_code is DocumentType.INVOICE:
-                cii = einvoice_xml(case.document, EInvoiceFormat.FACTURX)
-                path = folder / f"{case.name}-facturx.pdf"
-                path.write_bytes(await renderer.render_facturx(case.invoice, cii))
-                written[path] = case
+            cii = einvoice_xml(case.document, EInvoiceFormat.FACTURX)
+            path = folder / f"{case.name}-facturx.pdf"
+            if case.note is None:
+                pdf = await renderer.render_facturx(case.invoice, cii)
+            else:
+                pdf = await renderer.render_credit_note_facturx(case.invoice, case.note, cii)
+            path.write_bytes(pdf)
+            written[path] = case
     for case in CASES.values():
         for fmt in EInvoiceFormat:
             path = folder / f"{case.name}-{fmt}.xml"
@@ -282,7 +285,7 @@ def test_every_document_passes_the_mustang_validator(
     documents: dict[Path, Case], reports: Path
 ) -> None:
     verdicts = validate(list(documents), reports)
-    assert len(verdicts) == len(documents) == 7 * 3 + 5
+    assert len(verdicts) == len(documents) == 7 * 4
     invalid = {
         path.name: errors_in(verdict.report)
         for path, verdict in verdicts.items()

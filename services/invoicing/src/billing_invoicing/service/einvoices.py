@@ -67,6 +67,12 @@ class FacturxRendering(Protocol):
         """The Factur-X PDF."""
         ...
 
+    async def render_credit_note_facturx(
+        self, invoice: InvoiceDocument, note: CreditNoteDocument, xml: bytes
+    ) -> bytes:
+        """A credit note's Factur-X PDF."""
+        ...
+
 
 @dataclass
 class EInvoicePorts:
@@ -100,9 +106,9 @@ async def _catalog_details(
 
 async def einvoice_of(
     ports: EInvoicePorts, scope: Scope, number: str
-) -> tuple[EInvoice, InvoiceDocument]:
-    """The EN 16931 model of the invoice or credit note ``number``, and the invoice it is (or
-    credits)."""
+) -> tuple[EInvoice, InvoiceDocument, CreditNoteDocument | None]:
+    """The EN 16931 model of the invoice or credit note ``number``, the invoice it is (or
+    credits), and the credit note if it is one."""
     doc = await ports.documents.invoice_by_number(number)
     note = None
     if doc is None:
@@ -129,7 +135,7 @@ async def einvoice_of(
     routing = routing_for(customer) if customer else None
     seller = seller_details_for(entity) if entity else None
     if note is None:
-        return einvoice_from_invoice(invoice, routing, seller), invoice
+        return einvoice_from_invoice(invoice, routing, seller), invoice, None
     currency = invoice.currency
     credit = CreditNoteDocument(
         number=str(note["number"]),
@@ -140,24 +146,23 @@ async def einvoice_of(
         reason=str(note["reason"]),
         void=bool(note.get("void")),
     )
-    return einvoice_from_credit_note(invoice, credit, routing, seller), invoice
+    return einvoice_from_credit_note(invoice, credit, routing, seller), invoice, credit
 
 
 async def einvoice_file(
     ports: EInvoicePorts, scope: Scope, number: str, fmt: EInvoiceFormat
 ) -> EInvoiceFile:
     """The invoice or credit note ``number`` in ``fmt``: the XML, or for Factur-X the PDF/A-3
-    carrying it (``EInvoiceUnavailableError`` for a credit note's Factur-X: credit notes have no
-    PDF yet)."""
-    document, invoice = await einvoice_of(ports, scope, number)
+    carrying it (a credit note's PDF is rendered on demand: none is stored or emailed yet)."""
+    document, invoice, credit = await einvoice_of(ports, scope, number)
     try:
         xml = einvoice_xml(document, fmt)
     except (EInvoiceError, EInvoiceFormatError) as exc:
         raise EInvoiceUnavailableError(str(exc)) from exc
     if fmt is not EInvoiceFormat.FACTURX:
         return EInvoiceFile(f"{document.number}-{fmt.value}.xml", MEDIA_TYPES[fmt], xml)
-    if document.number != invoice.number:
-        msg = f"{document.number} is a credit note: credit notes have no PDF yet, so no Factur-X"
-        raise EInvoiceUnavailableError(msg)
-    pdf = await ports.renderer.render_facturx(invoice, xml)
+    if credit is not None:
+        pdf = await ports.renderer.render_credit_note_facturx(invoice, credit, xml)
+    else:
+        pdf = await ports.renderer.render_facturx(invoice, xml)
     return EInvoiceFile(f"{document.number}-facturx.pdf", MEDIA_TYPES[fmt], pdf)
