@@ -7,7 +7,7 @@ export UV_LINK_MODE ?= copy
 BILLING := .venv/bin/billing
 PERIOD ?= 2024-09
 
-.PHONY: help install prereqs infra-up up down status lint test test-unit demo demo-clean bench bench-ingest bench-rating bench-db bench-pipeline images
+.PHONY: help install prereqs infra-up up down status lint test test-unit einvoice-validator demo demo-clean bench bench-ingest bench-rating bench-db bench-pipeline images
 
 help: ## List the verbs
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -45,8 +45,11 @@ lint: install ## ruff, ruff format --check, mypy --strict
 	@.venv/bin/ruff format --check .
 	@.venv/bin/mypy
 
-test: lint infra-up ## Lint, then unit, integration and e2e tests against the real broker and database
+test: lint infra-up einvoice-validator ## Lint, then unit, integration and e2e tests against the real broker and database
 	@.venv/bin/pytest
+
+einvoice-validator: ## Fetch the Mustang e-invoice validator's jars (once, under var/mustang; docs/einvoice.md)
+	@scripts/einvoice-validator.sh fetch
 
 test-unit: install ## Only the tests that need no infrastructure
 	@.venv/bin/pytest -m "not integration and not e2e"

@@ -9,6 +9,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
+from stdnum.ie import vat as ie_vat
+from stdnum.iso7064 import mod_11_10
+
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLE = ROOT / "demo" / "focus_sample.csv"
 PERIOD = "2024-09"
@@ -99,15 +102,25 @@ PRICE_LISTS: list[dict[str, Any]] = [
         ],
     },
 ]
-COUNTRIES = [("US", None), ("DE", "DE{:09d}"), ("IE", "IE{:07d}X"), ("FR", None)]
-"""Buyers' countries (and VAT ids): no VAT, German VAT, reverse charge, One-Stop-Shop VAT."""
+COUNTRIES = [("US", False), ("DE", True), ("IE", True), ("FR", False)]
+"""Buyers' countries (and whether they have a VAT id): no VAT, German VAT, reverse charge,
+One-Stop-Shop VAT."""
+
+
+def vat_id(country: str, c: int) -> str:
+    """A VAT id with valid check digits (the catalog refuses others) for customer ``c``."""
+    if country == "DE":
+        digits = f"{10_000_000 + c:08d}"
+        return f"DE{digits}{mod_11_10.calc_check_digit(digits)}"
+    digits = f"{c:07d}"
+    return f"IE{digits}{ie_vat.calc_check_digit(digits)}"
 
 
 def catalog_document(workload: Workload) -> dict[str, Any]:
     """The catalog of a run: one reseller, the price lists, a plan, the customers."""
     customers = []
     for c in range(workload.customer_count):
-        country, vat = COUNTRIES[c % len(COUNTRIES)]
+        country, has_vat_id = COUNTRIES[c % len(COUNTRIES)]
         customer: dict[str, Any] = {
             "id": customer_id(c),
             "name": f"Customer {c:05d} Ltd",
@@ -124,8 +137,8 @@ def catalog_document(workload: Workload) -> dict[str, Any]:
                 for account in ids
             ],
         }
-        if vat is not None:
-            customer["vat_id"] = vat.format(c)
+        if has_vat_id:
+            customer["vat_id"] = vat_id(country, c)
         if c % 5 == 0:
             customer["subscriptions"] = [
                 {"plan": "cloud-plus", "quantity": 1, "start": "2024-01-01"}
@@ -137,7 +150,7 @@ def catalog_document(workload: Workload) -> dict[str, Any]:
                 "id": "bench",
                 "name": "Bench Cloud Resellers GmbH",
                 "address": {"lines": ["Wolkenstrasse 7", "10115 Berlin"], "country": "DE"},
-                "vat_id": "DE123456789",
+                "vat_id": "DE123456788",
                 "number_prefix": "BCR-",
                 "email": "billing@bench.example",
                 "payment_methods": [{"kind": "Bank transfer", "details": "IBAN DE89 3704 0044"}],

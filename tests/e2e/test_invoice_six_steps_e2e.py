@@ -60,7 +60,7 @@ invoicing_entities:
   - id: cumulus
     name: Cumulus Cloud Resellers GmbH
     address: {lines: ["Wolkenstrasse 7", "10115 Berlin"], country: DE}
-    vat_id: DE123456789
+    vat_id: DE123456788
     number_prefix: CCR-
     email: billing@cumulus.example
     payment_methods:
@@ -78,7 +78,7 @@ customers:
   - id: alpha
     name: Alpha Analytik GmbH
     address: {lines: ["Hauptstrasse 1", "80331 München"], country: DE}
-    vat_id: DE987654321
+    vat_id: DE987654328
     currency: EUR
     payment_terms_days: 30
     invoicing_entity: cumulus
@@ -88,7 +88,7 @@ customers:
   - id: beta
     name: Beta Médias SAS
     address: {lines: ["12 rue de la Paix", "75002 Paris"], country: FR}
-    vat_id: FR12345678901
+    vat_id: FR11123456782
     currency: EUR
     payment_terms_days: 14
     invoicing_entity: cumulus

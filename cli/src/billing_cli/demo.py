@@ -1,4 +1,5 @@
-"""``billing demo report``: what the demo produced, invoices with their PDFs and emails."""
+"""``billing demo report``: what the demo produced, invoices with their PDFs, e-invoices and
+emails."""
 
 from __future__ import annotations
 
@@ -14,10 +15,15 @@ from rich.console import Console
 from rich.table import Table
 
 from billing_invoicing.adapters.documents import InvoicePdfStore
-from billing_invoicing.bootstrap import cli_context
+from billing_invoicing.adapters.einvoice import FACTURX_FILENAME
+from billing_invoicing.bootstrap import CliContext, cli_context
+from billing_invoicing.domain.access import Scope
+from billing_invoicing.service.einvoices import EInvoiceUnavailableError, einvoice_file
+from billing_schemas.catalog import EInvoiceFormat
 from billing_schemas.money import format_amount, from_fixed_units
 
 console = Console()
+OPERATOR = Scope(customer_id=None)
 demo_app = typer.Typer(help="The bundled demo.", no_args_is_help=True)
 
 
@@ -39,32 +45,55 @@ def read_mailbox(directory: Path) -> list[Mail]:
     return mails
 
 
+async def _write_einvoices(ctx: CliContext, doc: dict[str, Any], out: Path) -> list[str]:
+    """The e-invoices the customer receives (catalog ``einvoice``, docs/einvoice.md), written
+    beside the PDF; one report line each. A Factur-X customer's PDF above is the Factur-X."""
+    customer = await ctx.ports.catalog.customer(str(doc["customer_id"]))
+    lines = []
+    for fmt in customer.einvoice if customer else []:
+        if fmt is EInvoiceFormat.FACTURX:
+            lines.append(f"Factur-X  the PDF above (PDF/A-3 carrying {FACTURX_FILENAME})")
+            continue
+        try:
+            found = await einvoice_file(ctx.einvoices, OPERATOR, str(doc["number"]), fmt)
+        except EInvoiceUnavailableError as exc:
+            lines.append(f"{fmt.value}  not available: {exc}")
+            continue
+        path = out / found.name
+        path.write_bytes(found.content)
+        lines.append(f"{fmt.value}  {path}")
+    return lines
+
+
 @demo_app.command("report")
 def report(
     period: Annotated[str, typer.Option(help="Billing period, YYYY-MM.")] = "2024-09",
     out: Annotated[Path, typer.Option(help="Where to write the PDFs.")] = Path("var/demo"),
     mail_dir: Annotated[Path, typer.Option(help="The SMTP sink's folder.")] = Path("var/mail"),
 ) -> None:
-    """Print the period's invoices with the paths of their PDFs and of the emails sent."""
+    """Print the period's invoices with the paths of their PDFs, of the e-invoices their
+    customers receive, and of the emails sent."""
 
-    async def run() -> list[tuple[dict[str, Any], Path | None]]:
+    async def run() -> list[tuple[dict[str, Any], Path | None, list[str]]]:
         rows = []
         async with cli_context() as ctx:
             store = InvoicePdfStore(ctx.db)
             for doc in await ctx.ports.invoices.list_invoices(period=period):
                 path = None
+                einvoices: list[str] = []
                 if doc.get("pdf_file_id"):
                     path = out / f"{doc['number']}.pdf"
                     path.parent.mkdir(parents=True, exist_ok=True)
                     path.write_bytes(await store.load(str(doc["pdf_file_id"])))
-                rows.append((doc, path))
+                    einvoices = await _write_einvoices(ctx, doc, out)
+                rows.append((doc, path, einvoices))
         return rows
 
     rows = asyncio.run(run())
     mails = read_mailbox(mail_dir) if mail_dir.is_dir() else []
     table = Table("number", "customer", "total", "status", "due", title=f"Invoices {period}")
     files: list[str] = []
-    for doc, pdf in rows:
+    for doc, pdf, einvoices in rows:
         number = str(doc.get("number") or "-")
         currency = str(doc.get("currency") or "")
         units = doc.get("total_units")
@@ -74,6 +103,7 @@ def report(
         )
         if pdf is not None:
             files.append(f"{number}  PDF    {pdf}")
+        files.extend(f"{number}  {line}" for line in einvoices)
         files.extend(
             f"{number}  email  {m.path}  to {m.to}"
             for m in mails

@@ -12,6 +12,8 @@ from decimal import Decimal
 from enum import StrEnum
 
 from pydantic import BaseModel, ConfigDict, EmailStr, Field, model_validator
+from stdnum import vatin
+from stdnum.exceptions import ValidationError as NumberError
 
 from billing_schemas.money import CurrencyCode, WireDecimal
 from billing_schemas.pricing import FxRate, PriceList, Rebilling
@@ -29,6 +31,27 @@ that writes anything: readers that keep the catalog in memory re-read it when it
 REVISION_ID = "revision"
 
 COUNTRY_PATTERN = r"^[A-Z]{2}$"
+PEPPOL_ID_PATTERN = r"^[0-9]{4}:[^\s:]+$"
+"""A Peppol participant id: its ISO 6523 scheme (ICD, four digits) and the id, ``0088:...``."""
+
+
+def vat_id_problem(vat_id: str) -> str | None:
+    """Why a VAT id is invalid, or None: its country prefix, format and check digits, checked
+    with python-stdnum (``stdnum.vatin``: every country it knows, EU ones with ``EL`` for
+    Greece)."""
+    try:
+        vatin.validate(vat_id)
+    except NumberError as exc:
+        return f"VAT id {vat_id!r} is not valid: {exc}"
+    return None
+
+
+class EInvoiceFormat(StrEnum):
+    """Structured e-invoice formats a customer can receive (docs/einvoice.md)."""
+
+    FACTURX = "facturx"  # Factur-X / ZUGFeRD PDF (replaces the plain PDF)
+    XRECHNUNG = "xrechnung"  # German CIUS, CII
+    PEPPOL = "peppol"  # Peppol BIS Billing 3.0, UBL
 
 
 class _Model(BaseModel):
@@ -78,6 +101,10 @@ class Address(_Model):
 
     lines: list[str] = Field(min_length=1)
     country: str = Field(pattern=COUNTRY_PATTERN, description="ISO 3166-1 alpha-2")
+    city: str | None = Field(default=None, description="For e-invoices (XRechnung needs it).")
+    postal_code: str | None = Field(
+        default=None, description="Structured e-invoices (XRechnung needs it)."
+    )
 
 
 class Plan(_Model):
@@ -167,6 +194,15 @@ class Customer(_Model):
     included_infrastructure: IncludedInfrastructurePolicy = Field(
         default_factory=IncludedInfrastructurePolicy
     )
+    einvoice: list[EInvoiceFormat] = Field(
+        default_factory=list, description="Structured e-invoice formats the customer receives."
+    )
+    einvoice_buyer_reference: str | None = Field(
+        default=None, description="Buyer reference (BT-10) on e-invoices: e.g. a Leitweg-ID."
+    )
+    peppol_participant_id: str | None = Field(
+        default=None, pattern=PEPPOL_ID_PATTERN, description="``scheme:id``, e.g. ``0088:...``."
+    )
 
     @property
     def price_list_id(self) -> str:
@@ -195,6 +231,8 @@ class InvoicingEntity(_Model):
     number_prefix: str = Field(pattern=r"^[A-Z0-9-]*$")
     email: EmailStr
     payment_methods: list[PaymentMethod] = Field(default_factory=list)
+    phone: str | None = Field(default=None, description="Seller contact on e-invoices.")
+    peppol_participant_id: str | None = Field(default=None, pattern=PEPPOL_ID_PATTERN)
 
 
 class Catalog(_Model):
@@ -206,6 +244,18 @@ class Catalog(_Model):
     tax_rates: list[TaxRate] = Field(default_factory=list)
     plans: list[Plan] = Field(default_factory=list)
     customers: list[Customer] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _check_vat_ids(self) -> Catalog:
+        """A VAT id is refused, with its reason, when its format or check digits are wrong."""
+        vat_ids = [(f"invoicing entity {e.id!r}", e.vat_id) for e in self.invoicing_entities]
+        vat_ids += [(f"customer {c.id!r}", c.vat_id) for c in self.customers]
+        for where, vat_id in vat_ids:
+            problem = vat_id_problem(vat_id) if vat_id else None
+            if problem:
+                msg = f"{where}: {problem}"
+                raise ValueError(msg)
+        return self
 
     @model_validator(mode="after")
     def _check_references(self) -> Catalog:  # noqa: PLR0912 - one check after another

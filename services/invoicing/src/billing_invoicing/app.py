@@ -7,7 +7,7 @@ from faststream.asgi.types import ASGIApp
 
 from billing_invoicing.adapters.contacts_repo import MongoContactBook
 from billing_invoicing.adapters.pdf import PdfRenderer
-from billing_invoicing.bootstrap import build_ports, query_ports
+from billing_invoicing.bootstrap import build_ports, einvoice_ports, query_ports
 from billing_invoicing.entrypoints.consumers import register
 from billing_invoicing.entrypoints.http import invoicing_api
 from billing_invoicing.settings import InvoicingSettings
@@ -44,6 +44,7 @@ def _build(settings: InvoicingSettings) -> tuple[Runtime, ASGIApp]:
         queries=queries,
         invoicing=ports,
         contacts=MongoContactBook(runtime.db),
+        einvoices=einvoice_ports(runtime.db, ports, renderer),
     )
     return runtime, api
 

@@ -11,10 +11,13 @@ from pymongo.asynchronous.database import AsyncDatabase
 
 from billing_invoicing.adapters.catalog_repo import MongoCatalogRepository
 from billing_invoicing.adapters.documents import InvoicePdfStore
+from billing_invoicing.adapters.einvoice_documents import MongoIssuedDocuments
+from billing_invoicing.adapters.einvoice_renderer import CustomerPdfRenderer
 from billing_invoicing.adapters.events import KafkaInvoiceEvents
 from billing_invoicing.adapters.invoice_repo import MongoInvoiceRepository
 from billing_invoicing.adapters.pdf import PdfRenderer
 from billing_invoicing.adapters.settlement_repo import MongoSettlementRepository
+from billing_invoicing.service.einvoices import EInvoicePorts
 from billing_invoicing.service.generate_invoices import InvoicingPorts
 from billing_invoicing.service.invoice_queries import QueryPorts
 from billing_invoicing.service.settle_invoices import SettlementPorts
@@ -29,11 +32,13 @@ def build_ports(
     renderer: PdfRenderer,
     settings: InvoicingSettings,
 ) -> InvoicingPorts:
-    """The use cases' ports over MongoDB, GridFS, Kafka and the PDF pool."""
+    """The use cases' ports over MongoDB, GridFS, Kafka and the PDF pool (which renders the
+    Factur-X PDF for the customers who receive it, ``adapters/einvoice_renderer.py``)."""
+    catalog = MongoCatalogRepository(db)
     return InvoicingPorts(
-        catalog=MongoCatalogRepository(db),
+        catalog=catalog,
         invoices=MongoInvoiceRepository(db),
-        renderer=renderer,
+        renderer=CustomerPdfRenderer(renderer, catalog),
         pdfs=InvoicePdfStore(db),
         events=KafkaInvoiceEvents(publisher, settings.topic_namespace),
     )
@@ -55,6 +60,13 @@ def query_ports(
     return QueryPorts(ports.invoices, settlement, InvoicePdfStore(db))
 
 
+def einvoice_ports(
+    db: AsyncDatabase[dict[str, Any]], ports: InvoicingPorts, renderer: PdfRenderer
+) -> EInvoicePorts:
+    """The e-invoice use case's ports: the catalog, the issued documents, the PDF pool."""
+    return EInvoicePorts(ports.catalog, MongoIssuedDocuments(db), renderer)
+
+
 @dataclass
 class CliContext:
     """What the ``billing invoices``/``billing catalog`` commands work with."""
@@ -63,6 +75,7 @@ class CliContext:
     db: AsyncDatabase[dict[str, Any]]
     ports: InvoicingPorts
     settlement: SettlementPorts
+    einvoices: EInvoicePorts
 
 
 @asynccontextmanager
@@ -85,7 +98,7 @@ async def cli_context(settings: InvoicingSettings | None = None) -> AsyncIterato
             settlements,
             KafkaInvoiceEvents(publisher, settings.topic_namespace),
         )
-        yield CliContext(settings, db, ports, settlement)
+        yield CliContext(settings, db, ports, settlement, einvoice_ports(db, ports, renderer))
     finally:
         await renderer.aclose()
         await publisher.stop()

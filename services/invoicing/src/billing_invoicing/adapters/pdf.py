@@ -33,6 +33,7 @@ from babel.dates import format_date
 from babel.numbers import format_decimal
 from jinja2 import Environment, PackageLoader, StrictUndefined
 
+from billing_invoicing.domain.einvoice import CreditNoteDocument
 from billing_invoicing.domain.invoice import InvoiceDocument, period_bounds
 from billing_schemas.money import format_amount
 
@@ -137,12 +138,16 @@ def _source_date_epoch(day: date) -> Iterator[None]:
             os.environ["SOURCE_DATE_EPOCH"] = previous
 
 
-def render_invoice_pdf(invoice_json: str) -> bytes:
+PDF_A_3B = "pdf/a-3b"
+"""WeasyPrint's PDF/A-3b variant: what a Factur-X/ZUGFeRD invoice must be to carry its XML."""
+
+
+def render_invoice_pdf(invoice_json: str, pdf_variant: str | None = None) -> bytes:
     """Render an invoice, given as the JSON of :class:`Invoice`, to PDF bytes.
 
     Runs in a worker process (it is module-level so that it pickles by name). Only ``file:``
     URLs are fetched, and a missing stylesheet fails the rendering instead of printing an
-    unstyled invoice.
+    unstyled invoice. ``pdf_variant`` is WeasyPrint's (``PDF_A_3B`` for Factur-X).
     """
     # Imported here, not at module level: WeasyPrint loads Pango and fontconfig, which only the
     # worker processes need; the service process imports this module for PdfRenderer alone.
@@ -156,11 +161,70 @@ def render_invoice_pdf(invoice_json: str) -> bytes:
     # A draft has no issue date yet; its period's first day keeps it reproducible all the same.
     stamp = invoice.issue_date or period_bounds(invoice.period)[0]
     with _source_date_epoch(stamp):
-        pdf = document.write_pdf(pdf_identifier=_pdf_identifier(invoice))
+        pdf = document.write_pdf(pdf_identifier=_pdf_identifier(invoice), pdf_variant=pdf_variant)
     if not isinstance(pdf, bytes):  # write_pdf returns bytes when it is given no target
         msg = f"WeasyPrint returned {type(pdf).__name__}, expected bytes"
         raise TypeError(msg)
     return pdf
+
+
+def render_facturx_pdf(invoice_json: str, xml: bytes) -> bytes:
+    """Render an invoice as PDF/A-3b and embed its CII XML as ``factur-x.xml`` (Factur-X /
+    ZUGFeRD, profile EN 16931): the invoice every customer can read, and its machine-readable
+    twin. Runs in a worker process, like :func:`render_invoice_pdf`."""
+    from billing_invoicing.adapters.einvoice import facturx_pdf
+
+    invoice = InvoiceDocument.model_validate_json(invoice_json)
+    pdf = render_invoice_pdf(invoice_json, PDF_A_3B)
+    title = f"Invoice {invoice.number or invoice.invoice_id}"
+    return facturx_pdf(pdf, xml, title=title, author=invoice.seller.name, lang=invoice.language)
+
+
+CREDIT_NOTE_TEMPLATE = "credit_note.html.j2"
+
+
+def render_credit_note_html(invoice: InvoiceDocument, note: CreditNoteDocument) -> str:
+    """Render a credit note on ``invoice`` as HTML, in the invoice's language and currency."""
+    locale = _locale(invoice.language)
+    label = invoice.taxes[0].label if len(invoice.taxes) == 1 else "Tax"
+    return (
+        _environment()
+        .get_template(CREDIT_NOTE_TEMPLATE)
+        .render(
+            invoice=invoice,
+            note=note,
+            money=lambda amount: format_amount(amount, invoice.currency, str(locale)),
+            country=lambda code: country_name(code, invoice.language),
+            issue_date=long_date(note.issue_date, invoice.language),
+            invoice_date=long_date(invoice.issue_date, invoice.language),
+            tax_label=label,
+        )
+    )
+
+
+def render_credit_note_facturx_pdf(
+    invoice_json: str, note: CreditNoteDocument, xml: bytes
+) -> bytes:
+    """A credit note as PDF/A-3b carrying its CII XML (Factur-X, type 381). Runs in a worker
+    process, like :func:`render_invoice_pdf`; dated by the credit note for reproducible
+    rendering (the embedding stamps its own time, see ``adapters/einvoice_renderer.py``)."""
+    from weasyprint import HTML
+    from weasyprint.urls import URLFetcher
+
+    from billing_invoicing.adapters.einvoice import facturx_pdf
+
+    invoice = InvoiceDocument.model_validate_json(invoice_json)
+    fetcher = URLFetcher(allowed_protocols=("file",), fail_on_errors=True)
+    html = render_credit_note_html(invoice, note)
+    document = HTML(string=html, base_url=str(TEMPLATES_DIR), url_fetcher=fetcher)
+    identifier = hashlib.sha256(note.number.encode()).hexdigest()[:32].encode()
+    with _source_date_epoch(note.issue_date):
+        pdf = document.write_pdf(pdf_identifier=identifier, pdf_variant=PDF_A_3B)
+    if not isinstance(pdf, bytes):
+        msg = f"WeasyPrint returned {type(pdf).__name__}, expected bytes"
+        raise TypeError(msg)
+    title = f"Credit note {note.number}"
+    return facturx_pdf(pdf, xml, title=title, author=invoice.seller.name, lang=invoice.language)
 
 
 def _warm_worker() -> None:
@@ -225,6 +289,28 @@ class PdfRenderer:
                 self._pool = self._new_pool()
                 pool.shutdown(wait=False, cancel_futures=True)
             return await loop.run_in_executor(self._pool, render_invoice_pdf, payload)
+
+    async def render_facturx(self, invoice: InvoiceDocument, xml: bytes) -> bytes:
+        """Render ``invoice`` as a Factur-X PDF carrying ``xml`` (its CII), in a worker."""
+        if self._closed:
+            msg = "PdfRenderer is closed"
+            raise RuntimeError(msg)
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(
+            self._pool, render_facturx_pdf, invoice.model_dump_json(), xml
+        )
+
+    async def render_credit_note_facturx(
+        self, invoice: InvoiceDocument, note: CreditNoteDocument, xml: bytes
+    ) -> bytes:
+        """Render a credit note as a Factur-X PDF carrying ``xml``, in a worker."""
+        if self._closed:
+            msg = "PdfRenderer is closed"
+            raise RuntimeError(msg)
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(
+            self._pool, render_credit_note_facturx_pdf, invoice.model_dump_json(), note, xml
+        )
 
     def close(self) -> None:
         """Stop the workers: renderings in progress finish, queued ones are cancelled."""

@@ -24,13 +24,20 @@ from billing_invoicing.adapters.catalog_repo import ApplyResult
 from billing_invoicing.adapters.documents import InvoicePdfStore
 from billing_invoicing.adapters.invoice_repo import INVOICES, line_amount
 from billing_invoicing.bootstrap import cli_context
+from billing_invoicing.domain.access import Scope
 from billing_invoicing.domain.invoice import InvoiceDocument
 from billing_invoicing.domain.settlement import SettlementError
 from billing_invoicing.domain.units import from_units
+from billing_invoicing.service.einvoices import (
+    EInvoiceFile,
+    EInvoiceUnavailableError,
+    einvoice_file,
+)
 from billing_invoicing.service.generate_invoices import Outcome, outcomes, preview, request_close
 from billing_invoicing.service.settle_invoices import (
     CreditNoteOutcome,
     Dues,
+    InvoiceNotFoundError,
     PaymentOutcome,
     dues,
     flag_overdue,
@@ -39,7 +46,7 @@ from billing_invoicing.service.settle_invoices import (
 )
 from billing_invoicing.service.usage_csv import write_usage_csv
 from billing_runtime.tracing import TRACER_NAME, configure_tracing
-from billing_schemas.catalog import Catalog
+from billing_schemas.catalog import Catalog, EInvoiceFormat
 from billing_schemas.events import PERIOD_PATTERN, OverdueInvoice, today_utc
 from billing_schemas.money import MoneyError, format_amount, parse_decimal
 
@@ -263,6 +270,32 @@ def download_pdf(
     target = output or Path(f"{number}.pdf")
     target.write_bytes(pdf)
     console.print(f"wrote {target} ({len(pdf):,} bytes)")
+
+
+@invoices_app.command("einvoice")
+def download_einvoice(
+    number: Annotated[str, typer.Argument(help="Invoice or credit note number.")],
+    fmt: Annotated[
+        EInvoiceFormat,
+        typer.Option("--format", "-f", help="facturx (PDF/A-3 + CII), xrechnung (CII), peppol."),
+    ] = EInvoiceFormat.FACTURX,
+    output: Annotated[Path | None, typer.Option("-o", "--output", help="File to write.")] = None,
+) -> None:
+    """Write an invoice or credit note as an EN 16931 e-invoice (docs/einvoice.md); the default
+    file name is ``<number>-<format>.pdf|xml``."""
+
+    async def run() -> EInvoiceFile:
+        async with cli_context() as ctx:
+            return await einvoice_file(ctx.einvoices, Scope(customer_id=None), number, fmt)
+
+    try:
+        found = asyncio.run(run())
+    except (InvoiceNotFoundError, EInvoiceUnavailableError) as exc:
+        err.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(1) from None
+    target = output or Path(found.name)
+    target.write_bytes(found.content)
+    console.print(f"wrote {target} ({len(found.content):,} bytes, {found.media_type})")
 
 
 # --- after finalization: show, csv, pay, credit, void, overdue -----------------------------

@@ -45,6 +45,11 @@ from billing_invoicing.domain.invoice import InvoiceStatus
 from billing_invoicing.domain.settlement import SettlementError
 from billing_invoicing.service import contacts as contact_cases
 from billing_invoicing.service.contacts import ContactBook, CustomerNotFoundError
+from billing_invoicing.service.einvoices import (
+    EInvoicePorts,
+    EInvoiceUnavailableError,
+    einvoice_file,
+)
 from billing_invoicing.service.generate_invoices import InvoicingPorts, preview, request_close
 from billing_invoicing.service.invoice_queries import (
     MAX_OFFSET,
@@ -59,7 +64,7 @@ from billing_invoicing.service.invoice_queries import (
     pay_invoice,
 )
 from billing_invoicing.service.settle_invoices import Dues, InvoiceNotFoundError
-from billing_schemas.catalog import Catalog, Contact, ContactRole, PaymentMethod
+from billing_schemas.catalog import Catalog, Contact, ContactRole, EInvoiceFormat, PaymentMethod
 from billing_schemas.events import PERIOD_PATTERN, today_utc
 from billing_schemas.money import MoneyError, WireDecimal, parse_decimal
 
@@ -399,8 +404,10 @@ def invoicing_api(
     queries: QueryPorts,
     invoicing: InvoicingPorts,
     contacts: ContactBook,
+    einvoices: EInvoicePorts | None = None,
 ) -> FastAPI:
-    """The invoicing HTTP API over its use cases' ports."""
+    """The invoicing HTTP API over its use cases' ports (with ``einvoices``, the e-invoice
+    route too)."""
     api = FastAPI(
         title="billing invoicing",
         summary="Invoices, payments, contacts, margin report, period close, catalog.",
@@ -419,7 +426,37 @@ def invoicing_api(
     _invoice_routes(api, queries)
     _contact_routes(api, contacts)
     _operator_routes(api, queries, invoicing)
+    if einvoices is not None:
+        _einvoice_routes(api, einvoices)
     return api
+
+
+def _einvoice_routes(api: FastAPI, einvoices: EInvoicePorts) -> None:
+    @api.get(
+        "/v1/invoices/{number}/einvoice",
+        response_class=Response,
+        responses={
+            200: {"content": {"application/pdf": {}, "application/xml": {}}},
+            422: {"description": "Not available in that format (the detail says why)."},
+        },
+        tags=["invoices"],
+    )
+    async def get_einvoice(
+        scope: Caller,
+        number: str,
+        fmt: Annotated[EInvoiceFormat, Query(alias="format")] = EInvoiceFormat.FACTURX,
+    ) -> Response:
+        """An invoice or credit note as an EN 16931 e-invoice (docs/einvoice.md): `facturx`
+        (the PDF/A-3 carrying its CII XML), `xrechnung` (CII) or `peppol` (UBL)."""
+        try:
+            found = await einvoice_file(einvoices, scope, number, fmt)
+        except EInvoiceUnavailableError as exc:
+            raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(exc)) from None
+        return Response(
+            found.content,
+            media_type=found.media_type,
+            headers={"Content-Disposition": f'attachment; filename="{found.name}"'},
+        )
 
 
 def _invoice_routes(api: FastAPI, queries: QueryPorts) -> None:

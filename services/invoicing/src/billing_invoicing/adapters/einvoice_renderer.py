@@ -1,0 +1,70 @@
+"""The invoice PDF port, per customer: Factur-X for those who receive it, else the plain PDF.
+
+A customer whose catalog ``einvoice`` lists ``facturx`` gets, as *the* invoice PDF (stored in
+GridFS, attached by notify, served by ``/v1/invoices/{number}/pdf``), the PDF/A-3b carrying its
+CII XML: the Factur-X replaces the plain PDF, it does not travel beside it. The close use case
+does not know the difference; this adapter stands where it expects a renderer.
+
+An invoice that cannot be expressed as EN 16931 (``EInvoiceError``: e.g. several VAT rates)
+is still issued, with the plain PDF, and the reason is logged: an invoice is never held back
+for its structured twin, which the API then refuses with the same reason.
+
+The Factur-X bytes are not reproducible like the plain PDF's: the ``factur-x`` package stamps
+the embedding time into the PDF's modification date and XMP metadata.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Protocol
+
+from billing_invoicing.adapters.einvoice import EInvoiceFormatError, cii_xml
+from billing_invoicing.domain.einvoice import (
+    EInvoiceError,
+    einvoice_from_invoice,
+    routing_for,
+    seller_details_for,
+)
+from billing_invoicing.domain.invoice import InvoiceDocument
+from billing_invoicing.service.einvoices import CatalogReading
+from billing_schemas.catalog import EInvoiceFormat
+
+log = logging.getLogger(__name__)
+
+
+class InvoicePdfRendering(Protocol):
+    """What this adapter wraps (``adapters.pdf.PdfRenderer``)."""
+
+    async def render(self, invoice: InvoiceDocument) -> bytes:
+        """The plain PDF."""
+        ...
+
+    async def render_facturx(self, invoice: InvoiceDocument, xml: bytes) -> bytes:
+        """The Factur-X PDF carrying ``xml``."""
+        ...
+
+
+class CustomerPdfRenderer:
+    """Renders each invoice as its customer receives it (module docstring)."""
+
+    def __init__(self, renderer: InvoicePdfRendering, catalog: CatalogReading) -> None:
+        self._renderer = renderer
+        self._catalog = catalog
+
+    async def render(self, invoice: InvoiceDocument) -> bytes:
+        """The Factur-X PDF for a customer who receives it, else the plain PDF."""
+        customer = await self._catalog.customer(invoice.customer_id)
+        if customer is None or EInvoiceFormat.FACTURX not in customer.einvoice:
+            return await self._renderer.render(invoice)
+        entity = await self._catalog.invoicing_entity(invoice.invoicing_entity_id)
+        try:
+            document = einvoice_from_invoice(
+                invoice, routing_for(customer), seller_details_for(entity) if entity else None
+            )
+            xml = cii_xml(document)
+        except (EInvoiceError, EInvoiceFormatError) as exc:
+            log.warning(
+                "invoice %s: issued with the plain PDF, no Factur-X: %s", invoice.number, exc
+            )
+            return await self._renderer.render(invoice)
+        return await self._renderer.render_facturx(invoice, xml)

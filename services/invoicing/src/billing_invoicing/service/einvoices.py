@@ -1,0 +1,168 @@
+"""Use case: an issued invoice or credit note as an EN 16931 e-invoice (docs/einvoice.md).
+
+Any format is available for any finalized invoice, whatever the customer receives by email:
+the CLI (``billing invoices einvoice NUMBER --format F``) and the API
+(``GET /v1/invoices/{number}/einvoice?format=F``) both call :func:`einvoice_file`. The document
+is made from the stored invoice and the catalog's current e-invoice fields (buyer reference,
+Peppol id, addresses); the amounts are the stored invoice's.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date
+from typing import Any, Protocol
+
+from billing_invoicing.adapters.einvoice import EInvoiceFormatError, einvoice_xml
+from billing_invoicing.adapters.settlement_repo import amount_of
+from billing_invoicing.domain.access import Scope, require_customer
+from billing_invoicing.domain.einvoice import (
+    CreditNoteDocument,
+    EInvoice,
+    EInvoiceError,
+    einvoice_from_credit_note,
+    einvoice_from_invoice,
+    routing_for,
+    seller_details_for,
+)
+from billing_invoicing.domain.invoice import InvoiceDocument
+from billing_invoicing.service.settle_invoices import InvoiceNotFoundError
+from billing_schemas.catalog import Customer, EInvoiceFormat, InvoicingEntity
+
+MEDIA_TYPES = {
+    EInvoiceFormat.FACTURX: "application/pdf",
+    EInvoiceFormat.XRECHNUNG: "application/xml",
+    EInvoiceFormat.PEPPOL: "application/xml",
+}
+
+
+class CatalogReading(Protocol):
+    """Port: the catalog's customers and invoicing entities."""
+
+    async def customer(self, customer_id: str) -> Customer | None:
+        """The customer (None if unknown)."""
+        ...
+
+    async def invoicing_entity(self, entity_id: str) -> InvoicingEntity | None:
+        """The invoicing entity (None if unknown)."""
+        ...
+
+
+class IssuedDocuments(Protocol):
+    """Port: stored invoices and credit notes by number."""
+
+    async def invoice_by_number(self, number: str) -> dict[str, Any] | None:
+        """The stored invoice (None if no invoice has that number)."""
+        ...
+
+    async def credit_note_by_number(self, number: str) -> dict[str, Any] | None:
+        """The stored credit note (None if no credit note has that number)."""
+        ...
+
+
+class FacturxRendering(Protocol):
+    """Port: the invoice PDF, as PDF/A-3b, carrying its CII XML."""
+
+    async def render_facturx(self, invoice: InvoiceDocument, xml: bytes) -> bytes:
+        """The Factur-X PDF."""
+        ...
+
+    async def render_credit_note_facturx(
+        self, invoice: InvoiceDocument, note: CreditNoteDocument, xml: bytes
+    ) -> bytes:
+        """A credit note's Factur-X PDF."""
+        ...
+
+
+@dataclass
+class EInvoicePorts:
+    """What the use case needs."""
+
+    catalog: CatalogReading
+    documents: IssuedDocuments
+    renderer: FacturxRendering
+
+
+@dataclass(frozen=True)
+class EInvoiceFile:
+    """An e-invoice ready to download or attach."""
+
+    name: str
+    media_type: str
+    content: bytes
+
+
+class EInvoiceUnavailableError(LookupError):
+    """The document exists but not in the format asked for (the message says why)."""
+
+
+async def _catalog_details(
+    ports: EInvoicePorts, invoice: InvoiceDocument
+) -> tuple[Customer | None, InvoicingEntity | None]:
+    customer = await ports.catalog.customer(invoice.customer_id)
+    entity = await ports.catalog.invoicing_entity(invoice.invoicing_entity_id)
+    return customer, entity
+
+
+async def einvoice_of(
+    ports: EInvoicePorts, scope: Scope, number: str
+) -> tuple[EInvoice, InvoiceDocument, CreditNoteDocument | None]:
+    """The EN 16931 model of the invoice or credit note ``number``, the invoice it is (or
+    credits), and the credit note if it is one."""
+    doc = await ports.documents.invoice_by_number(number)
+    note = None
+    if doc is None:
+        note = await ports.documents.credit_note_by_number(number)
+        if note is not None:
+            doc = await ports.documents.invoice_by_number(str(note["invoice_number"]))
+    if doc is None:
+        msg = f"no invoice or credit note {number!r}"
+        raise InvoiceNotFoundError(msg)
+    require_customer(scope, str(doc["customer_id"]))
+    if doc.get("document") is None or doc.get("number") is None:
+        msg = f"invoice {number} is not finalized yet: it has no e-invoice"
+        raise EInvoiceUnavailableError(msg)
+    invoice = InvoiceDocument.model_validate(doc["document"])
+    if invoice.number is None or invoice.issue_date is None:  # kept on the row only
+        issued = doc.get("issue_date")
+        invoice = invoice.model_copy(
+            update={
+                "number": str(doc["number"]),
+                "issue_date": date.fromisoformat(str(issued)) if issued else None,
+            }
+        )
+    customer, entity = await _catalog_details(ports, invoice)
+    routing = routing_for(customer) if customer else None
+    seller = seller_details_for(entity) if entity else None
+    if note is None:
+        return einvoice_from_invoice(invoice, routing, seller), invoice, None
+    currency = invoice.currency
+    credit = CreditNoteDocument(
+        number=str(note["number"]),
+        issue_date=date.fromisoformat(str(note["issue_date"])),
+        amount=amount_of(note["amount_units"], currency),
+        tax=amount_of(note["tax_units"], currency),
+        net=amount_of(note["net_units"], currency),
+        reason=str(note["reason"]),
+        void=bool(note.get("void")),
+    )
+    return einvoice_from_credit_note(invoice, credit, routing, seller), invoice, credit
+
+
+async def einvoice_file(
+    ports: EInvoicePorts, scope: Scope, number: str, fmt: EInvoiceFormat
+) -> EInvoiceFile:
+    """The invoice or credit note ``number`` in ``fmt``: the XML, or for Factur-X the PDF/A-3
+    carrying it (a credit note's PDF is rendered on demand: none is stored or emailed yet)."""
+    document, invoice, credit = await einvoice_of(ports, scope, number)
+    try:
+        xml = einvoice_xml(document, fmt)
+    except (EInvoiceError, EInvoiceFormatError) as exc:
+        raise EInvoiceUnavailableError(str(exc)) from exc
+    if fmt is not EInvoiceFormat.FACTURX:
+        return EInvoiceFile(f"{document.number}-{fmt.value}.xml", MEDIA_TYPES[fmt], xml)
+    if credit is not None:
+        pdf = await ports.renderer.render_credit_note_facturx(invoice, credit, xml)
+    else:
+        pdf = await ports.renderer.render_facturx(invoice, xml)
+    return EInvoiceFile(f"{document.number}-facturx.pdf", MEDIA_TYPES[fmt], pdf)
