@@ -64,7 +64,7 @@ def entity() -> InvoicingEntity:
             "id": "seller",
             "name": "Seller GmbH",
             "address": {"lines": ["Strasse 1"], "country": "DE"},
-            "vat_id": "DE123456789",
+            "vat_id": "DE123456788",
             "number_prefix": "S-",
             "email": "billing@seller.example",
         }

@@ -27,12 +27,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import copy
+import zlib
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any
 
+import orjson
+from bson import Binary
 from pymongo import ASCENDING, DESCENDING
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import BulkWriteError, DuplicateKeyError
@@ -233,29 +236,39 @@ def ledger_of_document(doc: Doc) -> DraftLedger:
                     for g in d.get("by_currency") or []
                 },
             )
-            for d in doc.get("drafts", [])
+            for d in _drafts_of(doc.get("drafts", []))
         },
         counted_through={int(p): int(o) for p, o in (doc.get("counted_through") or {}).items()},
         version=int(doc["version"]),
     )
 
 
+def _drafts_of(stored: Any) -> list[Doc]:
+    if isinstance(stored, bytes):  # packed (see ledger_document)
+        drafts: list[Doc] = orjson.loads(zlib.decompress(stored))
+        return drafts
+    return list(stored)
+
+
 def ledger_document(ledger: DraftLedger) -> Doc:
-    """What a ledger stores (drafts as a list: customer ids may hold any character)."""
+    """What a ledger stores. Its drafts are packed (JSON, zlib) into one binary field: FerretDB
+    decodes every ledger to apply a version-guarded update, and a binary field costs it a copy
+    where ~200 KB of nested documents cost it ~0.3 s per update."""
+    drafts = [
+        {
+            "invoice_id": i,
+            "currency": d.currency,
+            "lines": _lines_document(d.lines, d.currency),
+            "by_currency": [
+                {"currency": c, "count": s.count, "price": format(s.price, "f")}
+                for c, s in sorted(d.by_currency.items())
+            ],
+        }
+        for i, d in sorted(ledger.drafts.items())
+    ]
     return {
         "ledger": ledger.ledger,
-        "drafts": [
-            {
-                "invoice_id": i,
-                "currency": d.currency,
-                "lines": _lines_document(d.lines, d.currency),
-                "by_currency": [
-                    {"currency": c, "count": s.count, "price": format(s.price, "f")}
-                    for c, s in sorted(d.by_currency.items())
-                ],
-            }
-            for i, d in sorted(ledger.drafts.items())
-        ],
+        "drafts": Binary(zlib.compress(orjson.dumps(drafts), 1)),
         "counted_through": {str(p): o for p, o in sorted(ledger.counted_through.items())},
         "updated_at": datetime.now(UTC),
     }
