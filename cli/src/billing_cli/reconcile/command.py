@@ -110,6 +110,15 @@ def show(result: Reconciliation) -> None:
             "each explained"
         )
     else:
+        # one line each, never wrapped: what an operator (or a script) greps for
+        for d in result.unexplained:
+            console.print(
+                f"unexplained: {d.check.value} {d.subject}: {d.what}: "
+                f"{len(d.records):,} records: {' '.join(d.records)}",
+                soft_wrap=True,
+                markup=False,
+                highlight=False,
+            )
         console.print(
             f"[red]{scope} does not reconcile[/red]: {len(result.unexplained)} unexplained "
             f"differences (of {len(result.differences)})"
