@@ -241,7 +241,14 @@ def test_upstream_records_need_an_accepted_event() -> None:
     event = usage("u1", "0.5", bill=None)
     sources = replace(sources, usage=[*sources.usage, event], usage_dead_letters={"u1": "x"})
     assert [d.records for d in reconcile(sources).unexplained] == [("u1",)]
-    assert reconcile(replace(sources, upstream_ids=frozenset({"u1"}))).reconciles
+    accepted = replace(sources, upstream_ids=frozenset({"u1"}), usage=[*sources.usage, event])
+    result = reconcile(replace(accepted, upstream_refused=[("meter:e9", "conflict")]))
+    assert result.reconciles
+    [refused] = [d for d in result.differences if d.subject == "upstream events"]
+    assert (refused.explanation, refused.records) == (Explanation.REJECTED, ("meter:e9",))
+    counts = result.counts
+    assert (counts["upstream_accepted"], counts["upstream_duplicates"]) == (1, 1)
+    assert counts["upstream_conflicts"] == 1
 
 
 def test_a_price_rating_did_not_keep_is_unexplained() -> None:

@@ -178,6 +178,9 @@ class Sources:
     """Record ids a restatement reversed (ingest's reversals)."""
     upstream_ids: frozenset[str] = frozenset()
     """Record ids of accepted upstream usage events (ingest's claims)."""
+    upstream_refused: Sequence[tuple[str, str]] = ()
+    """Upstream events of the period ingest refused: (``source:id``, ``conflict`` or
+    ``rejected``), from the rejected-usage topic."""
     usage: Sequence[Usage] = ()
     """The period's records on the usage topic, every copy, in topic order."""
     usage_dead_letters: Mapping[str, str] = field(default_factory=dict)
@@ -409,6 +412,24 @@ def check_usage(sources: Sources, published: Mapping[str, Usage]) -> list[Differ
             )
         )
     return out
+
+
+def check_upstream(sources: Sources) -> list[Difference]:
+    """Upstream events ingest refused (conflicting with an accepted one, or invalid) are listed
+    as explained: each has its rejected-usage event with the reason."""
+    by_verdict: dict[str, list[str]] = defaultdict(list)
+    for key, verdict in sources.upstream_refused:
+        by_verdict[verdict].append(key)
+    return [
+        Difference(
+            Check.USAGE,
+            "upstream events",
+            f"upstream events refused ({verdict})",
+            _ids(keys),
+            Explanation.REJECTED,
+        )
+        for verdict, keys in sorted(by_verdict.items())
+    ]
 
 
 def _dead(error: str) -> Explanation:
@@ -744,6 +765,7 @@ def reconcile(sources: Sources) -> Reconciliation:
             )
         )  # fmt: skip
     differences += check_usage(sources, published)
+    differences += check_upstream(sources)
     if charge_conflicts:
         differences.append(
             Difference(
@@ -760,6 +782,11 @@ def reconcile(sources: Sources) -> Reconciliation:
         "bill_lines": sum(len(b.lines) for b in sources.bills),
         "rows_rejected": sum(b.rows_rejected for b in sources.bills),
         "records_published": len(published),
+        "copies_published": len(sources.usage),
+        "upstream_accepted": sum(1 for u in published.values() if u.bill_id is None),
+        "upstream_duplicates": sum(1 for u in sources.usage if u.bill_id is None)
+        - sum(1 for u in published.values() if u.bill_id is None),
+        "upstream_conflicts": sum(1 for _, v in sources.upstream_refused if v == "conflict"),
         "records_dead_lettered": sum(1 for i in published if i in sources.usage_dead_letters),
         "charges_rated": len(charges),
         "charges_stored": len(stored_now),

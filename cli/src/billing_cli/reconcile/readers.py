@@ -164,6 +164,38 @@ async def read_dead_letters(
     return out
 
 
+async def read_upstream_refusals(
+    bootstrap_servers: str, topic: str, period: str
+) -> list[tuple[str, str]]:
+    """Upstream events of the period ingest refused: (``source:id``, verdict), from the
+    rejected-usage topic (a bill's rejected rows are read from its registry instead). The
+    period is the month of the event's usage start; an event whose start cannot be read is
+    counted in every period."""
+    out = []
+    async for message in read_topic(bootstrap_servers, topic):
+        data = _data(message.value)
+        if data is None or data.get("bill_id") is not None:
+            continue
+        verdict = str(data.get("reason", "")).split(":", 1)[0]
+        raw = data.get("raw") or {}
+        try:
+            event = orjson.loads(raw.get("event") or "")
+            start = str(event["data"]["charge_period_start"])[:7]
+        except (orjson.JSONDecodeError, KeyError, TypeError):
+            start = period
+        if start == period:
+            out.append((f"{raw.get('source')}:{event_id_of(raw)}", verdict))
+    return out
+
+
+def event_id_of(raw: Doc) -> str:
+    """The id of a refused upstream event, as far as its text shows it."""
+    try:
+        return str(orjson.loads(raw.get("event") or "")["id"])
+    except (orjson.JSONDecodeError, KeyError, TypeError):
+        return "?"
+
+
 # --- ingest -------------------------------------------------------------------------------
 
 

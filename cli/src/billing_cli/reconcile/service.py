@@ -35,6 +35,11 @@ async def read_sources(
         bills = group.create_task(readers.read_bills(db, period))
         restated = group.create_task(readers.read_restated(db))
         upstream = group.create_task(readers.read_upstream(db))
+        refused = group.create_task(
+            readers.read_upstream_refusals(
+                bootstrap_servers, topic_name(Topic.USAGE_REJECTED, namespace), period
+            )
+        )
         usage = group.create_task(readers.read_usage(bootstrap_servers, usage_topic, period))
         usage_dead = group.create_task(
             readers.read_dead_letters(bootstrap_servers, usage_dlq, period, "record_id")
@@ -53,6 +58,7 @@ async def read_sources(
         bills=bills.result(),
         restated_ids=restated.result(),
         upstream_ids=upstream.result(),
+        upstream_refused=refused.result(),
         usage=usage.result(),
         usage_dead_letters=usage_dead.result(),
         charges=charges.result(),
