@@ -299,3 +299,18 @@ def test_one_customer_is_reconciled_alone() -> None:
     assert result.reconciles
     assert [c.customer_id for c in result.customers] == ["acme"]
     assert result.counts["records_published"] == 1
+
+
+def test_a_message_that_is_no_record_is_explained_only_by_its_dead_letter() -> None:
+    where = "billing.usage.recorded.v1/0/7"
+    result = reconcile(replace(clean(), unreadable={where: None}))
+    assert [(d.what, d.records) for d in result.unexplained] == [
+        ("messages that are no usage record or rated charge", (where,))
+    ]
+    result = reconcile(replace(clean(), unreadable={where: "not valid JSON"}))
+    assert result.reconciles
+    [difference] = result.differences
+    assert (difference.explanation, difference.detail) == (
+        Explanation.DEAD_LETTERED,
+        "not valid JSON",
+    )

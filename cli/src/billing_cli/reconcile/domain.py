@@ -197,6 +197,9 @@ class Sources:
     """Invoicing's charges of the period, and those stored on the period's invoices."""
     invoices: Sequence[InvoiceFigures] = ()
     """The period's invoices."""
+    unreadable: Mapping[str, str | None] = field(default_factory=dict)
+    """Messages of the usage or charge topic that are no record or charge (any period):
+    location -> the error of their dead letter (the same bytes), None if not dead-lettered."""
 
 
 # --- the result ---------------------------------------------------------------------------
@@ -429,6 +432,24 @@ def check_upstream(sources: Sources) -> list[Difference]:
             Explanation.REJECTED,
         )
         for verdict, keys in sorted(by_verdict.items())
+    ]
+
+
+def check_unreadable(sources: Sources) -> list[Difference]:
+    """A message that is no record or charge must have been dead-lettered (byte for byte)."""
+    by_error: dict[str | None, list[str]] = defaultdict(list)
+    for where, error in sources.unreadable.items():
+        by_error[error].append(where)
+    return [
+        Difference(
+            Check.USAGE if ".usage." in where_list[0] else Check.RATING,
+            "topics",
+            "messages that are no usage record or rated charge",
+            _ids(where_list),
+            None if error is None else Explanation.DEAD_LETTERED,
+            detail=error or "",
+        )
+        for error, where_list in sorted(by_error.items(), key=lambda e: e[0] or "")
     ]
 
 
@@ -766,6 +787,7 @@ def reconcile(sources: Sources) -> Reconciliation:
         )  # fmt: skip
     differences += check_usage(sources, published)
     differences += check_upstream(sources)
+    differences += check_unreadable(sources)
     if charge_conflicts:
         differences.append(
             Difference(

@@ -10,6 +10,7 @@ service would refuse.
 
 from __future__ import annotations
 
+import hashlib
 import zlib
 from collections import defaultdict
 from collections.abc import AsyncIterator, Iterable
@@ -50,6 +51,8 @@ Doc = dict[str, Any]
 class Message:
     """One message as the broker holds it."""
 
+    location: str
+    """``topic/partition/offset``."""
     value: bytes
     headers: dict[str, str]
 
@@ -86,7 +89,8 @@ async def read_topic(bootstrap_servers: str, topic: str) -> AsyncIterator[Messag
                     if record.offset >= ends[tp]:
                         break
                     headers = {k: v.decode(errors="replace") for k, v in record.headers or ()}
-                    yield Message(record.value or b"", headers)
+                    where = f"{tp.topic}/{tp.partition}/{record.offset}"
+                    yield Message(where, record.value or b"", headers)
                 if await consumer.position(tp) >= ends[tp]:
                     remaining.discard(tp)
     finally:
@@ -132,36 +136,79 @@ def charge_of(data: Doc) -> Charge:
     )
 
 
-async def read_usage(bootstrap_servers: str, topic: str, period: str) -> list[Usage]:
-    """The period's usage records on the usage topic, every copy, in topic order."""
-    out = []
-    async for message in read_topic(bootstrap_servers, topic):
-        data = _data(message.value)
-        if data is not None and data.get("billing_period") == period:
-            out.append(usage_of(data))
-    return out
+def digest(value: bytes) -> str:
+    """What identifies a message's bytes (a dead letter keeps them byte for byte)."""
+    return hashlib.sha256(value).hexdigest()
 
 
-async def read_charges(bootstrap_servers: str, topic: str, period: str) -> list[Charge]:
-    """The period's rated charges on the charge topic (close markers are skipped)."""
-    out = []
+Unreadable = dict[str, str]
+"""Messages that are not what their topic carries: location -> digest of their bytes."""
+
+_UNREADABLE = (KeyError, TypeError, ValueError, ArithmeticError)
+"""What reading a malformed record or charge raises (``decimal.InvalidOperation`` included)."""
+
+
+async def read_usage(
+    bootstrap_servers: str, topic: str, period: str
+) -> tuple[list[Usage], Unreadable]:
+    """The period's usage records on the usage topic, every copy, in topic order; and the
+    messages that are no usage record (whatever their period)."""
+    out, unreadable = [], {}
     async for message in read_topic(bootstrap_servers, topic):
         data = _data(message.value)
-        if data is not None and "charge_id" in data and data.get("billing_period") == period:
-            out.append(charge_of(data))
-    return out
+        try:
+            if data is None:
+                raise ValueError
+            if data.get("billing_period") == period:
+                out.append(usage_of(data))
+        except _UNREADABLE:
+            unreadable[message.location] = digest(message.value)
+    return out, unreadable
+
+
+async def read_charges(
+    bootstrap_servers: str, topic: str, period: str
+) -> tuple[list[Charge], Unreadable]:
+    """The period's rated charges on the charge topic (close markers are skipped); and the
+    messages that are neither a charge nor a close marker."""
+    out, unreadable = [], {}
+    async for message in read_topic(bootstrap_servers, topic):
+        data = _data(message.value)
+        try:
+            if data is None:
+                raise ValueError
+            if "charge_id" in data and data.get("billing_period") == period:
+                out.append(charge_of(data))
+            elif "charge_id" not in data and "customer_id" not in data:
+                raise ValueError
+        except _UNREADABLE:
+            unreadable[message.location] = digest(message.value)
+    return out, unreadable
+
+
+@dataclass(frozen=True)
+class DeadLetters:
+    """A dead-letter topic: the error per dead record (or charge) id of the period, and per
+    digest of every dead message's bytes."""
+
+    by_id: dict[str, str]
+    by_digest: dict[str, str]
 
 
 async def read_dead_letters(
     bootstrap_servers: str, topic: str, period: str, id_field: str
-) -> dict[str, str]:
-    """Id (``id_field`` of the dead message's data) -> error, for the period's dead letters."""
-    out: dict[str, str] = {}
+) -> DeadLetters:
+    """Id (``id_field`` of the dead message's data) -> error, for the period's dead letters;
+    digest -> error, for all of them."""
+    by_id: dict[str, str] = {}
+    by_digest: dict[str, str] = {}
     async for message in read_topic(bootstrap_servers, topic):
+        error = message.headers.get("x-error", "")
+        by_digest[digest(message.value)] = error
         data = _data(message.value)
         if data is not None and data.get("billing_period") == period and id_field in data:
-            out[str(data[id_field])] = message.headers.get("x-error", "")
-    return out
+            by_id[str(data[id_field])] = error
+    return DeadLetters(by_id, by_digest)
 
 
 async def read_upstream_refusals(

@@ -52,6 +52,12 @@ async def read_sources(
         stored = group.create_task(readers.read_stored_charges(db, period))
         invoices = group.create_task(readers.read_invoices(db, period))
     prices, corrections = rated.result()
+    usage_records, usage_unreadable = usage.result()
+    charge_events, charge_unreadable = charges.result()
+    dead_usage, dead_charges = usage_dead.result(), charge_dead.result()
+    unreadable = {
+        where: dead_usage.by_digest.get(sha) for where, sha in usage_unreadable.items()
+    } | {where: dead_charges.by_digest.get(sha) for where, sha in charge_unreadable.items()}
     return Sources(
         period=period,
         customer_id=customer_id,
@@ -59,10 +65,11 @@ async def read_sources(
         restated_ids=restated.result(),
         upstream_ids=upstream.result(),
         upstream_refused=refused.result(),
-        usage=usage.result(),
-        usage_dead_letters=usage_dead.result(),
-        charges=charges.result(),
-        charge_dead_letters=charge_dead.result(),
+        usage=usage_records,
+        usage_dead_letters=dead_usage.by_id,
+        charges=charge_events,
+        charge_dead_letters=dead_charges.by_id,
+        unreadable=unreadable,
         rated_prices=prices,
         rating_corrections=corrections,
         stored=stored.result(),
