@@ -19,8 +19,10 @@ A :class:`Difference` names the records that make it and, when a known cause exp
 that cause (rejected, dead-lettered, unknown account, late onto the next invoice, reversal of a
 restated line). A period reconciles when no difference is unexplained.
 
-Amounts are compared exactly, as each service keeps them: the database keeps nanos
-(10**-9, rounded half-even), so a wire amount is compared with a stored one in nanos.
+Amounts are compared exactly, as each service keeps them: decimal strings on the wire and in
+rating's store are compared as they are; invoicing keeps nanos (10**-9, rounded half-even), so
+a wire amount is compared with one invoicing stored in nanos, and invoice lines (sums of stored
+charges) with sums of stored charges.
 """
 
 from __future__ import annotations
@@ -360,7 +362,7 @@ def check_usage(sources: Sources, published: Mapping[str, Usage]) -> list[Differ
         for i, line in lines.items()
         if i in published
         and (
-            _nanos(published[i].billed_cost) != _nanos(line.billed_cost)
+            published[i].billed_cost != line.billed_cost
             or published[i].currency != line.currency
             or published[i].billing_account_id != line.billing_account_id
             or published[i].sub_account_id != line.sub_account_id
@@ -511,10 +513,7 @@ def check_rating(
         i
         for i, record in published.items()
         if i in charges
-        and (
-            _nanos(charges[i].cost) != _nanos(record.billed_cost)
-            or charges[i].cost_currency != record.currency
-        )
+        and (charges[i].cost != record.billed_cost or charges[i].cost_currency != record.currency)
     ]
     if wrong_cost:
         out.append(
@@ -539,9 +538,7 @@ def check_rating(
         return sources.rating_corrections.get(charge.charge_id)
 
     not_kept = [
-        c.charge_id
-        for c in charges.values()
-        if (kept := kept_price(c)) is None or _nanos(kept) != _nanos(c.price)
+        c.charge_id for c in charges.values() if (kept := kept_price(c)) is None or kept != c.price
     ]
     if not_kept:
         out.append(
@@ -643,11 +640,7 @@ def check_invoices(sources: Sources) -> list[Difference]:
         want = expected.get(invoice.invoice_id, {})
         for key in sorted(set(want) | set(invoice.lines)):
             got, should = invoice.lines.get(key, NO_SUMS), want.get(key, NO_SUMS)
-            if (got.charges, _nanos(got.cost), _nanos(got.price)) != (
-                should.charges,
-                _nanos(should.cost),
-                _nanos(should.price),
-            ):
+            if (got.charges, got.cost, got.price) != (should.charges, should.cost, should.price):
                 out.append(
                     Difference(
                         Check.INVOICE,
