@@ -17,6 +17,7 @@ from billing_cli.reconcile.domain import (
     Reconciliation,
     Sources,
     StoredCharge,
+    TaxFigures,
     Usage,
     reconcile,
 )
@@ -314,3 +315,26 @@ def test_a_message_that_is_no_record_is_explained_only_by_its_dead_letter() -> N
         Explanation.DEAD_LETTERED,
         "not valid JSON",
     )
+
+
+def test_finalized_invoice_taxes_are_checked_per_rate() -> None:
+    sources = clean()
+    vat = TaxFigures("VAT 20%", D(20), D("13.7500000011"), D("2.75000000022"), D("2.75"))
+    final = replace(
+        sources.invoices[0],
+        status="finalized",
+        rounded=[(D("13.7500000011"), D("13.75"))],
+        subtotal=D("13.75"),
+        taxes=[vat],
+        tax=D("2.75"),
+    )
+    assert reconcile(replace(sources, invoices=[final])).reconciles
+    wrong = replace(final, taxes=[replace(vat, tax=D("2.76"))], tax=D("2.76"))
+    whats = [d.what for d in reconcile(replace(sources, invoices=[wrong])).unexplained]
+    assert whats == ["tax VAT 20%: 2.76 is more than half a minor unit off"]
+    partial = replace(final, taxes=[replace(vat, base_exact=D(13), tax_exact=D("2.6"))])
+    whats = [d.what for d in reconcile(replace(sources, invoices=[partial])).unexplained]
+    assert whats == [
+        "taxed bases add up to 13, the exact lines to 13.7500000011",
+        "tax VAT 20%: 2.75 is more than half a minor unit off",
+    ]

@@ -167,6 +167,19 @@ class InvoiceFigures:
     lines: Mapping[LineKey, LineSums]
     rounded: Sequence[tuple[Decimal, Decimal]] = ()
     subtotal: Decimal | None = None
+    taxes: Sequence[TaxFigures] = ()
+    tax: Decimal | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class TaxFigures:
+    """One tax rate of a finalized invoice: its exact base, percent, exact and rounded tax."""
+
+    label: str
+    percent: Decimal
+    base_exact: Decimal
+    tax_exact: Decimal
+    tax: Decimal
 
 
 @dataclass(frozen=True)
@@ -631,7 +644,9 @@ def check_invoices(sources: Sources) -> list[Difference]:
     Rule: per (period, provider, service), the charge count, cost and exact price of the
     invoice's line = those of the charges stored for the invoice; a finalized invoice's rounded
     lines add up to its subtotal, each within one minor unit of its exact amount, and the
-    subtotal is within half a minor unit of the exact sum.
+    subtotal is within half a minor unit of the exact sum; per tax rate, the exact tax is the
+    rate of the exact base and is rounded within half a minor unit; the rates' exact bases add
+    up to the exact lines and their taxes to the invoice's tax.
     """
     out: list[Difference] = []
     expected = invoice_lines_of(sources.stored)
@@ -681,6 +696,18 @@ def _rounding(invoice: InvoiceFigures) -> list[Difference]:
         problems.append(f"subtotal {invoice.subtotal} is more than half a minor unit off {exact}")
     if any(abs(r - e) >= step for e, r in invoice.rounded):
         problems.append("a line is rounded by a minor unit or more")
+    if invoice.taxes:
+        bases = sum((t.base_exact for t in invoice.taxes), ZERO)
+        if bases != exact:
+            problems.append(f"taxed bases add up to {bases}, the exact lines to {exact}")
+        for t in invoice.taxes:
+            if t.base_exact * t.percent / 100 != t.tax_exact:
+                problems.append(f"tax {t.label}: {t.tax_exact} is not {t.percent}% of its base")
+            if abs(t.tax - t.tax_exact) * 2 > step:
+                problems.append(f"tax {t.label}: {t.tax} is more than half a minor unit off")
+        taxed = sum((t.tax for t in invoice.taxes), ZERO)
+        if invoice.tax is not None and taxed != invoice.tax:
+            problems.append(f"taxes per rate add up to {taxed}, the invoice's tax is {invoice.tax}")
     return [Difference(Check.INVOICE, invoice.invoice_id, p) for p in problems]
 
 

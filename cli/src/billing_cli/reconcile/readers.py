@@ -31,6 +31,7 @@ from billing_cli.reconcile.domain import (
     LineKey,
     LineSums,
     StoredCharge,
+    TaxFigures,
     Usage,
 )
 from billing_ingest.adapters.bill_registry import BILLS, LINES, LOADED, REJECTIONS, REVERSALS
@@ -417,6 +418,17 @@ def invoice_figures(doc: Doc) -> InvoiceFigures:
         lines=_line_sums(charged, period),
         rounded=[(Decimal(x["amount_exact"]), Decimal(x["amount"])) for x in document["lines"]],
         subtotal=Decimal(document["subtotal"]),
+        taxes=[
+            TaxFigures(
+                label=str(t["label"]),
+                percent=Decimal(t["percent"]),
+                base_exact=Decimal(t["base_exact"]),
+                tax_exact=Decimal(t["tax_exact"]),
+                tax=Decimal(t["tax"]),
+            )
+            for t in document.get("taxes") or []
+        ],
+        tax=Decimal(document["tax"]),
     )
 
 
