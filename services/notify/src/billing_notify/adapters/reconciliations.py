@@ -35,10 +35,13 @@ class MongoReconciliations:
 
     async def verdicts(self, periods: Sequence[str]) -> dict[str, Verdict]:
         """See :class:`Reconciliations`."""
-        if not periods:
-            return {}
         out = {}
-        async for doc in self._results.find({"_id": {"$in": list(periods)}}):
+        for period in dict.fromkeys(periods):
+            # by _id, one look-up per period (a bill has one or two): the filter FerretDB
+            # answers from its index on every backend, unlike $in
+            doc = await self._results.find_one({"_id": period})
+            if doc is None:
+                continue
             checked_at = doc["checked_at"]
             if checked_at.tzinfo is None:  # the driver hands back naive UTC by default
                 checked_at = checked_at.replace(tzinfo=UTC)
