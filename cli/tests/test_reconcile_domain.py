@@ -7,6 +7,7 @@ from dataclasses import replace
 from decimal import Decimal
 
 from billing_cli.reconcile.domain import (
+    Announcement,
     Bill,
     Charge,
     Check,
@@ -273,11 +274,40 @@ def test_finalized_invoice_rounding_is_checked() -> None:
         status="finalized",
         rounded=[(D("13.7500000011"), D("13.75"))],
         subtotal=D("13.75"),
+        tax=D(0),
     )
+    announced = [Announcement(f"acme:{PERIOD}", "A-1", D("13.75"), D(0))]
+    sources = replace(sources, announced=announced)
     assert reconcile(replace(sources, invoices=[final])).reconciles
     off = replace(final, rounded=[(D("13.7500000011"), D("13.76"))], subtotal=D("13.76"))
     whats = [d.what for d in reconcile(replace(sources, invoices=[off])).unexplained]
-    assert whats == ["subtotal 13.76 is more than half a minor unit off 13.7500000011"]
+    assert whats == [
+        "subtotal 13.76 is more than half a minor unit off 13.7500000011",
+        "announced with another subtotal or tax than stored",
+    ]
+
+
+def test_a_finalized_invoice_is_announced_once_with_its_figures() -> None:
+    sources = clean()
+    final = replace(
+        sources.invoices[0],
+        status="finalized",
+        rounded=[(D("13.7500000011"), D("13.75"))],
+        subtotal=D("13.75"),
+        tax=D(0),
+    )
+    sources = replace(sources, invoices=[final])
+    assert [(d.what, d.records) for d in reconcile(sources).unexplained] == [
+        ("finalized but never announced", (f"acme:{PERIOD}",))
+    ]
+    stray = Announcement(f"globex:{PERIOD}", "A-2", D(1), D(0))
+    right = Announcement(f"acme:{PERIOD}", "A-1", D("13.75"), D(0))
+    result = reconcile(replace(sources, announced=[right, right, stray]))
+    assert [(d.what, d.records) for d in result.unexplained] == [
+        ("announced but not a finalized invoice of the store", (f"globex:{PERIOD}",))
+    ]
+    # frozen, not yet announced: nothing to say yet
+    assert reconcile(replace(sources, invoices=[replace(final, status="finalizing")])).reconciles
 
 
 def test_one_customer_is_reconciled_alone() -> None:
@@ -322,7 +352,7 @@ def test_finalized_invoice_taxes_are_checked_per_rate() -> None:
     vat = TaxFigures("VAT 20%", D(20), D("13.7500000011"), D("2.75000000022"), D("2.75"))
     final = replace(
         sources.invoices[0],
-        status="finalized",
+        status="finalizing",  # not announced yet
         rounded=[(D("13.7500000011"), D("13.75"))],
         subtotal=D("13.75"),
         taxes=[vat],

@@ -182,6 +182,20 @@ class TaxFigures:
     tax: Decimal
 
 
+@dataclass(frozen=True, slots=True)
+class Announcement:
+    """A finalized invoice as the invoice-finalized topic announced it."""
+
+    invoice_id: str
+    number: str
+    subtotal: Decimal
+    tax: Decimal
+
+
+ANNOUNCED_STATUSES = frozenset({"finalized", "partially_paid", "paid", "overdue", "void"})
+"""Statuses of an invoice whose finalization was announced (``finalizing``: not yet)."""
+
+
 @dataclass(frozen=True)
 class Sources:
     """Everything read for one period (and customer, if one was asked for)."""
@@ -212,6 +226,8 @@ class Sources:
     """Invoicing's charges of the period, and those stored on the period's invoices."""
     invoices: Sequence[InvoiceFigures] = ()
     """The period's invoices."""
+    announced: Sequence[Announcement] = ()
+    """The period's invoices as announced on the invoice-finalized topic, every copy."""
     unreadable: Mapping[str, str | None] = field(default_factory=dict)
     """Messages of the usage or charge topic that are no record or charge (any period):
     location -> the error of their dead letter (the same bytes), None if not dead-lettered."""
@@ -683,6 +699,57 @@ def check_invoices(sources: Sources) -> list[Difference]:
     return out
 
 
+def check_announcements(sources: Sources) -> list[Difference]:
+    """Each finalized invoice was announced, with its subtotal and tax, and only it.
+
+    Rule: an invoice past ``finalizing`` has an announcement on the invoice-finalized topic
+    whose every copy carries the stored subtotal and tax; no invoice of the period is announced
+    that invoicing does not hold finalized.
+    """
+    out: list[Difference] = []
+    announced: dict[str, list[Announcement]] = defaultdict(list)
+    for a in sources.announced:
+        announced[a.invoice_id].append(a)
+    finalized = {
+        i.invoice_id: i
+        for i in sources.invoices
+        if i.status in ANNOUNCED_STATUSES and i.subtotal is not None
+    }
+    silent = [i for i in finalized if i not in announced]
+    if silent:
+        out.append(
+            Difference(
+                Check.INVOICE, "invoice topic", "finalized but never announced", _ids(silent)
+            )
+        )
+    unknown = [i for i in announced if i not in finalized]
+    if unknown:
+        out.append(
+            Difference(
+                Check.INVOICE,
+                "invoice topic",
+                "announced but not a finalized invoice of the store",
+                _ids(unknown),
+            )
+        )
+    differing = [
+        i
+        for i, copies in announced.items()
+        if i in finalized
+        and any((a.subtotal, a.tax) != (finalized[i].subtotal, finalized[i].tax) for a in copies)
+    ]
+    if differing:
+        out.append(
+            Difference(
+                Check.INVOICE,
+                "invoice topic",
+                "announced with another subtotal or tax than stored",
+                _ids(differing),
+            )
+        )
+    return out
+
+
 def _rounding(invoice: InvoiceFigures) -> list[Difference]:
     if invoice.subtotal is None or invoice.currency is None:
         return []
@@ -788,6 +855,7 @@ def for_customer(sources: Sources) -> Sources:
         rating_corrections={i: p for i, p in sources.rating_corrections.items() if i in charge_ids},
         stored=[s for s in sources.stored if s.customer_id == customer],
         invoices=[i for i in sources.invoices if i.customer_id == customer],
+        announced=[a for a in sources.announced if a.invoice_id.rsplit(":", 1)[0] == customer],
     )
 
 
@@ -818,6 +886,7 @@ def reconcile(sources: Sources) -> Reconciliation:
     differences += check_rating(sources, published, charges)
     differences += check_invoicing(sources, charges)
     differences += check_invoices(sources)
+    differences += check_announcements(sources)
     stored_now = [s for s in sources.stored if s.period == sources.period]
     counts = {
         "bills": len(sources.bills),

@@ -25,6 +25,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 
 from billing_cli.reconcile.domain import (
     ZERO,
+    Announcement,
     Bill,
     Charge,
     InvoiceFigures,
@@ -242,6 +243,27 @@ def event_id_of(raw: Doc) -> str:
         return str(orjson.loads(raw.get("event") or "")["id"])
     except (orjson.JSONDecodeError, KeyError, TypeError):
         return "?"
+
+
+async def read_announced(bootstrap_servers: str, topic: str, period: str) -> list[Announcement]:
+    """The period's invoices as the invoice-finalized topic announced them, every copy."""
+    out = []
+    async for message in read_topic(bootstrap_servers, topic):
+        data = _data(message.value)
+        if data is None or data.get("period") != period:
+            continue
+        try:
+            out.append(
+                Announcement(
+                    invoice_id=str(data["invoice_id"]),
+                    number=str(data["invoice_number"]),
+                    subtotal=Decimal(data["subtotal"]),
+                    tax=Decimal(data["tax"]),
+                )
+            )
+        except _UNREADABLE:
+            continue  # its consumer (notify) dead-letters it: not invoicing's to explain
+    return out
 
 
 # --- ingest -------------------------------------------------------------------------------

@@ -51,6 +51,11 @@ async def read_sources(
         rated = group.create_task(readers.read_rated(db, period))
         stored = group.create_task(readers.read_stored_charges(db, period))
         invoices = group.create_task(readers.read_invoices(db, period))
+        announced = group.create_task(
+            readers.read_announced(
+                bootstrap_servers, topic_name(Topic.INVOICE_FINALIZED, namespace), period
+            )
+        )
     prices, corrections = rated.result()
     usage_records, usage_unreadable = usage.result()
     charge_events, charge_unreadable = charges.result()
@@ -74,6 +79,7 @@ async def read_sources(
         rating_corrections=corrections,
         stored=stored.result(),
         invoices=invoices.result(),
+        announced=announced.result(),
     )
 
 
