@@ -61,6 +61,7 @@ demo: up ## Run the whole pipeline on the bundled sample bill; show invoices and
 	@$(BILLING) invoices generate --period $(PERIOD)
 	@$(BILLING) wait
 	@$(BILLING) demo report --period $(PERIOD)
+	@$(BILLING) reconcile --period $(PERIOD)
 
 demo-clean: down ## Forget all local data (Kafka topics, database, mail); keeps downloads
 	@rm -rf var/kafka/data var/ferretdb var/postgres var/mail var/demo var/log/*.log

@@ -158,6 +158,8 @@ async def test_a_focus_bill_becomes_emailed_pdf_invoices_once(pipeline: Any) -> 
     await wait_for(lambda: _count(pipeline.smtp.directory, 2), "two emails")
     docs = await finalized_invoices(pipeline)
     assert_invoices_and_emails(docs, mails(pipeline.smtp.directory))
+    # every line of the bill on exactly one invoice, from what each service stored (exit 0)
+    assert f"{PERIOD} reconciles" in await pipeline.billing("reconcile", "--period", PERIOD)
 
     # the whole flow again (same file, same close): nothing new is issued or sent
     out = await pipeline.billing("ingest", str(SAMPLE))
@@ -217,3 +219,5 @@ async def test_a_service_killed_mid_flow_loses_nothing_and_bills_nothing_twice(
     await asyncio.sleep(1)
     docs = await finalized_invoices(pipeline)
     assert_invoices_and_emails(docs, mails(pipeline.smtp.directory))
+    # every line of the bill on exactly one invoice, from what each service stored (exit 0)
+    assert f"{PERIOD} reconciles" in await pipeline.billing("reconcile", "--period", PERIOD)

@@ -28,7 +28,9 @@ from aiokafka import AIOKafkaConsumer
 from aiokafka.admin import AIOKafkaAdminClient
 from pipeline_bench import PipelineBench
 from pipeline_workload import PERIOD, Workload, customer_id
+from pymongo import AsyncMongoClient
 
+from billing_cli.reconcile.service import reconcile_period
 from billing_runtime.lag import topic_partitions
 from billing_schemas.topics import Topic, topic_name
 
@@ -127,6 +129,17 @@ async def test_every_invoice_is_the_exact_sum_of_its_rated_charges(
         )
         invoices = run.invoices
         emails = len(run.mail.received)
+        mongo: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(infra.mongodb_url)
+        try:
+            reconciled = await reconcile_period(
+                mongo[run.namespace], infra.kafka_bootstrap_servers, run.topic_namespace, PERIOD
+            )
+        finally:
+            await mongo.close()
+
+    # billing reconcile: every line on exactly one invoice, nothing unexplained
+    assert reconciled.reconciles, reconciled.unexplained
+    assert reconciled.counts["bill_lines"] == reconciled.counts["charges_stored"] == LINES
 
     # one charge per bill line, one finalized and emailed invoice per customer
     assert len(charges) == LINES

@@ -15,6 +15,7 @@ from rich.console import Console
 from billing_cli.asyncapi import asyncapi
 from billing_cli.demo import demo_app
 from billing_cli.dlq import dlq_app
+from billing_cli.reconcile.command import reconcile
 from billing_ingest.entrypoints.cli import bills_app, ingest
 from billing_invoicing.entrypoints.cli import catalog_app, invoices_app, pay
 from billing_notify.entrypoints.cli import mail_app
@@ -44,6 +45,7 @@ app.add_typer(demo_app, name="demo")
 app.add_typer(dlq_app, name="dlq")
 app.add_typer(mail_app, name="mail")
 app.command("asyncapi")(asyncapi)
+app.command("reconcile")(reconcile)
 
 CONSUMERS: list[tuple[str, list[Topic]]] = [
     ("billing-rating", [Topic.USAGE_RECORDED]),

@@ -5,6 +5,7 @@ from __future__ import annotations
 import email
 import email.policy
 import hashlib
+from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from email.message import EmailMessage
@@ -26,8 +27,9 @@ from billing_notify.adapters.mailer import (
     TransientMailError,
     UncertainMailError,
 )
+from billing_notify.adapters.reconciliations import InMemoryReconciliations
 from billing_notify.adapters.rejections import InMemoryRejectedRows
-from billing_notify.domain.bill_report import bill_report_view
+from billing_notify.domain.bill_report import Verdict, bill_report_view
 from billing_notify.domain.customer_emails import reminder_step
 from billing_notify.domain.delivery import DeliveryStatus, RetryPolicy
 from billing_notify.domain.messages import MessageKind, choose_language, message_id_for
@@ -588,6 +590,7 @@ async def test_operators_get_the_bill_report_with_the_first_rejected_rows() -> N
     assert "focus-2024-09.csv row 4, column BilledCost: not a decimal: 'x4'" in text
     assert "row 5," not in text  # only the first 3 rows (2, 3, 4) are listed
     assert "... and 2 more: billing bills show bill-7" in text  # 5 rejected - 3 listed
+    assert "2024-09: not reconciled yet (billing reconcile --period 2024-09)" in text
     [record] = log.records.values()
     assert (record.kind, record.customer_id) == ("bill-processed", None)
 
@@ -597,6 +600,31 @@ async def test_without_operators_no_bill_report_is_sent() -> None:
     assert (await notify_bill_processed(_bill(0), ports, POLICY)).result is Result.SKIPPED
     assert mailer.sent == []
     assert log.records == {}
+
+
+async def test_the_bill_report_says_whether_the_period_reconciles() -> None:
+    ports, mailer, _, _ = _ports()
+    verdict = Verdict("2024-09", reconciles=False, unexplained=3, checked_at=AT + timedelta(1))
+    ports = replace(ports, reconciliations=InMemoryReconciliations({"2024-09": verdict}))
+    policy = MailPolicy(sender=SENDER, operators=(parse_mailbox("ops@cumulus.example"),))
+    assert (await notify_bill_processed(_bill(0), ports, policy)).result is Result.SENT
+    [sent] = mailer.sent
+    line = "2024-09: does NOT reconcile: 3 unexplained differences (checked 2024-10-02 06:30 UTC)"
+    assert line in _text(sent.message)
+    html = sent.message.get_body(("html",))
+    assert html is not None
+    assert line in html.get_content()
+
+
+def test_a_verdict_older_than_the_bill_is_flagged_as_such() -> None:
+    earlier = Verdict("2024-09", reconciles=True, unexplained=0, checked_at=AT - timedelta(1))
+    view = bill_report_view(
+        _bill(0).data, [], limit=0, verdicts={"2024-09": earlier}, processed_at=AT
+    )
+    assert view.reconciliation == [
+        "2024-09: reconciles: no unexplained difference (checked 2024-09-30 06:30 UTC, "
+        "before this bill: run billing reconcile --period 2024-09 again)"
+    ]
 
 
 def test_the_report_view_orders_currencies_and_counts_unlisted_rows() -> None:

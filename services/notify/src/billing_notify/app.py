@@ -8,6 +8,7 @@ from billing_notify.adapters.catalog import MongoCustomerDirectory
 from billing_notify.adapters.delivery_log import MongoDeliveryLog
 from billing_notify.adapters.documents import GridFsInvoicePdfs
 from billing_notify.adapters.mailer import SmtpMailer
+from billing_notify.adapters.reconciliations import MongoReconciliations
 from billing_notify.adapters.rejections import MongoRejectedRows
 from billing_notify.entrypoints.consumers import register
 from billing_notify.entrypoints.retry_loop import register_retry_loop
@@ -49,6 +50,7 @@ def build(settings: NotifySettings) -> Runtime:
             timeout_seconds=settings.smtp_timeout_seconds,
         ),
         rejections=MongoRejectedRows(runtime.db),
+        reconciliations=MongoReconciliations(runtime.db),
     )
     policy = mail_policy(settings)
     runtime.on_startup.append(deliveries.ensure_indexes)

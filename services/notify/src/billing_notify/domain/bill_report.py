@@ -1,12 +1,14 @@
-"""The operators' report of a processed bill: counts, totals per currency, first rejected rows.
+"""The operators' report of a processed bill: counts, totals per currency, first rejected rows,
+and whether each of its periods reconciles (the last ``billing reconcile`` verdict).
 
 Pure. Operators are a fixed list of addresses from the settings; the report is in English.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 
 from billing_notify.domain.messages import MessageKind, message_id_for
 from billing_schemas.events import BillSummary, RejectedRow
@@ -20,6 +22,38 @@ class RejectedRowLine:
     row: str
     column: str
     reason: str
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """The last reconciliation of a period (``billing reconcile``)."""
+
+    period: str
+    reconciles: bool
+    unexplained: int
+    checked_at: datetime
+
+
+def reconciliation_line(
+    period: str, verdict: Verdict | None, processed_at: datetime | None = None
+) -> str:
+    """Whether the period reconciles, as its last ``billing reconcile`` found.
+
+    A verdict reached before this bill was processed does not cover the bill: it is said so,
+    with the command that would.
+    """
+    command = f"billing reconcile --period {period}"
+    if verdict is None:
+        return f"{period}: not reconciled yet ({command})"
+    when = verdict.checked_at.strftime("%Y-%m-%d %H:%M UTC")
+    if verdict.reconciles:
+        state = "reconciles: no unexplained difference"
+    else:
+        state = f"does NOT reconcile: {verdict.unexplained:,} unexplained differences"
+    line = f"{period}: {state} (checked {when}"
+    if processed_at is not None and verdict.checked_at < processed_at:
+        return f"{line}, before this bill: run {command} again)"
+    return f"{line})"
 
 
 @dataclass(frozen=True)
@@ -37,6 +71,7 @@ class BillReportView:
     totals: list[tuple[str, str]]
     rejected: list[RejectedRowLine]
     rejected_not_listed: int
+    reconciliation: list[str]
 
 
 def bill_message_id(summary: BillSummary) -> str:
@@ -45,9 +80,16 @@ def bill_message_id(summary: BillSummary) -> str:
 
 
 def bill_report_view(
-    summary: BillSummary, rejected: Sequence[RejectedRow], *, limit: int
+    summary: BillSummary,
+    rejected: Sequence[RejectedRow],
+    *,
+    limit: int,
+    verdicts: Mapping[str, Verdict] | None = None,
+    processed_at: datetime | None = None,
 ) -> BillReportView:
-    """The bill's figures for operators; at most ``limit`` rejected rows listed.
+    """The bill's figures for operators; at most ``limit`` rejected rows listed; one line per
+    billing period saying whether it reconciles (``verdicts``: the last one of each period;
+    see :func:`reconciliation_line`).
 
     Totals are the bill's billed cost per currency, exactly as ingested (not rounded: this is
     provider cost, not an amount owed), currencies in alphabetical order.
@@ -75,4 +117,8 @@ def bill_report_view(
         ],
         rejected=shown,
         rejected_not_listed=max(summary.rows_rejected - len(shown), 0),
+        reconciliation=[
+            reconciliation_line(p, (verdicts or {}).get(p), processed_at)
+            for p in summary.billing_periods
+        ],
     )

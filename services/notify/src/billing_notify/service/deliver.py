@@ -36,6 +36,7 @@ from billing_notify.adapters.mailer import (
     TransientMailError,
     UncertainMailError,
 )
+from billing_notify.adapters.reconciliations import InMemoryReconciliations, Reconciliations
 from billing_notify.adapters.rejections import RejectedRows
 from billing_notify.domain.delivery import (
     Delivery,
@@ -62,6 +63,7 @@ class NotifyPorts:
     mailer: Mailer
     rejections: RejectedRows
     clock: Clock = utc_now
+    reconciliations: Reconciliations = field(default_factory=InMemoryReconciliations)
 
 
 @dataclass(frozen=True)

@@ -27,8 +27,9 @@ from billing_schemas.topics import Topic
 async def notify_bill_processed(
     event: BillProcessed, ports: NotifyPorts, policy: MailPolicy, mode: Mode = Mode.SEND
 ) -> DeliveryOutcome:
-    """Email the operators (settings) the bill's figures and its first rejected rows (read
-    from ingest's store); skipped when no operator address is configured."""
+    """Email the operators (settings) the bill's figures, its first rejected rows (read
+    from ingest's store) and whether its periods reconcile (the last ``billing reconcile``
+    verdicts); skipped when no operator address is configured."""
     summary = event.data
     if not policy.operators:
         return skipped(f"bill {summary.bill_id} processed: no operator address configured")
@@ -39,7 +40,14 @@ async def notify_bill_processed(
         rejected = []
         if summary.rows_rejected:
             rejected = await ports.rejections.first(summary.bill_id, policy.rejected_rows_listed)
-        view = bill_report_view(summary, rejected, limit=policy.rejected_rows_listed)
+        verdicts = await ports.reconciliations.verdicts(summary.billing_periods)
+        view = bill_report_view(
+            summary,
+            rejected,
+            limit=policy.rejected_rows_listed,
+            verdicts=verdicts,
+            processed_at=event.occurred_at,
+        )
         recipients = Recipients(policy.operators)
         message = compose_email(
             render(kind, DEFAULT_LANGUAGE, view),
