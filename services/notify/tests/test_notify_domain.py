@@ -43,9 +43,10 @@ from billing_notify.domain.errors import (
 from billing_notify.domain.invoice_email import (
     compose_invoice_email,
     invoice_subject,
+    invoice_view,
     period_label,
 )
-from billing_notify.domain.messages import MessageKind, message_id_for
+from billing_notify.domain.messages import MessageKind, message_id_for, render
 from billing_notify.domain.recipients import (
     Mailbox,
     Recipients,
@@ -480,3 +481,27 @@ async def test_unknown_customer_missing_or_altered_pdf_send_nothing() -> None:
         await notify_invoice_finalized(_event(), ports, POLICY)
     assert mailer.sent == []
     assert log.records == {}
+
+
+@pytest.mark.parametrize(
+    ("language", "nothing", "pay", "credit"),
+    [
+        ("en", "Nothing to pay", "Please pay", "Credit to your account"),
+        ("de", "Nichts zu zahlen", "Bitte überweisen", "Gutschrift auf Ihr Kundenkonto"),
+        ("fr", "Rien à payer", "Merci de régler", "Crédit en votre faveur"),
+    ],
+)
+def test_a_negative_invoice_says_there_is_nothing_to_pay_never_a_negative_amount(
+    language: str, nothing: str, pay: str, credit: str
+) -> None:
+    invoice = _invoice(total="-59.50").model_copy(update={"outstanding": Decimal(0)})
+    email = render(MessageKind.INVOICE_FINALIZED, language, invoice_view(invoice, language))
+    assert pay not in email.text
+    assert pay not in email.html
+    [due] = [line for line in email.text.splitlines() if nothing in line]
+    [credited] = [line for line in email.text.splitlines() if credit in line]
+    assert "59" in credited
+    assert "-" not in credited.replace("\u2212", "-")  # the credit, as a positive amount
+    assert "0.00" not in due  # "nothing to pay", not an amount
+    assert nothing in email.html
+    assert credit in email.html

@@ -78,6 +78,9 @@ class InvoiceEmailView:
     outstanding: str
     attachment_name: str
     fallback: bool
+    credit: str | None = None
+    """A negative invoice: what it credits the customer (its total, as a positive amount);
+    the email then says there is nothing to pay, never a negative amount due."""
 
 
 def invoice_view(
@@ -96,6 +99,7 @@ def invoice_view(
         outstanding=money(invoice.outstanding, invoice.currency, language),
         attachment_name=attachment_name(invoice),
         fallback=fallback,
+        credit=money(-invoice.total, invoice.currency, language) if invoice.total < 0 else None,
     )
 
 
