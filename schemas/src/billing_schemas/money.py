@@ -9,7 +9,8 @@ Rules (also in docs/money.md):
   unit, a "nano"), because FerretDB has no Decimal128 and ``$sum`` over int64 is exact. Provider
   bills carry up to 11 decimals; converting a line to nanos rounds half-even, so the error is at
   most 0.5 nano a line and a million lines stay within 0.0005 of a unit, far under one cent.
-  int64 holds 9.2e9 major units in nanos, beyond any single invoice.
+  int64 holds 9.2e9 major units in nanos: enough for the dollar or the euro, not for the rupiah,
+  so invoicing stores each currency in a unit of its own (``billing_invoicing.domain.units``).
 * Amounts shown to people and owed by them are rounded once, to the currency's ISO 4217 minor
   units (USD 2, JPY 0, BHD 3, IQD 3), half-up ("commercial rounding"). The exponents come from
   ISO 4217's own list (the ``iso4217`` package), not from CLDR, which differs for a few
