@@ -131,7 +131,3 @@ class InMemoryInvoiceRepository:
     async def customers_with_invoices(self, period: str) -> list[str]:
         """Customers with an invoice for the period."""
         return sorted({i.customer_id for i in self.invoices.values() if i.period == period})
-
-    def charges_on(self, invoice_id: str) -> list[StoredCharge]:
-        """The stored charges that went on the invoice (for recomputations in tests)."""
-        return [k.stored for k in self.charges.values() if k.stored.invoice_id == invoice_id]

@@ -39,7 +39,7 @@ class PositionedCharge:
 async def open_invoice_after(invoices: InvoiceRepository, invoice_id: str) -> str:
     """The customer's first invoice after ``invoice_id``'s period that is still a draft (or does
     not exist yet)."""
-    customer_id, period = invoice_id.rsplit(":", 1)
+    customer_id, period = parse_invoice_id(invoice_id)
     while True:
         period = next_period(period)
         candidate = invoice_id_for(customer_id, period)
