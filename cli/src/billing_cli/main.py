@@ -7,9 +7,13 @@ under one name and adds the pipeline-wide ones.
 from __future__ import annotations
 
 import asyncio
-from typing import Annotated
+import sys
+from typing import Annotated, NoReturn
+from urllib.parse import urlsplit, urlunsplit
 
 import typer
+from aiokafka.errors import KafkaConnectionError
+from pymongo.errors import ConnectionFailure
 from rich.console import Console
 
 from billing_cli.asyncapi import asyncapi
@@ -89,5 +93,29 @@ def wait(
 
 
 def main() -> None:
-    """Console-script entry point."""
-    app()
+    """Console-script entry point: a broker or database that cannot be reached is said so in
+    one line naming its address, not with a traceback."""
+    try:
+        app()
+    except KafkaConnectionError as exc:
+        where = ServiceSettings().kafka_bootstrap_servers
+        _unreachable("the Kafka broker", where, "BILLING_KAFKA_BOOTSTRAP_SERVERS", exc)
+    except ConnectionFailure as exc:
+        where = _without_password(ServiceSettings().mongodb_url)
+        _unreachable("the database", where, "BILLING_MONGODB_URL", exc)
+
+
+def _unreachable(what: str, where: str, variable: str, exc: Exception) -> NoReturn:
+    console.print(
+        f"[red]error:[/red] cannot reach {what} at {where} ({type(exc).__name__}). Is it "
+        f"running? `make up` starts the local one; {variable} names another."
+    )
+    sys.exit(1)
+
+
+def _without_password(url: str) -> str:
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = f"{parts.username}:***@{parts.hostname}" + (f":{parts.port}" if parts.port else "")
+    return urlunsplit(parts._replace(netloc=netloc))
