@@ -175,6 +175,28 @@ async def test_a_retry_abandoned_mid_attempt_is_taken_again_after_its_lease(
     assert taken.status is DeliveryStatus.SENDING
 
 
+async def test_only_an_uncertain_email_is_released_for_a_resend(
+    delivery_log: DeliveryLog,
+) -> None:
+    t0 = datetime(2030, 1, 1, tzinfo=UTC)
+    await delivery_log.claim(INTENT)
+    assert (await delivery_log.resend_uncertain(INTENT.message_id, t0, "op")).status is (
+        DeliveryStatus.PENDING
+    )
+    await delivery_log.mark_sending(INTENT.message_id)
+    await delivery_log.mark_uncertain(INTENT.message_id, "no reply")
+    released = await delivery_log.resend_uncertain(INTENT.message_id, t0, "resend asked by op")
+    assert (released.status, released.next_attempt_at) == (DeliveryStatus.RETRYING, t0)
+    assert released.smtp_response == "resend asked by op"
+    taken = await delivery_log.claim_due_retry(t0, timedelta(minutes=5))
+    assert taken is not None
+    assert taken.message_id == INTENT.message_id
+    again = await delivery_log.claim(INTENT)
+    assert again.status is DeliveryStatus.PENDING
+    sent = await delivery_log.mark_sent(INTENT.message_id, "250 OK", INTENT.recipients)
+    assert (await delivery_log.resend_uncertain(INTENT.message_id, t0, "op")) == sent
+
+
 async def test_a_deferred_email_keeps_its_source_event(delivery_log: DeliveryLog) -> None:
     at = datetime(2030, 1, 1, tzinfo=UTC)
     intent = DeliveryIntent(

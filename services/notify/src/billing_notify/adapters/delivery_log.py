@@ -92,6 +92,11 @@ class DeliveryLog(Protocol):
         """The data went out and no reply came back: ``uncertain``, never sent again."""
         ...
 
+    async def resend_uncertain(self, message_id: str, now: datetime, note: str) -> Delivery:
+        """An operator found that an ``uncertain`` email never arrived: ``retrying`` at ``now``
+        (the re-driver sends it again). Only from ``uncertain``; otherwise unchanged."""
+        ...
+
     async def claim_due_retry(self, now: datetime, lease: timedelta) -> Delivery | None:
         """Take one ``retrying`` record that is due, pushing its time ``lease`` ahead (so that
         another replica does not take it too); None when none is due.
@@ -314,6 +319,15 @@ class MongoDeliveryLog:
         fields = {"status": DeliveryStatus.UNCERTAIN.value, "smtp_response": note}
         return await self._transition(message_id, (DeliveryStatus.SENDING,), fields)
 
+    async def resend_uncertain(self, message_id: str, now: datetime, note: str) -> Delivery:
+        """See :class:`DeliveryLog`."""
+        fields = {
+            "status": DeliveryStatus.RETRYING.value,
+            "next_attempt_at": now,
+            "smtp_response": note,
+        }
+        return await self._transition(message_id, (DeliveryStatus.UNCERTAIN,), fields)
+
     async def claim_due_retry(self, now: datetime, lease: timedelta) -> Delivery | None:
         """See :class:`DeliveryLog`."""
         doc = await self._deliveries.find_one_and_update(
@@ -497,6 +511,16 @@ class InMemoryDeliveryLog:
             message_id,
             (DeliveryStatus.SENDING,),
             status=DeliveryStatus.UNCERTAIN,
+            smtp_response=note,
+        )
+
+    async def resend_uncertain(self, message_id: str, now: datetime, note: str) -> Delivery:
+        """See :class:`DeliveryLog`."""
+        return self._move(
+            message_id,
+            (DeliveryStatus.UNCERTAIN,),
+            status=DeliveryStatus.RETRYING,
+            next_attempt_at=now,
             smtp_response=note,
         )
 
