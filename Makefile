@@ -28,7 +28,7 @@ install: prereqs .venv/.installed ## Install the Python workspace (uv, from uv.l
 infra-up: install ## Start Kafka, FerretDB and the SMTP sink (built/fetched once, under var/; BILLING_FERRETDB_BACKEND=postgresql for FerretDB over PostgreSQL)
 	@scripts/infra.sh up
 
-up: infra-up ## Start the infrastructure and the four services
+up: infra-up ## Start the infrastructure and the five services
 	@$(BILLING) topics create
 	@scripts/services.sh up
 
@@ -82,7 +82,7 @@ bench-pipeline: infra-up ## The whole pipeline, bill file to emailed invoices (L
 	@.venv/bin/python bench/pipeline_bench.py --lines $${LINES:-1000000} --customers $${CUSTOMERS:-1000} \
 	  --profile $${PROFILE:-spread} $${PDF_WORKERS:+--pdf-workers $$PDF_WORKERS}
 
-images: ## Build the four service images (needs a Docker engine)
+images: ## Build the five service images (needs a Docker engine)
 	@docker info >/dev/null 2>&1 || { echo "make images needs a running Docker engine (docker info failed)"; exit 1; }
-	@for s in ingest rating invoicing notify; do \
+	@for s in ingest rating invoicing notify webhooks; do \
 	  docker build -f services/$$s/Dockerfile -t billing-$$s:dev . || exit 1; done
