@@ -10,10 +10,11 @@ time an answer takes says nothing about how much of a token was right.
 
 from __future__ import annotations
 
+import hashlib
 import hmac
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 OPERATOR = "operator"
@@ -26,9 +27,16 @@ class TokenConfigError(ValueError):
 
 @dataclass(frozen=True)
 class Scope:
-    """What a token may see: everything (``customer_id`` None) or one customer."""
+    """What a token may see: everything (``customer_id`` None) or one customer; ``name`` says
+    who holds it in the audit trail (``token:<fingerprint>`` for a configured token)."""
 
     customer_id: str | None
+    name: str = field(default="", compare=False)
+
+    @property
+    def actor(self) -> str:
+        """Who acts with this scope, as the audit trail records it."""
+        return self.name or f"token:{self}"
 
     @property
     def is_operator(self) -> bool:
@@ -80,6 +88,12 @@ def parse_scope(text: str) -> Scope:
 MIN_TOKEN_LENGTH = 16
 
 
+def token_name(token: str) -> str:
+    """A configured token's name in logs and the audit trail: ``token:`` and the first 12 hex
+    digits of its SHA-256 (says which token without saying it; ``echo -n TOKEN | sha256sum``)."""
+    return f"token:{hashlib.sha256(token.encode()).hexdigest()[:12]}"
+
+
 def parse_tokens(tokens: Mapping[str, str]) -> dict[bytes, Scope]:
     """The configured tokens with their scopes; a short token or a bad scope is refused.
 
@@ -94,7 +108,7 @@ def parse_tokens(tokens: Mapping[str, str]) -> dict[bytes, Scope]:
             )
             raise TokenConfigError(msg)
         try:
-            parsed[token.encode()] = parse_scope(scope)
+            parsed[token.encode()] = replace(parse_scope(scope), name=token_name(token))
         except TokenConfigError as exc:
             msg = f"API token #{position} ({token[:4]}...): {exc}"
             raise TokenConfigError(msg) from None

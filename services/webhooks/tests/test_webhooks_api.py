@@ -8,7 +8,7 @@ import httpx
 import pytest
 from webhooks_test_support import T0, finalized
 
-from billing_runtime.access import parse_tokens
+from billing_runtime.access import parse_tokens, token_name
 from billing_webhooks.adapters.memory import InMemoryDeliveries, InMemoryEndpoints
 from billing_webhooks.domain.deliveries import RetryPolicy, deliveries_for
 from billing_webhooks.domain.messages import message_for
@@ -68,7 +68,7 @@ async def test_a_customer_registers_for_itself_whatever_it_asks_and_sees_only_it
     assert body["customer_id"] == "acme"
     assert body["secret"].startswith("whsec_")
     assert body["event_types"] == ["invoice.paid"]
-    assert body["created_by"] == "api:customer:acme"
+    assert body["created_by"] == token_name(ACME)
     endpoint_id = body["endpoint_id"]
     # the secret is shown once
     again = await client.get(f"/v1/webhooks/endpoints/{endpoint_id}", headers=_auth(ACME))
@@ -100,7 +100,7 @@ async def test_a_customer_registers_for_itself_whatever_it_asks_and_sees_only_it
     )
     assert done.status_code == 200
     assert done.json()["enabled"] is False
-    assert done.json()["disabled_reason"] == "new ERP (api:customer:acme)"
+    assert done.json()["disabled_reason"] == f"new ERP ({token_name(ACME)})"
     enabled = await client.post(f"/v1/webhooks/endpoints/{endpoint_id}/enable", headers=_auth(ACME))
     assert enabled.json()["enabled"] is True
 

@@ -6,10 +6,11 @@ from faststream.asgi import AsgiFastStream
 from faststream.asgi.types import ASGIApp
 
 from billing_runtime.service import Runtime, asgi_app, create_runtime
+from billing_webhooks.adapters.audit_log import MongoAuditLog
 from billing_webhooks.adapters.http_sender import HttpWebhookSender
 from billing_webhooks.adapters.mailer import SmtpOperatorAlerts
 from billing_webhooks.adapters.mongo import MongoDeliveries, MongoEndpoints
-from billing_webhooks.entrypoints.consumers import register
+from billing_webhooks.entrypoints.consumers import register, register_audit
 from billing_webhooks.entrypoints.dispatcher import register_dispatcher
 from billing_webhooks.entrypoints.http import webhooks_api
 from billing_webhooks.service.deliver import WebhookPorts
@@ -20,7 +21,8 @@ API_PREFIX = "/v1"
 
 
 def build(settings: WebhooksSettings) -> Runtime:
-    """Wire the webhooks service: consumer, dispatcher, stores, sender, alerts."""
+    """Wire the webhooks service: consumers (events, audit), dispatcher, stores, sender,
+    alerts."""
     runtime, _ = _build(settings)
     return runtime
 
@@ -45,14 +47,18 @@ def _build(settings: WebhooksSettings) -> tuple[Runtime, ASGIApp]:
         ),
     )
     policy = settings.delivery_policy
+    audit = MongoAuditLog(runtime.db)
     runtime.on_startup.append(deliveries.ensure_indexes)
+    runtime.on_startup.append(audit.ensure_indexes)
     register(runtime, settings, ports, policy)
+    register_audit(runtime, settings, audit)
     register_dispatcher(runtime, settings, ports, policy)
     runtime.on_shutdown.append(sender.aclose)  # after the dispatcher stopped
     api = webhooks_api(
         tokens=settings.api_scopes(),
         endpoints=ports.endpoints,
         deliveries=deliveries,
+        audit=audit,
         allow_http=settings.allow_http_urls,
     )
     return runtime, api

@@ -7,9 +7,9 @@ The commands work on the webhooks service's database directly, as an operator
 from __future__ import annotations
 
 import asyncio
-import getpass
 import json
 from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
 from typing import Annotated, Any, TypeVar
 
 import typer
@@ -17,11 +17,15 @@ from rich.console import Console
 from rich.table import Table
 
 from billing_runtime.access import Scope
+from billing_runtime.audit import cli_actor
 from billing_runtime.service import make_mongo_client
+from billing_webhooks.adapters.audit_log import MongoAuditLog
 from billing_webhooks.adapters.mongo import MongoDeliveries, MongoEndpoints
+from billing_webhooks.domain.audit import AuditRecord
 from billing_webhooks.domain.endpoints import EndpointError, EndpointNotFoundError
 from billing_webhooks.entrypoints.http import delivery_out, endpoint_out
 from billing_webhooks.service import endpoints as cases
+from billing_webhooks.service.audit import audit_trail
 from billing_webhooks.settings import WebhooksSettings
 
 console = Console()
@@ -31,11 +35,6 @@ webhooks_app = typer.Typer(
 )
 OPERATOR = Scope(None)
 T = TypeVar("T")
-
-
-def cli_actor() -> str:
-    """Who runs the command: ``cli:<os user>``."""
-    return f"cli:{getpass.getuser()}"
 
 
 def _run(work: Callable[[MongoEndpoints, MongoDeliveries, WebhooksSettings], Awaitable[T]]) -> T:
@@ -228,3 +227,53 @@ def deliveries_command(
                 )
     console.print(table)
     console.print(f"{len(found)} deliveries")
+
+
+def _since(text: str | None) -> datetime | None:
+    if text is None:
+        return None
+    try:
+        parsed = datetime.fromisoformat(text)
+    except ValueError:
+        console.print(f"[red]error:[/red] --since {text!r} is not a date or an ISO 8601 time")
+        raise typer.Exit(2) from None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+def audit_command(
+    since: Annotated[
+        str | None,
+        typer.Option(help="From this date or time on (ISO 8601, UTC unless it says otherwise)."),
+    ] = None,
+    limit: Annotated[int, typer.Option(min=1, help="At most this many, oldest first.")] = 1000,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print as JSON, with before/after.")
+    ] = False,
+) -> None:
+    """The audit trail: every action that changed money or access, who did it and when."""
+    start = _since(since)
+
+    async def read() -> list[AuditRecord]:
+        settings = WebhooksSettings()
+        client = make_mongo_client(settings.mongodb_url)
+        try:
+            log = MongoAuditLog(client[settings.mongodb_database])
+            return await audit_trail(log, OPERATOR, since=start, limit=limit)
+        finally:
+            await client.close()
+
+    found = asyncio.run(read())
+    if as_json:
+        print(_json([r.as_json() for r in found]))
+        return
+    table = Table("at", "actor", "action", "subject", "summary")
+    for r in found:
+        table.add_row(
+            r.at.isoformat(timespec="seconds"),
+            r.entry.actor,
+            r.entry.action,
+            r.entry.subject,
+            r.entry.summary[:100],
+        )
+    console.print(table)
+    console.print(f"{len(found)} actions" + (f" since {start.isoformat()}" if start else ""))

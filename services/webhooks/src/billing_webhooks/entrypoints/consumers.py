@@ -18,6 +18,7 @@ from billing_runtime.kafka import decode_batch, raw_batch_decoder
 from billing_runtime.observability import correlated
 from billing_runtime.service import Runtime, declare_output
 from billing_schemas.events import (
+    AuditRecorded,
     BillProcessed,
     CreditNoteIssued,
     InvoiceFinalized,
@@ -27,7 +28,9 @@ from billing_schemas.events import (
     PaymentRecorded,
 )
 from billing_schemas.topics import Topic, dead_letter_name, topic_name
+from billing_webhooks.domain.audit import record_of
 from billing_webhooks.domain.messages import WebhookSource, message_for
+from billing_webhooks.service.audit import AuditLog, keep
 from billing_webhooks.service.deliver import DeliveryPolicy, WebhookPorts, enqueue
 from billing_webhooks.settings import WebhooksSettings
 
@@ -89,3 +92,36 @@ def register(
         runtime.metrics.outcomes.labels("webhooks", "delivery_queued").inc(len(queued))
         for record in records:
             runtime.metrics.processed.labels("webhooks", record.topic).inc()
+
+
+AUDIT_TITLE = "webhooks-audit"
+
+
+def register_audit(runtime: Runtime, settings: WebhooksSettings, log: AuditLog) -> None:
+    """Keep the audit trail: its own consumer group, so that webhook deliveries and the trail
+    never hold each other up. Each batch is stored in one insert, then committed."""
+    ns = settings.topic_namespace
+    source = topic_name(Topic.AUDIT_RECORDED, ns)
+    runtime.topics.append(source)
+    runtime.consumes[AUDIT_TITLE] = AuditRecorded
+    declare_output(
+        runtime,
+        dead_letter_name(Topic.AUDIT_RECORDED, ns),
+        bytes,
+        "Audit events that could not be read: original bytes, error in x-error.",
+    )
+
+    @runtime.batch_subscriber(
+        source,
+        group=f"{settings.consumer_group}-audit",
+        title=AUDIT_TITLE,
+        description="Every action that changed money or access, kept append-only in audit_log.",
+    )
+    async def on_audit(body: list[bytes], msg: KafkaMessage) -> None:
+        del body
+        records: Any = msg.raw_message
+        batch = decode_batch(records, AuditRecorded)
+        kept = await keep(log, [record_of(event) for _, event in batch.events])
+        await runtime.dead_letters.send(batch.failed)
+        runtime.metrics.outcomes.labels("webhooks", "audit_recorded").inc(kept)
+        runtime.metrics.processed.labels("webhooks", source).inc(len(records))

@@ -22,6 +22,7 @@ from billing_webhooks.domain.deliveries import Attempt, Delivery, delivery_id
 from billing_webhooks.domain.endpoints import Endpoint, EndpointError, EndpointNotFoundError
 from billing_webhooks.domain.messages import EventKind
 from billing_webhooks.service import endpoints as cases
+from billing_webhooks.service.audit import MAX_READ, AuditLog, audit_trail
 from billing_webhooks.service.ports import DeliveryStore, EndpointStore
 
 MAX_LIMIT = 1000
@@ -95,6 +96,21 @@ class DeliveryOut(BaseModel):
     last_duration_ms: float | None
     created_at: datetime
     finished_at: datetime | None
+
+
+class AuditOut(BaseModel):
+    """One recorded action: who, when, what, before and after."""
+
+    audit_id: str
+    at: datetime
+    source: str = Field(description="The service that recorded it.")
+    action: str
+    actor: str = Field(description="'user:<email>', 'token:<name>' or 'cli:<os user>'.")
+    subject: str
+    customer_id: str | None
+    summary: str
+    before: dict[str, Any] | None
+    after: dict[str, Any] | None
 
 
 class DeliveryDetailOut(DeliveryOut):
@@ -190,8 +206,8 @@ def _handler(code: int) -> Callable[[Request, Exception], Awaitable[JSONResponse
 
 
 def actor_of(scope: Scope) -> str:
-    """Who did it, as the logs say: the token's scope (tokens carry no other name)."""
-    return f"api:{scope}"
+    """Who did it, as the audit trail says: the token's name."""
+    return scope.actor
 
 
 def webhooks_api(
@@ -199,9 +215,11 @@ def webhooks_api(
     tokens: Mapping[bytes, Scope],
     endpoints: EndpointStore,
     deliveries: DeliveryStore,
+    audit: AuditLog | None = None,
     allow_http: bool = False,
 ) -> FastAPI:
-    """The webhooks HTTP API over its use cases' ports."""
+    """The webhooks HTTP API over its use cases' ports (with ``audit``, the audit trail's
+    route too)."""
     api = FastAPI(
         title="billing webhooks",
         summary="Webhook endpoints and their deliveries.",
@@ -293,4 +311,18 @@ def webhooks_api(
             | {"body": delivery.body, "attempt_log": [attempt_out(a) for a in attempts]}
         )
 
+    if audit is not None:
+        _audit_routes(api, audit)
     return api
+
+
+def _audit_routes(api: FastAPI, audit: AuditLog) -> None:
+    @api.get("/v1/audit", tags=["audit"])
+    async def get_audit(
+        scope: Caller,
+        since: Annotated[datetime | None, Query(description="ISO 8601; default: all")] = None,
+        limit: Annotated[int, Query(ge=1, le=MAX_READ)] = 1000,
+    ) -> list[AuditOut]:
+        """Every action that changed money or access, oldest first (operators only)."""
+        found = await audit_trail(audit, scope, since=since, limit=limit)
+        return [AuditOut.model_validate(r.as_json()) for r in found]
