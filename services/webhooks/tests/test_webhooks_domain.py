@@ -189,3 +189,20 @@ def test_signed_headers_verify_with_the_standard_webhooks_library() -> None:
         Webhook(rules.new_secret()).verify(delivery.body, headers)
     with pytest.raises(WebhookVerificationError):
         Webhook(ep.secret).verify(delivery.body.replace("120.00", "1.00"), headers)
+
+
+def test_the_operators_email_names_the_endpoint_why_and_how_to_enable_it() -> None:
+    from billing_webhooks.adapters.mailer import disabled_email
+
+    ep = rules.after_failure(
+        rules.after_failure(endpoint(customer="acme"), T0, timedelta(days=5)),
+        T0 + timedelta(days=5),
+        timedelta(days=5),
+    )
+    mail = disabled_email(ep, "Billing <billing@example.com>", ["ops@example.com", "b@x.example"])
+    assert mail["Subject"] == "Webhook endpoint disabled: https://erp.example/hooks"
+    assert mail["To"] == "ops@example.com, b@x.example"
+    text = mail.get_content()
+    assert "customer acme" in text
+    assert "every delivery failed for 5.0 days" in text
+    assert f"billing webhooks enable {ep.endpoint_id}" in text

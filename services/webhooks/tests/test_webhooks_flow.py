@@ -172,4 +172,7 @@ async def test_signed_deliveries_in_invoice_order_retried_deduplicated_and_disab
     text = mail.read_text()
     assert "Webhook endpoint disabled" in text
     assert down.endpoint_id in text
-    assert mine.enabled
+    healthy = await endpoints.get(mine.endpoint_id)
+    assert healthy is not None
+    assert healthy.enabled
+    assert healthy.failing_since is None

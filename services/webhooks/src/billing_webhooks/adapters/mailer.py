@@ -26,10 +26,11 @@ def disabled_email(endpoint: Endpoint, sender: str, operators: list[str]) -> Ema
         f"URL: {endpoint.url}\n"
         f"Reason: {endpoint.disabled_reason}\n"
         f"Disabled at: {endpoint.disabled_at.isoformat() if endpoint.disabled_at else '-'}\n\n"
-        "Its queued deliveries were abandoned; new events are not queued for it.\n"
-        "What it answered: billing webhooks deliveries --endpoint "
-        f"{endpoint.endpoint_id}\n"
-        f"Once the receiver works again: billing webhooks enable {endpoint.endpoint_id}\n"
+        "Its queued deliveries were abandoned; new events are not queued for it.\n\n"
+        "What it answered:\n"
+        f"    billing webhooks deliveries --endpoint {endpoint.endpoint_id} --attempts\n\n"
+        "Once the receiver works again:\n"
+        f"    billing webhooks enable {endpoint.endpoint_id}\n"
     )
     return mail
 
