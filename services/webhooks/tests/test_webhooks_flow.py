@@ -20,9 +20,9 @@ from receiver import Receiver, receiving
 from webhooks_test_support import bill_processed, finalized, paid, payment
 
 from billing_runtime.access import Scope
-from billing_runtime.testing import eventually, produce
+from billing_runtime.testing import TopicReader, eventually, produce
 from billing_schemas.events import Envelope
-from billing_schemas.topics import Topic, topic_name
+from billing_schemas.topics import Topic, dead_letter_name, topic_name
 from billing_webhooks.adapters.mongo import MongoDeliveries, MongoEndpoints
 from billing_webhooks.app import create_app
 from billing_webhooks.domain.deliveries import DeliveryState
@@ -176,3 +176,31 @@ async def test_signed_deliveries_in_invoice_order_retried_deduplicated_and_disab
     assert healthy is not None
     assert healthy.enabled
     assert healthy.failing_since is None
+
+
+async def test_an_unreadable_event_is_dead_lettered_and_the_rest_delivered(
+    infra: Infra, namespace: str, smtp_sink: SmtpSink, mongo_db: AsyncDatabase[dict[str, Any]]
+) -> None:
+    settings = _settings(infra, namespace, smtp_sink.port)
+    endpoints = MongoEndpoints(mongo_db)
+    event = paid("acme", at=datetime.now(UTC))
+    async with receiving() as receiver:
+        await _add(endpoints, receiver, "/ok", None)
+        dlq = dead_letter_name(Topic.INVOICE_PAID, settings.topic_namespace)
+        async with running(settings), TopicReader(infra.kafka_bootstrap_servers, dlq) as dead:
+            await produce(
+                settings.kafka_bootstrap_servers,
+                topic_name(Topic.INVOICE_PAID, settings.topic_namespace),
+                [(b"acme", b'{"event_type": "invoice.paid", "data": {}}')],
+            )
+            await _publish(settings, Topic.INVOICE_PAID, event)
+            [letter] = await dead.wait_for(1)
+
+            async def delivered() -> bool:
+                return len(receiver.at("/ok")) == 1
+
+            await eventually(delivered, "the good event delivered")
+    assert letter.value == b'{"event_type": "invoice.paid", "data": {}}'
+    headers = dict(letter.headers)
+    assert b"validation failed" in headers["x-error"]
+    assert [r.webhook_id for r in receiver.at("/ok")] == [event.event_id]
