@@ -28,7 +28,7 @@ install: prereqs .venv/.installed ## Install the Python workspace (uv, from uv.l
 infra-up: install ## Start Kafka, FerretDB and the SMTP sink (built/fetched once, under var/; BILLING_FERRETDB_BACKEND=postgresql for FerretDB over PostgreSQL)
 	@scripts/infra.sh up
 
-up: infra-up ## Start the infrastructure and the four services
+up: infra-up ## Start the infrastructure and the five services
 	@$(BILLING) topics create
 	@scripts/services.sh up
 
@@ -86,7 +86,7 @@ chaos: install ## The fault campaign: a month billed while everything crashes, t
 	@.venv/bin/python bench/chaos.py --seed $${SEED:-7} $${FOCUS_LINES:+--focus-lines $$FOCUS_LINES} \
 	  $${CUSTOMERS:+--customers $$CUSTOMERS}
 
-images: ## Build the four service images (needs a Docker engine)
+images: ## Build the five service images (needs a Docker engine)
 	@docker info >/dev/null 2>&1 || { echo "make images needs a running Docker engine (docker info failed)"; exit 1; }
-	@for s in ingest rating invoicing notify; do \
+	@for s in ingest rating invoicing notify webhooks; do \
 	  docker build -f services/$$s/Dockerfile -t billing-$$s:dev . || exit 1; done

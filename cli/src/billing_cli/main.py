@@ -29,6 +29,7 @@ from billing_runtime.kafka import ensure_topics
 from billing_runtime.lag import wait_for_no_lag
 from billing_runtime.settings import ServiceSettings
 from billing_schemas.topics import Topic, all_topic_names, topic_name
+from billing_webhooks.entrypoints.cli import audit_command, webhooks_app
 
 console = Console()
 app = typer.Typer(
@@ -48,6 +49,8 @@ app.add_typer(topics_app, name="topics")
 app.add_typer(demo_app, name="demo")
 app.add_typer(dlq_app, name="dlq")
 app.add_typer(mail_app, name="mail")
+app.add_typer(webhooks_app, name="webhooks")
+app.command("audit")(audit_command)
 app.command("asyncapi")(asyncapi)
 app.command("reconcile")(reconcile)
 
