@@ -14,6 +14,7 @@ import io
 import json
 import signal
 from collections import defaultdict
+from datetime import date
 from decimal import ROUND_HALF_UP, Decimal
 from email.message import EmailMessage
 from pathlib import Path
@@ -42,7 +43,8 @@ def expected_invoices() -> dict[str, dict[str, Any]]:
     Hand rule (docs/rating.md, default rebilling policy): each row's billed cost x (1 + the
     customer's one global markup), except credits, passed on at cost; summed exactly, rounded
     half-up once. (Commitment-covered rows carry no owner in FOCUS, so they pass through at
-    their billed cost, 0 in the sample.)
+    their billed cost, 0 in the sample.) Plus the prorated subscription fee, less the prorated
+    infrastructure it includes (below).
     """
     catalog = yaml.safe_load(CATALOG.read_text())
     owner = {
@@ -68,9 +70,28 @@ def expected_invoices() -> dict[str, dict[str, Any]]:
                     price[customer] += cost
                 else:
                     price[customer] += cost * (100 + markup[customer]) / 100
+    # Contoso's subscription (the one in the demo catalog): Managed Cloud, fee 300.00 with 15.00
+    # of infrastructure included, from 2024-09-10: 21 of September's 30 days, prorated by day:
+    # fee 300 x 21/30 = 210.00, included 15 x 21/30 = 10.50 (docs/catalog.md, "Proration").
+    # Its cloud charges (16.99) exceed 10.50: 10.50 is netted, the rest billed (step 6).
+    [plan] = catalog["plans"]
+    assert (plan["id"], plan["fee"], plan["included_infrastructure"]) == (
+        "managed-cloud",
+        "300.00",
+        "15.00",
+    )
+    subscribed = {
+        c["id"]: [(s["plan"], s["start"]) for s in c.get("subscriptions", [])]
+        for c in catalog["customers"]
+    }
+    assert subscribed == {"northwind": [], "contoso": [("managed-cloud", date(2024, 9, 10))]}
+    fee = {"northwind": Decimal(0), "contoso": Decimal("210.00")}
+    included = {"northwind": Decimal(0), "contoso": Decimal("10.50")}
     out = {}
     for c in catalog["customers"]:
-        total = price[c["id"]].quantize(Decimal("0.01"), ROUND_HALF_UP)
+        cloud = price[c["id"]]
+        exact = fee[c["id"]] + cloud - min(max(cloud, Decimal(0)), included[c["id"]])
+        total = exact.quantize(Decimal("0.01"), ROUND_HALF_UP)
         billing = sorted(x["email"] for x in c["contacts"] if "Billing" in x["roles"])
         out[c["id"]] = {"name": c["name"], "total": total, "billing": billing}
     return out
