@@ -107,6 +107,7 @@ class InvoiceLine(_Model):
     amount: Decimal = Field(description="Rounded to minor units; lines add up to the subtotal.")
     kind: LineKind = LineKind.USAGE
     period: str | None = Field(default=None, description="Correction lines: the usage period.")
+    quantity: int | None = Field(default=None, description="Subscription lines: how many.")
 
 
 class Netting(_Model):
@@ -244,9 +245,8 @@ def subscription_lines(
                 if span.prorated
                 else ""
             )
-            lines.append(
-                _line(f"{plan.name} subscription{times}{days}", LineKind.SUBSCRIPTION, span.fee)
-            )
+            line = _line(f"{plan.name} subscription{times}{days}", LineKind.SUBSCRIPTION, span.fee)
+            lines.append(line.model_copy(update={"quantity": span.quantity}))
             included += span.included
     return lines, included
 
