@@ -10,8 +10,10 @@ require columns by the names of the 1.0 *preview*, which FOCUS 1.0 final renamed
 (``SkuPriceId_Nullable``; the FinOps Foundation's own ``focus_sample.csv`` fails those five
 too), and ``SubAccountId_IsString`` fails any CSV whose account ids are digits (AWS's), because
 pandas reads them as numbers. It also needs ``multimethod<2`` (pandera 0.17, which it pins,
-imports a name multimethod 2 removed) and finds its currency list by a path relative to the
-working directory (run from its package's parent below).
+imports a name multimethod 2 removed), finds its currency list by a path relative to the
+working directory (run from its package's parent below), always exits 0 (its JUnit report is
+read instead), and pins numpy<2, beside which the workspace's pyarrow 26 will not import: it
+runs in an environment of its own (``uv tool run``, from PyPI on first use, then cached).
 :func:`focus_12_problems` then checks what FOCUS 1.2 itself asks of each column we write
 (presence of the mandatory columns, nulls, types, allowed values, date/time format, and the
 conditional rules between columns), from the specification's column pages (tag v1.2 of
@@ -21,15 +23,16 @@ FinOps-Open-Cost-and-Usage-Spec/FOCUS_Spec, ``specification/columns/*.md``).
 from __future__ import annotations
 
 import csv
-import importlib.util
 import re
+import shutil
 import subprocess
-import sys
 import xml.etree.ElementTree as ET
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 
 from billing_schemas.money import known_currency_codes
+
+ROOT = Path(__file__).resolve().parents[3]
 
 OVERRIDDEN = [
     "Provider_Required",
@@ -42,36 +45,60 @@ OVERRIDDEN = [
 """focus-validator 1.0.0 rules that no correct dataset passes (module docstring)."""
 
 
+VALIDATOR = ["focus-validator==1.0.0", "multimethod==1.12"]
+"""The validator, in an environment of its own: it pins numpy<2, which the workspace's pyarrow
+26 refuses to import beside, so it cannot be a dependency of the workspace."""
+
+
+def uv() -> str:
+    """The uv the Makefile uses: on PATH, else ``var/tools/bin/uv``."""
+    found = shutil.which("uv") or str(ROOT / "var" / "tools" / "bin" / "uv")
+    assert Path(found).exists(), "uv is needed to run focus-validator (make install puts it)"
+    return found
+
+
+def validator_environment() -> tuple[Path, Path]:
+    """focus-validator's environment (``uv tool run``: made from PyPI once, then cached): its
+    ``focus-validator`` script and its package's parent directory."""
+    where = subprocess.run(
+        [
+            *(uv(), "tool", "run", "--from", VALIDATOR[0], "--with", VALIDATOR[1]),
+            *(
+                "python",
+                "-c",
+                "import importlib.util as u, sys; print(sys.executable); "
+                "print(u.find_spec('focus_validator').origin)",
+            ),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    assert where.returncode == 0, where.stderr
+    python, origin = where.stdout.split()
+    return Path(python).with_name("focus-validator"), Path(origin).resolve().parents[1]
+
+
 def focus_validator_failures(dataset: Path, work: Path) -> list[str]:
     """Run ``focus-validator --validate-version 1.0`` on a CSV; return its failed checks
     (``name: message``), none when it passes."""
     overrides = work / "overrides.yaml"
     overrides.write_text("overrides:\n" + "".join(f"  - {r}\n" for r in OVERRIDDEN))
     report = work / "focus-validator.xml"
-    # focus-validator opens its currency list by a path relative to its package's parent
-    # (found, not imported: importing it here would run pandera's deprecated code in-process)
-    spec = importlib.util.find_spec("focus_validator")
-    assert spec is not None, "focus-validator is not installed"
-    assert spec.origin is not None
-    package_parent = Path(spec.origin).resolve().parents[1]
+    script, package_parent = validator_environment()
     done = subprocess.run(
         [
-            str(Path(sys.executable).with_name("focus-validator")),
-            "--data-file",
-            str(dataset.resolve()),
-            "--validate-version",
-            "1.0",
-            "--override-file",
-            str(overrides.resolve()),
-            "--output-type",
-            "unittest",
-            "--output-destination",
-            str(report.resolve()),
+            str(script),
+            *("--data-file", str(dataset.resolve()), "--validate-version", "1.0"),
+            *("--override-file", str(overrides.resolve())),
+            *("--output-type", "unittest", "--output-destination", str(report.resolve())),
         ],
+        # it opens its currency list by a path relative to its package's parent
         cwd=package_parent,
         capture_output=True,
         text=True,
-        timeout=300,
+        timeout=600,
         check=False,
     )
     assert done.returncode == 0, done.stderr
