@@ -23,6 +23,7 @@ from typing import Any
 import pytest
 import yaml
 from bson import ObjectId
+from focus_checks import focus_12_problems, focus_validator_failures
 from gridfs import AsyncGridFSBucket
 from pymongo import AsyncMongoClient
 from pypdf import PdfReader
@@ -173,12 +174,35 @@ async def run_demo_flow(pipeline: Any) -> None:
     await pipeline.billing("wait")
 
 
-async def test_a_focus_bill_becomes_emailed_pdf_invoices_once(pipeline: Any) -> None:
+async def assert_focus_datasets(pipeline: Any, docs: list[dict[str, Any]], out: Path) -> None:
+    """Each invoice's FOCUS 1.2 dataset, as ``billing invoices focus`` writes it: its BilledCost
+    adds up to the invoice's total, it keeps FOCUS 1.2's column rules, and the subscribed
+    customer's (subscription, netting and usage rows) passes focus-validator."""
+    for doc in docs:
+        path = out / f"{doc['number']}-focus.csv"
+        said = await pipeline.billing("invoices", "focus", doc["number"], "-o", str(path))
+        assert "FOCUS 1.2" in said
+        with path.open(newline="", encoding="utf-8") as handle:
+            rows = list(csv.DictReader(handle))
+        assert sum(Decimal(r["BilledCost"]) for r in rows) == Decimal(doc["document"]["total"])
+        assert {r["InvoiceId"] for r in rows} == {doc["number"]}
+        assert focus_12_problems(path) == []
+        if doc["customer_id"] == "contoso":
+            assert [r["ChargeDescription"] for r in rows if r["ChargeCategory"] == "Purchase"] == [
+                "Managed Cloud subscription, 2024-09-10 to 2024-09-30 (21/30 days)"
+            ]
+            assert focus_validator_failures(path, out) == []
+
+
+async def test_a_focus_bill_becomes_emailed_pdf_invoices_once(
+    pipeline: Any, tmp_path: Path
+) -> None:
     await pipeline.start()
     await run_demo_flow(pipeline)
     await wait_for(lambda: _count(pipeline.smtp.directory, 2), "two emails")
     docs = await finalized_invoices(pipeline)
     assert_invoices_and_emails(docs, mails(pipeline.smtp.directory))
+    await assert_focus_datasets(pipeline, docs, tmp_path)
     # every line of the bill on exactly one invoice, from what each service stored (exit 0)
     assert f"{PERIOD} reconciles" in await pipeline.billing("reconcile", "--period", PERIOD)
 
