@@ -14,6 +14,7 @@ import io
 import json
 import signal
 from collections import defaultdict
+from datetime import date
 from decimal import ROUND_HALF_UP, Decimal
 from email.message import EmailMessage
 from pathlib import Path
@@ -22,6 +23,7 @@ from typing import Any
 import pytest
 import yaml
 from bson import ObjectId
+from focus_checks import focus_12_problems, focus_validator_failures
 from gridfs import AsyncGridFSBucket
 from pymongo import AsyncMongoClient
 from pypdf import PdfReader
@@ -42,7 +44,8 @@ def expected_invoices() -> dict[str, dict[str, Any]]:
     Hand rule (docs/rating.md, default rebilling policy): each row's billed cost x (1 + the
     customer's one global markup), except credits, passed on at cost; summed exactly, rounded
     half-up once. (Commitment-covered rows carry no owner in FOCUS, so they pass through at
-    their billed cost, 0 in the sample.)
+    their billed cost, 0 in the sample.) Plus the prorated subscription fee, less the prorated
+    infrastructure it includes (below).
     """
     catalog = yaml.safe_load(CATALOG.read_text())
     owner = {
@@ -68,9 +71,28 @@ def expected_invoices() -> dict[str, dict[str, Any]]:
                     price[customer] += cost
                 else:
                     price[customer] += cost * (100 + markup[customer]) / 100
+    # Contoso's subscription (the one in the demo catalog): Managed Cloud, fee 300.00 with 15.00
+    # of infrastructure included, from 2024-09-10: 21 of September's 30 days, prorated by day:
+    # fee 300 x 21/30 = 210.00, included 15 x 21/30 = 10.50 (docs/catalog.md, "Proration").
+    # Its cloud charges (16.99) exceed 10.50: 10.50 is netted, the rest billed (step 6).
+    [plan] = catalog["plans"]
+    assert (plan["id"], plan["fee"], plan["included_infrastructure"]) == (
+        "managed-cloud",
+        "300.00",
+        "15.00",
+    )
+    subscribed = {
+        c["id"]: [(s["plan"], s["start"]) for s in c.get("subscriptions", [])]
+        for c in catalog["customers"]
+    }
+    assert subscribed == {"northwind": [], "contoso": [("managed-cloud", date(2024, 9, 10))]}
+    fee = {"northwind": Decimal(0), "contoso": Decimal("210.00")}
+    included = {"northwind": Decimal(0), "contoso": Decimal("10.50")}
     out = {}
     for c in catalog["customers"]:
-        total = price[c["id"]].quantize(Decimal("0.01"), ROUND_HALF_UP)
+        cloud = price[c["id"]]
+        exact = fee[c["id"]] + cloud - min(max(cloud, Decimal(0)), included[c["id"]])
+        total = exact.quantize(Decimal("0.01"), ROUND_HALF_UP)
         billing = sorted(x["email"] for x in c["contacts"] if "Billing" in x["roles"])
         out[c["id"]] = {"name": c["name"], "total": total, "billing": billing}
     return out
@@ -152,12 +174,35 @@ async def run_demo_flow(pipeline: Any) -> None:
     await pipeline.billing("wait")
 
 
-async def test_a_focus_bill_becomes_emailed_pdf_invoices_once(pipeline: Any) -> None:
+async def assert_focus_datasets(pipeline: Any, docs: list[dict[str, Any]], out: Path) -> None:
+    """Each invoice's FOCUS 1.2 dataset, as ``billing invoices focus`` writes it: its BilledCost
+    adds up to the invoice's total, it keeps FOCUS 1.2's column rules, and the subscribed
+    customer's (subscription, netting and usage rows) passes focus-validator."""
+    for doc in docs:
+        path = out / f"{doc['number']}-focus.csv"
+        said = await pipeline.billing("invoices", "focus", doc["number"], "-o", str(path))
+        assert "FOCUS 1.2" in said
+        with path.open(newline="", encoding="utf-8") as handle:
+            rows = list(csv.DictReader(handle))
+        assert sum(Decimal(r["BilledCost"]) for r in rows) == Decimal(doc["document"]["total"])
+        assert {r["InvoiceId"] for r in rows} == {doc["number"]}
+        assert focus_12_problems(path) == []
+        if doc["customer_id"] == "contoso":
+            assert [r["ChargeDescription"] for r in rows if r["ChargeCategory"] == "Purchase"] == [
+                "Managed Cloud subscription, 2024-09-10 to 2024-09-30 (21/30 days)"
+            ]
+            assert focus_validator_failures(path, out) == []
+
+
+async def test_a_focus_bill_becomes_emailed_pdf_invoices_once(
+    pipeline: Any, tmp_path: Path
+) -> None:
     await pipeline.start()
     await run_demo_flow(pipeline)
     await wait_for(lambda: _count(pipeline.smtp.directory, 2), "two emails")
     docs = await finalized_invoices(pipeline)
     assert_invoices_and_emails(docs, mails(pipeline.smtp.directory))
+    await assert_focus_datasets(pipeline, docs, tmp_path)
     # every line of the bill on exactly one invoice, from what each service stored (exit 0)
     assert f"{PERIOD} reconciles" in await pipeline.billing("reconcile", "--period", PERIOD)
 

@@ -1,11 +1,12 @@
-"""``billing demo report``: what the demo produced, invoices with their PDFs, e-invoices and
-emails."""
+"""``billing demo report``: what the demo produced, invoices with their PDFs, e-invoices,
+FOCUS datasets and emails."""
 
 from __future__ import annotations
 
 import asyncio
 import email
 import email.policy
+import io
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
@@ -19,6 +20,7 @@ from billing_invoicing.adapters.einvoice import FACTURX_FILENAME
 from billing_invoicing.bootstrap import CliContext, cli_context
 from billing_invoicing.domain.access import Scope
 from billing_invoicing.service.einvoices import EInvoiceUnavailableError, einvoice_file
+from billing_invoicing.service.focus_export import FOCUS_VERSION, focus_file_name, write_focus_csv
 from billing_schemas.catalog import EInvoiceFormat
 from billing_schemas.money import format_amount, from_fixed_units
 
@@ -65,6 +67,16 @@ async def _write_einvoices(ctx: CliContext, doc: dict[str, Any], out: Path) -> l
     return lines
 
 
+async def _write_focus(ctx: CliContext, doc: dict[str, Any], out: Path) -> str:
+    """The invoice's FOCUS 1.2 dataset (what ``billing invoices focus`` writes), beside the
+    PDF; its report line."""
+    path = out / focus_file_name(doc)
+    buffer = io.StringIO()
+    rows = await write_focus_csv(doc, ctx.ports.invoices.charges_of(str(doc["_id"])), buffer)
+    path.write_text(buffer.getvalue(), encoding="utf-8")
+    return f"FOCUS {FOCUS_VERSION}  {path}  ({rows} rows)"
+
+
 @demo_app.command("report")
 def report(
     period: Annotated[str, typer.Option(help="Billing period, YYYY-MM.")] = "2024-09",
@@ -72,7 +84,7 @@ def report(
     mail_dir: Annotated[Path, typer.Option(help="The SMTP sink's folder.")] = Path("var/mail"),
 ) -> None:
     """Print the period's invoices with the paths of their PDFs, of the e-invoices their
-    customers receive, and of the emails sent."""
+    customers receive, of their FOCUS datasets, and of the emails sent."""
 
     async def run() -> list[tuple[dict[str, Any], Path | None, list[str]]]:
         rows = []
@@ -86,6 +98,7 @@ def report(
                     path.parent.mkdir(parents=True, exist_ok=True)
                     path.write_bytes(await store.load(str(doc["pdf_file_id"])))
                     einvoices = await _write_einvoices(ctx, doc, out)
+                    einvoices.append(await _write_focus(ctx, doc, out))
                 rows.append((doc, path, einvoices))
         return rows
 

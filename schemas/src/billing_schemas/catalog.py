@@ -107,6 +107,13 @@ class Address(_Model):
     )
 
 
+class Proration(StrEnum):
+    """How a plan charges a subscription active for only part of a period (docs/catalog.md)."""
+
+    DAILY = "daily"  # the default: the days it was active, at each day's quantity
+    NONE = "none"  # the whole period, at the quantity in force on its first active day
+
+
 class Plan(_Model):
     """A subscription plan: a recurring fee per period, which may include an amount of
     pre-purchased cloud infrastructure (netted against the period's cloud charges)."""
@@ -120,22 +127,61 @@ class Plan(_Model):
         ge=Decimal(0),
         description="Cloud charges (at the customer's prices) included in the fee, per period.",
     )
+    proration: Proration = Field(
+        default=Proration.DAILY,
+        description="daily: a subscription active for part of a period pays (and includes) "
+        "its active days; none: the whole period.",
+    )
+
+
+class QuantityChange(_Model):
+    """A subscription's quantity from a day on."""
+
+    effective_from: date = Field(description="First day at the new quantity.")
+    quantity: int = Field(ge=1)
 
 
 class Subscription(_Model):
     """A customer's subscription to a plan, for the periods it overlaps."""
 
     plan: str
-    quantity: int = Field(default=1, ge=1)
+    quantity: int = Field(default=1, ge=1, description="The quantity from ``start`` on.")
     start: date
     end: date | None = Field(default=None, description="Exclusive; none: until cancelled.")
+    quantity_changes: list[QuantityChange] = Field(
+        default_factory=list,
+        description="Later quantities, each from its day on (after start, before end, in order).",
+    )
 
     @model_validator(mode="after")
     def _check_dates(self) -> Subscription:
         if self.end is not None and self.end <= self.start:
             msg = f"end {self.end} is not after start {self.start}"
             raise ValueError(msg)
+        previous = self.start
+        for n, change in enumerate(self.quantity_changes):
+            day = change.effective_from
+            if day <= previous:
+                after = "start" if n == 0 else f"quantity_changes[{n - 1}]"
+                msg = (
+                    f"quantity_changes[{n}]: effective_from {day} is not after {after} "
+                    f"{previous} (changes are listed in order, one per day)"
+                )
+                raise ValueError(msg)
+            if self.end is not None and day >= self.end:
+                msg = f"quantity_changes[{n}]: effective_from {day} is not before end {self.end}"
+                raise ValueError(msg)
+            previous = day
         return self
+
+    def quantity_on(self, day: date) -> int:
+        """The quantity in force on ``day`` (the last change on or before it, else the
+        starting quantity)."""
+        quantity = self.quantity
+        for change in self.quantity_changes:
+            if change.effective_from <= day:
+                quantity = change.quantity
+        return quantity
 
 
 class UnderusePolicy(StrEnum):

@@ -260,6 +260,19 @@ class RatedCharge(_Model):
     )
     price_list_id: str
     price_list_version: int
+    # what a customer's FOCUS dataset shows (docs/api.md, "FOCUS"); None on older charges
+    charge_period_end: AwareDatetime | None = Field(
+        default=None, description="Exclusive end of the usage record's charge period."
+    )
+    sub_account_name: str | None = Field(default=None, description="The provider's name for it.")
+    service_category: str | None = Field(default=None, description="The record's, as written.")
+    sku_price_id: str | None = Field(default=None, description="The record's, as written.")
+    list_cost: WireDecimal | None = Field(
+        default=None,
+        description="The public on-demand price of the line (the record's on-demand or list "
+        "cost), converted to the invoicing currency; None when the provider gave none; 0 on a "
+        "correction (the public price did not change).",
+    )
 
 
 class ChargeRated(Envelope):

@@ -113,6 +113,22 @@ def test_a_valid_subscription_loads(tmp_path: Path) -> None:
             + "tax_rates:\n  - {country: DE, percent: '19'}\n  - {country: DE, percent: '7'}\n",
             "tax_rates: two rates of one country share an effective_from date",
         ),
+        (
+            HEAD
+            + customer(
+                "    subscriptions:\n"
+                "      - plan: business\n"
+                "        start: 2024-09-10\n"
+                "        quantity_changes: [{effective_from: 2024-09-01, quantity: 5}]"
+            ),
+            "customers[alpha].subscriptions[0]: Value error, quantity_changes[0]: effective_from "
+            "2024-09-01 is not after start 2024-09-10",
+        ),
+        (
+            HEAD.replace('included_infrastructure: "400"}', "proration: monthly}")
+            + customer("    subscriptions: [{plan: business, start: 2024-01-01}]"),
+            "plans[business].proration: Input should be 'daily' or 'none'",
+        ),
     ],
 )
 def test_errors_name_the_entry_and_the_field(tmp_path: Path, text: str, message: str) -> None:

@@ -150,7 +150,7 @@ def test_quantities_add_fees_and_included_amounts_and_a_plan_without_infrastruct
     # 2 x Business: fee 1000, included 800; Team: fee 200, includes nothing
     # cloud 900 -> covered 800, overage 100 -> 1000 + 200 + 900 - 800 = 1300.00
     subs: list[dict[str, Any]] = [
-        {"plan": "business", "quantity": 2, "start": "2024-09-15"},
+        {"plan": "business", "quantity": 2, "start": "2024-09-01"},
         {"plan": "team", "start": "2023-01-01"},
     ]
     inv = assemble(customer(subs), group("900"))
@@ -186,7 +186,7 @@ def test_savings_removed_are_shown_not_charged_again() -> None:
 @pytest.mark.parametrize(
     ("start", "end", "active"),
     [
-        ("2024-09-30", None, True),  # starts on the last day: the whole fee (no proration)
+        ("2024-09-30", None, True),  # starts on the last day (prorated: 1/30)
         ("2024-10-01", None, False),
         ("2024-01-01", "2024-09-01", False),  # ended (exclusive) on the first day
         ("2024-01-01", "2024-09-02", True),

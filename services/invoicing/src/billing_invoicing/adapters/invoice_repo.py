@@ -153,6 +153,13 @@ def charge_document(charge: RatedCharge, invoice_id: str) -> Doc:
         "price_list_id": charge.price_list_id,
         "price_list_version": charge.price_list_version,
         "record_id": charge.record_id,
+        "charge_period_end": charge.charge_period_end,
+        "sub_account_name": charge.sub_account_name,
+        "service_category": charge.service_category,
+        "sku_price_id": charge.sku_price_id,
+        "list_price_units": (
+            None if charge.list_cost is None else to_units(charge.list_cost, charge.currency)
+        ),
         "late": False,
         "received_at": datetime.now(UTC),
     }

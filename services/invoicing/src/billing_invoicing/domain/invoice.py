@@ -2,7 +2,8 @@
 
 An invoice is computed in six steps (the reseller's "Generate invoices"), then taxed:
 
-1. the fees of the customer's subscriptions active in the period are added;
+1. the fees of the customer's subscriptions active in the period are added (prorated to the
+   days they were active, per plan: ``domain/proration.py``);
 2. the cloud infrastructure those plans include (pre-purchased) is totalled;
 3. the period's cloud charges, rated with the customer's price list, are added, one line per
    provider and service;
@@ -32,6 +33,7 @@ from enum import StrEnum
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from billing_invoicing.domain.proration import subscription_spans
 from billing_invoicing.domain.tax import TaxAmount, TaxRegime, compute_taxes, tax_regime
 from billing_schemas.catalog import (
     Customer,
@@ -105,6 +107,7 @@ class InvoiceLine(_Model):
     amount: Decimal = Field(description="Rounded to minor units; lines add up to the subtotal.")
     kind: LineKind = LineKind.USAGE
     period: str | None = Field(default=None, description="Correction lines: the usage period.")
+    quantity: int | None = Field(default=None, description="Subscription lines: how many.")
 
 
 class Netting(_Model):
@@ -180,8 +183,7 @@ def format_invoice_number(prefix: str, year: int, sequence: int) -> str:
 
 def active_subscriptions(subscriptions: Sequence[Subscription], period: str) -> list[Subscription]:
     """Subscriptions that overlap the period: started on or before its last day and not ended
-    on or before its first. A plan's fee is charged in full for any period it overlaps (no
-    proration)."""
+    on or before its first (what each owes: ``subscription_lines``)."""
     first, last = period_bounds(period)
     return [s for s in subscriptions if s.start <= last and (s.end is None or s.end > first)]
 
@@ -223,6 +225,32 @@ def net_included(
     )
 
 
+def subscription_lines(
+    customer: Customer, plans: Mapping[str, Plan], period: str
+) -> tuple[list[InvoiceLine], Decimal]:
+    """Steps 1 and 2: a line per subscription active in the period (per span of one quantity
+    when prorated, ``domain/proration.py``) and the infrastructure they include."""
+    lines: list[InvoiceLine] = []
+    included = Decimal(0)
+    for sub in active_subscriptions(customer.subscriptions, period):
+        plan = plans.get(sub.plan)
+        if plan is None:
+            msg = f"customer {customer.id!r} subscribes to plan {sub.plan!r}, not in the catalog"
+            raise LookupError(msg)
+        for span in subscription_spans(sub, plan, period):
+            times = f" x {span.quantity}" if span.quantity > 1 else ""
+            days = (
+                f", {span.first_day.isoformat()} to {span.last_day.isoformat()} "
+                f"({span.days}/{span.period_days} days)"
+                if span.prorated
+                else ""
+            )
+            line = _line(f"{plan.name} subscription{times}{days}", LineKind.SUBSCRIPTION, span.fee)
+            lines.append(line.model_copy(update={"quantity": span.quantity}))
+            included += span.included
+    return lines, included
+
+
 def _line(description: str, kind: LineKind, amount: Decimal) -> InvoiceLine:
     return InvoiceLine(
         description=description,
@@ -253,22 +281,9 @@ def assemble_invoice(
     """
     currency = customer.currency
     plans = plans or {}
-    lines: list[InvoiceLine] = []
 
     # step 1: subscription fees; step 2: what they include
-    included = Decimal(0)
-    for sub in active_subscriptions(customer.subscriptions, period):
-        plan = plans.get(sub.plan)
-        if plan is None:
-            msg = f"customer {customer.id!r} subscribes to plan {sub.plan!r}, not in the catalog"
-            raise LookupError(msg)
-        times = f" x {sub.quantity}" if sub.quantity > 1 else ""
-        lines.append(
-            _line(
-                f"{plan.name} subscription{times}", LineKind.SUBSCRIPTION, plan.fee * sub.quantity
-            )
-        )
-        included += plan.included_infrastructure * sub.quantity
+    lines, included = subscription_lines(customer, plans, period)
 
     # step 3: the period's cloud charges; late usage of earlier periods as dated corrections
     current = sorted(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import io
 import json
 import re
 import time
@@ -33,6 +34,12 @@ from billing_invoicing.service.einvoices import (
     EInvoiceFile,
     EInvoiceUnavailableError,
     einvoice_file,
+)
+from billing_invoicing.service.focus_export import (
+    FOCUS_VERSION,
+    FocusUnavailableError,
+    focus_file_name,
+    write_focus_csv,
 )
 from billing_invoicing.service.generate_invoices import Outcome, outcomes, preview, request_close
 from billing_invoicing.service.settle_invoices import (
@@ -426,6 +433,34 @@ def usage_csv(
 
     if asyncio.run(run()) is None:
         raise _fail(LookupError(f"no invoice {number!r}"))
+
+
+@invoices_app.command("focus")
+def focus_dataset(
+    number: Annotated[str, typer.Argument(help="Invoice number.")],
+    output: Annotated[Path | None, typer.Option("-o", "--output", help="File to write.")] = None,
+) -> None:
+    """Write the invoice's FOCUS 1.2 dataset (CSV): its charges as the customer's FinOps tools
+    read them, with us as the invoice issuer (docs/api.md, "FOCUS")."""
+
+    async def run() -> tuple[Path, int] | None:
+        async with cli_context() as ctx:
+            doc = await ctx.settlement.settlements.invoice_by_number(number)
+            if doc is None:
+                return None
+            target = output or Path(focus_file_name(doc))
+            buffer = io.StringIO()
+            rows = await write_focus_csv(doc, ctx.ports.invoices.charges_of(doc["_id"]), buffer)
+            target.write_text(buffer.getvalue(), encoding="utf-8")
+            return target, rows
+
+    try:
+        written = asyncio.run(run())
+    except FocusUnavailableError as exc:
+        raise _fail(exc) from None
+    if written is None:
+        raise _fail(LookupError(f"no invoice {number!r}"))
+    console.print(f"wrote {written[0]} (FOCUS {FOCUS_VERSION}, {written[1]} rows)")
 
 
 def _decimal(text: str, what: str) -> Decimal:

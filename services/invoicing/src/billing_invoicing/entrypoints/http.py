@@ -51,6 +51,7 @@ from billing_invoicing.service.einvoices import (
     EInvoiceUnavailableError,
     einvoice_file,
 )
+from billing_invoicing.service.focus_export import FocusUnavailableError, invoice_focus
 from billing_invoicing.service.generate_invoices import InvoicingPorts, preview, request_close
 from billing_invoicing.service.invoice_queries import (
     MAX_OFFSET,
@@ -551,6 +552,28 @@ def _invoice_routes(api: FastAPI, queries: QueryPorts) -> None:
     async def get_csv(scope: Caller, number: str) -> Response:
         """Every rated usage line behind the invoice: cost, price, margin, rule."""
         name, text = await invoice_csv(queries, scope, number)
+        return Response(
+            text,
+            media_type="text/csv; charset=utf-8",
+            headers={"Content-Disposition": f'attachment; filename="{name}"'},
+        )
+
+    @api.get(
+        "/v1/invoices/{number}/focus",
+        response_class=Response,
+        responses={
+            200: {"content": {"text/csv": {}}},
+            409: {"description": "A draft: no dataset before the invoice is finalized."},
+        },
+        tags=["invoices"],
+    )
+    async def get_focus(scope: Caller, number: str) -> Response:
+        """The invoice's charges as a FOCUS 1.2 dataset (CSV) for the customer's FinOps tools:
+        BilledCost is our price, ListCost the public on-demand price, we are the issuer."""
+        try:
+            name, text = await invoice_focus(queries, scope, number)
+        except FocusUnavailableError as exc:
+            raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from None
         return Response(
             text,
             media_type="text/csv; charset=utf-8",

@@ -417,6 +417,11 @@ def rate_usage(
         basis_amount=treatment.amount,
         price_list_id=pricing.price_list.id,
         price_list_version=version.version,
+        charge_period_end=record.charge_period_end,
+        sub_account_name=record.sub_account_name,
+        service_category=record.service_category,
+        sku_price_id=record.sku_price_id,
+        list_cost=None if (listed := _on_demand(record)) is None else convert(listed),
     )
     if original is None or claim is None or moved == price:
         return Rated(charge, claim)
@@ -459,6 +464,7 @@ def _repricing(
             "price": amount,
             "margin": amount,
             "basis_amount": ZERO,
+            "list_cost": ZERO,
             "rule": (
                 f"{_cumulative_text(rule)} ({rule.scope_text()}): the period's running total "
                 f"re-priced after the reversal of {reverses}"
