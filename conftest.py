@@ -19,6 +19,7 @@ import socket
 import subprocess
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
@@ -86,9 +87,35 @@ def infra() -> Iterator[Infra]:
 
 
 @pytest.fixture
-def namespace() -> str:
-    """A unique prefix for this test's topics and database."""
-    return f"t{uuid.uuid4().hex[:10]}"
+def namespace(request: pytest.FixtureRequest) -> Iterator[str]:
+    """A unique prefix for this test's topics and database. When the test used the broker, its
+    topics are deleted afterwards: a broker holding every test's topics runs out of file
+    descriptors (one per partition; the local stack's broker has 4 partitions a topic)."""
+    name = f"t{uuid.uuid4().hex[:10]}"
+    yield name
+    if "infra" in request.fixturenames:
+        bootstrap = request.getfixturevalue("infra").kafka_bootstrap_servers
+        # a loop of its own in a thread: the fixture is synchronous (some fixtures take it by
+        # getfixturevalue), the test's loop may still be running
+        with ThreadPoolExecutor(1) as pool:
+            pool.submit(asyncio.run, delete_topics(bootstrap, name)).result(timeout=120)
+
+
+async def delete_topics(bootstrap_servers: str, namespace: str) -> None:
+    """Delete the topics whose names start with ``namespace`` (a test's, when it is over)."""
+    from aiokafka.admin import AIOKafkaAdminClient
+    from aiokafka.errors import KafkaError
+
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers)
+    try:
+        await admin.start()
+        doomed = [t for t in await admin.list_topics() if t.startswith(namespace)]
+        if doomed:
+            await admin.delete_topics(doomed)
+    except KafkaError:
+        pass  # a broker a test stopped: its topics go with the next clean-up of the stack
+    finally:
+        await admin.close()
 
 
 @pytest.fixture
