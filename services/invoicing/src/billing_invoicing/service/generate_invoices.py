@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
@@ -39,13 +40,14 @@ from billing_invoicing.domain.invoice import (
 )
 from billing_invoicing.domain.model import (
     CurrencyMismatchError,
+    DraftLedger,
     Invoice,
     charge_groups,
     ledger_of,
 )
 from billing_invoicing.domain.units import from_units
 from billing_invoicing.ports import ConcurrentUpdateError
-from billing_schemas.catalog import Customer, InvoicingEntity
+from billing_schemas.catalog import Customer, InvoicingEntity, Plan, TaxRate
 from billing_schemas.events import (
     FinalizedInvoice,
     InvoiceFinalized,
@@ -256,40 +258,154 @@ class Closing:
     """Its rendering, under way in the PDF process pool."""
 
 
+@dataclass(frozen=True)
+class CatalogView:
+    """What closing a batch of invoices reads from the catalog, read once for the batch."""
+
+    customers: dict[str, Customer]
+    entities: dict[str, InvoicingEntity]
+    plans: dict[str, Plan]
+    tax_rates: list[TaxRate]
+
+    def assemble(
+        self, *, customer: Customer, entity: InvoicingEntity, period: str, groups: list[ChargeGroup]
+    ) -> InvoiceDocument:
+        """:func:`assemble_invoice` with these plans and tax rates (CatalogError if missing)."""
+        try:
+            return assemble_invoice(
+                customer=customer,
+                entity=entity,
+                period=period,
+                groups=groups,
+                plans=self.plans,
+                tax_rates=self.tax_rates,
+            )
+        except LookupError as exc:  # a plan or a tax rate the invoice needs is not in the catalog
+            msg = f"cannot assemble {invoice_id_for(customer.id, period)}: {exc}"
+            raise CatalogError(msg) from exc
+
+
+async def read_catalog(ports: InvoicingPorts, customer_ids: Iterable[str]) -> CatalogView:
+    """The customers, their invoicing entities, the plans and the tax rates: a look-up by
+    ``_id`` per customer and entity (together), one read of the plans and of the tax rates."""
+    ids = sorted(set(customer_ids))
+    found = await asyncio.gather(*(ports.catalog.customer(i) for i in ids))
+    customers = {c.id: c for c in found if c is not None}
+    entity_ids = sorted({c.invoicing_entity for c in customers.values()})
+    entities = await asyncio.gather(*(ports.catalog.invoicing_entity(e) for e in entity_ids))
+    return CatalogView(
+        customers=customers,
+        entities={e.id: e for e in entities if e is not None},
+        plans=await ports.catalog.plans(),
+        tax_rates=await ports.catalog.tax_rates(),
+    )
+
+
 async def close_invoice(ports: InvoicingPorts, marker: PeriodClosing) -> Outcome:
-    """Finalize one customer's invoice for one period (see :func:`close_invoices`)."""
-    closing = await start_close(ports, marker)
+    """Finalize one customer's invoice for one period (see :func:`start_closes`)."""
+    [closing] = await start_closes(ports, [marker])
+    if isinstance(closing, Exception):
+        raise closing
     if isinstance(closing, Outcome):
         return closing
-    [outcome] = await finish_closes(ports, [closing])
-    return outcome
+    try:
+        return await finish_close(ports, closing)
+    finally:
+        cancel_renderings([closing])
+
+
+async def start_closes(
+    ports: InvoicingPorts,
+    markers: Sequence[PeriodClosing],
+    *,
+    isolate: tuple[type[Exception], ...] = (CatalogError,),
+) -> list[Closing | Outcome | Exception]:
+    """Freeze the markers' invoices in stream order and give each its number, starting each
+    rendering as soon as it is numbered (or finish a crashed close's announcement and say so).
+
+    The catalog is read once for all of them; the claims of numbers go one by one (in stream
+    order, so each series stays gapless), then the frozen invoices are written together and each
+    draft ledger they came from once. A marker whose invoice cannot be closed for a reason of
+    its own (an ``isolate`` exception: :class:`CatalogError` when the catalog lacks what it
+    needs) leaves it in draft and gets the exception in its place; the others go on. The
+    markers must be of distinct invoices.
+    """
+    ids = [invoice_id_for(m.data.customer_id, m.data.period) for m in markers]
+    if len(set(ids)) != len(ids):
+        msg = "start_closes takes one marker per invoice"
+        raise ValueError(msg)
+    catalog = await read_catalog(ports, (m.data.customer_id for m in markers))
+    loaded = await ports.invoices.get_many(ids)
+    ledgers = await ports.invoices.get_ledgers({ledger_of(m.data.customer_id) for m in markers})
+    results: list[Closing | Outcome | Exception] = []
+    to_save: list[Invoice] = []
+    taken: set[int] = set()
+    try:
+        for marker in markers:
+            try:
+                result = await _freeze(ports, catalog, loaded, ledgers, marker)
+            except isolate as exc:
+                results.append(exc)
+                continue
+            if isinstance(result, tuple):
+                closing, save, from_ledger = result
+                results.append(closing)
+                if save:
+                    to_save.append(closing.invoice)
+                if from_ledger:
+                    taken.add(ledger_of(closing.invoice.customer_id))
+            else:
+                results.append(result)
+        # the invoices first, then the ledgers they were taken from: a crash in between leaves
+        # only stale ledger entries, never read for an invoice past draft
+        async with asyncio.TaskGroup() as writes:
+            for invoice in to_save:
+                writes.create_task(ports.invoices.save(invoice))
+        for n in sorted(taken):
+            with contextlib.suppress(ConcurrentUpdateError):  # a stale entry is harmless
+                await ports.invoices.save_ledger(ledgers[n])
+    except BaseException:
+        cancel_renderings([r for r in results if isinstance(r, Closing)])
+        raise
+    return results
 
 
 async def start_close(ports: InvoicingPorts, marker: PeriodClosing) -> Closing | Outcome:
-    """Freeze the marker's invoice and give it its number (or finish a crashed close's
-    announcement and say so); raises :class:`CatalogError` leaving the invoice in draft when
-    the catalog lacks what it needs."""
+    """:func:`start_closes` of one marker (raises what it would put in the marker's place)."""
+    [result] = await start_closes(ports, [marker])
+    if isinstance(result, Exception):
+        raise result
+    return result
+
+
+async def _freeze(
+    ports: InvoicingPorts,
+    catalog: CatalogView,
+    loaded: dict[str, Invoice],
+    ledgers: dict[int, DraftLedger],
+    marker: PeriodClosing,
+) -> tuple[Closing, bool, bool] | Outcome:
+    """Freeze and number one invoice (the invoice and ledger are written by the caller): its
+    closing, whether the invoice must be written, whether it was taken from its ledger."""
     customer_id, period = marker.data.customer_id, marker.data.period
     invoice_id = invoice_id_for(customer_id, period)
-    customer = await ports.catalog.customer(customer_id)
+    customer = catalog.customers.get(customer_id)
     if customer is None:
         msg = f"cannot close {invoice_id}: customer {customer_id!r} is not in the catalog"
         raise CatalogError(msg)
-    entity = await ports.catalog.invoicing_entity(customer.invoicing_entity)
+    entity = catalog.entities.get(customer.invoicing_entity)
     if entity is None:
         msg = f"cannot close {invoice_id}: invoicing entity {customer.invoicing_entity!r} missing"
         raise CatalogError(msg)
 
     # the catalog must hold the plans and tax rates before the invoice is frozen, so that a
     # missing one leaves it in draft (the marker is dead-lettered and may be replayed)
-    await assemble(ports, customer=customer, entity=entity, period=period, groups=[])
-    invoice = await ports.invoices.get(invoice_id) or Invoice.new(invoice_id)
-    ledger = None
+    catalog.assemble(customer=customer, entity=entity, period=period, groups=[])
+    invoice = loaded.get(invoice_id) or Invoice.new(invoice_id)
+    from_ledger = False
     if invoice.is_draft:
-        # the draft's sums move from its ledger onto the invoice (written first: a crash in
-        # between leaves only a stale ledger entry, never read for an invoice past draft)
-        n = ledger_of(customer_id)
-        ledger = (await ports.invoices.get_ledgers([n]))[n]
+        # the draft's sums move from its ledger onto the invoice
+        ledger = ledgers[ledger_of(customer_id)]
         sums = ledger.drafts.get(invoice_id)
         if sums is not None:  # charges in another currency leave the invoice in draft
             try:
@@ -298,6 +414,7 @@ async def start_close(ports: InvoicingPorts, marker: PeriodClosing) -> Closing |
                 ids = await _charges_not_in(ports, invoice_id, customer.currency)
                 raise CatalogError(f"{exc} (charges {', '.join(ids)})") from None
         invoice.start_finalizing(marker.data.issue_date, ledger.take(invoice_id))
+        from_ledger = True
     if invoice.status is not InvoiceStatus.FINALIZING:  # issued before
         if invoice.document is not None and not await ports.invoices.is_published(invoice_id):
             # crashed after writing, before publishing
@@ -306,18 +423,15 @@ async def start_close(ports: InvoicingPorts, marker: PeriodClosing) -> Closing |
 
     assert invoice.issue_date is not None
     issue_date = invoice.issue_date
-    draft = await assemble(
-        ports, customer=customer, entity=entity, period=period, groups=invoice.charge_groups()
+    draft = catalog.assemble(
+        customer=customer, entity=entity, period=period, groups=invoice.charge_groups()
     )
-    if invoice.seq is None or ledger is not None:
-        if invoice.seq is None:  # kept on the invoice: a close resumed after a crash finds it
-            invoice.seq = await ports.invoices.claim_number(
-                entity=entity.id, year=issue_date.year, invoice_id=invoice_id
-            )
-        await ports.invoices.save(invoice)
-    if ledger is not None:
-        with contextlib.suppress(ConcurrentUpdateError):  # a stale entry is harmless
-            await ports.invoices.save_ledger(ledger)
+    save = from_ledger
+    if invoice.seq is None:  # kept on the invoice: a close resumed after a crash finds it
+        invoice.seq = await ports.invoices.claim_number(
+            entity=entity.id, year=issue_date.year, invoice_id=invoice_id
+        )
+        save = True
     document = draft.model_copy(
         update={
             "number": format_invoice_number(entity.number_prefix, issue_date.year, invoice.seq),
@@ -329,7 +443,8 @@ async def start_close(ports: InvoicingPorts, marker: PeriodClosing) -> Closing |
         }
     )
     # rendering starts at once, in the process pool, while the next markers are frozen
-    return Closing(invoice, document, marker, asyncio.create_task(ports.renderer.render(document)))
+    pdf = asyncio.create_task(ports.renderer.render(document))
+    return Closing(invoice, document, marker, pdf), save, from_ledger
 
 
 async def _charges_not_in(
@@ -346,16 +461,7 @@ async def _charges_not_in(
     return ids
 
 
-async def finish_closes(ports: InvoicingPorts, closings: list[Closing]) -> list[Outcome]:
-    """:func:`finish_close` each frozen invoice in turn (the pool renders the next ones
-    meanwhile); a failure stops the renderings of the rest (their batch comes again)."""
-    try:
-        return [await finish_close(ports, closing) for closing in closings]
-    finally:
-        cancel_renderings(closings)
-
-
-def cancel_renderings(closings: list[Closing]) -> None:
+def cancel_renderings(closings: Iterable[Closing]) -> None:
     """Stop the renderings still under way (after a failure: the batch comes again)."""
     for closing in closings:
         closing.pdf.cancel()
@@ -363,7 +469,9 @@ def cancel_renderings(closings: list[Closing]) -> None:
 
 async def finish_close(ports: InvoicingPorts, closing: Closing) -> Outcome:
     """Store, issue and announce a frozen invoice once its rendering (started when it was
-    frozen) comes back."""
+    frozen) comes back: three writes, each one document by ``_id``, and one event. Frozen
+    invoices are independent of each other from here on (their numbers are claimed), so the
+    caller finishes them concurrently, each as its rendering comes back."""
     pdf = await closing.pdf
     invoice, document = closing.invoice, closing.document
     assert document.number is not None
