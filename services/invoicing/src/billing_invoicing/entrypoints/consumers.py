@@ -147,9 +147,14 @@ async def _issue(
                 failed.append(Failed(record, _reason(exc)))
                 return None
 
-    async with asyncio.TaskGroup() as issuing:
-        tasks = [issuing.create_task(issue(record, closing)) for record, closing in closings]
-    return [outcome for task in tasks if (outcome := task.result()) is not None]
+    tasks = [asyncio.ensure_future(issue(record, closing)) for record, closing in closings]
+    try:
+        issued = await asyncio.gather(*tasks)
+    except BaseException:  # the first failure is raised as it is; the others stop
+        for task in tasks:
+            task.cancel()
+        raise
+    return [outcome for outcome in issued if outcome is not None]
 
 
 async def _add_run(ports: InvoicingPorts, run: list[tuple[Any, PositionedCharge]]) -> list[Failed]:

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Iterable, Sequence
+from collections.abc import Coroutine, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
@@ -342,32 +342,44 @@ async def start_closes(
     taken: set[int] = set()
     try:
         for marker in markers:
-            try:
-                result = await _freeze(ports, catalog, loaded, ledgers, marker)
+            try:  # what can refuse a marker is checked before anything changes
+                plan = await _plan_close(ports, catalog, loaded, ledgers, marker)
             except isolate as exc:
                 results.append(exc)
                 continue
-            if isinstance(result, tuple):
-                closing, save, from_ledger = result
-                results.append(closing)
-                if save:
-                    to_save.append(closing.invoice)
-                if from_ledger:
-                    taken.add(ledger_of(closing.invoice.customer_id))
-            else:
-                results.append(result)
+            if isinstance(plan, Outcome):
+                results.append(plan)
+                continue
+            # from here on a failure fails the batch (it comes again): a ledger the invoice's
+            # sums were taken from must not be written without the invoice
+            unnumbered = plan.invoice.seq is None
+            closing = await _freeze_and_number(ports, plan)
+            results.append(closing)
+            if plan.sums_from is not None or unnumbered:
+                to_save.append(closing.invoice)
+            if plan.sums_from is not None:
+                taken.add(plan.sums_from)
         # the invoices first, then the ledgers they were taken from: a crash in between leaves
         # only stale ledger entries, never read for an invoice past draft
-        async with asyncio.TaskGroup() as writes:
-            for invoice in to_save:
-                writes.create_task(ports.invoices.save(invoice))
+        await _together(ports.invoices.save(invoice) for invoice in to_save)
         for n in sorted(taken):
             with contextlib.suppress(ConcurrentUpdateError):  # a stale entry is harmless
                 await ports.invoices.save_ledger(ledgers[n])
     except BaseException:
-        cancel_renderings([r for r in results if isinstance(r, Closing)])
+        cancel_renderings(r for r in results if isinstance(r, Closing))
         raise
     return results
+
+
+async def _together(writes: Iterable[Coroutine[Any, Any, None]]) -> None:
+    """Run the writes concurrently; the first failure stops the others and is raised as is."""
+    tasks = [asyncio.ensure_future(w) for w in writes]
+    try:
+        await asyncio.gather(*tasks)
+    except BaseException:
+        for task in tasks:
+            task.cancel()
+        raise
 
 
 async def start_close(ports: InvoicingPorts, marker: PeriodClosing) -> Closing | Outcome:
@@ -378,15 +390,30 @@ async def start_close(ports: InvoicingPorts, marker: PeriodClosing) -> Closing |
     return result
 
 
-async def _freeze(
+@dataclass
+class _ClosePlan:
+    """An invoice about to be frozen, with everything its close needs, checked."""
+
+    invoice: Invoice
+    marker: PeriodClosing
+    customer: Customer
+    entity: InvoicingEntity
+    draft: InvoiceDocument
+    """Assembled from the lines it is frozen with."""
+    sums_from: int | None
+    """The ledger its draft's sums are taken from (None: frozen before, resumed)."""
+    ledger: DraftLedger | None
+
+
+async def _plan_close(
     ports: InvoicingPorts,
     catalog: CatalogView,
     loaded: dict[str, Invoice],
     ledgers: dict[int, DraftLedger],
     marker: PeriodClosing,
-) -> tuple[Closing, bool, bool] | Outcome:
-    """Freeze and number one invoice (the invoice and ledger are written by the caller): its
-    closing, whether the invoice must be written, whether it was taken from its ledger."""
+) -> _ClosePlan | Outcome:
+    """Check that the marker's invoice can be closed (CatalogError if not) and assemble it,
+    changing nothing; or finish a crashed close's announcement and say so."""
     customer_id, period = marker.data.customer_id, marker.data.period
     invoice_id = invoice_id_for(customer_id, period)
     customer = catalog.customers.get(customer_id)
@@ -398,53 +425,57 @@ async def _freeze(
         msg = f"cannot close {invoice_id}: invoicing entity {customer.invoicing_entity!r} missing"
         raise CatalogError(msg)
 
-    # the catalog must hold the plans and tax rates before the invoice is frozen, so that a
-    # missing one leaves it in draft (the marker is dead-lettered and may be replayed)
-    catalog.assemble(customer=customer, entity=entity, period=period, groups=[])
     invoice = loaded.get(invoice_id) or Invoice.new(invoice_id)
-    from_ledger = False
     if invoice.is_draft:
-        # the draft's sums move from its ledger onto the invoice
-        ledger = ledgers[ledger_of(customer_id)]
-        sums = ledger.drafts.get(invoice_id)
+        n = ledger_of(customer_id)
+        sums = ledgers[n].drafts.get(invoice_id)
         if sums is not None:  # charges in another currency leave the invoice in draft
             try:
                 sums.check_currency(invoice_id, customer.currency)
             except CurrencyMismatchError as exc:
                 ids = await _charges_not_in(ports, invoice_id, customer.currency)
                 raise CatalogError(f"{exc} (charges {', '.join(ids)})") from None
-        invoice.start_finalizing(marker.data.issue_date, ledger.take(invoice_id))
-        from_ledger = True
+        groups = [] if sums is None else charge_groups(sums.lines)
+        # a plan or a tax rate missing from the catalog leaves the invoice in draft (the
+        # marker is dead-lettered and may be replayed)
+        draft = catalog.assemble(customer=customer, entity=entity, period=period, groups=groups)
+        return _ClosePlan(invoice, marker, customer, entity, draft, n, ledgers[n])
     if invoice.status is not InvoiceStatus.FINALIZING:  # issued before
         if invoice.document is not None and not await ports.invoices.is_published(invoice_id):
             # crashed after writing, before publishing
             await _publish(ports, invoice, marker)
         return _outcome_of(invoice, "already finalized")
+    groups = invoice.charge_groups()  # frozen by a close that crashed half-way
+    draft = catalog.assemble(customer=customer, entity=entity, period=period, groups=groups)
+    return _ClosePlan(invoice, marker, customer, entity, draft, None, None)
 
+
+async def _freeze_and_number(ports: InvoicingPorts, plan: _ClosePlan) -> Closing:
+    """Freeze the planned invoice (its sums out of its ledger, its issue date fixed), give it
+    its number and start its rendering (the caller writes the invoice and the ledger)."""
+    invoice = plan.invoice
+    if plan.ledger is not None:
+        invoice.start_finalizing(plan.marker.data.issue_date, plan.ledger.take(invoice.invoice_id))
     assert invoice.issue_date is not None
     issue_date = invoice.issue_date
-    draft = catalog.assemble(
-        customer=customer, entity=entity, period=period, groups=invoice.charge_groups()
-    )
-    save = from_ledger
     if invoice.seq is None:  # kept on the invoice: a close resumed after a crash finds it
         invoice.seq = await ports.invoices.claim_number(
-            entity=entity.id, year=issue_date.year, invoice_id=invoice_id
+            entity=plan.entity.id, year=issue_date.year, invoice_id=invoice.invoice_id
         )
-        save = True
-    document = draft.model_copy(
+    number = format_invoice_number(plan.entity.number_prefix, issue_date.year, invoice.seq)
+    document = plan.draft.model_copy(
         update={
-            "number": format_invoice_number(entity.number_prefix, issue_date.year, invoice.seq),
+            "number": number,
             "status": InvoiceStatus.FINALIZED,
             "issue_date": issue_date,
-            "due_date": due_date_for(issue_date, customer.payment_terms_days),
+            "due_date": due_date_for(issue_date, plan.customer.payment_terms_days),
             # a negative invoice owes nothing: what it owes the customer is customer credit
-            "outstanding": max(draft.total, Decimal(0)),
+            "outstanding": max(plan.draft.total, Decimal(0)),
         }
     )
     # rendering starts at once, in the process pool, while the next markers are frozen
     pdf = asyncio.create_task(ports.renderer.render(document))
-    return Closing(invoice, document, marker, pdf), save, from_ledger
+    return Closing(invoice, document, plan.marker, pdf)
 
 
 async def _charges_not_in(
