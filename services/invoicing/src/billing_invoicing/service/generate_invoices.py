@@ -5,12 +5,14 @@ Closing is two steps, so that it is exact without multi-document transactions:
 1. :func:`request_close` puts a ``PeriodClosing`` marker for each customer into the charge
    stream, keyed by customer like the charges (the CLI and the close command do this);
 2. the consumer of that customer's partition meets the marker after every charge rated before it
-   and calls :func:`close_invoices` with the markers of its batch: each invoice is frozen where
-   its marker stands (:func:`start_close`: later charges go to the next invoice), assembled from
-   its draft's sums (one document read, however many charges it has) and given the next number
-   of its invoicing entity's series, in stream order; then the batch's invoices are rendered
-   together in the PDF process pool (:func:`finish_closes`), stored, written finalized and
-   announced with ``InvoiceFinalized``.
+   and calls :func:`start_closes` with each run of markers of its batch: the catalog is read
+   once for the run, each invoice is frozen where its marker stands (later charges go to the
+   next invoice), assembled from its draft's sums (one ledger read, however many charges it
+   has) and given the next number of its invoicing entity's series, in stream order, and its
+   rendering starts in the PDF process pool at once; the frozen invoices are then written
+   together. Each is issued by :func:`finish_close` as soon as its rendering is back: its PDF
+   stored, written finalized and announced with ``InvoiceFinalized``. The renderer never waits
+   on the database, so a close runs at the pace of the pool.
 
 Every step is idempotent: a marker delivered twice, or a close that crashed half-way, finishes
 what was left and issues nothing twice. :func:`preview` computes the same invoices and writes
@@ -380,14 +382,6 @@ async def _together(writes: Iterable[Coroutine[Any, Any, None]]) -> None:
         for task in tasks:
             task.cancel()
         raise
-
-
-async def start_close(ports: InvoicingPorts, marker: PeriodClosing) -> Closing | Outcome:
-    """:func:`start_closes` of one marker (raises what it would put in the marker's place)."""
-    [result] = await start_closes(ports, [marker])
-    if isinstance(result, Exception):
-        raise result
-    return result
 
 
 @dataclass
