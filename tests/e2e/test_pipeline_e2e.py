@@ -22,13 +22,12 @@ from typing import Any
 
 import pytest
 import yaml
-from bson import ObjectId
 from focus_checks import focus_12_problems, focus_validator_failures
-from gridfs import AsyncGridFSBucket
 from pymongo import AsyncMongoClient
 from pypdf import PdfReader
 
-from billing_schemas.documents import INVOICE_PDF_BUCKET
+from billing_runtime.files import FileCollection
+from billing_schemas.documents import INVOICE_PDF_FILES
 
 ROOT = Path(__file__).resolve().parents[2]
 SAMPLE = ROOT / "demo" / "focus_sample.csv"
@@ -118,11 +117,10 @@ async def finalized_invoices(pipeline: Any) -> list[dict[str, Any]]:
     try:
         db = client[pipeline.namespace]
         docs = [d async for d in db["invoicing_invoices"].find({"period": PERIOD})]
-        bucket = AsyncGridFSBucket(db, bucket_name=INVOICE_PDF_BUCKET)
+        files = FileCollection(db[INVOICE_PDF_FILES])
         for doc in docs:
             if doc.get("pdf_file_id"):
-                stream = await bucket.open_download_stream(ObjectId(doc["pdf_file_id"]))
-                doc["pdf"] = await stream.read()
+                doc["pdf"] = await files.get(doc["pdf_file_id"])
         return docs
     finally:
         await client.close()

@@ -1,7 +1,11 @@
-"""Where invoice documents are stored: a GridFS bucket in the pipeline's database.
+"""Where invoice documents are stored: a collection of the pipeline's database.
 
-Invoicing writes each finalized invoice's PDF once (file name ``<invoice number>.pdf``, metadata
-``invoice_id`` and ``sha256``); notify reads it back by the id carried in ``InvoiceFinalized``.
+Invoicing writes each finalized invoice's PDF once, under the file id ``<invoice id>.pdf``
+(metadata ``invoice_id``, ``number``, ``filename``; the file's ``sha256`` and ``length``), in
+:data:`INVOICE_PDF_FILES` as ``billing_runtime.files`` lays it out; notify reads it back by the
+id carried in ``InvoiceFinalized``. Versions before that stored PDFs in the GridFS bucket
+:data:`INVOICE_PDF_BUCKET` (ObjectId file ids), still read from there.
 """
 
+INVOICE_PDF_FILES = "invoice_pdf_files"
 INVOICE_PDF_BUCKET = "invoice_pdfs"

@@ -346,7 +346,7 @@ class FinalizedInvoice(_Model):
     total: WireDecimal
     outstanding: WireDecimal
     line_count: int = Field(ge=0)
-    pdf_file_id: str = Field(description="GridFS id of the stored PDF.")
+    pdf_file_id: str = Field(description="Id of the stored PDF (billing_schemas.documents).")
     pdf_sha256: str
 
 
@@ -394,7 +394,7 @@ class CreditNote(_Model):
     currency: CurrencyCode
     total: WireDecimal = Field(description="The amount credited, positive.")
     reason: str
-    pdf_file_id: str | None = Field(default=None, description="GridFS id of its PDF, if any.")
+    pdf_file_id: str | None = Field(default=None, description="Id of its stored PDF, if any.")
     pdf_sha256: str | None = None
 
 

@@ -2,7 +2,7 @@
 
 Rendering goes through the real worker process (``PdfRenderer``) and the text is read back
 from the PDF with pypdf. The store's behaviour is one contract, run against the in-memory fake
-and, as an integration test, against GridFS on the real MongoDB-wire database.
+and, as an integration test, against the real MongoDB-wire database.
 """
 
 from __future__ import annotations
@@ -16,17 +16,20 @@ from typing import Any
 
 import pypdf
 import pytest
+from gridfs import AsyncGridFSBucket
 from pymongo.asynchronous.database import AsyncDatabase
 
 from billing_invoicing.adapters.documents import (
     InMemoryInvoicePdfStore,
+    InvoicePdfCorruptError,
     InvoicePdfNotFoundError,
     InvoicePdfStore,
+    pdf_file_id,
 )
 from billing_invoicing.adapters.pdf import PdfRenderer, render_invoice_html
 from billing_invoicing.domain.invoice import InvoiceDocument, InvoiceLine, InvoiceStatus, Party
 from billing_schemas.catalog import PaymentMethod
-from billing_schemas.documents import INVOICE_PDF_BUCKET
+from billing_schemas.documents import INVOICE_PDF_BUCKET, INVOICE_PDF_FILES
 from billing_schemas.money import format_amount
 
 NUMBER = "ACME-2024-000042"
@@ -148,7 +151,7 @@ def test_html_escapes_the_customer_name() -> None:
 class PdfStoreContract:
     """The behaviour every invoice PDF store has; subclasses provide the ``store`` fixture."""
 
-    pdf = bytes(range(256)) * 1200  # 300 KiB: more than one 255 KiB GridFS chunk
+    pdf = bytes(range(256)) * 1200  # 300 KiB
 
     async def test_saving_twice_keeps_one_file(self, store: PdfStore) -> None:
         first = await store.save(invoice_id="c1:2024-09", number=NUMBER, pdf=self.pdf)
@@ -179,12 +182,12 @@ class TestInMemoryPdfStore(PdfStoreContract):
 
 
 @pytest.mark.integration
-class TestGridFsPdfStore(PdfStoreContract):
+class TestMongoPdfStore(PdfStoreContract):
     @pytest.fixture
     def store(self, mongo_db: AsyncDatabase[dict[str, Any]]) -> PdfStore:
         return InvoicePdfStore(mongo_db)
 
-    async def test_saving_twice_writes_one_gridfs_file(
+    async def test_saving_twice_writes_one_file_under_the_invoices_id(
         self, mongo_db: AsyncDatabase[dict[str, Any]]
     ) -> None:
         store = InvoicePdfStore(mongo_db)
@@ -192,24 +195,40 @@ class TestGridFsPdfStore(PdfStoreContract):
         first = await store.save(invoice_id="c1:2024-09", number=NUMBER, pdf=self.pdf)
         second = await store.save(invoice_id="c1:2024-09", number=NUMBER, pdf=self.pdf)
 
-        files = await mongo_db[f"{INVOICE_PDF_BUCKET}.files"].find({}).to_list()
-        assert second.file_id == first.file_id
-        assert [str(f["_id"]) for f in files] == [first.file_id]
-        assert files[0]["filename"] == f"{NUMBER}.pdf"
-        assert files[0]["metadata"]["sha256"] == first.sha256
+        files = await mongo_db[INVOICE_PDF_FILES].find({}, {"data": 0}).to_list()
+        assert second.file_id == first.file_id == pdf_file_id("c1:2024-09")
+        assert [f["_id"] for f in files] == [first.file_id]
+        assert files[0]["metadata"]["filename"] == f"{NUMBER}.pdf"
+        assert files[0]["sha256"] == first.sha256
 
-    async def test_concurrent_saves_agree_and_leave_no_orphan_chunks(
+    async def test_concurrent_saves_agree_on_one_file(
         self, mongo_db: AsyncDatabase[dict[str, Any]]
     ) -> None:
         # Separate store objects, as in separate service instances racing on one invoice.
         stores = [InvoicePdfStore(mongo_db) for _ in range(4)]
-        await stores[0].ensure_indexes()
 
         results = await asyncio.gather(
             *(s.save(invoice_id="c3:2024-09", number="N-3", pdf=self.pdf) for s in stores)
         )
 
         assert len({r.file_id for r in results}) == 1
-        assert await mongo_db[f"{INVOICE_PDF_BUCKET}.files"].count_documents({}) == 1
-        chunk_owners = await mongo_db[f"{INVOICE_PDF_BUCKET}.chunks"].distinct("files_id")
-        assert [str(owner) for owner in chunk_owners] == [results[0].file_id]
+        assert await mongo_db[INVOICE_PDF_FILES].count_documents({}) == 1
+        assert await stores[1].load(results[0].file_id) == self.pdf
+
+    async def test_altered_bytes_are_refused(self, mongo_db: AsyncDatabase[dict[str, Any]]) -> None:
+        store = InvoicePdfStore(mongo_db)
+        stored = await store.save(invoice_id="c4:2024-09", number="N-4", pdf=self.pdf)
+        await mongo_db[INVOICE_PDF_FILES].update_one(
+            {"_id": stored.file_id}, {"$set": {"data": b"%PDF-forged"}}
+        )
+
+        with pytest.raises(InvoicePdfCorruptError):
+            await store.load(stored.file_id)
+
+    async def test_a_pdf_stored_in_gridfs_by_an_earlier_version_still_loads(
+        self, mongo_db: AsyncDatabase[dict[str, Any]]
+    ) -> None:
+        bucket = AsyncGridFSBucket(mongo_db, bucket_name=INVOICE_PDF_BUCKET)
+        file_id = await bucket.upload_from_stream("OLD-1.pdf", self.pdf)
+
+        assert await InvoicePdfStore(mongo_db).load(str(file_id)) == self.pdf

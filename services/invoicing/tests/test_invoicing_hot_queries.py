@@ -1,8 +1,9 @@
 """Every query invoicing runs on its hot paths (charges onto drafts, closing an invoice) is
 answered by the database itself, never by reading a growing collection whole.
 
-The test records every command the repository sends while a batch of charges is put on drafts
-and an invoice is closed, then asks the database (``explain``) about each read and update filter
+The test records every command the repository sends while a batch of charges is put on drafts,
+an invoice is closed (its PDF stored) and its PDF is loaded back (as the API and notify do),
+then asks the database (``explain``) about each read and update filter
 on the collections that grow with usage. FerretDB's SQLite backend pushes down only ``_id``
 equality: any other filter there would be a scan of everything ever stored (docs/operations.md,
 "The database backend")."""
@@ -18,7 +19,7 @@ from invoicing_test_support import rated
 from pymongo import AsyncMongoClient, monitoring
 
 from billing_invoicing.adapters.catalog_repo import MongoCatalogRepository
-from billing_invoicing.adapters.documents import InMemoryInvoicePdfStore
+from billing_invoicing.adapters.documents import InvoicePdfStore
 from billing_invoicing.adapters.events import InMemoryInvoiceEvents
 from billing_invoicing.adapters.invoice_repo import (
     CHARGES,
@@ -31,16 +32,25 @@ from billing_invoicing.domain.invoice import InvoiceDocument
 from billing_invoicing.domain.model import StreamPosition
 from billing_invoicing.service.draft_invoices import PositionedCharge, add_charges
 from billing_invoicing.service.generate_invoices import InvoicingPorts, close_invoice
+from billing_notify.adapters.documents import MongoInvoicePdfs
 from billing_runtime.mongo import assert_pushed_down, explain_query
 from billing_schemas.catalog import Catalog
+from billing_schemas.documents import INVOICE_PDF_BUCKET, INVOICE_PDF_FILES
 from billing_schemas.events import PeriodClose, PeriodClosing
 
 pytestmark = pytest.mark.integration
 
-GROWING = {CHARGES, INVOICES, NUMBERS}
-"""Collections whose size grows with usage. The catalog's grow with the catalog only; the
-ledgers are ``LEDGERS`` documents whatever the usage (their version-guarded updates, which
-FerretDB filters itself, read those few)."""
+GROWING = {
+    CHARGES,
+    INVOICES,
+    NUMBERS,
+    INVOICE_PDF_FILES,
+    f"{INVOICE_PDF_BUCKET}.files",  # where earlier versions kept the PDFs (GridFS)
+    f"{INVOICE_PDF_BUCKET}.chunks",
+}
+"""Collections whose size grows with usage or with the invoices. The catalog's grow with the
+catalog only; the ledgers are ``LEDGERS`` documents whatever the usage (their version-guarded
+updates, which FerretDB filters itself, read those few)."""
 
 CATALOG = {
     "invoicing_entities": [
@@ -116,9 +126,8 @@ async def test_hot_path_queries_are_pushed_down(infra: Any, namespace: str) -> N
         await catalog.apply(Catalog.model_validate(CATALOG))
         invoices = MongoInvoiceRepository(db)
         await invoices.ensure_indexes()
-        ports = InvoicingPorts(
-            catalog, invoices, FakeRenderer(), InMemoryInvoicePdfStore(), InMemoryInvoiceEvents()
-        )
+        pdfs = InvoicePdfStore(db)
+        ports = InvoicingPorts(catalog, invoices, FakeRenderer(), pdfs, InMemoryInvoiceEvents())
         recorder.commands.clear()
 
         batch = [
@@ -131,11 +140,18 @@ async def test_hot_path_queries_are_pushed_down(infra: Any, namespace: str) -> N
             ports, PeriodClosing.create(marker, source="t", correlation_id="t")
         )
         assert outcome.action == "finalized"
+        invoice = await invoices.get("alpha:2024-09")
+        assert invoice is not None
+        assert invoice.pdf_file_id is not None
+        pdf = f"%PDF-stand-in {outcome.number}".encode()
+        assert await pdfs.load(invoice.pdf_file_id) == pdf  # the API's download
+        assert await MongoInvoicePdfs(db).load(invoice.pdf_file_id) == pdf  # notify's
+        assert await pdfs.find("alpha:2024-09") is not None
         late = PositionedCharge(rated("late", price="2.00"), StreamPosition(0, 21))
         await add_charges(invoices, [late])  # onto the next invoice
 
         seen = list(filters(recorder.commands))
-        assert {collection for _, collection, _ in seen} >= {INVOICES, NUMBERS}
+        assert {collection for _, collection, _ in seen} >= {INVOICES, NUMBERS, INVOICE_PDF_FILES}
         ledger_writes = [body for name, body in recorder.commands if body.get(name) == LEDGERS]
         assert ledger_writes  # the drafts' sums went through the ledgers
         slow = [(n, c, f) for n, c, f in seen if f == "whole collection"]

@@ -1,7 +1,7 @@
 """The invoicing HTTP API (entrypoints/http.py) with httpx against the ASGI app, on FerretDB.
 
 Two German customers (VAT 19 %), invoiced by the real close use case with a stand-in renderer
-whose bytes are stored in the real GridFS:
+whose bytes are stored in the real database:
 
 * alpha, 2024-09: EC2 cost 80.00 EUR price 100.00, S3 cost 7.50 EUR price 10.00;
   total (100.00 + 10.00) x 1.19 = 130.90 EUR (tax 20.90); a 2024-10 draft of 5.00 so far;
@@ -23,8 +23,6 @@ from typing import TYPE_CHECKING, Any
 
 import httpx
 import pytest
-from bson import ObjectId
-from gridfs import AsyncGridFSBucket
 from pymongo.asynchronous.database import AsyncDatabase
 
 from billing_invoicing.adapters.catalog_repo import MongoCatalogRepository
@@ -43,8 +41,9 @@ from billing_invoicing.service.invoice_queries import QueryPorts
 from billing_invoicing.service.settle_invoices import SettlementPorts
 from billing_invoicing.settings import InvoicingSettings
 from billing_notify.adapters.catalog import MongoCustomerDirectory
+from billing_runtime.files import FileCollection
 from billing_schemas.catalog import CUSTOMERS, Catalog
-from billing_schemas.documents import INVOICE_PDF_BUCKET
+from billing_schemas.documents import INVOICE_PDF_FILES
 from billing_schemas.events import (
     ChargeCategory,
     LineType,
@@ -354,12 +353,10 @@ async def test_one_invoice_has_its_amounts_as_decimal_strings_and_no_cost_for_cu
     assert (await api.get("/v1/invoices/CCR-2024-999999")).status_code == 404
 
 
-async def test_the_pdf_is_the_one_in_gridfs_and_a_draft_has_none(api: Api) -> None:
+async def test_the_pdf_is_the_one_stored_and_a_draft_has_none(api: Api) -> None:
     doc = await api.db["invoicing_invoices"].find_one({"number": ALPHA_NO})
     assert doc is not None
-    bucket = AsyncGridFSBucket(api.db, bucket_name=INVOICE_PDF_BUCKET)
-    stream = await bucket.open_download_stream(ObjectId(doc["pdf_file_id"]))
-    stored = await stream.read()
+    stored = await FileCollection(api.db[INVOICE_PDF_FILES]).get(doc["pdf_file_id"])
     answer = await api.get(f"/v1/invoices/{ALPHA_NO}/pdf", ALPHA)
     assert answer.status_code == 200
     assert answer.headers["content-type"] == "application/pdf"

@@ -36,6 +36,8 @@ def _build(settings: InvoicingSettings) -> tuple[Runtime, ASGIApp]:
     async def prepare() -> None:
         await ports.invoices.ensure_indexes()
         await queries.settlement.settlements.ensure_indexes()
+        # the PDF processes start (and import WeasyPrint) now, not when a close is waiting
+        await renderer.start()
 
     async def close_pool() -> None:
         await renderer.aclose()

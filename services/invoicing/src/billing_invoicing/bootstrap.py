@@ -33,7 +33,7 @@ def build_ports(
     renderer: PdfRenderer,
     settings: InvoicingSettings,
 ) -> InvoicingPorts:
-    """The use cases' ports over MongoDB, GridFS, Kafka and the PDF pool (which renders the
+    """The use cases' ports over MongoDB, Kafka and the PDF pool (which renders the
     Factur-X PDF for the customers who receive it, ``adapters/einvoice_renderer.py``)."""
     catalog = MongoCatalogRepository(db)
     return InvoicingPorts(

@@ -6,7 +6,7 @@ from faststream.asgi import AsgiFastStream
 
 from billing_notify.adapters.catalog import MongoCustomerDirectory
 from billing_notify.adapters.delivery_log import MongoDeliveryLog
-from billing_notify.adapters.documents import GridFsInvoicePdfs
+from billing_notify.adapters.documents import MongoInvoicePdfs
 from billing_notify.adapters.mailer import SmtpMailer
 from billing_notify.adapters.reconciliations import MongoReconciliations
 from billing_notify.adapters.rejections import MongoRejectedRows
@@ -39,7 +39,7 @@ def build(settings: NotifySettings) -> Runtime:
     deliveries = MongoDeliveryLog(runtime.db)
     ports = NotifyPorts(
         customers=MongoCustomerDirectory(runtime.db),
-        pdfs=GridFsInvoicePdfs(runtime.db),
+        pdfs=MongoInvoicePdfs(runtime.db),
         deliveries=deliveries,
         mailer=SmtpMailer(
             settings.smtp_host,

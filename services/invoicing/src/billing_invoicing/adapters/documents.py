@@ -1,9 +1,12 @@
-"""Invoice PDFs in GridFS (bucket :data:`billing_schemas.documents.INVOICE_PDF_BUCKET`).
+"""Invoice PDFs by ``_id`` (collection :data:`billing_schemas.documents.INVOICE_PDF_FILES`).
 
-One PDF per invoice: the files collection carries a unique index on ``metadata.invoice_id``, so
-saving again (a redelivered message, a retried finalization) returns the stored file instead of
-writing a second one, even when two savers race. Only plain inserts, finds, deletes and one
-index are used, which FerretDB (no transactions) supports.
+One PDF per invoice, stored under an id derived from the invoice id (:func:`pdf_file_id`):
+saving is one insert, and saving again (a redelivered marker, a retried finalization, two
+savers racing) meets the duplicate key and returns the stored file; finding an invoice's PDF and
+loading it are ``_id`` look-ups, the only filter FerretDB's SQLite backend answers without
+reading every stored file (``billing_runtime.files``). PDFs stored in the GridFS bucket
+:data:`~billing_schemas.documents.INVOICE_PDF_BUCKET` by earlier versions (ObjectId file ids)
+are still loaded from there.
 
 :class:`InMemoryInvoicePdfStore` is the fake with the same behaviour, for unit tests; both
 satisfy the ``PdfStorage`` port of ``billing_invoicing.service.generate_invoices``.
@@ -17,13 +20,11 @@ from typing import Any
 
 from bson import ObjectId
 from gridfs import AsyncGridFSBucket
-from gridfs.errors import FileExists, NoFile
-from pymongo import ASCENDING
+from gridfs.errors import NoFile
 from pymongo.asynchronous.database import AsyncDatabase
 
-from billing_schemas.documents import INVOICE_PDF_BUCKET
-
-INVOICE_ID_INDEX = "invoice_id_unique"
+from billing_runtime.files import FileCollection, StoredFile, StoredFileCorruptError
+from billing_schemas.documents import INVOICE_PDF_BUCKET, INVOICE_PDF_FILES
 
 
 class InvoicePdfNotFoundError(LookupError):
@@ -36,79 +37,47 @@ class InvoicePdfCorruptError(RuntimeError):
 
 @dataclass(frozen=True)
 class StoredPdf:
-    """A stored invoice PDF: its GridFS file id (an ObjectId as a string), checksum and size."""
+    """A stored invoice PDF: its file id, checksum and size."""
 
     file_id: str
     sha256: str
     size: int
 
 
-def _stored(file_doc: dict[str, Any]) -> StoredPdf:
-    return StoredPdf(
-        file_id=str(file_doc["_id"]),
-        sha256=str(file_doc["metadata"]["sha256"]),
-        size=int(file_doc["length"]),
-    )
+def pdf_file_id(invoice_id: str) -> str:
+    """The id an invoice's PDF is stored under: one per invoice, known without a query."""
+    return f"{invoice_id}.pdf"
 
 
-def _object_id(file_id: str) -> ObjectId:
-    if not ObjectId.is_valid(file_id):
-        msg = f"no invoice PDF with file id {file_id!r}"
-        raise InvoicePdfNotFoundError(msg)
-    return ObjectId(file_id)
+def _pdf(stored: StoredFile) -> StoredPdf:
+    return StoredPdf(stored.file_id, stored.sha256, stored.size)
+
+
+def _not_found(file_id: str) -> InvoicePdfNotFoundError:
+    return InvoicePdfNotFoundError(f"no invoice PDF with file id {file_id!r}")
 
 
 class InvoicePdfStore:
-    """Invoice PDFs in a GridFS bucket of the pipeline's database."""
+    """Invoice PDFs in the pipeline's database."""
 
     def __init__(self, db: AsyncDatabase[Any]) -> None:
-        self._bucket = AsyncGridFSBucket(db, bucket_name=INVOICE_PDF_BUCKET)
-        self._files = db[f"{INVOICE_PDF_BUCKET}.files"]
-        self._chunks = db[f"{INVOICE_PDF_BUCKET}.chunks"]
-        self._indexed = False
-
-    async def ensure_indexes(self) -> None:
-        """Create the unique index that makes :meth:`save` idempotent (safe to repeat)."""
-        if not self._indexed:
-            await self._files.create_index(
-                [("metadata.invoice_id", ASCENDING)], unique=True, name=INVOICE_ID_INDEX
-            )
-            self._indexed = True
+        self._files = FileCollection(db[INVOICE_PDF_FILES])
+        self._legacy = AsyncGridFSBucket(db, bucket_name=INVOICE_PDF_BUCKET)
 
     async def save(self, *, invoice_id: str, number: str, pdf: bytes) -> StoredPdf:
-        """Store the invoice's PDF as ``<number>.pdf``; if it is already stored, return that.
+        """Store the invoice's PDF (named ``<number>.pdf``); if it is already stored, return
+        that.
 
         The first stored PDF wins: an invoice document never changes once issued, so a second
         save with different bytes returns the original rather than replacing it.
         """
-        await self.ensure_indexes()
-        existing = await self.find(invoice_id)
-        if existing is not None:
-            return existing
-        digest = hashlib.sha256(pdf).hexdigest()
-        file_id = ObjectId()
-        try:
-            await self._bucket.upload_from_stream_with_id(
-                file_id,
-                f"{number}.pdf",
-                pdf,
-                metadata={
-                    "invoice_id": invoice_id,
-                    "number": number,
-                    "sha256": digest,
-                    "content_type": "application/pdf",
-                },
-            )
-        except FileExists:
-            # GridFS reports any duplicate key on the files collection as FileExists; here it
-            # is the invoice_id index: a concurrent save won. Our chunks were written before
-            # the files document was refused and belong to no file, so remove them.
-            await self._chunks.delete_many({"files_id": file_id})
-            winner = await self.find(invoice_id)
-            if winner is None:
-                raise
-            return winner
-        return StoredPdf(file_id=str(file_id), sha256=digest, size=len(pdf))
+        metadata = {
+            "invoice_id": invoice_id,
+            "number": number,
+            "filename": f"{number}.pdf",
+            "content_type": "application/pdf",
+        }
+        return _pdf(await self._files.put(pdf_file_id(invoice_id), pdf, metadata))
 
     async def load(self, file_id: str) -> bytes:
         """The stored PDF's bytes, checked against the checksum recorded at save time.
@@ -117,10 +86,21 @@ class InvoicePdfStore:
         :class:`InvoicePdfCorruptError` if the bytes do not match.
         """
         try:
-            stream = await self._bucket.open_download_stream(_object_id(file_id))
+            data = await self._files.get(file_id)
+        except StoredFileCorruptError as exc:
+            raise InvoicePdfCorruptError(str(exc)) from None
+        if data is not None:
+            return data
+        if not ObjectId.is_valid(file_id):
+            raise _not_found(file_id)
+        return await self._load_legacy(ObjectId(file_id))
+
+    async def _load_legacy(self, file_id: ObjectId) -> bytes:
+        """A PDF an earlier version stored in GridFS."""
+        try:
+            stream = await self._legacy.open_download_stream(file_id)
         except NoFile:
-            msg = f"no invoice PDF with file id {file_id!r}"
-            raise InvoicePdfNotFoundError(msg) from None
+            raise _not_found(str(file_id)) from None
         data: bytes = await stream.read()
         expected = (stream.metadata or {}).get("sha256")
         if expected is not None and hashlib.sha256(data).hexdigest() != expected:
@@ -130,11 +110,8 @@ class InvoicePdfStore:
 
     async def find(self, invoice_id: str) -> StoredPdf | None:
         """The invoice's stored PDF, or None if none is stored."""
-        # The files collection is read directly: the document is all we need, no stream.
-        file_doc = await self._files.find_one(
-            {"metadata.invoice_id": invoice_id}, projection={"metadata": 1, "length": 1}
-        )
-        return None if file_doc is None else _stored(file_doc)
+        stored = await self._files.info(pdf_file_id(invoice_id))
+        return None if stored is None else _pdf(stored)
 
 
 class InMemoryInvoicePdfStore:
@@ -146,12 +123,12 @@ class InMemoryInvoicePdfStore:
 
     async def save(self, *, invoice_id: str, number: str, pdf: bytes) -> StoredPdf:
         """Store the invoice's PDF; if it is already stored, return that (first one wins)."""
-        del number  # only part of the stored file name in GridFS
+        del number  # only part of the stored file's metadata
         existing = self._by_invoice.get(invoice_id)
         if existing is not None:
             return existing
         stored = StoredPdf(
-            file_id=str(ObjectId()), sha256=hashlib.sha256(pdf).hexdigest(), size=len(pdf)
+            file_id=pdf_file_id(invoice_id), sha256=hashlib.sha256(pdf).hexdigest(), size=len(pdf)
         )
         self._by_invoice[invoice_id] = stored
         self._data[stored.file_id] = pdf
@@ -162,8 +139,7 @@ class InMemoryInvoicePdfStore:
         try:
             return self._data[file_id]
         except KeyError:
-            msg = f"no invoice PDF with file id {file_id!r}"
-            raise InvoicePdfNotFoundError(msg) from None
+            raise _not_found(file_id) from None
 
     async def find(self, invoice_id: str) -> StoredPdf | None:
         """The invoice's stored PDF, or None if none is stored."""

@@ -1,7 +1,7 @@
 """The invoice PDF port, per customer: Factur-X for those who receive it, else the plain PDF.
 
-A customer whose catalog ``einvoice`` lists ``facturx`` gets, as *the* invoice PDF (stored in
-GridFS, attached by notify, served by ``/v1/invoices/{number}/pdf``), the PDF/A-3b carrying its
+A customer whose catalog ``einvoice`` lists ``facturx`` gets, as *the* invoice PDF (stored by
+invoicing, attached by notify, served by ``/v1/invoices/{number}/pdf``), the PDF/A-3b carrying its
 CII XML: the Factur-X replaces the plain PDF, it does not travel beside it. The close use case
 does not know the difference; this adapter stands where it expects a renderer.
 

@@ -174,18 +174,14 @@ def generate(
             )
             await ctx.audit.record(entry, audit_id=audit_id)
             deadline = time.monotonic() + wait_seconds
+            # one look-up by _id per invoice and per wait (not a read of the period's invoices
+            # every few tenths of a second, which would compete with the close for the database)
+            waiting = list(closing)
             with console.status(f"closing {len(closing)} invoices of {period}..."):
-                while True:
-                    docs = await ctx.ports.invoices.list_invoices(
-                        period=period, customer_id=customer
-                    )
-                    waiting = [
-                        d["_id"]
-                        for d in docs
-                        if d["_id"] in closing and d.get("published_at") is None
-                    ]
-                    if not waiting:
-                        break
+                while waiting:
+                    if await ctx.ports.invoices.is_published(waiting[0]):
+                        waiting.pop(0)
+                        continue
                     if time.monotonic() > deadline:
                         msg = (
                             f"the invoicing service has not finished {', '.join(waiting)} "
@@ -193,7 +189,7 @@ def generate(
                             "status; var/log/invoicing.log)"
                         )
                         raise TimeoutError(msg)
-                    await asyncio.sleep(0.3)
+                    await asyncio.sleep(0.5)
             return [
                 replace(o, action="finalized" if o.invoice_id in closing else "already finalized")
                 for o in await outcomes(ctx.ports, period=period, customer_id=customer)

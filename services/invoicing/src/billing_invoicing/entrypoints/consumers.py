@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import Any
 
@@ -20,7 +21,7 @@ from billing_invoicing.service.generate_invoices import (
     cancel_renderings,
     finish_close,
     request_close,
-    start_close,
+    start_closes,
 )
 from billing_invoicing.settings import InvoicingSettings
 from billing_runtime.kafka import Failed, decode_batch
@@ -65,63 +66,95 @@ def _position(record: Any) -> StreamPosition | None:
 async def apply_charge_stream(
     ports: InvoicingPorts, events: list[tuple[Any, ChargeRated | PeriodClosing]]
 ) -> tuple[list[Failed], list[Outcome]]:
-    """Put runs of charges onto their drafts and freeze an invoice where its marker stands, in
-    stream order; then render and issue the batch's frozen invoices together."""
+    """Put runs of charges onto their drafts and freeze the invoices of each run of markers
+    together where their markers stand, in stream order; then issue the batch's frozen
+    invoices as their renderings come back."""
     failed: list[Failed] = []
     done: list[Outcome] = []
-    closings: dict[str, tuple[Any, Closing]] = {}
+    closings: list[tuple[Any, Closing]] = []
+    seen: set[str] = set()
     run: list[tuple[Any, PositionedCharge]] = []
+    markers: list[tuple[Any, PeriodClosing]] = []
 
     try:
         for record, event in events:
             if isinstance(event, ChargeRated):
+                # later charges go to the next invoice: the markers before them are frozen first
+                closings += await _freeze(ports, markers, failed, done)
+                markers.clear()
                 run.append((record, PositionedCharge(event.data, _position(record))))
                 continue
             failed += await _add_run(ports, run)
             run.clear()
             invoice_id = invoice_id_for(event.data.customer_id, event.data.period)
-            if invoice_id in closings:
-                continue  # the same marker twice in one batch
-            try:
-                with handling("invoicing close", record), correlated(event.correlation_id):
-                    closing = await start_close(ports, event)
-            except CatalogError as exc:
-                failed.append(Failed(record, str(exc)))
-                continue
-            except RECORD_ERRORS as exc:
-                log.exception("close marker %s dead-lettered", invoice_id)
-                failed.append(Failed(record, _reason(exc)))
-                continue
-            if isinstance(closing, Outcome):
-                done.append(closing)
-            else:
-                closings[invoice_id] = (record, closing)
+            if invoice_id not in seen:  # not the same marker twice in one batch
+                seen.add(invoice_id)
+                markers.append((record, event))
+        closings += await _freeze(ports, markers, failed, done)
         failed += await _add_run(ports, run)
-        done += await _issue(ports, list(closings.values()), failed)
+        done += await _issue(ports, closings, failed)
     finally:  # after a failure the batch comes again: stop the renderings still under way
-        cancel_renderings([closing for _, closing in closings.values()])
+        cancel_renderings(closing for _, closing in closings)
     for outcome in done:
         log.info("%s %s: %s", outcome.invoice_id, outcome.number, outcome.action)
     return failed, done
 
 
+async def _freeze(
+    ports: InvoicingPorts,
+    markers: list[tuple[Any, PeriodClosing]],
+    failed: list[Failed],
+    done: list[Outcome],
+) -> list[tuple[Any, Closing]]:
+    """Freeze and number the invoices of a run of markers (their renderings start at once);
+    a marker that cannot be closed for a reason of its own is dead-lettered with the reason."""
+    if not markers:
+        return []
+    results = await start_closes(
+        ports, [marker for _, marker in markers], isolate=(CatalogError, *RECORD_ERRORS)
+    )
+    closings = []
+    for (record, marker), result in zip(markers, results, strict=True):
+        if isinstance(result, Closing):
+            closings.append((record, result))
+        elif isinstance(result, Outcome):
+            done.append(result)
+        elif isinstance(result, CatalogError):
+            failed.append(Failed(record, str(result)))
+        else:
+            invoice_id = invoice_id_for(marker.data.customer_id, marker.data.period)
+            log.error("close marker %s dead-lettered: %s", invoice_id, _reason(result))
+            failed.append(Failed(record, _reason(result)))
+    return closings
+
+
 async def _issue(
     ports: InvoicingPorts, closings: list[tuple[Any, Closing]], failed: list[Failed]
 ) -> list[Outcome]:
-    """Issue the frozen invoices in stream order as their renderings come back (the pool
-    renders the next ones meanwhile), each in its close's span so that its announcement carries
-    the trace. One that cannot be issued for a reason of its own (a total beyond what can be
-    stored) has its marker dead-lettered with the reason and stays finalizing; the others go
-    on."""
-    done: list[Outcome] = []
-    for record, closing in closings:
+    """Issue the frozen invoices, each as soon as its rendering comes back (they are
+    independent: their numbers are claimed), each in its close's span so that its announcement
+    carries the trace. One that cannot be issued for a reason of its own (a total beyond what
+    can be stored) has its marker dead-lettered with the reason and stays finalizing; the
+    others go on. Any other failure stops them all (the batch comes again)."""
+
+    async def issue(record: Any, closing: Closing) -> Outcome | None:
         with handling("invoicing close", record), correlated(closing.marker.correlation_id):
             try:
-                done.append(await finish_close(ports, closing))
+                return await finish_close(ports, closing)
             except RECORD_ERRORS as exc:
-                log.warning("close marker %s dead-lettered: %s", closing.invoice.invoice_id, exc)
+                invoice_id = closing.invoice.invoice_id
+                log.warning("close marker %s dead-lettered: %s", invoice_id, exc)
                 failed.append(Failed(record, _reason(exc)))
-    return done
+                return None
+
+    tasks = [asyncio.ensure_future(issue(record, closing)) for record, closing in closings]
+    try:
+        issued = await asyncio.gather(*tasks)
+    except BaseException:  # the first failure is raised as it is; the others stop
+        for task in tasks:
+            task.cancel()
+        raise
+    return [outcome for outcome in issued if outcome is not None]
 
 
 async def _add_run(ports: InvoicingPorts, run: list[tuple[Any, PositionedCharge]]) -> list[Failed]:

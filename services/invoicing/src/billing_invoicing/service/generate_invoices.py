@@ -5,12 +5,14 @@ Closing is two steps, so that it is exact without multi-document transactions:
 1. :func:`request_close` puts a ``PeriodClosing`` marker for each customer into the charge
    stream, keyed by customer like the charges (the CLI and the close command do this);
 2. the consumer of that customer's partition meets the marker after every charge rated before it
-   and calls :func:`close_invoices` with the markers of its batch: each invoice is frozen where
-   its marker stands (:func:`start_close`: later charges go to the next invoice), assembled from
-   its draft's sums (one document read, however many charges it has) and given the next number
-   of its invoicing entity's series, in stream order; then the batch's invoices are rendered
-   together in the PDF process pool (:func:`finish_closes`), stored, written finalized and
-   announced with ``InvoiceFinalized``.
+   and calls :func:`start_closes` with each run of markers of its batch: the catalog is read
+   once for the run, each invoice is frozen where its marker stands (later charges go to the
+   next invoice), assembled from its draft's sums (one ledger read, however many charges it
+   has) and given the next number of its invoicing entity's series, in stream order, and its
+   rendering starts in the PDF process pool at once; the frozen invoices are then written
+   together. Each is issued by :func:`finish_close` as soon as its rendering is back: its PDF
+   stored, written finalized and announced with ``InvoiceFinalized``. The renderer never waits
+   on the database, so a close runs at the pace of the pool.
 
 Every step is idempotent: a marker delivered twice, or a close that crashed half-way, finishes
 what was left and issues nothing twice. :func:`preview` computes the same invoices and writes
@@ -21,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Coroutine, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
@@ -39,13 +42,14 @@ from billing_invoicing.domain.invoice import (
 )
 from billing_invoicing.domain.model import (
     CurrencyMismatchError,
+    DraftLedger,
     Invoice,
     charge_groups,
     ledger_of,
 )
 from billing_invoicing.domain.units import from_units
 from billing_invoicing.ports import ConcurrentUpdateError
-from billing_schemas.catalog import Customer, InvoicingEntity
+from billing_schemas.catalog import Customer, InvoicingEntity, Plan, TaxRate
 from billing_schemas.events import (
     FinalizedInvoice,
     InvoiceFinalized,
@@ -256,80 +260,216 @@ class Closing:
     """Its rendering, under way in the PDF process pool."""
 
 
+@dataclass(frozen=True)
+class CatalogView:
+    """What closing a batch of invoices reads from the catalog, read once for the batch."""
+
+    customers: dict[str, Customer]
+    entities: dict[str, InvoicingEntity]
+    plans: dict[str, Plan]
+    tax_rates: list[TaxRate]
+
+    def assemble(
+        self, *, customer: Customer, entity: InvoicingEntity, period: str, groups: list[ChargeGroup]
+    ) -> InvoiceDocument:
+        """:func:`assemble_invoice` with these plans and tax rates (CatalogError if missing)."""
+        try:
+            return assemble_invoice(
+                customer=customer,
+                entity=entity,
+                period=period,
+                groups=groups,
+                plans=self.plans,
+                tax_rates=self.tax_rates,
+            )
+        except LookupError as exc:  # a plan or a tax rate the invoice needs is not in the catalog
+            msg = f"cannot assemble {invoice_id_for(customer.id, period)}: {exc}"
+            raise CatalogError(msg) from exc
+
+
+async def read_catalog(ports: InvoicingPorts, customer_ids: Iterable[str]) -> CatalogView:
+    """The customers, their invoicing entities, the plans and the tax rates: a look-up by
+    ``_id`` per customer and entity (together), one read of the plans and of the tax rates."""
+    ids = sorted(set(customer_ids))
+    found = await asyncio.gather(*(ports.catalog.customer(i) for i in ids))
+    customers = {c.id: c for c in found if c is not None}
+    entity_ids = sorted({c.invoicing_entity for c in customers.values()})
+    entities = await asyncio.gather(*(ports.catalog.invoicing_entity(e) for e in entity_ids))
+    return CatalogView(
+        customers=customers,
+        entities={e.id: e for e in entities if e is not None},
+        plans=await ports.catalog.plans(),
+        tax_rates=await ports.catalog.tax_rates(),
+    )
+
+
 async def close_invoice(ports: InvoicingPorts, marker: PeriodClosing) -> Outcome:
-    """Finalize one customer's invoice for one period (see :func:`close_invoices`)."""
-    closing = await start_close(ports, marker)
+    """Finalize one customer's invoice for one period (see :func:`start_closes`)."""
+    [closing] = await start_closes(ports, [marker])
+    if isinstance(closing, Exception):
+        raise closing
     if isinstance(closing, Outcome):
         return closing
-    [outcome] = await finish_closes(ports, [closing])
-    return outcome
+    try:
+        return await finish_close(ports, closing)
+    finally:
+        cancel_renderings([closing])
 
 
-async def start_close(ports: InvoicingPorts, marker: PeriodClosing) -> Closing | Outcome:
-    """Freeze the marker's invoice and give it its number (or finish a crashed close's
-    announcement and say so); raises :class:`CatalogError` leaving the invoice in draft when
-    the catalog lacks what it needs."""
+async def start_closes(
+    ports: InvoicingPorts,
+    markers: Sequence[PeriodClosing],
+    *,
+    isolate: tuple[type[Exception], ...] = (CatalogError,),
+) -> list[Closing | Outcome | Exception]:
+    """Freeze the markers' invoices in stream order and give each its number, starting each
+    rendering as soon as it is numbered (or finish a crashed close's announcement and say so).
+
+    The catalog is read once for all of them; the claims of numbers go one by one (in stream
+    order, so each series stays gapless), then the frozen invoices are written together and each
+    draft ledger they came from once. A marker whose invoice cannot be closed for a reason of
+    its own (an ``isolate`` exception: :class:`CatalogError` when the catalog lacks what it
+    needs) leaves it in draft and gets the exception in its place; the others go on. The
+    markers must be of distinct invoices.
+    """
+    ids = [invoice_id_for(m.data.customer_id, m.data.period) for m in markers]
+    if len(set(ids)) != len(ids):
+        msg = "start_closes takes one marker per invoice"
+        raise ValueError(msg)
+    catalog = await read_catalog(ports, (m.data.customer_id for m in markers))
+    loaded = await ports.invoices.get_many(ids)
+    ledgers = await ports.invoices.get_ledgers({ledger_of(m.data.customer_id) for m in markers})
+    results: list[Closing | Outcome | Exception] = []
+    to_save: list[Invoice] = []
+    taken: set[int] = set()
+    try:
+        for marker in markers:
+            try:  # what can refuse a marker is checked before anything changes
+                plan = await _plan_close(ports, catalog, loaded, ledgers, marker)
+            except isolate as exc:
+                results.append(exc)
+                continue
+            if isinstance(plan, Outcome):
+                results.append(plan)
+                continue
+            # from here on a failure fails the batch (it comes again): a ledger the invoice's
+            # sums were taken from must not be written without the invoice
+            unnumbered = plan.invoice.seq is None
+            closing = await _freeze_and_number(ports, plan)
+            results.append(closing)
+            if plan.sums_from is not None or unnumbered:
+                to_save.append(closing.invoice)
+            if plan.sums_from is not None:
+                taken.add(plan.sums_from)
+        # the invoices first, then the ledgers they were taken from: a crash in between leaves
+        # only stale ledger entries, never read for an invoice past draft
+        await _together(ports.invoices.save(invoice) for invoice in to_save)
+        for n in sorted(taken):
+            with contextlib.suppress(ConcurrentUpdateError):  # a stale entry is harmless
+                await ports.invoices.save_ledger(ledgers[n])
+    except BaseException:
+        cancel_renderings(r for r in results if isinstance(r, Closing))
+        raise
+    return results
+
+
+async def _together(writes: Iterable[Coroutine[Any, Any, None]]) -> None:
+    """Run the writes concurrently; the first failure stops the others and is raised as is."""
+    tasks = [asyncio.ensure_future(w) for w in writes]
+    try:
+        await asyncio.gather(*tasks)
+    except BaseException:
+        for task in tasks:
+            task.cancel()
+        raise
+
+
+@dataclass
+class _ClosePlan:
+    """An invoice about to be frozen, with everything its close needs, checked."""
+
+    invoice: Invoice
+    marker: PeriodClosing
+    customer: Customer
+    entity: InvoicingEntity
+    draft: InvoiceDocument
+    """Assembled from the lines it is frozen with."""
+    sums_from: int | None
+    """The ledger its draft's sums are taken from (None: frozen before, resumed)."""
+    ledger: DraftLedger | None
+
+
+async def _plan_close(
+    ports: InvoicingPorts,
+    catalog: CatalogView,
+    loaded: dict[str, Invoice],
+    ledgers: dict[int, DraftLedger],
+    marker: PeriodClosing,
+) -> _ClosePlan | Outcome:
+    """Check that the marker's invoice can be closed (CatalogError if not) and assemble it,
+    changing nothing; or finish a crashed close's announcement and say so."""
     customer_id, period = marker.data.customer_id, marker.data.period
     invoice_id = invoice_id_for(customer_id, period)
-    customer = await ports.catalog.customer(customer_id)
+    customer = catalog.customers.get(customer_id)
     if customer is None:
         msg = f"cannot close {invoice_id}: customer {customer_id!r} is not in the catalog"
         raise CatalogError(msg)
-    entity = await ports.catalog.invoicing_entity(customer.invoicing_entity)
+    entity = catalog.entities.get(customer.invoicing_entity)
     if entity is None:
         msg = f"cannot close {invoice_id}: invoicing entity {customer.invoicing_entity!r} missing"
         raise CatalogError(msg)
 
-    # the catalog must hold the plans and tax rates before the invoice is frozen, so that a
-    # missing one leaves it in draft (the marker is dead-lettered and may be replayed)
-    await assemble(ports, customer=customer, entity=entity, period=period, groups=[])
-    invoice = await ports.invoices.get(invoice_id) or Invoice.new(invoice_id)
-    ledger = None
+    invoice = loaded.get(invoice_id) or Invoice.new(invoice_id)
     if invoice.is_draft:
-        # the draft's sums move from its ledger onto the invoice (written first: a crash in
-        # between leaves only a stale ledger entry, never read for an invoice past draft)
         n = ledger_of(customer_id)
-        ledger = (await ports.invoices.get_ledgers([n]))[n]
-        sums = ledger.drafts.get(invoice_id)
+        sums = ledgers[n].drafts.get(invoice_id)
         if sums is not None:  # charges in another currency leave the invoice in draft
             try:
                 sums.check_currency(invoice_id, customer.currency)
             except CurrencyMismatchError as exc:
                 ids = await _charges_not_in(ports, invoice_id, customer.currency)
                 raise CatalogError(f"{exc} (charges {', '.join(ids)})") from None
-        invoice.start_finalizing(marker.data.issue_date, ledger.take(invoice_id))
+        groups = [] if sums is None else charge_groups(sums.lines)
+        # a plan or a tax rate missing from the catalog leaves the invoice in draft (the
+        # marker is dead-lettered and may be replayed)
+        draft = catalog.assemble(customer=customer, entity=entity, period=period, groups=groups)
+        return _ClosePlan(invoice, marker, customer, entity, draft, n, ledgers[n])
     if invoice.status is not InvoiceStatus.FINALIZING:  # issued before
         if invoice.document is not None and not await ports.invoices.is_published(invoice_id):
             # crashed after writing, before publishing
             await _publish(ports, invoice, marker)
         return _outcome_of(invoice, "already finalized")
+    groups = invoice.charge_groups()  # frozen by a close that crashed half-way
+    draft = catalog.assemble(customer=customer, entity=entity, period=period, groups=groups)
+    return _ClosePlan(invoice, marker, customer, entity, draft, None, None)
 
+
+async def _freeze_and_number(ports: InvoicingPorts, plan: _ClosePlan) -> Closing:
+    """Freeze the planned invoice (its sums out of its ledger, its issue date fixed), give it
+    its number and start its rendering (the caller writes the invoice and the ledger)."""
+    invoice = plan.invoice
+    if plan.ledger is not None:
+        invoice.start_finalizing(plan.marker.data.issue_date, plan.ledger.take(invoice.invoice_id))
     assert invoice.issue_date is not None
     issue_date = invoice.issue_date
-    draft = await assemble(
-        ports, customer=customer, entity=entity, period=period, groups=invoice.charge_groups()
-    )
-    if invoice.seq is None or ledger is not None:
-        if invoice.seq is None:  # kept on the invoice: a close resumed after a crash finds it
-            invoice.seq = await ports.invoices.claim_number(
-                entity=entity.id, year=issue_date.year, invoice_id=invoice_id
-            )
-        await ports.invoices.save(invoice)
-    if ledger is not None:
-        with contextlib.suppress(ConcurrentUpdateError):  # a stale entry is harmless
-            await ports.invoices.save_ledger(ledger)
-    document = draft.model_copy(
+    if invoice.seq is None:  # kept on the invoice: a close resumed after a crash finds it
+        invoice.seq = await ports.invoices.claim_number(
+            entity=plan.entity.id, year=issue_date.year, invoice_id=invoice.invoice_id
+        )
+    number = format_invoice_number(plan.entity.number_prefix, issue_date.year, invoice.seq)
+    document = plan.draft.model_copy(
         update={
-            "number": format_invoice_number(entity.number_prefix, issue_date.year, invoice.seq),
+            "number": number,
             "status": InvoiceStatus.FINALIZED,
             "issue_date": issue_date,
-            "due_date": due_date_for(issue_date, customer.payment_terms_days),
+            "due_date": due_date_for(issue_date, plan.customer.payment_terms_days),
             # a negative invoice owes nothing: what it owes the customer is customer credit
-            "outstanding": max(draft.total, Decimal(0)),
+            "outstanding": max(plan.draft.total, Decimal(0)),
         }
     )
     # rendering starts at once, in the process pool, while the next markers are frozen
-    return Closing(invoice, document, marker, asyncio.create_task(ports.renderer.render(document)))
+    pdf = asyncio.create_task(ports.renderer.render(document))
+    return Closing(invoice, document, plan.marker, pdf)
 
 
 async def _charges_not_in(
@@ -346,16 +486,7 @@ async def _charges_not_in(
     return ids
 
 
-async def finish_closes(ports: InvoicingPorts, closings: list[Closing]) -> list[Outcome]:
-    """:func:`finish_close` each frozen invoice in turn (the pool renders the next ones
-    meanwhile); a failure stops the renderings of the rest (their batch comes again)."""
-    try:
-        return [await finish_close(ports, closing) for closing in closings]
-    finally:
-        cancel_renderings(closings)
-
-
-def cancel_renderings(closings: list[Closing]) -> None:
+def cancel_renderings(closings: Iterable[Closing]) -> None:
     """Stop the renderings still under way (after a failure: the batch comes again)."""
     for closing in closings:
         closing.pdf.cancel()
@@ -363,7 +494,9 @@ def cancel_renderings(closings: list[Closing]) -> None:
 
 async def finish_close(ports: InvoicingPorts, closing: Closing) -> Outcome:
     """Store, issue and announce a frozen invoice once its rendering (started when it was
-    frozen) comes back."""
+    frozen) comes back: three writes, each one document by ``_id``, and one event. Frozen
+    invoices are independent of each other from here on (their numbers are claimed), so the
+    caller finishes them concurrently, each as its rendering comes back."""
     pdf = await closing.pdf
     invoice, document = closing.invoice, closing.document
     assert document.number is not None

@@ -195,7 +195,7 @@ async def invoice_detail(ports: QueryPorts, scope: Scope, number: str) -> Invoic
 
 
 async def invoice_pdf(ports: QueryPorts, scope: Scope, number: str) -> tuple[str, bytes]:
-    """The file name and bytes of a finalized invoice's PDF (as stored in GridFS)."""
+    """The file name and bytes of a finalized invoice's PDF (as stored at finalization)."""
     doc = await invoice_document(ports, scope, number)
     if not doc.get("pdf_file_id"):
         msg = f"invoice {number} has no PDF yet: it is {doc['status']}"
