@@ -108,3 +108,42 @@ def authenticate(tokens: Mapping[bytes, Scope], given: str | None) -> Scope | No
         if hmac.compare_digest(candidate, token):
             found = scope
     return found
+
+
+# --- short-lived signed tokens (the portal's) ---------------------------------------------
+
+PORTAL_AUDIENCE = "billing-invoicing"
+SIGNING_ALGORITHM = "HS256"
+MAX_SIGNED_TOKEN_SECONDS = 600
+"""A signed token living longer than this is refused, whatever it says."""
+MIN_SIGNING_KEY_LENGTH = 32
+
+
+def verify_signed_token(key: bytes, given: str | None, *, now: float) -> Scope | None:
+    """The scope a short-lived signed token (JWT, HS256, with the key shared with the portal)
+    proves, or None when it is not one, is badly signed, expired, or lives too long.
+
+    The claims: ``scope`` (``operator`` or ``customer:<id>``, the same scopes as the static
+    tokens), ``sub`` (the portal user, for the logs), ``aud`` ``billing-invoicing``, ``iat``
+    and ``exp`` (at most ``MAX_SIGNED_TOKEN_SECONDS`` apart). Only HS256 is accepted, so a token
+    cannot choose a weaker algorithm (``none``)."""
+    if not given or len(key) < MIN_SIGNING_KEY_LENGTH or given.count(".") != 2:
+        return None
+    import jwt  # PyJWT: only the API process that verifies signed tokens needs it
+
+    try:
+        claims = jwt.decode(
+            given,
+            key,
+            algorithms=[SIGNING_ALGORITHM],
+            audience=PORTAL_AUDIENCE,
+            options={"require": ["exp", "iat", "aud", "sub", "scope"], "verify_iat": False},
+            leeway=0,
+        )
+        # a clock given by the caller (tests), not PyJWT's: check expiry and lifetime here too
+        issued, expires = float(claims["iat"]), float(claims["exp"])
+        if not (issued - 5 <= now < expires) or expires - issued > MAX_SIGNED_TOKEN_SECONDS:
+            return None
+        return parse_scope(str(claims["scope"]))
+    except (jwt.InvalidTokenError, TokenConfigError, TypeError, ValueError):
+        return None
