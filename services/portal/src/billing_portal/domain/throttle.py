@@ -29,7 +29,8 @@ def wait_after(count: int) -> timedelta:
     """How long to wait after ``count`` failures before the next attempt is checked."""
     if count < FREE_FAILURES:
         return timedelta(0)
-    return min(timedelta(seconds=2 ** (count - FREE_FAILURES)), MAX_WAIT)
+    doublings = min(count - FREE_FAILURES, 20)  # 2**20 s is far beyond the cap already
+    return min(timedelta(seconds=2**doublings), MAX_WAIT)
 
 
 def retry_at(failures: Failures | None, now: datetime) -> datetime | None:
