@@ -12,6 +12,8 @@ import hmac
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from billing_runtime.signed_tokens import MIN_KEY_LENGTH, verify_scope
+
 OPERATOR = "operator"
 CUSTOMER_PREFIX = "customer:"
 
@@ -113,37 +115,18 @@ def authenticate(tokens: Mapping[bytes, Scope], given: str | None) -> Scope | No
 # --- short-lived signed tokens (the portal's) ---------------------------------------------
 
 PORTAL_AUDIENCE = "billing-invoicing"
-SIGNING_ALGORITHM = "HS256"
-MAX_SIGNED_TOKEN_SECONDS = 600
-"""A signed token living longer than this is refused, whatever it says."""
-MIN_SIGNING_KEY_LENGTH = 32
+MIN_SIGNING_KEY_LENGTH = MIN_KEY_LENGTH
 
 
 def verify_signed_token(key: bytes, given: str | None, *, now: float) -> Scope | None:
-    """The scope a short-lived signed token (JWT, HS256, with the key shared with the portal)
-    proves, or None when it is not one, is badly signed, expired, or lives too long.
-
-    The claims: ``scope`` (``operator`` or ``customer:<id>``, the same scopes as the static
-    tokens), ``sub`` (the portal user, for the logs), ``aud`` ``billing-invoicing``, ``iat``
-    and ``exp`` (at most ``MAX_SIGNED_TOKEN_SECONDS`` apart). Only HS256 is accepted, so a token
-    cannot choose a weaker algorithm (``none``)."""
-    if not given or len(key) < MIN_SIGNING_KEY_LENGTH or given.count(".") != 2:
+    """The scope a short-lived signed token from the portal proves (JWT, HS256, with the key
+    shared with the portal, audience ``billing-invoicing``; ``billing_runtime.signed_tokens``),
+    or None when it is not one, is badly signed, expired, or lives too long. The scopes are
+    the static tokens' (``operator``, ``customer:<id>``)."""
+    scope = verify_scope(key, given, audience=PORTAL_AUDIENCE, now=now)
+    if scope is None:
         return None
-    import jwt  # PyJWT: only the API process that verifies signed tokens needs it
-
     try:
-        claims = jwt.decode(
-            given,
-            key,
-            algorithms=[SIGNING_ALGORITHM],
-            audience=PORTAL_AUDIENCE,
-            options={"require": ["exp", "iat", "aud", "sub", "scope"], "verify_iat": False},
-            leeway=0,
-        )
-        # a clock given by the caller (tests), not PyJWT's: check expiry and lifetime here too
-        issued, expires = float(claims["iat"]), float(claims["exp"])
-        if not (issued - 5 <= now < expires) or expires - issued > MAX_SIGNED_TOKEN_SECONDS:
-            return None
-        return parse_scope(str(claims["scope"]))
-    except (jwt.InvalidTokenError, TokenConfigError, TypeError, ValueError):
+        return parse_scope(scope)
+    except TokenConfigError:
         return None

@@ -12,7 +12,7 @@ from typing import Any
 
 import httpx
 
-from billing_portal.domain.api_tokens import sign_api_token
+from billing_portal.domain.api_tokens import INGEST, INVOICING, sign_api_token
 from billing_portal.domain.users import User
 from billing_portal.ports import ApiError
 
@@ -38,20 +38,20 @@ class HttpBillingApi:
         self._key = key
         self._seconds = token_seconds
 
-    def _headers(self, user: User) -> dict[str, str]:
+    def _headers(self, user: User, audience: str = INVOICING) -> dict[str, str]:
         token = sign_api_token(
             self._key, scope=user.api_scope, user=user.email, now=time.time(),
-            seconds=self._seconds,
+            seconds=self._seconds, audience=audience,
         )  # fmt: skip
         return {"Authorization": f"Bearer {token}"}
 
     async def _call(
         self, user: User, method: str, url: str, *, params: dict[str, str] | None = None,
-        body: Json = None,
+        body: Json = None, audience: str = INVOICING,
     ) -> httpx.Response:  # fmt: skip
         try:
             answer = await self._client.request(
-                method, url, params=params, json=body, headers=self._headers(user)
+                method, url, params=params, json=body, headers=self._headers(user, audience)
             )
         except httpx.HTTPError as exc:
             raise ApiError(503, f"the billing API did not answer: {exc}") from None
@@ -82,4 +82,5 @@ class HttpBillingApi:
 
     async def bills(self, user: User) -> Json:
         """See the port."""
-        return (await self._call(user, "GET", self._ingest + "/v1/bills")).json()
+        answer = await self._call(user, "GET", self._ingest + "/v1/bills", audience=INGEST)
+        return answer.json()

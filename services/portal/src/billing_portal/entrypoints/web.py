@@ -495,7 +495,11 @@ def _console_routes(app: FastAPI) -> None:
         period = _period(period)
         report = await api.get_json(user, "/v1/reports/margin", {"period": period})
         try:
-            bills = [b for b in await api.bills(user) if _bill_period(b) in (period, None)]
+            bills = [
+                b
+                for b in await api.bills(user)
+                if not b.get("billing_periods") or period in b["billing_periods"]
+            ]
             bills_error = None
         except ApiError as exc:
             bills, bills_error = [], exc.message()
@@ -725,9 +729,3 @@ def _margin_by_customer(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
             }
         )
     return customers
-
-
-def _bill_period(bill: dict[str, Any]) -> str | None:
-    """The billing period a bill covers, if it says."""
-    found = bill.get("period") or bill.get("billing_period")
-    return str(found) if found else None
