@@ -46,7 +46,7 @@ KEY = "e2e-portal-signing-key-0123456789abcdef"
 OPERATOR_TOKEN = "e2e-operator-token-0123456789"
 PASSWORD = "a long demo passphrase"
 
-pytestmark = [pytest.mark.e2e, pytest.mark.timeout(600)]
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(1800)]  # a whole month on a busy 2-core box
 
 
 async def wait_until(check: Any, what: str, seconds: float = 120) -> Any:
@@ -245,7 +245,7 @@ async def _month(
     await check_page(me, "customer-this-month")
     await me.click("a.user-icon")
     await check_page(me, "customer-account-info")
-    await me.click("text=Contact")
+    await me.click('nav.tabs >> text="Contact"')
     await me.click("summary:has-text('Create new Email')")
     await me.fill("#new-email", "invoices@northwind.example")
     await me.check("form[action='/account/contacts'] input[value=Billing]")
@@ -258,7 +258,8 @@ async def _month(
         await me.wait_for_load_state()
         assert "Saved" in await me.inner_text(".flash")
     await check_page(me, "customer-account-contact")
-    await me.click("text=Settings")
+    await me.click('nav.tabs >> text="Settings"')
+    await me.wait_for_selector("#invoice-language")
     await check_page(me, "customer-account-settings")
 
     # 2. the operator: report, preview, generate (behind a confirmation)

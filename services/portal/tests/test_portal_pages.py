@@ -190,3 +190,17 @@ async def test_operators_land_on_the_console_and_customers_cannot_pay_there(
 def test_every_text_is_written_in_every_language() -> None:
     for key, texts in MESSAGES.items():
         assert sorted(texts) == sorted(LANGUAGES), key
+
+
+def test_money_and_dates_are_written_for_the_language_and_the_currency() -> None:
+    from billing_portal.domain.i18n import day, language_of, money
+
+    assert money("1234.56", "EUR", "de") == "1.234,56\xa0€"
+    assert money("1234.56", "EUR", "fr") == "1\u202f234,56\xa0€"
+    assert money("1234.56", "USD", "en") == "$1,234.56"
+    assert money("1234", "JPY", "en") == "¥1,234"
+    assert day("2024-10-01", "de") == "01.10.2024"
+    assert day("2024-10-01", "en") == "Oct 1, 2024"
+    assert language_of(None, "fr-CH,fr;q=0.9,en;q=0.5") == "fr"
+    assert language_of("de", "fr") == "de"
+    assert language_of(None, "es") == "en"
