@@ -132,6 +132,7 @@ async def new_page(browser: Browser) -> Page:
     context = await browser.new_context(
         bypass_csp=True, viewport={"width": 1280, "height": 860}, accept_downloads=True
     )
+    context.set_default_timeout(120_000)  # a busy 2-core box: the close preview takes a while
     return await context.new_page()
 
 
@@ -271,7 +272,7 @@ async def _month(
     assert "focus_sample.csv" in await op.inner_text("table.bills")
     await op.click("tr[data-customer=northwind] summary")
     await check_page(op, "operator-report")
-    await op.click("a:has-text('Generate Invoices')")
+    await op.click("main a.button:has-text('Generate Invoices')")
     assert "would finalize" in await op.inner_text("tr[data-customer=northwind]")
     await check_page(op, "operator-generate-preview")
     await op.click("button:has-text('Generate Invoices')")

@@ -214,6 +214,7 @@ MESSAGES: dict[str, dict[str, str]] = {
     "rows_read": {"en": "Rows read", "de": "Zeilen gelesen", "fr": "Lignes lues"},
     "rows_rejected": {"en": "Rows rejected", "de": "Zeilen abgelehnt", "fr": "Lignes rejetées"},
     "file": {"en": "File", "de": "Datei", "fr": "Fichier"},
+    "format": {"en": "Format", "de": "Format", "fr": "Format"},
     "preview": {"en": "Preview", "de": "Vorschau", "fr": "Aperçu"},
     "would_issue": {
         "en": "What would be issued",
