@@ -153,7 +153,9 @@ async def check_page(page: Page, name: str) -> None:
         PROBLEMS.append(f"{name}: axe: {json.dumps(bad)}")
     wanted = await page.evaluate(
         """() => {
-          const all = [...document.querySelectorAll(
+          // an open modal dialog makes the rest of the page inert: Tab stays inside it
+          const root = document.querySelector('dialog[open]') || document;
+          const all = [...root.querySelectorAll(
             'a[href], button, input:not([type=hidden]):not([hidden]), select, summary, textarea')];
           const shown = all.filter(e => !e.disabled
             && e.checkVisibility({visibilityProperty: true, contentVisibilityAuto: true}));

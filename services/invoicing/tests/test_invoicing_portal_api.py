@@ -176,6 +176,14 @@ async def test_credit_notes_and_voids_are_for_operators_and_show_in_the_adjusted
     assert credited.json()["amount"] == "10.00"
     adjusted = await client.get("/v1/invoices?adjusted=true", headers=auth("operator"))
     assert [i["number"] for i in adjusted.json()["items"]] == [ALPHA_NO]
+    notes = await client.get("/v1/customers/alpha/credit-notes", headers=auth("customer:alpha"))
+    [note] = notes.json()
+    assert (note["invoice_number"], note["amount"], note["currency"], note["reason"]) == (
+        ALPHA_NO, "10.00", "EUR", "goodwill",
+    )  # fmt: skip
+    assert note["number"] == credited.json()["credit_note_number"]
+    other = await client.get("/v1/customers/alpha/credit-notes", headers=auth("customer:beta"))
+    assert other.status_code == 404
     plain = await client.get("/v1/invoices?adjusted=false", headers=auth("operator"))
     assert [i["number"] for i in plain.json()["items"]] == [BETA_NO]
     voided = await client.post(

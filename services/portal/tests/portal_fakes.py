@@ -77,6 +77,13 @@ class FakeBillingApi:
                     "city": "Berlin", "postal_code": "10115", "country": "DE",
                     "vat_id": "DE123456789", "currency": "EUR", "payment_terms_days": 30,
                     "language": "de"}  # fmt: skip
+        if parts[:2] == ["v1", "customers"] and parts[3:] == ["credit-notes"]:
+            self._visible(user, parts[2])
+            return [
+                {"credit_note_id": "n1", "number": "CCR-CN-2024-000001", "currency": "EUR",
+                 "invoice_number": "CCR-2024-000003", "amount": "5.00",
+                 "issue_date": "2024-10-15", "reason": "goodwill"},
+            ] if parts[2] == "alpha" else []  # fmt: skip
         if parts[:2] == ["v1", "customers"] and parts[3:] == ["contacts"]:
             self._visible(user, parts[2])
             return self.contacts.get(parts[2], [])

@@ -114,6 +114,18 @@ async def test_the_list_marks_paid_and_overdue_rows_and_offers_pay_only_when_owe
     assert "/pay" not in rows["CCR-2024-000002"]
 
 
+async def test_credit_notes_are_listed_beside_the_invoices_newest_first(browser: Browser) -> None:
+    await browser.sign_in("ann@alpha.example")
+    page = (await browser.client.get("/invoices")).text
+    numbers = re.findall(r'<tr data-number="([^"]+)"', page)
+    assert numbers[0] == "CCR-CN-2024-000001"  # 2024-10-15, after the invoices of 2024-10-01
+    row = page[page.index('data-number="CCR-CN-2024-000001"') :].split("</tr>")[0]
+    assert "Credit note" in row
+    assert "-€5.00" in row
+    assert "on CCR-2024-000003" in row
+    assert 'type="checkbox"' not in row  # nothing to download as a PDF yet
+
+
 async def test_the_pay_popup_shows_the_apis_dues(browser: Browser) -> None:
     await browser.sign_in("ann@alpha.example")
     popup = await browser.client.get("/invoices/CCR-2024-000001/pay", headers={"X-Fragment": "1"})

@@ -10,6 +10,8 @@ from typing import Any
 
 from pymongo.asynchronous.database import AsyncDatabase
 
+from billing_invoicing.adapters.settlement_repo import CREDIT_NOTES, amount_of
+from billing_invoicing.service.customer_accounts import IssuedCreditNote
 from billing_schemas.catalog import CUSTOMERS, Customer
 
 Doc = dict[str, Any]
@@ -21,6 +23,7 @@ class MongoCustomerAccountBook:
 
     def __init__(self, db: AsyncDatabase[Doc]) -> None:
         self._customers = db[CUSTOMERS]
+        self._credit_notes = db[CREDIT_NOTES]
 
     async def customer(self, customer_id: str) -> Customer | None:
         """The customer, or None."""
@@ -36,3 +39,21 @@ class MongoCustomerAccountBook:
             {"_id": customer_id}, {"$set": {"language": language}}
         )
         return result.matched_count == 1
+
+    async def credit_notes(self, customer_id: str) -> list[IssuedCreditNote]:
+        """The customer's credit notes, newest first (a customer has few: no paging)."""
+        cursor = self._credit_notes.find({"customer_id": customer_id}).sort(
+            [("issue_date", -1), ("number", -1)]
+        )
+        return [
+            IssuedCreditNote(
+                credit_note_id=str(doc["_id"]),
+                number=str(doc["number"]),
+                invoice_number=str(doc["invoice_number"]),
+                currency=str(doc["currency"]),
+                amount=amount_of(doc["amount_units"], str(doc["currency"])),
+                issue_date=str(doc["issue_date"]),
+                reason=str(doc["reason"]),
+            )
+            async for doc in cursor
+        ]

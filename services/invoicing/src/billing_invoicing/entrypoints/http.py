@@ -52,6 +52,7 @@ from billing_invoicing.service.customer_accounts import (
     UnsupportedLanguageError,
     correct_invoice,
     customer_account,
+    customer_credit_notes,
     set_customer_language,
 )
 from billing_invoicing.service.einvoices import (
@@ -741,6 +742,18 @@ class CustomerAccountOut(BaseModel):
     language: str = Field(description="Of the next invoices and emails: en, de or fr.")
 
 
+class IssuedCreditNoteOut(BaseModel):
+    """A credit note issued to the customer (the panel lists them beside its invoices)."""
+
+    credit_note_id: str
+    number: str
+    invoice_number: str
+    currency: str
+    amount: WireDecimal = Field(description="Credited, tax included, positive.")
+    issue_date: str
+    reason: str
+
+
 class CustomerSettingsIn(BaseModel):
     """The customer's settings that its own users may change."""
 
@@ -808,6 +821,16 @@ def _portal_routes(api: FastAPI, queries: QueryPorts, accounts: CustomerAccounts
     async def get_customer(scope: Caller, customer_id: str) -> CustomerAccountOut:
         """The customer's record: name, address, VAT id, currency, payment terms, language."""
         return _account_out(await customer_account(accounts, scope, customer_id))
+
+    @api.get(
+        "/v1/customers/{customer_id}/credit-notes",
+        response_model=list[IssuedCreditNoteOut],
+        tags=["customers"],
+    )
+    async def get_credit_notes(scope: Caller, customer_id: str) -> list[IssuedCreditNoteOut]:
+        """The credit notes issued to the customer, newest first."""
+        notes = await customer_credit_notes(accounts, scope, customer_id)
+        return [IssuedCreditNoteOut(**asdict(n)) for n in notes]
 
     @api.patch(
         "/v1/customers/{customer_id}/settings",

@@ -41,12 +41,35 @@ class CustomerAccountBook(Protocol):
         """Store the customer's invoice and email language; whether the customer exists."""
         ...
 
+    async def credit_notes(self, customer_id: str) -> list[IssuedCreditNote]:
+        """The credit notes issued to the customer, newest first."""
+        ...
+
+
+@dataclass(frozen=True)
+class IssuedCreditNote:
+    """A credit note as the customer's list shows it (amount positive, tax included)."""
+
+    credit_note_id: str
+    number: str
+    invoice_number: str
+    currency: str
+    amount: Decimal
+    issue_date: str
+    reason: str
+
 
 class InMemoryCustomerAccountBook:
     """Fake of :class:`CustomerAccountBook` for unit tests."""
 
     def __init__(self, customers: dict[str, Customer] | None = None) -> None:
         self.customers = dict(customers or {})
+        self.notes: dict[str, list[IssuedCreditNote]] = {}
+
+    async def credit_notes(self, customer_id: str) -> list[IssuedCreditNote]:
+        """See :class:`CustomerAccountBook`."""
+        notes = self.notes.get(customer_id, [])
+        return sorted(notes, key=lambda n: (n.issue_date, n.number), reverse=True)
 
     async def customer(self, customer_id: str) -> Customer | None:
         """See :class:`CustomerAccountBook`."""
@@ -77,6 +100,14 @@ async def customer_account(accounts: CustomerAccounts, scope: Scope, customer_id
         msg = f"no customer {customer_id!r}"
         raise CustomerNotFoundError(msg)
     return found
+
+
+async def customer_credit_notes(
+    accounts: CustomerAccounts, scope: Scope, customer_id: str
+) -> list[IssuedCreditNote]:
+    """The credit notes issued to the customer, newest first (404 for anyone else's)."""
+    await customer_account(accounts, scope, customer_id)
+    return await accounts.book.credit_notes(customer_id)
 
 
 async def set_customer_language(

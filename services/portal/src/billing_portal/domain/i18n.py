@@ -60,6 +60,8 @@ MESSAGES: dict[str, dict[str, str]] = {
     },
     "type": {"en": "Type", "de": "Art", "fr": "Type"},
     "invoice": {"en": "Invoice", "de": "Rechnung", "fr": "Facture"},
+    "credit_note_type": {"en": "Credit note", "de": "Gutschrift", "fr": "Avoir"},
+    "on_invoice": {"en": "on {number}", "de": "zu {number}", "fr": "sur {number}"},
     "invoice_no": {"en": "Invoice No", "de": "Rechnungsnr.", "fr": "N° de facture"},
     "outstanding": {"en": "Outstanding Amount", "de": "Offener Betrag", "fr": "Montant dû"},
     "invoice_date": {"en": "Invoice Date", "de": "Rechnungsdatum", "fr": "Date de facture"},
@@ -223,7 +225,7 @@ MESSAGES: dict[str, dict[str, str]] = {
     },
     "action": {"en": "Action", "de": "Aktion", "fr": "Action"},
     "cannot_undo": {
-        "en": "Generating invoices numbers and emails them. It cannot be undone: only credit "
+        "en": "Generating numbers the invoices and emails them. It cannot be undone: only credit "
         "notes correct an issued invoice.",
         "de": "Das Erzeugen nummeriert und versendet die Rechnungen. Es kann nicht rückgängig "
         "gemacht werden: nur Gutschriften korrigieren eine Rechnung.",

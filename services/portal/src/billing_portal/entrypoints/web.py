@@ -325,15 +325,27 @@ def _panel_routes(app: FastAPI) -> None:
             "/v1/invoices",
             {"offset": str((page - 1) * PAGE_SIZE), "limit": str(PAGE_SIZE)},
         )
-        rows = [_row(i) for i in found["items"] if i.get("number")]
-        return _page(
-            request,
-            "invoices.html.j2",
-            user,
-            rows=rows,
-            page=page,
-            has_next=found["next_offset"] is not None,
+        invoices = [_row(i) for i in found["items"] if i.get("number")]
+        has_next = found["next_offset"] is not None
+        # credit notes go on the page whose invoices' dates surround theirs
+        newest = None
+        if page > 1:
+            before = await api.get_json(
+                user, "/v1/invoices", {"offset": str((page - 1) * PAGE_SIZE - 1), "limit": "1"}
+            )
+            newest = next((i.get("issue_date") for i in before["items"]), None)
+        oldest = min((str(r["issue_date"]) for r in invoices if r.get("issue_date")), default=None)
+        notes = await api.get_json(
+            user, f"/v1/customers/{_safe(str(user.customer_id))}/credit-notes"
         )
+        rows = invoices + [
+            _credit_note_row(n)
+            for n in notes
+            if (newest is None or n["issue_date"] < newest)
+            and (not has_next or oldest is None or n["issue_date"] >= oldest)
+        ]
+        rows.sort(key=lambda r: str(r.get("issue_date") or ""), reverse=True)
+        return _page(request, "invoices.html.j2", user, rows=rows, page=page, has_next=has_next)
 
     @app.get("/invoices/{number}/pdf")
     async def invoice_pdf(
@@ -691,6 +703,23 @@ def _row(item: dict[str, Any]) -> dict[str, Any]:
         and str(item["due_date"]) < today
     )
     return item | {"paid": status == "paid", "overdue": overdue, "open": bool(outstanding)}
+
+
+def _credit_note_row(note: dict[str, Any]) -> dict[str, Any]:
+    """A credit note as a row of the customer's list: what it credits, shown negative."""
+    return {
+        "credit_note": True,
+        "number": note["number"],
+        "invoice_number": note["invoice_number"],
+        "currency": note["currency"],
+        "outstanding": str(-Decimal(note["amount"])),
+        "issue_date": note["issue_date"],
+        "due_date": None,
+        "status": "credit_note",
+        "paid": False,
+        "overdue": False,
+        "open": False,
+    }
 
 
 def _by_service(lines: list[dict[str, Any]]) -> list[dict[str, Any]]:
