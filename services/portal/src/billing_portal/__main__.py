@@ -12,5 +12,6 @@ uvicorn.run(
     port=settings.http_port,
     log_level=settings.log_level.lower(),
     proxy_headers=True,
+    forwarded_allow_ips=settings.trusted_proxies,
     timeout_graceful_shutdown=int(settings.graceful_timeout_seconds),
 )

@@ -43,6 +43,12 @@ class PortalSettings(ServiceSettings):
         "session key is generated. Never in production.",
     )
     session_minutes: int = Field(default=480, ge=5, description="A session's lifetime.")
+    trusted_proxies: str = Field(
+        default="127.0.0.1",
+        description="Addresses whose X-Forwarded-For is believed (uvicorn's "
+        "forwarded_allow_ips): failed sign-ins are counted per client address, so behind an "
+        "ingress controller this must name it, or every user shares its address.",
+    )
     api_token_seconds: int = Field(default=60, ge=5, le=600)
 
     def signing_key(self) -> bytes:
