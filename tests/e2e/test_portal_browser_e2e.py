@@ -132,7 +132,7 @@ async def new_page(browser: Browser) -> Page:
     context = await browser.new_context(
         bypass_csp=True, viewport={"width": 1280, "height": 860}, accept_downloads=True
     )
-    context.set_default_timeout(120_000)  # a busy 2-core box: the close preview takes a while
+    context.set_default_timeout(300_000)  # a busy 2-core box: the close takes a while
     return await context.new_page()
 
 
@@ -281,7 +281,7 @@ async def _month(
     assert "cannot be undone" in await op.inner_text("main")
     await check_page(op, "operator-generate-confirm")
     await op.click("button:has-text('Yes, generate the invoices')")
-    await op.wait_for_url("**/console/generate/outcome**")
+    await op.wait_for_url("**/console/generate/outcome**", timeout=600_000)
 
     async def numbered() -> list[dict[str, Any]] | None:
         items = (await api.get("/v1/invoices?period=2024-09")).json()["items"]
