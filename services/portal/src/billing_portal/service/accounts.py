@@ -85,7 +85,7 @@ async def add_user(
     existing = await ports.users.get(user.email)
     if existing is not None:
         if not reset:
-            msg = f"there is a user {user.email} already (use reset to send a new link)"
+            msg = f"there is a user {user.email} already (--reset gives it a new link)"
             raise UserExistsError(msg)
         user = existing
     token = secrets.token_urlsafe(32)
