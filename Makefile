@@ -7,7 +7,7 @@ export UV_LINK_MODE ?= copy
 BILLING := .venv/bin/billing
 PERIOD ?= 2024-09
 
-.PHONY: help install prereqs infra-up up down status lint test test-unit einvoice-validator demo demo-clean bench bench-ingest bench-rating bench-db bench-pipeline chaos images
+.PHONY: help install prereqs infra-up up down status lint test test-unit einvoice-validator demo demo-clean bench bench-ingest bench-rating bench-db bench-pipeline chaos bench-portal browser images
 
 help: ## List the verbs
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -45,11 +45,15 @@ lint: install ## ruff, ruff format --check, mypy --strict
 	@.venv/bin/ruff format --check .
 	@.venv/bin/mypy
 
-test: lint infra-up einvoice-validator ## Lint, then unit, integration and e2e tests against the real broker and database
+test: lint infra-up einvoice-validator browser ## Lint, then unit, integration and e2e tests against the real broker and database
 	@.venv/bin/pytest
 
 einvoice-validator: ## Fetch the Mustang e-invoice validator's jars (once, under var/mustang; docs/einvoice.md)
 	@scripts/einvoice-validator.sh fetch
+
+browser: ## The portal's browser tests' needs: Debian's Chromium (installed when missing, as root) and axe-core (npm, once, under var/axe)
+	@[ -x /usr/bin/chromium ] || [ -n "$${BILLING_CHROMIUM:-}" ] || { [ "$$(id -u)" = 0 ] && apt-get install -y chromium >/dev/null; } || { echo "missing: Chromium (Debian: apt-get install chromium; or set BILLING_CHROMIUM)"; exit 1; }
+	@[ -s var/axe/axe.min.js ] || { mkdir -p var/axe && cd var/axe && npm pack --silent axe-core@4.14.1 >/dev/null && tar xzf axe-core-4.14.1.tgz package/axe.min.js && mv package/axe.min.js . && rmdir package; }
 
 test-unit: install ## Only the tests that need no infrastructure
 	@.venv/bin/pytest -m "not integration and not e2e"
@@ -62,6 +66,10 @@ demo: up ## Run the whole pipeline on the bundled sample bill; show invoices and
 	@$(BILLING) wait
 	@$(BILLING) demo report --period $(PERIOD)
 	@$(BILLING) reconcile --period $(PERIOD)
+	@echo "portal: http://127.0.0.1:$${BILLING_PORTAL_HTTP_PORT:-8106}/ (set each password once at its link, then sign in)"
+	@$(BILLING) users add ops@cumulus.example --operator --reset
+	@$(BILLING) users add dana@northwind.example --customer northwind --reset
+	@$(BILLING) users add lee@contoso.example --customer contoso --language de --reset
 
 demo-clean: down ## Forget all local data (Kafka topics, database, mail); keeps downloads
 	@rm -rf var/kafka/data var/ferretdb var/postgres var/mail var/demo var/log/*.log
@@ -73,6 +81,9 @@ bench-ingest: infra-up ## Ingest rows/s and peak RSS for 1,000,000 FOCUS rows, b
 
 bench-rating: infra-up ## Rated records/s (the service on the broker) beside a raw pass-through, and the engine alone
 	@.venv/bin/python bench/rating_bench.py --records $${RECORDS:-200000} --tiered-percent $${TIERED_PERCENT:-0}
+
+bench-portal: infra-up ## Portal latency: a customer's invoice list and page with 10,000 invoices, an operator filter over 100,000 (p50/p95)
+	@.venv/bin/python bench/portal_bench.py --customer-invoices $${CUSTOMER_INVOICES:-10000} --all-invoices $${ALL_INVOICES:-100000}
 
 bench-db: install ## FerretDB over SQLite vs over PostgreSQL: writes, lookups, updates, aggregation, explain
 	@scripts/infra.sh build-ferretdb
@@ -86,7 +97,7 @@ chaos: install ## The fault campaign: a month billed while everything crashes, t
 	@.venv/bin/python bench/chaos.py --seed $${SEED:-7} $${FOCUS_LINES:+--focus-lines $$FOCUS_LINES} \
 	  $${CUSTOMERS:+--customers $$CUSTOMERS}
 
-images: ## Build the five service images (needs a Docker engine)
+images: ## Build the service images (needs a Docker engine)
 	@docker info >/dev/null 2>&1 || { echo "make images needs a running Docker engine (docker info failed)"; exit 1; }
-	@for s in ingest rating invoicing notify webhooks; do \
+	@for s in ingest rating invoicing notify webhooks portal; do \
 	  docker build -f services/$$s/Dockerfile -t billing-$$s:dev . || exit 1; done

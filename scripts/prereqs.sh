@@ -27,4 +27,8 @@ fi
 if command -v python3 >/dev/null 2>&1 && ! python3 -c 'import sys; sys.exit(sys.version_info < (3, 11))'; then
   echo "missing: Python 3.11 or newer (found $(python3 --version 2>&1))"; missing=1
 fi
+[ -x "${BILLING_CHROMIUM:-/usr/bin/chromium}" ] \
+  || echo "note: no Chromium: make test installs it as root (apt-get install chromium); otherwise install it for the portal's browser tests, or set BILLING_CHROMIUM"
+command -v npm >/dev/null 2>&1 \
+  || echo "note: no npm: make test fetches axe-core with it once (Debian: apt-get install npm)"
 exit $missing

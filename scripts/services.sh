@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Runs the five services as background processes of the local stack (logs in var/log/,
+# Runs the five services and the portal as background processes of the local stack (logs in var/log/,
 # pid files in var/run/). Settings come from the environment (BILLING_<SERVICE>_*); the
 # defaults point at the local infrastructure of scripts/infra.sh. This is local development:
 # unless API tokens are given, ingest takes usage events without a token
@@ -14,9 +14,20 @@ set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 VAR="$ROOT/var"
 PY="$ROOT/.venv/bin/python"
-ALL=(ingest rating invoicing notify webhooks)
-declare -A PORT=([ingest]=8101 [rating]=8102 [invoicing]=8103 [notify]=8104 [webhooks]=8105)
+ALL=(ingest rating invoicing notify webhooks portal)
+declare -A PORT=([ingest]=8101 [rating]=8102 [invoicing]=8103 [notify]=8104 [webhooks]=8105 [portal]=8106)
 mkdir -p "$VAR/run" "$VAR/log"
+
+# The portal signs short-lived API tokens with a key invoicing shares; locally, one key made
+# once under var/run (production takes both from a Secret and never generates one).
+if [ -z "${BILLING_PORTAL_API_SIGNING_KEY:-}" ]; then
+  [ -s "$VAR/run/portal-signing.key" ] || (umask 077; "$PY" -c 'import secrets; print(secrets.token_urlsafe(48))' > "$VAR/run/portal-signing.key")
+  BILLING_PORTAL_API_SIGNING_KEY=$(cat "$VAR/run/portal-signing.key")
+  export BILLING_PORTAL_API_SIGNING_KEY
+fi
+export BILLING_INVOICING_PORTAL_TOKEN_KEY="${BILLING_INVOICING_PORTAL_TOKEN_KEY:-$BILLING_PORTAL_API_SIGNING_KEY}"
+export BILLING_INGEST_PORTAL_TOKEN_KEY="${BILLING_INGEST_PORTAL_TOKEN_KEY:-$BILLING_PORTAL_API_SIGNING_KEY}"
+export BILLING_PORTAL_LOCAL_DEV="${BILLING_PORTAL_LOCAL_DEV:-true}"
 
 die() { echo "services: $*" >&2; exit 1; }
 pidfile() { echo "$VAR/run/svc-$1.pid"; }

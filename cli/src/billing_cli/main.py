@@ -24,6 +24,7 @@ from billing_ingest.entrypoints.cli import bills_app, ingest
 from billing_invoicing.entrypoints.cli import catalog_app, invoices_app, pay
 from billing_notify.entrypoints.cli import mail_app
 from billing_notify.service.use_cases import USE_CASES as NOTIFY_USE_CASES
+from billing_portal.entrypoints.cli import users_app
 from billing_rating.entrypoints.cli import rate
 from billing_runtime.kafka import ensure_topics
 from billing_runtime.lag import wait_for_no_lag
@@ -51,6 +52,7 @@ app.add_typer(dlq_app, name="dlq")
 app.add_typer(mail_app, name="mail")
 app.add_typer(webhooks_app, name="webhooks")
 app.command("audit")(audit_command)
+app.add_typer(users_app, name="users")
 app.command("asyncapi")(asyncapi)
 app.command("reconcile")(reconcile)
 

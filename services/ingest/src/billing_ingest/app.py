@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from faststream.asgi import AsgiFastStream
 
+from billing_ingest.adapters.bill_registry import MongoBillRegistry
 from billing_ingest.adapters.publisher import KafkaUsagePublisher
 from billing_ingest.adapters.submitted_events import MongoSubmittedEvents
 from billing_ingest.domain.access import SourceScope
+from billing_ingest.entrypoints.bills_http import bills_api
 from billing_ingest.entrypoints.consumers import register
 from billing_ingest.entrypoints.http import usage_events_api
 from billing_ingest.service.accept_events import EventResult, accept_usage_events
@@ -44,4 +48,10 @@ def create_app(settings: IngestSettings | None = None) -> AsgiFastStream:
         max_bytes=settings.max_request_bytes,
     )
     paths = ("/v1/usage-events", "/v1/docs", "/v1/openapi.json")
-    return asgi_app(runtime, extra_routes=[(path, api) for path in paths])
+    routes = [(path, api) for path in paths]
+
+    async def list_bills(limit: int) -> list[dict[str, Any]]:
+        return await MongoBillRegistry(runtime.db).list_bills(limit)
+
+    bills = bills_api(list_bills, signing_key=settings.portal_signing_key())
+    return asgi_app(runtime, extra_routes=[*routes, ("/v1/bills", bills)])

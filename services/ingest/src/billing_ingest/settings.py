@@ -4,11 +4,12 @@ import json
 from pathlib import Path
 from typing import Any
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import SettingsConfigDict
 
 from billing_ingest.domain.access import SourceScope, TokenConfigError, parse_tokens
 from billing_runtime.settings import ServiceSettings
+from billing_runtime.signed_tokens import MIN_KEY_LENGTH
 
 
 class IngestSettings(ServiceSettings):
@@ -40,6 +41,11 @@ class IngestSettings(ServiceSettings):
             "Local development only: take usage events without a token (unscoped). Without "
             "it, the service refuses to start when no token is configured."
         ),
+    )
+    portal_token_key: SecretStr | None = Field(
+        default=None,
+        description="Key shared with the portal (its BILLING_PORTAL_API_SIGNING_KEY): GET "
+        "/v1/bills then takes its short-lived operator tokens.",
     )
     max_events_per_request: int = Field(default=10_000, ge=1)
     max_request_bytes: int = Field(
@@ -78,3 +84,13 @@ class IngestSettings(ServiceSettings):
             )
             raise TokenConfigError(msg)
         return scopes
+
+    def portal_signing_key(self) -> bytes | None:
+        """The key the portal's signed tokens are checked with (None: none accepted)."""
+        if self.portal_token_key is None:
+            return None
+        key = self.portal_token_key.get_secret_value().encode()
+        if len(key) < MIN_KEY_LENGTH:
+            msg = f"BILLING_INGEST_PORTAL_TOKEN_KEY is shorter than {MIN_KEY_LENGTH}"
+            raise TokenConfigError(msg)
+        return key

@@ -6,10 +6,12 @@ from faststream.asgi import AsgiFastStream
 from faststream.asgi.types import ASGIApp
 
 from billing_invoicing.adapters.contacts_repo import MongoContactBook
+from billing_invoicing.adapters.customer_accounts_repo import MongoCustomerAccountBook
 from billing_invoicing.adapters.pdf import PdfRenderer
 from billing_invoicing.bootstrap import build_ports, einvoice_ports, query_ports
 from billing_invoicing.entrypoints.consumers import register
 from billing_invoicing.entrypoints.http import invoicing_api
+from billing_invoicing.service.customer_accounts import CustomerAccounts
 from billing_invoicing.settings import InvoicingSettings
 from billing_runtime.audit import KafkaAuditTrail
 from billing_runtime.service import Runtime, asgi_app, create_runtime, declare_output
@@ -56,6 +58,8 @@ def _build(settings: InvoicingSettings) -> tuple[Runtime, ASGIApp]:
             SERVICE,
             settings.kafka_bootstrap_servers,
         ),
+        signing_key=settings.portal_signing_key(),
+        accounts=CustomerAccounts(MongoCustomerAccountBook(runtime.db), queries.settlement),
     )
     declare_output(
         runtime,

@@ -4,10 +4,15 @@ import json
 import os
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import SettingsConfigDict
 
-from billing_invoicing.domain.access import Scope, TokenConfigError, parse_tokens
+from billing_invoicing.domain.access import (
+    MIN_SIGNING_KEY_LENGTH,
+    Scope,
+    TokenConfigError,
+    parse_tokens,
+)
 from billing_runtime.settings import ServiceSettings
 
 
@@ -42,6 +47,24 @@ class InvoicingSettings(ServiceSettings):
         default=None,
         description="A JSON file of the same shape (a mounted Kubernetes Secret); merged in.",
     )
+
+    portal_token_key: SecretStr | None = Field(
+        default=None,
+        description=(
+            "Key shared with the portal (its BILLING_PORTAL_API_SIGNING_KEY), at least 32 "
+            "characters: the API then also accepts the portal's short-lived signed tokens."
+        ),
+    )
+
+    def portal_signing_key(self) -> bytes | None:
+        """The key the portal's signed tokens are checked with (None: not accepted)."""
+        if self.portal_token_key is None:
+            return None
+        key = self.portal_token_key.get_secret_value().encode()
+        if len(key) < MIN_SIGNING_KEY_LENGTH:
+            msg = f"BILLING_INVOICING_PORTAL_TOKEN_KEY is shorter than {MIN_SIGNING_KEY_LENGTH}"
+            raise TokenConfigError(msg)
+        return key
 
     def api_scopes(self) -> dict[bytes, Scope]:
         """Every configured token with its scope (the file's and the variable's)."""

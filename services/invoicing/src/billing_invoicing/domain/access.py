@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from billing_runtime.access import (
     CUSTOMER_PREFIX,
     MIN_TOKEN_LENGTH,
@@ -17,11 +19,14 @@ from billing_runtime.access import (
     require_customer,
     require_operator,
 )
+from billing_runtime.signed_tokens import MIN_KEY_LENGTH, verify_token
 
 __all__ = [
     "CUSTOMER_PREFIX",
+    "MIN_SIGNING_KEY_LENGTH",
     "MIN_TOKEN_LENGTH",
     "OPERATOR",
+    "PORTAL_AUDIENCE",
     "ForbiddenError",
     "OutOfScopeError",
     "Scope",
@@ -31,4 +36,26 @@ __all__ = [
     "parse_tokens",
     "require_customer",
     "require_operator",
+    "verify_signed_token",
 ]
+
+# --- short-lived signed tokens (the portal's) ---------------------------------------------
+
+PORTAL_AUDIENCE = "billing-invoicing"
+MIN_SIGNING_KEY_LENGTH = MIN_KEY_LENGTH
+
+
+def verify_signed_token(key: bytes, given: str | None, *, now: float) -> Scope | None:
+    """The scope a short-lived signed token from the portal proves (JWT, HS256, with the key
+    shared with the portal, audience ``billing-invoicing``; ``billing_runtime.signed_tokens``),
+    or None when it is not one, is badly signed, expired, or lives too long. The scopes are
+    the static tokens' (``operator``, ``customer:<id>``); the audit trail names the portal
+    user (``user:<email>``)."""
+    verified = verify_token(key, given, audience=PORTAL_AUDIENCE, now=now)
+    if verified is None:
+        return None
+    scope, user = verified
+    try:
+        return replace(parse_scope(scope), name=f"user:{user}")
+    except TokenConfigError:
+        return None

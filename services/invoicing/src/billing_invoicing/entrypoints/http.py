@@ -11,6 +11,7 @@ decimal string. OpenAPI at ``/v1/openapi.json``, docs at ``/v1/docs``;
 """
 
 import re
+import time
 import uuid
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import asdict
@@ -33,6 +34,7 @@ from billing_invoicing.domain.access import (
     authenticate,
     require_customer,
     require_operator,
+    verify_signed_token,
 )
 from billing_invoicing.domain.contacts import (
     ContactChange,
@@ -46,6 +48,14 @@ from billing_invoicing.domain.settlement import SettlementError
 from billing_invoicing.service import audit_entries
 from billing_invoicing.service import contacts as contact_cases
 from billing_invoicing.service.contacts import ContactBook, CustomerNotFoundError
+from billing_invoicing.service.customer_accounts import (
+    CustomerAccounts,
+    UnsupportedLanguageError,
+    correct_invoice,
+    customer_account,
+    customer_credit_notes,
+    set_customer_language,
+)
 from billing_invoicing.service.einvoices import (
     EInvoicePorts,
     EInvoiceUnavailableError,
@@ -65,9 +75,20 @@ from billing_invoicing.service.invoice_queries import (
     margin_report,
     pay_invoice,
 )
-from billing_invoicing.service.settle_invoices import Dues, InvoiceNotFoundError
+from billing_invoicing.service.settle_invoices import (
+    CreditNoteOutcome,
+    Dues,
+    InvoiceNotFoundError,
+)
 from billing_runtime.audit import AuditTrail
-from billing_schemas.catalog import Catalog, Contact, ContactRole, EInvoiceFormat, PaymentMethod
+from billing_schemas.catalog import (
+    Catalog,
+    Contact,
+    ContactRole,
+    Customer,
+    EInvoiceFormat,
+    PaymentMethod,
+)
 from billing_schemas.events import PERIOD_PATTERN, today_utc
 from billing_schemas.money import MoneyError, WireDecimal, parse_decimal
 
@@ -362,8 +383,12 @@ def caller_scope(
     request: Request,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> Scope:
-    """The scope of the bearer token given (401 without one or with an unknown one)."""
-    scope = authenticate(request.app.state.tokens, credentials.credentials if credentials else None)
+    """The scope of the bearer token given: a static token, or a short-lived token signed
+    with the key shared with the portal (401 without one, or with an unknown or expired one)."""
+    given = credentials.credentials if credentials else None
+    scope = authenticate(request.app.state.tokens, given)
+    if scope is None and request.app.state.signing_key:
+        scope = verify_signed_token(request.app.state.signing_key, given, now=time.time())
     if scope is None:
         raise HTTPException(
             status.HTTP_401_UNAUTHORIZED,
@@ -425,9 +450,13 @@ def invoicing_api(
     contacts: ContactBook,
     einvoices: EInvoicePorts | None = None,
     audit: AuditTrail | None = None,
+    signing_key: bytes | None = None,
+    accounts: CustomerAccounts | None = None,
 ) -> FastAPI:
     """The invoicing HTTP API over its use cases' ports (with ``einvoices``, the e-invoice
-    route too; with ``audit``, what changes money or access is recorded there)."""
+    route too; with ``audit``, what changes money or access is recorded there; with
+    ``signing_key``, the portal's signed tokens are accepted too; with ``accounts``, the
+    customer account and the portal's settlement routes)."""
     api = FastAPI(
         title="billing invoicing",
         summary="Invoices, payments, contacts, margin report, period close, catalog.",
@@ -442,6 +471,7 @@ def invoicing_api(
     )
     api.state.tokens = tokens
     api.state.audit = audit
+    api.state.signing_key = signing_key
     for error, code in ERRORS:
         api.add_exception_handler(error, _handler(code))
     _invoice_routes(api, queries)
@@ -449,6 +479,8 @@ def invoicing_api(
     _operator_routes(api, queries, invoicing)
     if einvoices is not None:
         _einvoice_routes(api, einvoices)
+    if accounts is not None:
+        _portal_routes(api, queries, accounts)
     return api
 
 
@@ -492,6 +524,10 @@ def _invoice_routes(api: FastAPI, queries: QueryPorts) -> None:
         invoice_status: Annotated[InvoiceStatus | None, Query(alias="status")] = None,
         min_total: Annotated[str | None, Query(description="Decimal string.")] = None,
         max_total: Annotated[str | None, Query(description="Decimal string.")] = None,
+        adjusted: Annotated[
+            bool | None,
+            Query(description="Only invoices carrying netting or credit notes (false: without)."),
+        ] = None,
         offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
         limit: Annotated[int, Query(ge=1, le=500)] = 50,
     ) -> InvoicePageOut:
@@ -505,6 +541,7 @@ def _invoice_routes(api: FastAPI, queries: QueryPorts) -> None:
                 status=invoice_status,
                 min_total=_decimal_query(min_total, "min_total"),
                 max_total=_decimal_query(max_total, "max_total"),
+                adjusted=adjusted,
             ),
             offset=offset,
             limit=limit,
@@ -744,3 +781,165 @@ def _period_path(period: str) -> str:
     if not re.match(PERIOD_PATTERN, period):
         raise _field_error("path", "period", f"{period!r} is not YYYY-MM", 422)
     return period
+
+
+# --- the portal's routes: the customer's account, corrections -------------------------------
+
+
+class CustomerAccountOut(BaseModel):
+    """The customer's own record ("Customer Info" and "Settings" of the account pane)."""
+
+    customer_id: str
+    name: str
+    address_lines: list[str]
+    city: str | None
+    postal_code: str | None
+    country: str
+    vat_id: str | None
+    currency: str
+    payment_terms_days: int
+    language: str = Field(description="Of the next invoices and emails: en, de or fr.")
+
+
+class IssuedCreditNoteOut(BaseModel):
+    """A credit note issued to the customer (the panel lists them beside its invoices)."""
+
+    credit_note_id: str
+    number: str
+    invoice_number: str
+    currency: str
+    amount: WireDecimal = Field(description="Credited, tax included, positive.")
+    issue_date: str
+    reason: str
+
+
+class CustomerSettingsIn(BaseModel):
+    """The customer's settings that its own users may change."""
+
+    language: str = Field(description="en, de or fr: the next invoices and emails.")
+
+
+class CreditNoteIn(BaseModel):
+    """A credit note on a finalized invoice (operators)."""
+
+    amount: WireDecimal = Field(description="Decimal string, positive, at most what is owed.")
+    reason: str = Field(min_length=1)
+
+
+class VoidIn(BaseModel):
+    """Void a finalized invoice (operators): credits everything not credited yet."""
+
+    reason: str = Field(min_length=1)
+
+
+class CorrectionAnswer(BaseModel):
+    """What the credit note (or void) did."""
+
+    credit_note_id: str
+    credit_note_number: str
+    amount: WireDecimal
+    status: str
+    customer_credit_added: WireDecimal
+    already_issued: bool
+
+
+def _account_out(c: Customer) -> CustomerAccountOut:
+    return CustomerAccountOut(
+        customer_id=c.id,
+        name=c.name,
+        address_lines=list(c.address.lines),
+        city=c.address.city,
+        postal_code=c.address.postal_code,
+        country=c.address.country,
+        vat_id=c.vat_id,
+        currency=c.currency,
+        payment_terms_days=c.payment_terms_days,
+        language=c.language,
+    )
+
+
+def _correction_answer(outcome: CreditNoteOutcome) -> CorrectionAnswer:
+    note = outcome.credit_note
+    return CorrectionAnswer(
+        credit_note_id=note.credit_note_id,
+        credit_note_number=note.credit_note_number,
+        amount=note.total,
+        status=outcome.status.value,
+        customer_credit_added=outcome.customer_credit_added,
+        already_issued=outcome.already_issued,
+    )
+
+
+def _portal_routes(api: FastAPI, queries: QueryPorts, accounts: CustomerAccounts) -> None:
+    del queries  # the corrections go through the settlement ports in ``accounts``
+    api.add_exception_handler(
+        UnsupportedLanguageError, _handler(status.HTTP_422_UNPROCESSABLE_CONTENT)
+    )
+
+    @api.get("/v1/customers/{customer_id}", response_model=CustomerAccountOut, tags=["customers"])
+    async def get_customer(scope: Caller, customer_id: str) -> CustomerAccountOut:
+        """The customer's record: name, address, VAT id, currency, payment terms, language."""
+        return _account_out(await customer_account(accounts, scope, customer_id))
+
+    @api.get(
+        "/v1/customers/{customer_id}/credit-notes",
+        response_model=list[IssuedCreditNoteOut],
+        tags=["customers"],
+    )
+    async def get_credit_notes(scope: Caller, customer_id: str) -> list[IssuedCreditNoteOut]:
+        """The credit notes issued to the customer, newest first."""
+        notes = await customer_credit_notes(accounts, scope, customer_id)
+        return [IssuedCreditNoteOut(**asdict(n)) for n in notes]
+
+    @api.patch(
+        "/v1/customers/{customer_id}/settings",
+        response_model=CustomerAccountOut,
+        tags=["customers"],
+    )
+    async def patch_settings(
+        scope: Caller, customer_id: str, body: CustomerSettingsIn
+    ) -> CustomerAccountOut:
+        """Change the language of the customer's next invoices and emails (422 for a language
+        they are not written in)."""
+        found = await set_customer_language(accounts, scope, customer_id, body.language)
+        return _account_out(found)
+
+    @api.post(
+        "/v1/invoices/{number}/credit-notes",
+        response_model=CorrectionAnswer,
+        status_code=status.HTTP_201_CREATED,
+        tags=["payments"],
+    )
+    async def post_credit_note(scope: Caller, number: str, body: CreditNoteIn) -> CorrectionAnswer:
+        """Issue a credit note on a finalized invoice (operators). Publishes
+        CreditNoteIssued."""
+        outcome = await correct_invoice(
+            accounts,
+            scope,
+            number=number,
+            amount=body.amount,
+            reason=body.reason,
+            issue_date=today_utc(),
+            correlation_id=f"api-credit:{uuid.uuid4().hex[:12]}",
+        )
+        return _correction_answer(outcome)
+
+    @api.post(
+        "/v1/invoices/{number}/void",
+        response_model=CorrectionAnswer,
+        status_code=status.HTTP_201_CREATED,
+        tags=["payments"],
+    )
+    async def post_void(scope: Caller, number: str, body: VoidIn) -> CorrectionAnswer:
+        """Void a finalized invoice (operators): a credit note for everything not credited
+        yet; the invoice becomes void."""
+        outcome = await correct_invoice(
+            accounts,
+            scope,
+            number=number,
+            amount=None,
+            reason=body.reason,
+            issue_date=today_utc(),
+            correlation_id=f"api-void:{uuid.uuid4().hex[:12]}",
+        )
+        return _correction_answer(outcome)

@@ -62,6 +62,18 @@ class InvoiceFilter:
     status: InvoiceStatus | None = None
     min_total: Decimal | None = None
     max_total: Decimal | None = None
+    adjusted: bool | None = None
+    """True: only invoices carrying netting of included infrastructure or credit notes (the
+    console's "discount" filter); False: only those without."""
+
+
+ADJUSTED: dict[str, Any] = {
+    "$or": [
+        {"document.netting": {"$type": "object"}},
+        {"credited_units": {"$gt": 0}},
+    ]
+}
+"""What makes an invoice "adjusted": included infrastructure netted, or something credited."""
 
 
 @dataclass(frozen=True)
@@ -132,6 +144,8 @@ async def find_invoices(
     totals = units_range_filter("total_units", wanted.min_total, wanted.max_total)
     if totals is not None:
         query |= totals
+    if wanted.adjusted is not None:
+        query |= ADJUSTED if wanted.adjusted else {"$nor": ADJUSTED["$or"]}
     limit = max(1, min(limit, MAX_PAGE))
     docs = await ports.invoices.find_invoices(query, offset=offset, limit=limit + 1)
     more = len(docs) > limit
