@@ -45,6 +45,7 @@ def _build(settings: InvoicingSettings) -> tuple[Runtime, ASGIApp]:
         invoicing=ports,
         contacts=MongoContactBook(runtime.db),
         einvoices=einvoice_ports(runtime.db, ports, renderer),
+        max_request_bytes=settings.max_request_bytes,
     )
     return runtime, api
 

@@ -64,7 +64,14 @@ from billing_invoicing.service.invoice_queries import (
     pay_invoice,
 )
 from billing_invoicing.service.settle_invoices import Dues, InvoiceNotFoundError
-from billing_schemas.catalog import Catalog, Contact, ContactRole, EInvoiceFormat, PaymentMethod
+from billing_schemas.catalog import (
+    Catalog,
+    Contact,
+    ContactRole,
+    EInvoiceFormat,
+    Name,
+    PaymentMethod,
+)
 from billing_schemas.events import PERIOD_PATTERN, today_utc
 from billing_schemas.money import MoneyError, WireDecimal, parse_decimal
 
@@ -201,7 +208,7 @@ class ContactIn(BaseModel):
     """A new contact."""
 
     email: EmailStr
-    name: str | None = None
+    name: Name | None = None
     roles: list[ContactRole] = Field(default_factory=list)
     primary: bool = False
 
@@ -210,7 +217,7 @@ class ContactPatch(BaseModel):
     """A change of a contact: fields left out stay as they are."""
 
     email: EmailStr | None = None
-    name: str | None = None
+    name: Name | None = None
     roles: list[ContactRole] | None = None
     primary: bool | None = None
 
@@ -405,9 +412,11 @@ def invoicing_api(
     invoicing: InvoicingPorts,
     contacts: ContactBook,
     einvoices: EInvoicePorts | None = None,
+    max_request_bytes: int = 16 * 1024 * 1024,
 ) -> FastAPI:
     """The invoicing HTTP API over its use cases' ports (with ``einvoices``, the e-invoice
-    route too)."""
+    route too). A request body over ``max_request_bytes`` is refused (413) as it is read,
+    before it is parsed."""
     api = FastAPI(
         title="billing invoicing",
         summary="Invoices, payments, contacts, margin report, period close, catalog.",
@@ -419,6 +428,7 @@ def invoicing_api(
         docs_url="/v1/docs",
         openapi_url="/v1/openapi.json",
         redoc_url=None,
+        max_body_size=max_request_bytes,
     )
     api.state.tokens = tokens
     for error, code in ERRORS:
