@@ -916,7 +916,7 @@ CASES: list[Case] = [
         "http",
         Http("invoicing", "GET", f"{INVOICES}/..%2F..%2Fetc%2Fpasswd/pdf"),
         "404",
-        "no invoice",
+        "Not Found",  # no route matches once decoded: nothing is looked up
     ),
     Case(
         "api-number-10k-chars",
