@@ -7,11 +7,13 @@ names and document shapes here are that shared contract.
 
 from __future__ import annotations
 
+import unicodedata
 from datetime import date
 from decimal import Decimal
 from enum import StrEnum
+from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, EmailStr, Field, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, EmailStr, Field, model_validator
 from stdnum import vatin
 from stdnum.exceptions import ValidationError as NumberError
 
@@ -46,6 +48,24 @@ def vat_id_problem(vat_id: str) -> str | None:
     return None
 
 
+MAX_NAME_LENGTH = 200
+
+
+def _printable(name: str) -> str:
+    """Refuse control characters (line breaks above all): a name goes into email headers
+    (a contact's display name, the seller's From), where a line break would start a header
+    of its own, and onto PDFs."""
+    bad = sorted({f"U+{ord(c):04X}" for c in name if unicodedata.category(c) == "Cc"})
+    if bad:
+        msg = f"a name must not contain control characters ({', '.join(bad)})"
+        raise ValueError(msg)
+    return name
+
+
+Name = Annotated[str, Field(max_length=MAX_NAME_LENGTH), AfterValidator(_printable)]
+"""A person's or company's name: one line of printable text, at most 200 characters."""
+
+
 class EInvoiceFormat(StrEnum):
     """Structured e-invoice formats a customer can receive (docs/einvoice.md)."""
 
@@ -70,7 +90,7 @@ class Contact(_Model):
     """A person or mailbox of a customer; invoices go to contacts holding the Billing role."""
 
     email: EmailStr
-    name: str | None = None
+    name: Name | None = None
     roles: list[ContactRole] = Field(default_factory=list)
     primary: bool = False
 
@@ -223,7 +243,7 @@ class Customer(_Model):
     """A customer we invoice."""
 
     id: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
-    name: str
+    name: Name
     address: Address
     vat_id: str | None = None
     currency: CurrencyCode
@@ -271,7 +291,7 @@ class InvoicingEntity(_Model):
     """The seller: who issues the invoices, and its number series."""
 
     id: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
-    name: str
+    name: Name
     address: Address
     vat_id: str | None = None
     number_prefix: str = Field(pattern=r"^[A-Z0-9-]*$")
@@ -306,6 +326,20 @@ class Catalog(_Model):
     @model_validator(mode="after")
     def _check_references(self) -> Catalog:  # noqa: PLR0912 - one check after another
         entities = {e.id for e in self.invoicing_entities}
+        for what, ids in (
+            ("invoicing entities", [e.id for e in self.invoicing_entities]),
+            ("customers", [c.id for c in self.customers]),
+        ):
+            # applied one after the other, the second would silently replace the first
+            twice = sorted({i for i in ids if ids.count(i) > 1})
+            if twice:
+                msg = f"{what}: two {what} share the id {twice[0]!r}"
+                raise ValueError(msg)
+        fx_keys = [r.key for r in self.fx_rates]
+        if len(set(fx_keys)) != len(fx_keys):
+            base, quote, as_of = next(k for k in fx_keys if fx_keys.count(k) > 1).split(":")
+            msg = f"fx_rates: two fx_rates of {base}->{quote} share the as_of date {as_of}"
+            raise ValueError(msg)
         price_lists = {p.id: p for p in self.price_lists}
         if len(price_lists) != len(self.price_lists):
             msg = "price_lists: two price lists share an id"

@@ -129,13 +129,15 @@ async def test_malformed_rows_after_the_last_good_batch_are_rejected_too(tmp_pat
     assert sorted(e.data.row or 0 for _, e in publisher.rejected_events) == list(range(7, 4007))
 
 
-@pytest.mark.parametrize("name", ["empty.csv", "empty.csv.gz", "empty.jsonl", "blank.csv"])
+@pytest.mark.parametrize(
+    "name", ["empty.csv", "empty.csv.gz", "empty.jsonl", "blank.csv", "spaces.csv"]
+)
 async def test_an_empty_file_is_refused_in_one_line(tmp_path: Path, name: str) -> None:
     path = tmp_path / name
     if name.endswith(".gz"):
         path.write_bytes(gzip.compress(b""))
     else:
-        path.write_text("\n\n" if name.startswith("blank") else "")
+        path.write_text({"blank.csv": "\n\n", "spaces.csv": "  \n \n"}.get(name, ""))
     publisher, registry = InMemoryUsagePublisher(), InMemoryBillRegistry()
     with pytest.raises(NotABillError) as refused:
         await load_bill(path, publisher=publisher, registry=registry)
@@ -162,3 +164,56 @@ def test_a_bill_is_rejected_when_nothing_of_it_was_accepted() -> None:
     assert bill_status(accepted=0, rejected=4) == "rejected"
     assert bill_status(accepted=1, rejected=4) == "partially_rejected"
     assert bill_status(accepted=5, rejected=0) == "processed"
+
+
+def _ea_file(rows: list[list[str]]) -> str:
+    return "\n".join([",".join(EA_COLUMNS), *(",".join(r) for r in rows)]) + "\n"
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "message"),
+    [
+        (
+            "latin1.csv",
+            _ea_file([_ea_row("1.00")]).encode() + "caf\xe9\n".encode("latin-1"),
+            "line 3 is not UTF-8 text (byte 0xe9): save the file as UTF-8. Nothing was published.",
+        ),
+        (
+            "utf16.csv",
+            _ea_file([_ea_row("1.00")]).encode("utf-16"),
+            "line 1 is not UTF-8 text (byte 0xff)",
+        ),
+        (
+            "huge.csv",
+            _ea_file(
+                [_ea_row("1.00"), [*_ea_row("2.00")[:-1], "x" * 5_000_000], _ea_row("3.00")]
+            ).encode(),
+            "a line is longer than 1 MiB",
+        ),
+        (
+            "wide.csv",
+            (",".join(EA_COLUMNS + [f"x{i}" for i in range(300_000)]) + "\n").encode(),
+            "a line is longer than 1 MiB",
+        ),
+        (
+            "cut.csv.gz",
+            gzip.compress(_ea_file([_ea_row(f"{n}.00") for n in range(50)]).encode())[:400],
+            "Truncated compressed stream (an interrupted download?)",
+        ),
+        ("cut.parquet", b"PAR1" + b"\0" * 64, "starts like a Parquet file but cannot be read"),
+    ],
+)
+async def test_a_file_that_is_not_text_we_read_is_refused_in_one_line(
+    tmp_path: Path, name: str, content: bytes, message: str
+) -> None:
+    """Not UTF-8, a line longer than the read block, a cut compressed stream or Parquet
+    footer: one line saying which (the CLI prints it and exits 2), never pyarrow's error."""
+    path = tmp_path / name
+    path.write_bytes(content)
+    publisher, registry = InMemoryUsagePublisher(), InMemoryBillRegistry()
+    with pytest.raises(NotABillError) as refused:
+        await load_bill(path, publisher=publisher, registry=registry)
+    assert str(refused.value).startswith(f"{name}: ")
+    assert message in str(refused.value)
+    assert not publisher.usage_events
+    assert registry.done == {}

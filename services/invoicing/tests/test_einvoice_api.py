@@ -208,9 +208,9 @@ async def test_a_credit_note_by_its_number_is_a_381_referencing_the_invoice(api:
 
 
 async def test_another_customer_and_unknown_numbers_are_refused(api: Api) -> None:
-    assert (
-        await api.einvoice(NUMBER, "peppol", BETA)
-    ).status_code == 404  # nothing of another customer is told
+    other = await api.einvoice(NUMBER, "peppol", BETA)
+    assert other.status_code == 404  # nothing of another customer is told: not even its id
+    assert other.json() == {"detail": f"no invoice or credit note {NUMBER!r}"}
     assert (await api.einvoice("CCR-2024-999999", "peppol")).status_code == 404
     assert (await api.einvoice(NUMBER, "pdf")).status_code == 422
 

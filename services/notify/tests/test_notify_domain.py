@@ -186,11 +186,15 @@ def test_a_customer_without_contacts_cannot_be_written_to() -> None:
 
 
 def test_a_line_break_in_a_contact_name_is_refused() -> None:
-    customer = _customer(
-        _contact("ap@acme.example", ContactRole.BILLING, name="AP\r\nBcc: thief@evil.example")
+    # the catalog refuses such a name (billing_schemas.catalog.Name); model_construct skips
+    # that, as a hand-edited document could: notify checks again before any header is written
+    smuggled = Contact.model_construct(
+        email="ap@acme.example", name="AP\r\nBcc: thief@evil.example", roles=[ContactRole.BILLING]
     )
     with pytest.raises(UnsafeHeaderError, match="line break"):
-        choose_recipients(customer)
+        choose_recipients(_customer().model_copy(update={"contacts": [smuggled]}))
+    with pytest.raises(ValidationError, match="control characters"):
+        _contact("ap@acme.example", ContactRole.BILLING, name="AP\r\nBcc: thief@evil.example")
 
 
 def test_an_address_that_bypassed_catalog_validation_is_checked_again() -> None:

@@ -60,6 +60,7 @@ def _build(settings: InvoicingSettings) -> tuple[Runtime, ASGIApp]:
         ),
         signing_key=settings.portal_signing_key(),
         accounts=CustomerAccounts(MongoCustomerAccountBook(runtime.db), queries.settlement),
+        max_request_bytes=settings.max_request_bytes,
     )
     declare_output(
         runtime,

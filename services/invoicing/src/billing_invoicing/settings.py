@@ -35,6 +35,11 @@ class InvoicingSettings(ServiceSettings):
         description="Charges read per batch of the charge stream: each batch writes each draft "
         "it touches once, so larger batches mean fewer writes per charge.",
     )
+    max_request_bytes: int = Field(
+        default=16 * 1024 * 1024,
+        ge=1024,
+        description="Largest HTTP API request body (a catalog is the largest): beyond, 413.",
+    )
     api_tokens: dict[str, str] = Field(
         default_factory=dict,
         repr=False,

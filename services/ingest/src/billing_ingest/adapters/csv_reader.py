@@ -5,12 +5,17 @@ Decimal later. ``NULL`` and empty cells both mean "no value" (as the FOCUS sampl
 Rows with the wrong number of fields are not fatal: pyarrow reports each one to a handler,
 which records it as a rejection and skips it, so the rest of the file is still read.
 ``.gz`` and ``.bz2`` files are decompressed on the fly (pyarrow infers it from the name).
+A file that is not UTF-8 text, or has a line longer than the read block (1 MiB: a cell of
+megabytes, a header of a million columns, a compressed file that unpacks to one endless line),
+is not read at all: :class:`UnreadableBillError` says which, instead of pyarrow's words.
 """
 
 from __future__ import annotations
 
+import codecs
 import csv as pycsv
 from collections.abc import Callable, Iterator
+from contextlib import suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -18,6 +23,27 @@ import pyarrow as pa
 from pyarrow import csv
 
 NULL_VALUES = ["", "NULL", "null"]
+BLOCK_SIZE = 1 << 20
+
+
+class UnreadableBillError(ValueError):
+    """The file cannot be read as a CSV bill at all (its encoding, a line's length)."""
+
+
+def _unreadable(exc: Exception, block_size: int) -> UnreadableBillError:
+    """pyarrow's error, said the way a person loading a bill can act on."""
+    text = str(exc)
+    if isinstance(exc, OSError):  # "Truncated compressed stream", or the file is unreadable
+        return UnreadableBillError(f"{text} (an interrupted download?): download it again")
+    if "straddl" in text:
+        return UnreadableBillError(
+            f"a line is longer than {block_size >> 20} MiB (a huge cell, a header of that "
+            "many columns, or a compressed stream that unpacks to one endless line): not a "
+            "bill we read"
+        )
+    if "UTF8" in text or "UTF-8" in text:
+        return UnreadableBillError("it is not UTF-8 text: save the file as UTF-8")
+    return UnreadableBillError(text)
 
 
 @dataclass(frozen=True)
@@ -80,7 +106,7 @@ class CsvStream:
             return
         next_row = 2
         reported = 0
-        for record_batch in self._reader:
+        for record_batch in _checked(self._reader):
             skipped = {m.row_number for m in self.malformed[reported:] if m.row_number is not None}
             reported = len(self.malformed)
             numbers: list[int] | None = None
@@ -99,25 +125,48 @@ class CsvStream:
             yield RowBatch(first, arrow=record_batch, row_numbers=numbers)
 
 
+def _checked(reader: csv.CSVStreamingReader) -> Iterator[pa.RecordBatch]:
+    """The reader's batches; pyarrow's errors reading them as :class:`UnreadableBillError`."""
+    batches = iter(reader)
+    while True:
+        try:
+            batch = next(batches)
+        except StopIteration:
+            return
+        except (pa.ArrowInvalid, OSError) as exc:
+            raise _unreadable(exc, BLOCK_SIZE) from None
+        yield batch
+
+
 def read_header(path: Path) -> list[str]:
-    """The column names of a CSV file (empty if it cannot be read as CSV)."""
+    """The column names of a CSV file (empty if it is empty or a header cannot be found;
+    :class:`UnreadableBillError` if it is not UTF-8 text or its first line is longer than
+    the read block)."""
+    with suppress(OSError), pa.input_stream(str(path), compression="detect") as stream:
+        _check_text(stream.read(BLOCK_SIZE))  # before pyarrow, which cannot report it
     try:
         # only the first block is read to learn the names
         reader = csv.open_csv(
             path,
-            read_options=csv.ReadOptions(block_size=1 << 20),
+            read_options=csv.ReadOptions(block_size=BLOCK_SIZE),
             parse_options=csv.ParseOptions(invalid_row_handler=lambda _: "skip"),
         )
     except (pa.ArrowInvalid, UnicodeDecodeError):
         return _lone_line(path)
+    except OSError as exc:  # a compressed stream that ends inside its first block
+        raise _unreadable(exc, BLOCK_SIZE) from None
     return list(reader.schema.names)
 
 
 def _lone_line(path: Path) -> list[str]:
     """The names of a file that is a header without its line end, which pyarrow cannot read
-    (it needs a whole line to count the columns); [] for anything else."""
+    (it needs a whole line to count the columns); [] for a file with nothing in it, and
+    :class:`UnreadableBillError` for one that is not text or whose first line never ends."""
     with pa.input_stream(str(path), compression="detect") as stream:
-        head = stream.read(1 << 20)
+        head = stream.read(BLOCK_SIZE + 1)
+    _check_text(head)
+    if len(head) > BLOCK_SIZE and b"\n" not in head and b"\r" not in head:
+        raise _unreadable(pa.ArrowInvalid("straddling object"), BLOCK_SIZE)
     if not head.strip() or b"\n" in head or b"\r" in head:
         return []
     try:
@@ -127,7 +176,7 @@ def _lone_line(path: Path) -> list[str]:
     return names
 
 
-def open_csv(path: Path, *, block_size: int = 1 << 20) -> CsvStream:
+def open_csv(path: Path, *, block_size: int = BLOCK_SIZE) -> CsvStream:
     """Open a CSV file for streaming, all columns as text.
 
     pyarrow's streaming reader reads a fixed number of blocks ahead (about 16): the block size
@@ -152,9 +201,23 @@ def open_csv(path: Path, *, block_size: int = 1 << 20) -> CsvStream:
 
     try:
         stream._reader = _open_reader(path, header, block_size, on_invalid)
-    except pa.ArrowInvalid:  # a header without its line end: no rows to read
-        stream._reader = None
+    except (pa.ArrowInvalid, OSError) as exc:
+        if "Empty CSV file" not in str(exc):
+            raise _unreadable(exc, block_size) from None
+        stream._reader = None  # a header without its line end: no rows to read
     return stream
+
+
+def _check_text(head: bytes) -> None:
+    """:class:`UnreadableBillError` when the file's first block is not UTF-8 text."""
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    try:
+        decoder.decode(head, final=False)  # a character cut by the block's end is fine
+    except UnicodeDecodeError as exc:
+        line = head[: exc.start].count(b"\n") + 1
+        byte = head[exc.start]
+        msg = f"line {line} is not UTF-8 text (byte 0x{byte:02x}): save the file as UTF-8"
+        raise UnreadableBillError(msg) from None
 
 
 def _open_reader(

@@ -15,7 +15,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from billing_ingest.adapters.csv_reader import MalformedRow, RowBatch
+from billing_ingest.adapters.csv_reader import MalformedRow, RowBatch, UnreadableBillError
 
 BATCH_ROWS = 65_536
 
@@ -42,7 +42,12 @@ class ParquetStream:
 
 def open_parquet(path: Path) -> ParquetStream:
     """Open a Parquet file for streaming."""
-    return ParquetStream(path=path, header=list(pq.ParquetFile(path).schema_arrow.names))
+    try:
+        names = pq.ParquetFile(path).schema_arrow.names
+    except (pa.ArrowInvalid, OSError) as exc:  # no footer: a cut download, or not Parquet
+        msg = f"it starts like a Parquet file but cannot be read as one ({exc})"
+        raise UnreadableBillError(msg) from None
+    return ParquetStream(path=path, header=list(names))
 
 
 def is_parquet(path: Path) -> bool:

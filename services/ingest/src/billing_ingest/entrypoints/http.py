@@ -145,7 +145,7 @@ def usage_events_api(
         raw = await read_body(request)
         try:
             body = json.loads(raw)
-        except ValueError as exc:
+        except (ValueError, RecursionError) as exc:  # nested deeper than Python recurses
             raise HTTPException(status.HTTP_400_BAD_REQUEST, f"not JSON: {exc}") from None
         if not isinstance(body, list):
             raise HTTPException(status.HTTP_400_BAD_REQUEST, "the body must be a JSON array")

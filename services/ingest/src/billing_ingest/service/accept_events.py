@@ -93,7 +93,7 @@ def _invalid(index: int, raw: bytes, error: ValidationError | ValueError) -> Eve
         if isinstance(parsed, dict):
             event_id = parsed.get("id") if isinstance(parsed.get("id"), str) else None
             source = parsed.get("source") if isinstance(parsed.get("source"), str) else None
-    except ValueError:
+    except (ValueError, RecursionError):  # not JSON, or nested deeper than Python recurses
         pass
     if isinstance(error, ValidationError):
         first = error.errors()[0]

@@ -28,7 +28,7 @@ import orjson
 
 from billing_ingest.adapters.bill_registry import BillRegistry, PreviousBill
 from billing_ingest.adapters.catalog_currency import CatalogCurrencies
-from billing_ingest.adapters.csv_reader import RowBatch
+from billing_ingest.adapters.csv_reader import RowBatch, UnreadableBillError
 from billing_ingest.adapters.readers import BillStream, cut_line, is_empty, open_bill
 from billing_ingest.domain.cells import (
     Row,
@@ -498,11 +498,15 @@ async def load_bill(
     if not path.is_file():  # noqa: ASYNC240 - one stat before a long, loop-owning load
         msg = f"{path}: no such file"
         raise NotABillError(msg)
-    stream = open_bill(path)
-    if not stream.header and is_empty(path):
-        msg = f"{path.name}: the file is empty. Nothing was published."
-        raise NotABillError(msg)
-    batches, first_row = _with_first_rows(stream)
+    try:
+        stream = open_bill(path)
+        if not "".join(stream.header).strip() and is_empty(path):  # whitespace: no header
+            msg = f"{path.name}: the file is empty. Nothing was published."
+            raise NotABillError(msg)
+        batches, first_row = _with_first_rows(stream)
+    except UnreadableBillError as exc:
+        msg = f"{path.name}: {exc}. Nothing was published."
+        raise NotABillError(msg) from None
     if batches is None:
         msg = f"{path.name}: the file has a header but no rows. Nothing was published."
         raise NotABillError(msg)
@@ -551,6 +555,13 @@ async def load_bill(
             batch_rows=batch_rows,
             on_progress=on_progress,
         )
+    except UnreadableBillError as exc:  # found past the first rows: the load stops there
+        await registry.fail(bill_id, f"{type(exc).__name__}: {exc}")
+        msg = (
+            f"{path.name}: {exc}. The load stopped there; loading the file again once it is "
+            "fixed publishes nothing twice."
+        )
+        raise NotABillError(msg) from None
     except Exception as exc:
         # the registry says so; loading the file again starts over (same ids: nothing twice)
         await registry.fail(bill_id, f"{type(exc).__name__}: {exc}")

@@ -87,6 +87,7 @@ from billing_schemas.catalog import (
     ContactRole,
     Customer,
     EInvoiceFormat,
+    Name,
     PaymentMethod,
 )
 from billing_schemas.events import PERIOD_PATTERN, today_utc
@@ -225,7 +226,7 @@ class ContactIn(BaseModel):
     """A new contact."""
 
     email: EmailStr
-    name: str | None = None
+    name: Name | None = None
     roles: list[ContactRole] = Field(default_factory=list)
     primary: bool = False
 
@@ -234,7 +235,7 @@ class ContactPatch(BaseModel):
     """A change of a contact: fields left out stay as they are."""
 
     email: EmailStr | None = None
-    name: str | None = None
+    name: Name | None = None
     roles: list[ContactRole] | None = None
     primary: bool | None = None
 
@@ -452,11 +453,13 @@ def invoicing_api(
     audit: AuditTrail | None = None,
     signing_key: bytes | None = None,
     accounts: CustomerAccounts | None = None,
+    max_request_bytes: int = 16 * 1024 * 1024,
 ) -> FastAPI:
     """The invoicing HTTP API over its use cases' ports (with ``einvoices``, the e-invoice
     route too; with ``audit``, what changes money or access is recorded there; with
     ``signing_key``, the portal's signed tokens are accepted too; with ``accounts``, the
-    customer account and the portal's settlement routes)."""
+    customer account and the portal's settlement routes). A request body over
+    ``max_request_bytes`` is refused (413) as it is read, before it is parsed."""
     api = FastAPI(
         title="billing invoicing",
         summary="Invoices, payments, contacts, margin report, period close, catalog.",
@@ -468,6 +471,7 @@ def invoicing_api(
         docs_url="/v1/docs",
         openapi_url="/v1/openapi.json",
         redoc_url=None,
+        max_body_size=max_request_bytes,
     )
     api.state.tokens = tokens
     api.state.audit = audit
