@@ -125,3 +125,50 @@ def credit_note_tax(
     """
     cumulative = split_credit(credited_before + amount, total=total, tax=tax, currency=currency)
     return cumulative - tax_credited_before
+
+
+@dataclass(frozen=True)
+class PaymentRecord:
+    """A payment as recorded (once, under :func:`payment_id_for`)."""
+
+    payment_id: str
+    invoice_id: str
+    invoice_number: str
+    customer_id: str
+    amount: Decimal
+    currency: str
+    method: str
+    reference: str
+    paid_on: date
+    outstanding_after: Decimal | None = None
+    """What was outstanding right after it, fixed the first time it is known (a retry
+    announces the same figure)."""
+    published: bool = False
+    """Whether its ``PaymentRecorded`` was acknowledged by the broker."""
+
+
+@dataclass(frozen=True)
+class CreditNoteRecord:
+    """A credit note as issued: amounts tax included (``amount = net + tax``), positive."""
+
+    credit_note_id: str
+    number: str
+    invoice_id: str
+    invoice_number: str
+    customer_id: str
+    currency: str
+    amount: Decimal
+    tax: Decimal
+    net: Decimal
+    reason: str
+    void: bool
+    issue_date: date
+    published: bool = False
+    """Whether its ``CreditNoteIssued`` was acknowledged by the broker."""
+
+
+def credit_note_id_for(invoice_id: str, *, amount: Decimal | None, reason: str, day: date) -> str:
+    """A credit note is identified by its invoice and what it credits (a void: the invoice
+    alone), so issuing the same note again finds it instead of crediting twice."""
+    key = "void" if amount is None else f"{amount}:{reason}:{day.isoformat()}"
+    return f"{invoice_id}:cn:" + hashlib.sha256(key.encode()).hexdigest()[:12]

@@ -298,21 +298,21 @@ def _dues_out(d: Dues) -> DuesOut:
         outstanding=d.outstanding,
         payments=[
             PaymentOut(
-                payment_id=p["_id"],
-                amount=_units(p["amount_units"], d.currency),
-                method=p["method"],
-                reference=p["reference"],
-                paid_on=p["paid_on"],
+                payment_id=p.payment_id,
+                amount=p.amount,
+                method=p.method,
+                reference=p.reference,
+                paid_on=p.paid_on.isoformat(),
             )
             for p in d.payments
         ],
         credit_notes=[
             CreditNoteOut(
-                credit_note_id=n["_id"],
-                number=n["number"],
-                amount=_units(n["amount_units"], d.currency),
-                reason=n["reason"],
-                issue_date=n["issue_date"],
+                credit_note_id=n.credit_note_id,
+                number=n.number,
+                amount=n.amount,
+                reason=n.reason,
+                issue_date=n.issue_date.isoformat(),
             )
             for n in d.credit_notes
         ],
