@@ -44,6 +44,7 @@ class RepositoryContract:
         assert (again.invoice_id, again.position) == ("alpha:2024-09", StreamPosition(2, 40))
         assert again.amounts == first.amounts
         assert first.amounts.price == Decimal("3.25")
+        assert (await repo.has_charge("c1"), await repo.has_charge("c2")) == (True, False)
 
     async def test_an_invoice_reads_back_as_saved_and_a_second_first_write_is_refused(
         self, repo: InvoiceRepository

@@ -82,6 +82,10 @@ class InvoiceRepository(Protocol):
         and first stream position) and whether this call stored it."""
         ...
 
+    async def has_charge(self, charge_id: str) -> bool:
+        """Whether a charge with that id is stored."""
+        ...
+
     async def claim_number(self, *, entity: str, year: int, invoice_id: str) -> int:
         """The invoice's sequence number in its entity's series for the year (gapless; a retry
         gets the same number)."""
@@ -117,7 +121,19 @@ class InvoiceRepository(Protocol):
         ...
 
 
-class SettlementRecords(Protocol):
+class CreditLedger(Protocol):
+    """The customers' credit ledger (``domain/credit.py``): entries recorded once under their id."""
+
+    async def add_credit(self, entry: CreditEntry) -> bool:
+        """Record a credit ledger entry unless its id is recorded; whether this call did."""
+        ...
+
+    async def credits_of(self, customer_id: str) -> list[CreditEntry]:
+        """The customer's credit ledger, oldest first."""
+        ...
+
+
+class SettlementRecords(CreditLedger, Protocol):
     """Payments, credit notes and the customers' credit ledger, each recorded once under its id."""
 
     async def add_payment(self, payment: PaymentRecord) -> tuple[PaymentRecord, bool]:
@@ -147,12 +163,4 @@ class SettlementRecords(Protocol):
 
     async def credit_note_published(self, credit_note_id: str) -> None:
         """Remember that the credit note's event was acknowledged by the broker."""
-        ...
-
-    async def add_credit(self, entry: CreditEntry) -> bool:
-        """Record a credit ledger entry unless its id is recorded; whether this call did."""
-        ...
-
-    async def credits_of(self, customer_id: str) -> list[CreditEntry]:
-        """The customer's credit ledger, oldest first."""
         ...

@@ -335,6 +335,9 @@ def settlement_state(doc: Doc) -> dict[str, Any]:
         "settled_by": doc.get("settled_by"),
         "paid_announced_at": doc.get("paid_announced_at"),
         "voided_announced_at": doc.get("voided_announced_at"),
+        "credit_applied": (
+            None if doc.get("credit_applied") is None else Decimal(doc["credit_applied"])
+        ),
     }
 
 
@@ -371,6 +374,7 @@ def invoice_fields(invoice: Invoice) -> Doc:
         "draft_lines": _lines_document(invoice.lines, invoice.currency),
         "issue_date": None if invoice.issue_date is None else invoice.issue_date.isoformat(),
         "seq": invoice.seq,
+        "credit_applied": None if invoice.credit_applied is None else str(invoice.credit_applied),
         "updated_at": datetime.now(UTC),
     }
     document = invoice.document
@@ -792,6 +796,10 @@ class MongoInvoiceRepository:
             found = await self._invoices.find_one({"_id": invoice.invoice_id})
             assert found is not None
             doc = found
+
+    async def has_charge(self, charge_id: str) -> bool:
+        """Whether a charge with that id is stored (one look-up by ``_id``)."""
+        return await self._charges.find_one({"_id": charge_id}, {"_id": 1}) is not None
 
     async def document_by_number(self, number: str) -> Doc | None:
         """The stored invoice document by number or id, for reading only (queries)."""

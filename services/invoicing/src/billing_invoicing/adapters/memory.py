@@ -117,6 +117,10 @@ class InMemoryInvoiceRepository:
             raise RuntimeError(msg)
         return result
 
+    async def has_charge(self, charge_id: str) -> bool:
+        """Whether it is stored."""
+        return charge_id in self.charges
+
     async def claim_number(self, *, entity: str, year: int, invoice_id: str) -> int:
         """Gapless per entity and year; a retry gets its own number."""
         series = self.numbers.setdefault((entity, year), [])

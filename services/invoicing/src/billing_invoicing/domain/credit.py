@@ -14,6 +14,20 @@ again records nothing twice:
 
 Amounts are in the currency's minor units; a balance in one currency is never used on an
 invoice in another.
+
+Applying credit (:func:`credit_to_apply`): when an invoice is finalized, the customer's balance
+in the invoice's currency is taken off what it asks to be paid, up to its total, never below
+zero due:
+
+    applied = min(max(balance, 0), max(total, 0))
+
+It is applied after tax, like a payment: the invoice's lines, taxes and total stay what they
+are (the credit was taxed where it arose: a credit note carries its own tax part, an
+overpayment is money already received), and it shows a line "Credit applied" between the
+total and the amount due. The amount is decided once, when the invoice is frozen, and kept on
+it, so a close delivered again applies the same amount, and its ledger entry
+``applied:<invoice id>`` is recorded once. The invoice then counts it as settled
+(``domain/settlement.py``): voiding it later gives the credit back.
 """
 
 from __future__ import annotations
@@ -65,6 +79,34 @@ def granted_by(entries: Iterable[CreditEntry], invoice_id: str) -> Decimal:
     """What the entries granted because of one invoice (its overpayment, its negative total)."""
     return sum(
         (e.amount for e in entries if e.invoice_id == invoice_id and e.kind.grants), Decimal(0)
+    )
+
+
+def credit_to_apply(balance: Decimal, total: Decimal) -> Decimal:
+    """What of a balance an invoice of ``total`` takes (module docstring): all of it up to the
+    total; nothing on a negative or zero invoice, or from a negative balance."""
+    return min(max(balance, Decimal(0)), max(total, Decimal(0)))
+
+
+def applied_entry(
+    *,
+    customer_id: str,
+    invoice_id: str,
+    currency: str,
+    amount: Decimal,
+    period: str,
+    at: datetime,
+) -> CreditEntry:
+    """The ledger entry of credit taken off an invoice at its finalization (negative)."""
+    return CreditEntry(
+        entry_id=f"applied:{invoice_id}",
+        customer_id=customer_id,
+        currency=currency,
+        amount=-amount,
+        kind=CreditKind.APPLIED,
+        reason=f"applied to the invoice of {period}",
+        invoice_id=invoice_id,
+        recorded_at=at,
     )
 
 

@@ -49,6 +49,7 @@ from dataclasses import dataclass, field, replace
 from datetime import date, datetime
 from decimal import Decimal
 
+from billing_invoicing.domain.credit import credit_to_apply
 from billing_invoicing.domain.invoice import (
     ChargeGroup,
     InvoiceDocument,
@@ -160,6 +161,16 @@ class Finalized:
 
 
 @dataclass(frozen=True)
+class CreditTaken:
+    """Event: the customer's credit balance was taken off the invoice being finalized."""
+
+    invoice_id: str
+    customer_id: str
+    currency: str
+    amount: Decimal
+
+
+@dataclass(frozen=True)
 class PaymentApplied:
     """Event: a payment was counted against the invoice."""
 
@@ -192,6 +203,7 @@ class BecameOverdue:
 Event = (
     ChargesCounted
     | FinalizingStarted
+    | CreditTaken
     | Finalized
     | PaymentApplied
     | CreditNoteApplied
@@ -381,6 +393,8 @@ class Invoice:
     """The payment or credit note after which nothing was left to pay."""
     paid_announced_at: datetime | None = None
     voided_announced_at: datetime | None = None
+    credit_applied: Decimal | None = None
+    """The customer's credit taken off it, decided once when it is frozen (None: not yet)."""
 
     @classmethod
     def new(cls, invoice_id: str) -> Invoice:
@@ -412,6 +426,20 @@ class Invoice:
             self.lines = dict(draft.lines)
             self.currency = self.currency or draft.currency
         return [FinalizingStarted(self.invoice_id, issue_date)]
+
+    def take_credit(self, balance: Decimal, total: Decimal, currency: str) -> list[Event]:
+        """Decide, once, how much of the customer's credit ``balance`` (in ``currency``, the
+        invoice's) the frozen invoice of ``total`` takes (``domain/credit.py``); a close that
+        runs again keeps what was decided and nothing happens."""
+        if self.status is not InvoiceStatus.FINALIZING:
+            msg = f"{self.invoice_id} is {self.status}: credit is applied while finalizing"
+            raise InvoiceStateError(msg)
+        if self.credit_applied is not None:
+            return []
+        self.credit_applied = credit_to_apply(balance, total)
+        if not self.credit_applied:
+            return []
+        return [CreditTaken(self.invoice_id, self.customer_id, currency, self.credit_applied)]
 
     def finalize(
         self, document: InvoiceDocument, *, seq: int, pdf_file_id: str, pdf_sha256: str
@@ -448,6 +476,7 @@ class Invoice:
             credited=self.credited,
             voided=self.voided_on is not None,
             overdue=self.overdue_since is not None,
+            credit_applied=self.credit_applied or Decimal(0),
         )
 
     def settlement_state(self) -> tuple[object, ...]:

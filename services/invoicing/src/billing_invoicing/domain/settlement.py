@@ -4,8 +4,11 @@ A finalized invoice's content never changes. What changes is what has been paid 
 and credited on it (by credit notes, which reference it); from those follow:
 
 * ``owed = total - credited`` (a credit note reduces what the customer owes);
-* ``outstanding = max(owed - paid, 0)``;
-* ``overpaid = max(paid - owed, 0)``: recorded explicitly as customer credit, never dropped;
+* ``settled = paid + credit_applied`` (the customer's credit balance taken off at
+  finalization, ``domain/credit.py``, settles like a payment);
+* ``outstanding = max(owed - settled, 0)``;
+* ``overpaid = max(settled - owed, 0)``: recorded explicitly as customer credit, never dropped
+  (so voiding an invoice on which credit was applied gives the credit back);
 * the status: void (cancelled by a credit note for all of it) > paid (nothing outstanding) >
   overdue (past its due date, something outstanding) > partially paid > finalized.
 """
@@ -44,6 +47,8 @@ class Settlement:
     credited: Decimal
     voided: bool = False
     overdue: bool = False
+    credit_applied: Decimal = Decimal(0)
+    """The customer's credit taken off at finalization."""
 
     @property
     def owed(self) -> Decimal:
@@ -53,12 +58,12 @@ class Settlement:
     @property
     def outstanding(self) -> Decimal:
         """What is still to be paid (never negative)."""
-        return max(self.owed - self.paid, Decimal(0))
+        return max(self.owed - self.paid - self.credit_applied, Decimal(0))
 
     @property
     def overpaid(self) -> Decimal:
-        """What was paid beyond what is owed: the customer's credit."""
-        return max(self.paid - self.owed, Decimal(0))
+        """What was paid (or credit applied) beyond what is owed: the customer's credit."""
+        return max(self.paid + self.credit_applied - self.owed, Decimal(0))
 
     @property
     def status(self) -> InvoiceStatus:
@@ -69,7 +74,7 @@ class Settlement:
             return InvoiceStatus.PAID
         if self.overdue:
             return InvoiceStatus.OVERDUE
-        if self.paid > 0:
+        if self.paid + self.credit_applied > 0:
             return InvoiceStatus.PARTIALLY_PAID
         return InvoiceStatus.FINALIZED
 

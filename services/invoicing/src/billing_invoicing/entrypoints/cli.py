@@ -315,6 +315,8 @@ def _print_dues(d: Dues) -> None:
     for label, tax in d.taxes:
         table.add_row(label, _money(tax, d.currency))
     table.add_row("Total", _money(d.total, d.currency))
+    if d.credit_applied:
+        table.add_row("Credit applied", _money(-d.credit_applied, d.currency))
     for note in d.credit_notes:
         table.add_row(f"Credit note {note.number}", _money(-note.amount, d.currency))
     for pay in d.payments:

@@ -22,12 +22,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from dataclasses import dataclass
-from datetime import date
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any, Protocol
 
 from billing_invoicing.adapters.catalog_repo import MongoCatalogRepository
 from billing_invoicing.adapters.invoice_repo import MongoInvoiceRepository
+from billing_invoicing.domain.credit import applied_entry, balances
 from billing_invoicing.domain.invoice import (
     ChargeGroup,
     InvoiceDocument,
@@ -36,6 +37,7 @@ from billing_invoicing.domain.invoice import (
     due_date_for,
     format_invoice_number,
     invoice_id_for,
+    with_credit_applied,
 )
 from billing_invoicing.domain.model import (
     CurrencyMismatchError,
@@ -44,9 +46,10 @@ from billing_invoicing.domain.model import (
     ledger_of,
 )
 from billing_invoicing.domain.units import from_units
-from billing_invoicing.ports import ConcurrentUpdateError
+from billing_invoicing.ports import ConcurrentUpdateError, CreditLedger
 from billing_schemas.catalog import Customer, InvoicingEntity
 from billing_schemas.events import (
+    ChargeRated,
     FinalizedInvoice,
     InvoiceFinalized,
     PeriodClose,
@@ -92,6 +95,10 @@ class EventPublishing(Protocol):
         """Put close markers into the charge stream, keyed by customer."""
         ...
 
+    async def charge_added(self, event: ChargeRated) -> None:
+        """Put a one-off charge into the charge stream, keyed by customer."""
+        ...
+
 
 class CatalogError(LookupError):
     """The catalog lacks what closing an invoice needs (the marker is dead-lettered)."""
@@ -119,6 +126,9 @@ class InvoicingPorts:
     renderer: PdfRendering
     pdfs: PdfStorage
     events: EventPublishing
+    credits: CreditLedger | None = None
+    """The customers' credit balances, applied at finalization (None: no credit is applied,
+    as for tools that keep no ledger)."""
 
 
 async def request_close(
@@ -309,12 +319,14 @@ async def start_close(ports: InvoicingPorts, marker: PeriodClosing) -> Closing |
     draft = await assemble(
         ports, customer=customer, entity=entity, period=period, groups=invoice.charge_groups()
     )
-    if invoice.seq is None or ledger is not None:
+    took_credit = await take_customer_credit(ports, invoice, draft)
+    if invoice.seq is None or ledger is not None or took_credit:
         if invoice.seq is None:  # kept on the invoice: a close resumed after a crash finds it
             invoice.seq = await ports.invoices.claim_number(
                 entity=entity.id, year=issue_date.year, invoice_id=invoice_id
             )
         await ports.invoices.save(invoice)
+    await record_credit_taken(ports, invoice, draft)
     if ledger is not None:
         with contextlib.suppress(ConcurrentUpdateError):  # a stale entry is harmless
             await ports.invoices.save_ledger(ledger)
@@ -328,8 +340,40 @@ async def start_close(ports: InvoicingPorts, marker: PeriodClosing) -> Closing |
             "outstanding": max(draft.total, Decimal(0)),
         }
     )
+    document = with_credit_applied(document, invoice.credit_applied or Decimal(0))
     # rendering starts at once, in the process pool, while the next markers are frozen
     return Closing(invoice, document, marker, asyncio.create_task(ports.renderer.render(document)))
+
+
+async def take_customer_credit(
+    ports: InvoicingPorts, invoice: Invoice, draft: InvoiceDocument
+) -> bool:
+    """Decide, once, how much of the customer's credit balance in the invoice's currency the
+    frozen invoice takes (``domain/credit.py``); whether it was decided now."""
+    if ports.credits is None or invoice.credit_applied is not None:
+        return False
+    balance = balances(await ports.credits.credits_of(invoice.customer_id))
+    invoice.take_credit(balance.get(draft.currency, Decimal(0)), draft.total, draft.currency)
+    return True
+
+
+async def record_credit_taken(
+    ports: InvoicingPorts, invoice: Invoice, draft: InvoiceDocument
+) -> None:
+    """Record the credit the invoice took in the ledger (once: a resumed close records it if a
+    crash came between saving the invoice and this)."""
+    if ports.credits is None or not invoice.credit_applied:
+        return
+    await ports.credits.add_credit(
+        applied_entry(
+            customer_id=invoice.customer_id,
+            invoice_id=invoice.invoice_id,
+            currency=draft.currency,
+            amount=invoice.credit_applied,
+            period=invoice.period,
+            at=datetime.now(UTC),
+        )
+    )
 
 
 async def _charges_not_in(

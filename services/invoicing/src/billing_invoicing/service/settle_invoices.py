@@ -114,6 +114,8 @@ class Dues:
     payments: list[PaymentRecord]
     credit_notes: list[CreditNoteRecord]
     customer_credit: Decimal
+    credit_applied: Decimal = Decimal(0)
+    """The customer's credit taken off the invoice at its finalization."""
 
 
 @dataclass(frozen=True)
@@ -198,6 +200,7 @@ async def dues(ports: SettlementPorts, number: str) -> Dues:
         payments=await ports.settlements.payments_of(invoice.invoice_id),
         credit_notes=await ports.settlements.credit_notes_of(invoice.invoice_id),
         customer_credit=balance.get(currency, Decimal(0)),
+        credit_applied=standing.credit_applied,
     )
 
 
