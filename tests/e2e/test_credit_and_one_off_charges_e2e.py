@@ -28,7 +28,7 @@ CATALOG = ROOT / "demo" / "catalog.yaml"
 OPERATOR = "e2e-operator-token-credit-0123456789"
 CONTOSO = "e2e-contoso-token-credit-0123456789"
 
-pytestmark = [pytest.mark.e2e, pytest.mark.timeout(420)]
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(900)]
 
 
 async def wait_until(check: Any, what: str, seconds: float = 180) -> Any:

@@ -13,11 +13,13 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
+from einvoice_cases import SELLER, customer, finalized, group
 from invoicing_test_support import SETTLE_CATALOG, Entities, issue, rated
 from pymongo.asynchronous.database import AsyncDatabase
 
 from billing_invoicing.adapters.catalog_repo import MongoCatalogRepository
 from billing_invoicing.adapters.documents import InMemoryInvoicePdfStore
+from billing_invoicing.adapters.einvoice import einvoice_xml, read_amounts
 from billing_invoicing.adapters.events import InMemoryInvoiceEvents
 from billing_invoicing.adapters.invoice_repo import MongoInvoiceRepository
 from billing_invoicing.adapters.memory import InMemoryInvoiceRepository
@@ -25,6 +27,11 @@ from billing_invoicing.adapters.pdf import render_invoice_html
 from billing_invoicing.adapters.settlement_repo import MongoSettlementRepository
 from billing_invoicing.domain.access import ForbiddenError, Scope
 from billing_invoicing.domain.credit import CreditEntry, CreditKind, balances, credit_to_apply
+from billing_invoicing.domain.einvoice import (
+    einvoice_from_invoice,
+    routing_for,
+    seller_details_for,
+)
 from billing_invoicing.domain.invoice import (
     ChargeGroup,
     InvoiceStatus,
@@ -46,6 +53,7 @@ from billing_invoicing.service.draft_invoices import PositionedCharge, add_charg
 from billing_invoicing.service.generate_invoices import InvoicingPorts, close_invoice
 from billing_invoicing.service.one_off_charges import OneOffPorts, add_one_off_charge
 from billing_invoicing.service.settle_invoices import SettlementPorts, dues, record_payment
+from billing_schemas.catalog import EInvoiceFormat
 from billing_schemas.events import ChargeRated, PeriodClose, PeriodClosing
 
 D = Decimal
@@ -329,3 +337,19 @@ def september_payment(entries: list[CreditEntry]) -> str:
 class Renderer:
     async def render(self, invoice: Any) -> bytes:
         return f"%PDF-stand-in {invoice.number}".encode()
+
+
+@pytest.mark.parametrize("fmt", list(EInvoiceFormat))
+def test_the_einvoice_states_the_credit_applied_as_prepaid(fmt: EInvoiceFormat) -> None:
+    # 100.00 + 19 % = 119.00, 20.00 of credit applied: BT-113 20.00, BT-115 99.00
+    buyer = customer("alpha", "DE", vat_id="DE987654328")
+    invoice = with_credit_applied(finalized(buyer, [group("100.00", "EC2")], 9), D("20.00"))
+    document = einvoice_from_invoice(invoice, routing_for(buyer), seller_details_for(SELLER))
+    assert (document.grand_total, document.prepaid, document.payable) == (
+        D("119.00"),
+        D("20.00"),
+        D("99.00"),
+    )
+    xml = einvoice_xml(document, fmt)
+    assert read_amounts(xml)["BT-115"] == D("99.00")
+    assert b"PrepaidAmount" in xml
