@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from datetime import date
+from decimal import Decimal
 from typing import Any
 
 import pytest
@@ -22,11 +23,15 @@ from billing_invoicing.adapters.documents import InMemoryInvoicePdfStore
 from billing_invoicing.adapters.events import InMemoryInvoiceEvents
 from billing_invoicing.adapters.invoice_repo import (
     CHARGES,
+    CREDIT_BALANCES,
+    CUSTOMER_CREDITS,
     INVOICES,
     LEDGERS,
     NUMBERS,
     MongoInvoiceRepository,
 )
+from billing_invoicing.adapters.settlement_repo import MongoSettlementRepository
+from billing_invoicing.domain.credit import CreditEntry, CreditKind
 from billing_invoicing.domain.invoice import InvoiceDocument
 from billing_invoicing.domain.model import StreamPosition
 from billing_invoicing.service.draft_invoices import PositionedCharge, add_charges
@@ -37,7 +42,7 @@ from billing_schemas.events import PeriodClose, PeriodClosing
 
 pytestmark = pytest.mark.integration
 
-GROWING = {CHARGES, INVOICES, NUMBERS}
+GROWING = {CHARGES, INVOICES, NUMBERS, CUSTOMER_CREDITS, CREDIT_BALANCES}
 """Collections whose size grows with usage. The catalog's grow with the catalog only; the
 ledgers are ``LEDGERS`` documents whatever the usage (their version-guarded updates, which
 FerretDB filters itself, read those few)."""
@@ -116,9 +121,19 @@ async def test_hot_path_queries_are_pushed_down(infra: Any, namespace: str) -> N
         await catalog.apply(Catalog.model_validate(CATALOG))
         invoices = MongoInvoiceRepository(db)
         await invoices.ensure_indexes()
+        credits = MongoSettlementRepository(db)
         ports = InvoicingPorts(
-            catalog, invoices, FakeRenderer(), InMemoryInvoicePdfStore(), InMemoryInvoiceEvents()
+            catalog,
+            invoices,
+            FakeRenderer(),
+            InMemoryInvoicePdfStore(),
+            InMemoryInvoiceEvents(),
+            credits=credits,  # the close reads the customer's balance, and takes from it
         )
+        seed = CreditEntry(
+            "overpayment:seed", "alpha", "EUR", Decimal(1), CreditKind.OVERPAYMENT, ""
+        )
+        await credits.add_credit(seed)
         recorder.commands.clear()
 
         batch = [
@@ -135,7 +150,7 @@ async def test_hot_path_queries_are_pushed_down(infra: Any, namespace: str) -> N
         await add_charges(invoices, [late])  # onto the next invoice
 
         seen = list(filters(recorder.commands))
-        assert {collection for _, collection, _ in seen} >= {INVOICES, NUMBERS}
+        assert {collection for _, collection, _ in seen} >= {INVOICES, NUMBERS, CREDIT_BALANCES}
         ledger_writes = [body for name, body in recorder.commands if body.get(name) == LEDGERS]
         assert ledger_writes  # the drafts' sums went through the ledgers
         slow = [(n, c, f) for n, c, f in seen if f == "whole collection"]

@@ -199,6 +199,8 @@ class RecordsContract:
         ledger = await records.credits_of("alpha")
         assert [e.entry_id for e in ledger] == ["overpayment:p1", "applied:a:2", "overpayment:p2"]
         assert balances(ledger) == {"EUR": Decimal("6.50"), "JPY": Decimal("1000")}
+        assert await records.balances_of("alpha") == balances(ledger)
+        assert await records.balances_of("beta") == {}
         assert [e.kind for e in ledger] == [
             CreditKind.OVERPAYMENT,
             CreditKind.APPLIED,

@@ -132,6 +132,11 @@ class CreditLedger(Protocol):
         """The customer's credit ledger, oldest first."""
         ...
 
+    async def balances_of(self, customer_id: str) -> dict[str, Decimal]:
+        """The customer's balance per currency (what :meth:`credits_of` adds up to), in one
+        look-up by id: the close reads it for every invoice."""
+        ...
+
 
 class SettlementRecords(CreditLedger, Protocol):
     """Payments, credit notes and the customers' credit ledger, each recorded once under its id."""

@@ -74,6 +74,7 @@ LEDGERS = "invoicing_draft_ledgers"
 NUMBERS = "invoicing_numbers"
 SETTLEMENT_WRITES = "invoicing_settlement_writes"
 CUSTOMER_CREDITS = "invoicing_customer_credits"
+CREDIT_BALANCES = "invoicing_credit_balances"
 CACHED_INVOICES = 20_000
 """Invoices kept loaded (a few KB each): more than the open drafts of one consumer's customers."""
 CONCURRENT_WRITES = 8
@@ -405,6 +406,7 @@ class MongoInvoiceRepository:
         self._ledgers = db[LEDGERS]
         self._credits = db[CUSTOMER_CREDITS]
         self._settlement_writes = db[SETTLEMENT_WRITES]
+        self._credit_balances = db[CREDIT_BALANCES]
         self._loaded: OrderedDict[str, Invoice] = OrderedDict()
         self._loaded_ledgers: dict[int, DraftLedger] = {}
         self._writes = asyncio.Semaphore(CONCURRENT_WRITES)
@@ -702,20 +704,27 @@ class MongoInvoiceRepository:
     async def record_negative_total(self, document: InvoiceDocument) -> None:
         """Record what a negative invoice owes the customer as customer credit, once (the
         credit of a finalized invoice is its ``overpaid``: settlement finds it recorded)."""
-        # recorded once: a retry of this close finds it
+        # recorded once: a retry of this close finds it (and completes the customer's summary,
+        # adapters/settlement_repo.py)
+        entry_id = f"negative-total:{document.invoice_id}"
+        units = to_units(-document.total, document.currency)
         with contextlib.suppress(DuplicateKeyError):
             await self._credits.insert_one(
                 {
-                    "_id": f"negative-total:{document.invoice_id}",
+                    "_id": entry_id,
                     "customer_id": document.customer_id,
                     "invoice_id": document.invoice_id,
                     "invoice_number": document.number,
                     "currency": document.currency,
-                    "amount_units": to_units(-document.total, document.currency),
+                    "amount_units": units,
                     "reason": f"credits exceed charges on invoice {document.number}",
                     "recorded_at": datetime.now(UTC),
                 }
             )
+        summary = {"id": entry_id, "currency": document.currency, "units": units}
+        await self._credit_balances.update_one(
+            {"_id": document.customer_id}, {"$addToSet": {"entries": summary}}, upsert=True
+        )
 
     async def mark_published(self, invoice_id: str) -> None:
         """Remember that InvoiceFinalized was acknowledged by the broker."""

@@ -10,7 +10,7 @@ from datetime import date
 from decimal import Decimal
 
 from billing_invoicing.adapters.invoice_repo import charge_amounts
-from billing_invoicing.domain.credit import CreditEntry
+from billing_invoicing.domain.credit import CreditEntry, balances
 from billing_invoicing.domain.model import (
     DraftLedger,
     DraftSums,
@@ -225,3 +225,7 @@ class InMemorySettlementRecords:
     async def credits_of(self, customer_id: str) -> list[CreditEntry]:
         """In the order recorded."""
         return [e for e in self.credits.values() if e.customer_id == customer_id]
+
+    async def balances_of(self, customer_id: str) -> dict[str, Decimal]:
+        """The sum of the customer's entries per currency."""
+        return balances(await self.credits_of(customer_id))

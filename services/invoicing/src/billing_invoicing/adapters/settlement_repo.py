@@ -6,6 +6,13 @@ and never edited afterwards except for the marks a retry needs (``published_at``
 ``outstanding_after_units``). What they do to an invoice is the ``Invoice`` aggregate's business
 (``domain/model.py``), written by the invoice repository alone.
 
+The credit ledger is one document per entry (``invoicing_customer_credits``); beside it each
+customer has one summary document in ``invoicing_credit_balances`` (``_id``: the customer id)
+holding ``(entry id, currency, units)`` of every entry, added with ``$addToSet`` after the
+entry is inserted, whether the insert was new or a retry's: so the summary has every entry
+exactly once, and the close reads a customer's balance with one look-up by ``_id`` (the only
+filter FerretDB's SQLite backend answers itself) however long the ledger grows.
+
 Money is stored as integers of the currency's unit (``*_units``, ``domain/units.py``), like
 everything else.
 """
@@ -21,8 +28,8 @@ from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
+from billing_invoicing.adapters.invoice_repo import CREDIT_BALANCES, INVOICES
 from billing_invoicing.adapters.invoice_repo import CUSTOMER_CREDITS as CREDITS
-from billing_invoicing.adapters.invoice_repo import INVOICES
 from billing_invoicing.domain.credit import CreditEntry, CreditKind
 from billing_invoicing.domain.settlement import CreditNoteRecord, PaymentRecord
 from billing_invoicing.domain.units import from_units, to_units
@@ -174,6 +181,7 @@ class MongoSettlementRepository:
         self._payments = db[PAYMENTS]
         self._credit_notes = db[CREDIT_NOTES]
         self._credits = db[CUSTOMER_CREDITS]
+        self._balances = db[CREDIT_BALANCES]
 
     async def ensure_indexes(self) -> None:
         """Indexes the queries here use (idempotent)."""
@@ -232,9 +240,35 @@ class MongoSettlementRepository:
         )
 
     async def add_credit(self, entry: CreditEntry) -> bool:
-        """Record a ledger entry once under its id."""
-        _, new = await _insert_once(self._credits, credit_document(entry))
+        """Record a ledger entry once under its id, and in its customer's summary (module
+        docstring; a retry completes a summary a crash left without it)."""
+        stored, new = await _insert_once(self._credits, credit_document(entry))
+        await self._balances.update_one(
+            {"_id": entry.customer_id},
+            {
+                "$addToSet": {
+                    "entries": {
+                        "id": stored["_id"],
+                        "currency": stored["currency"],
+                        "units": int(stored["amount_units"]),
+                    }
+                }
+            },
+            upsert=True,
+        )
         return new
+
+    async def balances_of(self, customer_id: str) -> dict[str, Decimal]:
+        """The customer's balance per currency, from its summary (one look-up by ``_id``)."""
+        doc = await self._balances.find_one({"_id": customer_id})
+        units: dict[str, int] = {}
+        seen: set[str] = set()
+        for e in [] if doc is None else doc.get("entries", []):
+            if e["id"] in seen:  # never twice, whatever happened to the summary
+                continue
+            seen.add(e["id"])
+            units[e["currency"]] = units.get(e["currency"], 0) + int(e["units"])
+        return {c: amount_of(u, c) for c, u in units.items()}
 
     async def credits_of(self, customer_id: str) -> list[CreditEntry]:
         """The customer's ledger, oldest first."""

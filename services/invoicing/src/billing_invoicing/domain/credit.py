@@ -38,6 +38,8 @@ from datetime import datetime
 from decimal import Decimal
 from enum import StrEnum
 
+from billing_invoicing.domain.invoice import InvoiceDocument
+
 
 class CreditKind(StrEnum):
     """Why an entry moved the balance."""
@@ -106,6 +108,22 @@ def applied_entry(
         kind=CreditKind.APPLIED,
         reason=f"applied to the invoice of {period}",
         invoice_id=invoice_id,
+        recorded_at=at,
+    )
+
+
+def negative_total_entry(document: InvoiceDocument, at: datetime) -> CreditEntry:
+    """What a negative invoice owes the customer (``-total``), as the entry of its
+    finalization."""
+    return CreditEntry(
+        entry_id=f"negative-total:{document.invoice_id}",
+        customer_id=document.customer_id,
+        currency=document.currency,
+        amount=-document.total,
+        kind=CreditKind.NEGATIVE_TOTAL,
+        reason=f"credits exceed charges on invoice {document.number}",
+        invoice_id=document.invoice_id,
+        invoice_number=document.number,
         recorded_at=at,
     )
 

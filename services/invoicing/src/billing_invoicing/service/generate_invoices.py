@@ -28,7 +28,7 @@ from typing import Any, Protocol
 
 from billing_invoicing.adapters.catalog_repo import MongoCatalogRepository
 from billing_invoicing.adapters.invoice_repo import MongoInvoiceRepository
-from billing_invoicing.domain.credit import applied_entry, balances
+from billing_invoicing.domain.credit import applied_entry, negative_total_entry
 from billing_invoicing.domain.invoice import (
     ChargeGroup,
     InvoiceDocument,
@@ -352,7 +352,7 @@ async def take_customer_credit(
     frozen invoice takes (``domain/credit.py``); whether it was decided now."""
     if ports.credits is None or invoice.credit_applied is not None:
         return False
-    balance = balances(await ports.credits.credits_of(invoice.customer_id))
+    balance = await ports.credits.balances_of(invoice.customer_id)
     invoice.take_credit(balance.get(draft.currency, Decimal(0)), draft.total, draft.currency)
     return True
 
@@ -414,7 +414,10 @@ async def finish_close(ports: InvoicingPorts, closing: Closing) -> Outcome:
     assert invoice.seq is not None
     stored = await ports.pdfs.save(invoice_id=invoice.invoice_id, number=document.number, pdf=pdf)
     if document.total < 0:  # recorded before the invoice is, so a retry records it too
-        await ports.invoices.record_negative_total(document)
+        if ports.credits is None:
+            await ports.invoices.record_negative_total(document)
+        else:
+            await ports.credits.add_credit(negative_total_entry(document, datetime.now(UTC)))
     invoice.finalize(
         document, seq=invoice.seq, pdf_file_id=stored.file_id, pdf_sha256=stored.sha256
     )

@@ -18,7 +18,7 @@ from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Protocol, TypeVar
 
-from billing_invoicing.domain.credit import balances, granted_by, overpayment_entry
+from billing_invoicing.domain.credit import granted_by, overpayment_entry
 from billing_invoicing.domain.invoice import InvoiceDocument, InvoiceStatus
 from billing_invoicing.domain.model import BecameOverdue, Invoice
 from billing_invoicing.domain.settlement import (
@@ -180,7 +180,7 @@ async def dues(ports: SettlementPorts, number: str) -> Dues:
     invoice, document = await _issued(ports, number)
     standing = invoice.standing()
     currency = document.currency
-    balance = balances(await ports.settlements.credits_of(invoice.customer_id))
+    balance = await ports.settlements.balances_of(invoice.customer_id)
     return Dues(
         invoice_id=invoice.invoice_id,
         number=str(invoice.number),
