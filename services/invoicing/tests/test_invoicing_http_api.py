@@ -567,6 +567,8 @@ async def test_the_openapi_document_lists_every_route(api: Api) -> None:
         "/v1/invoices/{number}/payments",
         "/v1/customers/{customer_id}/contacts",
         "/v1/customers/{customer_id}/contacts/{contact_id}",
+        "/v1/customers/{customer_id}/credits",
+        "/v1/customers/{customer_id}/charges",
         "/v1/reports/margin",
         "/v1/periods/{period}/close",
         "/v1/catalog",
