@@ -7,7 +7,7 @@ export UV_LINK_MODE ?= copy
 BILLING := .venv/bin/billing
 PERIOD ?= 2024-09
 
-.PHONY: help install prereqs infra-up up down status lint test test-unit einvoice-validator demo demo-clean bench bench-ingest bench-rating bench-db bench-pipeline images
+.PHONY: help install prereqs infra-up up down status lint test test-unit einvoice-validator demo demo-clean bench bench-ingest bench-rating bench-db bench-pipeline chaos images
 
 help: ## List the verbs
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -28,7 +28,7 @@ install: prereqs .venv/.installed ## Install the Python workspace (uv, from uv.l
 infra-up: install ## Start Kafka, FerretDB and the SMTP sink (built/fetched once, under var/; BILLING_FERRETDB_BACKEND=postgresql for FerretDB over PostgreSQL)
 	@scripts/infra.sh up
 
-up: infra-up ## Start the infrastructure and the four services
+up: infra-up ## Start the infrastructure and the five services
 	@$(BILLING) topics create
 	@scripts/services.sh up
 
@@ -82,7 +82,11 @@ bench-pipeline: infra-up ## The whole pipeline, bill file to emailed invoices (L
 	@.venv/bin/python bench/pipeline_bench.py --lines $${LINES:-1000000} --customers $${CUSTOMERS:-1000} \
 	  --profile $${PROFILE:-spread} $${PDF_WORKERS:+--pdf-workers $$PDF_WORKERS}
 
-images: ## Build the four service images (needs a Docker engine)
+chaos: install ## The fault campaign: a month billed while everything crashes, then proven (SEED, docs/operations.md)
+	@.venv/bin/python bench/chaos.py --seed $${SEED:-7} $${FOCUS_LINES:+--focus-lines $$FOCUS_LINES} \
+	  $${CUSTOMERS:+--customers $$CUSTOMERS}
+
+images: ## Build the five service images (needs a Docker engine)
 	@docker info >/dev/null 2>&1 || { echo "make images needs a running Docker engine (docker info failed)"; exit 1; }
-	@for s in ingest rating invoicing notify; do \
+	@for s in ingest rating invoicing notify webhooks; do \
 	  docker build -f services/$$s/Dockerfile -t billing-$$s:dev . || exit 1; done

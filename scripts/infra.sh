@@ -17,6 +17,9 @@ set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 VAR="$ROOT/var"
+# where the processes keep their data, logs and pid files (builds stay under var/): a second,
+# private stack (bench/chaos.py) sets its own with its own ports
+STATE=${BILLING_INFRA_STATE:-$VAR}
 KAFKA_PORT=${BILLING_KAFKA_PORT:-19092}
 KAFKA_CONTROLLER_PORT=${BILLING_KAFKA_CONTROLLER_PORT:-19093}
 MONGO_PORT=${BILLING_MONGO_PORT:-27117}
@@ -24,11 +27,11 @@ SMTP_PORT=${BILLING_SMTP_PORT:-2525}
 BACKEND=${BILLING_FERRETDB_BACKEND:-sqlite}
 PG_PORT=${BILLING_POSTGRES_PORT:-15432}
 PG_BIN=${BILLING_POSTGRES_BIN:-/usr/lib/postgresql/15/bin}
-PG_DIR="$VAR/postgres"
+PG_DIR="$STATE/postgres"
 KAFKA_VERSION=$(sed -n 's:.*<kafka.version>\(.*\)</kafka.version>.*:\1:p' "$ROOT/infra/kafka/pom.xml")
 FERRETDB_VERSION=$(sed -n 's:^require github.com/FerretDB/FerretDB \(v[0-9.]*\).*:\1:p' "$ROOT/infra/ferretdb/go.mod")
 
-mkdir -p "$VAR/run" "$VAR/log" "$VAR/mail"
+mkdir -p "$STATE/run" "$STATE/log" "$STATE/mail"
 
 die() { echo "infra: $*" >&2; exit 1; }
 
@@ -74,7 +77,7 @@ build_ferretdb() {
 }
 
 running() { # name
-  local pidfile="$VAR/run/$1.pid"
+  local pidfile="$STATE/run/$1.pid"
   [ -f "$pidfile" ] && kill -0 "$(cat "$pidfile")" 2>/dev/null
 }
 
@@ -84,16 +87,16 @@ wait_port() { # name port seconds
   local i
   for ((i = 0; i < $3 * 10; i++)); do
     port_open "$2" && return 0
-    running "$1" || die "$1 exited during start-up; its log: $VAR/log/$1.log"
+    running "$1" || die "$1 exited during start-up; its log: $STATE/log/$1.log"
     sleep 0.1
   done
-  die "$1 did not listen on 127.0.0.1:$2 within $3 s; its log: $VAR/log/$1.log"
+  die "$1 did not listen on 127.0.0.1:$2 within $3 s; its log: $STATE/log/$1.log"
 }
 
 start_kafka() {
   running kafka && return
   port_open "$KAFKA_PORT" && die "port $KAFKA_PORT is taken by another process (set BILLING_KAFKA_PORT)"
-  local cfg="$VAR/kafka/server.properties" data="$VAR/kafka/data"
+  local cfg="$STATE/kafka/server.properties" data="$STATE/kafka/data"
   mkdir -p "$data"
   cat > "$cfg" <<PROPS
 process.roles=broker,controller
@@ -115,7 +118,7 @@ share.coordinator.state.topic.replication.factor=1
 group.initial.rebalance.delay.ms=0
 log.retention.hours=168
 PROPS
-  cat > "$VAR/kafka/log4j2.properties" <<PROPS
+  cat > "$STATE/kafka/log4j2.properties" <<PROPS
 rootLogger.level=WARN
 rootLogger.appenderRef.stdout.ref=STDOUT
 appender.stdout.type=Console
@@ -129,13 +132,13 @@ logger.server.level=INFO
 PROPS
   local cp="$VAR/kafka/libs/*"
   if [ ! -f "$data/meta.properties" ]; then
-    java -cp "$cp" -Dlog4j2.configurationFile="$VAR/kafka/log4j2.properties" kafka.tools.StorageTool \
+    java -cp "$cp" -Dlog4j2.configurationFile="$STATE/kafka/log4j2.properties" kafka.tools.StorageTool \
       format --standalone -t "$(python3 -c 'import base64,uuid;print(base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("="))')" \
-      -c "$cfg" > "$VAR/log/kafka-format.log" 2>&1 || die "formatting KRaft storage failed: $VAR/log/kafka-format.log"
+      -c "$cfg" > "$STATE/log/kafka-format.log" 2>&1 || die "formatting KRaft storage failed: $STATE/log/kafka-format.log"
   fi
-  nohup java -Xms256m -Xmx1g -XX:+UseG1GC -cp "$cp" -Dlog4j2.configurationFile="$VAR/kafka/log4j2.properties" \
-    kafka.Kafka "$cfg" > "$VAR/log/kafka.log" 2>&1 &
-  echo $! > "$VAR/run/kafka.pid"
+  nohup java -Xms256m -Xmx1g -XX:+UseG1GC -cp "$cp" -Dlog4j2.configurationFile="$STATE/kafka/log4j2.properties" \
+    kafka.Kafka "$cfg" > "$STATE/log/kafka.log" 2>&1 &
+  echo $! > "$STATE/run/kafka.pid"
   wait_port kafka "$KAFKA_PORT" 90
 }
 
@@ -158,7 +161,7 @@ pg_pid() { head -n1 "$PG_DIR/data/postmaster.pid" 2>/dev/null; }
 start_postgres() {
   need_postgres
   if [ -f "$PG_DIR/data/postmaster.pid" ] && kill -0 "$(pg_pid)" 2>/dev/null; then
-    pg_pid > "$VAR/run/postgres.pid"; return
+    pg_pid > "$STATE/run/postgres.pid"; return
   fi
   port_open "$PG_PORT" && die "port $PG_PORT is taken by another process (set BILLING_POSTGRES_PORT)"
   mkdir -p "$PG_DIR/socket"
@@ -166,12 +169,12 @@ start_postgres() {
   if [ ! -f "$PG_DIR/data/PG_VERSION" ]; then
     echo "infra: creating the PostgreSQL cluster under $PG_DIR/data (once)..."
     as_pg "$PG_BIN/initdb" -D "$PG_DIR/data" -U ferretdb --auth=trust -E UTF8 --locale=C.UTF-8 \
-      > "$VAR/log/postgres-initdb.log" 2>&1 || die "initdb failed: $VAR/log/postgres-initdb.log"
+      > "$STATE/log/postgres-initdb.log" 2>&1 || die "initdb failed: $STATE/log/postgres-initdb.log"
   fi
   as_pg "$PG_BIN/pg_ctl" -D "$PG_DIR/data" -l "$PG_DIR/postgres.log" -w -t 60 start \
     -o "-p $PG_PORT -c listen_addresses=127.0.0.1 -k $PG_DIR/socket" > /dev/null \
     || die "PostgreSQL did not start; its log: $PG_DIR/postgres.log"
-  pg_pid > "$VAR/run/postgres.pid"
+  pg_pid > "$STATE/run/postgres.pid"
   as_pg "$PG_BIN/psql" -h 127.0.0.1 -p "$PG_PORT" -U ferretdb -d postgres -tAc \
     "SELECT 1 FROM pg_database WHERE datname = 'ferretdb'" | grep -q 1 \
     || as_pg "$PG_BIN/createdb" -h 127.0.0.1 -p "$PG_PORT" -U ferretdb ferretdb \
@@ -182,13 +185,13 @@ stop_postgres() {
   [ -f "$PG_DIR/data/postmaster.pid" ] && kill -0 "$(pg_pid)" 2>/dev/null \
     && as_pg "$PG_BIN/pg_ctl" -D "$PG_DIR/data" -m fast -w stop > /dev/null \
     && echo "infra: stopped postgres"
-  rm -f "$VAR/run/postgres.pid"
+  rm -f "$STATE/run/postgres.pid"
 }
 
 start_ferretdb() {
   if running ferretdb; then
     local was
-    was=$(cat "$VAR/run/ferretdb.backend" 2>/dev/null || echo sqlite)
+    was=$(cat "$STATE/run/ferretdb.backend" 2>/dev/null || echo sqlite)
     # a running FerretDB is reused whatever its backend, unless another one is asked for
     [ "$was" = "$BACKEND" ] || [ -z "${BILLING_FERRETDB_BACKEND:-}" ] \
       || die "FerretDB already runs on the $was backend, not $BACKEND: 'make down' first to switch"
@@ -201,13 +204,13 @@ start_ferretdb() {
     start_postgres
     backend_args=(--handler=postgresql --postgresql-url="postgres://ferretdb@127.0.0.1:$PG_PORT/ferretdb")
   else
-    mkdir -p "$VAR/ferretdb"
-    backend_args=(--handler=sqlite --sqlite-url="file:$VAR/ferretdb/?_pragma=synchronous(normal)")
+    mkdir -p "$STATE/ferretdb"
+    backend_args=(--handler=sqlite --sqlite-url="file:$STATE/ferretdb/?_pragma=synchronous(normal)")
   fi
   nohup "$VAR/bin/ferretdb" "${backend_args[@]}" \
-    --listen-addr="127.0.0.1:$MONGO_PORT" --log-level=warn > "$VAR/log/ferretdb.log" 2>&1 &
-  echo $! > "$VAR/run/ferretdb.pid"
-  echo "$BACKEND" > "$VAR/run/ferretdb.backend"
+    --listen-addr="127.0.0.1:$MONGO_PORT" --log-level=warn > "$STATE/log/ferretdb.log" 2>&1 &
+  echo $! > "$STATE/run/ferretdb.pid"
+  echo "$BACKEND" > "$STATE/run/ferretdb.backend"
   wait_port ferretdb "$MONGO_PORT" 30
 }
 
@@ -216,13 +219,13 @@ start_smtp() {
   port_open "$SMTP_PORT" && die "port $SMTP_PORT is taken by another process (set BILLING_SMTP_PORT)"
   [ -x "$ROOT/.venv/bin/python" ] || die "the Python environment is missing: run 'make install' first"
   nohup "$ROOT/.venv/bin/python" -m billing_runtime.mail_sink --host 127.0.0.1 --port "$SMTP_PORT" \
-    --directory "$VAR/mail" > "$VAR/log/smtp-sink.log" 2>&1 &
-  echo $! > "$VAR/run/smtp-sink.pid"
+    --directory "$STATE/mail" > "$STATE/log/smtp-sink.log" 2>&1 &
+  echo $! > "$STATE/run/smtp-sink.pid"
   wait_port smtp-sink "$SMTP_PORT" 30
 }
 
 stop() { # name
-  local pidfile="$VAR/run/$1.pid" pid i
+  local pidfile="$STATE/run/$1.pid" pid i
   [ -f "$pidfile" ] || return 0
   pid=$(cat "$pidfile")
   if kill -0 "$pid" 2>/dev/null; then
@@ -237,10 +240,10 @@ stop() { # name
 status() {
   local n
   for n in kafka ferretdb smtp-sink; do
-    if running "$n"; then echo "$n: running (pid $(cat "$VAR/run/$n.pid"))"; else echo "$n: stopped"; fi
+    if running "$n"; then echo "$n: running (pid $(cat "$STATE/run/$n.pid"))"; else echo "$n: stopped"; fi
   done
   if running ferretdb; then
-    echo "ferretdb backend: $(cat "$VAR/run/ferretdb.backend" 2>/dev/null || echo sqlite)"
+    echo "ferretdb backend: $(cat "$STATE/run/ferretdb.backend" 2>/dev/null || echo sqlite)"
   fi
   if [ -f "$PG_DIR/data/postmaster.pid" ] && kill -0 "$(pg_pid)" 2>/dev/null; then
     echo "postgres: running (pid $(pg_pid), 127.0.0.1:$PG_PORT, data $PG_DIR/data)"
@@ -249,7 +252,7 @@ status() {
   fi
   echo "KAFKA_BOOTSTRAP_SERVERS=127.0.0.1:$KAFKA_PORT"
   echo "MONGODB_URL=mongodb://127.0.0.1:$MONGO_PORT/"
-  echo "SMTP=127.0.0.1:$SMTP_PORT (mail written to $VAR/mail)"
+  echo "SMTP=127.0.0.1:$SMTP_PORT (mail written to $STATE/mail)"
 }
 
 case "${1:-}" in
@@ -260,7 +263,7 @@ case "${1:-}" in
     start_kafka; start_ferretdb; start_smtp
     echo "infra: Kafka $KAFKA_VERSION on 127.0.0.1:$KAFKA_PORT, FerretDB $FERRETDB_VERSION ($BACKEND) on 127.0.0.1:$MONGO_PORT, SMTP sink on 127.0.0.1:$SMTP_PORT"
     ;;
-  down) stop smtp-sink; stop ferretdb; rm -f "$VAR/run/ferretdb.backend"; stop_postgres; stop kafka ;;
+  down) stop smtp-sink; stop ferretdb; rm -f "$STATE/run/ferretdb.backend"; stop_postgres; stop kafka ;;
   status) status ;;
   *) echo "usage: $0 build|build-ferretdb|up|down|status" >&2; exit 2 ;;
 esac

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Runs the four services as background processes of the local stack (logs in var/log/,
+# Runs the five services as background processes of the local stack (logs in var/log/,
 # pid files in var/run/). Settings come from the environment (BILLING_<SERVICE>_*); the
 # defaults point at the local infrastructure of scripts/infra.sh. This is local development:
 # unless API tokens are given, ingest takes usage events without a token
@@ -14,8 +14,8 @@ set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 VAR="$ROOT/var"
 PY="$ROOT/.venv/bin/python"
-ALL=(ingest rating invoicing notify)
-declare -A PORT=([ingest]=8101 [rating]=8102 [invoicing]=8103 [notify]=8104)
+ALL=(ingest rating invoicing notify webhooks)
+declare -A PORT=([ingest]=8101 [rating]=8102 [invoicing]=8103 [notify]=8104 [webhooks]=8105)
 mkdir -p "$VAR/run" "$VAR/log"
 
 die() { echo "services: $*" >&2; exit 1; }
@@ -43,6 +43,9 @@ start() { # name
   [ -x "$PY" ] || die "the Python environment is missing: run 'make install' first"
   if [ "$1" = ingest ] && [ -z "${BILLING_INGEST_API_TOKENS:-}${BILLING_INGEST_API_TOKENS_FILE:-}" ]; then
     export BILLING_INGEST_ALLOW_ANONYMOUS="${BILLING_INGEST_ALLOW_ANONYMOUS:-true}"
+  fi
+  if [ "$1" = webhooks ]; then  # local receivers may be plain HTTP on this machine
+    export BILLING_WEBHOOKS_ALLOW_HTTP_URLS="${BILLING_WEBHOOKS_ALLOW_HTTP_URLS:-true}"
   fi
   nohup "$PY" -m "billing_$1" >> "$VAR/log/$1.log" 2>&1 &
   echo $! > "$(pidfile "$1")"

@@ -23,6 +23,7 @@ from billing_notify.settings import NotifySettings
 from billing_rating.settings import RatingSettings
 from billing_runtime.settings import ServiceSettings
 from billing_schemas.topics import Topic, all_topic_names
+from billing_webhooks.settings import WebhooksSettings
 
 ROOT = Path(__file__).resolve().parents[1]
 OVERLAYS = ["dev", "production"]
@@ -32,6 +33,7 @@ SETTINGS: dict[str, type[ServiceSettings]] = {
     "rating": RatingSettings,
     "invoicing": InvoicingSettings,
     "notify": NotifySettings,
+    "webhooks": WebhooksSettings,
 }
 CONSUMED = {
     "ingest": Topic.USAGE_SUBMITTED,
@@ -97,7 +99,10 @@ def test_each_consumer_scales_on_its_own_group_lag_within_its_partitions(
         for t in of_kind(manifests, "KafkaTopic").values()
     }
     scaled = of_kind(manifests, "ScaledObject")
+    assert "billing-webhooks" not in scaled  # the receivers set its pace, not the lag
     for service, settings_class in SETTINGS.items():
+        if service not in CONSUMED:
+            continue
         scaler = scaled[f"billing-{service}"]
         assert scaler["apiVersion"] == "keda.sh/v1alpha1"
         assert scaler["spec"]["scaleTargetRef"]["name"] == f"billing-{service}"
@@ -144,7 +149,9 @@ def test_deployments_match_the_services_settings(manifests: list[dict[str, Any]]
         assert pod["serviceAccountName"] == f"billing-{service}"
 
 
-def test_network_policies_allow_smtp_only_to_notify(manifests: list[dict[str, Any]]) -> None:
+def test_network_policies_allow_smtp_only_to_notify_and_webhooks(
+    manifests: list[dict[str, Any]],
+) -> None:
     policies = of_kind(manifests, "NetworkPolicy")
     for service in SETTINGS:
         egress_ports = {
@@ -153,7 +160,22 @@ def test_network_policies_allow_smtp_only_to_notify(manifests: list[dict[str, An
             for port in rule["ports"]
         }
         assert {53, 9092, 27017, 4318} <= egress_ports
-        assert bool(egress_ports & {25, 465, 587}) == (service == "notify")
+        assert bool(egress_ports & {25, 465, 587}) == (service in {"notify", "webhooks"})
+        assert (443 in egress_ports) == (service == "webhooks")
+
+
+def test_webhooks_reach_https_receivers_outside_the_cluster_only(
+    manifests: list[dict[str, Any]],
+) -> None:
+    policy = of_kind(manifests, "NetworkPolicy")["billing-webhooks"]
+    [https] = [r for r in policy["spec"]["egress"] if {p["port"] for p in r["ports"]} == {443}]
+    [peer] = https["to"]
+    assert peer["ipBlock"]["cidr"] == "0.0.0.0/0"
+    assert {"10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "169.254.0.0/16"} <= set(
+        peer["ipBlock"]["except"]
+    )
+    assert of_kind(manifests, "PodDisruptionBudget")["billing-webhooks"]
+    assert of_kind(manifests, "Service")["billing-webhooks"]["spec"]["ports"][0]["port"] == 8105
 
 
 def test_production_takes_credentials_from_an_existing_secret() -> None:

@@ -30,6 +30,8 @@ from billing_notify.settings import NotifySettings
 from billing_rating.app import build as build_rating
 from billing_rating.settings import RatingSettings
 from billing_runtime.service import Runtime
+from billing_webhooks.app import build as build_webhooks
+from billing_webhooks.settings import WebhooksSettings
 
 ROOT = Path(__file__).resolve().parents[3]
 DOCUMENT_BROKER = "kafka:9092"
@@ -56,6 +58,11 @@ SERVICES: dict[str, tuple[str, Callable[[], Runtime]]] = {
     "notify": (
         "Emails each finalized invoice, PDF attached, to the customer's Billing contacts.",
         lambda: build_notify(NotifySettings.model_validate(DOCUMENT_SETTINGS)),
+    ),
+    "webhooks": (
+        "Delivers invoice, payment, credit-note and bill events to registered HTTPS endpoints, "
+        "signed per the Standard Webhooks specification.",
+        lambda: build_webhooks(WebhooksSettings.model_validate(DOCUMENT_SETTINGS)),
     ),
 }
 

@@ -7,9 +7,13 @@ under one name and adds the pipeline-wide ones.
 from __future__ import annotations
 
 import asyncio
-from typing import Annotated
+import sys
+from typing import Annotated, NoReturn
+from urllib.parse import urlsplit, urlunsplit
 
 import typer
+from aiokafka.errors import KafkaConnectionError
+from pymongo.errors import ConnectionFailure
 from rich.console import Console
 
 from billing_cli.asyncapi import asyncapi
@@ -26,6 +30,7 @@ from billing_runtime.kafka import ensure_topics
 from billing_runtime.lag import wait_for_no_lag
 from billing_runtime.settings import ServiceSettings
 from billing_schemas.topics import Topic, all_topic_names, topic_name
+from billing_webhooks.entrypoints.cli import audit_command, webhooks_app
 
 console = Console()
 app = typer.Typer(
@@ -47,6 +52,8 @@ app.add_typer(topics_app, name="topics")
 app.add_typer(demo_app, name="demo")
 app.add_typer(dlq_app, name="dlq")
 app.add_typer(mail_app, name="mail")
+app.add_typer(webhooks_app, name="webhooks")
+app.command("audit")(audit_command)
 app.command("asyncapi")(asyncapi)
 app.command("reconcile")(reconcile)
 
@@ -92,5 +99,29 @@ def wait(
 
 
 def main() -> None:
-    """Console-script entry point."""
-    app()
+    """Console-script entry point: a broker or database that cannot be reached is said so in
+    one line naming its address, not with a traceback."""
+    try:
+        app()
+    except KafkaConnectionError as exc:
+        where = ServiceSettings().kafka_bootstrap_servers
+        _unreachable("the Kafka broker", where, "BILLING_KAFKA_BOOTSTRAP_SERVERS", exc)
+    except ConnectionFailure as exc:
+        where = _without_password(ServiceSettings().mongodb_url)
+        _unreachable("the database", where, "BILLING_MONGODB_URL", exc)
+
+
+def _unreachable(what: str, where: str, variable: str, exc: Exception) -> NoReturn:
+    console.print(
+        f"[red]error:[/red] cannot reach {what} at {where} ({type(exc).__name__}). Is it "
+        f"running? `make up` starts the local one; {variable} names another."
+    )
+    sys.exit(1)
+
+
+def _without_password(url: str) -> str:
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = f"{parts.username}:***@{parts.hostname}" + (f":{parts.port}" if parts.port else "")
+    return urlunsplit(parts._replace(netloc=netloc))

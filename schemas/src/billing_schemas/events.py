@@ -12,7 +12,7 @@ from __future__ import annotations
 import uuid
 from datetime import UTC, date, datetime
 from enum import StrEnum
-from typing import Annotated, Literal, Self
+from typing import Annotated, Any, Literal, Self
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
@@ -457,6 +457,43 @@ class InvoiceVoided(Envelope):
     data: VoidedInvoice
 
 
+# --- audit -------------------------------------------------------------------------------
+
+
+class AuditEntry(_Model):
+    """One action that changed money or access: who, when, what, and the state before/after.
+
+    ``before`` and ``after`` hold the changed thing as JSON (amounts as decimal strings), or
+    None where nothing existed before (a new contact) or nothing is left after (a removed one).
+    """
+
+    action: str = Field(
+        min_length=1,
+        description="What was done, '<thing>.<verb>': catalog.applied, "
+        "price_list.versions_changed, invoices.close_requested, payment.recorded, "
+        "credit_note.issued, invoice.voided, contact.added|changed|removed, user.*, token.*, "
+        "charges.rerated.",
+    )
+    actor: str = Field(
+        min_length=1,
+        description="Who: 'user:<email>', 'token:<name>', or 'cli:<os user>'.",
+    )
+    subject: str = Field(min_length=1, description="What it was done to: 'invoice:ACME-2024-1'.")
+    customer_id: str | None = None
+    summary: str = Field(description="One line a person reads.")
+    before: dict[str, Any] | None = None
+    after: dict[str, Any] | None = None
+
+
+class AuditRecorded(Envelope):
+    """An action that changed money or access (event id: the action's own stable id, so a
+    retried action is recorded once)."""
+
+    event_type: Literal["audit.recorded"] = "audit.recorded"
+    schema_version: Literal[1] = 1
+    data: AuditEntry
+
+
 # --- notify ------------------------------------------------------------------------------
 
 
@@ -490,6 +527,9 @@ EVENTS_BY_TOPIC: dict[Topic, type[Envelope]] = {
     Topic.NOTIFICATION_SENT: NotificationSent,
     Topic.CREDIT_NOTE_ISSUED: CreditNoteIssued,
     Topic.INVOICE_OVERDUE: InvoiceOverdue,
+    Topic.INVOICE_PAID: InvoicePaid,
+    Topic.INVOICE_VOIDED: InvoiceVoided,
+    Topic.AUDIT_RECORDED: AuditRecorded,
 }
 """The event class each topic carries (``USAGE_SUBMITTED`` takes upstream CloudEvents)."""
 

@@ -27,6 +27,7 @@ class Topic(StrEnum):
     INVOICE_OVERDUE = "billing.invoice.overdue.v1"  # key: customer id
     INVOICE_PAID = "billing.invoice.paid.v1"  # key: customer id
     INVOICE_VOIDED = "billing.invoice.voided.v1"  # key: customer id
+    AUDIT_RECORDED = "billing.audit.recorded.v1"  # key: customer id, else the subject
 
     @property
     def dead_letter(self) -> str:

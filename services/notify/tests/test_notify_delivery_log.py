@@ -148,6 +148,55 @@ async def test_retries_are_taken_when_due_once_per_lease(delivery_log: DeliveryL
     assert sent.next_attempt_at is None
 
 
+async def test_a_retry_abandoned_mid_attempt_is_taken_again_after_its_lease(
+    delivery_log: DeliveryLog,
+) -> None:
+    """A re-driver that took a retry and died (or lost the database) after claiming the attempt
+    leaves the record ``pending`` (nothing sent) or ``sending`` (maybe sent): neither may stay so
+    for ever. When the lease runs out the record is taken again: a pending one is attempted
+    again, a sending one can then only become uncertain (found by the fault campaign: an
+    invoice email stayed pending after notify was killed mid-retry, and was never sent)."""
+    t0 = datetime(2030, 1, 1, tzinfo=UTC)
+    lease = timedelta(minutes=5)
+    await delivery_log.claim(INTENT)
+    await delivery_log.schedule_retry(INTENT.message_id, "451 try later", t0)
+    assert await delivery_log.claim_due_retry(t0, lease) is not None
+    abandoned = await delivery_log.claim(INTENT)  # the re-driven attempt starts, then dies
+    assert abandoned.status is DeliveryStatus.PENDING
+    assert await delivery_log.claim_due_retry(t0 + lease - timedelta(seconds=1), lease) is None
+    taken = await delivery_log.claim_due_retry(t0 + lease, lease)
+    assert taken is not None
+    assert (taken.status, taken.next_attempt_at) == (DeliveryStatus.PENDING, t0 + 2 * lease)
+
+    await delivery_log.mark_sending(INTENT.message_id)  # died again, after the data went out
+    assert await delivery_log.claim_due_retry(t0 + 2 * lease - timedelta(seconds=1), lease) is None
+    taken = await delivery_log.claim_due_retry(t0 + 2 * lease, lease)
+    assert taken is not None
+    assert taken.status is DeliveryStatus.SENDING
+
+
+async def test_only_an_uncertain_email_is_released_for_a_resend(
+    delivery_log: DeliveryLog,
+) -> None:
+    t0 = datetime(2030, 1, 1, tzinfo=UTC)
+    await delivery_log.claim(INTENT)
+    assert (await delivery_log.resend_uncertain(INTENT.message_id, t0, "op")).status is (
+        DeliveryStatus.PENDING
+    )
+    await delivery_log.mark_sending(INTENT.message_id)
+    await delivery_log.mark_uncertain(INTENT.message_id, "no reply")
+    released = await delivery_log.resend_uncertain(INTENT.message_id, t0, "resend asked by op")
+    assert (released.status, released.next_attempt_at) == (DeliveryStatus.RETRYING, t0)
+    assert released.smtp_response == "resend asked by op"
+    taken = await delivery_log.claim_due_retry(t0, timedelta(minutes=5))
+    assert taken is not None
+    assert taken.message_id == INTENT.message_id
+    again = await delivery_log.claim(INTENT)
+    assert again.status is DeliveryStatus.PENDING
+    sent = await delivery_log.mark_sent(INTENT.message_id, "250 OK", INTENT.recipients)
+    assert (await delivery_log.resend_uncertain(INTENT.message_id, t0, "op")) == sent
+
+
 async def test_a_deferred_email_keeps_its_source_event(delivery_log: DeliveryLog) -> None:
     at = datetime(2030, 1, 1, tzinfo=UTC)
     intent = DeliveryIntent(

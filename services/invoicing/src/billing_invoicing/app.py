@@ -12,7 +12,10 @@ from billing_invoicing.bootstrap import build_ports, einvoice_ports, query_ports
 from billing_invoicing.entrypoints.consumers import register
 from billing_invoicing.entrypoints.http import invoicing_api
 from billing_invoicing.settings import InvoicingSettings
-from billing_runtime.service import Runtime, asgi_app, create_runtime
+from billing_runtime.audit import KafkaAuditTrail
+from billing_runtime.service import Runtime, asgi_app, create_runtime, declare_output
+from billing_schemas.events import AuditRecorded
+from billing_schemas.topics import Topic, topic_name
 
 SERVICE = "invoicing"
 API_PREFIX = "/v1"
@@ -46,6 +49,18 @@ def _build(settings: InvoicingSettings) -> tuple[Runtime, ASGIApp]:
         invoicing=ports,
         contacts=MongoContactBook(runtime.db),
         einvoices=einvoice_ports(runtime.db, ports, renderer),
+        audit=KafkaAuditTrail(
+            runtime.publisher,
+            settings.topic_namespace,
+            SERVICE,
+            settings.kafka_bootstrap_servers,
+        ),
+    )
+    declare_output(
+        runtime,
+        topic_name(Topic.AUDIT_RECORDED, settings.topic_namespace),
+        AuditRecorded,
+        "What the API changed in money or access: payments, contacts, closes, the catalog.",
     )
     return runtime, api
 

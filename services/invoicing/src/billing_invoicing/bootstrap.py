@@ -22,6 +22,7 @@ from billing_invoicing.service.generate_invoices import InvoicingPorts
 from billing_invoicing.service.invoice_queries import QueryPorts
 from billing_invoicing.service.settle_invoices import SettlementPorts
 from billing_invoicing.settings import InvoicingSettings
+from billing_runtime.audit import AuditTrail, KafkaAuditTrail
 from billing_runtime.kafka import EventPublisher
 from billing_runtime.service import make_mongo_client
 
@@ -77,6 +78,7 @@ class CliContext:
     ports: InvoicingPorts
     settlement: SettlementPorts
     einvoices: EInvoicePorts
+    audit: AuditTrail
 
 
 @asynccontextmanager
@@ -99,7 +101,11 @@ async def cli_context(settings: InvoicingSettings | None = None) -> AsyncIterato
             settlements,
             KafkaInvoiceEvents(publisher, settings.topic_namespace),
         )
-        yield CliContext(settings, db, ports, settlement, einvoice_ports(db, ports, renderer))
+        audit = KafkaAuditTrail(
+            publisher, settings.topic_namespace, "invoicing", settings.kafka_bootstrap_servers
+        )
+        einvoices = einvoice_ports(db, ports, renderer)
+        yield CliContext(settings, db, ports, settlement, einvoices, audit)
     finally:
         await renderer.aclose()
         await publisher.stop()

@@ -14,6 +14,7 @@ from billing_rating.adapters.rated_store import MongoRatedStore
 from billing_rating.adapters.tier_store import MongoTierStore
 from billing_rating.entrypoints.consumers import register
 from billing_rating.settings import RatingSettings
+from billing_runtime.audit import AuditTrail, KafkaAuditTrail
 from billing_runtime.kafka import EventPublisher, ensure_topics
 from billing_runtime.service import Runtime, asgi_app, create_runtime, make_mongo_client
 from billing_schemas.topics import Topic, topic_name
@@ -42,6 +43,7 @@ class RerateContext:
     catalog: MongoPricingCatalog
     kept: MongoRatedStore
     publisher: KafkaChargePublisher
+    audit: AuditTrail
 
 
 @asynccontextmanager
@@ -59,6 +61,9 @@ async def rerate_context(settings: RatingSettings | None = None) -> AsyncIterato
             MongoPricingCatalog(db),
             MongoRatedStore(db),
             KafkaChargePublisher(publisher, settings.topic_namespace),
+            KafkaAuditTrail(
+                publisher, settings.topic_namespace, SERVICE, settings.kafka_bootstrap_servers
+            ),
         )
     finally:
         await publisher.stop()

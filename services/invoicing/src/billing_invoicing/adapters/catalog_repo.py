@@ -159,6 +159,16 @@ class MongoCatalogRepository:
                 result.append(customer.id)
         return sorted(result)
 
+    async def price_lists(self, ids: list[str]) -> dict[str, PriceList]:
+        """The stored price lists among ``ids`` (what the audit trail compares a new catalog
+        with; one ``_id`` lookup each, the form FerretDB pushes down)."""
+        found: dict[str, PriceList] = {}
+        for pid in sorted(set(ids)):
+            doc = await self._db[PRICE_LISTS].find_one({"_id": pid})
+            if doc is not None:
+                found[pid] = PriceList.model_validate(_strip_id(doc))
+        return found
+
 
 def _strip_id(doc: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in doc.items() if k != "_id"}

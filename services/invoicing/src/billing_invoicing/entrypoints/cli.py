@@ -28,6 +28,7 @@ from billing_invoicing.domain.access import Scope
 from billing_invoicing.domain.invoice import InvoiceDocument
 from billing_invoicing.domain.settlement import SettlementError
 from billing_invoicing.domain.units import from_units
+from billing_invoicing.service import audit_entries
 from billing_invoicing.service.einvoices import (
     EInvoiceFile,
     EInvoiceUnavailableError,
@@ -45,6 +46,7 @@ from billing_invoicing.service.settle_invoices import (
     record_payment,
 )
 from billing_invoicing.service.usage_csv import write_usage_csv
+from billing_runtime.audit import cli_actor
 from billing_runtime.tracing import TRACER_NAME, configure_tracing
 from billing_schemas.catalog import Catalog, EInvoiceFormat
 from billing_schemas.events import PERIOD_PATTERN, OverdueInvoice, today_utc
@@ -106,7 +108,13 @@ def apply_catalog(
 
     async def run() -> ApplyResult:
         async with cli_context() as ctx:
-            return await ctx.ports.catalog.apply(catalog)
+            before = await ctx.ports.catalog.price_lists([p.id for p in catalog.price_lists])
+            applied = await ctx.ports.catalog.apply(catalog)
+            for audit_id, entry in audit_entries.catalog_applied(
+                catalog, applied, before, cli_actor()
+            ):
+                await ctx.audit.record(entry, audit_id=audit_id)
+            return applied
 
     try:
         result = asyncio.run(run())
@@ -154,6 +162,10 @@ def generate(
                     issue_date=today_utc(),
                     correlation_id=f"close:{period}:{uuid.uuid4().hex[:12]}",
                 )
+            audit_id, entry = audit_entries.close_requested(
+                period, customer, sorted(closing), cli_actor()
+            )
+            await ctx.audit.record(entry, audit_id=audit_id)
             deadline = time.monotonic() + wait_seconds
             with console.status(f"closing {len(closing)} invoices of {period}..."):
                 while True:
@@ -466,6 +478,8 @@ def pay(
                 paid_on=day,
                 correlation_id=f"payment:{uuid.uuid4().hex[:12]}",
             )
+            audit_id, entry = audit_entries.payment_recorded(outcome, cli_actor())
+            await ctx.audit.record(entry, audit_id=audit_id)
             return outcome, await dues(ctx.settlement, number)
 
     try:
@@ -490,7 +504,7 @@ def pay(
 def _credit(number: str, amount: Decimal | None, reason: str) -> None:
     async def run() -> CreditNoteOutcome:
         async with cli_context() as ctx:
-            return await issue_credit_note(
+            issued = await issue_credit_note(
                 ctx.settlement,
                 number=number,
                 amount=amount,
@@ -498,6 +512,11 @@ def _credit(number: str, amount: Decimal | None, reason: str) -> None:
                 issue_date=today_utc(),
                 correlation_id=f"credit-note:{uuid.uuid4().hex[:12]}",
             )
+            audit_id, entry = audit_entries.credit_note_issued(
+                issued, cli_actor(), void=amount is None
+            )
+            await ctx.audit.record(entry, audit_id=audit_id)
+            return issued
 
     try:
         outcome = asyncio.run(run())

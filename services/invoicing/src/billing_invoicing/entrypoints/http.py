@@ -44,6 +44,7 @@ from billing_invoicing.domain.contacts import (
 from billing_invoicing.domain.invoice import InvoiceStatus
 from billing_invoicing.domain.one_off import OneOffCharge, OneOffChargeError, OneOffTax
 from billing_invoicing.domain.settlement import SettlementError
+from billing_invoicing.service import audit_entries
 from billing_invoicing.service import contacts as contact_cases
 from billing_invoicing.service.contacts import ContactBook, CustomerNotFoundError
 from billing_invoicing.service.customer_credit import credit_statement
@@ -71,6 +72,7 @@ from billing_invoicing.service.one_off_charges import (
     add_one_off_charge,
 )
 from billing_invoicing.service.settle_invoices import Dues, InvoiceNotFoundError
+from billing_runtime.audit import AuditTrail
 from billing_schemas.catalog import Catalog, Contact, ContactRole, EInvoiceFormat, PaymentMethod
 from billing_schemas.events import PERIOD_PATTERN, today_utc
 from billing_schemas.money import MoneyError, WireDecimal, parse_decimal
@@ -399,6 +401,22 @@ ERRORS: list[tuple[type[Exception], int]] = [
 """Which use-case error answers which status."""
 
 
+async def _record(api: FastAPI, audited: audit_entries.Audited) -> None:
+    """Record an action in the audit trail, when the API has one."""
+    trail: AuditTrail | None = api.state.audit
+    if trail is not None:
+        audit_id, entry = audited
+        await trail.record(entry, audit_id=audit_id)
+
+
+async def _stored_contact(book: ContactBook, customer_id: str, cid: str) -> Contact | None:
+    """A contact as it is now (what the audit trail shows as "before")."""
+    for contact in await contact_cases.list_contacts(book, customer_id):
+        if contact_id(contact) == cid.casefold():
+            return contact
+    return None
+
+
 def _handler(code: int) -> Callable[[Request, Exception], Awaitable[JSONResponse]]:
     async def handle(request: Request, exc: Exception) -> JSONResponse:
         del request
@@ -418,9 +436,10 @@ def invoicing_api(
     invoicing: InvoicingPorts,
     contacts: ContactBook,
     einvoices: EInvoicePorts | None = None,
+    audit: AuditTrail | None = None,
 ) -> FastAPI:
     """The invoicing HTTP API over its use cases' ports (with ``einvoices``, the e-invoice
-    route too)."""
+    route too; with ``audit``, what changes money or access is recorded there)."""
     api = FastAPI(
         title="billing invoicing",
         summary="Invoices, payments, contacts, margin report, period close, catalog.",
@@ -434,6 +453,7 @@ def invoicing_api(
         redoc_url=None,
     )
     api.state.tokens = tokens
+    api.state.audit = audit
     for error, code in ERRORS:
         api.add_exception_handler(error, _handler(code))
     _invoice_routes(api, queries)
@@ -578,6 +598,7 @@ def _invoice_routes(api: FastAPI, queries: QueryPorts) -> None:
             paid_on=body.paid_on or today_utc(),
             correlation_id=f"api-payment:{uuid.uuid4().hex[:12]}",
         )
+        await _record(api, audit_entries.payment_recorded(outcome, scope.actor))
         if outcome.already_recorded:
             response.status_code = status.HTTP_200_OK
         return PaymentAnswer(
@@ -722,7 +743,9 @@ def _contact_routes(api: FastAPI, contacts: ContactBook) -> None:
         """Add a contact (409 if the address is taken)."""
         require_customer(scope, customer_id)
         new = Contact(email=body.email, name=body.name, roles=body.roles, primary=body.primary)
-        return _contact_out(await contact_cases.add(contacts, customer_id, new))
+        added = await contact_cases.add(contacts, customer_id, new)
+        await _record(api, audit_entries.contact_changed(customer_id, None, added, scope.actor))
+        return _contact_out(added)
 
     @api.patch(contacts_path + "/{contact_id}", response_model=ContactOut, tags=["contacts"])
     async def patch_contact(
@@ -737,7 +760,10 @@ def _contact_routes(api: FastAPI, contacts: ContactBook) -> None:
             roles=body.roles,
             primary=body.primary,
         )
-        return _contact_out(await contact_cases.change(contacts, customer_id, contact_id, change))
+        before = await _stored_contact(contacts, customer_id, contact_id)
+        after = await contact_cases.change(contacts, customer_id, contact_id, change)
+        await _record(api, audit_entries.contact_changed(customer_id, before, after, scope.actor))
+        return _contact_out(after)
 
     @api.delete(
         contacts_path + "/{contact_id}",
@@ -748,7 +774,9 @@ def _contact_routes(api: FastAPI, contacts: ContactBook) -> None:
     async def delete_contact(scope: Caller, customer_id: str, contact_id: str) -> Response:
         """Remove a contact (409 if it is the last Billing contact)."""
         require_customer(scope, customer_id)
+        before = await _stored_contact(contacts, customer_id, contact_id)
         await contact_cases.remove(contacts, customer_id, contact_id)
+        await _record(api, audit_entries.contact_changed(customer_id, before, None, scope.actor))
         return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
@@ -797,6 +825,10 @@ def _operator_routes(api: FastAPI, queries: QueryPorts, invoicing: InvoicingPort
             issue_date=today_utc(),
             correlation_id=f"close:{period}:{uuid.uuid4().hex[:12]}",
         )
+        await _record(
+            api,
+            audit_entries.close_requested(period, body.customer_id, sorted(closing), scope.actor),
+        )
         return CloseAnswer(period=period, dry_run=False, closing=closing, preview=[])
 
     @api.put("/v1/catalog", response_model=CatalogAnswer, tags=["operators"])
@@ -805,7 +837,10 @@ def _operator_routes(api: FastAPI, queries: QueryPorts, invoicing: InvoicingPort
         as JSON: entries upserted, others left alone; 409 if a price-list version in effect
         would change; 422 naming the field of an invalid entry."""
         require_operator(scope, "applying the catalog")
+        before = await invoicing.catalog.price_lists([p.id for p in catalog.price_lists])
         result = await invoicing.catalog.apply(catalog)
+        for audited in audit_entries.catalog_applied(catalog, result, before, scope.actor):
+            await _record(api, audited)
         return CatalogAnswer(**asdict(result))
 
 

@@ -92,9 +92,20 @@ class DeliveryLog(Protocol):
         """The data went out and no reply came back: ``uncertain``, never sent again."""
         ...
 
+    async def resend_uncertain(self, message_id: str, now: datetime, note: str) -> Delivery:
+        """An operator found that an ``uncertain`` email never arrived: ``retrying`` at ``now``
+        (the re-driver sends it again). Only from ``uncertain``; otherwise unchanged."""
+        ...
+
     async def claim_due_retry(self, now: datetime, lease: timedelta) -> Delivery | None:
         """Take one ``retrying`` record that is due, pushing its time ``lease`` ahead (so that
-        another replica does not take it too); None when none is due."""
+        another replica does not take it too); None when none is due.
+
+        A record a re-driver took and then abandoned (it died, or lost the database, between
+        claiming the attempt and recording its outcome) is still ``pending`` or ``sending``
+        with that lease as its time: once the lease is over it is taken again like a due retry
+        (a pending one is attempted again: nothing was sent; a sending one can only become
+        uncertain). A consumer's first attempt has no time and is redelivered instead."""
         ...
 
     async def recent(self, *, invoice: str | None = None, limit: int = 100) -> list[Delivery]:
@@ -133,6 +144,10 @@ def _merged(before: Collection[str], added: Collection[str]) -> list[str]:
 def _statuses(statuses: Collection[DeliveryStatus]) -> dict[str, Any]:
     return {"$in": [s.value for s in statuses]}
 
+
+_TAKEN_WHEN_DUE = (DeliveryStatus.RETRYING, DeliveryStatus.PENDING, DeliveryStatus.SENDING)
+"""What the re-driver takes once its time is due: scheduled retries, and attempts a re-driver
+abandoned when its lease ran out (see ``claim_due_retry``)."""
 
 _NOT_SETTLED = (
     DeliveryStatus.PENDING,
@@ -304,10 +319,19 @@ class MongoDeliveryLog:
         fields = {"status": DeliveryStatus.UNCERTAIN.value, "smtp_response": note}
         return await self._transition(message_id, (DeliveryStatus.SENDING,), fields)
 
+    async def resend_uncertain(self, message_id: str, now: datetime, note: str) -> Delivery:
+        """See :class:`DeliveryLog`."""
+        fields = {
+            "status": DeliveryStatus.RETRYING.value,
+            "next_attempt_at": now,
+            "smtp_response": note,
+        }
+        return await self._transition(message_id, (DeliveryStatus.UNCERTAIN,), fields)
+
     async def claim_due_retry(self, now: datetime, lease: timedelta) -> Delivery | None:
         """See :class:`DeliveryLog`."""
         doc = await self._deliveries.find_one_and_update(
-            {"status": DeliveryStatus.RETRYING.value, "next_attempt_at": {"$lte": now}},
+            {"status": _statuses(_TAKEN_WHEN_DUE), "next_attempt_at": {"$lte": now}},
             {"$set": {"next_attempt_at": now + lease, "updated_at": self._clock()}},
             sort=[("next_attempt_at", 1)],
             return_document=ReturnDocument.AFTER,
@@ -490,12 +514,22 @@ class InMemoryDeliveryLog:
             smtp_response=note,
         )
 
+    async def resend_uncertain(self, message_id: str, now: datetime, note: str) -> Delivery:
+        """See :class:`DeliveryLog`."""
+        return self._move(
+            message_id,
+            (DeliveryStatus.UNCERTAIN,),
+            status=DeliveryStatus.RETRYING,
+            next_attempt_at=now,
+            smtp_response=note,
+        )
+
     async def claim_due_retry(self, now: datetime, lease: timedelta) -> Delivery | None:
         """See :class:`DeliveryLog`."""
         due = [
             r
             for r in self.records.values()
-            if r.status is DeliveryStatus.RETRYING
+            if r.status in _TAKEN_WHEN_DUE
             and r.next_attempt_at is not None
             and r.next_attempt_at <= now
         ]

@@ -1,8 +1,10 @@
-"""``billing mail log``: what notify sent, to whom, and how it went."""
+"""``billing mail log``: what notify sent, to whom, and how it went; ``billing mail resend``:
+send an uncertain email again."""
 
 from __future__ import annotations
 
 import asyncio
+import getpass
 import json
 from typing import Annotated, Any
 
@@ -10,8 +12,13 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from billing_notify.adapters.delivery_log import MongoDeliveryLog
+from billing_notify.adapters.delivery_log import MongoDeliveryLog, utc_now
 from billing_notify.domain.delivery import Delivery
+from billing_notify.service.resend import (
+    ResendRefusedError,
+    resend_uncertain,
+    uncertain_of_invoice,
+)
 from billing_notify.settings import NotifySettings
 from billing_runtime.service import make_mongo_client
 
@@ -85,3 +92,45 @@ def log_command(
     console.print(table)
     what = f" about invoice {invoice}" if invoice else ""
     console.print(f"{len(deliveries)} emails{what}")
+
+
+async def _resend(target: str) -> list[Delivery]:
+    settings = NotifySettings()
+    client = make_mongo_client(settings.mongodb_url)
+    try:
+        log = MongoDeliveryLog(client[settings.mongodb_database])
+        if target.startswith("<"):
+            ids = [target]
+        else:
+            ids = [d.message_id for d in await uncertain_of_invoice(log, target)]
+            if not ids:
+                msg = f"no uncertain email about invoice {target}"
+                raise ResendRefusedError(msg)
+        operator = f"cli:{getpass.getuser()}"
+        return [await resend_uncertain(log, i, utc_now(), operator) for i in ids]
+    finally:
+        await client.close()
+
+
+@mail_app.command("resend")
+def resend_command(
+    target: Annotated[
+        str,
+        typer.Argument(
+            help="The email's Message-ID (<...>, from `billing mail log --json`), or an invoice "
+            "number: its uncertain emails."
+        ),
+    ],
+) -> None:
+    """Send an `uncertain` email again (notify stopped after the message data went out, so it
+    never resends it by itself): only when the recipient did not get it."""
+    try:
+        records = asyncio.run(_resend(target))
+    except ResendRefusedError as exc:
+        console.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(1) from None
+    for record in records:
+        console.print(
+            f"{record.message_id} ({record.kind}, {', '.join(record.recipients)}): "
+            "scheduled now; notify's re-driver sends it within its poll interval"
+        )

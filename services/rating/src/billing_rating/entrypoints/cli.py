@@ -14,12 +14,39 @@ from rich.table import Table
 
 from billing_rating.app import rerate_context
 from billing_rating.service.rerate_period import RerateSummary, rerate_period
-from billing_schemas.events import PERIOD_PATTERN
+from billing_runtime.audit import cli_actor
+from billing_schemas.events import PERIOD_PATTERN, AuditEntry
 
 console = Console()
 err = Console(stderr=True)
 SHOWN = 20
 """Corrections listed one by one; more are counted."""
+
+
+def rerated(summary: RerateSummary, actor: str) -> AuditEntry:
+    """``charges.rerated``: the corrections a re-rating published (audit trail)."""
+    who = summary.customer_id or "all customers"
+    differences = sorted(summary.differences.items())
+    return AuditEntry(
+        action="charges.rerated",
+        actor=actor,
+        subject=f"period:{summary.period}",
+        customer_id=summary.customer_id,
+        summary=(
+            f"re-rated {summary.period} ({who}): {len(summary.corrections)} corrections, "
+            + ", ".join(
+                f"{amount:f} {currency}" for currency, amount in sorted(summary.differences.items())
+            )
+        ),
+        after={
+            "period": summary.period,
+            "customer_id": summary.customer_id,
+            "records": summary.records,
+            "corrections": len(summary.corrections),
+            "differences": {c: str(a) for c, a in differences},
+            "charge_ids": sorted(c.charge_id for c in summary.corrections)[:1000],
+        },
+    )
 
 
 def _progress(step: str, done: int, total: int) -> None:
@@ -43,7 +70,7 @@ def rate(
 
     async def run() -> RerateSummary:
         async with rerate_context() as ctx:
-            return await rerate_period(
+            summary = await rerate_period(
                 period,
                 customer_id=customer,
                 catalog=ctx.catalog,
@@ -52,6 +79,9 @@ def rate(
                 correlation_id=f"rerate:{period}:{uuid.uuid4().hex[:12]}",
                 on_progress=_progress,
             )
+            if summary.published and summary.corrections:
+                await ctx.audit.record(rerated(summary, cli_actor()))
+            return summary
 
     summary = asyncio.run(run())
     who = f"customer {customer}" if customer else "all customers"

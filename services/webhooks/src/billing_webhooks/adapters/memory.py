@@ -1,0 +1,131 @@
+"""In-memory fakes of the webhook ports, for unit tests (same contract tests as the real ones)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from billing_webhooks.domain.deliveries import Attempt, Delivery, DeliveryState
+from billing_webhooks.domain.endpoints import Endpoint
+from billing_webhooks.service.ports import Response
+
+NO_LEASE = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+class InMemoryEndpoints:
+    """Fake :class:`~billing_webhooks.service.ports.EndpointStore`."""
+
+    def __init__(self) -> None:
+        self.endpoints: dict[str, Endpoint] = {}
+
+    async def add(self, endpoint: Endpoint) -> None:
+        if endpoint.endpoint_id in self.endpoints:
+            msg = f"duplicate endpoint {endpoint.endpoint_id}"
+            raise ValueError(msg)
+        self.endpoints[endpoint.endpoint_id] = endpoint
+
+    async def get(self, endpoint_id: str) -> Endpoint | None:
+        return self.endpoints.get(endpoint_id)
+
+    async def all(self, customer_id: str | None = None) -> list[Endpoint]:
+        found = [
+            e
+            for e in self.endpoints.values()
+            if customer_id is None or e.customer_id == customer_id
+        ]
+        return sorted(found, key=lambda e: (e.created_at, e.endpoint_id))
+
+    async def save(self, endpoint: Endpoint) -> None:
+        self.endpoints[endpoint.endpoint_id] = endpoint
+
+
+class InMemoryDeliveries:
+    """Fake :class:`~billing_webhooks.service.ports.DeliveryStore`."""
+
+    def __init__(self) -> None:
+        self.log: dict[str, Delivery] = {}
+        self.queue: dict[str, Delivery] = {}
+        self.leases: dict[str, datetime] = {}
+        self.attempt_log: list[Attempt] = []
+
+    async def enqueue(self, deliveries: Sequence[Delivery]) -> list[Delivery]:
+        new: list[Delivery] = []
+        for delivery in deliveries:
+            if delivery.delivery_id in self.log:
+                continue
+            self.log[delivery.delivery_id] = delivery
+            self.queue[delivery.delivery_id] = delivery
+            self.leases[delivery.delivery_id] = NO_LEASE
+            new.append(delivery)
+        return new
+
+    async def pending(self) -> list[Delivery]:
+        return list(self.queue.values())
+
+    async def claim(self, delivery: Delivery, now: datetime, until: datetime) -> bool:
+        lease = self.leases.get(delivery.delivery_id)
+        if delivery.delivery_id not in self.queue or lease is None or lease > now:
+            return False
+        self.leases[delivery.delivery_id] = until
+        return True
+
+    async def record(self, delivery: Delivery, attempt: Attempt | None) -> None:
+        if attempt is not None:
+            self.attempt_log.append(attempt)
+        self.log[delivery.delivery_id] = delivery
+        if delivery.state is DeliveryState.PENDING:
+            self.queue[delivery.delivery_id] = delivery
+            self.leases[delivery.delivery_id] = NO_LEASE
+        else:
+            self.queue.pop(delivery.delivery_id, None)
+            self.leases.pop(delivery.delivery_id, None)
+
+    async def deliveries(
+        self,
+        *,
+        endpoint_id: str | None = None,
+        customer_id: str | None = None,
+        limit: int = 100,
+    ) -> list[Delivery]:
+        found = [
+            d
+            for d in self.log.values()
+            if (endpoint_id is None or d.endpoint_id == endpoint_id)
+            and (customer_id is None or d.customer_id == customer_id)
+        ]
+        found.sort(key=lambda d: d.delivery_id)
+        found.sort(key=lambda d: d.created_at, reverse=True)
+        return found[:limit]
+
+    async def get(self, delivery_id: str) -> Delivery | None:
+        return self.log.get(delivery_id)
+
+    async def attempts(self, delivery_id: str) -> list[Attempt]:
+        return sorted(
+            (a for a in self.attempt_log if a.delivery_id == delivery_id), key=lambda a: a.number
+        )
+
+
+@dataclass
+class ScriptedSender:
+    """Fake :class:`~billing_webhooks.service.ports.WebhookSender`: answers from a script per
+    endpoint (the last answer repeats), and keeps what was sent."""
+
+    answers: dict[str, list[Response]] = field(default_factory=dict)
+    sent: list[tuple[str, Delivery, datetime]] = field(default_factory=list)
+
+    async def send(self, endpoint: Endpoint, delivery: Delivery, at: datetime) -> Response:
+        self.sent.append((endpoint.endpoint_id, delivery, at))
+        script = self.answers.get(endpoint.endpoint_id) or [Response(204, None, 1.0)]
+        return script.pop(0) if len(script) > 1 else script[0]
+
+
+@dataclass
+class RecordedAlerts:
+    """Fake :class:`~billing_webhooks.service.ports.OperatorAlerts`: keeps the alerts."""
+
+    disabled: list[Endpoint] = field(default_factory=list)
+
+    async def endpoint_disabled(self, endpoint: Endpoint) -> None:
+        self.disabled.append(endpoint)
