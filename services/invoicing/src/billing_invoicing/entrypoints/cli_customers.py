@@ -16,6 +16,7 @@ from rich.table import Table
 from billing_invoicing.bootstrap import cli_context
 from billing_invoicing.domain.access import Scope
 from billing_invoicing.domain.one_off import OneOffCharge, OneOffChargeError, OneOffTax
+from billing_invoicing.service import audit_entries
 from billing_invoicing.service.customer_credit import CreditStatement, credit_statement
 from billing_invoicing.service.one_off_charges import (
     OneOffOutcome,
@@ -23,6 +24,7 @@ from billing_invoicing.service.one_off_charges import (
     UnknownCustomerError,
     add_one_off_charge,
 )
+from billing_runtime.audit import cli_actor
 from billing_schemas.money import MoneyError, format_amount, parse_decimal
 
 console = Console()
@@ -129,9 +131,13 @@ def add_charge(
     async def run() -> OneOffOutcome:
         async with cli_context() as ctx:
             ports = OneOffPorts(ctx.ports.catalog, ctx.ports.invoices, ctx.ports.events)
-            return await add_one_off_charge(
+            added = await add_one_off_charge(
                 ports, OPERATOR, request, correlation_id=f"one-off:{uuid.uuid4().hex[:12]}"
             )
+            if not added.already_added:
+                audit_id, entry = audit_entries.one_off_charge_added(added, customer, cli_actor())
+                await ctx.audit.record(entry, audit_id=audit_id)
+            return added
 
     try:
         outcome = asyncio.run(run())

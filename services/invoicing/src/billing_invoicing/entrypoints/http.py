@@ -711,7 +711,11 @@ def _customer_money_routes(api: FastAPI, queries: QueryPorts, invoicing: Invoici
         )
         if outcome.already_added:
             response.status_code = status.HTTP_200_OK
-        elif not outcome.on_draft:
+        else:
+            await _record(
+                api, audit_entries.one_off_charge_added(outcome, customer_id, scope.actor)
+            )
+        if not outcome.already_added and not outcome.on_draft:
             response.status_code = status.HTTP_202_ACCEPTED
         return ChargeOut(
             charge_id=outcome.charge_id,
