@@ -161,7 +161,7 @@ async def test_credit_is_applied_to_the_next_invoice_and_one_off_charges_reach_i
 
         listed = (await client.get(f"/v1/invoices/{number}/csv", headers=operator)).text
         rows = list(csv.DictReader(listed.splitlines()))
-        [support] = [r for r in rows if r["service_name"] == "Support hours"]
+        [support] = [r for r in rows if r["service"] == "Support hours"]
         assert (support["quantity"], support["price"]) == ("2", "100.000000000")
 
     shown = await pipeline.billing("credits", "show", "northwind", "--json")
