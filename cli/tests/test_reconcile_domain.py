@@ -368,3 +368,28 @@ def test_finalized_invoice_taxes_are_checked_per_rate() -> None:
         "taxed bases add up to 13, the exact lines to 13.7500000011",
         "tax VAT 20%: 2.75 is more than half a minor unit off",
     ]
+
+
+def test_a_one_off_charge_is_explained_as_the_operators() -> None:
+    # 2 x 150.00 USD added by an operator: on the charge topic and acme's draft, no bill line
+    sources = clean()
+    setup = Charge(
+        "one-off:acme:T-1", "one-off:acme:T-1", "acme", "one-off", "Setup fee", D(0), "USD",
+        D("300.00"), "USD",
+    )  # fmt: skip
+    draft = sources.invoices[0]
+    lines = dict(draft.lines) | {(PERIOD, "one-off", "Setup fee"): LineSums(1, D(0), D(300))}
+    result = reconcile(
+        replace(
+            sources,
+            charges=[*sources.charges, setup],
+            stored=[*sources.stored, stored(setup)],
+            invoices=[replace(draft, lines=lines)],
+        )
+    )
+    assert result.reconciles
+    [difference] = result.differences
+    assert (difference.explanation, difference.records) == (
+        Explanation.ONE_OFF,
+        ("one-off:acme:T-1",),
+    )

@@ -22,6 +22,7 @@ from billing_cli.dlq import dlq_app
 from billing_cli.reconcile.command import reconcile
 from billing_ingest.entrypoints.cli import bills_app, ingest
 from billing_invoicing.entrypoints.cli import catalog_app, invoices_app, pay
+from billing_invoicing.entrypoints.cli_customers import charges_app, credits_app
 from billing_notify.entrypoints.cli import mail_app
 from billing_notify.service.use_cases import USE_CASES as NOTIFY_USE_CASES
 from billing_portal.entrypoints.cli import users_app
@@ -45,6 +46,8 @@ app.command("rate")(rate)
 app.add_typer(catalog_app, name="catalog")
 app.add_typer(invoices_app, name="invoices")
 app.command("pay")(pay)
+app.add_typer(credits_app, name="credits")
+app.add_typer(charges_app, name="charges")
 topics_app = typer.Typer(help="Kafka topics of the pipeline.", no_args_is_help=True)
 app.add_typer(topics_app, name="topics")
 app.add_typer(demo_app, name="demo")

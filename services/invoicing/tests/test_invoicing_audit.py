@@ -180,3 +180,14 @@ def test_payments_and_credit_notes_are_recorded_under_their_own_ids() -> None:
     assert credit_id == "credit_note.issued:cn-1"
     assert credited.after is not None
     assert credited.after["total"] == "100.00"
+
+
+async def test_a_one_off_charge_is_recorded_once_with_who_added_it(audited: Audited) -> None:
+    body = {"period": "2024-11", "description": "Setup fee", "quantity": "2", "unit_price": "75"}
+    first = await audited.call("POST", "/v1/customers/alpha/charges", OPERATOR, json=body)
+    assert first.status_code == 202, first.text  # nothing consumes the charge stream here
+    [(audit_id, entry)] = [(i, e) for i, e in audited.trail.entries if e.action == "charge.added"]
+    assert audit_id == f"charge.added:{first.json()['charge_id']}"
+    assert (entry.actor, entry.customer_id) == (token_name(OPERATOR), "alpha")
+    assert entry.after is not None
+    assert (entry.after["quantity"], entry.after["amount"]) == ("2", "150")

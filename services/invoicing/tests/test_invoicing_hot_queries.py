@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from datetime import date
+from decimal import Decimal
 from typing import Any
 
 import pytest
@@ -23,11 +24,15 @@ from billing_invoicing.adapters.documents import InvoicePdfStore
 from billing_invoicing.adapters.events import InMemoryInvoiceEvents
 from billing_invoicing.adapters.invoice_repo import (
     CHARGES,
+    CREDIT_BALANCES,
+    CUSTOMER_CREDITS,
     INVOICES,
     LEDGERS,
     NUMBERS,
     MongoInvoiceRepository,
 )
+from billing_invoicing.adapters.settlement_repo import MongoSettlementRepository
+from billing_invoicing.domain.credit import CreditEntry, CreditKind
 from billing_invoicing.domain.invoice import InvoiceDocument
 from billing_invoicing.domain.model import StreamPosition
 from billing_invoicing.service.draft_invoices import PositionedCharge, add_charges
@@ -44,6 +49,8 @@ GROWING = {
     CHARGES,
     INVOICES,
     NUMBERS,
+    CUSTOMER_CREDITS,
+    CREDIT_BALANCES,
     INVOICE_PDF_FILES,
     f"{INVOICE_PDF_BUCKET}.files",  # where earlier versions kept the PDFs (GridFS)
     f"{INVOICE_PDF_BUCKET}.chunks",
@@ -127,7 +134,19 @@ async def test_hot_path_queries_are_pushed_down(infra: Any, namespace: str) -> N
         invoices = MongoInvoiceRepository(db)
         await invoices.ensure_indexes()
         pdfs = InvoicePdfStore(db)
-        ports = InvoicingPorts(catalog, invoices, FakeRenderer(), pdfs, InMemoryInvoiceEvents())
+        credits = MongoSettlementRepository(db)
+        ports = InvoicingPorts(
+            catalog,
+            invoices,
+            FakeRenderer(),
+            pdfs,
+            InMemoryInvoiceEvents(),
+            credits=credits,  # the close reads the customer's balance, and takes from it
+        )
+        seed = CreditEntry(
+            "overpayment:seed", "alpha", "EUR", Decimal(1), CreditKind.OVERPAYMENT, ""
+        )
+        await credits.add_credit(seed)
         recorder.commands.clear()
 
         batch = [
@@ -151,7 +170,12 @@ async def test_hot_path_queries_are_pushed_down(infra: Any, namespace: str) -> N
         await add_charges(invoices, [late])  # onto the next invoice
 
         seen = list(filters(recorder.commands))
-        assert {collection for _, collection, _ in seen} >= {INVOICES, NUMBERS, INVOICE_PDF_FILES}
+        assert {collection for _, collection, _ in seen} >= {
+            INVOICES,
+            NUMBERS,
+            INVOICE_PDF_FILES,
+            CREDIT_BALANCES,
+        }
         ledger_writes = [body for name, body in recorder.commands if body.get(name) == LEDGERS]
         assert ledger_writes  # the drafts' sums went through the ledgers
         slow = [(n, c, f) for n, c, f in seen if f == "whole collection"]

@@ -227,6 +227,7 @@ ALPHA_ROUTES: list[tuple[str, str, Any]] = [
     ("POST", "/v1/customers/alpha/contacts", {"email": "x@alpha.example"}),
     ("PATCH", "/v1/customers/alpha/contacts/tech@alpha.example", {"name": "T"}),
     ("DELETE", "/v1/customers/alpha/contacts/tech@alpha.example", None),
+    ("GET", "/v1/customers/alpha/credits", None),
 ]
 OPERATOR_ROUTES: list[tuple[str, str, Any]] = [
     (
@@ -237,6 +238,11 @@ OPERATOR_ROUTES: list[tuple[str, str, Any]] = [
     ("GET", "/v1/reports/margin?period=2024-09", None),
     ("POST", "/v1/periods/2024-10/close", {"dry_run": True}),
     ("PUT", "/v1/catalog", {"customers": []}),
+    (
+        "POST",
+        "/v1/customers/alpha/charges",
+        {"period": "2024-10", "description": "Setup", "quantity": "1", "unit_price": "10.00"},
+    ),
 ]
 
 
@@ -566,6 +572,8 @@ async def test_the_openapi_document_lists_every_route(api: Api) -> None:
         "/v1/invoices/{number}/payments",
         "/v1/customers/{customer_id}/contacts",
         "/v1/customers/{customer_id}/contacts/{contact_id}",
+        "/v1/customers/{customer_id}/credits",
+        "/v1/customers/{customer_id}/charges",
         "/v1/reports/margin",
         "/v1/periods/{period}/close",
         "/v1/catalog",
@@ -597,3 +605,33 @@ async def test_the_service_app_serves_the_api_beside_health_and_metrics(
             assert (await client.get("/v1x")).status_code == 404  # not under the prefix
     finally:
         await app.stop()
+
+
+async def test_one_off_charges_and_the_credit_ledger_through_the_api(api: Api) -> None:
+    setup = {"period": "2024-10", "description": "Setup fee", "quantity": "3", "unit_price": "25"}
+    sent = await api.call("POST", "/v1/customers/alpha/charges", json=setup)
+    # nothing consumes the charge stream here: sent, not on the draft yet (202)
+    assert (sent.status_code, sent.json()["amount"], sent.json()["on_draft"]) == (202, "75", False)
+    [event] = api.events.charges
+    await add_charges(MongoInvoiceRepository(api.db), [PositionedCharge(event.data)])
+    again = await api.call("POST", "/v1/customers/alpha/charges", json=setup)
+    assert (again.status_code, again.json()["already_added"]) == (200, True)
+    draft = (await api.get("/v1/invoices/alpha:2024-10", ALPHA)).json()
+    assert ("one-off", "Setup fee", "75.00") in [
+        (x["provider"], x["service_name"], x["price"]) for x in draft["draft_lines"]
+    ]
+    closed = await api.call(
+        "POST", "/v1/customers/alpha/charges", json=setup | {"period": "2024-09"}
+    )
+    assert closed.status_code == 422
+    assert "is finalized already" in closed.json()["detail"]
+    unknown = await api.call("POST", "/v1/customers/nobody/charges", json=setup)
+    assert unknown.status_code == 404
+
+    payment = {"amount": "200.00", "method": "Card", "reference": "R-9"}
+    paid = await api.call("POST", f"/v1/invoices/{ALPHA_NO}/payments", json=payment)
+    assert paid.status_code == 201, paid.text
+    added = Decimal(paid.json()["customer_credit_added"])
+    mine = (await api.get("/v1/customers/alpha/credits", ALPHA)).json()
+    assert [(e["kind"], Decimal(e["amount"])) for e in mine["entries"]] == [("overpayment", added)]
+    assert {c: Decimal(b) for c, b in mine["balances"].items()} == {"EUR": added}

@@ -535,9 +535,14 @@ async def test_a_negative_invoice_owes_nothing_and_its_credit_is_the_customers(
     refund = charge("-50.00").model_copy(
         update={"charge_id": "c2", "record_id": "c2", "billing_period": "2024-10"}
     )
-    await add_charges(ports.invoices, [PositionedCharge(refund)])
+    invoices = MongoInvoiceRepository(mongo_db)
+    await add_charges(invoices, [PositionedCharge(refund)])
     invoicing = InvoicingPorts(
-        ports.catalog, ports.invoices, FakeRenderer(), InMemoryInvoicePdfStore(), events
+        MongoCatalogRepository(mongo_db),
+        invoices,
+        FakeRenderer(),
+        InMemoryInvoicePdfStore(),
+        events,
     )
     marker = PeriodClosing.create(
         PeriodClose(customer_id="alpha", period="2024-10", issue_date=date(2024, 11, 1)),

@@ -33,6 +33,7 @@ from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from enum import StrEnum
 
+from billing_invoicing.domain.one_off import is_one_off
 from billing_schemas.money import minor_units, to_fixed_units
 
 ZERO = Decimal(0)
@@ -60,6 +61,7 @@ class Explanation(StrEnum):
     UNKNOWN_ACCOUNT = "unknown account"
     LATE = "late onto the next invoice"
     REVERSAL = "reversal of a restated line"
+    ONE_OFF = "one-off charge added by an operator"
 
 
 # --- what the sources hold ----------------------------------------------------------------
@@ -530,9 +532,22 @@ def check_rating(
     Rule: record id = charge id; the charge's cost and cost currency are the record's billed
     cost and currency; a record without a charge is explained only by a dead letter; a
     correction charge (id other than its record's) corrects a published record; rating keeps
-    each charge's price (corrections apart).
+    each charge's price (corrections apart). One-off charges an operator added are no record's
+    and never rated: they are listed as such.
     """
     out: list[Difference] = []
+    one_offs = sorted(i for i, c in charges.items() if is_one_off(c.provider))
+    if one_offs:
+        out.append(
+            Difference(
+                Check.RATING,
+                "charge topic",
+                "one-off charges (no usage record)",
+                _ids(one_offs),
+                Explanation.ONE_OFF,
+            )
+        )
+        charges = {i: c for i, c in charges.items() if not is_one_off(c.provider)}
     unrated = [i for i in published if i not in charges]
     out += _dead_letter_differences(
         Check.RATING, "charge topic", "records without a rated charge", unrated,

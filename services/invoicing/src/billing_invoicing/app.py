@@ -8,6 +8,7 @@ from faststream.asgi.types import ASGIApp
 from billing_invoicing.adapters.contacts_repo import MongoContactBook
 from billing_invoicing.adapters.customer_accounts_repo import MongoCustomerAccountBook
 from billing_invoicing.adapters.pdf import PdfRenderer
+from billing_invoicing.adapters.settlement_repo import MongoSettlementRepository
 from billing_invoicing.bootstrap import build_ports, einvoice_ports, query_ports
 from billing_invoicing.entrypoints.consumers import register
 from billing_invoicing.entrypoints.http import invoicing_api
@@ -37,7 +38,7 @@ def _build(settings: InvoicingSettings) -> tuple[Runtime, ASGIApp]:
 
     async def prepare() -> None:
         await ports.invoices.ensure_indexes()
-        await queries.settlement.settlements.ensure_indexes()
+        await MongoSettlementRepository(runtime.db).ensure_indexes()
         # the PDF processes start (and import WeasyPrint) now, not when a close is waiting
         await renderer.start()
 

@@ -42,6 +42,7 @@ def build_ports(
         renderer=CustomerPdfRenderer(renderer, catalog),
         pdfs=InvoicePdfStore(db),
         events=KafkaInvoiceEvents(publisher, settings.topic_namespace),
+        credits=MongoSettlementRepository(db),
     )
 
 

@@ -140,6 +140,8 @@ def facturx_data(document: EInvoice) -> dict[str, Any]:
         "BT-112": _amount(document.grand_total),
         "BT-115": _amount(document.payable),
     }
+    if document.prepaid:
+        data["BT-113"] = _amount(document.prepaid)
     if document.allowances:
         data["BG-20"] = [_allowance(a) for a in document.allowances]
         data["BT-107"] = _amount(document.allowance_total)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from billing_runtime.kafka import EventPublisher
 from billing_schemas.events import (
+    ChargeRated,
     CreditNoteIssued,
     InvoiceFinalized,
     InvoiceOverdue,
@@ -36,6 +37,12 @@ class KafkaInvoiceEvents:
         await self._publisher.publish(
             topic_name(Topic.CHARGE_RATED, self._ns),
             [(m.data.customer_id, m) for m in markers],
+        )
+
+    async def charge_added(self, event: ChargeRated) -> None:
+        """A one-off charge into the charge stream, keyed by customer like rated charges."""
+        await self._publisher.publish(
+            topic_name(Topic.CHARGE_RATED, self._ns), [(event.data.customer_id, event)]
         )
 
     async def payment_recorded(self, event: PaymentRecorded) -> None:
@@ -75,6 +82,7 @@ class InMemoryInvoiceEvents:
     def __init__(self) -> None:
         self.finalized: list[InvoiceFinalized] = []
         self.markers: list[PeriodClosing] = []
+        self.charges: list[ChargeRated] = []
         self.payments: list[PaymentRecorded] = []
         self.credit_notes: list[CreditNoteIssued] = []
         self.overdue: list[InvoiceOverdue] = []
@@ -86,6 +94,9 @@ class InMemoryInvoiceEvents:
 
     async def period_closing(self, markers: list[PeriodClosing]) -> None:
         self.markers += markers
+
+    async def charge_added(self, event: ChargeRated) -> None:
+        self.charges.append(event)
 
     async def payment_recorded(self, event: PaymentRecorded) -> None:
         self.payments.append(event)

@@ -15,7 +15,13 @@ safe to repeat, so a crash at any point is recovered by running the same step ag
   version number. Hot reads and writes go by ``_id`` only, the one filter every FerretDB backend
   answers from an index, so the work per batch does not grow with the number of stored charges;
 * a number is claimed by inserting ``<entity>:<year>:<seq>`` with a unique ``invoice_id``:
-  the sequence is gapless (seq n+1 is only tried once n exists) and a retry finds its own claim.
+  the sequence is gapless (seq n+1 is only tried once n exists) and a retry finds its own claim;
+* an issued invoice's settlement (payments, credit notes, void, overdue) has several writers,
+  so its writes are guarded by the version without a filter FerretDB would answer by a scan:
+  :meth:`MongoInvoiceRepository.save_settlement` first inserts the write itself under
+  ``<invoice id>@<next version>`` (a unique ``_id``: of two writers from the same version, one
+  fails), then applies it by ``_id``; a reader that finds the next version's write stored but
+  not applied (a crash in between) applies it before deciding anything.
 
 The consumer of a customer's partition of the charge stream is the only writer of that
 customer's drafts, so loaded invoices and ledgers are kept (a bounded copy per id) and re-read
@@ -55,17 +61,20 @@ from billing_invoicing.domain.model import (
     next_period,
     parse_invoice_id,
 )
+from billing_invoicing.domain.settlement import OPEN_STATUSES
 from billing_invoicing.domain.units import AmountNotStorableError, from_units, to_units
 from billing_invoicing.ports import ChargeToStore, ConcurrentUpdateError
 from billing_runtime.mongo import sum_by
 from billing_schemas.events import LineType, RatedCharge
-from billing_schemas.money import from_fixed_units
+from billing_schemas.money import from_fixed_units, round_to_minor
 
 CHARGES = "invoicing_charges"
 INVOICES = "invoicing_invoices"
 LEDGERS = "invoicing_draft_ledgers"
 NUMBERS = "invoicing_numbers"
+SETTLEMENT_WRITES = "invoicing_settlement_writes"
 CUSTOMER_CREDITS = "invoicing_customer_credits"
+CREDIT_BALANCES = "invoicing_credit_balances"
 CACHED_INVOICES = 20_000
 """Invoices kept loaded (a few KB each): more than the open drafts of one consumer's customers."""
 CONCURRENT_WRITES = 8
@@ -306,7 +315,61 @@ def invoice_of(doc: Doc) -> Invoice:
         pdf_sha256=doc.get("pdf_sha256"),
         # documents written before versions were kept count as version 1
         version=int(doc.get("version", 1)),
+        **settlement_state(doc),
     )
+
+
+def _amount(units: Any, currency: str | None) -> Decimal:
+    if not units:
+        return Decimal(0)
+    amount = from_units(int(units), currency)
+    return amount if currency is None else round_to_minor(amount, currency)
+
+
+def _day(value: Any) -> date | None:
+    return None if value is None else date.fromisoformat(str(value)[:10])
+
+
+def settlement_state(doc: Doc) -> dict[str, Any]:
+    """The aggregate's settlement fields from its stored document (none before it is issued)."""
+    currency = doc.get("currency")
+    return {
+        "paid": _amount(doc.get("paid_units"), currency),
+        "credited": _amount(doc.get("credited_units"), currency),
+        "payment_ids": [str(i) for i in doc.get("payment_ids") or []],
+        "credit_note_ids": [str(i) for i in doc.get("credit_note_ids") or []],
+        "voided_on": _day(doc.get("voided_at")),
+        "overdue_since": _day(doc.get("overdue_since")),
+        "settled_by": doc.get("settled_by"),
+        "paid_announced_at": doc.get("paid_announced_at"),
+        "voided_announced_at": doc.get("voided_announced_at"),
+        "credit_applied": (
+            None if doc.get("credit_applied") is None else Decimal(doc["credit_applied"])
+        ),
+    }
+
+
+def settlement_fields(invoice: Invoice) -> Doc:
+    """What a settlement write stores (the issued document and its lines are never among
+    them): money as units of the invoice's currency, like everything else."""
+    currency = invoice.currency_issued
+    standing = invoice.standing()
+    return {
+        "status": invoice.status.value,
+        "paid_units": to_units(invoice.paid, currency),
+        "credited_units": to_units(invoice.credited, currency),
+        "outstanding_units": to_units(standing.outstanding, currency),
+        "payment_ids": list(invoice.payment_ids),
+        "credit_note_ids": list(invoice.credit_note_ids),
+        "voided_at": None if invoice.voided_on is None else invoice.voided_on.isoformat(),
+        "overdue_since": (
+            None if invoice.overdue_since is None else invoice.overdue_since.isoformat()
+        ),
+        "settled_by": invoice.settled_by,
+        "paid_announced_at": invoice.paid_announced_at,
+        "voided_announced_at": invoice.voided_announced_at,
+        "settled_at": datetime.now(UTC),
+    }
 
 
 def invoice_fields(invoice: Invoice) -> Doc:
@@ -319,6 +382,7 @@ def invoice_fields(invoice: Invoice) -> Doc:
         "draft_lines": _lines_document(invoice.lines, invoice.currency),
         "issue_date": None if invoice.issue_date is None else invoice.issue_date.isoformat(),
         "seq": invoice.seq,
+        "credit_applied": None if invoice.credit_applied is None else str(invoice.credit_applied),
         "updated_at": datetime.now(UTC),
     }
     document = invoice.document
@@ -348,6 +412,8 @@ class MongoInvoiceRepository:
         self._numbers = db[NUMBERS]
         self._ledgers = db[LEDGERS]
         self._credits = db[CUSTOMER_CREDITS]
+        self._settlement_writes = db[SETTLEMENT_WRITES]
+        self._credit_balances = db[CREDIT_BALANCES]
         self._loaded: OrderedDict[str, Invoice] = OrderedDict()
         self._loaded_ledgers: dict[int, DraftLedger] = {}
         self._writes = asyncio.Semaphore(CONCURRENT_WRITES)
@@ -645,20 +711,27 @@ class MongoInvoiceRepository:
     async def record_negative_total(self, document: InvoiceDocument) -> None:
         """Record what a negative invoice owes the customer as customer credit, once (the
         credit of a finalized invoice is its ``overpaid``: settlement finds it recorded)."""
-        # recorded once: a retry of this close finds it
+        # recorded once: a retry of this close finds it (and completes the customer's summary,
+        # adapters/settlement_repo.py)
+        entry_id = f"negative-total:{document.invoice_id}"
+        units = to_units(-document.total, document.currency)
         with contextlib.suppress(DuplicateKeyError):
             await self._credits.insert_one(
                 {
-                    "_id": f"negative-total:{document.invoice_id}",
+                    "_id": entry_id,
                     "customer_id": document.customer_id,
                     "invoice_id": document.invoice_id,
                     "invoice_number": document.number,
                     "currency": document.currency,
-                    "amount_units": to_units(-document.total, document.currency),
+                    "amount_units": units,
                     "reason": f"credits exceed charges on invoice {document.number}",
                     "recorded_at": datetime.now(UTC),
                 }
             )
+        summary = {"id": entry_id, "currency": document.currency, "units": units}
+        await self._credit_balances.update_one(
+            {"_id": document.customer_id}, {"$addToSet": {"entries": summary}}, upsert=True
+        )
 
     async def mark_published(self, invoice_id: str) -> None:
         """Remember that InvoiceFinalized was acknowledged by the broker."""
@@ -717,3 +790,75 @@ class MongoInvoiceRepository:
         )  # fmt: skip
         async for doc in cursor:
             yield doc
+
+    # --- settlement of issued invoices ----------------------------------------------------
+
+    async def _fresh(self, doc: Doc) -> Invoice:
+        """The invoice of a stored document, after applying a settlement write stored for its
+        next version but not applied (a writer crashed in between; see the module
+        docstring)."""
+        while True:
+            invoice = invoice_of(doc)
+            pending = await self._settlement_writes.find_one(
+                {"_id": f"{invoice.invoice_id}@{invoice.version + 1}"}
+            )
+            if pending is None:
+                self._loaded.pop(invoice.invoice_id, None)
+                return invoice
+            await self._invoices.update_one(
+                {"_id": invoice.invoice_id},
+                {"$set": {**pending["fields"], "version": invoice.version + 1}},
+            )
+            found = await self._invoices.find_one({"_id": invoice.invoice_id})
+            assert found is not None
+            doc = found
+
+    async def has_charge(self, charge_id: str) -> bool:
+        """Whether a charge with that id is stored (one look-up by ``_id``)."""
+        return await self._charges.find_one({"_id": charge_id}, {"_id": 1}) is not None
+
+    async def document_by_number(self, number: str) -> Doc | None:
+        """The stored invoice document by number or id, for reading only (queries)."""
+        return await self._invoices.find_one({"$or": [{"number": number}, {"_id": number}]})
+
+    async def issued(self, number: str) -> Invoice | None:
+        """An issued invoice by number or id, read fresh (a scan: not on a hot path)."""
+        doc = await self._invoices.find_one(
+            {"$or": [{"number": number}, {"_id": number}]}, {"draft_lines": 0}
+        )
+        if doc is None or doc.get("document") is None:
+            return None
+        return await self._fresh(doc)
+
+    async def open_due_before(self, day: date) -> list[Invoice]:
+        """Issued invoices that may still owe money, due before ``day``, by id (one scan, run
+        once a day)."""
+        cursor = self._invoices.find(
+            {
+                "status": {"$in": [s.value for s in OPEN_STATUSES]},
+                "due_date": {"$lt": day.isoformat()},
+            },
+            {"draft_lines": 0},
+        ).sort("_id", ASCENDING)
+        return [await self._fresh(doc) async for doc in cursor]
+
+    async def save_settlement(self, invoice: Invoice) -> None:
+        """Store the settlement write for the next version (refused if another writer stored
+        one: :class:`ConcurrentUpdateError`), then apply it by ``_id``."""
+        fields = settlement_fields(invoice)
+        version = invoice.version + 1
+        self._loaded.pop(invoice.invoice_id, None)
+        try:
+            await self._settlement_writes.insert_one(
+                {
+                    "_id": f"{invoice.invoice_id}@{version}",
+                    "invoice_id": invoice.invoice_id,
+                    "fields": fields,
+                }
+            )
+        except DuplicateKeyError:
+            raise ConcurrentUpdateError(invoice.invoice_id) from None
+        await self._invoices.update_one(
+            {"_id": invoice.invoice_id}, {"$set": {**fields, "version": version}}
+        )
+        invoice.version = version

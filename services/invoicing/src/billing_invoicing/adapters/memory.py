@@ -5,9 +5,12 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from datetime import date
+from decimal import Decimal
 
 from billing_invoicing.adapters.invoice_repo import charge_amounts
+from billing_invoicing.domain.credit import CreditEntry, balances
 from billing_invoicing.domain.model import (
     DraftLedger,
     DraftSums,
@@ -16,6 +19,7 @@ from billing_invoicing.domain.model import (
     ledger_of,
     parse_invoice_id,
 )
+from billing_invoicing.domain.settlement import OPEN_STATUSES, CreditNoteRecord, PaymentRecord
 from billing_invoicing.ports import ChargeToStore, ConcurrentUpdateError
 
 
@@ -113,6 +117,10 @@ class InMemoryInvoiceRepository:
             raise RuntimeError(msg)
         return result
 
+    async def has_charge(self, charge_id: str) -> bool:
+        """Whether it is stored."""
+        return charge_id in self.charges
+
     async def claim_number(self, *, entity: str, year: int, invoice_id: str) -> int:
         """Gapless per entity and year; a retry gets its own number."""
         series = self.numbers.setdefault((entity, year), [])
@@ -131,3 +139,93 @@ class InMemoryInvoiceRepository:
     async def customers_with_invoices(self, period: str) -> list[str]:
         """Customers with an invoice for the period."""
         return sorted({i.customer_id for i in self.invoices.values() if i.period == period})
+
+    async def issued(self, number: str) -> Invoice | None:
+        """A copy of the issued invoice with that number (or id)."""
+        for invoice in self.invoices.values():
+            if invoice.document is not None and number in (invoice.number, invoice.invoice_id):
+                return copy.deepcopy(invoice)
+        return None
+
+    async def open_due_before(self, day: date) -> list[Invoice]:
+        """Copies of the issued invoices that may owe money, due before ``day``, by id."""
+        return [
+            copy.deepcopy(i)
+            for _, i in sorted(self.invoices.items())
+            if i.document is not None
+            and i.status in OPEN_STATUSES
+            and i.document.due_date is not None
+            and i.document.due_date < day
+        ]
+
+    async def save_settlement(self, invoice: Invoice) -> None:
+        """Store a copy if the stored version is the loaded one."""
+        stored = self.invoices.get(invoice.invoice_id)
+        if stored is None or stored.version != invoice.version:
+            raise ConcurrentUpdateError(invoice.invoice_id)
+        invoice.version += 1
+        self.invoices[invoice.invoice_id] = copy.deepcopy(invoice)
+
+
+class InMemorySettlementRecords:
+    """:class:`~billing_invoicing.ports.SettlementRecords` in dictionaries."""
+
+    def __init__(self) -> None:
+        self.payments: dict[str, PaymentRecord] = {}
+        self.credit_notes: dict[str, CreditNoteRecord] = {}
+        self.credits: dict[str, CreditEntry] = {}
+
+    async def add_payment(self, payment: PaymentRecord) -> tuple[PaymentRecord, bool]:
+        """Record it unless its id is known."""
+        if payment.payment_id in self.payments:
+            return self.payments[payment.payment_id], False
+        self.payments[payment.payment_id] = payment
+        return payment, True
+
+    async def payments_of(self, invoice_id: str) -> list[PaymentRecord]:
+        """In the order recorded."""
+        return [p for p in self.payments.values() if p.invoice_id == invoice_id]
+
+    async def fix_outstanding_after(self, payment_id: str, amount: Decimal) -> Decimal:
+        """Set once."""
+        payment = self.payments[payment_id]
+        if payment.outstanding_after is None:
+            self.payments[payment_id] = replace(payment, outstanding_after=amount)
+            return amount
+        return payment.outstanding_after
+
+    async def payment_published(self, payment_id: str) -> None:
+        """Mark it."""
+        self.payments[payment_id] = replace(self.payments[payment_id], published=True)
+
+    async def add_credit_note(self, note: CreditNoteRecord) -> tuple[CreditNoteRecord, bool]:
+        """Record it unless its id is known."""
+        if note.credit_note_id in self.credit_notes:
+            return self.credit_notes[note.credit_note_id], False
+        self.credit_notes[note.credit_note_id] = note
+        return note, True
+
+    async def credit_notes_of(self, invoice_id: str) -> list[CreditNoteRecord]:
+        """By number."""
+        found = [n for n in self.credit_notes.values() if n.invoice_id == invoice_id]
+        return sorted(found, key=lambda n: n.number)
+
+    async def credit_note_published(self, credit_note_id: str) -> None:
+        """Mark it."""
+        note = self.credit_notes[credit_note_id]
+        self.credit_notes[credit_note_id] = replace(note, published=True)
+
+    async def add_credit(self, entry: CreditEntry) -> bool:
+        """Record it unless its id is known."""
+        if entry.entry_id in self.credits:
+            return False
+        self.credits[entry.entry_id] = entry
+        return True
+
+    async def credits_of(self, customer_id: str) -> list[CreditEntry]:
+        """In the order recorded."""
+        return [e for e in self.credits.values() if e.customer_id == customer_id]
+
+    async def balances_of(self, customer_id: str) -> dict[str, Decimal]:
+        """The sum of the customer's entries per currency."""
+        return balances(await self.credits_of(customer_id))

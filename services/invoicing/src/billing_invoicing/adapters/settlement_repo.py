@@ -1,17 +1,17 @@
-"""Payments, credit notes and customer credit in MongoDB / FerretDB.
+"""Payments, credit notes and the customers' credit ledger in MongoDB / FerretDB
+(:class:`~billing_invoicing.ports.SettlementRecords`).
 
-No transactions (FerretDB has none): each step is one single-document write that is safe to
-repeat, so a command that crashed half-way is finished by running it again.
+Each is a document of its own, inserted once under a deterministic ``_id`` (a retry finds it)
+and never edited afterwards except for the marks a retry needs (``published_at``, a payment's
+``outstanding_after_units``). What they do to an invoice is the ``Invoice`` aggregate's business
+(``domain/model.py``), written by the invoice repository alone.
 
-1. The payment (or credit note) is inserted under a deterministic ``_id``: a retry finds it.
-2. It is applied to its invoice by one atomic update that adds the amount (``$inc``) and the id
-   (``$push``) only if the id is not there yet (``{"payment_ids": {"$ne": id}}``): a retry adds
-   nothing.
-3. The invoice's status and outstanding amount are recomputed from its sums and written with a
-   condition on the sums read, so a concurrent payment's later write is never overwritten by an
-   older view.
-4. Overpayment becomes customer credit: one document per payment that caused it
-   (``overpayment:<payment id>``), so that the credits of an invoice add up to its overpayment.
+The credit ledger is one document per entry (``invoicing_customer_credits``); beside it each
+customer has one summary document in ``invoicing_credit_balances`` (``_id``: the customer id)
+holding ``(entry id, currency, units)`` of every entry, added with ``$addToSet`` after the
+entry is inserted, whether the insert was new or a retry's: so the summary has every entry
+exactly once, and the close reads a customer's balance with one look-up by ``_id`` (the only
+filter FerretDB's SQLite backend answers itself) however long the ledger grows.
 
 Money is stored as integers of the currency's unit (``*_units``, ``domain/units.py``), like
 everything else.
@@ -24,12 +24,14 @@ from decimal import Decimal
 from typing import Any
 
 from pymongo import ASCENDING
+from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
+from billing_invoicing.adapters.invoice_repo import CREDIT_BALANCES, INVOICES
 from billing_invoicing.adapters.invoice_repo import CUSTOMER_CREDITS as CREDITS
-from billing_invoicing.adapters.invoice_repo import INVOICES
-from billing_invoicing.domain.settlement import Settlement
+from billing_invoicing.domain.credit import CreditEntry, CreditKind
+from billing_invoicing.domain.settlement import CreditNoteRecord, PaymentRecord
 from billing_invoicing.domain.units import from_units, to_units
 from billing_schemas.money import round_to_minor
 
@@ -46,26 +48,140 @@ def amount_of(units: Any, currency: str) -> Decimal:
     return round_to_minor(from_units(int(units or 0), currency), currency)
 
 
-def settlement_of(doc: Doc) -> Settlement:
-    """An invoice document's standing."""
+def payment_document(p: PaymentRecord) -> Doc:
+    """A payment as stored."""
+    return {
+        "_id": p.payment_id,
+        "invoice_id": p.invoice_id,
+        "invoice_number": p.invoice_number,
+        "customer_id": p.customer_id,
+        "amount_units": to_units(p.amount, p.currency),
+        "currency": p.currency,
+        "method": p.method,
+        "reference": p.reference,
+        "paid_on": p.paid_on.isoformat(),
+        "recorded_at": datetime.now(UTC),
+    }
+
+
+def payment_of(doc: Doc) -> PaymentRecord:
+    """A stored payment."""
     currency = str(doc["currency"])
-    return Settlement(
-        total=amount_of(doc.get("total_units"), currency),
-        paid=amount_of(doc.get("paid_units"), currency),
-        credited=amount_of(doc.get("credited_units"), currency),
-        voided=doc.get("voided_at") is not None,
-        overdue=doc.get("overdue_since") is not None,
+    after = doc.get("outstanding_after_units")
+    return PaymentRecord(
+        payment_id=str(doc["_id"]),
+        invoice_id=str(doc["invoice_id"]),
+        invoice_number=str(doc["invoice_number"]),
+        customer_id=str(doc["customer_id"]),
+        amount=amount_of(doc["amount_units"], currency),
+        currency=currency,
+        method=str(doc["method"]),
+        reference=str(doc["reference"]),
+        paid_on=date.fromisoformat(str(doc["paid_on"])),
+        outstanding_after=None if after is None else amount_of(after, currency),
+        published=doc.get("published_at") is not None,
     )
 
 
+def credit_note_document(n: CreditNoteRecord) -> Doc:
+    """A credit note as stored."""
+    return {
+        "_id": n.credit_note_id,
+        "number": n.number,
+        "invoice_id": n.invoice_id,
+        "invoice_number": n.invoice_number,
+        "customer_id": n.customer_id,
+        "currency": n.currency,
+        "amount_units": to_units(n.amount, n.currency),
+        "tax_units": to_units(n.tax, n.currency),
+        "net_units": to_units(n.net, n.currency),
+        "reason": n.reason,
+        "void": n.void,
+        "issue_date": n.issue_date.isoformat(),
+    }
+
+
+def credit_note_of(doc: Doc) -> CreditNoteRecord:
+    """A stored credit note."""
+    currency = str(doc["currency"])
+    return CreditNoteRecord(
+        credit_note_id=str(doc["_id"]),
+        number=str(doc["number"]),
+        invoice_id=str(doc["invoice_id"]),
+        invoice_number=str(doc["invoice_number"]),
+        customer_id=str(doc["customer_id"]),
+        currency=currency,
+        amount=amount_of(doc["amount_units"], currency),
+        tax=amount_of(doc.get("tax_units"), currency),
+        net=amount_of(doc.get("net_units"), currency),
+        reason=str(doc["reason"]),
+        void=bool(doc.get("void")),
+        issue_date=date.fromisoformat(str(doc["issue_date"])),
+        published=doc.get("published_at") is not None,
+    )
+
+
+def credit_document(e: CreditEntry) -> Doc:
+    """A credit ledger entry as stored."""
+    return {
+        "_id": e.entry_id,
+        "customer_id": e.customer_id,
+        "invoice_id": e.invoice_id,
+        "invoice_number": e.invoice_number,
+        "currency": e.currency,
+        "amount_units": to_units(e.amount, e.currency),
+        "kind": e.kind.value,
+        "reason": e.reason,
+        "recorded_at": e.recorded_at or datetime.now(UTC),
+    }
+
+
+def _kind_of(doc: Doc) -> CreditKind:
+    kind = doc.get("kind")
+    if kind is not None:
+        return CreditKind(kind)
+    # entries recorded before kinds were stored: their id says what caused them
+    prefix = str(doc["_id"]).split(":", 1)[0]
+    return CreditKind.NEGATIVE_TOTAL if prefix == "negative-total" else CreditKind.OVERPAYMENT
+
+
+def credit_of(doc: Doc) -> CreditEntry:
+    """A stored credit ledger entry."""
+    currency = str(doc["currency"])
+    recorded = doc.get("recorded_at")
+    return CreditEntry(
+        entry_id=str(doc["_id"]),
+        customer_id=str(doc["customer_id"]),
+        currency=currency,
+        amount=amount_of(doc["amount_units"], currency),
+        kind=_kind_of(doc),
+        reason=str(doc.get("reason") or ""),
+        invoice_id=doc.get("invoice_id"),
+        invoice_number=doc.get("invoice_number"),
+        recorded_at=recorded if isinstance(recorded, datetime) else None,
+    )
+
+
+async def _insert_once(target: AsyncCollection[Doc], doc: Doc) -> tuple[Doc, bool]:
+    try:
+        await target.insert_one(doc)
+    except DuplicateKeyError:
+        stored = await target.find_one({"_id": doc["_id"]})
+        assert stored is not None
+        return stored, False
+    return doc, True
+
+
 class MongoSettlementRepository:
-    """What was paid and credited against finalized invoices."""
+    """Payments, credit notes and customer credit (see the module docstring); also finds a
+    stored invoice document by number for the read side (queries, e-invoices)."""
 
     def __init__(self, db: AsyncDatabase[Doc]) -> None:
         self._invoices = db[INVOICES]
         self._payments = db[PAYMENTS]
         self._credit_notes = db[CREDIT_NOTES]
         self._credits = db[CUSTOMER_CREDITS]
+        self._balances = db[CREDIT_BALANCES]
 
     async def ensure_indexes(self) -> None:
         """Indexes the queries here use (idempotent)."""
@@ -75,130 +191,88 @@ class MongoSettlementRepository:
         await self._invoices.create_index([("number", ASCENDING)])
 
     async def invoice_by_number(self, number: str) -> Doc | None:
-        """A finalized invoice by its number (or its id, ``customer:period``)."""
+        """A stored invoice document by its number (or its id, ``customer:period``), for
+        reading only."""
         return await self._invoices.find_one({"$or": [{"number": number}, {"_id": number}]})
 
-    async def insert_once(self, collection: str, doc: Doc) -> tuple[Doc, bool]:
-        """Insert ``doc`` under its ``_id``; return the stored one and whether it is new."""
-        target = self._payments if collection == PAYMENTS else self._credit_notes
-        try:
-            await target.insert_one(doc)
-        except DuplicateKeyError:
-            stored = await target.find_one({"_id": doc["_id"]})
-            assert stored is not None
-            return stored, False
-        return doc, True
+    async def add_payment(self, payment: PaymentRecord) -> tuple[PaymentRecord, bool]:
+        """Record the payment once under its id."""
+        stored, new = await _insert_once(self._payments, payment_document(payment))
+        return payment_of(stored), new
 
-    async def apply(
-        self, invoice_id: str, *, field: str, ids_field: str, item_id: str, units: int
-    ) -> None:
-        """Add ``units`` to the invoice's ``field`` once for ``item_id`` (one atomic update)."""
-        await self._invoices.update_one(
-            {"_id": invoice_id, ids_field: {"$ne": item_id}},
-            {"$inc": {field: units}, "$push": {ids_field: item_id}},
-        )
-
-    async def mark(self, invoice_id: str, fields: Doc) -> None:
-        """Set fields on an invoice that are not set yet (``voided_at``, ``overdue_since``)."""
-        for name, value in fields.items():
-            await self._invoices.update_one(
-                {"_id": invoice_id, name: None}, {"$set": {name: value}}
-            )
-
-    async def refresh(self, invoice_id: str) -> tuple[Doc, Settlement]:
-        """Write the status and outstanding amount that follow from the invoice's sums."""
-        for _ in range(10):
-            doc = await self._invoices.find_one({"_id": invoice_id})
-            assert doc is not None
-            standing = settlement_of(doc)
-            currency = str(doc["currency"])
-            result = await self._invoices.update_one(
-                {
-                    "_id": invoice_id,
-                    "paid_units": doc.get("paid_units"),
-                    "credited_units": doc.get("credited_units"),
-                },
-                {
-                    "$set": {
-                        "status": standing.status.value,
-                        "outstanding_units": to_units(standing.outstanding, currency),
-                        "settled_at": datetime.now(UTC),
-                    }
-                },
-            )
-            if result.matched_count:
-                doc.update(
-                    status=standing.status.value,
-                    outstanding_units=to_units(standing.outstanding, currency),
-                )
-                return doc, standing
-        msg = f"invoice {invoice_id}: its payments keep changing; try again"
-        raise RuntimeError(msg)
-
-    async def record_overpayment(self, doc: Doc, standing: Settlement, cause: str) -> int:
-        """Make the invoice's customer credits add up to its overpayment; return units added."""
-        wanted = to_units(standing.overpaid, str(doc["currency"]))
-        have = 0
-        async for c in self._credits.find({"invoice_id": doc["_id"]}, {"amount_units": 1}):
-            have += int(c["amount_units"])
-        if wanted <= have:
-            return 0
-        added = wanted - have
-        try:
-            await self._credits.insert_one(
-                {
-                    "_id": f"overpayment:{cause}",
-                    "customer_id": doc["customer_id"],
-                    "invoice_id": doc["_id"],
-                    "invoice_number": doc.get("number"),
-                    "currency": doc.get("currency"),
-                    "amount_units": added,
-                    "reason": f"overpayment of invoice {doc.get('number')}",
-                    "recorded_at": datetime.now(UTC),
-                }
-            )
-        except DuplicateKeyError:
-            return 0  # this cause's credit is recorded already
-        return added
-
-    async def customer_credit(self, customer_id: str) -> dict[str, int]:
-        """The customer's credit balance per currency, in units."""
-        balance: dict[str, int] = {}
-        async for c in self._credits.find({"customer_id": customer_id}):
-            balance[c["currency"]] = balance.get(c["currency"], 0) + int(c["amount_units"])
-        return balance
-
-    async def payments_of(self, invoice_id: str) -> list[Doc]:
+    async def payments_of(self, invoice_id: str) -> list[PaymentRecord]:
         """The invoice's payments, oldest first."""
         cursor = self._payments.find({"invoice_id": invoice_id}).sort("recorded_at", ASCENDING)
-        return [d async for d in cursor]
+        return [payment_of(d) async for d in cursor]
 
-    async def credit_notes_of(self, invoice_id: str) -> list[Doc]:
-        """The invoice's credit notes, oldest first."""
-        cursor = self._credit_notes.find({"invoice_id": invoice_id}).sort("number", ASCENDING)
-        return [d async for d in cursor]
-
-    async def outstanding_after(self, payment_id: str, units: int) -> int:
-        """The payment's ``outstanding_after_units``: set to ``units`` if not set yet."""
-        await self._payments.update_one(
-            {"_id": payment_id, "outstanding_after_units": None},
-            {"$set": {"outstanding_after_units": units}},
-        )
-        doc = await self._payments.find_one({"_id": payment_id}, {"outstanding_after_units": 1})
+    async def fix_outstanding_after(self, payment_id: str, amount: Decimal) -> Decimal:
+        """Set the payment's ``outstanding_after`` unless it is set; return the one stored."""
+        doc = await self._payments.find_one({"_id": payment_id})
         assert doc is not None
-        return int(doc["outstanding_after_units"])
+        if doc.get("outstanding_after_units") is None:
+            units = to_units(amount, str(doc["currency"]))
+            await self._payments.update_one(
+                {"_id": payment_id}, {"$set": {"outstanding_after_units": units}}
+            )
+            return amount
+        return amount_of(doc["outstanding_after_units"], str(doc["currency"]))
 
-    async def mark_published(self, collection: str, item_id: str) -> None:
-        """Remember that the item's event was acknowledged by the broker."""
-        target = self._payments if collection == PAYMENTS else self._credit_notes
-        await target.update_one({"_id": item_id}, {"$set": {"published_at": datetime.now(UTC)}})
+    async def payment_published(self, payment_id: str) -> None:
+        """Remember that PaymentRecorded was acknowledged."""
+        await self._payments.update_one(
+            {"_id": payment_id}, {"$set": {"published_at": datetime.now(UTC)}}
+        )
 
-    async def open_invoices_due_before(self, as_of: date) -> list[Doc]:
-        """Finalized invoices not paid or void whose due date is before ``as_of``."""
-        cursor = self._invoices.find(
+    async def add_credit_note(self, note: CreditNoteRecord) -> tuple[CreditNoteRecord, bool]:
+        """Record the credit note once under its id."""
+        stored, new = await _insert_once(self._credit_notes, credit_note_document(note))
+        return credit_note_of(stored), new
+
+    async def credit_notes_of(self, invoice_id: str) -> list[CreditNoteRecord]:
+        """The invoice's credit notes, by number."""
+        cursor = self._credit_notes.find({"invoice_id": invoice_id}).sort("number", ASCENDING)
+        return [credit_note_of(d) async for d in cursor]
+
+    async def credit_note_published(self, credit_note_id: str) -> None:
+        """Remember that CreditNoteIssued was acknowledged."""
+        await self._credit_notes.update_one(
+            {"_id": credit_note_id}, {"$set": {"published_at": datetime.now(UTC)}}
+        )
+
+    async def add_credit(self, entry: CreditEntry) -> bool:
+        """Record a ledger entry once under its id, and in its customer's summary (module
+        docstring; a retry completes a summary a crash left without it)."""
+        stored, new = await _insert_once(self._credits, credit_document(entry))
+        await self._balances.update_one(
+            {"_id": entry.customer_id},
             {
-                "status": {"$in": ["finalized", "partially_paid", "overdue"]},
-                "due_date": {"$lt": as_of.isoformat()},
-            }
-        ).sort("_id", ASCENDING)
-        return [d async for d in cursor]
+                "$addToSet": {
+                    "entries": {
+                        "id": stored["_id"],
+                        "currency": stored["currency"],
+                        "units": int(stored["amount_units"]),
+                    }
+                }
+            },
+            upsert=True,
+        )
+        return new
+
+    async def balances_of(self, customer_id: str) -> dict[str, Decimal]:
+        """The customer's balance per currency, from its summary (one look-up by ``_id``)."""
+        doc = await self._balances.find_one({"_id": customer_id})
+        units: dict[str, int] = {}
+        seen: set[str] = set()
+        for e in [] if doc is None else doc.get("entries", []):
+            if e["id"] in seen:  # never twice, whatever happened to the summary
+                continue
+            seen.add(e["id"])
+            units[e["currency"]] = units.get(e["currency"], 0) + int(e["units"])
+        return {c: amount_of(u, c) for c, u in units.items()}
+
+    async def credits_of(self, customer_id: str) -> list[CreditEntry]:
+        """The customer's ledger, oldest first."""
+        cursor = self._credits.find({"customer_id": customer_id}).sort(
+            [("recorded_at", ASCENDING), ("_id", ASCENDING)]
+        )
+        return [credit_of(d) async for d in cursor]

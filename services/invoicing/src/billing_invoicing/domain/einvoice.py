@@ -171,6 +171,7 @@ class EInvoice:
     payment: Payment | None  # BG-16
     notes: tuple[str, ...] = ()  # BT-22
     preceding: PrecedingInvoice | None = None  # BG-3
+    prepaid: Decimal = Decimal(0)  # BT-113: customer credit applied at finalization
     invoice_id: str = ""  # ours, not a business term: which invoice this came from
 
 
@@ -397,7 +398,8 @@ def einvoice_from_invoice(
         tax_exclusive=invoice.subtotal,
         tax_total=invoice.tax,
         grand_total=invoice.total,
-        payable=invoice.total,
+        payable=invoice.total - invoice.credit_applied,  # BT-115 = BT-112 - BT-113
+        prepaid=invoice.credit_applied,
         payment=payment_of(invoice.payment_methods, invoice.number, terms),
         notes=notes,
         invoice_id=invoice.invoice_id,

@@ -33,8 +33,15 @@ from enum import StrEnum
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from billing_invoicing.domain.one_off import is_one_off, is_tax_exempt
 from billing_invoicing.domain.proration import subscription_spans
-from billing_invoicing.domain.tax import TaxAmount, TaxRegime, compute_taxes, tax_regime
+from billing_invoicing.domain.tax import (
+    EXEMPT_REGIME,
+    TaxAmount,
+    TaxRegime,
+    compute_taxes,
+    tax_regime,
+)
 from billing_schemas.catalog import (
     Customer,
     InvoicingEntity,
@@ -71,6 +78,7 @@ class LineKind(StrEnum):
     USAGE = "usage"  # step 3: the period's cloud charges of one provider and service
     INCLUDED = "included"  # steps 5-6: included infrastructure netted (negative)
     CORRECTION = "correction"  # late usage of an earlier, finalized period
+    ONE_OFF = "one_off"  # a charge an operator added (setup fee, support hours, hardware)
 
 
 class _Model(BaseModel):
@@ -151,6 +159,11 @@ class InvoiceDocument(_Model):
     total: Decimal
     outstanding: Decimal
     payment_methods: list[PaymentMethod]
+    credit_applied: Decimal = Field(
+        default=Decimal(0),
+        description="The customer's credit balance taken off at finalization (after tax; "
+        "``outstanding = max(total, 0) - credit_applied``).",
+    )
     taxes: list[TaxAmount] = Field(default_factory=list)
     tax_mention: str | None = None
     netting: Netting | None = None
@@ -158,6 +171,19 @@ class InvoiceDocument(_Model):
     status: InvoiceStatus = InvoiceStatus.DRAFT
     issue_date: date | None = None
     due_date: date | None = None
+
+
+def with_credit_applied(document: InvoiceDocument, credit: Decimal) -> InvoiceDocument:
+    """The issued document with ``credit`` of the customer's balance taken off what it asks
+    to be paid (``domain/credit.py``: at most its total, so never below zero due); its lines,
+    taxes and total are unchanged."""
+    if not credit:
+        return document
+    due = max(document.total, Decimal(0))
+    if not Decimal(0) < credit <= due:
+        msg = f"{document.invoice_id}: cannot apply {credit} of credit to {due} due"
+        raise ValueError(msg)
+    return document.model_copy(update={"credit_applied": credit, "outstanding": due - credit})
 
 
 def invoice_id_for(customer_id: str, period: str) -> str:
@@ -264,6 +290,29 @@ def _line(description: str, kind: LineKind, amount: Decimal) -> InvoiceLine:
     )
 
 
+def one_off_lines(groups: Sequence[ChargeGroup], period: str) -> list[InvoiceLine]:
+    """The lines of the one-off charges among ``groups`` (``domain/one_off.py``): each
+    described as the operator wrote it, dated when it belongs to another period."""
+    one_offs = sorted(
+        (g for g in groups if is_one_off(g.provider)),
+        key=lambda g: (g.period or "", g.service_name, g.provider),
+    )
+    return [
+        InvoiceLine(
+            description=g.service_name,
+            provider=g.provider,
+            service_name=g.service_name,
+            charge_count=g.charge_count,
+            cost=g.cost,
+            amount_exact=g.price,
+            amount=g.price,
+            kind=LineKind.ONE_OFF,
+            period=None if g.period in (None, period) else g.period,
+        )
+        for g in one_offs
+    ]
+
+
 def assemble_invoice(
     *,
     customer: Customer,
@@ -285,13 +334,15 @@ def assemble_invoice(
     # step 1: subscription fees; step 2: what they include
     lines, included = subscription_lines(customer, plans, period)
 
-    # step 3: the period's cloud charges; late usage of earlier periods as dated corrections
+    # step 3: the period's cloud charges; late usage of earlier periods as dated corrections;
+    # one-off charges an operator added are lines of their own, never cloud usage
+    cloud_groups = [g for g in groups if not is_one_off(g.provider)]
     current = sorted(
-        (g for g in groups if g.period in (None, period)),
+        (g for g in cloud_groups if g.period in (None, period)),
         key=lambda g: (g.provider, g.service_name),
     )
     late = sorted(
-        (g for g in groups if g.period not in (None, period)),
+        (g for g in cloud_groups if g.period not in (None, period)),
         key=lambda g: (g.period or "", g.provider, g.service_name),
     )
     lines += [
@@ -351,6 +402,7 @@ def assemble_invoice(
         )
         for g in late
     ]
+    lines += one_off_lines(groups, period)
 
     rounded = allocate_rounded([line.amount_exact for line in lines], currency)
     lines = [line.model_copy(update={"amount": r}) for line, r in zip(lines, rounded, strict=True)]
@@ -372,10 +424,16 @@ def assemble_invoice(
             )
         return regimes[line_period]
 
+    def regime_of_line(line: InvoiceLine) -> TaxRegime:
+        if line.kind is LineKind.ONE_OFF and is_tax_exempt(line.provider):
+            return EXEMPT_REGIME
+        return regime_of(line.period or period)
+
     regime = regime_of(period)
-    taxes = compute_taxes(
-        ((regime_of(line.period or period), line.amount_exact) for line in lines), currency
-    )
+    taxes = compute_taxes(((regime_of_line(line), line.amount_exact) for line in lines), currency)
+    mentions = [regime.mention] if regime.mention else []
+    if any(regime_of_line(line) is EXEMPT_REGIME for line in lines):
+        mentions.append(EXEMPT_REGIME.mention or "")
     if not taxes:  # an empty invoice still states its tax
         taxes = compute_taxes([(regime, Decimal(0))], currency)
     tax = round_to_minor(sum((t.tax for t in taxes), Decimal(0)), currency)
@@ -407,6 +465,6 @@ def assemble_invoice(
         outstanding=total,
         payment_methods=entity.payment_methods,
         taxes=taxes,
-        tax_mention=regime.mention,
+        tax_mention=" ".join(mentions) or None,
         netting=netting,
     )

@@ -32,6 +32,13 @@ after the marker go to the customer's next open invoice.
 
 Lifecycle: draft -> finalizing (frozen at the period-close marker: charges after it go to the
 next open invoice) -> finalized (numbered, rendered, announced); settlement statuses follow.
+
+After finalization the document never changes; what changes is its settlement: payments
+(:meth:`Invoice.record_payment`), credit notes (:meth:`Invoice.credit`, :meth:`Invoice.void`)
+and lateness (:meth:`Invoice.mark_overdue`). Each applies a payment or note once (by its id),
+so a retried command changes nothing, and the status follows from the amounts
+(``domain/settlement.py``). Settlement has several writers (the CLI, the API, the daily overdue
+job): its saves are guarded by the version.
 """
 
 from __future__ import annotations
@@ -39,14 +46,25 @@ from __future__ import annotations
 import zlib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
-from datetime import date
+from datetime import date, datetime
 from decimal import Decimal
 
+from billing_invoicing.domain.credit import credit_to_apply
 from billing_invoicing.domain.invoice import (
     ChargeGroup,
     InvoiceDocument,
     InvoiceStatus,
     invoice_id_for,
+)
+from billing_invoicing.domain.settlement import (
+    OPEN_STATUSES,
+    PAYABLE_STATUSES,
+    CreditNoteRecord,
+    PaymentRecord,
+    Settlement,
+    SettlementError,
+    check_amount,
+    days_overdue,
 )
 from billing_schemas.money import round_to_minor
 
@@ -142,7 +160,55 @@ class Finalized:
     number: str
 
 
-Event = ChargesCounted | FinalizingStarted | Finalized
+@dataclass(frozen=True)
+class CreditTaken:
+    """Event: the customer's credit balance was taken off the invoice being finalized."""
+
+    invoice_id: str
+    customer_id: str
+    currency: str
+    amount: Decimal
+
+
+@dataclass(frozen=True)
+class PaymentApplied:
+    """Event: a payment was counted against the invoice."""
+
+    invoice_id: str
+    payment_id: str
+    amount: Decimal
+    outstanding_after: Decimal
+
+
+@dataclass(frozen=True)
+class CreditNoteApplied:
+    """Event: a credit note reduced what the invoice owes (``void``: it cancelled it)."""
+
+    invoice_id: str
+    credit_note_id: str
+    amount: Decimal
+    void: bool
+
+
+@dataclass(frozen=True)
+class BecameOverdue:
+    """Event: the invoice is past its due date with money outstanding, as of a day."""
+
+    invoice_id: str
+    as_of: date
+    days_overdue: int
+    outstanding: Decimal
+
+
+Event = (
+    ChargesCounted
+    | FinalizingStarted
+    | CreditTaken
+    | Finalized
+    | PaymentApplied
+    | CreditNoteApplied
+    | BecameOverdue
+)
 
 __all__ = ["DraftLedger", "Invoice", "invoice_id_for", "next_period", "parse_invoice_id"]
 
@@ -315,6 +381,20 @@ class Invoice:
     pdf_sha256: str | None = None
     version: int = 0
     """How many times it was saved; a save expects the stored version to be this one."""
+    paid: Decimal = Decimal(0)
+    """Payments counted against it (each once: ``payment_ids``)."""
+    credited: Decimal = Decimal(0)
+    """Credit notes counted on it (each once: ``credit_note_ids``)."""
+    payment_ids: list[str] = field(default_factory=list)
+    credit_note_ids: list[str] = field(default_factory=list)
+    voided_on: date | None = None
+    overdue_since: date | None = None
+    settled_by: str | None = None
+    """The payment or credit note after which nothing was left to pay."""
+    paid_announced_at: datetime | None = None
+    voided_announced_at: datetime | None = None
+    credit_applied: Decimal | None = None
+    """The customer's credit taken off it, decided once when it is frozen (None: not yet)."""
 
     @classmethod
     def new(cls, invoice_id: str) -> Invoice:
@@ -347,6 +427,20 @@ class Invoice:
             self.currency = self.currency or draft.currency
         return [FinalizingStarted(self.invoice_id, issue_date)]
 
+    def take_credit(self, balance: Decimal, total: Decimal, currency: str) -> list[Event]:
+        """Decide, once, how much of the customer's credit ``balance`` (in ``currency``, the
+        invoice's) the frozen invoice of ``total`` takes (``domain/credit.py``); a close that
+        runs again keeps what was decided and nothing happens."""
+        if self.status is not InvoiceStatus.FINALIZING:
+            msg = f"{self.invoice_id} is {self.status}: credit is applied while finalizing"
+            raise InvoiceStateError(msg)
+        if self.credit_applied is not None:
+            return []
+        self.credit_applied = credit_to_apply(balance, total)
+        if not self.credit_applied:
+            return []
+        return [CreditTaken(self.invoice_id, self.customer_id, currency, self.credit_applied)]
+
     def finalize(
         self, document: InvoiceDocument, *, seq: int, pdf_file_id: str, pdf_sha256: str
     ) -> list[Event]:
@@ -364,3 +458,170 @@ class Invoice:
         self.pdf_file_id = pdf_file_id
         self.pdf_sha256 = pdf_sha256
         return [Finalized(self.invoice_id, document.number)]
+
+    # --- settlement (after finalization) ----------------------------------------------------
+
+    def _issued(self) -> InvoiceDocument:
+        if self.document is None or self.status in (InvoiceStatus.DRAFT, InvoiceStatus.FINALIZING):
+            msg = f"{self.invoice_id} is {self.status}: it is not issued yet"
+            raise InvoiceStateError(msg)
+        return self.document
+
+    def standing(self) -> Settlement:
+        """What it owes and what was paid and credited (``domain/settlement.py``)."""
+        document = self._issued()
+        return Settlement(
+            total=document.total,
+            paid=self.paid,
+            credited=self.credited,
+            voided=self.voided_on is not None,
+            overdue=self.overdue_since is not None,
+            credit_applied=self.credit_applied or Decimal(0),
+        )
+
+    def settlement_state(self) -> tuple[object, ...]:
+        """Everything settlement changes (equal before and after: nothing to save)."""
+        return (
+            self.status,
+            self.paid,
+            self.credited,
+            tuple(self.payment_ids),
+            tuple(self.credit_note_ids),
+            self.voided_on,
+            self.overdue_since,
+            self.settled_by,
+            self.paid_announced_at,
+            self.voided_announced_at,
+        )
+
+    def _follow(self, cause: str | None) -> None:
+        """Set the status that follows from the amounts; remember what settled it."""
+        self.status = self.standing().status
+        if self.status is InvoiceStatus.PAID and self.settled_by is None:
+            self.settled_by = cause
+
+    def check_payable(self) -> None:
+        """Refuse a payment on an invoice that takes none (void): :class:`SettlementError`."""
+        self._issued()
+        if self.status not in PAYABLE_STATUSES:
+            msg = f"invoice {self.number} is {self.status}: no payment can be recorded on it"
+            raise SettlementError(msg)
+
+    def record_payment(self, payment: PaymentRecord) -> list[Event]:
+        """Count a payment once (a payment counted before changes nothing). A payment is taken
+        while the invoice owes money or is paid (beyond what is owed: the customer's credit);
+        never on a void one."""
+        self.check_payable()
+        if payment.invoice_id != self.invoice_id or payment.currency != self.currency_issued:
+            msg = f"payment {payment.payment_id} is not one of {self.invoice_id}"
+            raise SettlementError(msg)
+        if payment.payment_id in self.payment_ids:
+            return []
+        self.payment_ids.append(payment.payment_id)
+        self.paid += payment.amount
+        self._follow(payment.payment_id)
+        return [
+            PaymentApplied(
+                self.invoice_id, payment.payment_id, payment.amount, self.standing().outstanding
+            )
+        ]
+
+    @property
+    def currency_issued(self) -> str:
+        """The currency of the issued document."""
+        return self._issued().currency
+
+    def check_credit(self, credit_note_id: str, amount: Decimal, *, void: bool) -> None:
+        """Refuse a credit note that cannot be issued (:class:`SettlementError` saying why):
+        on a void invoice (except the void itself, issued again to finish what a crash left),
+        nothing left to credit, or more than is left. A note counted before is not checked
+        again."""
+        standing = self.standing()
+        known = credit_note_id in self.credit_note_ids
+        if standing.voided and not (void and known):
+            msg = f"invoice {self.number} is void already"
+            raise SettlementError(msg)
+        if known:
+            return
+        if amount <= 0:
+            msg = f"invoice {self.number} has nothing left to credit"
+            raise SettlementError(msg)
+        check_amount(amount, self.currency_issued, "the amount credited")
+        if amount > standing.owed:
+            msg = (
+                f"cannot credit {amount} {self.currency_issued} on {self.number}: "
+                f"only {standing.owed} is left"
+            )
+            raise SettlementError(msg)
+
+    def credit(self, note: CreditNoteRecord) -> list[Event]:
+        """Count a credit note once: it reduces what the invoice owes (money paid beyond that
+        becomes the customer's credit)."""
+        if note.void:
+            msg = f"credit note {note.number} voids the invoice: use void()"
+            raise SettlementError(msg)
+        return self._apply_note(note)
+
+    def void(self, note: CreditNoteRecord) -> list[Event]:
+        """Cancel the invoice with a credit note for everything not credited yet (counted once;
+        a void issued again finds it)."""
+        if not note.void:
+            msg = f"credit note {note.number} does not void the invoice: use credit()"
+            raise SettlementError(msg)
+        return self._apply_note(note)
+
+    def _apply_note(self, note: CreditNoteRecord) -> list[Event]:
+        self.check_credit(note.credit_note_id, note.amount, void=note.void)
+        if note.invoice_id != self.invoice_id or note.currency != self.currency_issued:
+            msg = f"credit note {note.number} is not one of {self.invoice_id}"
+            raise SettlementError(msg)
+        if note.credit_note_id in self.credit_note_ids:
+            return []
+        self.credit_note_ids.append(note.credit_note_id)
+        self.credited += note.amount
+        if note.void:
+            self.voided_on = note.issue_date
+        self._follow(note.credit_note_id)
+        return [CreditNoteApplied(self.invoice_id, note.credit_note_id, note.amount, note.void)]
+
+    def mark_overdue(self, as_of: date) -> list[Event]:
+        """Past its due date with money outstanding on ``as_of``: overdue (from the first day it
+        is found so), reported once per day asked. Nothing happens to an invoice paid, void,
+        or not due yet."""
+        document = self._issued()
+        if self.status not in OPEN_STATUSES or document.due_date is None:
+            return []
+        if document.due_date >= as_of:
+            return []
+        if self.overdue_since is None:
+            self.overdue_since = as_of
+        self._follow(None)
+        standing = self.standing()
+        if standing.outstanding <= 0 or self.status is not InvoiceStatus.OVERDUE:
+            return []
+        return [
+            BecameOverdue(
+                self.invoice_id,
+                as_of,
+                days_overdue(document.due_date, as_of),
+                standing.outstanding,
+            )
+        ]
+
+    @property
+    def paid_unannounced(self) -> bool:
+        """Paid, and ``InvoicePaid`` not acknowledged yet (announced once per invoice)."""
+        return self.status is InvoiceStatus.PAID and self.paid_announced_at is None
+
+    @property
+    def voided_unannounced(self) -> bool:
+        """Void, and ``InvoiceVoided`` not acknowledged yet (announced once per invoice)."""
+        return self.voided_on is not None and self.voided_announced_at is None
+
+    def paid_announced(self, at: datetime) -> None:
+        """``InvoicePaid`` was acknowledged by the broker."""
+        self.paid_announced_at = self.paid_announced_at or at
+
+    def voided_announced(self, at: datetime) -> None:
+        """``InvoiceVoided`` was acknowledged by the broker."""
+        self.voided_announced_at = self.voided_announced_at or at

@@ -4,8 +4,11 @@ A finalized invoice's content never changes. What changes is what has been paid 
 and credited on it (by credit notes, which reference it); from those follow:
 
 * ``owed = total - credited`` (a credit note reduces what the customer owes);
-* ``outstanding = max(owed - paid, 0)``;
-* ``overpaid = max(paid - owed, 0)``: recorded explicitly as customer credit, never dropped;
+* ``settled = paid + credit_applied`` (the customer's credit balance taken off at
+  finalization, ``domain/credit.py``, settles like a payment);
+* ``outstanding = max(owed - settled, 0)``;
+* ``overpaid = max(settled - owed, 0)``: recorded explicitly as customer credit, never dropped
+  (so voiding an invoice on which credit was applied gives the credit back);
 * the status: void (cancelled by a credit note for all of it) > paid (nothing outstanding) >
   overdue (past its due date, something outstanding) > partially paid > finalized.
 """
@@ -44,6 +47,8 @@ class Settlement:
     credited: Decimal
     voided: bool = False
     overdue: bool = False
+    credit_applied: Decimal = Decimal(0)
+    """The customer's credit taken off at finalization."""
 
     @property
     def owed(self) -> Decimal:
@@ -53,12 +58,12 @@ class Settlement:
     @property
     def outstanding(self) -> Decimal:
         """What is still to be paid (never negative)."""
-        return max(self.owed - self.paid, Decimal(0))
+        return max(self.owed - self.paid - self.credit_applied, Decimal(0))
 
     @property
     def overpaid(self) -> Decimal:
-        """What was paid beyond what is owed: the customer's credit."""
-        return max(self.paid - self.owed, Decimal(0))
+        """What was paid (or credit applied) beyond what is owed: the customer's credit."""
+        return max(self.paid + self.credit_applied - self.owed, Decimal(0))
 
     @property
     def status(self) -> InvoiceStatus:
@@ -69,7 +74,7 @@ class Settlement:
             return InvoiceStatus.PAID
         if self.overdue:
             return InvoiceStatus.OVERDUE
-        if self.paid > 0:
+        if self.paid + self.credit_applied > 0:
             return InvoiceStatus.PARTIALLY_PAID
         return InvoiceStatus.FINALIZED
 
@@ -125,3 +130,50 @@ def credit_note_tax(
     """
     cumulative = split_credit(credited_before + amount, total=total, tax=tax, currency=currency)
     return cumulative - tax_credited_before
+
+
+@dataclass(frozen=True)
+class PaymentRecord:
+    """A payment as recorded (once, under :func:`payment_id_for`)."""
+
+    payment_id: str
+    invoice_id: str
+    invoice_number: str
+    customer_id: str
+    amount: Decimal
+    currency: str
+    method: str
+    reference: str
+    paid_on: date
+    outstanding_after: Decimal | None = None
+    """What was outstanding right after it, fixed the first time it is known (a retry
+    announces the same figure)."""
+    published: bool = False
+    """Whether its ``PaymentRecorded`` was acknowledged by the broker."""
+
+
+@dataclass(frozen=True)
+class CreditNoteRecord:
+    """A credit note as issued: amounts tax included (``amount = net + tax``), positive."""
+
+    credit_note_id: str
+    number: str
+    invoice_id: str
+    invoice_number: str
+    customer_id: str
+    currency: str
+    amount: Decimal
+    tax: Decimal
+    net: Decimal
+    reason: str
+    void: bool
+    issue_date: date
+    published: bool = False
+    """Whether its ``CreditNoteIssued`` was acknowledged by the broker."""
+
+
+def credit_note_id_for(invoice_id: str, *, amount: Decimal | None, reason: str, day: date) -> str:
+    """A credit note is identified by its invoice and what it credits (a void: the invoice
+    alone), so issuing the same note again finds it instead of crediting twice."""
+    key = "void" if amount is None else f"{amount}:{reason}:{day.isoformat()}"
+    return f"{invoice_id}:cn:" + hashlib.sha256(key.encode()).hexdigest()[:12]

@@ -52,6 +52,10 @@ OUTSIDE_SCOPE_MENTION = (
     "country (Article 44, Council Directive 2006/112/EC)."
 )
 
+EXEMPT_MENTION = (
+    "One-off charges marked VAT exempt: exempt supply, no VAT charged "
+    "(Article 135, Council Directive 2006/112/EC)."
+)
 HUNDRED = Decimal(100)
 
 
@@ -62,6 +66,7 @@ class TaxTreatment(StrEnum):
     DISTANCE = "distance"  # EU consumer in another member state: buyer's country rate
     REVERSE_CHARGE = "reverse_charge"
     OUTSIDE_SCOPE = "outside_scope"
+    EXEMPT = "exempt"  # a line the operator marked VAT exempt (a one-off charge)
 
 
 class TaxError(LookupError):
@@ -86,6 +91,8 @@ class TaxRegime:
             return f"{self.name} {pct} (reverse charge)"
         if self.treatment is TaxTreatment.OUTSIDE_SCOPE:
             return f"{self.name} {pct} (not subject)"
+        if self.treatment is TaxTreatment.EXEMPT:
+            return f"{self.name} {pct} (exempt)"
         return f"{self.name} {pct} ({self.country})"
 
 
@@ -132,6 +139,10 @@ def tax_regime(
         rate = rate_in_effect(rates, buyer_country, tax_point)
         return TaxRegime(TaxTreatment.DISTANCE, buyer_country, rate.percent, rate.name, None)
     return TaxRegime(TaxTreatment.OUTSIDE_SCOPE, None, Decimal(0), "VAT", OUTSIDE_SCOPE_MENTION)
+
+
+EXEMPT_REGIME = TaxRegime(TaxTreatment.EXEMPT, None, Decimal(0), "VAT", EXEMPT_MENTION)
+"""The regime of a line the operator marked VAT exempt."""
 
 
 def compute_taxes(bases: Iterable[tuple[TaxRegime, Decimal]], currency: str) -> list[TaxAmount]:

@@ -330,14 +330,14 @@ def _print_dues(d: Dues) -> None:
     for label, tax in d.taxes:
         table.add_row(label, _money(tax, d.currency))
     table.add_row("Total", _money(d.total, d.currency))
+    if d.credit_applied:
+        table.add_row("Credit applied", _money(-d.credit_applied, d.currency))
     for note in d.credit_notes:
-        credited = from_units(int(note["amount_units"]), d.currency)
-        table.add_row(f"Credit note {note['number']}", _money(-credited, d.currency))
+        table.add_row(f"Credit note {note.number}", _money(-note.amount, d.currency))
     for pay in d.payments:
-        paid = from_units(int(pay["amount_units"]), d.currency)
         table.add_row(
-            f"Paid {pay['paid_on']} by {pay['method']} ({pay['reference']})",
-            _money(-paid, d.currency),
+            f"Paid {pay.paid_on} by {pay.method} ({pay.reference})",
+            _money(-pay.amount, d.currency),
         )
     table.add_row("[bold]Outstanding[/bold]", f"[bold]{_money(d.outstanding, d.currency)}[/bold]")
     console.print(table)
@@ -365,7 +365,7 @@ def show_invoice(
 
     async def run() -> tuple[dict[str, Any] | None, Dues | None]:
         async with cli_context() as ctx:
-            doc = await ctx.settlement.settlements.invoice_by_number(number)
+            doc = await ctx.ports.invoices.document_by_number(number)
             if doc is None or not doc.get("number"):
                 return doc, None
             return doc, await dues(ctx.settlement, number)
@@ -418,7 +418,7 @@ def usage_csv(
 
     async def run() -> int | None:
         async with cli_context() as ctx:
-            doc = await ctx.settlement.settlements.invoice_by_number(number)
+            doc = await ctx.ports.invoices.document_by_number(number)
             if doc is None:
                 return None
             target = output or Path(f"{doc.get('number') or doc['_id'].replace(':', '-')}.csv")
@@ -441,7 +441,7 @@ def focus_dataset(
 
     async def run() -> tuple[Path, int] | None:
         async with cli_context() as ctx:
-            doc = await ctx.settlement.settlements.invoice_by_number(number)
+            doc = await ctx.ports.invoices.document_by_number(number)
             if doc is None:
                 return None
             target = output or Path(focus_file_name(doc))

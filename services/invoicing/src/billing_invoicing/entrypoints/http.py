@@ -44,6 +44,7 @@ from billing_invoicing.domain.contacts import (
     contact_id,
 )
 from billing_invoicing.domain.invoice import InvoiceStatus
+from billing_invoicing.domain.one_off import OneOffCharge, OneOffChargeError, OneOffTax
 from billing_invoicing.domain.settlement import SettlementError
 from billing_invoicing.service import audit_entries
 from billing_invoicing.service import contacts as contact_cases
@@ -56,6 +57,7 @@ from billing_invoicing.service.customer_accounts import (
     customer_credit_notes,
     set_customer_language,
 )
+from billing_invoicing.service.customer_credit import credit_statement
 from billing_invoicing.service.einvoices import (
     EInvoicePorts,
     EInvoiceUnavailableError,
@@ -74,6 +76,11 @@ from billing_invoicing.service.invoice_queries import (
     invoice_pdf,
     margin_report,
     pay_invoice,
+)
+from billing_invoicing.service.one_off_charges import (
+    OneOffPorts,
+    UnknownCustomerError,
+    add_one_off_charge,
 )
 from billing_invoicing.service.settle_invoices import (
     CreditNoteOutcome,
@@ -188,6 +195,9 @@ class DuesOut(BaseModel):
     payments: list[PaymentOut]
     credit_notes: list[CreditNoteOut]
     customer_credit: WireDecimal = Field(description="The customer's credit in this currency.")
+    credit_applied: WireDecimal = Field(
+        default=Decimal(0), description="Customer credit taken off the invoice at finalization."
+    )
     payment_methods: list[PaymentMethod]
     payment_reference: str = Field(description="What to quote when paying: the number.")
 
@@ -323,25 +333,26 @@ def _dues_out(d: Dues) -> DuesOut:
         outstanding=d.outstanding,
         payments=[
             PaymentOut(
-                payment_id=p["_id"],
-                amount=_units(p["amount_units"], d.currency),
-                method=p["method"],
-                reference=p["reference"],
-                paid_on=p["paid_on"],
+                payment_id=p.payment_id,
+                amount=p.amount,
+                method=p.method,
+                reference=p.reference,
+                paid_on=p.paid_on.isoformat(),
             )
             for p in d.payments
         ],
         credit_notes=[
             CreditNoteOut(
-                credit_note_id=n["_id"],
-                number=n["number"],
-                amount=_units(n["amount_units"], d.currency),
-                reason=n["reason"],
-                issue_date=n["issue_date"],
+                credit_note_id=n.credit_note_id,
+                number=n.number,
+                amount=n.amount,
+                reason=n.reason,
+                issue_date=n.issue_date.isoformat(),
             )
             for n in d.credit_notes
         ],
         customer_credit=d.customer_credit,
+        credit_applied=d.credit_applied,
         payment_methods=d.payment_methods,
         payment_reference=d.number,
     )
@@ -411,6 +422,8 @@ ERRORS: list[tuple[type[Exception], int]] = [
     (ContactConflictError, status.HTTP_409_CONFLICT),
     (CatalogConflictError, status.HTTP_409_CONFLICT),
     (SettlementError, status.HTTP_422_UNPROCESSABLE_CONTENT),
+    (UnknownCustomerError, status.HTTP_404_NOT_FOUND),
+    (OneOffChargeError, status.HTTP_422_UNPROCESSABLE_CONTENT),
 ]
 """Which use-case error answers which status."""
 
@@ -480,6 +493,7 @@ def invoicing_api(
         api.add_exception_handler(error, _handler(code))
     _invoice_routes(api, queries)
     _contact_routes(api, contacts)
+    _customer_money_routes(api, queries, invoicing)
     _operator_routes(api, queries, invoicing)
     if einvoices is not None:
         _einvoice_routes(api, einvoices)
@@ -658,6 +672,123 @@ def _invoice_routes(api: FastAPI, queries: QueryPorts) -> None:
             outstanding_after=outcome.payment.outstanding_after,
             customer_credit_added=outcome.customer_credit_added,
             dues=_dues_out(owed),
+        )
+
+
+class CreditEntryOut(BaseModel):
+    """One entry of a customer's credit ledger."""
+
+    entry_id: str
+    kind: str = Field(description="overpayment, negative_total or applied (negative).")
+    currency: str
+    amount: WireDecimal = Field(description="Positive: credit granted; negative: credit used.")
+    reason: str
+    invoice_id: str | None
+    invoice_number: str | None
+    recorded_at: str | None
+
+
+class CreditsOut(BaseModel):
+    """A customer's credit balance per currency and the entries that add up to it."""
+
+    customer_id: str
+    balances: dict[str, WireDecimal]
+    entries: list[CreditEntryOut]
+
+
+class ChargeIn(BaseModel):
+    """A one-off charge (operators): added to the customer's open invoice for the period."""
+
+    period: str = Field(pattern=PERIOD_PATTERN, description="YYYY-MM.")
+    description: str = Field(min_length=1, max_length=200, description="Printed on the line.")
+    quantity: WireDecimal = Field(description="How many, positive.")
+    unit_price: WireDecimal = Field(description="Price of one in the customer's currency.")
+    tax: OneOffTax = Field(default=OneOffTax.STANDARD, description="standard or exempt.")
+    charge_id: str | None = Field(
+        default=None, max_length=100, description="Your id for it (default: derived from it)."
+    )
+
+
+class ChargeOut(BaseModel):
+    """What adding the charge did."""
+
+    charge_id: str
+    invoice_id: str
+    description: str
+    amount: WireDecimal
+    currency: str
+    on_draft: bool = Field(description="False: sent, not on the draft yet (consumer behind).")
+    already_added: bool
+
+
+def _customer_money_routes(api: FastAPI, queries: QueryPorts, invoicing: InvoicingPorts) -> None:
+    @api.get("/v1/customers/{customer_id}/credits", response_model=CreditsOut, tags=["credits"])
+    async def get_credits(scope: Caller, customer_id: str) -> CreditsOut:
+        """The customer's credit balance and its ledger (a customer sees only its own)."""
+        found = await credit_statement(queries.settlement.settlements, scope, customer_id)
+        return CreditsOut(
+            customer_id=found.customer_id,
+            balances=found.balances,
+            entries=[
+                CreditEntryOut(
+                    entry_id=e.entry_id,
+                    kind=e.kind.value,
+                    currency=e.currency,
+                    amount=e.amount,
+                    reason=e.reason,
+                    invoice_id=e.invoice_id,
+                    invoice_number=e.invoice_number,
+                    recorded_at=None if e.recorded_at is None else e.recorded_at.isoformat(),
+                )
+                for e in found.entries
+            ],
+        )
+
+    @api.post(
+        "/v1/customers/{customer_id}/charges",
+        response_model=ChargeOut,
+        status_code=status.HTTP_201_CREATED,
+        responses={
+            200: {"description": "This charge was added before: nothing changed."},
+            202: {"description": "Sent; not on the draft yet (the consumer is behind)."},
+        },
+        tags=["charges"],
+    )
+    async def post_charge(
+        scope: Caller, customer_id: str, body: ChargeIn, response: Response
+    ) -> ChargeOut:
+        """Add a one-off charge to the customer's open invoice (operators); the same charge
+        again adds nothing (200)."""
+        outcome = await add_one_off_charge(
+            OneOffPorts(invoicing.catalog, invoicing.invoices, invoicing.events),
+            scope,
+            OneOffCharge(
+                customer_id=customer_id,
+                period=body.period,
+                description=body.description,
+                quantity=body.quantity,
+                unit_price=body.unit_price,
+                tax=body.tax,
+                charge_id=body.charge_id,
+            ),
+            correlation_id=f"api-charge:{uuid.uuid4().hex[:12]}",
+        )
+        if outcome.already_added:
+            response.status_code = status.HTTP_200_OK
+        else:
+            await _record(
+                api, audit_entries.one_off_charge_added(outcome, customer_id, scope.actor)
+            )
+        if not outcome.already_added and not outcome.on_draft:
+            response.status_code = status.HTTP_202_ACCEPTED
+        return ChargeOut(
+            charge_id=outcome.charge_id,
+            invoice_id=outcome.invoice_id,
+            description=outcome.description,
+            amount=outcome.amount,
+            currency=outcome.currency,
+            on_draft=outcome.on_draft,
+            already_added=outcome.already_added,
         )
 
 

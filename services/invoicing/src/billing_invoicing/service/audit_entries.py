@@ -15,6 +15,7 @@ from dataclasses import asdict
 from typing import Any
 
 from billing_invoicing.adapters.catalog_repo import ApplyResult
+from billing_invoicing.service.one_off_charges import OneOffOutcome
 from billing_invoicing.service.settle_invoices import CreditNoteOutcome, PaymentOutcome
 from billing_runtime.audit import as_json
 from billing_schemas.catalog import Catalog, Contact
@@ -113,6 +114,33 @@ def payment_recorded(outcome: PaymentOutcome, actor: str) -> Audited:
                 **as_json(payment),
                 "status": str(outcome.status),
                 "customer_credit_added": str(outcome.customer_credit_added),
+            },
+        ),
+    )
+
+
+def one_off_charge_added(outcome: OneOffOutcome, customer_id: str, actor: str) -> Audited:
+    """``charge.added``: a one-off charge an operator put on a customer's open invoice (under
+    the charge's id, so adding it again is recorded once)."""
+    return (
+        f"charge.added:{outcome.charge_id}",
+        AuditEntry(
+            action="charge.added",
+            actor=actor,
+            subject=f"invoice:{outcome.invoice_id}",
+            customer_id=customer_id,
+            summary=(
+                f"one-off charge {outcome.description!r}: {outcome.quantity} x "
+                f"{outcome.unit_price} = {outcome.amount} {outcome.currency} "
+                f"on {outcome.invoice_id}"
+            ),
+            after={
+                "charge_id": outcome.charge_id,
+                "description": outcome.description,
+                "quantity": str(outcome.quantity),
+                "unit_price": str(outcome.unit_price),
+                "amount": str(outcome.amount),
+                "currency": outcome.currency,
             },
         ),
     )

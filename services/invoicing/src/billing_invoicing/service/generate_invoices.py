@@ -25,12 +25,13 @@ import asyncio
 import contextlib
 from collections.abc import Coroutine, Iterable, Sequence
 from dataclasses import dataclass
-from datetime import date
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any, Protocol
 
 from billing_invoicing.adapters.catalog_repo import MongoCatalogRepository
 from billing_invoicing.adapters.invoice_repo import MongoInvoiceRepository
+from billing_invoicing.domain.credit import applied_entry, negative_total_entry
 from billing_invoicing.domain.invoice import (
     ChargeGroup,
     InvoiceDocument,
@@ -39,6 +40,7 @@ from billing_invoicing.domain.invoice import (
     due_date_for,
     format_invoice_number,
     invoice_id_for,
+    with_credit_applied,
 )
 from billing_invoicing.domain.model import (
     CurrencyMismatchError,
@@ -48,9 +50,10 @@ from billing_invoicing.domain.model import (
     ledger_of,
 )
 from billing_invoicing.domain.units import from_units
-from billing_invoicing.ports import ConcurrentUpdateError
+from billing_invoicing.ports import ConcurrentUpdateError, CreditLedger
 from billing_schemas.catalog import Customer, InvoicingEntity, Plan, TaxRate
 from billing_schemas.events import (
+    ChargeRated,
     FinalizedInvoice,
     InvoiceFinalized,
     PeriodClose,
@@ -96,6 +99,10 @@ class EventPublishing(Protocol):
         """Put close markers into the charge stream, keyed by customer."""
         ...
 
+    async def charge_added(self, event: ChargeRated) -> None:
+        """Put a one-off charge into the charge stream, keyed by customer."""
+        ...
+
 
 class CatalogError(LookupError):
     """The catalog lacks what closing an invoice needs (the marker is dead-lettered)."""
@@ -123,6 +130,9 @@ class InvoicingPorts:
     renderer: PdfRendering
     pdfs: PdfStorage
     events: EventPublishing
+    credits: CreditLedger | None = None
+    """The customers' credit balances, applied at finalization (None: no credit is applied,
+    as for tools that keep no ledger)."""
 
 
 async def request_close(
@@ -355,15 +365,18 @@ async def start_closes(
             # from here on a failure fails the batch (it comes again): a ledger the invoice's
             # sums were taken from must not be written without the invoice
             unnumbered = plan.invoice.seq is None
-            closing = await _freeze_and_number(ports, plan)
+            closing, took_credit = await _freeze_and_number(ports, plan)
             results.append(closing)
-            if plan.sums_from is not None or unnumbered:
+            if plan.sums_from is not None or unnumbered or took_credit:
                 to_save.append(closing.invoice)
             if plan.sums_from is not None:
                 taken.add(plan.sums_from)
         # the invoices first, then the ledgers they were taken from: a crash in between leaves
         # only stale ledger entries, never read for an invoice past draft
         await _together(ports.invoices.save(invoice) for invoice in to_save)
+        # the credit the invoices took, in the customer's ledger (once, resumed closes too)
+        closings = [r for r in results if isinstance(r, Closing)]
+        await _together(record_credit_taken(ports, c.invoice, c.document) for c in closings)
         for n in sorted(taken):
             with contextlib.suppress(ConcurrentUpdateError):  # a stale entry is harmless
                 await ports.invoices.save_ledger(ledgers[n])
@@ -444,14 +457,18 @@ async def _plan_close(
     return _ClosePlan(invoice, marker, customer, entity, draft, None, None)
 
 
-async def _freeze_and_number(ports: InvoicingPorts, plan: _ClosePlan) -> Closing:
-    """Freeze the planned invoice (its sums out of its ledger, its issue date fixed), give it
-    its number and start its rendering (the caller writes the invoice and the ledger)."""
+async def _freeze_and_number(ports: InvoicingPorts, plan: _ClosePlan) -> tuple[Closing, bool]:
+    """Freeze the planned invoice (its sums out of its ledger, its issue date fixed, the
+    customer credit it takes decided), give it its number and start its rendering (the caller
+    writes the invoice and the ledger); whether it took customer credit now."""
     invoice = plan.invoice
     if plan.ledger is not None:
         invoice.start_finalizing(plan.marker.data.issue_date, plan.ledger.take(invoice.invoice_id))
     assert invoice.issue_date is not None
     issue_date = invoice.issue_date
+    # the customer's credit balance is taken once, when the invoice is frozen (a resumed
+    # close keeps what was taken then)
+    took_credit = await take_customer_credit(ports, invoice, plan.draft)
     if invoice.seq is None:  # kept on the invoice: a close resumed after a crash finds it
         invoice.seq = await ports.invoices.claim_number(
             entity=plan.entity.id, year=issue_date.year, invoice_id=invoice.invoice_id
@@ -467,9 +484,41 @@ async def _freeze_and_number(ports: InvoicingPorts, plan: _ClosePlan) -> Closing
             "outstanding": max(plan.draft.total, Decimal(0)),
         }
     )
+    document = with_credit_applied(document, invoice.credit_applied or Decimal(0))
     # rendering starts at once, in the process pool, while the next markers are frozen
     pdf = asyncio.create_task(ports.renderer.render(document))
-    return Closing(invoice, document, plan.marker, pdf)
+    return Closing(invoice, document, plan.marker, pdf), took_credit
+
+
+async def take_customer_credit(
+    ports: InvoicingPorts, invoice: Invoice, draft: InvoiceDocument
+) -> bool:
+    """Decide, once, how much of the customer's credit balance in the invoice's currency the
+    frozen invoice takes (``domain/credit.py``); whether it was decided now."""
+    if ports.credits is None or invoice.credit_applied is not None:
+        return False
+    balance = await ports.credits.balances_of(invoice.customer_id)
+    invoice.take_credit(balance.get(draft.currency, Decimal(0)), draft.total, draft.currency)
+    return True
+
+
+async def record_credit_taken(
+    ports: InvoicingPorts, invoice: Invoice, draft: InvoiceDocument
+) -> None:
+    """Record the credit the invoice took in the ledger (once: a resumed close records it if a
+    crash came between saving the invoice and this)."""
+    if ports.credits is None or not invoice.credit_applied:
+        return
+    await ports.credits.add_credit(
+        applied_entry(
+            customer_id=invoice.customer_id,
+            invoice_id=invoice.invoice_id,
+            currency=draft.currency,
+            amount=invoice.credit_applied,
+            period=invoice.period,
+            at=datetime.now(UTC),
+        )
+    )
 
 
 async def _charges_not_in(
@@ -503,7 +552,10 @@ async def finish_close(ports: InvoicingPorts, closing: Closing) -> Outcome:
     assert invoice.seq is not None
     stored = await ports.pdfs.save(invoice_id=invoice.invoice_id, number=document.number, pdf=pdf)
     if document.total < 0:  # recorded before the invoice is, so a retry records it too
-        await ports.invoices.record_negative_total(document)
+        if ports.credits is None:
+            await ports.invoices.record_negative_total(document)
+        else:
+            await ports.credits.add_credit(negative_total_entry(document, datetime.now(UTC)))
     invoice.finalize(
         document, seq=invoice.seq, pdf_file_id=stored.file_id, pdf_sha256=stored.sha256
     )

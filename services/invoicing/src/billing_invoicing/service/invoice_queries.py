@@ -156,7 +156,7 @@ async def find_invoices(
 
 async def invoice_document(ports: QueryPorts, scope: Scope, number: str) -> dict[str, Any]:
     """The stored invoice (by number, or by id ``customer:period`` for a draft)."""
-    doc = await ports.settlement.settlements.invoice_by_number(number)
+    doc = await ports.invoices.document_by_number(number)
     if doc is None or not scope.may_see(str(doc["customer_id"])):
         # another customer's invoice is answered like a number never issued
         msg = f"no invoice {number!r}"

@@ -1,42 +1,37 @@
 """Use cases after finalization: payments, credit notes (and voiding), overdue invoices.
 
-Each is idempotent (see ``adapters/settlement_repo.py``): a payment is identified by its invoice,
-method and reference, a credit note by its invoice and what it credits, an overdue notice by its
-invoice and day. Each publishes its event after the database holds the fact, so a crash
-between the two is repaired by running the command again (the event id is the same; notify
-sends one email per id).
+Each loads the issued ``Invoice`` (``domain/model.py``), lets it decide, saves it (a write
+guarded by its version: settlement has several writers) and then publishes. Each is
+idempotent: a payment is identified by its invoice, method and reference, a credit note by its
+invoice and what it credits, an overdue notice by its invoice and day; the aggregate counts a
+payment or note once. Every event is published after the database holds the fact and marked
+once acknowledged, so a crash between the two is repaired by running the command again (the
+event id is the same; notify sends one email per id). Money paid beyond what an invoice owes
+becomes the customer's credit (``domain/credit.py``).
 """
 
 from __future__ import annotations
 
-import hashlib
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from decimal import Decimal
-from typing import Any, Protocol
+from typing import Protocol, TypeVar
 
-from billing_invoicing.adapters.catalog_repo import MongoCatalogRepository
-from billing_invoicing.adapters.invoice_repo import MongoInvoiceRepository
-from billing_invoicing.adapters.settlement_repo import (
-    CREDIT_NOTES,
-    PAYMENTS,
-    MongoSettlementRepository,
-    amount_of,
-    settlement_of,
-)
-from billing_invoicing.domain.invoice import InvoiceStatus
+from billing_invoicing.domain.credit import granted_by, overpayment_entry
+from billing_invoicing.domain.invoice import InvoiceDocument, InvoiceStatus
+from billing_invoicing.domain.model import BecameOverdue, Invoice
 from billing_invoicing.domain.settlement import (
-    OPEN_STATUSES,
-    PAYABLE_STATUSES,
-    Settlement,
+    CreditNoteRecord,
+    PaymentRecord,
     SettlementError,
     check_amount,
+    credit_note_id_for,
     credit_note_tax,
-    days_overdue,
     payment_id_for,
 )
-from billing_invoicing.domain.units import to_units
-from billing_schemas.catalog import PaymentMethod
+from billing_invoicing.ports import ConcurrentUpdateError, InvoiceRepository, SettlementRecords
+from billing_schemas.catalog import InvoicingEntity, PaymentMethod
 from billing_schemas.events import (
     CreditNote,
     CreditNoteIssued,
@@ -51,8 +46,8 @@ from billing_schemas.events import (
 )
 
 SOURCE = "billing-invoicing"
-PAID_ANNOUNCED = "paid_announced_at"
-VOIDED_ANNOUNCED = "voided_announced_at"
+SAVE_ATTEMPTS = 10
+T = TypeVar("T")
 
 
 class SettlementEvents(Protocol):
@@ -79,13 +74,21 @@ class SettlementEvents(Protocol):
         ...
 
 
+class EntityCatalog(Protocol):
+    """Port: the invoicing entities (a credit note's number has its entity's prefix)."""
+
+    async def invoicing_entity(self, entity_id: str) -> InvoicingEntity | None:
+        """One invoicing entity, or None."""
+        ...
+
+
 @dataclass
 class SettlementPorts:
     """What the settlement use cases need."""
 
-    catalog: MongoCatalogRepository
-    invoices: MongoInvoiceRepository
-    settlements: MongoSettlementRepository
+    catalog: EntityCatalog
+    invoices: InvoiceRepository
+    settlements: SettlementRecords
     events: SettlementEvents
 
 
@@ -108,9 +111,11 @@ class Dues:
     credited: Decimal
     outstanding: Decimal
     payment_methods: list[PaymentMethod]
-    payments: list[dict[str, Any]]
-    credit_notes: list[dict[str, Any]]
+    payments: list[PaymentRecord]
+    credit_notes: list[CreditNoteRecord]
     customer_credit: Decimal
+    credit_applied: Decimal = Decimal(0)
+    """The customer's credit taken off the invoice at its finalization."""
 
 
 @dataclass(frozen=True)
@@ -137,43 +142,65 @@ class InvoiceNotFoundError(LookupError):
     """No finalized invoice has that number."""
 
 
-async def _finalized(ports: SettlementPorts, number: str) -> dict[str, Any]:
-    doc = await ports.settlements.invoice_by_number(number)
-    if doc is None or not doc.get("number"):
+async def _issued(ports: SettlementPorts, number: str) -> tuple[Invoice, InvoiceDocument]:
+    """The issued and announced invoice with that number, read fresh."""
+    invoice = await ports.invoices.issued(number)
+    if invoice is None or invoice.document is None or invoice.number is None:
         msg = f"no finalized invoice numbered {number!r}"
         raise InvoiceNotFoundError(msg)
-    if doc.get("published_at") is None:
+    if not await ports.invoices.is_published(invoice.invoice_id):
         msg = f"invoice {number} is still being finalized; try again in a moment"
         raise SettlementError(msg)
-    return doc
+    return invoice, invoice.document
+
+
+async def _settle(
+    ports: SettlementPorts, number: str, decide: Callable[[Invoice], T]
+) -> tuple[Invoice, T]:
+    """Load the issued invoice, let ``decide`` change it, save it (unless nothing changed);
+    again from a fresh read if another writer saved it in between (the decision is then made
+    again on what that writer left)."""
+    for _ in range(SAVE_ATTEMPTS):
+        invoice, _ = await _issued(ports, number)
+        before = invoice.settlement_state()
+        decided = decide(invoice)
+        if invoice.settlement_state() == before:
+            return invoice, decided
+        try:
+            await ports.invoices.save_settlement(invoice)
+        except ConcurrentUpdateError:
+            continue
+        return invoice, decided
+    msg = f"invoice {number}: its settlement keeps changing; try again"
+    raise SettlementError(msg)
 
 
 async def dues(ports: SettlementPorts, number: str) -> Dues:
     """The dues breakdown of an invoice, with the ways to pay it."""
-    doc = await _finalized(ports, number)
-    document = doc["document"]
-    standing = settlement_of(doc)
-    currency = str(doc["currency"])
-    balance = await ports.settlements.customer_credit(doc["customer_id"])
+    invoice, document = await _issued(ports, number)
+    standing = invoice.standing()
+    currency = document.currency
+    balance = await ports.settlements.balances_of(invoice.customer_id)
     return Dues(
-        invoice_id=doc["_id"],
-        number=doc["number"],
-        customer_id=doc["customer_id"],
-        customer_name=document["buyer"]["name"],
+        invoice_id=invoice.invoice_id,
+        number=str(invoice.number),
+        customer_id=invoice.customer_id,
+        customer_name=document.buyer.name,
         currency=currency,
-        status=str(doc["status"]),
-        issue_date=str(doc.get("issue_date")),
-        due_date=str(doc.get("due_date")),
-        subtotal=Decimal(document["subtotal"]),
-        taxes=[(t["label"], Decimal(t["tax"])) for t in document.get("taxes", [])],
+        status=invoice.status.value,
+        issue_date=str(document.issue_date),
+        due_date=str(document.due_date),
+        subtotal=document.subtotal,
+        taxes=[(t.label, t.tax) for t in document.taxes],
         total=standing.total,
         paid=standing.paid,
         credited=standing.credited,
         outstanding=standing.outstanding,
-        payment_methods=[PaymentMethod.model_validate(m) for m in document["payment_methods"]],
-        payments=await ports.settlements.payments_of(doc["_id"]),
-        credit_notes=await ports.settlements.credit_notes_of(doc["_id"]),
-        customer_credit=amount_of(balance.get(currency, 0), currency),
+        payment_methods=list(document.payment_methods),
+        payments=await ports.settlements.payments_of(invoice.invoice_id),
+        credit_notes=await ports.settlements.credit_notes_of(invoice.invoice_id),
+        customer_credit=balance.get(currency, Decimal(0)),
+        credit_applied=standing.credit_applied,
     )
 
 
@@ -202,69 +229,58 @@ async def record_payment(
     """Record a payment against a finalized invoice; publish ``PaymentRecorded``.
 
     The outstanding amount and status follow; a payment beyond what is owed is recorded as
-    customer credit (explicitly, in ``invoicing_customer_credits``). Recording the same payment
-    (invoice, method, reference) again changes nothing; with another amount it is refused.
+    customer credit (explicitly, in the credit ledger). Recording the same payment (invoice,
+    method, reference) again changes nothing; with another amount it is refused.
     """
-    doc = await _finalized(ports, number)
-    currency = str(doc["currency"])
-    if doc["status"] not in PAYABLE_STATUSES:
-        msg = f"invoice {number} is {doc['status']}: no payment can be recorded on it"
-        raise SettlementError(msg)
+    invoice, document = await _issued(ports, number)
+    invoice.check_payable()
+    currency = document.currency
     check_amount(amount, currency, "the amount paid")
     if not reference.strip():
         msg = "a payment needs a reference (the bank's or the card processor's)"
         raise SettlementError(msg)
-    method = _method(
-        [PaymentMethod.model_validate(m) for m in doc["document"]["payment_methods"]], method
+    method = _method(list(document.payment_methods), method)
+    payment_id = payment_id_for(invoice.invoice_id, method, reference)
+    stored, new = await ports.settlements.add_payment(
+        PaymentRecord(
+            payment_id=payment_id,
+            invoice_id=invoice.invoice_id,
+            invoice_number=str(invoice.number),
+            customer_id=invoice.customer_id,
+            amount=amount,
+            currency=currency,
+            method=method,
+            reference=reference,
+            paid_on=paid_on,
+        )
     )
-    payment_id = payment_id_for(doc["_id"], method, reference)
-    stored, new = await ports.settlements.insert_once(
-        PAYMENTS,
-        {
-            "_id": payment_id,
-            "invoice_id": doc["_id"],
-            "invoice_number": doc["number"],
-            "customer_id": doc["customer_id"],
-            "amount_units": to_units(amount, currency),
-            "currency": currency,
-            "method": method,
-            "reference": reference,
-            "paid_on": paid_on.isoformat(),
-        },
-    )
-    if amount_of(stored["amount_units"], currency) != amount:
+    if stored.amount != amount:
         msg = (
             f"payment {reference!r} by {method} on {number} is already recorded with amount "
-            f"{amount_of(stored['amount_units'], currency)}, not {amount}"
+            f"{stored.amount}, not {amount}"
         )
         raise SettlementError(msg)
-    await ports.settlements.apply(
-        doc["_id"],
-        field="paid_units",
-        ids_field="payment_ids",
-        item_id=payment_id,
-        units=int(stored["amount_units"]),
-    )
-    after, standing = await ports.settlements.refresh(doc["_id"])
-    added = await ports.settlements.record_overpayment(after, standing, payment_id)
+    invoice, _ = await _settle(ports, number, lambda i: i.record_payment(stored))
+    standing = invoice.standing()
+    added = await _record_overpayment(ports, invoice, payment_id)
     # what was outstanding right after this payment, fixed the first time it is known, so that
     # a retry publishes the same figure
-    outstanding_after = await ports.settlements.outstanding_after(
-        payment_id, to_units(standing.outstanding, currency)
+    outstanding_after = await ports.settlements.fix_outstanding_after(
+        payment_id, standing.outstanding
     )
     payment = Payment(
         payment_id=payment_id,
-        invoice_id=doc["_id"],
-        invoice_number=doc["number"],
-        customer_id=doc["customer_id"],
-        amount=amount_of(stored["amount_units"], currency),
+        invoice_id=invoice.invoice_id,
+        invoice_number=str(invoice.number),
+        customer_id=invoice.customer_id,
+        amount=stored.amount,
         currency=currency,
         method=method,
         reference=reference,
-        paid_on=date.fromisoformat(stored["paid_on"]),
-        outstanding_after=amount_of(outstanding_after, currency),
+        paid_on=stored.paid_on,
+        outstanding_after=outstanding_after,
     )
-    if stored.get("published_at") is None:
+    if not stored.published:
         await ports.events.payment_recorded(
             PaymentRecorded.create(
                 payment,
@@ -273,9 +289,27 @@ async def record_payment(
                 event_id=f"payment-recorded:{payment_id}",
             )
         )
-        await ports.settlements.mark_published(PAYMENTS, payment_id)
-    await _announce_paid(ports, after, standing, payment_id, correlation_id)
-    return PaymentOutcome(payment, standing.status, amount_of(added, currency), not new)
+        await ports.settlements.payment_published(payment_id)
+    await _announce(ports, invoice, payment_id, correlation_id)
+    return PaymentOutcome(payment, invoice.status, added, not new)
+
+
+async def _record_overpayment(ports: SettlementPorts, invoice: Invoice, cause: str) -> Decimal:
+    """Make the credit the invoice granted add up to its overpayment; return what was added."""
+    entries = await ports.settlements.credits_of(invoice.customer_id)
+    entry = overpayment_entry(
+        customer_id=invoice.customer_id,
+        invoice_id=invoice.invoice_id,
+        invoice_number=invoice.number,
+        currency=invoice.currency_issued,
+        overpaid=invoice.standing().overpaid,
+        granted=granted_by(entries, invoice.invoice_id),
+        cause=cause,
+        at=datetime.now(UTC),
+    )
+    if entry is None or not await ports.settlements.add_credit(entry):
+        return Decimal(0)  # nothing to add, or this cause's credit is recorded already
+    return entry.amount
 
 
 async def issue_credit_note(
@@ -294,171 +328,164 @@ async def issue_credit_note(
     series) and reduces what is owed. Voiding credits everything not credited yet and marks the
     invoice void. Money already paid beyond what is then owed becomes customer credit.
     """
-    doc = await _finalized(ports, number)
-    currency = str(doc["currency"])
-    standing = settlement_of(doc)
+    invoice, document = await _issued(ports, number)
     if not reason.strip():
         msg = "a credit note needs a reason"
         raise SettlementError(msg)
-    creditable = standing.owed
     void = amount is None
-    credit = creditable if amount is None else amount
-    key = "void" if void else f"{credit}:{reason}:{issue_date.isoformat()}"
-    note_id = f"{doc['_id']}:cn:" + hashlib.sha256(key.encode()).hexdigest()[:12]
-    notes = await ports.settlements.credit_notes_of(doc["_id"])
-    # voiding again finishes what a crashed void left (its events); anything else is refused
-    if standing.voided and not (void and any(n["_id"] == note_id for n in notes)):
-        msg = f"invoice {number} is void already"
-        raise SettlementError(msg)
-    if all(n["_id"] != note_id for n in notes):  # a new one (a retry skips the checks)
-        if credit <= 0:
-            msg = f"invoice {number} has nothing left to credit"
-            raise SettlementError(msg)
-        check_amount(credit, currency, "the amount credited")
-        if credit > creditable:
-            msg = f"cannot credit {credit} {currency} on {number}: only {creditable} is left"
-            raise SettlementError(msg)
-    entity = str(doc["document"]["invoicing_entity_id"])
-    seq = await ports.invoices.claim_number(
-        entity=f"{entity}:credit-notes", year=issue_date.year, invoice_id=note_id
+    credit = invoice.standing().owed if amount is None else amount
+    note_id = credit_note_id_for(invoice.invoice_id, amount=amount, reason=reason, day=issue_date)
+    invoice.check_credit(note_id, credit, void=void)
+    notes = await ports.settlements.credit_notes_of(invoice.invoice_id)
+    note = await _credit_note(
+        ports, invoice, note_id, credit, reason=reason, day=issue_date, void=void, notes=notes
     )
-    prefix = await _prefix(ports, entity)
-    note_number = f"{prefix}CN-{issue_date.year}-{seq:06d}"
-    earlier = [n for n in notes if n["_id"] != note_id]
-    tax = credit_note_tax(
-        credit,
-        credited_before=sum((amount_of(n["amount_units"], currency) for n in earlier), Decimal(0)),
-        tax_credited_before=sum(
-            (amount_of(n.get("tax_units"), currency) for n in earlier), Decimal(0)
-        ),
-        total=standing.total,
-        tax=amount_of(doc.get("tax_units"), currency),
-        currency=currency,
+    stored, new = await ports.settlements.add_credit_note(note)
+    invoice, _ = await _settle(
+        ports, number, lambda i: i.void(stored) if stored.void else i.credit(stored)
     )
-    stored, new = await ports.settlements.insert_once(
-        CREDIT_NOTES,
-        {
-            "_id": note_id,
-            "number": note_number,
-            "invoice_id": doc["_id"],
-            "invoice_number": doc["number"],
-            "customer_id": doc["customer_id"],
-            "currency": currency,
-            "amount_units": to_units(credit, currency),
-            "tax_units": to_units(tax, currency),
-            "net_units": to_units(credit - tax, currency),
-            "reason": reason,
-            "void": void,
-            "issue_date": issue_date.isoformat(),
-        },
-    )
-    await ports.settlements.apply(
-        doc["_id"],
-        field="credited_units",
-        ids_field="credit_note_ids",
-        item_id=note_id,
-        units=int(stored["amount_units"]),
-    )
-    if stored["void"]:
-        await ports.settlements.mark(doc["_id"], {"voided_at": stored["issue_date"]})
-    after, now = await ports.settlements.refresh(doc["_id"])
-    added = await ports.settlements.record_overpayment(after, now, note_id)
-    note = CreditNote(
+    added = await _record_overpayment(ports, invoice, note_id)
+    issued = CreditNote(
         credit_note_id=note_id,
-        credit_note_number=str(stored["number"]),
-        invoice_id=doc["_id"],
-        invoice_number=doc["number"],
-        customer_id=doc["customer_id"],
-        customer_name=doc["document"]["buyer"]["name"],
-        issue_date=date.fromisoformat(stored["issue_date"]),
-        currency=currency,
-        total=amount_of(stored["amount_units"], currency),
-        reason=str(stored["reason"]),
+        credit_note_number=stored.number,
+        invoice_id=invoice.invoice_id,
+        invoice_number=str(invoice.number),
+        customer_id=invoice.customer_id,
+        customer_name=document.buyer.name,
+        issue_date=stored.issue_date,
+        currency=stored.currency,
+        total=stored.amount,
+        reason=stored.reason,
     )
-    if stored.get("published_at") is None:
+    if not stored.published:
         await ports.events.credit_note_issued(
             CreditNoteIssued.create(
-                note,
+                issued,
                 source=SOURCE,
                 correlation_id=correlation_id,
                 event_id=f"credit-note-issued:{note_id}",
             )
         )
-        await ports.settlements.mark_published(CREDIT_NOTES, note_id)
-    if stored["void"]:
-        await _announce_voided(ports, after, note, correlation_id)
-    else:
-        await _announce_paid(ports, after, now, note_id, correlation_id)
-    return CreditNoteOutcome(note, now.status, amount_of(added, currency), not new)
+        await ports.settlements.credit_note_published(note_id)
+    await _announce(ports, invoice, note_id, correlation_id, issued if stored.void else None)
+    return CreditNoteOutcome(issued, invoice.status, added, not new)
 
 
-async def _announce_paid(
+async def _credit_note(
     ports: SettlementPorts,
-    doc: dict[str, Any],
-    standing: Settlement,
+    invoice: Invoice,
+    note_id: str,
+    credit: Decimal,
+    *,
+    reason: str,
+    day: date,
+    void: bool,
+    notes: list[CreditNoteRecord],
+) -> CreditNoteRecord:
+    """The credit note to record: numbered in its entity's credit-note series (a retry gets
+    its own number back), its tax the invoice's proportion (``credit_note_tax``)."""
+    document = invoice.document
+    assert document is not None
+    issue_date = day
+    entity = document.invoicing_entity_id
+    seq = await ports.invoices.claim_number(
+        entity=f"{entity}:credit-notes", year=issue_date.year, invoice_id=note_id
+    )
+    found = await ports.catalog.invoicing_entity(entity)
+    prefix = "" if found is None else found.number_prefix
+    earlier = [n for n in notes if n.credit_note_id != note_id]
+    tax = credit_note_tax(
+        credit,
+        credited_before=sum((n.amount for n in earlier), Decimal(0)),
+        tax_credited_before=sum((n.tax for n in earlier), Decimal(0)),
+        total=document.total,
+        tax=document.tax,
+        currency=document.currency,
+    )
+    return CreditNoteRecord(
+        credit_note_id=note_id,
+        number=f"{prefix}CN-{issue_date.year}-{seq:06d}",
+        invoice_id=invoice.invoice_id,
+        invoice_number=str(invoice.number),
+        customer_id=invoice.customer_id,
+        currency=document.currency,
+        amount=credit,
+        tax=tax,
+        net=credit - tax,
+        reason=reason,
+        void=void,
+        issue_date=issue_date,
+    )
+
+
+async def _announce(
+    ports: SettlementPorts,
+    invoice: Invoice,
     cause: str,
     correlation_id: str,
+    void_note: CreditNote | None = None,
 ) -> None:
-    """Publish ``InvoicePaid`` when the invoice is paid and it was not announced yet.
-
-    An invoice becomes paid once (nothing makes it owe again; voiding a paid invoice turns
-    what was paid into customer credit). The event id is the invoice's, so a retry after a
-    crash between publishing and marking publishes the same event, which consumers drop.
-    """
-    if standing.status is not InvoiceStatus.PAID or doc.get(PAID_ANNOUNCED) is not None:
-        return
-    await ports.events.invoice_paid(
-        InvoicePaid.create(
+    """Publish ``InvoicePaid`` / ``InvoiceVoided`` once per invoice, when it became so and the
+    announcement was not acknowledged yet; then remember it. The event id is the invoice's, so
+    a retry after a crash between publishing and remembering publishes the same event, which
+    consumers drop. (An invoice becomes paid once: nothing makes it owe again; voiding a paid
+    invoice turns what was paid into customer credit.)"""
+    document = invoice.document
+    assert document is not None
+    assert invoice.number is not None
+    announce: list[Callable[[], Awaitable[None]]] = []
+    if invoice.paid_unannounced:
+        standing = invoice.standing()
+        event = InvoicePaid.create(
             PaidInvoice(
-                invoice_id=doc["_id"],
-                invoice_number=doc["number"],
-                customer_id=doc["customer_id"],
-                customer_name=doc["document"]["buyer"]["name"],
-                currency=str(doc["currency"]),
+                invoice_id=invoice.invoice_id,
+                invoice_number=invoice.number,
+                customer_id=invoice.customer_id,
+                customer_name=document.buyer.name,
+                currency=document.currency,
                 total=standing.total,
                 paid=standing.paid,
                 credited=standing.credited,
-                settled_by=cause,
+                settled_by=invoice.settled_by or cause,
             ),
             source=SOURCE,
             correlation_id=correlation_id,
-            event_id=f"invoice-paid:{doc['_id']}",
+            event_id=f"invoice-paid:{invoice.invoice_id}",
         )
-    )
-    await ports.settlements.mark(doc["_id"], {PAID_ANNOUNCED: datetime.now(UTC)})
-
-
-async def _announce_voided(
-    ports: SettlementPorts, doc: dict[str, Any], note: CreditNote, correlation_id: str
-) -> None:
-    """Publish ``InvoiceVoided`` once per invoice (same reasoning as :func:`_announce_paid`)."""
-    if doc.get(VOIDED_ANNOUNCED) is not None:
-        return
-    await ports.events.invoice_voided(
-        InvoiceVoided.create(
+        announce.append(lambda: ports.events.invoice_paid(event))
+    if invoice.voided_unannounced and void_note is not None:
+        voided = InvoiceVoided.create(
             VoidedInvoice(
-                invoice_id=doc["_id"],
-                invoice_number=doc["number"],
-                customer_id=doc["customer_id"],
-                customer_name=note.customer_name,
-                currency=note.currency,
-                total=amount_of(doc.get("total_units"), note.currency),
-                credit_note_id=note.credit_note_id,
-                credit_note_number=note.credit_note_number,
-                voided_on=note.issue_date,
-                reason=note.reason,
+                invoice_id=invoice.invoice_id,
+                invoice_number=invoice.number,
+                customer_id=invoice.customer_id,
+                customer_name=void_note.customer_name,
+                currency=void_note.currency,
+                total=document.total,
+                credit_note_id=void_note.credit_note_id,
+                credit_note_number=void_note.credit_note_number,
+                voided_on=void_note.issue_date,
+                reason=void_note.reason,
             ),
             source=SOURCE,
             correlation_id=correlation_id,
-            event_id=f"invoice-voided:{doc['_id']}",
+            event_id=f"invoice-voided:{invoice.invoice_id}",
         )
-    )
-    await ports.settlements.mark(doc["_id"], {VOIDED_ANNOUNCED: datetime.now(UTC)})
+        announce.append(lambda: ports.events.invoice_voided(voided))
+    if not announce:
+        return
+    for publish in announce:
+        await publish()
+    now = datetime.now(UTC)
+    paid_announced = invoice.paid_unannounced
 
+    def remember(i: Invoice) -> None:
+        if paid_announced:
+            i.paid_announced(now)
+        if void_note is not None:
+            i.voided_announced(now)
 
-async def _prefix(ports: SettlementPorts, entity_id: str) -> str:
-    entity = await ports.catalog.invoicing_entity(entity_id)
-    return "" if entity is None else entity.number_prefix
+    await _settle(ports, invoice.invoice_id, remember)
 
 
 async def flag_overdue(
@@ -468,28 +495,30 @@ async def flag_overdue(
     ``InvoiceOverdue`` per such invoice and day (event id: invoice and day, so running the job
     twice a day publishes nothing new that notify would act on)."""
     found: list[OverdueInvoice] = []
-    for doc in await ports.settlements.open_invoices_due_before(as_of):
-        if InvoiceStatus(doc["status"]) not in OPEN_STATUSES:
+    for candidate in await ports.invoices.open_due_before(as_of):
+        if candidate.number is None:
             continue
-        due = date.fromisoformat(doc["due_date"])
-        await ports.settlements.mark(doc["_id"], {"overdue_since": as_of.isoformat()})
-        after, standing = await ports.settlements.refresh(doc["_id"])
-        if standing.outstanding <= 0 or standing.status is not InvoiceStatus.OVERDUE:
-            continue
-        found.append(
-            OverdueInvoice(
-                invoice_id=doc["_id"],
-                invoice_number=doc["number"],
-                customer_id=doc["customer_id"],
-                customer_name=after["document"]["buyer"]["name"],
-                currency=str(doc["currency"]),
-                total=standing.total,
-                outstanding=standing.outstanding,
-                due_date=due,
-                as_of=as_of,
-                days_overdue=days_overdue(due, as_of),
+        invoice, events = await _settle(ports, candidate.number, lambda i: i.mark_overdue(as_of))
+        document = invoice.document
+        assert document is not None
+        assert document.due_date is not None
+        for event in events:
+            if not isinstance(event, BecameOverdue):
+                continue
+            found.append(
+                OverdueInvoice(
+                    invoice_id=invoice.invoice_id,
+                    invoice_number=str(invoice.number),
+                    customer_id=invoice.customer_id,
+                    customer_name=document.buyer.name,
+                    currency=document.currency,
+                    total=document.total,
+                    outstanding=event.outstanding,
+                    due_date=document.due_date,
+                    as_of=as_of,
+                    days_overdue=event.days_overdue,
+                )
             )
-        )
     if found:
         await ports.events.invoice_overdue(
             [
