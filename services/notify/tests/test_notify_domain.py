@@ -64,6 +64,7 @@ from billing_notify.service.notify_invoice import notify_invoice_finalized
 from billing_notify.settings import NotifySettings
 from billing_schemas.catalog import Address, Contact, ContactRole, Customer, PriceList
 from billing_schemas.events import FinalizedInvoice, InvoiceFinalized
+from billing_schemas.periods import month_label
 
 PDF = b"%PDF-1.7\n% a tiny stand-in for an invoice document\n%%EOF\n"
 PDF_ID = "66f0c0ffee0000000000abcd"
@@ -505,3 +506,9 @@ def test_a_negative_invoice_says_there_is_nothing_to_pay_never_a_negative_amount
     assert "0.00" not in due  # "nothing to pay", not an amount
     assert nothing in email.html
     assert credit in email.html
+
+
+@pytest.mark.parametrize("language", ["en", "de", "fr", "pl"])
+def test_the_email_names_the_period_as_the_invoice_pdf_does(language: str) -> None:
+    # the PDF (invoicing) calls the same function: billing_schemas.periods.month_label
+    assert period_label("2024-09", language) == month_label("2024-09", language)

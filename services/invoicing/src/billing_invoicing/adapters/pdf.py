@@ -36,6 +36,7 @@ from jinja2 import Environment, PackageLoader, StrictUndefined
 from billing_invoicing.domain.einvoice import CreditNoteDocument
 from billing_invoicing.domain.invoice import InvoiceDocument, period_bounds
 from billing_schemas.money import format_amount
+from billing_schemas.periods import month_label
 
 TEMPLATES_DIR = Path(__file__).resolve().parent.parent / "templates"
 """Folder of ``invoice.html.j2`` and ``invoice.css``; the base URL the stylesheet resolves from."""
@@ -73,10 +74,9 @@ def long_date(day: date | None, language: str) -> str:
 
 
 def period_label(period: str, language: str) -> str:
-    """A ``YYYY-MM`` billing period as month and year (en: "September 2024")."""
-    first, _ = period_bounds(period)
-    # "LLLL" is the stand-alone month name (nominative), right for a heading without a day.
-    return str(format_date(first, "LLLL yyyy", locale=_locale(language)))
+    """A ``YYYY-MM`` billing period as month and year (en: "September 2024"); the same words as
+    the invoice email (:func:`billing_schemas.periods.month_label`)."""
+    return month_label(period, language)
 
 
 def country_name(code: str, language: str) -> str:
