@@ -260,6 +260,11 @@ class RatedCharge(_Model):
     )
     price_list_id: str
     price_list_version: int
+    charge_class: Literal["correction"] | None = Field(
+        default=None,
+        description="'correction': the charge corrects an earlier one (its usage record's "
+        "charge class, or a re-rating's correction); invoices show it on its own line.",
+    )
 
 
 class ChargeRated(Envelope):

@@ -44,14 +44,15 @@ from decimal import Decimal
 
 from billing_invoicing.domain.invoice import (
     ChargeGroup,
+    ChargeKind,
     InvoiceDocument,
     InvoiceStatus,
     invoice_id_for,
 )
 from billing_schemas.money import round_to_minor
 
-LineKey = tuple[str, str, str]
-"""(usage period, provider, service name): one draft line."""
+LineKey = tuple[str, str, str, str]
+"""(usage period, provider, service name, charge kind): one draft line."""
 
 
 class InvoiceStateError(RuntimeError):
@@ -96,6 +97,7 @@ class DraftLine:
     period: str
     provider: str
     service_name: str
+    kind: str = ChargeKind.USAGE.value
     charge_count: int = 0
     cost: Decimal = Decimal(0)
     price: Decimal = Decimal(0)
@@ -104,7 +106,7 @@ class DraftLine:
     @property
     def key(self) -> LineKey:
         """The line's key."""
-        return (self.period, self.provider, self.service_name)
+        return (self.period, self.provider, self.service_name, self.kind)
 
     def plus(self, charge: ChargeAmounts) -> DraftLine:
         """This line with one more charge counted."""
@@ -170,6 +172,7 @@ def charge_groups(lines: Mapping[LineKey, DraftLine]) -> list[ChargeGroup]:
             cost=line.cost,
             price=line.price,
             savings_removed=line.savings_removed,
+            charge_kind=ChargeKind(line.kind),
         )
         for _, line in sorted(lines.items())
     ]

@@ -417,6 +417,7 @@ def rate_usage(
         basis_amount=treatment.amount,
         price_list_id=pricing.price_list.id,
         price_list_version=version.version,
+        charge_class=record.charge_class,
     )
     if original is None or claim is None or moved == price:
         return Rated(charge, claim)
