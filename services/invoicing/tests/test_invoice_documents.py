@@ -37,6 +37,7 @@ from billing_invoicing.domain.invoice import (
     printed_sections,
 )
 from billing_invoicing.domain.model import DraftSums, charge_groups
+from billing_invoicing.domain.tax import OUTSIDE_SCOPE_MENTION, REVERSE_CHARGE_MENTION
 from billing_schemas.events import ChargeCategory, LineType, RatedCharge
 
 D = Decimal
@@ -211,7 +212,12 @@ def _template_messages() -> set[str]:
     source = PACKAGE / "adapters" / "pdf.py"
     for _, message, _, _ in extract_from_file("python", source, keywords={"N_": None}):
         found.add(message if isinstance(message, str) else message[0])
-    return found | set(pdf.LEGAL_MENTIONS)
+    return found
+
+
+def test_the_legal_mentions_translated_are_the_ones_invoices_carry() -> None:
+    assert set(pdf.LEGAL_MENTIONS) == {REVERSE_CHARGE_MENTION, OUTSIDE_SCOPE_MENTION}
+    assert set(pdf.LEGAL_MENTIONS) <= _template_messages()  # extracted like any label
 
 
 @pytest.mark.parametrize("language", LANGUAGES)
@@ -297,3 +303,16 @@ def test_the_credit_note_is_in_the_customers_language() -> None:
     assert "Rechnungskorrektur" in html
     assert "Gutschrift auf Rechnung CCR-2024-000005: Doppelt berechnet" in html
     assert "Total credited" not in html
+
+
+def test_a_charge_not_passed_on_stays_counted_on_its_services_usage_line() -> None:
+    # a payer-bought reservation's fee under savings removal is priced 0: no line of 0.00 for
+    # it, its count and cost stay on the service's usage line (where reconciliation finds them)
+    fee = _group("0", "Amazon EC2", ChargeKind.PURCHASE).model_copy(update={"cost": D("50")})
+    lonely = _group("0", "Amazon S3", ChargeKind.PURCHASE)
+    invoice = finalized(customer("c", "DE"), [_group("10", "Amazon EC2"), fee, lonely], 2)
+
+    assert [(x.service_name, x.charge_kind, x.charge_count, x.cost) for x in invoice.lines] == [
+        ("Amazon EC2", ChargeKind.USAGE, 4, D("50")),
+        ("Amazon S3", ChargeKind.PURCHASE, 2, D("0")),
+    ]

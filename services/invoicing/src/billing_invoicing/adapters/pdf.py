@@ -41,7 +41,6 @@ from markupsafe import Markup
 
 from billing_invoicing.domain.einvoice import CreditNoteDocument
 from billing_invoicing.domain.invoice import InvoiceDocument, period_bounds, printed_sections
-from billing_invoicing.domain.tax import OUTSIDE_SCOPE_MENTION, REVERSE_CHARGE_MENTION
 from billing_schemas.money import format_amount, minor_units
 from billing_schemas.periods import babel_locale, month_label
 
@@ -62,8 +61,18 @@ def N_(message: str) -> str:  # noqa: N802 - gettext's name for "mark for transl
 
 PAGE_COUNTER = N_("Page %(page)s of %(pages)s")
 _TAX_WORDS = (N_("VAT"), N_("reverse charge"), N_("not subject"))
-LEGAL_MENTIONS = (REVERSE_CHARGE_MENTION, OUTSIDE_SCOPE_MENTION)
-"""The tax mentions an invoice may carry (``domain/tax.py``): printed in its language."""
+LEGAL_MENTIONS = (
+    N_(
+        "Reverse charge: VAT to be accounted for by the recipient "
+        "(Article 196, Council Directive 2006/112/EC)."
+    ),
+    N_(
+        "Not subject to VAT in the seller's country: the place of supply is the recipient's "
+        "country (Article 44, Council Directive 2006/112/EC)."
+    ),
+)
+"""The tax mentions an invoice may carry (``domain/tax.py``'s, written out for message
+extraction; a test checks they are the same): printed in the invoice's language."""
 
 
 def _locale(language: str) -> Locale:

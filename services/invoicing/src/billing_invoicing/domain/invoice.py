@@ -307,6 +307,33 @@ def net_included(
 _KIND_ORDER = {kind: position for position, kind in enumerate(ChargeKind)}
 
 
+def _unbilled_into_usage(groups: Sequence[ChargeGroup]) -> list[ChargeGroup]:
+    """Charges of another kind priced 0 (not passed on: a payer-bought reservation's fee under
+    savings removal) stay counted on their service's usage line, where there is one, instead
+    of printing a line of 0.00; their count and cost are kept there."""
+
+    def key(g: ChargeGroup) -> tuple[str | None, str, str]:
+        return (g.period, g.provider, g.service_name)
+
+    usage = {key(g): g for g in groups if g.charge_kind is ChargeKind.USAGE}
+    out: list[ChargeGroup] = []
+    for g in groups:
+        if g.charge_kind is ChargeKind.USAGE:
+            continue
+        line = usage.get(key(g))
+        if g.price != 0 or line is None:
+            out.append(g)
+            continue
+        usage[key(g)] = line.model_copy(
+            update={
+                "charge_count": line.charge_count + g.charge_count,
+                "cost": line.cost + g.cost,
+                "savings_removed": line.savings_removed + g.savings_removed,
+            }
+        )
+    return list(usage.values()) + out
+
+
 def _kind_suffix(kind: ChargeKind) -> str:
     # the English description (e-invoices' item name); the PDF labels kinds in its language
     return "" if kind is ChargeKind.USAGE else f": {_KIND_TEXT[kind]}"
@@ -369,6 +396,7 @@ def assemble_invoice(
         included += plan.included_infrastructure * sub.quantity
 
     # step 3: the period's cloud charges; late usage of earlier periods as dated corrections
+    groups = _unbilled_into_usage(groups)
     current = sorted(
         (g for g in groups if g.period in (None, period)),
         key=lambda g: (_KIND_ORDER[g.charge_kind], g.provider, g.service_name),
