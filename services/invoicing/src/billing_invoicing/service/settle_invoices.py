@@ -36,6 +36,12 @@ from billing_invoicing.domain.settlement import (
     payment_id_for,
 )
 from billing_invoicing.domain.units import to_units
+from billing_invoicing.service.credit_note_documents import (
+    CreditNotePdfPorts,
+    credit_note_document,
+    issued_invoice,
+    store_credit_note_pdf,
+)
 from billing_schemas.catalog import PaymentMethod
 from billing_schemas.events import (
     CreditNote,
@@ -87,6 +93,8 @@ class SettlementPorts:
     invoices: MongoInvoiceRepository
     settlements: MongoSettlementRepository
     events: SettlementEvents
+    credit_note_pdfs: CreditNotePdfPorts | None = None
+    """Renders and stores each credit note's PDF at issue (None: credit notes get no PDF)."""
 
 
 @dataclass(frozen=True)
@@ -363,6 +371,14 @@ async def issue_credit_note(
         await ports.settlements.mark(doc["_id"], {"voided_at": stored["issue_date"]})
     after, now = await ports.settlements.refresh(doc["_id"])
     added = await ports.settlements.record_overpayment(after, now, note_id)
+    pdf = None
+    if ports.credit_note_pdfs is not None:  # stored before the event that names it
+        pdf = await store_credit_note_pdf(
+            ports.credit_note_pdfs,
+            issued_invoice(doc),
+            credit_note_document(stored, currency),
+            note_id,
+        )
     note = CreditNote(
         credit_note_id=note_id,
         credit_note_number=str(stored["number"]),
@@ -374,6 +390,8 @@ async def issue_credit_note(
         currency=currency,
         total=amount_of(stored["amount_units"], currency),
         reason=str(stored["reason"]),
+        pdf_file_id=None if pdf is None else pdf.file_id,
+        pdf_sha256=None if pdf is None else pdf.sha256,
     )
     if stored.get("published_at") is None:
         await ports.events.credit_note_issued(
