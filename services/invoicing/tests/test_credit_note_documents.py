@@ -126,7 +126,7 @@ async def test_a_credit_note_is_stored_as_a_pdf_at_issue_and_named_in_its_event(
         "11,90 €",
     ):
         assert shown in text
-    assert get_xml_from_pdf(pdf, check_xsd=False) == (None, None)  # the plain PDF
+    assert get_xml_from_pdf(pdf, check_xsd=False) == (False, False)  # the plain PDF: no XML
 
     again = await credit()  # a retried issue: the same note, the PDF stored first
     assert again.already_issued
