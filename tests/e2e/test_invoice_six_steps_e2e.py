@@ -17,26 +17,33 @@ from __future__ import annotations
 import io
 from datetime import UTC, date, datetime
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 import pypdf
 import pytest
 import yaml
+from einvoice_check import validate_issued
+from invoicing_test_support import rated
 from pymongo.asynchronous.database import AsyncDatabase
 
 from billing_invoicing.adapters.catalog_repo import MongoCatalogRepository
 from billing_invoicing.adapters.documents import InvoicePdfStore
+from billing_invoicing.adapters.einvoice_renderer import CustomerPdfRenderer
 from billing_invoicing.adapters.events import InMemoryInvoiceEvents
 from billing_invoicing.adapters.invoice_repo import MongoInvoiceRepository
 from billing_invoicing.adapters.pdf import PdfRenderer
+from billing_invoicing.adapters.settlement_repo import MongoSettlementRepository
 from billing_invoicing.domain.invoice import InvoiceDocument, LineKind
 from billing_invoicing.domain.tax import REVERSE_CHARGE_MENTION
+from billing_invoicing.service.credit_note_documents import CreditNotePdfPorts
 from billing_invoicing.service.draft_invoices import PositionedCharge, add_charges
 from billing_invoicing.service.generate_invoices import (
     InvoicingPorts,
     close_invoice,
     preview,
 )
+from billing_invoicing.service.settle_invoices import SettlementPorts, issue_credit_note
 from billing_rating.domain.rating import CustomerPricing, rate_usage
 from billing_schemas.catalog import Catalog
 from billing_schemas.events import (
@@ -48,7 +55,7 @@ from billing_schemas.events import (
     UsageRecord,
 )
 
-pytestmark = [pytest.mark.integration, pytest.mark.timeout(180)]
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(600)]
 
 D = Decimal
 PERIOD = "2024-09"
@@ -59,8 +66,11 @@ CATALOG = """
 invoicing_entities:
   - id: cumulus
     name: Cumulus Cloud Resellers GmbH
-    address: {lines: ["Wolkenstrasse 7", "10115 Berlin"], country: DE}
+    address: {lines: ["Wolkenstrasse 7", "10115 Berlin"], country: DE, city: Berlin,
+              postal_code: "10115"}
     vat_id: DE123456788
+    phone: "+49 30 1234567"
+    peppol_participant_id: "9930:DE123456788"
     number_prefix: CCR-
     email: billing@cumulus.example
     payment_methods:
@@ -77,8 +87,11 @@ price_lists:
 customers:
   - id: alpha
     name: Alpha Analytik GmbH
-    address: {lines: ["Hauptstrasse 1", "80331 München"], country: DE}
+    address: {lines: ["Hauptstrasse 1", "80331 München"], country: DE, city: München,
+              postal_code: "80331"}
     vat_id: DE987654328
+    contacts: [{email: ap@alpha.example, roles: [Billing]}]
+    peppol_participant_id: "9930:DE987654328"
     currency: EUR
     payment_terms_days: 30
     invoicing_entity: cumulus
@@ -87,14 +100,29 @@ customers:
     accounts: [{provider: AWS, account_id: "111"}]
   - id: beta
     name: Beta Médias SAS
-    address: {lines: ["12 rue de la Paix", "75002 Paris"], country: FR}
+    address: {lines: ["12 rue de la Paix", "75002 Paris"], country: FR, city: Paris,
+              postal_code: "75002"}
     vat_id: FR11123456782
+    contacts: [{email: compta@beta.example, roles: [Billing]}]
+    peppol_participant_id: "0088:5798000000001"
+    einvoice: [facturx]
     currency: EUR
     payment_terms_days: 14
     invoicing_entity: cumulus
     price_list: standard
     subscriptions: [{plan: business, start: 2024-06-01}]
     accounts: [{provider: AWS, account_id: "222"}]
+  - id: gamma
+    name: Gamma Kabushiki Kaisha
+    address: {lines: ["1-1 Marunouchi, Chiyoda-ku"], country: JP, city: Tokyo,
+              postal_code: "100-0005"}
+    currency: JPY
+    payment_terms_days: 30
+    invoicing_entity: cumulus
+    price_list: standard
+    contacts: [{email: keiri@gamma.example, roles: [Billing]}]
+    peppol_participant_id: "0088:5798000000001"
+    accounts: [{provider: AWS, account_id: "333"}]
 """
 
 
@@ -133,9 +161,11 @@ def rate(catalog: Catalog, customer_id: str, record: UsageRecord) -> RatedCharge
     return rate_usage(record, CustomerPricing(customer_id, "EUR", price_list)).charge
 
 
-def marker(customer_id: str, period: str = PERIOD) -> PeriodClosing:
+def marker(
+    customer_id: str, period: str = PERIOD, issue_date: date = date(2024, 10, 1)
+) -> PeriodClosing:
     return PeriodClosing.create(
-        PeriodClose(customer_id=customer_id, period=period, issue_date=date(2024, 10, 1)),
+        PeriodClose(customer_id=customer_id, period=period, issue_date=issue_date),
         source="test",
         correlation_id="acceptance",
     )
@@ -146,7 +176,7 @@ def lines(invoice: InvoiceDocument) -> list[tuple[LineKind, str, Decimal]]:
 
 
 async def test_six_steps_with_subscriptions_ri_savings_vat_and_reverse_charge(
-    mongo_db: AsyncDatabase[dict[str, Any]],
+    mongo_db: AsyncDatabase[dict[str, Any]], tmp_path: Path
 ) -> None:
     catalog = Catalog.model_validate(yaml.safe_load(CATALOG))
     catalog_repo = MongoCatalogRepository(mongo_db)
@@ -179,7 +209,9 @@ async def test_six_steps_with_subscriptions_ri_savings_vat_and_reverse_charge(
     await add_charges(invoices, [PositionedCharge(c) for c in charges])  # redelivered: stored once
 
     async with PdfRenderer() as renderer:
-        ports = InvoicingPorts(catalog_repo, invoices, renderer, InvoicePdfStore(mongo_db), events)
+        # as the service renders: Factur-X for beta, which receives it, the plain PDF for alpha
+        pdfs = CustomerPdfRenderer(renderer, catalog_repo)
+        ports = InvoicingPorts(catalog_repo, invoices, pdfs, InvoicePdfStore(mongo_db), events)
 
         dry = {o.customer_id: o.total for o in await preview(ports, period=PERIOD)}
         assert dry == {"alpha": D("595.00"), "beta": D("573.01")}
@@ -261,3 +293,39 @@ async def test_six_steps_with_subscriptions_ri_savings_vat_and_reverse_charge(
         assert docs["alpha"]["total_units"] == (await invoices.invoice("alpha:2024-09") or {}).get(
             "total_units"
         )  # the finalized invoice did not change
+
+        # a JPY invoice (no minor units): 12,345.6 + 0.4 -> 12,346 yen, outside EU VAT
+        yen = [
+            rated(f"g{i}", "gamma", price=price, cost=price).model_copy(
+                update={"currency": "JPY", "cost_currency": "JPY"}
+            )
+            for i, price in enumerate(["12345.6", "0.4"])
+        ]
+        await add_charges(invoices, [PositionedCharge(c) for c in yen])
+        gamma = await close_invoice(ports, marker("gamma"))
+        assert gamma.total == D("12346")
+
+        # October issued (the subscription netted, the late line), a credit note on beta's
+        # invoice (stored as Factur-X, which beta receives): then every document this test
+        # issued, in the three e-invoice formats, through the Mustang validator (issue 17)
+        assert (await close_invoice(ports, marker("alpha", "2024-10", date(2024, 11, 1)))).number
+        settlement = SettlementPorts(
+            catalog_repo,
+            invoices,
+            MongoSettlementRepository(mongo_db),
+            events,
+            CreditNotePdfPorts(pdfs, InvoicePdfStore(mongo_db)),
+        )
+        await MongoSettlementRepository(mongo_db).ensure_indexes()
+        credited = await issue_credit_note(
+            settlement,
+            number="CCR-2024-000002",
+            amount=D("73.01"),
+            reason="Overage waived after review",
+            issue_date=date(2024, 10, 20),
+            correlation_id="acceptance",
+        )
+        assert credited.credit_note.pdf_file_id is not None
+        checked = await validate_issued(mongo_db, tmp_path, "six_steps_e2e", expect=5)
+        assert "CCR-CN-2024-000001-peppol.xml" in checked
+        assert "CCR-2024-000002-stored.pdf" in checked

@@ -1,7 +1,8 @@
 """The invoicing HTTP API on the running services: a customer moves its Billing role to a new
 address through the API, the operator closes the period through the API, and the invoice email
 (then the payment receipt) goes to the new address only; the PDF the API serves is the one
-emailed; paying it in full publishes InvoicePaid on the real broker."""
+emailed; paying it in full publishes InvoicePaid on the real broker. A credit note issued with
+the CLI is emailed with its PDF; every document issued passes the e-invoice validator."""
 
 from __future__ import annotations
 
@@ -16,6 +17,9 @@ from typing import Any
 
 import httpx
 import pytest
+from einvoice_check import validate_issued
+from facturx import get_xml_from_pdf  # type: ignore[import-untyped]
+from pymongo import AsyncMongoClient
 
 from billing_runtime.testing import TopicReader
 from billing_schemas.events import InvoicePaid
@@ -27,7 +31,7 @@ CATALOG = ROOT / "demo" / "catalog.yaml"
 OPERATOR = "e2e-operator-token-0123456789"
 NORTHWIND = "e2e-northwind-token-0123456789"
 
-pytestmark = [pytest.mark.e2e, pytest.mark.timeout(300)]
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(600)]
 
 
 def mails(directory: Path) -> list[EmailMessage]:
@@ -48,7 +52,9 @@ async def wait_until(check: Any, what: str, seconds: float = 120) -> Any:
         await asyncio.sleep(0.3)
 
 
-async def test_contacts_changed_through_the_api_receive_the_next_emails(pipeline: Any) -> None:
+async def test_contacts_changed_through_the_api_receive_the_next_emails(
+    pipeline: Any, tmp_path: Path
+) -> None:
     pipeline.extra_env["BILLING_INVOICING_API_TOKENS"] = json.dumps(
         {OPERATOR: "operator", NORTHWIND: "customer:northwind"}
     )
@@ -124,6 +130,35 @@ async def test_contacts_changed_through_the_api_receive_the_next_emails(pipeline
 
         [receipt_mail] = await wait_until(receipt, "the payment receipt")
         assert [a.addr_spec for a in receipt_mail["To"].addresses] == ["invoices@northwind.example"]
+
+        # issue 17: a credit note gets its PDF at issue (Factur-X, type 381: contoso receives
+        # Factur-X), emailed with it to contoso's Billing contact
+        page = await client.get("/v1/invoices?period=2024-09", headers=operator)
+        [theirs] = [i for i in page.json()["items"] if i["customer_id"] == "contoso"]
+        reason = ("--reason", "SLA credit for September")
+        await pipeline.billing("invoices", "credit", theirs["number"], "--amount", "10.00", *reason)
+
+        async def credit_note_mail() -> list[EmailMessage]:
+            inbox = mails(pipeline.smtp.directory)
+            return [m for m in inbox if str(m["Subject"]).startswith("Credit note")]
+
+        [note_mail] = await wait_until(credit_note_mail, "the credit-note email")
+        assert [a.addr_spec for a in note_mail["To"].addresses] == ["invoices@contoso.example"]
+        [note_pdf] = list(note_mail.iter_attachments())
+        assert str(note_pdf.get_filename()).startswith("CCR-CN-2")
+        name, xml = get_xml_from_pdf(note_pdf.get_content(), check_xsd=False)
+        assert name == "factur-x.xml"
+        assert b"<ram:TypeCode>381</ram:TypeCode>" in xml
+        assert theirs["number"].encode() in xml  # BT-25, the invoice it corrects
+
+    # every invoice and credit note this test issued, in the three formats, validated
+    mongo: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(pipeline.infra.mongodb_url)
+    try:
+        db = mongo[pipeline.namespace]
+        checked = await validate_issued(db, tmp_path, "invoicing_api_e2e", expect=3)
+    finally:
+        await mongo.close()
+    assert f"{theirs['number']}-stored.pdf" in checked
 
 
 async def _at_least(directory: Path, n: int) -> bool:

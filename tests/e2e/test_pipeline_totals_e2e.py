@@ -96,7 +96,9 @@ def expected_lines(charges: dict[str, dict[str, Any]]) -> dict[Key, tuple[Decima
 
 
 def invoiced_lines(invoices: list[dict[str, Any]]) -> dict[Key, tuple[Decimal, int]]:
-    """The usage and correction lines of the finalized invoices, with their unrounded amounts."""
+    """The usage and correction lines of the finalized invoices, with their unrounded amounts,
+    per customer, period, provider and service (a service's usage, credits, purchases... are
+    lines of their own: added up here)."""
     lines: dict[Key, tuple[Decimal, int]] = {}
     for invoice in invoices:
         document = invoice["document"]
@@ -105,8 +107,8 @@ def invoiced_lines(invoices: list[dict[str, Any]]) -> dict[Key, tuple[Decimal, i
                 continue  # subscriptions and included infrastructure: not charges
             period = line.get("period") or document["period"]
             key = (document["customer_id"], period, line["provider"], line["service_name"])
-            assert key not in lines, f"two lines for {key}"
-            lines[key] = (Decimal(line["amount_exact"]), int(line["charge_count"]))
+            amount, count = lines.get(key, (Decimal(0), 0))
+            lines[key] = (amount + Decimal(line["amount_exact"]), count + int(line["charge_count"]))
     return lines
 
 

@@ -273,6 +273,11 @@ class RatedCharge(_Model):
         "cost), converted to the invoicing currency; None when the provider gave none; 0 on a "
         "correction (the public price did not change).",
     )
+    charge_class: Literal["correction"] | None = Field(
+        default=None,
+        description="'correction': the charge corrects an earlier one (its usage record's "
+        "charge class, or a re-rating's correction); invoices show it on its own line.",
+    )
 
 
 class ChargeRated(Envelope):

@@ -93,7 +93,9 @@ async def issue(
     invoice = Invoice.new(invoice_id)
     await repo.save(invoice)
     sums = DraftSums()
-    sums.add(ChargeAmounts("c1", (period, "AWS", "Amazon EC2"), "EUR", D(80), D(price), D(0)))
+    sums.add(
+        ChargeAmounts("c1", (period, "AWS", "Amazon EC2", "usage"), "EUR", D(80), D(price), D(0))
+    )
     issue_date = date(2024, 10, 1)
     invoice.start_finalizing(issue_date, sums)
     [customer], [entity] = SETTLE_CATALOG.customers, SETTLE_CATALOG.invoicing_entities

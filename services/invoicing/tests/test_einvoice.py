@@ -29,6 +29,7 @@ from billing_invoicing.adapters.einvoice import (
 from billing_invoicing.adapters.einvoice_renderer import CustomerPdfRenderer
 from billing_invoicing.adapters.pdf import PdfRenderer
 from billing_invoicing.domain.einvoice import (
+    CreditNoteDocument,
     DocumentType,
     EInvoiceError,
     VatCategory,
@@ -345,6 +346,15 @@ class RecordingRenderer:
     async def render_facturx(self, invoice: InvoiceDocument, xml: bytes) -> bytes:
         self.facturx_xml.append(xml)
         return b"facturx " + (invoice.number or "").encode()
+
+    async def render_credit_note(self, invoice: InvoiceDocument, note: CreditNoteDocument) -> bytes:
+        return b"plain " + note.number.encode()
+
+    async def render_credit_note_facturx(
+        self, invoice: InvoiceDocument, note: CreditNoteDocument, xml: bytes
+    ) -> bytes:
+        self.facturx_xml.append(xml)
+        return b"facturx " + note.number.encode()
 
 
 class Catalog1:

@@ -117,17 +117,19 @@ async def test_pdf_shows_what_the_customer_must_read(sample_pdf: bytes) -> None:
     assert "Société Générale de Test SAS" in text
     # French formatting: narrow no-break space between thousands, no-break space before €.
     assert format_amount(Decimal("1234.56"), "EUR", "fr") == "1\u202f234,56\xa0€"
+    # in the customer's language, every label (issue 14 item 8: they were English)
     assert "Total 1\u202f234,56\xa0€" in text
-    assert "Due date 31 octobre 2024" in text
-    assert "Billing period septembre 2024" in text
-    assert f"Reference: {NUMBER}" in text
+    assert "Date d'échéance 31 octobre 2024" in text
+    assert "Période de facturation septembre 2024" in text
+    assert f"Référence : {NUMBER}" in text
+    assert "Page 1 sur 1" in text
 
 
 async def test_pdf_metadata_dates_are_the_issue_date(sample_pdf: bytes) -> None:
     metadata = pypdf.PdfReader(io.BytesIO(sample_pdf)).metadata
 
     assert metadata is not None
-    assert metadata.title == f"Invoice {NUMBER}"
+    assert metadata.title == f"Facture {NUMBER}"
     assert metadata.creation_date == datetime(2024, 10, 1)  # noqa: DTZ001 - PDF date has no zone
     assert metadata.modification_date == datetime(2024, 10, 1)  # noqa: DTZ001
 

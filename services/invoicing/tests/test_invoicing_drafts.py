@@ -209,7 +209,7 @@ def test_charges_of_a_frozen_invoice_go_onto_the_next_open_one_as_late_lines() -
         assert await repo.draft_sums("alpha:2024-09") is None
         november = await repo.draft_sums("alpha:2024-11")
         assert november is not None
-        assert list(november.lines) == [("2024-09", "AWS", "Amazon EC2")]
+        assert list(november.lines) == [("2024-09", "AWS", "Amazon EC2", "usage")]
 
     asyncio.run(scenario())
 

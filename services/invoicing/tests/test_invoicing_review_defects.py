@@ -193,7 +193,9 @@ def test_a_draft_with_charges_in_another_currency_cannot_be_issued() -> None:
     sums = DraftSums()
     for charge_id, currency, price in (("a", "EUR", "100"), ("b", "USD", "40"), ("c", "USD", "2")):
         sums.add(
-            ChargeAmounts(charge_id, ("2024-09", "AWS", "EC2"), currency, D(0), D(price), D(0))
+            ChargeAmounts(
+                charge_id, ("2024-09", "AWS", "EC2", "usage"), currency, D(0), D(price), D(0)
+            )
         )
     assert sums.currencies() == {
         "EUR": CurrencySum(1, D("100")),
@@ -206,7 +208,7 @@ def test_a_draft_with_charges_in_another_currency_cannot_be_issued() -> None:
         "the customer's currency, EUR, and amounts in another currency are never added to it"
     )
     only_eur = DraftSums()
-    only_eur.add(ChargeAmounts("a", ("2024-09", "AWS", "EC2"), "EUR", D(0), D(1), D(0)))
+    only_eur.add(ChargeAmounts("a", ("2024-09", "AWS", "EC2", "usage"), "EUR", D(0), D(1), D(0)))
     only_eur.check_currency("x:2024-09", "EUR")  # nothing to refuse
 
 

@@ -376,7 +376,7 @@ async def read_events(servers: str, topic: str, n: int) -> list[bytes]:
     return values
 
 
-@pytest.mark.timeout(240)
+@pytest.mark.timeout(420)  # nine CLI runs; the credit note renders its PDF
 async def test_pay_show_csv_credit_and_overdue_from_the_command_line(
     mongo_db: AsyncDatabase[dict[str, Any]], namespace: str, tmp_path: Path, infra: Any
 ) -> None:

@@ -31,6 +31,7 @@ from billing_notify.adapters.mailer import (
     classify_smtp_error,
 )
 from billing_notify.adapters.rejections import InMemoryRejectedRows
+from billing_notify.domain.customer_emails import credit_note_view
 from billing_notify.domain.delivery import DeliveryStatus
 from billing_notify.domain.errors import (
     InvalidAddressError,
@@ -46,7 +47,7 @@ from billing_notify.domain.invoice_email import (
     invoice_view,
     period_label,
 )
-from billing_notify.domain.messages import MessageKind, message_id_for, render
+from billing_notify.domain.messages import MessageKind, choose_language, message_id_for, render
 from billing_notify.domain.recipients import (
     Mailbox,
     Recipients,
@@ -63,7 +64,8 @@ from billing_notify.service.deliver import (
 from billing_notify.service.notify_invoice import notify_invoice_finalized
 from billing_notify.settings import NotifySettings
 from billing_schemas.catalog import Address, Contact, ContactRole, Customer, PriceList
-from billing_schemas.events import FinalizedInvoice, InvoiceFinalized
+from billing_schemas.events import CreditNote, FinalizedInvoice, InvoiceFinalized
+from billing_schemas.periods import month_label
 
 PDF = b"%PDF-1.7\n% a tiny stand-in for an invoice document\n%%EOF\n"
 PDF_ID = "66f0c0ffee0000000000abcd"
@@ -509,3 +511,44 @@ def test_a_negative_invoice_says_there_is_nothing_to_pay_never_a_negative_amount
     assert "0.00" not in due  # "nothing to pay", not an amount
     assert nothing in email.html
     assert credit in email.html
+
+
+@pytest.mark.parametrize("language", ["en", "de", "fr", "pl"])
+def test_the_email_names_the_period_as_the_invoice_pdf_does(language: str) -> None:
+    # the PDF (invoicing) calls the same function: billing_schemas.periods.month_label
+    assert period_label("2024-09", language) == month_label("2024-09", language)
+
+
+@pytest.mark.parametrize(
+    ("language", "subject", "attached"),
+    [
+        ("de", "Rechnungskorrektur KUNDE-CN-1 zu Rechnung KUNDE-1: 11,90\xa0€", "liegt bei"),
+        ("fr", "Avoir KUNDE-CN-1 sur la facture KUNDE-1 : 11,90\xa0€", "L'avoir est joint"),
+    ],
+)
+def test_the_credit_note_email_is_in_the_customers_language_like_its_pdf(
+    language: str, subject: str, attached: str
+) -> None:
+    note = CreditNote(
+        credit_note_id="cn-1",
+        credit_note_number="KUNDE-CN-1",
+        invoice_id="kunde:2024-09",
+        invoice_number="KUNDE-1",
+        customer_id="kunde",
+        customer_name="Kunde GmbH",
+        issue_date=date(2024, 10, 20),
+        currency="EUR",
+        total=Decimal("11.90"),
+        reason="SLA",
+        pdf_file_id=PDF_ID,
+        pdf_sha256="0" * 64,
+    )
+    chosen = choose_language(MessageKind.CREDIT_NOTE_ISSUED, language)
+    email = render(
+        MessageKind.CREDIT_NOTE_ISSUED, chosen, credit_note_view(note, chosen, fallback=False)
+    )
+
+    assert chosen == language  # there was only English
+    assert email.subject == subject
+    assert attached in email.text
+    assert "KUNDE-CN-1.pdf" in email.html

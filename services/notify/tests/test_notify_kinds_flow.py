@@ -185,16 +185,17 @@ async def test_receipts_credit_notes_reminders_and_bill_reports_are_emailed_once
 
     mails = {str(m["Subject"]).split(" ")[0]: m for m in sink_mails(smtp_sink.directory)}
     assert len(smtp_sink.messages()) == 4  # nothing twice
-    # the customer writes de-CH: the receipt is in German, the others have English templates only
-    assert set(mails) == {"Zahlungseingang", "Credit", "Reminder:", "Bill"}
-    for kind in ("Zahlungseingang", "Credit", "Reminder:"):
+    # the customer writes de-CH: the receipt and the credit note are in German, the reminder has
+    # English templates only
+    assert set(mails) == {"Zahlungseingang", "Rechnungskorrektur", "Reminder:", "Bill"}
+    for kind in ("Zahlungseingang", "Rechnungskorrektur", "Reminder:"):
         assert [a.addr_spec for a in mails[kind]["To"].addresses] == ["buchhaltung@kunde.example"]
     assert "Die Rechnung ist vollständig bezahlt." in plain_text(mails["Zahlungseingang"])
     # reminders have English templates only: English text and English number format
     assert mails["Reminder:"]["Subject"] == (
         "Reminder: invoice KUNDE-2024-000008 is 7 days overdue (CHF100.00 due)"
     )
-    [attachment] = list(mails["Credit"].iter_attachments())
+    [attachment] = list(mails["Rechnungskorrektur"].iter_attachments())
     assert isinstance(attachment, EmailMessage)
     assert attachment.get_content() == PDF
     report = plain_text(mails["Bill"])

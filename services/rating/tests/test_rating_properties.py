@@ -231,3 +231,7 @@ def test_reversals_anywhere_leave_the_period_at_a_fresh_rating_of_what_remains(
     by_id = {c.charge_id: c.price for c in charged}
     for n in taken:  # each reversal exactly minus its original
         assert by_id[f"r{n}~rev"] == -by_id[f"r{n}"]
+    # a reversal stays a correction on its charge (the invoice prints it as one)
+    kinds = {c.charge_id: c.charge_class for c in charged}
+    assert all(kinds[f"r{n}~rev"] == "correction" for n in taken)
+    assert all(kinds[f"r{n}"] is None for n in range(len(rows)))

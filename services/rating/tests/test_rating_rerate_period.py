@@ -80,6 +80,8 @@ async def test_only_the_changed_record_is_corrected_once_and_a_dry_run_publishes
     )
     # ec2-late (the 20th) now has 20%: 50 x 1.20 = 60 instead of 55 -> +5; nothing else moves
     assert [(c.charge_id, c.price) for c in dry.corrections] == [("ec2-late:rerated:1", D(5))]
+    # a correction: the invoice shows it on a line of its own (issue 14 item 8)
+    assert [c.charge_class for c in dry.corrections] == ["correction"]
     assert (dry.published, publisher.published) == (False, [])
 
     done = await rerate_period(

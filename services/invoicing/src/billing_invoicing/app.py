@@ -34,7 +34,7 @@ def _build(settings: InvoicingSettings) -> tuple[Runtime, ASGIApp]:
     renderer = PdfRenderer(max_workers=settings.pdf_workers)
     ports = build_ports(runtime.db, runtime.publisher, renderer, settings)
     register(runtime, settings, ports)
-    queries = query_ports(runtime.db, ports, settings, runtime.publisher)
+    queries = query_ports(runtime.db, ports, settings, runtime.publisher, renderer)
 
     async def prepare() -> None:
         await ports.invoices.ensure_indexes()

@@ -17,6 +17,7 @@ from billing_invoicing.adapters.events import KafkaInvoiceEvents
 from billing_invoicing.adapters.invoice_repo import MongoInvoiceRepository
 from billing_invoicing.adapters.pdf import PdfRenderer
 from billing_invoicing.adapters.settlement_repo import MongoSettlementRepository
+from billing_invoicing.service.credit_note_documents import CreditNotePdfPorts
 from billing_invoicing.service.einvoices import EInvoicePorts
 from billing_invoicing.service.generate_invoices import InvoicingPorts
 from billing_invoicing.service.invoice_queries import QueryPorts
@@ -51,15 +52,24 @@ def query_ports(
     ports: InvoicingPorts,
     settings: InvoicingSettings,
     publisher: EventPublisher,
+    renderer: PdfRenderer | None = None,
 ) -> QueryPorts:
-    """The HTTP API's ports: the invoicing ones plus settlements and the stored PDFs."""
+    """The HTTP API's ports: the invoicing ones plus settlements and the stored PDFs (credit
+    notes issued through it get their PDF when given the renderer's pool)."""
     settlement = SettlementPorts(
         ports.catalog,
         ports.invoices,
         MongoSettlementRepository(db),
         KafkaInvoiceEvents(publisher, settings.topic_namespace),
+        None if renderer is None else credit_note_pdf_ports(ports, renderer),
     )
     return QueryPorts(ports.invoices, settlement, InvoicePdfStore(db))
+
+
+def credit_note_pdf_ports(ports: InvoicingPorts, renderer: PdfRenderer) -> CreditNotePdfPorts:
+    """Credit notes' PDFs: rendered in the PDF pool as the customer receives its invoices
+    (Factur-X or plain) and kept in the invoice PDF store."""
+    return CreditNotePdfPorts(CustomerPdfRenderer(renderer, ports.catalog), ports.pdfs)
 
 
 def einvoice_ports(
@@ -100,6 +110,7 @@ async def cli_context(settings: InvoicingSettings | None = None) -> AsyncIterato
             ports.invoices,
             settlements,
             KafkaInvoiceEvents(publisher, settings.topic_namespace),
+            credit_note_pdf_ports(ports, renderer),
         )
         audit = KafkaAuditTrail(
             publisher, settings.topic_namespace, "invoicing", settings.kafka_bootstrap_servers

@@ -1,4 +1,5 @@
-"""The invoice PDF port, per customer: Factur-X for those who receive it, else the plain PDF.
+"""The invoice and credit-note PDF ports, per customer: Factur-X for those who receive it, else
+the plain PDF.
 
 A customer whose catalog ``einvoice`` lists ``facturx`` gets, as *the* invoice PDF (stored by
 invoicing, attached by notify, served by ``/v1/invoices/{number}/pdf``), the PDF/A-3b carrying its
@@ -20,7 +21,9 @@ from typing import Protocol
 
 from billing_invoicing.adapters.einvoice import EInvoiceFormatError, cii_xml
 from billing_invoicing.domain.einvoice import (
+    CreditNoteDocument,
     EInvoiceError,
+    einvoice_from_credit_note,
     einvoice_from_invoice,
     routing_for,
     seller_details_for,
@@ -41,6 +44,16 @@ class InvoicePdfRendering(Protocol):
 
     async def render_facturx(self, invoice: InvoiceDocument, xml: bytes) -> bytes:
         """The Factur-X PDF carrying ``xml``."""
+        ...
+
+    async def render_credit_note(self, invoice: InvoiceDocument, note: CreditNoteDocument) -> bytes:
+        """A credit note's plain PDF."""
+        ...
+
+    async def render_credit_note_facturx(
+        self, invoice: InvoiceDocument, note: CreditNoteDocument, xml: bytes
+    ) -> bytes:
+        """A credit note's Factur-X PDF carrying ``xml``."""
         ...
 
 
@@ -68,3 +81,23 @@ class CustomerPdfRenderer:
             )
             return await self._renderer.render(invoice)
         return await self._renderer.render_facturx(invoice, xml)
+
+    async def render_credit_note(self, invoice: InvoiceDocument, note: CreditNoteDocument) -> bytes:
+        """A credit note as its customer receives its invoices: Factur-X (type 381, carrying
+        its CII) for a customer who receives Factur-X, else the plain PDF; a credit note with
+        no EN 16931 form is issued with the plain PDF and the reason logged."""
+        customer = await self._catalog.customer(invoice.customer_id)
+        if customer is None or EInvoiceFormat.FACTURX not in customer.einvoice:
+            return await self._renderer.render_credit_note(invoice, note)
+        entity = await self._catalog.invoicing_entity(invoice.invoicing_entity_id)
+        try:
+            document = einvoice_from_credit_note(
+                invoice, note, routing_for(customer), seller_details_for(entity) if entity else None
+            )
+            xml = cii_xml(document)
+        except (EInvoiceError, EInvoiceFormatError) as exc:
+            log.warning(
+                "credit note %s: issued with the plain PDF, no Factur-X: %s", note.number, exc
+            )
+            return await self._renderer.render_credit_note(invoice, note)
+        return await self._renderer.render_credit_note_facturx(invoice, note, xml)

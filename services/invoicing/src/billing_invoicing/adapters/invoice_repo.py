@@ -46,7 +46,12 @@ from pymongo import ASCENDING, DESCENDING
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import BulkWriteError, DuplicateKeyError
 
-from billing_invoicing.domain.invoice import InvoiceDocument, InvoiceStatus
+from billing_invoicing.domain.invoice import (
+    ChargeKind,
+    InvoiceDocument,
+    InvoiceStatus,
+    charge_kind,
+)
 from billing_invoicing.domain.model import (
     ChargeAmounts,
     CurrencySum,
@@ -65,7 +70,7 @@ from billing_invoicing.domain.settlement import OPEN_STATUSES
 from billing_invoicing.domain.units import AmountNotStorableError, from_units, to_units
 from billing_invoicing.ports import ChargeToStore, ConcurrentUpdateError
 from billing_runtime.mongo import sum_by
-from billing_schemas.events import LineType, RatedCharge
+from billing_schemas.events import ChargeCategory, LineType, RatedCharge
 from billing_schemas.money import from_fixed_units, round_to_minor
 
 CHARGES = "invoicing_charges"
@@ -109,9 +114,10 @@ def as_stored(amount: Decimal, currency: str) -> Decimal:
 
 def charge_amounts(charge: RatedCharge) -> ChargeAmounts:
     """What a charge adds to its invoice line."""
+    kind = charge_kind(charge.charge_category, charge.line_type, charge.charge_class)
     return ChargeAmounts(
         charge_id=charge.charge_id,
-        key=(charge.billing_period, charge.provider, charge.service_name),
+        key=(charge.billing_period, charge.provider, charge.service_name, kind.value),
         currency=charge.currency,
         cost=as_stored(charge.cost, charge.cost_currency),
         price=as_stored(charge.price, charge.currency),
@@ -122,9 +128,14 @@ def charge_amounts(charge: RatedCharge) -> ChargeAmounts:
 def amounts_of_document(doc: Doc) -> ChargeAmounts:
     """What a stored charge adds to its invoice line."""
     currency = str(doc["currency"])
+    kind = charge_kind(
+        ChargeCategory(doc.get("charge_category", "usage")),
+        LineType(doc.get("line_type", "on_demand")),
+        doc.get("charge_class"),
+    )
     return ChargeAmounts(
         charge_id=str(doc["_id"]),
-        key=(str(doc["period"]), str(doc["provider"]), str(doc["service_name"])),
+        key=(str(doc["period"]), str(doc["provider"]), str(doc["service_name"]), kind.value),
         currency=currency,
         cost=from_units(int(doc["cost_units"]), str(doc.get("cost_currency") or currency)),
         price=from_units(int(doc["price_units"]), currency),
@@ -147,6 +158,7 @@ def charge_document(charge: RatedCharge, invoice_id: str) -> Doc:
         "region": charge.region,
         "charge_category": charge.charge_category.value,
         "line_type": charge.line_type.value,
+        "charge_class": charge.charge_class,
         "charge_period_start": charge.charge_period_start,
         "quantity": None if charge.quantity is None else format(charge.quantity, "f"),
         "unit": charge.unit,
@@ -197,6 +209,7 @@ def _line_document(line: DraftLine, currency: str | None) -> Doc:
         "period": line.period,
         "provider": line.provider,
         "service_name": line.service_name,
+        "kind": line.kind,
         "charge_count": line.charge_count,
         "cost": format(line.cost, "f"),
         "price": format(line.price, "f"),
@@ -224,6 +237,8 @@ def _line_of(doc: Doc) -> DraftLine:
         period=str(doc["period"]),
         provider=str(doc["provider"]),
         service_name=str(doc["service_name"]),
+        # lines stored before charges were told apart by kind held everything as usage
+        kind=str(doc.get("kind") or ChargeKind.USAGE.value),
         charge_count=int(doc.get("charge_count", 0)),
         cost=amount("cost"),
         price=amount("price"),

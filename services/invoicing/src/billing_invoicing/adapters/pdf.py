@@ -15,9 +15,11 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import io
 import multiprocessing
 import os
-from collections.abc import Iterator
+import re
+from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from contextlib import contextmanager
@@ -28,41 +30,144 @@ from pathlib import Path
 from types import TracebackType
 from typing import Self
 
-from babel import Locale, UnknownLocaleError
+from babel import Locale
 from babel.dates import format_date
+from babel.messages.mofile import write_mo
+from babel.messages.pofile import read_po
 from babel.numbers import format_decimal
+from babel.support import NullTranslations, Translations
 from jinja2 import Environment, PackageLoader, StrictUndefined
+from markupsafe import Markup
 
 from billing_invoicing.domain.einvoice import CreditNoteDocument
-from billing_invoicing.domain.invoice import InvoiceDocument, period_bounds
-from billing_schemas.money import format_amount
+from billing_invoicing.domain.invoice import InvoiceDocument, period_bounds, printed_sections
+from billing_schemas.money import format_amount, minor_units
+from billing_schemas.periods import babel_locale, month_label
 
 TEMPLATES_DIR = Path(__file__).resolve().parent.parent / "templates"
 """Folder of ``invoice.html.j2`` and ``invoice.css``; the base URL the stylesheet resolves from."""
 
 TEMPLATE = "invoice.html.j2"
 
+LOCALE_DIR = TEMPLATES_DIR / "locale"
+"""The documents' translations: ``<language>/LC_MESSAGES/documents.po`` (gettext catalogs)."""
+MESSAGES_DOMAIN = "documents"
+
+
+def N_(message: str) -> str:  # noqa: N802 - gettext's name for "mark for translation only"
+    """Mark a label translated later, so that message extraction finds it."""
+    return message
+
+
+PAGE_COUNTER = N_("Page %(page)s of %(pages)s")
+_TAX_WORDS = (N_("VAT"), N_("reverse charge"), N_("not subject"))
+LEGAL_MENTIONS = (
+    N_(
+        "Reverse charge: VAT to be accounted for by the recipient "
+        "(Article 196, Council Directive 2006/112/EC)."
+    ),
+    N_(
+        "Not subject to VAT in the seller's country: the place of supply is the recipient's "
+        "country (Article 44, Council Directive 2006/112/EC)."
+    ),
+)
+"""The tax mentions an invoice may carry (``domain/tax.py``'s, written out for message
+extraction; a test checks they are the same): printed in the invoice's language."""
+
+
+def _locale(language: str) -> Locale:
+    # An unknown language must not stop an invoice from being issued: English.
+    return babel_locale(language)
+
 
 @cache
-def _environment() -> Environment:
+def translations(language: str) -> NullTranslations:
+    """The document labels in ``language`` (``de-CH`` falls back to ``de``); English, the
+    labels as written in the templates, when there is no catalog for it.
+
+    The catalogs are gettext ``.po`` files read with Babel and compiled in memory once per
+    process (fuzzy entries are left out, so an unchecked translation prints in English).
+    """
+    locale = _locale(language)
+    for name in (str(locale), locale.language):
+        path = LOCALE_DIR / name / "LC_MESSAGES" / f"{MESSAGES_DOMAIN}.po"
+        if path.is_file():
+            with path.open("rb") as po:
+                catalog = read_po(po, locale=name, domain=MESSAGES_DOMAIN)
+            compiled = io.BytesIO()
+            write_mo(compiled, catalog)
+            compiled.seek(0)
+            return Translations(compiled, domain=MESSAGES_DOMAIN)
+    return NullTranslations()
+
+
+@cache
+def _environment(language: str = "en") -> Environment:
     # Autoescape unconditionally: every template here is HTML and ``select_autoescape`` would
     # not recognise the ``.html.j2`` suffix. StrictUndefined turns a typo into an error instead
-    # of a silently blank field on a legal document.
-    return Environment(
+    # of a silently blank field on a legal document. Labels are gettext messages ("newstyle":
+    # ``_("Invoice %(number)s", number=...)``, the values escaped, the message trusted).
+    environment = Environment(
         loader=PackageLoader("billing_invoicing", "templates"),
         autoescape=True,
         undefined=StrictUndefined,
         trim_blocks=True,
         lstrip_blocks=True,
+        extensions=["jinja2.ext.i18n"],
     )
+    environment.install_gettext_translations(  # type: ignore[attr-defined]
+        translations(language), newstyle=True
+    )
+    return environment
 
 
-def _locale(language: str) -> Locale:
-    try:
-        return Locale.parse(language.replace("-", "_"))
-    except (UnknownLocaleError, ValueError):
-        # An unknown language must not stop an invoice from being issued: fall back to English.
-        return Locale.parse("en")
+def _css_string(text: str) -> str:
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def page_counter(language: str) -> Markup:
+    """The CSS ``content`` of the page counter in ``language``: ``"Page " counter(page) " of "
+    counter(pages)``."""
+    parts = re.split(r"(%\(pages?\)s)", translations(language).gettext(PAGE_COUNTER))
+    counters = {"%(page)s": "counter(page)", "%(pages)s": "counter(pages)"}
+    # the text is quoted and escaped as CSS strings: safe inside the template's <style>
+    css = " ".join(counters.get(part) or _css_string(part) for part in parts if part)
+    return Markup(css)  # noqa: S704
+
+
+def tax_label(label: str, language: str) -> str:
+    """A tax label of the invoice document (``VAT 19% (DE)``, ``VAT 0% (reverse charge)``:
+    ``domain/tax.py``) in ``language``."""
+    gettext = translations(language).gettext
+    name, space, rest = label.partition(" ")
+    if name == "VAT":
+        name = gettext("VAT")
+    for words in ("reverse charge", "not subject"):
+        rest = rest.replace(f"({words})", f"({gettext(words)})")
+    return f"{name}{space}{rest}"
+
+
+def tax_mention(mention: str | None, language: str) -> str | None:
+    """The invoice's legal tax mention in ``language`` (as issued if it has no translation)."""
+    return None if mention is None else translations(language).gettext(mention)
+
+
+def _document_context(invoice: InvoiceDocument) -> dict[str, object]:
+    """What the invoice and the credit-note templates both format in the invoice's language."""
+    language = invoice.language
+    locale = str(_locale(language))
+
+    def money(amount: Decimal) -> str:
+        return format_amount(amount, invoice.currency, locale)
+
+    label: Callable[[str], str] = lambda text: tax_label(text, language)  # noqa: E731
+    return {
+        "money": money,
+        "country": lambda code: country_name(code, language),
+        "tax_label": label,
+        "tax_mention": tax_mention(invoice.tax_mention, language),
+        "page_counter": page_counter(language),
+    }
 
 
 def long_date(day: date | None, language: str) -> str:
@@ -73,10 +178,9 @@ def long_date(day: date | None, language: str) -> str:
 
 
 def period_label(period: str, language: str) -> str:
-    """A ``YYYY-MM`` billing period as month and year (en: "September 2024")."""
-    first, _ = period_bounds(period)
-    # "LLLL" is the stand-alone month name (nominative), right for a heading without a day.
-    return str(format_date(first, "LLLL yyyy", locale=_locale(language)))
+    """A ``YYYY-MM`` billing period as month and year (en: "September 2024"); the same words as
+    the invoice email (:func:`billing_schemas.periods.month_label`)."""
+    return month_label(period, language)
 
 
 def country_name(code: str, language: str) -> str:
@@ -87,32 +191,36 @@ def country_name(code: str, language: str) -> str:
 def render_invoice_html(invoice: InvoiceDocument) -> str:
     """Render the invoice document as HTML (all invoice text autoescaped).
 
-    Amounts are printed with :func:`billing_schemas.money.format_amount` in the invoice's
-    language, rounded to the currency's minor units; dates, the period and country names in the
-    same language (English if Babel does not know it). The labels are English for now.
+    Everything is in the invoice's (the customer's) language: the labels (gettext catalogs,
+    English where there is none), amounts with :func:`billing_schemas.money.format_amount`
+    rounded to the currency's minor units, dates, the period, country names. The lines are
+    printed by section (:func:`~billing_invoicing.domain.invoice.printed_sections`).
     """
 
     # Babel wants "de_CH" where the invoice may say "de-CH"; unknown languages fall back to en.
     locale = _locale(invoice.language)
-
-    def money(amount: Decimal) -> str:
-        return format_amount(amount, invoice.currency, str(locale))
+    context = _document_context(invoice)
 
     def count(number: int) -> str:
         return str(format_decimal(number, locale=locale))
 
-    def country(code: str) -> str:
-        return country_name(code, invoice.language)
+    def month(period: str) -> str:
+        return period_label(period, invoice.language)
 
-    template = _environment().get_template(TEMPLATE)
+    money = context["money"]
+    assert callable(money)
+    smallest = Decimal(1).scaleb(-minor_units(invoice.currency))
+    template = _environment(str(locale)).get_template(TEMPLATE)
     return template.render(
         invoice=invoice,
-        money=money,
+        sections=printed_sections(invoice),
         count=count,
-        country=country,
+        month=month,
+        small_unit=money(smallest),
         issue_date=long_date(invoice.issue_date, invoice.language),
         due_date=long_date(invoice.due_date, invoice.language),
         period=period_label(invoice.period, invoice.language),
+        **context,
     )
 
 
@@ -176,7 +284,9 @@ def render_facturx_pdf(invoice_json: str, xml: bytes) -> bytes:
 
     invoice = InvoiceDocument.model_validate_json(invoice_json)
     pdf = render_invoice_pdf(invoice_json, PDF_A_3B)
-    title = f"Invoice {invoice.number or invoice.invoice_id}"
+    title = translations(invoice.language).gettext("Invoice %(number)s") % {
+        "number": invoice.number or invoice.invoice_id
+    }
     return facturx_pdf(pdf, xml, title=title, author=invoice.seller.name, lang=invoice.language)
 
 
@@ -185,33 +295,30 @@ CREDIT_NOTE_TEMPLATE = "credit_note.html.j2"
 
 def render_credit_note_html(invoice: InvoiceDocument, note: CreditNoteDocument) -> str:
     """Render a credit note on ``invoice`` as HTML, in the invoice's language and currency."""
-    locale = _locale(invoice.language)
-    label = invoice.taxes[0].label if len(invoice.taxes) == 1 else "Tax"
+    language = invoice.language
+    gettext = translations(language).gettext
+    label = tax_label(invoice.taxes[0].label, language) if len(invoice.taxes) == 1 else None
+    context = _document_context(invoice) | {"tax_label": label or gettext("Tax")}
     return (
-        _environment()
+        _environment(str(_locale(language)))
         .get_template(CREDIT_NOTE_TEMPLATE)
         .render(
             invoice=invoice,
             note=note,
-            money=lambda amount: format_amount(amount, invoice.currency, str(locale)),
-            country=lambda code: country_name(code, invoice.language),
-            issue_date=long_date(note.issue_date, invoice.language),
-            invoice_date=long_date(invoice.issue_date, invoice.language),
-            tax_label=label,
+            issue_date=long_date(note.issue_date, language),
+            invoice_date=long_date(invoice.issue_date, language),
+            **context,
         )
     )
 
 
-def render_credit_note_facturx_pdf(
-    invoice_json: str, note: CreditNoteDocument, xml: bytes
+def render_credit_note_pdf(
+    invoice_json: str, note: CreditNoteDocument, pdf_variant: str | None = None
 ) -> bytes:
-    """A credit note as PDF/A-3b carrying its CII XML (Factur-X, type 381). Runs in a worker
-    process, like :func:`render_invoice_pdf`; dated by the credit note for reproducible
-    rendering (the embedding stamps its own time, see ``adapters/einvoice_renderer.py``)."""
+    """Render a credit note on the invoice given as JSON to PDF bytes, dated by the credit note
+    for reproducible rendering. Runs in a worker process, like :func:`render_invoice_pdf`."""
     from weasyprint import HTML
     from weasyprint.urls import URLFetcher
-
-    from billing_invoicing.adapters.einvoice import facturx_pdf
 
     invoice = InvoiceDocument.model_validate_json(invoice_json)
     fetcher = URLFetcher(allowed_protocols=("file",), fail_on_errors=True)
@@ -219,11 +326,26 @@ def render_credit_note_facturx_pdf(
     document = HTML(string=html, base_url=str(TEMPLATES_DIR), url_fetcher=fetcher)
     identifier = hashlib.sha256(note.number.encode()).hexdigest()[:32].encode()
     with _source_date_epoch(note.issue_date):
-        pdf = document.write_pdf(pdf_identifier=identifier, pdf_variant=PDF_A_3B)
+        pdf = document.write_pdf(pdf_identifier=identifier, pdf_variant=pdf_variant)
     if not isinstance(pdf, bytes):
         msg = f"WeasyPrint returned {type(pdf).__name__}, expected bytes"
         raise TypeError(msg)
-    title = f"Credit note {note.number}"
+    return pdf
+
+
+def render_credit_note_facturx_pdf(
+    invoice_json: str, note: CreditNoteDocument, xml: bytes
+) -> bytes:
+    """A credit note as PDF/A-3b carrying its CII XML (Factur-X, type 381). Runs in a worker
+    process, like :func:`render_invoice_pdf` (the embedding stamps its own time, see
+    ``adapters/einvoice_renderer.py``)."""
+    from billing_invoicing.adapters.einvoice import facturx_pdf
+
+    invoice = InvoiceDocument.model_validate_json(invoice_json)
+    pdf = render_credit_note_pdf(invoice_json, note, PDF_A_3B)
+    title = translations(invoice.language).gettext("Credit note %(number)s") % {
+        "number": note.number
+    }
     return facturx_pdf(pdf, xml, title=title, author=invoice.seller.name, lang=invoice.language)
 
 
@@ -298,6 +420,16 @@ class PdfRenderer:
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(
             self._pool, render_facturx_pdf, invoice.model_dump_json(), xml
+        )
+
+    async def render_credit_note(self, invoice: InvoiceDocument, note: CreditNoteDocument) -> bytes:
+        """Render a credit note on ``invoice`` (the plain PDF), in a worker."""
+        if self._closed:
+            msg = "PdfRenderer is closed"
+            raise RuntimeError(msg)
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(
+            self._pool, render_credit_note_pdf, invoice.model_dump_json(), note
         )
 
     async def render_credit_note_facturx(

@@ -6,7 +6,9 @@ An invoice is computed in six steps (the reseller's "Generate invoices"), then t
    days they were active, per plan: ``domain/proration.py``);
 2. the cloud infrastructure those plans include (pre-purchased) is totalled;
 3. the period's cloud charges, rated with the customer's price list, are added, one line per
-   provider and service;
+   provider, service and kind of charge (usage, purchase, unused commitment, credit, refund,
+   provider discount, provider tax, adjustment, correction: :func:`charge_kind`), so that a
+   reservation bought or a credit is never folded into the usage of its service;
 4. savings of reservations and savings plans the payer bought are already removed by rating
    (such usage is charged at its on-demand price); the amount removed is shown;
 5. the included infrastructure is subtracted from the cloud charges;
@@ -27,6 +29,7 @@ from __future__ import annotations
 
 import calendar
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from datetime import date, timedelta
 from decimal import Decimal
 from enum import StrEnum
@@ -52,6 +55,7 @@ from billing_schemas.catalog import (
     TaxRate,
     UnderusePolicy,
 )
+from billing_schemas.events import ChargeCategory, LineType
 from billing_schemas.money import allocate_rounded, round_to_minor
 
 
@@ -81,6 +85,74 @@ class LineKind(StrEnum):
     ONE_OFF = "one_off"  # a charge an operator added (setup fee, support hours, hardware)
 
 
+class ChargeKind(StrEnum):
+    """What a cloud charge is, whatever the provider: each kind is its own invoice line, so a
+    purchase, a credit or a correction is never folded into a service's usage."""
+
+    USAGE = "usage"
+    PURCHASE = "purchase"  # a reservation, savings plan or marketplace item bought, a fee
+    UNUSED_COMMITMENT = "unused_commitment"  # the idle part of a commitment (unused hours)
+    CREDIT = "credit"
+    REFUND = "refund"
+    DISCOUNT = "discount"  # a provider's discount (EDP, private rate, bundled)
+    TAX = "tax"  # a tax the provider charged, passed on
+    ADJUSTMENT = "adjustment"
+    CORRECTION = (
+        "correction"  # corrects an earlier line (FOCUS ChargeClass, restatement, re-rating)
+    )
+
+
+def charge_kind(
+    category: ChargeCategory, line_type: LineType, charge_class: str | None = None
+) -> ChargeKind:
+    """The kind of a rated charge, from its FOCUS charge category, its line type and its
+    charge class. A correction is a correction whatever it corrects; a commitment fee is a
+    purchase, except the unused part of a commitment (FOCUS ``Usage`` with status ``Unused``,
+    Azure's ``UnusedReservation``), which is billed as usage by the provider; the commitment's
+    covered usage and its negation are usage."""
+    if charge_class == "correction":
+        return ChargeKind.CORRECTION
+    if line_type is LineType.COMMITMENT_FEE:
+        if category is ChargeCategory.USAGE:
+            return ChargeKind.UNUSED_COMMITMENT
+        return ChargeKind.PURCHASE
+    return _KIND_OF_LINE_TYPE.get(line_type) or _KIND_OF_CATEGORY[category]
+
+
+_KIND_OF_LINE_TYPE = {
+    LineType.CREDIT: ChargeKind.CREDIT,
+    LineType.REFUND: ChargeKind.REFUND,
+    LineType.DISCOUNT: ChargeKind.DISCOUNT,
+    LineType.TAX: ChargeKind.TAX,
+    LineType.ADJUSTMENT: ChargeKind.ADJUSTMENT,
+}
+_KIND_OF_CATEGORY = {
+    ChargeCategory.USAGE: ChargeKind.USAGE,
+    ChargeCategory.PURCHASE: ChargeKind.PURCHASE,
+    ChargeCategory.TAX: ChargeKind.TAX,
+    ChargeCategory.CREDIT: ChargeKind.CREDIT,
+    ChargeCategory.ADJUSTMENT: ChargeKind.ADJUSTMENT,
+}
+_KIND_TEXT = {
+    ChargeKind.PURCHASE: "purchase",
+    ChargeKind.UNUSED_COMMITMENT: "unused commitment",
+    ChargeKind.CREDIT: "credit",
+    ChargeKind.REFUND: "refund",
+    ChargeKind.DISCOUNT: "provider discount",
+    ChargeKind.TAX: "provider tax",
+    ChargeKind.ADJUSTMENT: "adjustment",
+    ChargeKind.CORRECTION: "correction",
+}
+
+
+class NettingKind(StrEnum):
+    """Which netting line an ``included`` line is (steps 5-6)."""
+
+    COVERED = "covered"  # the cloud charges the included infrastructure covers
+    UNDERUSE = "underuse"  # included but not used, credited
+    OVERUSE = "overuse"  # the overage, waived
+
+
 class _Model(BaseModel):
     model_config = ConfigDict(frozen=True)
 
@@ -101,6 +173,7 @@ class ChargeGroup(_Model):
         description="On-demand price minus billed cost of usage covered by payer-bought "
         "commitments (what savings removal kept), in the invoicing currency.",
     )
+    charge_kind: ChargeKind = ChargeKind.USAGE
 
 
 class InvoiceLine(_Model):
@@ -115,7 +188,14 @@ class InvoiceLine(_Model):
     amount: Decimal = Field(description="Rounded to minor units; lines add up to the subtotal.")
     kind: LineKind = LineKind.USAGE
     period: str | None = Field(default=None, description="Correction lines: the usage period.")
+    charge_kind: ChargeKind = Field(
+        default=ChargeKind.USAGE, description="Cloud lines: what their charges are."
+    )
+    plan: str | None = Field(default=None, description="Subscription lines: the plan's name.")
     quantity: int | None = Field(default=None, description="Subscription lines: how many.")
+    netting: NettingKind | None = Field(
+        default=None, description="Included lines: which part of the netting."
+    )
 
 
 class Netting(_Model):
@@ -271,22 +351,69 @@ def subscription_lines(
                 if span.prorated
                 else ""
             )
-            line = _line(f"{plan.name} subscription{times}{days}", LineKind.SUBSCRIPTION, span.fee)
-            lines.append(line.model_copy(update={"quantity": span.quantity}))
+            lines.append(
+                _line(
+                    f"{plan.name} subscription{times}{days}",
+                    LineKind.SUBSCRIPTION,
+                    span.fee,
+                    plan=plan.name,
+                    quantity=span.quantity,
+                )
+            )
             included += span.included
     return lines, included
 
 
-def _line(description: str, kind: LineKind, amount: Decimal) -> InvoiceLine:
-    return InvoiceLine(
-        description=description,
-        provider="",
-        service_name="",
-        charge_count=0,
-        cost=Decimal(0),
-        amount_exact=amount,
-        amount=amount,  # rounded below with the others
-        kind=kind,
+_KIND_ORDER = {kind: position for position, kind in enumerate(ChargeKind)}
+
+
+def _unbilled_into_usage(groups: Sequence[ChargeGroup]) -> list[ChargeGroup]:
+    """Charges of another kind priced 0 (not passed on: a payer-bought reservation's fee under
+    savings removal) stay counted on their service's usage line, where there is one, instead
+    of printing a line of 0.00; their count and cost are kept there."""
+
+    def key(g: ChargeGroup) -> tuple[str | None, str, str]:
+        return (g.period, g.provider, g.service_name)
+
+    usage = {key(g): g for g in groups if g.charge_kind is ChargeKind.USAGE}
+    out: list[ChargeGroup] = []
+    for g in groups:
+        if g.charge_kind is ChargeKind.USAGE:
+            continue
+        line = usage.get(key(g))
+        if g.price != 0 or line is None:
+            out.append(g)
+            continue
+        usage[key(g)] = line.model_copy(
+            update={
+                "charge_count": line.charge_count + g.charge_count,
+                "cost": line.cost + g.cost,
+                "savings_removed": line.savings_removed + g.savings_removed,
+            }
+        )
+    return list(usage.values()) + out
+
+
+def _kind_suffix(kind: ChargeKind) -> str:
+    # the English description (e-invoices' item name); the PDF labels kinds in its language
+    return "" if kind is ChargeKind.USAGE else f": {_KIND_TEXT[kind]}"
+
+
+def _line(
+    description: str, kind: LineKind, amount: Decimal, **what: str | int | NettingKind
+) -> InvoiceLine:
+    return InvoiceLine.model_validate(
+        {
+            "description": description,
+            "provider": "",
+            "service_name": "",
+            "charge_count": 0,
+            "cost": Decimal(0),
+            "amount_exact": amount,
+            "amount": amount,  # rounded below with the others
+            "kind": kind,
+            **what,
+        }
     )
 
 
@@ -336,24 +463,25 @@ def assemble_invoice(
 
     # step 3: the period's cloud charges; late usage of earlier periods as dated corrections;
     # one-off charges an operator added are lines of their own, never cloud usage
-    cloud_groups = [g for g in groups if not is_one_off(g.provider)]
+    cloud_groups = _unbilled_into_usage([g for g in groups if not is_one_off(g.provider)])
     current = sorted(
         (g for g in cloud_groups if g.period in (None, period)),
-        key=lambda g: (g.provider, g.service_name),
+        key=lambda g: (_KIND_ORDER[g.charge_kind], g.provider, g.service_name),
     )
     late = sorted(
         (g for g in cloud_groups if g.period not in (None, period)),
-        key=lambda g: (g.period or "", g.provider, g.service_name),
+        key=lambda g: (g.period or "", _KIND_ORDER[g.charge_kind], g.provider, g.service_name),
     )
     lines += [
         InvoiceLine(
-            description=f"{g.service_name} ({g.provider})",
+            description=f"{g.service_name} ({g.provider}){_kind_suffix(g.charge_kind)}",
             provider=g.provider,
             service_name=g.service_name,
             charge_count=g.charge_count,
             cost=g.cost,
             amount_exact=g.price,
             amount=g.price,
+            charge_kind=g.charge_kind,
         )
         for g in current
     ]
@@ -371,16 +499,31 @@ def assemble_invoice(
         )
         if netting.covered:
             lines.append(
-                _line("Included cloud infrastructure (plans)", LineKind.INCLUDED, -netting.covered)
+                _line(
+                    "Included cloud infrastructure (plans)",
+                    LineKind.INCLUDED,
+                    -netting.covered,
+                    netting=NettingKind.COVERED,
+                )
             )
         if netting.underuse_policy is UnderusePolicy.CREDIT and netting.underuse:
             lines.append(
                 _line(
-                    "Unused included infrastructure credited", LineKind.INCLUDED, -netting.underuse
+                    "Unused included infrastructure credited",
+                    LineKind.INCLUDED,
+                    -netting.underuse,
+                    netting=NettingKind.UNDERUSE,
                 )
             )
         if netting.overuse_policy is OverusePolicy.WAIVE and netting.overuse:
-            lines.append(_line("Overage waived", LineKind.INCLUDED, -netting.overuse))
+            lines.append(
+                _line(
+                    "Overage waived",
+                    LineKind.INCLUDED,
+                    -netting.overuse,
+                    netting=NettingKind.OVERUSE,
+                )
+            )
     elif savings_removed:
         netting = net_included(
             included=Decimal(0), cloud_charges=cloud, savings_removed=savings_removed,
@@ -389,8 +532,8 @@ def assemble_invoice(
 
     lines += [
         InvoiceLine(
-            description=f"{g.service_name} ({g.provider}): usage of {g.period}, "
-            "received after its invoice",
+            description=f"{g.service_name} ({g.provider}){_kind_suffix(g.charge_kind)}: "
+            f"usage of {g.period}, received after its invoice",
             provider=g.provider,
             service_name=g.service_name,
             charge_count=g.charge_count,
@@ -399,6 +542,7 @@ def assemble_invoice(
             amount=g.price,
             kind=LineKind.CORRECTION,
             period=g.period,
+            charge_kind=g.charge_kind,
         )
         for g in late
     ]
@@ -468,3 +612,99 @@ def assemble_invoice(
         tax_mention=" ".join(mentions) or None,
         netting=netting,
     )
+
+
+# --- the printed invoice -------------------------------------------------------------------
+
+
+class Section(StrEnum):
+    """Where a line is printed: one section per kind of line, in this order."""
+
+    SUBSCRIPTIONS = "subscriptions"
+    USAGE = "usage"
+    PURCHASES = "purchases"  # purchases and unused commitments
+    CREDITS = "credits"  # credits, refunds, provider discounts
+    PROVIDER_TAXES = "provider_taxes"
+    INCLUDED = "included"  # the included infrastructure netted
+    CORRECTIONS = "corrections"  # corrections, adjustments, late usage of earlier periods
+
+
+_SECTION_OF_KIND = {
+    ChargeKind.USAGE: Section.USAGE,
+    ChargeKind.PURCHASE: Section.PURCHASES,
+    ChargeKind.UNUSED_COMMITMENT: Section.PURCHASES,
+    ChargeKind.CREDIT: Section.CREDITS,
+    ChargeKind.REFUND: Section.CREDITS,
+    ChargeKind.DISCOUNT: Section.CREDITS,
+    ChargeKind.TAX: Section.PROVIDER_TAXES,
+    ChargeKind.ADJUSTMENT: Section.CORRECTIONS,
+    ChargeKind.CORRECTION: Section.CORRECTIONS,
+}
+
+
+def section_of(line: InvoiceLine) -> Section:
+    """The section a line is printed in (:class:`Section`)."""
+    if line.kind is LineKind.SUBSCRIPTION:
+        return Section.SUBSCRIPTIONS
+    if line.kind is LineKind.INCLUDED:
+        return Section.INCLUDED
+    if line.kind is LineKind.CORRECTION:
+        return Section.CORRECTIONS
+    return _SECTION_OF_KIND[line.charge_kind]
+
+
+@dataclass(frozen=True)
+class SmallLines:
+    """Cloud lines of one section each under half a minor unit, printed as one line."""
+
+    lines: int
+    charge_count: int
+    amount: Decimal
+    """The sum of their printed amounts: the printed lines still add up to the subtotal."""
+
+
+@dataclass(frozen=True)
+class PrintedSection:
+    """One section of the printed invoice: its lines, and its small lines folded into one."""
+
+    section: Section
+    lines: list[InvoiceLine]
+    small: SmallLines | None = None
+
+
+def printed_sections(invoice: InvoiceDocument) -> list[PrintedSection]:
+    """The invoice's lines as printed: grouped by :class:`Section` (empty sections left out),
+    in the invoice's order within each.
+
+    A cloud line whose exact amount is under half a minor unit would print as 0.00 (or as 0.01
+    where the rounding allocation gave it one): two or more of them in a section are printed as
+    one line, "other ..., each under 0.01", carrying their printed amounts' sum, so that the
+    printed lines still add up to the subtotal. The invoice document keeps every line (the
+    usage CSV and the e-invoices list them all).
+    """
+    grouped: dict[Section, list[InvoiceLine]] = {}
+    for line in invoice.lines:
+        grouped.setdefault(section_of(line), []).append(line)
+    out = []
+    for section in Section:
+        lines = grouped.get(section)
+        if not lines:
+            continue
+        small = [line for line in lines if _is_small(line, invoice.currency)]
+        if len(small) < 2:
+            out.append(PrintedSection(section, lines))
+            continue
+        folded = SmallLines(
+            lines=len(small),
+            charge_count=sum(line.charge_count for line in small),
+            amount=sum((line.amount for line in small), Decimal(0)),
+        )
+        kept = [line for line in lines if not _is_small(line, invoice.currency)]
+        out.append(PrintedSection(section, kept, folded))
+    return out
+
+
+def _is_small(line: InvoiceLine, currency: str) -> bool:
+    # only cloud lines are folded: a subscription or a netting line is always named
+    cloud = line.kind in (LineKind.USAGE, LineKind.CORRECTION)
+    return cloud and round_to_minor(line.amount_exact, currency) == 0

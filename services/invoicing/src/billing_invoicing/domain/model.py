@@ -52,6 +52,7 @@ from decimal import Decimal
 from billing_invoicing.domain.credit import credit_to_apply
 from billing_invoicing.domain.invoice import (
     ChargeGroup,
+    ChargeKind,
     InvoiceDocument,
     InvoiceStatus,
     invoice_id_for,
@@ -68,8 +69,8 @@ from billing_invoicing.domain.settlement import (
 )
 from billing_schemas.money import round_to_minor
 
-LineKey = tuple[str, str, str]
-"""(usage period, provider, service name): one draft line."""
+LineKey = tuple[str, str, str, str]
+"""(usage period, provider, service name, charge kind): one draft line."""
 
 
 class InvoiceStateError(RuntimeError):
@@ -114,6 +115,7 @@ class DraftLine:
     period: str
     provider: str
     service_name: str
+    kind: str = ChargeKind.USAGE.value
     charge_count: int = 0
     cost: Decimal = Decimal(0)
     price: Decimal = Decimal(0)
@@ -122,7 +124,7 @@ class DraftLine:
     @property
     def key(self) -> LineKey:
         """The line's key."""
-        return (self.period, self.provider, self.service_name)
+        return (self.period, self.provider, self.service_name, self.kind)
 
     def plus(self, charge: ChargeAmounts) -> DraftLine:
         """This line with one more charge counted."""
@@ -236,6 +238,7 @@ def charge_groups(lines: Mapping[LineKey, DraftLine]) -> list[ChargeGroup]:
             cost=line.cost,
             price=line.price,
             savings_removed=line.savings_removed,
+            charge_kind=ChargeKind(line.kind),
         )
         for _, line in sorted(lines.items())
     ]

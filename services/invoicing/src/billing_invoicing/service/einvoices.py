@@ -10,11 +10,9 @@ Peppol id, addresses); the amounts are the stored invoice's.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date
 from typing import Any, Protocol
 
 from billing_invoicing.adapters.einvoice import EInvoiceFormatError, einvoice_xml
-from billing_invoicing.adapters.settlement_repo import amount_of
 from billing_invoicing.domain.access import Scope
 from billing_invoicing.domain.einvoice import (
     CreditNoteDocument,
@@ -26,6 +24,7 @@ from billing_invoicing.domain.einvoice import (
     seller_details_for,
 )
 from billing_invoicing.domain.invoice import InvoiceDocument
+from billing_invoicing.service.credit_note_documents import credit_note_document, issued_invoice
 from billing_invoicing.service.settle_invoices import InvoiceNotFoundError
 from billing_schemas.catalog import Customer, EInvoiceFormat, InvoicingEntity
 
@@ -122,30 +121,13 @@ async def einvoice_of(
     if doc.get("document") is None or doc.get("number") is None:
         msg = f"invoice {number} is not finalized yet: it has no e-invoice"
         raise EInvoiceUnavailableError(msg)
-    invoice = InvoiceDocument.model_validate(doc["document"])
-    if invoice.number is None or invoice.issue_date is None:  # kept on the row only
-        issued = doc.get("issue_date")
-        invoice = invoice.model_copy(
-            update={
-                "number": str(doc["number"]),
-                "issue_date": date.fromisoformat(str(issued)) if issued else None,
-            }
-        )
+    invoice = issued_invoice(doc)
     customer, entity = await _catalog_details(ports, invoice)
     routing = routing_for(customer) if customer else None
     seller = seller_details_for(entity) if entity else None
     if note is None:
         return einvoice_from_invoice(invoice, routing, seller), invoice, None
-    currency = invoice.currency
-    credit = CreditNoteDocument(
-        number=str(note["number"]),
-        issue_date=date.fromisoformat(str(note["issue_date"])),
-        amount=amount_of(note["amount_units"], currency),
-        tax=amount_of(note["tax_units"], currency),
-        net=amount_of(note["net_units"], currency),
-        reason=str(note["reason"]),
-        void=bool(note.get("void")),
-    )
+    credit = credit_note_document(note, invoice.currency)
     return einvoice_from_credit_note(invoice, credit, routing, seller), invoice, credit
 
 
@@ -153,7 +135,8 @@ async def einvoice_file(
     ports: EInvoicePorts, scope: Scope, number: str, fmt: EInvoiceFormat
 ) -> EInvoiceFile:
     """The invoice or credit note ``number`` in ``fmt``: the XML, or for Factur-X the PDF/A-3
-    carrying it (a credit note's PDF is rendered on demand: none is stored or emailed yet)."""
+    carrying it (rendered on request, for any customer; the PDF a customer was sent is the
+    stored one)."""
     document, invoice, credit = await einvoice_of(ports, scope, number)
     try:
         xml = einvoice_xml(document, fmt)

@@ -31,6 +31,11 @@ from billing_invoicing.domain.settlement import (
     payment_id_for,
 )
 from billing_invoicing.ports import ConcurrentUpdateError, InvoiceRepository, SettlementRecords
+from billing_invoicing.service.credit_note_documents import (
+    CreditNotePdfPorts,
+    credit_note_of,
+    store_credit_note_pdf,
+)
 from billing_schemas.catalog import InvoicingEntity, PaymentMethod
 from billing_schemas.events import (
     CreditNote,
@@ -90,6 +95,8 @@ class SettlementPorts:
     invoices: InvoiceRepository
     settlements: SettlementRecords
     events: SettlementEvents
+    credit_note_pdfs: CreditNotePdfPorts | None = None
+    """Renders and stores each credit note's PDF at issue (None: credit notes get no PDF)."""
 
 
 @dataclass(frozen=True)
@@ -345,6 +352,16 @@ async def issue_credit_note(
         ports, number, lambda i: i.void(stored) if stored.void else i.credit(stored)
     )
     added = await _record_overpayment(ports, invoice, note_id)
+    pdf = None
+    if ports.credit_note_pdfs is not None:  # stored before the event that names it
+        issued_document = document
+        if document.number is None or document.issue_date is None:
+            issued_document = document.model_copy(
+                update={"number": str(invoice.number), "issue_date": invoice.issue_date}
+            )
+        pdf = await store_credit_note_pdf(
+            ports.credit_note_pdfs, issued_document, credit_note_of(stored), note_id
+        )
     issued = CreditNote(
         credit_note_id=note_id,
         credit_note_number=stored.number,
@@ -356,6 +373,8 @@ async def issue_credit_note(
         currency=stored.currency,
         total=stored.amount,
         reason=stored.reason,
+        pdf_file_id=None if pdf is None else pdf.file_id,
+        pdf_sha256=None if pdf is None else pdf.sha256,
     )
     if not stored.published:
         await ports.events.credit_note_issued(

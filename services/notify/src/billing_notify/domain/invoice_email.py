@@ -28,6 +28,7 @@ from billing_notify.domain.messages import (
 from billing_notify.domain.recipients import Mailbox, Recipients, Sender, check_header_value
 from billing_schemas.events import FinalizedInvoice
 from billing_schemas.money import format_amount
+from billing_schemas.periods import month_label
 
 
 def check_pdf(pdf: bytes, sha256: str) -> bytes:
@@ -43,9 +44,9 @@ def check_pdf(pdf: bytes, sha256: str) -> bytes:
 
 
 def period_label(period: str, language: str = DEFAULT_LANGUAGE) -> str:
-    """A ``YYYY-MM`` billing period as people say it: ``2024-09`` -> ``September 2024``."""
-    year, month = (int(part) for part in period.split("-"))
-    return str(format_date(date(year, month, 1), "MMMM y", locale=babel_locale(language)))
+    """A ``YYYY-MM`` billing period as people say it: ``2024-09`` -> ``September 2024``; the
+    same words as the invoice PDF (:func:`billing_schemas.periods.month_label`)."""
+    return month_label(period, babel_locale(language))
 
 
 def long_date(day: date, language: str = DEFAULT_LANGUAGE) -> str:

@@ -422,6 +422,7 @@ def rate_usage(
         service_category=record.service_category,
         sku_price_id=record.sku_price_id,
         list_cost=None if (listed := _on_demand(record)) is None else convert(listed),
+        charge_class=record.charge_class,
     )
     if original is None or claim is None or moved == price:
         return Rated(charge, claim)

@@ -89,6 +89,7 @@ def corrections_to(
             "rule": f"re-rated: {charge.rule}",
             "basis_amount": ZERO,
             "list_cost": ZERO,
+            "charge_class": "correction",
         }
         if savings_delta != 0:
             # cost is 0, so basis_amount x fx_rate is what the correction adds to the savings
