@@ -11,6 +11,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from pydantic import BaseModel, ValidationError
 
+from billing_schemas import money as money_module
 from billing_schemas.money import (
     FIXED_UNIT,
     CurrencyCode,
@@ -195,3 +196,36 @@ def test_money_adds_only_the_same_currency() -> None:
     with pytest.raises(MoneyError):
         _ = Money(amount=Decimal(1), currency="EUR") + Money(amount=Decimal(1), currency="USD")
     assert Money(amount=Decimal("3.305"), currency="EUR").rounded().amount == Decimal("3.31")
+
+
+@given(
+    st.one_of(
+        st.decimals(allow_nan=True, allow_infinity=True).map(str),
+        st.from_regex(r"\A-?[0-9]{1,30}(\.[0-9]{0,20})?\Z"),
+        st.text(alphabet="0123456789.-+eE ", max_size=45),
+    )
+)
+def test_plain_strings_are_parsed_as_the_general_path_parses_them(text: str) -> None:
+    """Plain decimal strings within the bounds skip the bounds check: they must get the value
+    (and the exponent) the full check gives, and anything else must still go the full check."""
+
+    def general(value: str) -> Decimal | str:
+        try:
+            return money_module.check_bounds(Decimal(value.strip()))
+        except (MoneyError, ArithmeticError) as exc:
+            return type(exc).__name__
+
+    def parsed(value: str) -> Decimal | str:
+        try:
+            return money_module.parse_decimal(value)
+        except MoneyError as exc:
+            return type(exc).__name__
+
+    got, expected = parsed(text), general(text)
+    if isinstance(expected, Decimal) and not expected.is_finite():
+        expected = "MoneyError"
+    if isinstance(got, Decimal) and isinstance(expected, Decimal):
+        assert got.as_tuple() == expected.as_tuple()
+    else:
+        assert isinstance(got, str)
+        assert isinstance(expected, str)

@@ -23,6 +23,7 @@ Rules (also in docs/money.md):
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from decimal import ROUND_HALF_EVEN, ROUND_HALF_UP, Decimal, InvalidOperation
 from functools import cache
@@ -103,9 +104,16 @@ def check_bounds(value: Decimal, shown: str | None = None) -> Decimal:
     return value
 
 
+_WITHIN_BOUNDS = re.compile(r"-?[0-9]{1,24}(\.[0-9]{1,16})?")
+"""A plain decimal string that cannot break a bound (below 10^24, at most 40 digits, 16
+places): what most amounts on the wire look like, taken without :func:`check_bounds`."""
+
+
 def parse_decimal(value: object) -> Decimal:
     """Parse an amount from a decimal string, int or Decimal; refuse floats, NaN, infinity and
     amounts outside the bounds of money on the wire (:func:`check_bounds`)."""
+    if type(value) is str and _WITHIN_BOUNDS.fullmatch(value):
+        return Decimal(value)
     if isinstance(value, (bool, float)):
         msg = f"amount {value!r} is a {type(value).__name__}: send money as a decimal string"
         raise MoneyError(msg)

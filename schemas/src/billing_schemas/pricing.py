@@ -18,10 +18,12 @@ Documents only (validated on load); the rules are applied by the rating engine
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import date
 from decimal import Decimal
 from enum import StrEnum
-from typing import Annotated, Any, Literal
+from functools import cached_property
+from typing import Annotated, Any, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -42,6 +44,10 @@ class _Model(BaseModel):
 
 SCOPE_FIELDS = ("provider", "service", "sku")
 FILTER_FIELDS = ("region", "usage_type")
+
+
+_DERIVED = ("specificity", "rule_id", "scope_label")
+"""The cached properties of a rule."""
 
 
 class _Rule(_Model):
@@ -68,13 +74,15 @@ class _Rule(_Model):
             return 2
         return 1 if self.provider is not None else 0
 
-    @property
+    # a rule is read for every record it prices: what is derived from its fields is derived
+    # once (model_copy below forgets it, so a copy with other fields derives it again)
+    @cached_property
     def specificity(self) -> tuple[int, int]:
         """Higher wins: (level, number of other scope fields and filters set)."""
         fields = (*SCOPE_FIELDS, *FILTER_FIELDS)
         return (self.level, sum(getattr(self, f) is not None for f in fields))
 
-    @property
+    @cached_property
     def rule_id(self) -> str:
         """The explicit id, or ``kind@provider/service/sku[region][usage_type]``."""
         if self.id is not None:
@@ -86,10 +94,22 @@ class _Rule(_Model):
 
     def scope_text(self) -> str:
         """Where the rule applies, for people: ``global`` or ``AWS / Amazon EC2 (us-east-1)``."""
+        return self.scope_label
+
+    @cached_property
+    def scope_label(self) -> str:
+        """:meth:`scope_text`, derived once."""
         parts = [v for f in SCOPE_FIELDS if (v := getattr(self, f)) is not None]
         filters = [f"{f} {v}" for f in FILTER_FIELDS if (v := getattr(self, f)) is not None]
         text = " / ".join(parts) or "global"
         return f"{text} ({', '.join(filters)})" if filters else text
+
+    def model_copy(self, *, update: Mapping[str, Any] | None = None, deep: bool = False) -> Self:
+        """A copy that derives its cached values again from its own fields."""
+        copy = super().model_copy(update=update, deep=deep)
+        for name in _DERIVED:
+            copy.__dict__.pop(name, None)
+        return copy
 
     def overlaps(self, other: _Rule) -> bool:
         """True when some record could match both rules (no field set in both differs)."""

@@ -8,6 +8,7 @@ reference). The published records, the rejections and the figures must be identi
 from __future__ import annotations
 
 import dataclasses
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -205,3 +206,68 @@ async def test_amounts_beyond_the_bounds_of_money_are_rejected_per_row_on_both_p
     assert all(len(reason) < 300 for reason in rejected.values())
     costs = sorted(r["billed_cost"] for r in _published(fast).values())
     assert costs == ["0.000000000000000000001", "1.50", "2.50"]
+
+
+async def test_control_characters_and_the_separator_in_cells_give_the_same_records(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The fast path writes JSON strings with only quotes and backslashes escaped: a row with
+    a control character (a tab, a line break in a quoted cell, U+001F) must not reach it."""
+
+    def row(description: str, cost: str = "1.50") -> str:
+        return (
+            f"{cost},111,USD,2024-09-01 00:00:00,Usage,,2024-09-02 00:00:00,"
+            f"2024-09-02 01:00:00,AWS,EC2,A1,{description},2,,,,"
+        )
+
+    rows = [
+        row("plain"),
+        row('"tab\there"'),
+        row('"two\nlines"'),
+        row('"unit\x1fseparator"'),
+        row('"quote "" and \\ backslash"'),
+        row("plain", "2.75"),
+    ]
+    path = tmp_path / "controls.csv"
+    path.write_text(HEADER + "\n".join(rows) + "\n", encoding="utf-8")
+    fast, reference, fast_result, reference_result = await _load_both(path, monkeypatch)
+    assert fast_result.summary == reference_result.summary
+    assert _published(fast) == _published(reference)
+    descriptions = sorted(r["description"] for r in _published(fast).values())
+    assert descriptions == sorted(
+        [
+            "plain",
+            "tab\there",
+            "two\nlines",
+            "unit\x1fseparator",
+            'quote " and \\ backslash',
+            "plain",
+        ]
+    )
+
+
+async def test_bill_totals_keep_every_digit_of_the_amounts(tmp_path: Path) -> None:
+    """Amounts on the wire may have 40 digits (docs/money.md); the default decimal context
+    keeps 28, which rounded the bill's totals."""
+    big = "123456789012345678901234.1234567890123456"
+    rows = [
+        f"{cost},111,USD,2024-09-01 00:00:00,Usage,,2024-09-02 00:00:00,"
+        f"2024-09-02 01:00:00,AWS,EC2,A1,row {i},1,,,,"
+        for i, cost in enumerate([big, "0.0000000000000001", big])
+    ]
+    path = tmp_path / "digits.csv"
+    path.write_text(HEADER + "\n".join(rows) + "\n", encoding="utf-8")
+    for columnar in (True, False):
+        with pytest.MonkeyPatch.context() as patch:
+            if not columnar:
+                patch.setattr(
+                    formats,
+                    "FORMATS",
+                    tuple(dataclasses.replace(f, columnar=None) for f in formats.FORMATS),
+                )
+            result = await load_bill(
+                path, publisher=InMemoryUsagePublisher(), registry=InMemoryBillRegistry()
+            )
+        assert result.summary.billed_cost_totals == {
+            "USD": Decimal("246913578024691357802468.2469135780246913")
+        }

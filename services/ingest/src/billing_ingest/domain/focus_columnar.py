@@ -8,15 +8,19 @@ the same records.
 
 from __future__ import annotations
 
-from typing import Any, Literal
-
+import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from billing_ingest.domain.columnar import (
+    FALSE,
     ColumnarBatch,
     Columns,
+    Json,
     content_of,
+    control_free,
+    json_members,
+    json_string,
     tags_of,
     text,
     texts,
@@ -91,55 +95,77 @@ def focus_batch_to_json(
     for column in _USAGE_QUANTITIES:  # a negative quantity on a usage line: the row path decides
         negative = pc.starts_with(pc.fill_null(cols.cell(column), text("")), "-")
         cols.require(pc.invert(pc.and_kleene(usage_line, negative)))
-    list_cost = cols.decimal("ListCost", is_required=False).to_pylist()
-    correction = pc.equal(pc.utf8_lower(cols.cell("ChargeClass")), text("correction"))
+    list_cost = cols.decimal("ListCost", is_required=False)
+    correction = pc.fill_null(
+        pc.equal(pc.utf8_lower(cols.cell("ChargeClass")), text("correction")), FALSE
+    )
     charge_class = pc.if_else(correction, text("correction"), text(None))
-    commitments: list[str | None] = cols.cell("CommitmentDiscountId").to_pylist()
-    owners: list[Literal["payer", "account"] | None] = [None] * batch.num_rows
-    if any(commitments):
+    owners: pa.Array | str = "null"
+    commitment = cols.cell("CommitmentDiscountId")
+    if commitment.null_count < len(commitment):
+        commitments: list[str | None] = commitment.to_pylist()
         accounts: list[str | None] = account.to_pylist()
         subs: list[str | None] = cols.cell("SubAccountId").to_pylist()
-        owners = [
-            None if c is None or a is None else commitment_owner(c, a, s)
-            for c, a, s in zip(commitments, accounts, subs, strict=True)
-        ]
+        owners = pa.array(
+            [
+                None if c is None or a is None else commitment_owner(c, a, s)
+                for c, a, s in zip(commitments, accounts, subs, strict=True)
+            ],
+            pa.string(),
+        )
     tags, tags_ok = tags_of(cols.cell("Tags"))
     cols.require(tags_ok)
-    n = batch.num_rows
-    columns: dict[str, list[Any]] = {
-        "bill_id": [bill_id] * n,
-        "source_ref": [{"file": file_name, "row": number} for number in row_numbers],
-        "provider": provider.to_pylist(),
-        "billing_account_id": account.to_pylist(),
-        "sub_account_id": sub_account.to_pylist(),
-        "billing_period": period.to_pylist(),
-        "charge_period_start": cols.timestamp("ChargePeriodStart").to_pylist(),
-        "charge_period_end": cols.timestamp("ChargePeriodEnd").to_pylist(),
-        "charge_category": category.to_pylist(),
-        "line_type": line_type.to_pylist(),
-        "service_name": service.to_pylist(),
-        "currency": currency.to_pylist(),
-        "billed_cost": billed.to_pylist(),
-        **{name: cols.cell(column).to_pylist() for name, column in _OPTIONAL_TEXT},
-        **{
-            name: cols.decimal(column, is_required=False).to_pylist()
-            for name, column in _OPTIONAL_DECIMALS
-        },
-        "tags": tags,
-        "list_cost": list_cost,
-        "on_demand_cost": list_cost,
-        "commitment_owner": owners,
-        "charge_class": charge_class.to_pylist(),
-    }
-    return ColumnarBatch(
-        content=content_of(batch),
-        ok=cols.ok.to_pylist(),
-        fields=tuple(columns),
-        values=list(columns.values()),
-        provider=texts(provider),
-        billing_account=texts(account),
-        period=texts(period),
-        sub_account=texts(sub_account),
-        currency=texts(currency),
-        billed_cost=texts(billed),
+    source_ref = pc.binary_join_element_wise(
+        pa.scalar('{"file":' + orjson.dumps(file_name).decode() + ',"row":', pa.string()),
+        pc.cast(pa.array(row_numbers, pa.int64()), pa.string()),
+        text("}"),
+        text(""),
     )
+    members = json_members(
+        [
+            ("bill_id", orjson.dumps(bill_id).decode()),
+            ("source_ref", Json(source_ref)),
+            ("provider", json_string(provider)),
+            ("billing_account_id", json_string(account)),
+            ("sub_account_id", json_string(sub_account)),
+            ("billing_period", (period)),
+            ("charge_period_start", (cols.timestamp("ChargePeriodStart"))),
+            ("charge_period_end", (cols.timestamp("ChargePeriodEnd"))),
+            ("charge_category", (category)),
+            ("line_type", (line_type)),
+            ("service_name", json_string(service)),
+            ("currency", (currency)),
+            ("billed_cost", (billed)),
+            *((name, json_string(cols.cell(column))) for name, column in _OPTIONAL_TEXT),
+            *(
+                (name, (cols.decimal(column, is_required=False)))
+                for name, column in _OPTIONAL_DECIMALS
+            ),
+            ("tags", Json(tags)),
+            ("list_cost", list_cost),
+            ("on_demand_cost", list_cost),
+            ("commitment_owner", owners),
+            ("charge_class", charge_class),
+        ]
+    )
+    cols.require(control_free(members))
+    ok = cols.ok
+    return ColumnarBatch(
+        content=pc.cast(content_of(batch), pa.binary()).to_pylist(),
+        ok=ok.to_pylist(),
+        members=pc.cast(pc.fill_null(members, text("")), pa.binary()).to_pylist(),
+        sub_account=texts(sub_account),
+        scope=pc.unique(
+            pc.filter(pc.binary_join_element_wise(provider, account, period, text("|")), ok)
+        ).to_pylist(),
+        billed_cost=_by_currency(billed, currency, ok),
+    )
+
+
+def _by_currency(billed: pa.Array, currency: pa.Array, ok: pa.Array) -> dict[str, list[str]]:
+    """The billed cost cells of the mapped rows, by currency, in row order."""
+    billed, currency = pc.filter(billed, ok), pc.filter(currency, ok)
+    return {
+        code: pc.filter(billed, pc.equal(currency, text(code))).to_pylist()
+        for code in pc.unique(currency).to_pylist()
+    }

@@ -19,9 +19,10 @@ from collections.abc import Callable, Iterable, Iterator
 from contextlib import suppress
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from decimal import Decimal
+from decimal import MAX_PREC, Context, Decimal
+from functools import reduce
 from pathlib import Path
-from typing import Any, Literal, Protocol
+from typing import Literal, Protocol
 
 import cramjam
 import orjson
@@ -54,6 +55,8 @@ from billing_schemas.events import (
 
 SOURCE = "billing-ingest"
 _ZERO = Decimal(0)
+_EXACT = Context(prec=MAX_PREC)
+"""Bill totals add up exactly, whatever their digits (the default context keeps 28)."""
 
 
 def pack_lines(lines: list[bytes]) -> bytes:
@@ -125,19 +128,26 @@ class _Load:
     """Cells every row gets that the file does not have (the currency of CloudKitty data)."""
     cut_line: Callable[[], int | None] | None = None
     """The number of the file's last line if it is cut (asked only before a restatement)."""
-    _envelope: dict[str, Any] = field(default_factory=dict)
+    _event_head: bytes = b""
+    _event_rest: bytes = b""
     _in_flight: asyncio.Task[None] | None = None
 
     def __post_init__(self) -> None:
-        self._envelope = {
-            "event_id": "",
-            "event_type": "usage.recorded",
-            "schema_version": 1,
-            "occurred_at": datetime.now(UTC).isoformat().replace("+00:00", "Z"),
-            "source": SOURCE,
-            "correlation_id": self.bill_id,
-            "data": None,
-        }
+        # every usage event of the load is the same envelope around its record: written once,
+        # the record's id and JSON go between these pieces
+        envelope = orjson.dumps(
+            {
+                "event_id": "",
+                "event_type": "usage.recorded",
+                "schema_version": 1,
+                "occurred_at": datetime.now(UTC).isoformat().replace("+00:00", "Z"),
+                "source": SOURCE,
+                "correlation_id": self.bill_id,
+                "data": orjson.Fragment(b"{}"),
+            }
+        )
+        self._event_head = b'{"event_id":'
+        self._event_rest = envelope[len(b'{"event_id":""') : -len(b"{}}")]
 
     def occurrence(self, digest: str) -> int:
         """1 for the first row with this content, 2 for the next identical one, and so on."""
@@ -176,32 +186,28 @@ class _Load:
         """A line a restatement reversed that comes back is a new line: it gets a new id."""
         return f"{record_id}~v{self.version}" if record_id in self.reissued else record_id
 
-    def accept(
-        self,
-        record_id: str,
-        *,
-        key: str,
-        currency: str,
-        billed: str,
-        data: dict[str, Any] | bytes,
-    ) -> bool:
-        """An accepted row: ``data`` is its record's fields without ``record_id``, or its
-        JSON members (the record's JSON without its braces). Says whether to flush now.
+    def accept(self, record_id: str, *, key: str, currency: str, billed: str, data: bytes) -> bool:
+        """An accepted row of the row path: ``data`` is its record's JSON members without
+        ``record_id`` (the record's JSON without its braces). Says whether to flush now.
         (Synchronous: a coroutine per row costs more than the rest of this method.)"""
         record_id = self.final_id(record_id)
-        self.accepted += 1
-        self.totals[currency] = self.totals.get(currency, _ZERO) + Decimal(billed)
-        envelope = self._envelope
-        if isinstance(data, dict):
-            data["record_id"] = record_id
-            envelope["data"] = data
-        else:
-            envelope["data"] = orjson.Fragment(
-                b'{"record_id":' + orjson.dumps(record_id) + b"," + data + b"}"
+        self.totals[currency] = _EXACT.add(self.totals.get(currency, _ZERO), Decimal(billed))
+        payload = b"".join(
+            (
+                self._event_head,
+                orjson.dumps("usage-recorded:" + record_id),
+                self._event_rest,
+                b'{"record_id":',
+                orjson.dumps(record_id),
+                b",",
+                data,
+                b"}}",
             )
-        envelope["event_id"] = "usage-recorded:" + record_id
-        # orjson's bytes keep their 16 KiB writing buffer: a copy holds only the 1-2 KiB used
-        payload = bytes(memoryview(orjson.dumps(envelope)))
+        )
+        return self._accepted(record_id, key, payload)
+
+    def _accepted(self, record_id: str, key: str, payload: bytes) -> bool:
+        self.accepted += 1
         self.line_ids.append(record_id)
         self.line_payloads.append(payload)
         if record_id in self.previous_live:
@@ -221,43 +227,42 @@ class _Load:
             self.scope.add(entry)
 
     async def add_columnar(self, batch: RowBatch, columnar: ColumnarMapper) -> None:
-        """A batch through the format's columnar mapper; rows it leaves go :meth:`add_row`."""
+        """A batch through the format's columnar mapper; rows it leaves go :meth:`add_row`.
+
+        The mapper writes each record's JSON; here each row gets its id (a digest of its
+        content, the one step left per row) and the envelope around the record."""
         assert batch.arrow is not None
-        numbers = [batch.number(i) for i in range(len(batch))]
+        first = batch.first_row_number
+        numbers = batch.row_numbers or list(range(first, first + len(batch)))
         mapped = columnar(
             batch.arrow, bill_id=self.bill_id, file_name=self.file_name, row_numbers=numbers
         )
         columns = columns_key(batch.arrow.schema.names)
         base = content_hash(columns)
-        fields, ok, contents = mapped.fields, mapped.ok, mapped.content
-        providers, accounts, periods = mapped.provider, mapped.billing_account, mapped.period
-        keys, currencies, billed = mapped.sub_account, mapped.currency, mapped.billed_cost
-        await self.in_scope(
-            dict.fromkeys(
-                f"{p}|{a}|{m}"
-                for p, a, m, good in zip(providers, accounts, periods, ok, strict=True)
-                if good
+        await self.in_scope(mapped.scope)
+        for code, cells in mapped.billed_cost.items():
+            self.totals[code] = reduce(
+                _EXACT.add, map(Decimal, cells), self.totals.get(code, _ZERO)
             )
-        )
-        for i, values in enumerate(zip(*mapped.values, strict=True)):
-            if not ok[i]:
+        head = self._event_head + b'"usage-recorded:'
+        rest = b'"' + self._event_rest + b"{"
+        reissued = self.reissued
+        rows = zip(mapped.ok, mapped.content, mapped.members, mapped.sub_account, strict=True)
+        for i, (good, content, members, key) in enumerate(rows):
+            if not good:
                 row = batch.arrow.slice(i, 1).to_pylist()[0]
-                await self.add_row(row, numbers[i], (columns, contents[i]))
+                await self.add_row(row, numbers[i], (columns, content.decode()))
                 continue
             self.read += 1
             hashed = base.copy()
-            hashed.update(contents[i].encode())
+            hashed.update(content)
             digest = hashed.hexdigest()
-            record_id = record_id_for(
-                providers[i], accounts[i], periods[i], digest, self.occurrence(digest)
-            )
-            if self.accept(
-                record_id,
-                key=keys[i],
-                currency=currencies[i],
-                billed=billed[i],
-                data=dict(zip(fields, values, strict=True)),
-            ):
+            record_id = record_id_for("", "", "", digest, self.occurrence(digest))
+            if reissued and record_id in reissued:
+                record_id = self.final_id(record_id)
+            rid = record_id.encode()
+            payload = b"".join((head, rid, rest, members, b',"record_id":"', rid, b'"}}'))
+            if self._accepted(record_id, key, payload):
                 await self.flush()
 
     async def add_row(

@@ -60,6 +60,7 @@ from billing_schemas.pricing import (
     UnitDeltaRule,
     UnitPriceRule,
 )
+from billing_schemas.trusted import trusted
 
 HUNDRED = Decimal(100)
 ZERO = Decimal(0)
@@ -388,7 +389,8 @@ def rate_usage(
         price, text = -original.price, f"reversal of {reverses}: {text}"
     cost = record.billed_cost
     # every value is typed already (the record and the catalog were validated): no validation
-    charge = RatedCharge.model_construct(
+    charge = trusted(
+        RatedCharge,
         charge_id=record.record_id,
         record_id=record.record_id,
         customer_id=pricing.customer_id,

@@ -24,6 +24,7 @@ from billing_rating.domain.rerating import Emitted
 from billing_rating.domain.tiers import Claim, TierState
 from billing_schemas.catalog import account_key
 from billing_schemas.events import ChargeRated, RatedCharge, UsageRecorded
+from billing_schemas.trusted import trusted
 
 SOURCE = "billing-rating"
 ATTEMPTS = 5
@@ -178,7 +179,8 @@ async def rate_batch(
     charges = [(event, charge) for _, event, charge in done.rated] + done.repricings
     for event, charge in charges:
         # built without validating again: the charge and the ids are typed already
-        event_out = ChargeRated.model_construct(
+        event_out = trusted(
+            ChargeRated,
             event_id=f"charge-rated:{charge.charge_id}",
             occurred_at=occurred_at,
             source=SOURCE,
