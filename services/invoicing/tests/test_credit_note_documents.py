@@ -31,6 +31,7 @@ from billing_invoicing.service.draft_invoices import PositionedCharge, add_charg
 from billing_invoicing.service.generate_invoices import InvoicingPorts, close_invoice
 from billing_invoicing.service.settle_invoices import SettlementPorts, issue_credit_note
 from billing_schemas.catalog import Catalog
+from billing_schemas.documents import INVOICE_PDF_FILES
 from billing_schemas.events import PeriodClose, PeriodClosing
 
 pytestmark = pytest.mark.integration
@@ -131,7 +132,7 @@ async def test_a_credit_note_is_stored_as_a_pdf_at_issue_and_named_in_its_event(
     again = await credit()  # a retried issue: the same note, the PDF stored first
     assert again.already_issued
     assert again.credit_note.pdf_file_id == note.pdf_file_id
-    stored = await mongo_db["invoice_pdfs.files"].count_documents({})
+    stored = await mongo_db[INVOICE_PDF_FILES].count_documents({})
     assert stored == 1
 
 

@@ -236,7 +236,7 @@ async def test_a_one_off_charge_is_on_the_draft_once_and_never_on_an_issued_invo
     sums = await repo.draft_sums("alpha:2024-10")
     assert sums is not None
     assert [(line.key, line.price) for line in sums.lines.values()] == [
-        (("2024-10", ONE_OFF, "Support hours", "usage"), D("120.00"))
+        (("2024-10", ONE_OFF, "Support hours", "purchase"), D("120.00"))
     ]
     with pytest.raises(ForbiddenError):
         await add_one_off_charge(ports, Scope(customer_id="alpha"), charge, correlation_id="t")
