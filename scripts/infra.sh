@@ -133,7 +133,7 @@ PROPS
   local cp="$VAR/kafka/libs/*"
   if [ ! -f "$data/meta.properties" ]; then
     java -cp "$cp" -Dlog4j2.configurationFile="$STATE/kafka/log4j2.properties" kafka.tools.StorageTool \
-      format --standalone -t "$(python3 -c 'import base64,uuid;print(base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("="))')" \
+      format --standalone --cluster-id="$(python3 -c 'import base64,uuid;print(base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("="))')" \
       -c "$cfg" > "$STATE/log/kafka-format.log" 2>&1 || die "formatting KRaft storage failed: $STATE/log/kafka-format.log"
   fi
   nohup java -Xms256m -Xmx1g -XX:+UseG1GC -cp "$cp" -Dlog4j2.configurationFile="$STATE/kafka/log4j2.properties" \
