@@ -96,7 +96,7 @@ def report(
     out: Annotated[Path, typer.Option(help="Where to write the PDFs.")] = Path("var/demo"),
     mail_dir: Annotated[Path, typer.Option(help="The SMTP sink's folder.")] = Path("var/mail"),
 ) -> None:
-    """Print each period's invoices (total, credit applied, what is left to pay) with the
+    """Print each period's invoices (total, credit applied, what it asked at issue) with the
     paths of their PDFs, of the e-invoices their customers receive, of their FOCUS datasets,
     and of the emails sent."""
     periods = period or ["2024-09"]
@@ -132,7 +132,7 @@ def _print_period(
         "customer",
         "total",
         "credit applied",
-        "to pay",
+        "to pay at issue",
         "status",
         "due",
         title=f"Invoices {period}",
