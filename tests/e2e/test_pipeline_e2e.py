@@ -295,7 +295,7 @@ async def assert_focus_datasets(pipeline: Any, docs: list[dict[str, Any]], out: 
             assert focus_validator_failures(path, out) == []
 
 
-@pytest.mark.timeout(480)  # September, then the demo's October close (run_demo_credit_flow)
+@pytest.mark.timeout(600)  # September, then the demo's October close (run_demo_credit_flow)
 async def test_a_focus_bill_becomes_emailed_pdf_invoices_once(
     pipeline: Any, tmp_path: Path
 ) -> None:
