@@ -6,6 +6,7 @@ UV := $(or $(shell command -v uv 2>/dev/null),$(CURDIR)/var/tools/bin/uv)
 export UV_LINK_MODE ?= copy
 BILLING := .venv/bin/billing
 PERIOD ?= 2024-09
+CREDIT_PERIOD ?= 2024-10
 
 .PHONY: help install prereqs infra-up up down status lint test test-unit einvoice-validator demo demo-clean bench bench-ingest bench-rating bench-db bench-pipeline chaos bench-portal browser images
 
@@ -64,7 +65,18 @@ demo: up ## Run the whole pipeline on the bundled sample bill; show invoices and
 	@$(BILLING) wait
 	@$(BILLING) invoices generate --period $(PERIOD)
 	@$(BILLING) wait
-	@$(BILLING) demo report --period $(PERIOD)
+	@# customer credit (docs/money.md): Northwind pays 105.33 for its September invoice of 5.33,
+	@# leaving 100.00 of credit; a 2 x 120.00 support charge on its October draft and October's
+	@# close: the October invoice of 240.00 takes the 100.00 ("Credit applied") and asks 140.00
+	@$(BILLING) pay $$($(BILLING) invoices list --period $(PERIOD) --customer northwind --json \
+	  | .venv/bin/python -c 'import json, sys; print(json.load(sys.stdin)[0]["number"])') \
+	  --amount 105.33 --method "Bank transfer" --reference NW-SEP-2024 --date 2024-10-07
+	@$(BILLING) charges add northwind --period $(CREDIT_PERIOD) --description "Support hours" \
+	  --quantity 2 --unit-price 120.00
+	@$(BILLING) invoices generate --period $(CREDIT_PERIOD)
+	@$(BILLING) wait
+	@$(BILLING) demo report --period $(PERIOD) --period $(CREDIT_PERIOD)
+	@$(BILLING) credits show northwind
 	@$(BILLING) reconcile --period $(PERIOD)
 	@echo "portal: http://127.0.0.1:$${BILLING_PORTAL_HTTP_PORT:-8106}/ (set each password once at its link, then sign in)"
 	@$(BILLING) users add ops@cumulus.example --operator --reset

@@ -172,6 +172,109 @@ async def run_demo_flow(pipeline: Any) -> None:
     await pipeline.billing("wait")
 
 
+CREDIT_PERIOD = "2024-10"
+
+
+async def run_demo_credit_flow(pipeline: Any) -> None:
+    """The demo's customer-credit steps (Makefile ``demo``, after the September close), with
+    their figures by hand (docs/money.md, "Customer credit"):
+
+    * Northwind's September invoice is 5.33 (``expected_invoices``); it pays 105.33, so
+      105.33 - 5.33 = 100.00 becomes its credit (an overpayment);
+    * a one-off charge of 2 x 120.00 = 240.00 of support hours on its October draft; Northwind
+      (US) is outside the scope of EU VAT, so October's total is 240.00 (its only line);
+    * at October's close the invoice takes min(100.00, 240.00) = 100.00 of the credit ("Credit
+      applied") and leaves 240.00 - 100.00 = 140.00 to pay;
+    * the ledger reads +100.00 (overpayment), -100.00 (applied) = 0.00.
+    """
+    assert expected_invoices()["northwind"]["total"] == Decimal("5.33")
+    [september] = json.loads(
+        await pipeline.billing(
+            "invoices", "list", "--period", PERIOD, "--customer", "northwind", "--json"
+        )
+    )
+    await demo_overpayment(pipeline, september["number"])
+    ledger = json.loads(await pipeline.billing("credits", "show", "northwind", "--json"))
+    assert [(e["currency"], Decimal(e["amount"])) for e in ledger["entries"]] == [
+        ("USD", Decimal("100.00"))
+    ]
+    assert Decimal(ledger["balances"]["USD"]) == Decimal("100.00")
+    await demo_october_close(pipeline)
+
+    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(pipeline.infra.mongodb_url)
+    try:
+        db = client[pipeline.namespace]
+        [october] = [
+            d
+            async for d in db["invoicing_invoices"].find(
+                {"period": CREDIT_PERIOD, "customer_id": "northwind"}
+            )
+        ]
+        pdf = await FileCollection(db[INVOICE_PDF_FILES]).get(october["pdf_file_id"])
+    finally:
+        await client.close()
+    assert pdf is not None
+    document = october["document"]
+    assert october["status"] == "finalized"
+    assert Decimal(document["total"]) == Decimal("240.00")
+    assert Decimal(document["credit_applied"]) == Decimal("100.00")
+    assert Decimal(document["outstanding"]) == Decimal("140.00")
+    text = "".join(page.extract_text() for page in PdfReader(io.BytesIO(pdf)).pages)
+    assert "Credit applied" in text
+    assert "140.00" in text
+
+    ledger = json.loads(await pipeline.billing("credits", "show", "northwind", "--json"))
+    amounts = [Decimal(e["amount"]) for e in ledger["entries"]]
+    assert sorted(amounts) == [Decimal("-100.00"), Decimal("100.00")]
+    assert sum(amounts) == Decimal(ledger["balances"].get("USD", "0")) == 0
+
+    # the same steps again (make demo run twice): the payment and the charge are recorded once,
+    # October is finalized already, the ledger is unchanged
+    await demo_overpayment(pipeline, september["number"])
+    out = await demo_october_close(pipeline)
+    assert out.count("already finalized") == 2, out
+    again = json.loads(await pipeline.billing("credits", "show", "northwind", "--json"))
+    assert again["entries"] == ledger["entries"]
+
+
+async def demo_overpayment(pipeline: Any, number: str) -> None:
+    """The Makefile's ``billing pay``: 105.33 for Northwind's September invoice of 5.33."""
+    await pipeline.billing(
+        "pay",
+        number,
+        "--amount",
+        "105.33",
+        "--method",
+        "Bank transfer",
+        "--reference",
+        "NW-SEP-2024",
+        "--date",
+        "2024-10-07",
+    )
+    await pipeline.billing("wait")
+
+
+async def demo_october_close(pipeline: Any) -> str:
+    """The Makefile's one-off charge on Northwind's October draft and October's close; what
+    ``invoices generate`` said."""
+    await pipeline.billing(
+        "charges",
+        "add",
+        "northwind",
+        "--period",
+        CREDIT_PERIOD,
+        "--description",
+        "Support hours",
+        "--quantity",
+        "2",
+        "--unit-price",
+        "120.00",
+    )
+    out = await pipeline.billing("invoices", "generate", "--period", CREDIT_PERIOD)
+    await pipeline.billing("wait")
+    return str(out)
+
+
 async def assert_focus_datasets(pipeline: Any, docs: list[dict[str, Any]], out: Path) -> None:
     """Each invoice's FOCUS 1.2 dataset, as ``billing invoices focus`` writes it: its BilledCost
     adds up to the invoice's total, it keeps FOCUS 1.2's column rules, and the subscribed
@@ -192,6 +295,7 @@ async def assert_focus_datasets(pipeline: Any, docs: list[dict[str, Any]], out: 
             assert focus_validator_failures(path, out) == []
 
 
+@pytest.mark.timeout(600)  # September, then the demo's October close (run_demo_credit_flow)
 async def test_a_focus_bill_becomes_emailed_pdf_invoices_once(
     pipeline: Any, tmp_path: Path
 ) -> None:
@@ -216,6 +320,9 @@ async def test_a_focus_bill_becomes_emailed_pdf_invoices_once(
         (d["number"], d["total_units"]) for d in docs
     ]
     assert len(mails(pipeline.smtp.directory)) == 2
+
+    # the demo goes on: an overpayment in September, its credit applied in October
+    await run_demo_credit_flow(pipeline)
 
     # SIGTERM: every service drains, leaves its group and exits (uvicorn re-raises the signal
     # after its graceful shutdown, so the exit status is "terminated by SIGTERM", not a crash)

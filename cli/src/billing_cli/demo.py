@@ -8,6 +8,7 @@ import email
 import email.policy
 import io
 from dataclasses import dataclass
+from decimal import Decimal
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -77,20 +78,34 @@ async def _write_focus(ctx: CliContext, doc: dict[str, Any], out: Path) -> str:
     return f"FOCUS {FOCUS_VERSION}  {path}  ({rows} rows)"
 
 
+def _money(doc: dict[str, Any], field: str) -> str:
+    """A figure of the invoice's document (``credit_applied``, ``outstanding``), formatted;
+    blank on a draft or where the document has none."""
+    value = (doc.get("document") or {}).get(field)
+    if doc.get("total_units") is None or value is None:
+        return ""
+    return format_amount(Decimal(str(value)), str(doc.get("currency") or ""))
+
+
 @demo_app.command("report")
 def report(
-    period: Annotated[str, typer.Option(help="Billing period, YYYY-MM.")] = "2024-09",
+    period: Annotated[
+        list[str] | None,
+        typer.Option(help="Billing period, YYYY-MM; repeat for several (default 2024-09)."),
+    ] = None,
     out: Annotated[Path, typer.Option(help="Where to write the PDFs.")] = Path("var/demo"),
     mail_dir: Annotated[Path, typer.Option(help="The SMTP sink's folder.")] = Path("var/mail"),
 ) -> None:
-    """Print the period's invoices with the paths of their PDFs, of the e-invoices their
-    customers receive, of their FOCUS datasets, and of the emails sent."""
+    """Print each period's invoices (total, credit applied, what it asked at issue) with the
+    paths of their PDFs, of the e-invoices their customers receive, of their FOCUS datasets,
+    and of the emails sent."""
+    periods = period or ["2024-09"]
 
-    async def run() -> list[tuple[dict[str, Any], Path | None, list[str]]]:
+    async def run(one: str) -> list[tuple[dict[str, Any], Path | None, list[str]]]:
         rows = []
         async with cli_context() as ctx:
             store = InvoicePdfStore(ctx.db)
-            for doc in await ctx.ports.invoices.list_invoices(period=period):
+            for doc in await ctx.ports.invoices.list_invoices(period=one):
                 path = None
                 einvoices: list[str] = []
                 if doc.get("pdf_file_id"):
@@ -102,9 +117,26 @@ def report(
                 rows.append((doc, path, einvoices))
         return rows
 
-    rows = asyncio.run(run())
     mails = read_mailbox(mail_dir) if mail_dir.is_dir() else []
-    table = Table("number", "customer", "total", "status", "due", title=f"Invoices {period}")
+    for one in periods:
+        _print_period(one, asyncio.run(run(one)), mails)
+    console.print(f"{len(mails)} emails in {mail_dir}/")
+
+
+def _print_period(
+    period: str, rows: list[tuple[dict[str, Any], Path | None, list[str]]], mails: list[Mail]
+) -> None:
+    """One period's table of invoices and the files written for them."""
+    table = Table(
+        "number",
+        "customer",
+        "total",
+        "credit applied",
+        "to pay at issue",
+        "status",
+        "due",
+        title=f"Invoices {period}",
+    )
     files: list[str] = []
     for doc, pdf, einvoices in rows:
         number = str(doc.get("number") or "-")
@@ -112,7 +144,13 @@ def report(
         units = doc.get("total_units")
         total = "(draft)" if units is None else format_amount(from_fixed_units(units), currency)
         table.add_row(
-            number, str(doc["customer_id"]), total, str(doc["status"]), str(doc.get("due_date"))
+            number,
+            str(doc["customer_id"]),
+            total,
+            _money(doc, "credit_applied"),
+            _money(doc, "outstanding"),
+            str(doc["status"]),
+            str(doc.get("due_date")),
         )
         if pdf is not None:
             files.append(f"{number}  PDF    {pdf}")
@@ -125,4 +163,4 @@ def report(
     console.print(table)
     for line in files:
         console.print(line, soft_wrap=True, highlight=False)
-    console.print(f"{len(rows)} invoices for {period}; {len(mails)} emails in {mail_dir}/")
+    console.print(f"{len(rows)} invoices for {period}")
