@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 import yaml
+from einvoice_check import validate_issued
 from invoicing_test_support import rated
 from pymongo import AsyncMongoClient
 
@@ -125,6 +126,10 @@ async def test_bad_charges_are_dead_lettered_and_large_idr_amounts_are_invoiced(
         mixed = await invoices.find_one({"_id": "mixed:2024-09"})
         assert mixed is not None
         assert mixed["status"] == "draft"
+        # the IDR invoice, in the three e-invoice formats, validated (issue 17)
+        await validate_issued(
+            client[pipeline.namespace], tmp_path, "invoicing_hostile_charges_e2e", expect=1
+        )
     finally:
         await client.close()
     assert pipeline.processes["invoicing"].returncode is None  # still running

@@ -18,6 +18,7 @@ import pytest
 import yaml
 from aiokafka import AIOKafkaConsumer
 from aiokafka.admin import AIOKafkaAdminClient
+from einvoice_check import validate_issued
 from pymongo import AsyncMongoClient
 from rating_rerating_example import V1, V2
 from rating_rerating_example import usage as example_usage
@@ -186,5 +187,7 @@ async def test_a_mid_period_price_change_is_re_rated_into_corrections_on_the_nex
         out = await pipeline.billing("rate", "--period", PERIOD, "--customer", "acme")
         assert "re-rated 2024-09 (customer acme): 4 records, 0 corrections published" in out
         assert await topic_size(servers, charge_topic) == published_before + 1
+        # the September invoice, in the three e-invoice formats, validated (issue 17)
+        await validate_issued(db, tmp_path, "rerating_e2e", expect=1)
     finally:
         await client.close()
