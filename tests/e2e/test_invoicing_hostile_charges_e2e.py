@@ -28,7 +28,16 @@ CATALOG: dict[str, Any] = {
         {
             "id": "cumulus",
             "name": "Cumulus Cloud Resellers GmbH",
-            "address": {"lines": ["Wolkenstrasse 7"], "country": "DE"},
+            "address": {
+                "lines": ["Wolkenstrasse 7"],
+                "country": "DE",
+                "city": "Berlin",
+                "postal_code": "10115",
+            },
+            "vat_id": "DE123456788",
+            # XRechnung needs the seller's telephone (BR-DE-6), Peppol both participant ids
+            "phone": "+49 30 1234567",
+            "peppol_participant_id": "9930:DE123456788",
             "number_prefix": "CCR-",
             "email": "billing@cumulus.example",
         }
@@ -39,7 +48,14 @@ CATALOG: dict[str, Any] = {
         {
             "id": "nusantara",
             "name": "PT Nusantara",
-            "address": {"lines": ["Jalan Sudirman 1"], "country": "ID"},
+            "address": {
+                "lines": ["Jalan Sudirman 1"],
+                "country": "ID",
+                "city": "Jakarta",
+                "postal_code": "10220",
+            },
+            "contacts": [{"email": "ap@nusantara.example", "name": "AP", "roles": ["Billing"]}],
+            "peppol_participant_id": "0088:5798000000001",
             "currency": "IDR",
             "invoicing_entity": "cumulus",
             "price_list": "p",
