@@ -45,7 +45,16 @@ def catalog(*versions: dict[str, Any]) -> dict[str, Any]:
             {
                 "id": "cumulus",
                 "name": "Cumulus Cloud Resellers GmbH",
-                "address": {"lines": ["Wolkenstrasse 7", "10115 Berlin"], "country": "DE"},
+                "address": {
+                    "lines": ["Wolkenstrasse 7", "10115 Berlin"],
+                    "country": "DE",
+                    "city": "Berlin",
+                    "postal_code": "10115",
+                },
+                "vat_id": "DE123456788",
+                # XRechnung needs the seller's telephone (BR-DE-6), Peppol both participant ids
+                "phone": "+49 30 1234567",
+                "peppol_participant_id": "9930:DE123456788",
                 "number_prefix": "CCR-",
                 "email": "billing@cumulus.example",
             }
@@ -55,7 +64,13 @@ def catalog(*versions: dict[str, Any]) -> dict[str, Any]:
             {
                 "id": "acme",
                 "name": "Acme Corp",
-                "address": {"lines": ["1 Main Street"], "country": "US"},
+                "address": {
+                    "lines": ["1 Main Street"],
+                    "country": "US",
+                    "city": "Springfield",
+                    "postal_code": "62701",
+                },
+                "peppol_participant_id": "0060:123456789",
                 "currency": "USD",
                 "invoicing_entity": "cumulus",
                 "price_list": "acme-list",
