@@ -21,6 +21,8 @@ from typing import Any
 
 import httpx
 import pytest
+from einvoice_check import validate_issued
+from pymongo import AsyncMongoClient
 
 ROOT = Path(__file__).resolve().parents[2]
 SAMPLE = ROOT / "demo" / "focus_sample.csv"
@@ -168,3 +170,12 @@ async def test_credit_is_applied_to_the_next_invoice_and_one_off_charges_reach_i
     statement = json.loads(shown[shown.index("{") :])  # after any log line
     assert statement["balances"] == {"USD": "0.00"}
     assert sum(Decimal(e["amount"]) for e in statement["entries"]) == Decimal(0)
+
+    # September's two invoices and northwind's October one (a one-off line, credit applied), in
+    # the three e-invoice formats, validated (issue 17)
+    mongo: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(pipeline.infra.mongodb_url)
+    try:
+        db = mongo[pipeline.namespace]
+        await validate_issued(db, tmp_path, "credit_and_one_off_charges_e2e", expect=3)
+    finally:
+        await mongo.close()

@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 import yaml
+from einvoice_check import validate_issued
 from invoicing_test_support import rated
 from pymongo import AsyncMongoClient
 
@@ -27,7 +28,16 @@ CATALOG: dict[str, Any] = {
         {
             "id": "cumulus",
             "name": "Cumulus Cloud Resellers GmbH",
-            "address": {"lines": ["Wolkenstrasse 7"], "country": "DE"},
+            "address": {
+                "lines": ["Wolkenstrasse 7"],
+                "country": "DE",
+                "city": "Berlin",
+                "postal_code": "10115",
+            },
+            "vat_id": "DE123456788",
+            # XRechnung needs the seller's telephone (BR-DE-6), Peppol both participant ids
+            "phone": "+49 30 1234567",
+            "peppol_participant_id": "9930:DE123456788",
             "number_prefix": "CCR-",
             "email": "billing@cumulus.example",
         }
@@ -38,7 +48,14 @@ CATALOG: dict[str, Any] = {
         {
             "id": "nusantara",
             "name": "PT Nusantara",
-            "address": {"lines": ["Jalan Sudirman 1"], "country": "ID"},
+            "address": {
+                "lines": ["Jalan Sudirman 1"],
+                "country": "ID",
+                "city": "Jakarta",
+                "postal_code": "10220",
+            },
+            "contacts": [{"email": "ap@nusantara.example", "name": "AP", "roles": ["Billing"]}],
+            "peppol_participant_id": "0088:5798000000001",
             "currency": "IDR",
             "invoicing_entity": "cumulus",
             "price_list": "p",
@@ -125,6 +142,10 @@ async def test_bad_charges_are_dead_lettered_and_large_idr_amounts_are_invoiced(
         mixed = await invoices.find_one({"_id": "mixed:2024-09"})
         assert mixed is not None
         assert mixed["status"] == "draft"
+        # the IDR invoice, in the three e-invoice formats, validated (issue 17)
+        await validate_issued(
+            client[pipeline.namespace], tmp_path, "invoicing_hostile_charges_e2e", expect=1
+        )
     finally:
         await client.close()
     assert pipeline.processes["invoicing"].returncode is None  # still running

@@ -22,6 +22,7 @@ from typing import Any
 
 import pytest
 import yaml
+from einvoice_check import validate_issued
 from focus_checks import focus_12_problems, focus_validator_failures
 from pymongo import AsyncMongoClient
 from pypdf import PdfReader
@@ -122,6 +123,15 @@ async def finalized_invoices(pipeline: Any) -> list[dict[str, Any]]:
             if doc.get("pdf_file_id"):
                 doc["pdf"] = await files.get(doc["pdf_file_id"])
         return docs
+    finally:
+        await client.close()
+
+
+async def validate_einvoices(pipeline: Any, work: Path, test_name: str) -> None:
+    """Both invoices the test issued, in the three e-invoice formats, validated (issue 17)."""
+    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(pipeline.infra.mongodb_url)
+    try:
+        await validate_issued(client[pipeline.namespace], work, test_name, expect=2)
     finally:
         await client.close()
 
@@ -320,6 +330,7 @@ async def test_a_focus_bill_becomes_emailed_pdf_invoices_once(
         (d["number"], d["total_units"]) for d in docs
     ]
     assert len(mails(pipeline.smtp.directory)) == 2
+    await validate_einvoices(pipeline, tmp_path, "pipeline_e2e_emailed_once")
 
     # the demo goes on: an overpayment in September, its credit applied in October
     await run_demo_credit_flow(pipeline)
@@ -339,7 +350,7 @@ async def _count(directory: Path, n: int) -> bool:
 
 @pytest.mark.parametrize("victim", ["rating", "invoicing"])
 async def test_a_service_killed_mid_flow_loses_nothing_and_bills_nothing_twice(
-    pipeline: Any, victim: str
+    pipeline: Any, victim: str, tmp_path: Path
 ) -> None:
     # small batches, so that the kill lands between commits
     for name in ("rating", "invoicing"):
@@ -371,3 +382,4 @@ async def test_a_service_killed_mid_flow_loses_nothing_and_bills_nothing_twice(
     assert_invoices_and_emails(docs, mails(pipeline.smtp.directory))
     # every line of the bill on exactly one invoice, from what each service stored (exit 0)
     assert f"{PERIOD} reconciles" in await pipeline.billing("reconcile", "--period", PERIOD)
+    await validate_einvoices(pipeline, tmp_path, f"pipeline_e2e_killed_{victim}")

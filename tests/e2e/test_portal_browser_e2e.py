@@ -32,7 +32,9 @@ from typing import Any
 
 import httpx
 import pytest
+from einvoice_check import validate_issued
 from playwright.async_api import Browser, Page, async_playwright
+from pymongo import AsyncMongoClient
 
 from conftest import PYTHON, Pipeline, free_port
 
@@ -207,7 +209,9 @@ def mails(directory: Path) -> list[EmailMessage]:
     ]
 
 
-async def test_the_portal_in_a_browser(pipeline: Pipeline, browser: Browser) -> None:
+async def test_the_portal_in_a_browser(
+    pipeline: Pipeline, browser: Browser, tmp_path: Path
+) -> None:
     pipeline.extra_env["BILLING_INVOICING_API_TOKENS"] = json.dumps({OPERATOR_TOKEN: "operator"})
     pipeline.extra_env["BILLING_INVOICING_PORTAL_TOKEN_KEY"] = KEY
     pipeline.extra_env["BILLING_INGEST_PORTAL_TOKEN_KEY"] = KEY
@@ -228,6 +232,14 @@ async def test_the_portal_in_a_browser(pipeline: Pipeline, browser: Browser) -> 
     try:
         await _month(pipeline, portal, api, browser)
         assert PROBLEMS == []
+        # the month's two invoices, in the three e-invoice formats, validated (issue 17)
+        mongo: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(pipeline.infra.mongodb_url)
+        try:
+            await validate_issued(
+                mongo[pipeline.namespace], tmp_path, "portal_browser_e2e", expect=2
+            )
+        finally:
+            await mongo.close()
     finally:
         await api.aclose()
         await portal.stop()

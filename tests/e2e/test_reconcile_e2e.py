@@ -13,6 +13,7 @@ from typing import Any
 import orjson
 import pytest
 from aiokafka import AIOKafkaProducer
+from einvoice_check import validate_issued
 from pymongo import AsyncMongoClient
 
 from billing_cli.reconcile.readers import read_topic
@@ -97,6 +98,8 @@ async def test_the_demo_period_reconciles_and_planted_differences_are_named(
         customer = report["customers"][0]["customer_id"]
         alone = await reconcile(pipeline, "--customer", customer)
         assert [c["customer_id"] for c in alone["customers"]] == [customer]
+        # the two invoices, in the three e-invoice formats, validated (issue 17)
+        await validate_issued(db, tmp_path, "reconcile_e2e", expect=2)
 
         # planted: a charge deleted from invoicing's store
         victim = await db["invoicing_charges"].find_one({"period": PERIOD})

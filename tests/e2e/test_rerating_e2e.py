@@ -18,6 +18,7 @@ import pytest
 import yaml
 from aiokafka import AIOKafkaConsumer
 from aiokafka.admin import AIOKafkaAdminClient
+from einvoice_check import validate_issued
 from pymongo import AsyncMongoClient
 from rating_rerating_example import V1, V2
 from rating_rerating_example import usage as example_usage
@@ -44,7 +45,16 @@ def catalog(*versions: dict[str, Any]) -> dict[str, Any]:
             {
                 "id": "cumulus",
                 "name": "Cumulus Cloud Resellers GmbH",
-                "address": {"lines": ["Wolkenstrasse 7", "10115 Berlin"], "country": "DE"},
+                "address": {
+                    "lines": ["Wolkenstrasse 7", "10115 Berlin"],
+                    "country": "DE",
+                    "city": "Berlin",
+                    "postal_code": "10115",
+                },
+                "vat_id": "DE123456788",
+                # XRechnung needs the seller's telephone (BR-DE-6), Peppol both participant ids
+                "phone": "+49 30 1234567",
+                "peppol_participant_id": "9930:DE123456788",
                 "number_prefix": "CCR-",
                 "email": "billing@cumulus.example",
             }
@@ -54,7 +64,13 @@ def catalog(*versions: dict[str, Any]) -> dict[str, Any]:
             {
                 "id": "acme",
                 "name": "Acme Corp",
-                "address": {"lines": ["1 Main Street"], "country": "US"},
+                "address": {
+                    "lines": ["1 Main Street"],
+                    "country": "US",
+                    "city": "Springfield",
+                    "postal_code": "62701",
+                },
+                "peppol_participant_id": "0060:123456789",
                 "currency": "USD",
                 "invoicing_entity": "cumulus",
                 "price_list": "acme-list",
@@ -186,5 +202,7 @@ async def test_a_mid_period_price_change_is_re_rated_into_corrections_on_the_nex
         out = await pipeline.billing("rate", "--period", PERIOD, "--customer", "acme")
         assert "re-rated 2024-09 (customer acme): 4 records, 0 corrections published" in out
         assert await topic_size(servers, charge_topic) == published_before + 1
+        # the September invoice, in the three e-invoice formats, validated (issue 17)
+        await validate_issued(db, tmp_path, "rerating_e2e", expect=1)
     finally:
         await client.close()

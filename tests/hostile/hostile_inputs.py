@@ -60,7 +60,16 @@ def catalog(**changes: Any) -> dict[str, Any]:
             {
                 "id": "cumulus",
                 "name": "Cumulus Cloud Resellers GmbH",
-                "address": {"lines": ["Wolkenstrasse 7"], "country": "DE"},
+                "address": {
+                    "lines": ["Wolkenstrasse 7"],
+                    "country": "DE",
+                    "city": "Berlin",
+                    "postal_code": "10115",
+                },
+                "vat_id": "DE123456788",
+                # XRechnung needs the seller's telephone (BR-DE-6), Peppol both participant ids
+                "phone": "+49 30 1234567",
+                "peppol_participant_id": "9930:DE123456788",
                 "number_prefix": "HOS-",
                 "email": "billing@cumulus.example",
                 "payment_methods": [{"kind": "Bank transfer", "details": "IBAN DE00 0000"}],
@@ -84,7 +93,13 @@ def catalog(**changes: Any) -> dict[str, Any]:
             {
                 "id": CUSTOMER,
                 "name": PDF_INJECTION,
-                "address": {"lines": ["Weg 1", "=cmd|' /C calc'!A0"], "country": "DE"},
+                "address": {
+                    "lines": ["Weg 1", "=cmd|' /C calc'!A0"],
+                    "country": "DE",
+                    "city": "Berlin",
+                    "postal_code": "10117",
+                },
+                "peppol_participant_id": "0088:5798000000001",
                 "currency": "EUR",
                 "invoicing_entity": "cumulus",
                 "price_list": "standard",

@@ -26,6 +26,7 @@ from typing import Any
 import httpx
 import pytest
 import pytest_asyncio
+from einvoice_check import validate_issued
 from hostile_cases import CASES, Case
 from hostile_inputs import (
     CUSTOMER,
@@ -462,7 +463,9 @@ async def test_case(outcomes: dict[str, BaseException | None], case: Case) -> No
 # --- what the good inputs billed -------------------------------------------------------------
 
 
-async def test_the_good_inputs_are_invoiced_and_what_people_see_is_defused(stack: Stack) -> None:
+async def test_the_good_inputs_are_invoiced_and_what_people_see_is_defused(
+    stack: Stack, tmp_path: Path
+) -> None:
     """Runs last: the good rows and events around every hostile case were rated and drafted;
     closing the month issues an invoice whose PDF prints the HTML-like customer name as
     text, whose CSV defuses formula cells, and whose email goes to the Billing contacts only
@@ -531,3 +534,7 @@ async def test_the_good_inputs_are_invoiced_and_what_people_see_is_defused(stack
     assert message["Bcc"] is None
     assert message["Cc"] is None
     await _healthy_still(stack)
+
+    # the invoice (its customer name and lines hostile), in the three e-invoice formats,
+    # validated (issue 17)
+    await validate_issued(stack.db, tmp_path, "hostile_good_inputs", expect=1)
