@@ -26,7 +26,6 @@ from typing import Any
 import pytest
 from aiokafka import AIOKafkaConsumer
 from aiokafka.admin import AIOKafkaAdminClient
-from einvoice_check import validate_issued
 from pipeline_bench import PipelineBench
 from pipeline_workload import PERIOD, Workload, customer_id
 from pymongo import AsyncMongoClient
@@ -136,11 +135,6 @@ async def test_every_invoice_is_the_exact_sum_of_its_rated_charges(
         try:
             reconciled = await reconcile_period(
                 mongo[run.namespace], infra.kafka_bootstrap_servers, run.topic_namespace, PERIOD
-            )
-            # every invoice, in the three e-invoice formats, validated (issue 17): the validator
-            # takes all the files in one JVM, so all of them, not a sample
-            await validate_issued(
-                mongo[run.namespace], tmp_path, "pipeline_totals_e2e", expect=CUSTOMERS
             )
         finally:
             await mongo.close()
