@@ -20,6 +20,7 @@ from typing import Any
 
 import pytest
 from aiokafka import AIOKafkaConsumer
+from invoicing_test_support import SETTLE_CATALOG
 from pymongo.asynchronous.database import AsyncDatabase
 
 from billing_invoicing.adapters.catalog_repo import MongoCatalogRepository
@@ -45,7 +46,6 @@ from billing_invoicing.service.settle_invoices import (
     record_payment,
 )
 from billing_runtime.kafka import ensure_topics
-from billing_schemas.catalog import Catalog
 from billing_schemas.events import (
     ChargeCategory,
     CreditNoteIssued,
@@ -63,34 +63,6 @@ pytestmark = pytest.mark.integration
 
 D = Decimal
 NUMBER = "CCR-2024-000001"
-CATALOG = {
-    "invoicing_entities": [
-        {
-            "id": "cumulus",
-            "name": "Cumulus Cloud Resellers GmbH",
-            "address": {"lines": ["Wolkenstrasse 7"], "country": "DE"},
-            "number_prefix": "CCR-",
-            "email": "billing@cumulus.example",
-            "payment_methods": [
-                {"kind": "Bank transfer", "details": "IBAN DE89 3704 0044 0532 0130 00"},
-                {"kind": "Card", "details": "https://pay.cumulus.example"},
-            ],
-        }
-    ],
-    "tax_rates": [{"country": "DE", "percent": "19"}],
-    "price_lists": [{"id": "p", "versions": [{"version": 1, "effective_from": "2024-01-01"}]}],
-    "customers": [
-        {
-            "id": "alpha",
-            "name": "Alpha GmbH",
-            "address": {"lines": ["Weg 1"], "country": "DE"},
-            "currency": "EUR",
-            "payment_terms_days": 30,
-            "invoicing_entity": "cumulus",
-            "price_list": "p",
-        }
-    ],
-}
 
 
 class FakeRenderer:
@@ -126,7 +98,7 @@ async def setup(
     mongo_db: AsyncDatabase[dict[str, Any]],
 ) -> tuple[SettlementPorts, InMemoryInvoiceEvents]:
     catalog = MongoCatalogRepository(mongo_db)
-    await catalog.apply(Catalog.model_validate(CATALOG))
+    await catalog.apply(SETTLE_CATALOG)
     invoices = MongoInvoiceRepository(mongo_db)
     await invoices.ensure_indexes()
     settlements = MongoSettlementRepository(mongo_db)
@@ -383,7 +355,7 @@ async def test_pay_show_csv_credit_and_overdue_from_the_command_line(
     ns = f"{namespace}."
     await ensure_topics(infra.kafka_bootstrap_servers, all_topic_names(ns))
     catalog = MongoCatalogRepository(mongo_db)
-    await catalog.apply(Catalog.model_validate(CATALOG))
+    await catalog.apply(SETTLE_CATALOG)
     invoices = MongoInvoiceRepository(mongo_db)
     await invoices.ensure_indexes()
     await add_charges(invoices, [PositionedCharge(charge("100.00"))])
@@ -479,7 +451,7 @@ async def test_a_missing_vat_rate_stops_the_close_and_leaves_the_draft(
     mongo_db: AsyncDatabase[dict[str, Any]],
 ) -> None:
     catalog = MongoCatalogRepository(mongo_db)
-    await catalog.apply(Catalog.model_validate(CATALOG | {"tax_rates": []}))
+    await catalog.apply(SETTLE_CATALOG.model_copy(update={"tax_rates": []}))
     invoices = MongoInvoiceRepository(mongo_db)
     await invoices.ensure_indexes()
     await add_charges(invoices, [PositionedCharge(charge("100.00"))])
