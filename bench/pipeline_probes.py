@@ -144,11 +144,16 @@ class LagSampler:
     client and one consumer kept open for the whole run."""
 
     def __init__(self, bootstrap: str, namespace: str) -> None:
-        from billing_cli.main import CONSUMERS
+        from billing_schemas.channels import CHANNELS
         from billing_schemas.topics import Topic, topic_name
 
         self.bootstrap = bootstrap
-        self.groups = {topics[0]: f"{namespace}{group}" for group, topics in CONSUMERS}
+        # the awaited group of each topic (notify's first on the invoice-finalized topic)
+        self.groups = {
+            channel.topic: next(g for g in channel.groups if g.awaited).name(namespace=namespace)
+            for channel in CHANNELS
+            if any(g.awaited for g in channel.groups)
+        }
         self.topics = {
             t: topic_name(t, namespace)
             for t in (Topic.USAGE_RECORDED, Topic.CHARGE_RATED, Topic.INVOICE_FINALIZED)

@@ -22,6 +22,7 @@ from billing_invoicing.settings import InvoicingSettings
 from billing_notify.settings import NotifySettings
 from billing_rating.settings import RatingSettings
 from billing_runtime.settings import ServiceSettings
+from billing_schemas.channels import BY_TOPIC, CHANNELS
 from billing_schemas.topics import Topic, all_topic_names
 from billing_webhooks.settings import WebhooksSettings
 
@@ -89,6 +90,23 @@ def test_kafka_topics_are_exactly_the_topics_of_the_code(manifests: list[dict[st
         assert topic["metadata"]["labels"]["strimzi.io/cluster"] == "billing"
         assert topic["spec"]["partitions"] >= 1
         assert int(topic["spec"]["config"]["retention.ms"]) >= 7 * 24 * 3600 * 1000
+
+
+def test_each_topic_is_made_as_its_channel_declares(manifests: list[dict[str, Any]]) -> None:
+    topics = {t["spec"]["topicName"]: t for t in of_kind(manifests, "KafkaTopic").values()}
+    for channel in CHANNELS:
+        assert topics[channel.name()]["spec"]["partitions"] == channel.partitions
+        # dead letters are few: one partition, kept at least as long as the topic
+        dead = topics[channel.dead_letter_name()]
+        assert dead["spec"]["partitions"] == 1
+        assert int(dead["spec"]["config"]["retention.ms"]) >= int(
+            topics[channel.name()]["spec"]["config"]["retention.ms"]
+        )
+    for scaler in of_kind(manifests, "ScaledObject").values():
+        [trigger] = scaler["spec"]["triggers"]
+        channel = BY_TOPIC[Topic(trigger["metadata"]["topic"])]
+        declared = {g.default_name for g in channel.groups}
+        assert trigger["metadata"]["consumerGroup"] in declared
 
 
 def test_each_consumer_scales_on_its_own_group_lag_within_its_partitions(

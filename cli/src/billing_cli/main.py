@@ -24,13 +24,13 @@ from billing_ingest.entrypoints.cli import bills_app, ingest
 from billing_invoicing.entrypoints.cli import catalog_app, invoices_app, pay
 from billing_invoicing.entrypoints.cli_customers import charges_app, credits_app
 from billing_notify.entrypoints.cli import mail_app
-from billing_notify.service.use_cases import USE_CASES as NOTIFY_USE_CASES
 from billing_portal.entrypoints.cli import users_app
 from billing_rating.entrypoints.cli import rate
 from billing_runtime.kafka import ensure_topics
 from billing_runtime.lag import wait_for_no_lag
 from billing_runtime.settings import ServiceSettings
-from billing_schemas.topics import Topic, all_topic_names, topic_name
+from billing_schemas.channels import awaited_groups
+from billing_schemas.topics import all_topic_names
 from billing_webhooks.entrypoints.cli import audit_command, webhooks_app
 
 console = Console()
@@ -59,13 +59,6 @@ app.add_typer(users_app, name="users")
 app.command("asyncapi")(asyncapi)
 app.command("reconcile")(reconcile)
 
-CONSUMERS: list[tuple[str, list[Topic]]] = [
-    ("billing-rating", [Topic.USAGE_RECORDED]),
-    ("billing-invoicing", [Topic.CHARGE_RATED]),
-    *((f"billing-notify{u.group_suffix}", [u.topic]) for u in NOTIFY_USE_CASES),
-]
-"""Consumer groups (default names) whose lag ``billing wait`` watches."""
-
 
 @topics_app.command("create")
 def create_topics() -> None:
@@ -82,13 +75,8 @@ def wait(
 ) -> None:
     """Wait until rating, invoicing and notify have consumed everything published so far."""
     settings = ServiceSettings()
-    groups = [
-        (
-            f"{settings.topic_namespace}{group}",
-            [topic_name(t, settings.topic_namespace) for t in topics],
-        )
-        for group, topics in CONSUMERS
-    ]
+    # the groups the channels mark as awaited: rating, invoicing and notify's
+    groups = awaited_groups(settings.topic_namespace)
     with console.status("waiting for the consumers to catch up..."):
         try:
             asyncio.run(
