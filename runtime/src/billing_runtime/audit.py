@@ -16,7 +16,7 @@ import logging
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
-from billing_runtime.kafka import EventPublisher, ensure_topics
+from billing_runtime.kafka import Publisher, ensure_topics
 from billing_schemas.events import AuditEntry, AuditRecorded
 from billing_schemas.topics import Topic, topic_name
 
@@ -52,7 +52,7 @@ class KafkaAuditTrail:
     """:class:`AuditTrail` over Kafka, keyed by customer (else subject)."""
 
     def __init__(
-        self, publisher: EventPublisher, namespace: str, source: str, bootstrap_servers: str
+        self, publisher: Publisher, namespace: str, source: str, bootstrap_servers: str
     ) -> None:
         self._publisher = publisher
         self._topic = topic_name(Topic.AUDIT_RECORDED, namespace)

@@ -7,7 +7,7 @@ import contextlib
 import logging
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, Protocol, TypeVar
 
 from aiokafka import AIOKafkaProducer, ConsumerRecord
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
@@ -120,6 +120,58 @@ def decode_batch(
     return batch
 
 
+RawRecord = tuple[bytes | None, bytes, list[tuple[str, bytes]]]
+"""A message as it is put on a topic: key, value, headers."""
+
+
+class Publisher(Protocol):
+    """Port: where a service's events go. Every method returns once the broker has them all.
+
+    :class:`EventPublisher` is the Kafka one; ``billing_runtime.memory.InMemoryBroker`` keeps
+    them in memory and hands them to the consumers registered on it.
+    """
+
+    async def start(self) -> None:
+        """Connect."""
+        ...
+
+    async def stop(self) -> None:
+        """Flush and disconnect."""
+        ...
+
+    async def publish(self, topic: str, events: Sequence[tuple[str, Envelope]]) -> None:
+        """Publish ``(key, event)`` pairs to ``topic``, in order within a key."""
+        ...
+
+    async def publish_serialized(
+        self,
+        topic: str,
+        records: Sequence[tuple[str, bytes]],
+        *,
+        event_type: str,
+        correlation_id: str,
+    ) -> None:
+        """Publish ``(key, JSON bytes)`` of one event type and correlation id."""
+        ...
+
+    async def publish_raw(self, topic: str, records: Sequence[RawRecord]) -> None:
+        """Publish messages as they are, bytes and headers (dead letters, replays)."""
+        ...
+
+
+def event_headers(
+    event_type: str, correlation_id: str, tracing: list[tuple[str, bytes]] | None = None
+) -> list[tuple[str, bytes]]:
+    """The headers every event is published with, the trace context (current unless given)
+    included."""
+    return [
+        ("content-type", b"application/json"),
+        ("event-type", event_type.encode()),
+        ("correlation_id", correlation_id.encode()),
+        *(trace_headers() if tracing is None else tracing),
+    ]
+
+
 class DeadLetters:
     """Sends records a service cannot process to ``<topic>.dlq``: the original bytes, never lost.
 
@@ -128,8 +180,8 @@ class DeadLetters:
     broker before the batch's offsets are committed.
     """
 
-    def __init__(self, broker: KafkaBroker, service: str, metrics: Metrics | None = None) -> None:
-        self._broker = broker
+    def __init__(self, publisher: Publisher, service: str, metrics: Metrics | None = None) -> None:
+        self._publisher = publisher
         self._service = service
         self._metrics = metrics
 
@@ -154,11 +206,9 @@ class DeadLetters:
                     "x-failed-by": self._service,
                 }
             )
-            await self._broker.publish(
-                record.value or b"",
-                topic=f"{record.topic}{DEAD_LETTER_SUFFIX}",
-                key=record.key,
-                headers=headers,
+            await self._publisher.publish_raw(
+                f"{record.topic}{DEAD_LETTER_SUFFIX}",
+                [(record.key, record.value or b"", [(k, v.encode()) for k, v in headers.items()])],
             )
             if self._metrics is not None:
                 self._metrics.dead_lettered.labels(self._service, record.topic).inc()
@@ -231,12 +281,7 @@ class EventPublisher:
             (
                 key,
                 event.model_dump_json().encode(),
-                [
-                    ("content-type", b"application/json"),
-                    ("event-type", event.event_type.encode()),
-                    ("correlation_id", event.correlation_id.encode()),
-                    *tracing,
-                ],
+                event_headers(event.event_type, event.correlation_id, tracing),
             )
             for key, event in events
         ]
@@ -267,13 +312,16 @@ class EventPublisher:
         """
         if not records:
             return
-        headers = [
-            ("content-type", b"application/json"),
-            ("event-type", event_type.encode()),
-            ("correlation_id", correlation_id.encode()),
-            *trace_headers(),
-        ]
+        headers = event_headers(event_type, correlation_id)
         await self._send(topic, [(key, value, headers) for key, value in records])
+
+    async def publish_raw(self, topic: str, records: Sequence[RawRecord]) -> None:
+        """See :class:`Publisher`: one send per record (dead letters are few), acks awaited."""
+        futures = [
+            await self._producer.send(topic, value, key=key, headers=headers)
+            for key, value, headers in records
+        ]
+        await asyncio.gather(*futures)
 
     async def _send(
         self, topic: str, records: Sequence[tuple[str, bytes, list[tuple[str, bytes]]]]

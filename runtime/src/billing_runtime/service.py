@@ -18,20 +18,23 @@ import json
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 import uvicorn
 from faststream.asgi import AsgiFastStream, AsgiResponse, get
 from faststream.asgi.types import ASGIApp, Receive, Scope, Send
 from faststream.kafka import KafkaBroker
+from faststream.kafka.annotations import KafkaMessage
 from faststream.middlewares import AckPolicy
 from prometheus_client import CollectorRegistry, make_asgi_app
 from pymongo import AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
 
+from billing_runtime.consumer import BatchHandler, Consumer
 from billing_runtime.kafka import (
     DeadLetters,
     EventPublisher,
+    Publisher,
     ensure_topics,
     make_broker,
     raw_batch_decoder,
@@ -39,10 +42,12 @@ from billing_runtime.kafka import (
 from billing_runtime.observability import Metrics, configure_logging
 from billing_runtime.settings import ServiceSettings
 from billing_runtime.tracing import configure_tracing
+from billing_schemas.channels import Channel, ChannelError, ConsumerGroup
 
 HEALTH_TIMEOUT_SECONDS = 3.0
 
 Document = dict[str, Any]
+E = TypeVar("E")
 
 
 def make_mongo_client(url: str) -> AsyncMongoClient[Document]:
@@ -60,11 +65,13 @@ class Runtime:
     broker: KafkaBroker
     mongo: AsyncMongoClient[Document]
     dead_letters: DeadLetters
-    publisher: EventPublisher
+    publisher: Publisher
     metrics: Metrics
     topics: list[str] = field(default_factory=list)
     on_startup: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
     on_shutdown: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
+    consumers: list[Consumer[Any]] = field(default_factory=list)
+    """Every consumer declared with :meth:`consumer`, in order."""
     consumes: dict[str, Any] = field(default_factory=dict)
     """Subscriber title -> the event type its handler validates each message against.
 
@@ -76,28 +83,106 @@ class Runtime:
         """The service's database."""
         return self.mongo[self.settings.mongodb_database]
 
-    def batch_subscriber(
+    def consumer(
         self,
-        topic: str,
-        *,
-        group: str,
+        *channels: Channel[E],
+        group: ConsumerGroup,
         title: str,
         description: str,
         max_records: int | None = None,
-    ) -> Callable[[Callable[..., Awaitable[None]]], object]:
-        """Decorator: consume ``topic`` the one way every service does.
+    ) -> Callable[[BatchHandler[E]], Consumer[E]]:
+        """Decorator: consume ``channels`` with a typed batch handler, the one way every service
+        does (see :mod:`billing_runtime.consumer` for what it takes care of).
 
-        Batches (``max_records``, default from the settings), an explicit consumer group
-        (prefixed by the namespace), from the earliest offset for a new group, offsets committed
-        only after the handler returned (``NACK_ON_ERROR``: an exception redelivers the batch),
-        and the raw bytes handed over (see ``raw_batch_decoder``) so that each message is
-        validated, and dead-lettered if bad, on its own.
+        The group must be declared on every channel (:class:`~billing_schemas.channels.
+        ChannelError` otherwise). On the broker: batches (``max_records``, default from the
+        settings), the group's name prefixed by the namespace, the earliest offset for a new
+        group, offsets committed only after the batch was handled (``NACK_ON_ERROR``: an
+        exception redelivers it).
         """
-        subscriber: Callable[[Callable[..., Awaitable[None]]], object] = self.broker.subscriber(
-            topic,
-            group_id=f"{self.settings.topic_namespace}{group}",
-            batch=True,
+
+        def register(handler: BatchHandler[E]) -> Consumer[E]:
+            return self._register(
+                channels,
+                handler,
+                group=group,
+                title=title,
+                description=description,
+                max_records=max_records,
+                decode=True,
+            )
+
+        return register
+
+    def raw_consumer(
+        self,
+        channel: Channel[Any],
+        *,
+        group: ConsumerGroup,
+        title: str,
+        description: str,
+        max_records: int | None = None,
+    ) -> Callable[[BatchHandler[bytes]], Consumer[bytes]]:
+        """:meth:`consumer` for a handler that validates each message's bytes itself (and
+        says why it rejects one); everything else is the same."""
+
+        def register(handler: BatchHandler[bytes]) -> Consumer[bytes]:
+            return self._register(
+                (channel,),
+                handler,
+                group=group,
+                title=title,
+                description=description,
+                max_records=max_records,
+                decode=False,
+            )
+
+        return register
+
+    def _register(
+        self,
+        channels: tuple[Channel[Any], ...],
+        handler: BatchHandler[Any],
+        *,
+        group: ConsumerGroup,
+        title: str,
+        description: str,
+        max_records: int | None,
+        decode: bool,
+    ) -> Consumer[Any]:
+        for channel in channels:
+            channel.require(group)
+        ns = self.settings.topic_namespace
+        base: str | None = getattr(self.settings, "consumer_group", None)
+        consumer: Consumer[Any] = Consumer(
+            runtime=self,
+            channels=channels,
+            group=group,
+            group_id=group.name(base, ns),
+            title=title,
+            description=description,
+            handler=handler,
             max_records=max_records or self.settings.batch_max_records,
+            decode=decode,
+        )
+        self.consumers.append(consumer)
+        self.topics += consumer.topics
+        for channel in channels:
+            key = title if len(channels) == 1 else f"{title}:{channel.topic.value}"
+            self.consumes[key] = channel.payload
+            declare_output(
+                self,
+                channel,
+                dead_letter=True,
+                description=f"{channel.payload_name} messages {self.service} could not "
+                "process: original bytes, error in x-error.",
+            )
+
+        @self.broker.subscriber(
+            *consumer.topics,
+            group_id=consumer.group_id,
+            batch=True,
+            max_records=consumer.max_records,
             batch_timeout_ms=self.settings.batch_timeout_ms,
             auto_offset_reset="earliest",
             ack_policy=AckPolicy.NACK_ON_ERROR,
@@ -105,34 +190,60 @@ class Runtime:
             title=title,
             description=description,
         )
-        return subscriber
+        async def on_batch(body: list[bytes], msg: KafkaMessage) -> None:
+            del body  # the raw records carry the same bytes plus offsets for dead letters
+            await consumer.process(msg.raw_message)
+
+        return consumer
 
 
-def declare_output(runtime: Runtime, topic: str, schema: Any, description: str) -> None:
-    """Declare a topic the service writes to, for its AsyncAPI document and topic creation.
+def declare_output(
+    runtime: Runtime,
+    channel: Channel[Any],
+    *,
+    payload: type[Any] | None = None,
+    dead_letter: bool = False,
+    description: str | None = None,
+) -> None:
+    """Declare a channel the service writes to, for its AsyncAPI document and topic creation.
 
     The service publishes through ``Runtime.publisher`` (batched, keyed); this declaration only
-    documents the channel and its payload, and makes sure the topic exists at start-up.
+    documents the channel and its payload (``payload`` when the service writes only one of the
+    channel's event types: it must be one of them), and makes sure the topic exists at
+    start-up (with its dead-letter topic, for its consumers). ``dead_letter`` declares the
+    channel's dead-letter topic instead.
     """
-    runtime.topics.append(topic)
+    ns = runtime.settings.topic_namespace
+    if payload is not None and payload not in channel.event_types:
+        msg = f"{payload.__name__} is not carried by {channel.topic.value}"
+        raise ChannelError(msg)
+    topic = channel.dead_letter_name(ns) if dead_letter else channel.name(ns)
+    runtime.topics += [topic, channel.dead_letter_name(ns)]
     runtime.broker.publisher(
-        topic, schema=schema, title=f"{topic}:publish", description=description
+        topic,
+        schema=bytes if dead_letter else (payload or channel.payload),
+        title=f"{topic}:publish",
+        description=description or channel.description,
     )
 
 
-def create_runtime(service: str, settings: ServiceSettings) -> Runtime:
-    """Build the broker, database client and dead-letter publisher of a service."""
+def create_runtime(
+    service: str, settings: ServiceSettings, publisher: Publisher | None = None
+) -> Runtime:
+    """Build the broker, database client and publisher of a service (Kafka's, unless an other
+    one is given: an in-memory broker in tests)."""
     registry = CollectorRegistry()
     broker = make_broker(settings, service, registry)
     metrics = Metrics.create(registry)
+    publisher = publisher or EventPublisher(settings.kafka_bootstrap_servers, f"billing-{service}")
     return Runtime(
         service=service,
         settings=settings,
         registry=registry,
         broker=broker,
         mongo=make_mongo_client(settings.mongodb_url),
-        dead_letters=DeadLetters(broker, service, metrics),
-        publisher=EventPublisher(settings.kafka_bootstrap_servers, f"billing-{service}"),
+        dead_letters=DeadLetters(publisher, service, metrics),
+        publisher=publisher,
         metrics=metrics,
     )
 

@@ -16,8 +16,7 @@ from billing_invoicing.service.customer_accounts import CustomerAccounts
 from billing_invoicing.settings import InvoicingSettings
 from billing_runtime.audit import KafkaAuditTrail
 from billing_runtime.service import Runtime, asgi_app, create_runtime, declare_output
-from billing_schemas.events import AuditRecorded
-from billing_schemas.topics import Topic, topic_name
+from billing_schemas.channels import AUDIT_RECORDED
 
 SERVICE = "invoicing"
 API_PREFIX = "/v1"
@@ -65,9 +64,9 @@ def _build(settings: InvoicingSettings) -> tuple[Runtime, ASGIApp]:
     )
     declare_output(
         runtime,
-        topic_name(Topic.AUDIT_RECORDED, settings.topic_namespace),
-        AuditRecorded,
-        "What the API changed in money or access: payments, contacts, closes, the catalog.",
+        AUDIT_RECORDED,
+        description="What the API changed in money or access: payments, contacts, closes, "
+        "the catalog.",
     )
     return runtime, api
 

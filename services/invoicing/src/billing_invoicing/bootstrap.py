@@ -24,13 +24,13 @@ from billing_invoicing.service.invoice_queries import QueryPorts
 from billing_invoicing.service.settle_invoices import SettlementPorts
 from billing_invoicing.settings import InvoicingSettings
 from billing_runtime.audit import AuditTrail, KafkaAuditTrail
-from billing_runtime.kafka import EventPublisher
+from billing_runtime.kafka import EventPublisher, Publisher
 from billing_runtime.service import make_mongo_client
 
 
 def build_ports(
     db: AsyncDatabase[dict[str, Any]],
-    publisher: EventPublisher,
+    publisher: Publisher,
     renderer: PdfRenderer,
     settings: InvoicingSettings,
 ) -> InvoicingPorts:
@@ -51,7 +51,7 @@ def query_ports(
     db: AsyncDatabase[dict[str, Any]],
     ports: InvoicingPorts,
     settings: InvoicingSettings,
-    publisher: EventPublisher,
+    publisher: Publisher,
     renderer: PdfRenderer | None = None,
 ) -> QueryPorts:
     """The HTTP API's ports: the invoicing ones plus settlements and the stored PDFs (credit

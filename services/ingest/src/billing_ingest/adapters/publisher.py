@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from billing_runtime.kafka import EventPublisher
+from billing_runtime.kafka import Publisher
 from billing_schemas.events import BillProcessed, UsageRecorded, UsageRejected
 from billing_schemas.topics import Topic, topic_name
 
@@ -12,7 +12,7 @@ USAGE_RECORDED = UsageRecorded.model_fields["event_type"].default
 class KafkaUsagePublisher:
     """:class:`~billing_ingest.service.load_bill.UsagePublisher` over Kafka."""
 
-    def __init__(self, publisher: EventPublisher, namespace: str = "") -> None:
+    def __init__(self, publisher: Publisher, namespace: str = "") -> None:
         self._publisher = publisher
         self._ns = namespace
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from billing_runtime.kafka import EventPublisher
+from billing_runtime.kafka import Publisher
 from billing_schemas.events import (
     ChargeRated,
     CreditNoteIssued,
@@ -21,7 +21,7 @@ class KafkaInvoiceEvents:
     :class:`~billing_invoicing.service.settle_invoices.SettlementEvents` over Kafka; every event
     keyed by customer, so that one customer's invoice, payments and notes stay in order."""
 
-    def __init__(self, publisher: EventPublisher, namespace: str = "") -> None:
+    def __init__(self, publisher: Publisher, namespace: str = "") -> None:
         self._publisher = publisher
         self._ns = namespace
 

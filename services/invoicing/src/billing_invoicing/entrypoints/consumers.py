@@ -7,8 +7,6 @@ import logging
 from typing import Any
 
 from bson.errors import BSONError
-from faststream.kafka.annotations import KafkaMessage
-from pydantic import TypeAdapter
 
 from billing_invoicing.domain.invoice import invoice_id_for
 from billing_invoicing.domain.model import StreamPosition
@@ -24,26 +22,26 @@ from billing_invoicing.service.generate_invoices import (
     start_closes,
 )
 from billing_invoicing.settings import InvoicingSettings
-from billing_runtime.kafka import Failed, decode_batch
+from billing_runtime.consumer import Message
+from billing_runtime.kafka import Failed
 from billing_runtime.observability import correlated
 from billing_runtime.service import Runtime, declare_output
-from billing_runtime.tracing import consuming, handling
-from billing_schemas.events import (
-    ChargeRated,
-    ChargeStreamEvent,
-    CreditNoteIssued,
-    GenerateInvoices,
-    InvoiceFinalized,
-    InvoiceOverdue,
-    InvoicePaid,
-    InvoiceVoided,
-    PaymentRecorded,
-    PeriodClosing,
+from billing_runtime.tracing import handling
+from billing_schemas.channels import (
+    CHARGE_RATED,
+    CREDIT_NOTE_ISSUED,
+    INVOICE_FINALIZED,
+    INVOICE_OVERDUE,
+    INVOICE_PAID,
+    INVOICE_VOIDED,
+    INVOICES_GENERATE,
+    INVOICING,
+    INVOICING_COMMANDS,
+    PAYMENT_RECORDED,
 )
-from billing_schemas.topics import Topic, dead_letter_name, topic_name
+from billing_schemas.events import ChargeRated, GenerateInvoices, PeriodClosing
 
 log = logging.getLogger("billing.invoicing")
-CHARGE_STREAM: TypeAdapter[ChargeRated | PeriodClosing] = TypeAdapter(ChargeStreamEvent)
 
 
 RECORD_ERRORS: tuple[type[Exception], ...] = (ArithmeticError, ValueError, TypeError, BSONError)
@@ -184,46 +182,27 @@ async def _add_run(ports: InvoicingPorts, run: list[tuple[Any, PositionedCharge]
 
 def register(runtime: Runtime, settings: InvoicingSettings, ports: InvoicingPorts) -> None:
     """Subscribe the invoicing consumer groups to the charge stream and to close commands."""
-    ns = settings.topic_namespace
-    for topic in (Topic.CHARGE_RATED, Topic.INVOICES_GENERATE, Topic.INVOICE_FINALIZED):
-        runtime.topics += [topic_name(topic, ns), dead_letter_name(topic, ns)]
-    runtime.consumes["invoice-charges"] = ChargeStreamEvent
-    runtime.consumes["generate-invoices"] = GenerateInvoices
-    declare_output(
-        runtime,
-        topic_name(Topic.INVOICE_FINALIZED, ns),
-        InvoiceFinalized,
-        "Each invoice finalized, numbered and rendered.",
-    )
+    declare_output(runtime, INVOICE_FINALIZED)
     # published by the invoicing commands (billing pay, billing invoices credit|void|overdue)
     # and the HTTP API (payments)
-    for topic, event, what in (
-        (Topic.PAYMENT_RECORDED, PaymentRecorded, "Each payment recorded against an invoice."),
-        (Topic.CREDIT_NOTE_ISSUED, CreditNoteIssued, "Each credit note (a void is one too)."),
-        (Topic.INVOICE_OVERDUE, InvoiceOverdue, "Each invoice overdue, once per day checked."),
-        (Topic.INVOICE_PAID, InvoicePaid, "Each invoice that became paid, once."),
-        (Topic.INVOICE_VOIDED, InvoiceVoided, "Each invoice voided, once."),
+    for channel in (
+        PAYMENT_RECORDED,
+        CREDIT_NOTE_ISSUED,
+        INVOICE_OVERDUE,
+        INVOICE_PAID,
+        INVOICE_VOIDED,
     ):
-        declare_output(runtime, topic_name(topic, ns), event, what)
+        declare_output(runtime, channel)
     declare_output(
         runtime,
-        topic_name(Topic.CHARGE_RATED, ns),
-        PeriodClosing,
-        "Period-close markers, put between the charges of the customer they close.",
+        CHARGE_RATED,
+        payload=PeriodClosing,
+        description="Period-close markers, put between the charges of the customer they close.",
     )
-    for topic in (Topic.CHARGE_RATED, Topic.INVOICES_GENERATE):
-        declare_output(
-            runtime,
-            dead_letter_name(topic, ns),
-            bytes,
-            "Messages invoicing could not process: original bytes, error in x-error.",
-        )
 
-    charge_topic = topic_name(Topic.CHARGE_RATED, ns)
-
-    @runtime.batch_subscriber(
-        charge_topic,
-        group=settings.consumer_group,
+    @runtime.consumer(
+        CHARGE_RATED,
+        group=INVOICING,
         max_records=settings.charge_batch_max_records,
         title="invoice-charges",
         description=(
@@ -231,30 +210,22 @@ def register(runtime: Runtime, settings: InvoicingSettings, ports: InvoicingPort
             "finalizes, numbers and renders the customer's invoice."
         ),
     )
-    async def on_charge_stream(body: list[bytes], msg: KafkaMessage) -> None:
-        del body
-        records: Any = msg.raw_message
-        batch = decode_batch(records, CHARGE_STREAM)
-        with consuming("invoicing", charge_topic, records):
-            failed, closed = await apply_charge_stream(ports, batch.events)
-        await runtime.dead_letters.send([*batch.failed, *failed])
-        metrics = runtime.metrics
-        metrics.processed.labels("invoicing", charge_topic).inc(len(records))
+    async def invoice_charges(messages: list[Message[ChargeRated | PeriodClosing]]) -> list[Failed]:
+        failed, closed = await apply_charge_stream(ports, [(m.record, m.event) for m in messages])
         finalized = sum(1 for o in closed if o.action == "finalized")
-        metrics.outcomes.labels("invoicing", "invoice_finalized").inc(finalized)
+        runtime.metrics.outcomes.labels("invoicing", "invoice_finalized").inc(finalized)
+        return failed
 
-    @runtime.batch_subscriber(
-        topic_name(Topic.INVOICES_GENERATE, ns),
-        group=f"{settings.consumer_group}-commands",
+    @runtime.consumer(
+        INVOICES_GENERATE,
+        group=INVOICING_COMMANDS,
         max_records=1,
         title="generate-invoices",
         description="Closes a billing period: puts close markers into the charge stream.",
     )
-    async def on_generate_invoices(body: list[bytes], msg: KafkaMessage) -> None:
-        del body
-        records: Any = msg.raw_message
-        batch = decode_batch(records, GenerateInvoices)
-        for _, command in batch.events:
+    async def generate_invoices(messages: list[Message[GenerateInvoices]]) -> list[Failed]:
+        for message in messages:
+            command = message.event
             if command.data.dry_run:
                 continue  # a dry run only informs the one who asked: the CLI prints it
             await request_close(
@@ -264,4 +235,4 @@ def register(runtime: Runtime, settings: InvoicingSettings, ports: InvoicingPort
                 issue_date=command.occurred_at.date(),
                 correlation_id=command.correlation_id,
             )
-        await runtime.dead_letters.send(batch.failed)
+        return []

@@ -16,8 +16,6 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from faststream.kafka.annotations import KafkaMessage
-
 from billing_notify.domain.errors import NotificationError
 from billing_notify.service.deliver import (
     DeliveryOutcome,
@@ -30,12 +28,13 @@ from billing_notify.service.deliver import (
 from billing_notify.service.failures import own_failure
 from billing_notify.service.use_cases import USE_CASES, UseCase
 from billing_notify.settings import NotifySettings
-from billing_runtime.kafka import Failed, decode_batch
+from billing_runtime.consumer import Message
+from billing_runtime.kafka import Failed
 from billing_runtime.observability import correlated
 from billing_runtime.service import Runtime, declare_output
 from billing_runtime.tracing import handling
-from billing_schemas.events import Envelope, NotificationSent
-from billing_schemas.topics import Topic, dead_letter_name, topic_name
+from billing_schemas.channels import NOTIFICATION_SENT, channel_of
+from billing_schemas.events import Envelope
 
 log = logging.getLogger("billing.notify")
 
@@ -61,59 +60,40 @@ def register(
     runtime: Runtime, settings: NotifySettings, ports: NotifyPorts, policy: MailPolicy
 ) -> None:
     """Subscribe one consumer group per use case; declare the topics notify writes."""
-    ns = settings.topic_namespace
-    target = topic_name(Topic.NOTIFICATION_SENT, ns)
-    runtime.topics += [dead_letter_name(Topic.NOTIFICATION_SENT, ns)]
-    declare_output(runtime, target, NotificationSent, "Each email the SMTP server accepted.")
+    target = NOTIFICATION_SENT.name(settings.topic_namespace)
+    declare_output(runtime, NOTIFICATION_SENT)
     for use_case in USE_CASES:
-        _subscribe(
-            runtime,
-            settings=settings,
-            ports=ports,
-            policy=policy,
-            use_case=use_case,
-            target=target,
-        )
+        _subscribe(runtime, ports=ports, policy=policy, use_case=use_case, target=target)
 
 
 def _subscribe(
     runtime: Runtime,
     *,
-    settings: NotifySettings,
     ports: NotifyPorts,
     policy: MailPolicy,
     use_case: UseCase[Any],
     target: str,
 ) -> None:
-    ns = settings.topic_namespace
-    source = topic_name(use_case.topic, ns)
-    runtime.topics.append(source)
-    runtime.consumes[use_case.title] = use_case.event_type
-    declare_output(
-        runtime,
-        dead_letter_name(use_case.topic, ns),
-        bytes,
-        f"{use_case.event_type.__name__} events that could not be emailed: original bytes, "
-        "error in x-error.",
-    )
+    channel = channel_of(use_case.topic)
 
-    @runtime.batch_subscriber(
-        source,
-        group=f"{settings.consumer_group}{use_case.group_suffix}",
+    @runtime.consumer(
+        channel,
+        group=channel.group("notify", use_case.group_suffix),
         title=use_case.title,
         description=use_case.description,
     )
-    async def on_events(body: list[bytes], msg: KafkaMessage) -> None:
-        del body  # the raw records carry the same bytes plus offsets for dead letters
-        records: Any = msg.raw_message
-        batch = decode_batch(records, use_case.event_type)
-        failed = list(batch.failed)
+    async def on_events(messages: list[Message[Any]]) -> list[Failed]:
+        failed: list[Failed] = []
         sent: list[tuple[str, Envelope]] = []
         server_failed = False
-        for record, event in batch.events:
+        for message in messages:
+            event = message.event
             mode = Mode.DEFER if server_failed else Mode.SEND
             try:
-                with handling(f"notify {use_case.title}", record), correlated(event.correlation_id):
+                with (
+                    handling(f"notify {use_case.title}", message.record),
+                    correlated(event.correlation_id),
+                ):
                     outcome = await use_case.run(event, ports, policy, mode)
                     notification = outcome.notification
                     if notification is not None:
@@ -124,15 +104,14 @@ def _subscribe(
                     raise  # the database or the network: the batch is redelivered
                 if not isinstance(exc, NotificationError):
                     log.exception("%s: dead-lettered after an unexpected error", use_case.title)
-                failed.append(Failed(record, reason))
+                failed.append(message.failed(reason))
                 runtime.metrics.outcomes.labels("notify", "email_failed").inc()
                 continue
             server_failed = server_failed or outcome.server_unavailable
             count(runtime, outcome)
             if outcome.result is Result.FAILED:
-                failed.append(Failed(record, f"PermanentMailError: {outcome.reason}"))
+                failed.append(message.failed(f"PermanentMailError: {outcome.reason}"))
             if notification is not None:
                 sent.append(done)
         await runtime.publisher.publish(target, sent)
-        await runtime.dead_letters.send(failed)
-        runtime.metrics.processed.labels("notify", source).inc(len(records))
+        return failed

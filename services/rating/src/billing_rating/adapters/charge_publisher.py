@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Protocol
 
-from billing_runtime.kafka import EventPublisher
+from billing_runtime.kafka import Publisher
 from billing_schemas.events import ChargeRated
 from billing_schemas.topics import Topic, topic_name
 
@@ -21,7 +21,7 @@ class ChargePublisher(Protocol):
 class KafkaChargePublisher:
     """Charges onto the charge-rated topic of a namespace."""
 
-    def __init__(self, publisher: EventPublisher, namespace: str) -> None:
+    def __init__(self, publisher: Publisher, namespace: str) -> None:
         self._publisher = publisher
         self._topic = topic_name(Topic.CHARGE_RATED, namespace)
 

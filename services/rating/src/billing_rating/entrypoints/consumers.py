@@ -3,21 +3,17 @@
 from __future__ import annotations
 
 import logging
-from typing import Any
-
-from faststream.kafka.annotations import KafkaMessage
 
 from billing_rating.adapters.catalog import PricingCatalog
 from billing_rating.adapters.rated_store import RatedStore
 from billing_rating.adapters.tier_store import TierStore
 from billing_rating.service.rate_batch import rate_batch
 from billing_rating.settings import RatingSettings
-from billing_runtime.kafka import Failed, decode_batch
-from billing_runtime.observability import correlated
+from billing_runtime.consumer import Message
+from billing_runtime.kafka import Failed
 from billing_runtime.service import Runtime, declare_output
-from billing_runtime.tracing import consuming
+from billing_schemas.channels import CHARGE_RATED, RATING, USAGE_RECORDED
 from billing_schemas.events import ChargeRated, UsageRecorded
-from billing_schemas.topics import Topic, dead_letter_name, topic_name
 
 log = logging.getLogger("billing.rating")
 
@@ -49,43 +45,28 @@ def register(
     kept: RatedStore,
 ) -> None:
     """Subscribe the rating consumer group to recorded usage."""
-    ns = settings.topic_namespace
-    source = topic_name(Topic.USAGE_RECORDED, ns)
-    target = topic_name(Topic.CHARGE_RATED, ns)
-    runtime.topics += [source, dead_letter_name(Topic.CHARGE_RATED, ns)]
-    runtime.consumes["rate-usage"] = UsageRecorded
-    declare_output(runtime, target, ChargeRated, "Each usage record, rated: cost and price.")
+    target = CHARGE_RATED.name(settings.topic_namespace)
     declare_output(
         runtime,
-        dead_letter_name(Topic.USAGE_RECORDED, ns),
-        bytes,
-        "Usage that could not be rated (unknown account, no FX...): original bytes, x-error.",
+        CHARGE_RATED,
+        payload=ChargeRated,
+        description="Each usage record, rated: cost and price.",
     )
 
-    @runtime.batch_subscriber(
-        source,
-        group=settings.consumer_group,
+    @runtime.consumer(
+        USAGE_RECORDED,
+        group=RATING,
         title="rate-usage",
         description="Rates each recorded usage record for the customer owning its account.",
     )
-    async def on_usage_recorded(body: list[bytes], msg: KafkaMessage) -> None:
-        del body  # the raw records carry the same bytes plus offsets for dead letters
-        records: Any = msg.raw_message
-        batch = decode_batch(records, UsageRecorded)
-        with (
-            consuming("rating", source, records),
-            correlated(event.correlation_id for _, event in batch.events),
-        ):
-            rated = await rate_batch(
-                [event for _, event in batch.events],
-                catalog,
-                tiers,
-                kept,
-                lambda charges: _publish(runtime, target, charges),
-            )
-            failed = list(batch.failed)
-            failed += [Failed(batch.events[i][0], reason) for i, reason in rated.failures]
-            await runtime.dead_letters.send(failed)
-            log.info("rated %d records, %d dead-lettered", len(rated.charges), len(failed))
-        runtime.metrics.processed.labels("rating", source).inc(len(records))
+    async def rate_usage(messages: list[Message[UsageRecorded]]) -> list[Failed]:
+        rated = await rate_batch(
+            [message.event for message in messages],
+            catalog,
+            tiers,
+            kept,
+            lambda charges: _publish(runtime, target, charges),
+        )
+        log.info("rated %d records, %d not", len(rated.charges), len(rated.failures))
         runtime.metrics.outcomes.labels("rating", "charge_rated").inc(len(rated.charges))
+        return [messages[i].failed(reason) for i, reason in rated.failures]
