@@ -17,6 +17,7 @@ import pytest
 from prometheus_client import CollectorRegistry
 
 import billing_notify
+from billing_catalog.models import Address, Contact, ContactRole, Customer, PriceList
 from billing_notify.adapters.catalog import InMemoryCustomerDirectory
 from billing_notify.adapters.delivery_log import InMemoryDeliveryLog
 from billing_notify.adapters.documents import InMemoryInvoicePdfs
@@ -46,7 +47,6 @@ from billing_notify.service.notify_invoice import notify_invoice_finalized
 from billing_notify.service.retries import redrive_due
 from billing_notify.settings import NotifySettings
 from billing_runtime.observability import Metrics
-from billing_schemas.catalog import Address, Contact, ContactRole, Customer, PriceList
 from billing_schemas.events import (
     BillProcessed,
     BillSummary,

@@ -12,6 +12,15 @@ from typing import Any
 import pytest
 from pymongo.asynchronous.database import AsyncDatabase
 
+from billing_catalog.models import (
+    Address,
+    Contact,
+    ContactRole,
+    Customer,
+    InvoicingEntity,
+    PriceList,
+)
+from billing_catalog.store import INVOICING_ENTITIES
 from billing_notify.adapters.catalog import InMemoryCustomerDirectory, MongoCustomerDirectory
 from billing_notify.adapters.delivery_log import InMemoryDeliveryLog
 from billing_notify.adapters.documents import InMemoryInvoicePdfs
@@ -23,15 +32,6 @@ from billing_notify.service.deliver import MailPolicy, NotifyPorts
 from billing_notify.service.notify_customer import notify_payment_recorded
 from billing_notify.service.notify_invoice import notify_invoice_finalized
 from billing_notify.settings import NotifySettings
-from billing_schemas.catalog import (
-    INVOICING_ENTITIES,
-    Address,
-    Contact,
-    ContactRole,
-    Customer,
-    InvoicingEntity,
-    PriceList,
-)
 from billing_schemas.events import (
     FinalizedInvoice,
     InvoiceFinalized,

@@ -14,6 +14,7 @@ import pytest
 from notify_test_support import consumed, notify_settings, publish, running, sink_mails
 from pymongo.errors import ServerSelectionTimeoutError
 
+from billing_catalog.models import Address, Contact, ContactRole, Customer, PriceList
 from billing_notify.adapters.catalog import InMemoryCustomerDirectory
 from billing_notify.adapters.delivery_log import InMemoryDeliveryLog
 from billing_notify.adapters.mailer import InMemoryMailer, TransientMailError
@@ -26,7 +27,6 @@ from billing_notify.service.deliver import MailPolicy, NotifyPorts, Result
 from billing_notify.service.notify_invoice import notify_invoice_finalized
 from billing_notify.service.retries import redrive_due
 from billing_runtime.testing import TopicReader, eventually
-from billing_schemas.catalog import Address, Contact, ContactRole, Customer, PriceList
 from billing_schemas.events import (
     BillProcessed,
     BillSummary,

@@ -24,12 +24,13 @@ from notify_test_support import (
 )
 from pymongo.asynchronous.database import AsyncDatabase
 
+from billing_catalog.models import Address, Contact, ContactRole, Customer, PriceList
+from billing_catalog.store import CUSTOMERS
 from billing_notify.adapters.delivery_log import DELIVERIES
 from billing_notify.adapters.rejections import REJECTIONS
 from billing_runtime.kafka import ensure_topics
 from billing_runtime.mail_sink import MaildirSink, serve
 from billing_runtime.testing import TopicReader, eventually
-from billing_schemas.catalog import CUSTOMERS, Address, Contact, ContactRole, Customer, PriceList
 from billing_schemas.documents import INVOICE_PDF_BUCKET
 from billing_schemas.events import (
     BillProcessed,
