@@ -31,7 +31,6 @@ from billing_notify.adapters.mailer import (
     TransientMailError,
     classify_smtp_error,
 )
-from billing_notify.adapters.rejections import InMemoryRejectedRows
 from billing_notify.domain.customer_emails import credit_note_view
 from billing_notify.domain.delivery import DeliveryStatus
 from billing_notify.domain.errors import (
@@ -383,7 +382,6 @@ def _ports(
         pdfs=InMemoryInvoicePdfs({PDF_ID: pdf}),
         deliveries=log,
         mailer=mailer,
-        rejections=InMemoryRejectedRows(),
     )
     return ports, mailer, log
 

@@ -25,7 +25,6 @@ from billing_notify.adapters.catalog import InMemoryCustomerDirectory, MongoCust
 from billing_notify.adapters.delivery_log import InMemoryDeliveryLog
 from billing_notify.adapters.documents import InMemoryInvoicePdfs
 from billing_notify.adapters.mailer import InMemoryMailer
-from billing_notify.adapters.rejections import InMemoryRejectedRows
 from billing_notify.app import mail_policy
 from billing_notify.domain.recipients import EntitySender, parse_mailbox
 from billing_notify.service.deliver import MailPolicy, NotifyPorts
@@ -101,7 +100,6 @@ def ports(*customers: Customer) -> tuple[NotifyPorts, InMemoryMailer]:
         pdfs=InMemoryInvoicePdfs({"pdf": PDF}),
         deliveries=InMemoryDeliveryLog(),
         mailer=mailer,
-        rejections=InMemoryRejectedRows(),
     ), mailer
 
 
