@@ -15,7 +15,7 @@ from notify_test_support import consumed, notify_settings, publish, running, sin
 from pymongo.errors import ServerSelectionTimeoutError
 
 from billing_catalog.models import Address, Contact, ContactRole, Customer, PriceList
-from billing_runtime.testing import TopicReader, eventually
+from billing_devtools.testing import TopicReader, eventually
 from billing_notify.adapters.catalog import InMemoryCustomerDirectory
 from billing_notify.adapters.delivery_log import InMemoryDeliveryLog
 from billing_notify.adapters.mailer import InMemoryMailer, TransientMailError

@@ -26,8 +26,8 @@ from pymongo.asynchronous.database import AsyncDatabase
 
 from billing_catalog.models import Address, Contact, ContactRole, Customer, PriceList
 from billing_catalog.store import CUSTOMERS
-from billing_runtime.mail_sink import MaildirSink, serve
-from billing_runtime.testing import TopicReader, eventually
+from billing_devtools.mail_sink import MaildirSink, serve
+from billing_devtools.testing import TopicReader, eventually
 from billing_notify.adapters.delivery_log import DELIVERIES
 from billing_runtime.kafka import ensure_topics
 from billing_schemas.documents import INVOICE_PDF_BUCKET
