@@ -152,7 +152,7 @@ class SmtpSink:
 @pytest.fixture
 async def smtp_sink(tmp_path: Path) -> AsyncIterator[SmtpSink]:
     """A real SMTP server on a free loopback port, writing to a temporary folder."""
-    from billing_runtime.mail_sink import MaildirSink, serve
+    from billing_devtools.mail_sink import MaildirSink, serve
 
     directory = tmp_path / "mail"
     server = await serve(MaildirSink(directory), "127.0.0.1", 0)

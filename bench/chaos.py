@@ -51,7 +51,7 @@ from pipeline_bench import SERVICES, BenchError, PipelineBench
 from pipeline_probes import free_port
 from pipeline_workload import PERIOD, ROOT, Workload, write_bill
 
-from billing_runtime.mail_sink import MaildirSink
+from billing_devtools.mail_sink import MaildirSink
 
 INFRA = ROOT / "scripts" / "infra.sh"
 INVOICE_PREFIX = "BCR-"
@@ -245,7 +245,7 @@ class ChaosRun(PipelineBench):
         return env
 
     async def __aenter__(self) -> Self:
-        from billing_runtime.mail_sink import serve
+        from billing_devtools.mail_sink import serve
 
         self.workdir.mkdir(parents=True, exist_ok=True)
         (self.workdir / "logs").mkdir(exist_ok=True)

@@ -153,7 +153,7 @@ class PipelineBench:
         return env
 
     async def __aenter__(self) -> Self:
-        from billing_runtime.mail_sink import MaildirSink, serve
+        from billing_devtools.mail_sink import MaildirSink, serve
 
         self.workdir.mkdir(parents=True, exist_ok=True)
         (self.workdir / "logs").mkdir(exist_ok=True)

@@ -22,6 +22,7 @@ import httpx
 from argon2 import PasswordHasher
 from bench_results import record_result
 
+from billing_catalog.models import Catalog
 from billing_invoicing.adapters.catalog_repo import MongoCatalogRepository
 from billing_invoicing.adapters.contacts_repo import MongoContactBook
 from billing_invoicing.adapters.customer_accounts_repo import MongoCustomerAccountBook
@@ -42,7 +43,6 @@ from billing_portal.domain.users import Role
 from billing_portal.entrypoints.web import portal_app
 from billing_portal.service.accounts import AccountPorts, add_user, set_password
 from billing_runtime.service import make_mongo_client
-from billing_schemas.catalog import Catalog
 
 KEY = b"bench-portal-signing-key-0123456789abcdef"
 PASSWORD = "bench passphrase long"

@@ -164,10 +164,10 @@ async def setup(namespace: str, records: list[Any]) -> None:
     """Topics, the catalog in the bench database, and the records on the usage topic."""
     from aiokafka import AIOKafkaProducer
 
+    from billing_catalog.models import Catalog
     from billing_invoicing.adapters.catalog_repo import MongoCatalogRepository
     from billing_runtime.kafka import COMPRESSION, ensure_topics
     from billing_runtime.service import make_mongo_client
-    from billing_schemas.catalog import Catalog
     from billing_schemas.events import UsageRecorded
     from billing_schemas.topics import Topic, all_topic_names, topic_name
 
@@ -354,9 +354,9 @@ def raw_pass(namespace: str, expected: int, max_records: int) -> dict[str, float
 
 def engine_pass(records: list[Any]) -> dict[str, float]:
     """``rate_usage`` alone, threading the tier state, over decoded records."""
+    from billing_catalog.models import Catalog
     from billing_rating.domain.rating import CustomerPricing, rate_usage
     from billing_rating.domain.tiers import TierState
-    from billing_schemas.catalog import Catalog
 
     catalog = Catalog.model_validate(catalog_document())
     [price_list] = catalog.price_lists

@@ -218,7 +218,7 @@ start_smtp() {
   running smtp-sink && return
   port_open "$SMTP_PORT" && die "port $SMTP_PORT is taken by another process (set BILLING_SMTP_PORT)"
   [ -x "$ROOT/.venv/bin/python" ] || die "the Python environment is missing: run 'make install' first"
-  nohup "$ROOT/.venv/bin/python" -m billing_runtime.mail_sink --host 127.0.0.1 --port "$SMTP_PORT" \
+  nohup "$ROOT/.venv/bin/python" -m billing_devtools.mail_sink --host 127.0.0.1 --port "$SMTP_PORT" \
     --directory "$STATE/mail" > "$STATE/log/smtp-sink.log" 2>&1 &
   echo $! > "$STATE/run/smtp-sink.pid"
   wait_port smtp-sink "$SMTP_PORT" 30

@@ -224,7 +224,7 @@ def test_json_blocks_parse_and_match_an_api_answer(block: Block) -> None:
 
 
 def _catalog_sections() -> dict[str, TypeAdapter[Any]]:
-    from billing_schemas.catalog import Catalog
+    from billing_catalog.models import Catalog
 
     return {
         name: TypeAdapter(field.annotation)
@@ -238,7 +238,7 @@ def test_yaml_blocks_are_catalog_fragments(block: Block) -> None:
     """Each YAML block is a piece of a catalog: its sections are the catalog's and each entry
     validates against its model (placeholders ``[...]`` and ``{lines: [...]}`` left out; a
     customer shown with only the fields under discussion is checked for its field names)."""
-    from billing_schemas.catalog import Customer
+    from billing_catalog.models import Customer
 
     text = block.text.replace("[...]", "[]")
     document = yaml.safe_load(text)

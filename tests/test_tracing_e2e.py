@@ -22,6 +22,7 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from pymongo.asynchronous.database import AsyncDatabase
 
+from billing_devtools.testing import eventually
 from billing_ingest.adapters.bill_registry import InMemoryBillRegistry
 from billing_ingest.adapters.publisher import KafkaUsagePublisher, ingest_topics
 from billing_ingest.service.load_bill import load_bill
@@ -37,7 +38,6 @@ from billing_rating.app import create_app as rating_app
 from billing_rating.settings import RatingSettings
 from billing_runtime.kafka import EventPublisher, ensure_topics
 from billing_runtime.lag import wait_for_no_lag
-from billing_runtime.testing import eventually
 from billing_schemas.topics import Topic, topic_name
 
 if TYPE_CHECKING:

@@ -7,10 +7,10 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.structs import OffsetAndMetadata
 
+from billing_devtools.testing import produce
 from billing_runtime import lag
 from billing_runtime.kafka import ensure_topics
 from billing_runtime.lag import UnknownTopicError, consumer_lag
-from billing_runtime.testing import produce
 from conftest import Infra
 
 pytestmark = pytest.mark.integration

@@ -1,4 +1,4 @@
-"""Values derived once: models built without validation, and what a price rule derives."""
+"""Values derived once: models built without validation."""
 
 from __future__ import annotations
 
@@ -9,7 +9,6 @@ from typing import Any
 import pytest
 
 from billing_schemas.events import ChargeCategory, ChargeRated, LineType, RatedCharge
-from billing_schemas.pricing import MarkupRule
 from billing_schemas.trusted import trusted
 
 CHARGE: dict[str, Any] = {
@@ -60,21 +59,3 @@ def test_a_trusted_model_is_the_model_construct_one() -> None:
 def test_a_trusted_model_needs_every_required_field() -> None:
     with pytest.raises(TypeError, match="customer_id is required"):
         trusted(RatedCharge, **{k: v for k, v in CHARGE.items() if k != "customer_id"})
-
-
-def test_what_a_rule_derives_follows_its_fields_in_a_copy() -> None:
-    rule = MarkupRule(percent=Decimal(10), provider="AWS", service="Amazon EC2")
-    assert (rule.rule_id, rule.scope_text(), rule.specificity) == (
-        "markup@AWS/Amazon EC2/*",
-        "AWS / Amazon EC2",
-        (2, 2),
-    )
-    narrower = rule.model_copy(update={"sku": "BoxUsage", "region": "eu-west-1"})
-    assert (narrower.rule_id, narrower.scope_text(), narrower.specificity) == (
-        "markup@AWS/Amazon EC2/BoxUsage[region=eu-west-1]",
-        "AWS / Amazon EC2 / BoxUsage (region eu-west-1)",
-        (3, 4),
-    )
-    assert rule.rule_id == "markup@AWS/Amazon EC2/*"  # the original keeps its own
-    assert rule == MarkupRule(percent=Decimal(10), provider="AWS", service="Amazon EC2")
-    assert "rule_id" not in rule.model_dump()

@@ -27,6 +27,7 @@ from einvoice_check import validate_issued
 from invoicing_test_support import rated
 from pymongo.asynchronous.database import AsyncDatabase
 
+from billing_catalog.models import Catalog
 from billing_invoicing.adapters.catalog_repo import MongoCatalogRepository
 from billing_invoicing.adapters.documents import InvoicePdfStore
 from billing_invoicing.adapters.einvoice_renderer import CustomerPdfRenderer
@@ -45,7 +46,6 @@ from billing_invoicing.service.generate_invoices import (
 )
 from billing_invoicing.service.settle_invoices import SettlementPorts, issue_credit_note
 from billing_rating.domain.rating import CustomerPricing, rate_usage
-from billing_schemas.catalog import Catalog
 from billing_schemas.events import (
     ChargeCategory,
     LineType,

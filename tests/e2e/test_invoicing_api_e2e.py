@@ -21,7 +21,7 @@ from einvoice_check import validate_issued
 from facturx import get_xml_from_pdf  # type: ignore[import-untyped]
 from pymongo import AsyncMongoClient
 
-from billing_runtime.testing import TopicReader
+from billing_devtools.testing import TopicReader
 from billing_schemas.events import InvoicePaid
 from billing_schemas.topics import Topic, topic_name
 

@@ -17,7 +17,7 @@ from einvoice_check import validate_issued
 from invoicing_test_support import rated
 from pymongo import AsyncMongoClient
 
-from billing_runtime.testing import TopicReader, produce
+from billing_devtools.testing import TopicReader, produce
 from billing_schemas.events import ChargeRated, PeriodClose, PeriodClosing, RatedCharge
 from billing_schemas.topics import Topic, dead_letter_name, topic_name
 

@@ -23,9 +23,9 @@ from pymongo import AsyncMongoClient
 from rating_rerating_example import V1, V2
 from rating_rerating_example import usage as example_usage
 
+from billing_devtools.testing import TopicReader, eventually, produce
 from billing_invoicing.adapters.invoice_repo import MongoInvoiceRepository
 from billing_runtime.lag import topic_partitions
-from billing_runtime.testing import TopicReader, eventually, produce
 from billing_schemas.events import (
     ChargeRated,
     UsageRecorded,

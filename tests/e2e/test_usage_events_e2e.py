@@ -10,7 +10,7 @@ from typing import Any
 import httpx
 import pytest
 
-from billing_runtime.testing import TopicReader, produce
+from billing_devtools.testing import TopicReader, produce
 from billing_schemas.topics import Topic, dead_letter_name, topic_name
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(180)]

@@ -54,13 +54,13 @@ from hostile_inputs import (
 from pymongo import AsyncMongoClient
 from pypdf import PdfReader
 
+from billing_devtools.mail_sink import MaildirSink, serve
+from billing_devtools.testing import TopicReader, produce
 from billing_ingest.adapters.bill_registry import MongoBillRegistry
 from billing_ingest.adapters.catalog_currency import MongoCatalogCurrencies
 from billing_ingest.adapters.publisher import KafkaUsagePublisher
 from billing_ingest.service.load_bill import NotABillError, load_bill
 from billing_runtime.kafka import EventPublisher
-from billing_runtime.mail_sink import MaildirSink, serve
-from billing_runtime.testing import TopicReader, produce
 from billing_schemas.topics import Topic, dead_letter_name, topic_name
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(900)]

@@ -16,13 +16,13 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from billing_catalog.models import EInvoiceFormat
 from billing_invoicing.adapters.documents import InvoicePdfStore
 from billing_invoicing.adapters.einvoice import FACTURX_FILENAME
 from billing_invoicing.bootstrap import CliContext, cli_context
 from billing_invoicing.domain.access import Scope
 from billing_invoicing.service.einvoices import EInvoiceUnavailableError, einvoice_file
 from billing_invoicing.service.focus_export import FOCUS_VERSION, focus_file_name, write_focus_csv
-from billing_schemas.catalog import EInvoiceFormat
 from billing_schemas.money import format_amount, from_fixed_units
 
 console = Console()

@@ -182,6 +182,11 @@ class UsageRejected(Envelope):
     data: RejectedRow
 
 
+REJECTED_ROWS_CARRIED = 20
+"""How many rejected rows a bill's summary carries: the first, for the operators' bill report
+(the rest are on ``billing.usage.rejected.v1`` and in ``billing bills show``)."""
+
+
 class BillSummary(_Model):
     """The figures of one loaded bill file."""
 
@@ -209,6 +214,12 @@ class BillSummary(_Model):
     )
     corrections: int = Field(
         default=0, ge=0, description="Reversals published for lines the restatement dropped."
+    )
+    first_rejected_rows: list[RejectedRow] = Field(
+        default_factory=list,
+        max_length=REJECTED_ROWS_CARRIED,
+        description="The first rejected rows in row order (rows of the whole file first), at "
+        f"most {REJECTED_ROWS_CARRIED}: what the operators' bill report lists.",
     )
 
 

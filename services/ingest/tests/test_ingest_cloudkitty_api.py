@@ -24,6 +24,7 @@ from pymongo import MongoClient
 from pymongo.asynchronous.database import AsyncDatabase
 from typer.testing import CliRunner
 
+from billing_catalog.store import ACCOUNTS, CUSTOMERS
 from billing_cli.main import app
 from billing_ingest.adapters.bill_registry import InMemoryBillRegistry
 from billing_ingest.adapters.catalog_currency import (
@@ -32,7 +33,6 @@ from billing_ingest.adapters.catalog_currency import (
 )
 from billing_ingest.adapters.publisher import InMemoryUsagePublisher
 from billing_ingest.service.load_bill import LoadResult, NotABillError, load_bill
-from billing_schemas.catalog import ACCOUNTS, CUSTOMERS
 from billing_schemas.events import UsageRecord
 
 FIXTURES = Path(__file__).parent / "fixtures"

@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 from pymongo.asynchronous.database import AsyncDatabase
 
+from billing_devtools.testing import TopicReader
 from billing_ingest.adapters.bill_registry import InMemoryBillRegistry, MongoBillRegistry
 from billing_ingest.adapters.publisher import (
     InMemoryUsagePublisher,
@@ -26,7 +27,6 @@ from billing_ingest.adapters.publisher import (
 from billing_ingest.adapters.readers import cut_line
 from billing_ingest.service.load_bill import CutFileError, LoadResult, load_bill
 from billing_runtime.kafka import EventPublisher, ensure_topics
-from billing_runtime.testing import TopicReader
 from billing_schemas.topics import Topic, topic_name
 
 HEADER = (

@@ -16,11 +16,11 @@ from typing import Any
 import pytest
 from pymongo.asynchronous.database import AsyncDatabase
 
+from billing_devtools.testing import TopicReader
 from billing_ingest.adapters.bill_registry import MongoBillRegistry
 from billing_ingest.adapters.publisher import KafkaUsagePublisher, ingest_topics
 from billing_ingest.service.load_bill import LoadResult, load_bill
 from billing_runtime.kafka import EventPublisher, ensure_topics
-from billing_runtime.testing import TopicReader
 from billing_schemas.topics import Topic, topic_name
 
 pytestmark = pytest.mark.integration

@@ -10,10 +10,12 @@ import gzip
 from pathlib import Path
 
 import pytest
+from pydantic import ValidationError
 
 from billing_ingest.adapters.bill_registry import InMemoryBillRegistry
 from billing_ingest.adapters.publisher import InMemoryUsagePublisher
 from billing_ingest.service.load_bill import LoadResult, NotABillError, bill_status, load_bill
+from billing_schemas.events import REJECTED_ROWS_CARRIED, BillSummary, RejectedRow
 
 EA_COLUMNS = [
     "InvoiceSectionName",
@@ -217,3 +219,60 @@ async def test_a_file_that_is_not_text_we_read_is_refused_in_one_line(
     assert message in str(refused.value)
     assert not publisher.usage_events
     assert registry.done == {}
+
+
+# the bill's event carries its first rejected rows, in row order: what the operators' bill
+# report lists (notify reads no collection of ingest's)
+
+
+async def test_the_bill_processed_event_carries_the_first_rejected_rows_in_row_order(
+    tmp_path: Path,
+) -> None:
+    # rows 2, 4, 6, ... are malformed (found after their batch's good rows), rows 3, 5, 7, ...
+    # have a bad amount (found as they are read): the order of rejection is not the row order
+    rows = [
+        ",".join(_ea_row("1.00")[:-1]) if i % 2 == 0 else ",".join(_ea_row("x")) for i in range(60)
+    ]
+    path = tmp_path / "ea.csv"
+    path.write_text(",".join(EA_COLUMNS) + "\n" + "\n".join(rows) + "\n")
+    publisher, registry = InMemoryUsagePublisher(), InMemoryBillRegistry()
+    result = await load_bill(path, publisher=publisher, registry=registry)
+    assert result.summary.rows_rejected == 60
+    [event] = publisher.processed
+    carried = event.data.first_rejected_rows
+    assert [r.row for r in carried] == list(range(2, 2 + REJECTED_ROWS_CARRIED))
+    # the same rows, reasons and raw cells as ingest's store holds, first by row number
+    stored = sorted(registry.rejections[result.summary.bill_id], key=lambda r: r.row or 0)
+    assert carried == stored[:REJECTED_ROWS_CARRIED]
+    assert carried[0].reason == "row has 54 fields, the header has 55"
+    assert carried[1].column == "CostInBillingCurrency"
+
+
+async def test_a_bill_without_rejected_rows_carries_none(tmp_path: Path) -> None:
+    path = tmp_path / "ea.csv"
+    path.write_text(",".join(EA_COLUMNS) + "\n" + ",".join(_ea_row("2.00")) + "\n")
+    publisher = InMemoryUsagePublisher()
+    await load_bill(path, publisher=publisher, registry=InMemoryBillRegistry())
+    [event] = publisher.processed
+    assert event.data.first_rejected_rows == []
+
+
+def test_the_summary_refuses_more_rejected_rows_than_the_contract_carries() -> None:
+    row = RejectedRow(reason="bad")
+    figures = {
+        "bill_id": "b",
+        "file_name": "f.csv",
+        "checksum_sha256": "0" * 64,
+        "format": "focus",
+        "status": "rejected",
+        "billing_periods": [],
+        "rows_read": 21,
+        "rows_accepted": 0,
+        "rows_rejected": 21,
+        "billed_cost_totals": {},
+    }
+    BillSummary.model_validate(figures | {"first_rejected_rows": [row] * REJECTED_ROWS_CARRIED})
+    with pytest.raises(ValidationError, match="at most 20 items"):
+        BillSummary.model_validate(
+            figures | {"first_rejected_rows": [row] * (REJECTED_ROWS_CARRIED + 1)}
+        )

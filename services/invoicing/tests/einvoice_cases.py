@@ -15,6 +15,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+from billing_catalog.models import Customer, InvoicingEntity, Plan, TaxRate
 from billing_invoicing.domain.einvoice import (
     CreditNoteDocument,
     EInvoice,
@@ -25,7 +26,6 @@ from billing_invoicing.domain.einvoice import (
 )
 from billing_invoicing.domain.invoice import ChargeGroup, InvoiceDocument, assemble_invoice
 from billing_invoicing.domain.settlement import split_credit
-from billing_schemas.catalog import Customer, InvoicingEntity, Plan, TaxRate
 
 ROOT = Path(__file__).resolve().parents[3]
 VALIDATOR = ROOT / "scripts" / "einvoice-validator.sh"

@@ -20,6 +20,7 @@ from typing import Any
 
 from pymongo.asynchronous.database import AsyncDatabase
 
+from billing_catalog.models import EInvoiceFormat
 from billing_invoicing.adapters.catalog_repo import MongoCatalogRepository
 from billing_invoicing.adapters.documents import InvoicePdfStore
 from billing_invoicing.adapters.einvoice_documents import MongoIssuedDocuments
@@ -27,7 +28,6 @@ from billing_invoicing.adapters.pdf import PdfRenderer
 from billing_invoicing.adapters.settlement_repo import CREDIT_NOTES
 from billing_invoicing.domain.access import Scope
 from billing_invoicing.service.einvoices import EInvoicePorts, einvoice_file
-from billing_schemas.catalog import EInvoiceFormat
 
 ROOT = Path(__file__).resolve().parents[3]
 VALIDATOR = ROOT / "scripts" / "einvoice-validator.sh"

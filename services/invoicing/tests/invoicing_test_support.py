@@ -5,10 +5,10 @@ from __future__ import annotations
 from datetime import UTC, date, datetime
 from decimal import Decimal
 
+from billing_catalog.models import Catalog, InvoicingEntity
 from billing_invoicing.domain.invoice import InvoiceStatus, assemble_invoice, due_date_for
 from billing_invoicing.domain.model import ChargeAmounts, DraftSums, Invoice
 from billing_invoicing.ports import InvoiceRepository
-from billing_schemas.catalog import Catalog, InvoicingEntity
 from billing_schemas.events import ChargeCategory, LineType, RatedCharge
 
 D = Decimal

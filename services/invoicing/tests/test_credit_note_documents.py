@@ -18,6 +18,7 @@ from facturx import get_xml_from_pdf  # type: ignore[import-untyped]
 from invoicing_test_support import rated
 from pymongo.asynchronous.database import AsyncDatabase
 
+from billing_catalog.models import Catalog
 from billing_invoicing.adapters.catalog_repo import MongoCatalogRepository
 from billing_invoicing.adapters.documents import InMemoryInvoicePdfStore, InvoicePdfStore
 from billing_invoicing.adapters.einvoice_renderer import CustomerPdfRenderer
@@ -30,7 +31,6 @@ from billing_invoicing.service.credit_note_documents import CreditNotePdfPorts
 from billing_invoicing.service.draft_invoices import PositionedCharge, add_charges
 from billing_invoicing.service.generate_invoices import InvoicingPorts, close_invoice
 from billing_invoicing.service.settle_invoices import SettlementPorts, issue_credit_note
-from billing_schemas.catalog import Catalog
 from billing_schemas.documents import INVOICE_PDF_FILES
 from billing_schemas.events import PeriodClose, PeriodClosing
 

@@ -18,6 +18,13 @@ from einvoice_cases import REPORTS, SELLER, Case, cases, customer, errors_in, va
 from lxml import etree
 from pydantic import ValidationError
 
+from billing_catalog.models import (
+    Catalog,
+    Customer,
+    EInvoiceFormat,
+    InvoicingEntity,
+    PaymentMethod,
+)
 from billing_invoicing.adapters.einvoice import (
     PEPPOL_ID,
     XRECHNUNG_ID,
@@ -39,13 +46,6 @@ from billing_invoicing.domain.einvoice import (
     seller_details_for,
 )
 from billing_invoicing.domain.invoice import InvoiceDocument, LineKind
-from billing_schemas.catalog import (
-    Catalog,
-    Customer,
-    EInvoiceFormat,
-    InvoicingEntity,
-    PaymentMethod,
-)
 
 D = Decimal
 CASES = {case.name: case for case in cases()}

@@ -21,6 +21,7 @@ from einvoice_cases import REPORTS, SELLER, errors_in, validate
 from facturx import get_facturx_xml_from_pdf  # type: ignore[import-untyped]
 from pymongo.asynchronous.database import AsyncDatabase
 
+from billing_catalog.models import Catalog
 from billing_invoicing.adapters.catalog_repo import MongoCatalogRepository
 from billing_invoicing.adapters.contacts_repo import MongoContactBook
 from billing_invoicing.adapters.documents import InvoicePdfStore
@@ -37,7 +38,6 @@ from billing_invoicing.service.draft_invoices import PositionedCharge, add_charg
 from billing_invoicing.service.generate_invoices import InvoicingPorts, close_invoice
 from billing_invoicing.service.invoice_queries import QueryPorts
 from billing_invoicing.service.settle_invoices import SettlementPorts, issue_credit_note
-from billing_schemas.catalog import Catalog
 from billing_schemas.events import (
     ChargeCategory,
     LineType,

@@ -19,6 +19,7 @@ import pytest
 from gridfs import AsyncGridFSBucket
 from pymongo.asynchronous.database import AsyncDatabase
 
+from billing_catalog.models import PaymentMethod
 from billing_invoicing.adapters.documents import (
     InMemoryInvoicePdfStore,
     InvoicePdfCorruptError,
@@ -28,7 +29,6 @@ from billing_invoicing.adapters.documents import (
 )
 from billing_invoicing.adapters.pdf import PdfRenderer, render_invoice_html
 from billing_invoicing.domain.invoice import InvoiceDocument, InvoiceLine, InvoiceStatus, Party
-from billing_schemas.catalog import PaymentMethod
 from billing_schemas.documents import INVOICE_PDF_BUCKET, INVOICE_PDF_FILES
 from billing_schemas.money import format_amount
 

@@ -16,6 +16,7 @@ import pytest
 from pymongo.asynchronous.database import AsyncDatabase
 from test_invoicing_http_api import ALPHA, CATALOG, OPERATOR, TOKENS
 
+from billing_catalog.models import Catalog
 from billing_invoicing.adapters.catalog_repo import MongoCatalogRepository
 from billing_invoicing.adapters.contacts_repo import MongoContactBook
 from billing_invoicing.adapters.events import InMemoryInvoiceEvents
@@ -34,7 +35,6 @@ from billing_invoicing.service.settle_invoices import (
 )
 from billing_runtime.access import token_name
 from billing_runtime.audit import InMemoryAuditTrail
-from billing_schemas.catalog import Catalog
 from billing_schemas.events import CreditNote, Payment
 
 

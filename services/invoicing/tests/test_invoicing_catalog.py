@@ -12,9 +12,10 @@ import pytest
 import yaml
 from pymongo.asynchronous.database import AsyncDatabase
 
+from billing_catalog.models import Catalog
+from billing_catalog.store import CATALOG_REVISION, REVISION_ID
 from billing_invoicing.adapters.catalog_repo import MongoCatalogRepository
 from billing_invoicing.entrypoints.cli import load_catalog_file
-from billing_schemas.catalog import CATALOG_REVISION, REVISION_ID, Catalog
 
 ROOT = Path(__file__).resolve().parents[3]
 
@@ -54,7 +55,7 @@ def load(tmp_path: Path, text: str) -> Catalog:
 def test_the_json_schema_in_docs_is_the_models() -> None:
     written = json.loads((ROOT / "docs" / "catalog.schema.json").read_text())
     assert written == Catalog.model_json_schema(), (
-        "docs/catalog.schema.json is stale: regenerate it from billing_schemas.catalog.Catalog "
+        "docs/catalog.schema.json is stale: regenerate it from billing_catalog.models.Catalog "
         "(docs/catalog.md)"
     )
 

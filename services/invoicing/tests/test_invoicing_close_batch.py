@@ -21,6 +21,8 @@ from invoicing_test_support import rated
 from pymongo import AsyncMongoClient, monitoring
 from pymongo.asynchronous.database import AsyncDatabase
 
+from billing_catalog.models import Catalog
+from billing_catalog.store import PLANS, TAX_RATES
 from billing_invoicing.adapters.catalog_repo import MongoCatalogRepository
 from billing_invoicing.adapters.documents import InvoicePdfStore
 from billing_invoicing.adapters.events import InMemoryInvoiceEvents
@@ -29,7 +31,6 @@ from billing_invoicing.domain.invoice import InvoiceDocument, InvoiceStatus
 from billing_invoicing.domain.model import Invoice, ledger_of
 from billing_invoicing.entrypoints.consumers import apply_charge_stream
 from billing_invoicing.service.generate_invoices import InvoicingPorts
-from billing_schemas.catalog import PLANS, TAX_RATES, Catalog
 from billing_schemas.documents import INVOICE_PDF_FILES
 from billing_schemas.events import ChargeRated, PeriodClose, PeriodClosing
 

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
+from billing_catalog.models import Contact, ContactRole
 from billing_invoicing.domain.contacts import ContactChange, ContactConflictError
 from billing_invoicing.service import contacts
 from billing_invoicing.service.contacts import CustomerNotFoundError, InMemoryContactBook
-from billing_schemas.catalog import Contact, ContactRole
 
 BILLING, TECH, DPO = ContactRole.BILLING, ContactRole.TECH, ContactRole.DPO
 

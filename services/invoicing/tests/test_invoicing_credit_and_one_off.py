@@ -17,6 +17,7 @@ from einvoice_cases import SELLER, customer, finalized, group
 from invoicing_test_support import SETTLE_CATALOG, Entities, issue, rated
 from pymongo.asynchronous.database import AsyncDatabase
 
+from billing_catalog.models import EInvoiceFormat
 from billing_invoicing.adapters.catalog_repo import MongoCatalogRepository
 from billing_invoicing.adapters.documents import InMemoryInvoicePdfStore
 from billing_invoicing.adapters.einvoice import einvoice_xml, read_amounts
@@ -53,7 +54,6 @@ from billing_invoicing.service.draft_invoices import PositionedCharge, add_charg
 from billing_invoicing.service.generate_invoices import InvoicingPorts, close_invoice
 from billing_invoicing.service.one_off_charges import OneOffPorts, add_one_off_charge
 from billing_invoicing.service.settle_invoices import SettlementPorts, dues, record_payment
-from billing_schemas.catalog import EInvoiceFormat
 from billing_schemas.events import ChargeRated, PeriodClose, PeriodClosing
 
 D = Decimal

@@ -30,6 +30,7 @@ from typing import Any
 import pytest
 from focus_checks import focus_12_problems, focus_validator_failures
 
+from billing_catalog.models import Customer, InvoicingEntity, Plan, TaxRate
 from billing_invoicing.adapters.invoice_repo import charge_document
 from billing_invoicing.domain.invoice import ChargeGroup, InvoiceStatus, assemble_invoice
 from billing_invoicing.service.focus_export import (
@@ -37,7 +38,6 @@ from billing_invoicing.service.focus_export import (
     FocusUnavailableError,
     write_focus_csv,
 )
-from billing_schemas.catalog import Customer, InvoicingEntity, Plan, TaxRate
 from billing_schemas.events import ChargeCategory, LineType, RatedCharge
 
 D = Decimal

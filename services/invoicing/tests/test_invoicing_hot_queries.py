@@ -19,6 +19,7 @@ import pytest
 from invoicing_test_support import rated
 from pymongo import AsyncMongoClient, monitoring
 
+from billing_catalog.models import Catalog
 from billing_invoicing.adapters.catalog_repo import MongoCatalogRepository
 from billing_invoicing.adapters.documents import InvoicePdfStore
 from billing_invoicing.adapters.events import InMemoryInvoiceEvents
@@ -39,7 +40,6 @@ from billing_invoicing.service.draft_invoices import PositionedCharge, add_charg
 from billing_invoicing.service.generate_invoices import InvoicingPorts, close_invoice
 from billing_notify.adapters.documents import MongoInvoicePdfs
 from billing_runtime.mongo import assert_pushed_down, explain_query
-from billing_schemas.catalog import Catalog
 from billing_schemas.documents import INVOICE_PDF_BUCKET, INVOICE_PDF_FILES
 from billing_schemas.events import PeriodClose, PeriodClosing
 

@@ -25,6 +25,8 @@ import httpx
 import pytest
 from pymongo.asynchronous.database import AsyncDatabase
 
+from billing_catalog.models import Catalog
+from billing_catalog.store import CUSTOMERS
 from billing_invoicing.adapters.catalog_repo import MongoCatalogRepository
 from billing_invoicing.adapters.contacts_repo import MongoContactBook
 from billing_invoicing.adapters.documents import InvoicePdfStore
@@ -42,7 +44,6 @@ from billing_invoicing.service.settle_invoices import SettlementPorts
 from billing_invoicing.settings import InvoicingSettings
 from billing_notify.adapters.catalog import MongoCustomerDirectory
 from billing_runtime.files import FileCollection
-from billing_schemas.catalog import CUSTOMERS, Catalog
 from billing_schemas.documents import INVOICE_PDF_FILES
 from billing_schemas.events import (
     ChargeCategory,

@@ -73,7 +73,7 @@ def test_a_signed_token_proves_its_scope_and_nothing_else() -> None:
 @pytest.fixture
 async def client(mongo_db: AsyncDatabase[dict[str, Any]]) -> AsyncIterator[httpx.AsyncClient]:
     catalog = MongoCatalogRepository(mongo_db)
-    from billing_schemas.catalog import Catalog
+    from billing_catalog.models import Catalog
 
     await catalog.apply(Catalog.model_validate(CATALOG))
     invoices = MongoInvoiceRepository(mongo_db)

@@ -14,9 +14,9 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
+from billing_catalog.models import Customer, InvoicingEntity, Plan, Subscription, TaxRate
 from billing_invoicing.domain.invoice import ChargeGroup, LineKind, assemble_invoice
 from billing_invoicing.domain.proration import prorate, subscription_spans
-from billing_schemas.catalog import Customer, InvoicingEntity, Plan, Subscription, TaxRate
 
 D = Decimal
 BUSINESS = Plan(

@@ -17,6 +17,7 @@ import pytest
 from invoicing_test_support import rated
 from pymongo.asynchronous.database import AsyncDatabase
 
+from billing_catalog.models import Catalog, Customer, InvoicingEntity, TaxRate
 from billing_invoicing.adapters.catalog_repo import MongoCatalogRepository
 from billing_invoicing.adapters.documents import InMemoryInvoicePdfStore
 from billing_invoicing.adapters.events import InMemoryInvoiceEvents
@@ -47,7 +48,6 @@ from billing_invoicing.domain.units import (
 from billing_invoicing.entrypoints.consumers import apply_charge_stream
 from billing_invoicing.service.generate_invoices import InvoicingPorts
 from billing_invoicing.service.usage_csv import write_usage_csv
-from billing_schemas.catalog import Catalog, Customer, InvoicingEntity, TaxRate
 from billing_schemas.events import ChargeRated, PeriodClose, PeriodClosing, RatedCharge
 
 D = Decimal

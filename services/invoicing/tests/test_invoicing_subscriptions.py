@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from billing_catalog.models import Customer, InvoicingEntity, Plan, Subscription, TaxRate
 from billing_invoicing.domain.invoice import (
     ChargeGroup,
     InvoiceDocument,
@@ -18,7 +19,6 @@ from billing_invoicing.domain.invoice import (
     active_subscriptions,
     assemble_invoice,
 )
-from billing_schemas.catalog import Customer, InvoicingEntity, Plan, Subscription, TaxRate
 
 D = Decimal
 PLANS = {

@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from billing_catalog.models import Customer, InvoicingEntity, TaxRate
 from billing_invoicing.domain.invoice import ChargeGroup, InvoiceDocument, assemble_invoice
 from billing_invoicing.domain.tax import (
     OUTSIDE_SCOPE_MENTION,
@@ -19,7 +20,6 @@ from billing_invoicing.domain.tax import (
     TaxTreatment,
     tax_regime,
 )
-from billing_schemas.catalog import Customer, InvoicingEntity, TaxRate
 
 D = Decimal
 RATES = [

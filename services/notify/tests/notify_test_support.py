@@ -15,10 +15,10 @@ from email.message import EmailMessage
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from billing_devtools.testing import WITHIN_SECONDS, produce
 from billing_notify.app import create_app
 from billing_notify.settings import NotifySettings
 from billing_runtime.lag import wait_for_no_lag
-from billing_runtime.testing import WITHIN_SECONDS, produce
 from billing_schemas.events import Envelope
 from billing_schemas.topics import Topic, topic_name
 

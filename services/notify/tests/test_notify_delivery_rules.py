@@ -17,6 +17,7 @@ import pytest
 from prometheus_client import CollectorRegistry
 
 import billing_notify
+from billing_catalog.models import Address, Contact, ContactRole, Customer, PriceList
 from billing_notify.adapters.catalog import InMemoryCustomerDirectory
 from billing_notify.adapters.delivery_log import InMemoryDeliveryLog
 from billing_notify.adapters.documents import InMemoryInvoicePdfs
@@ -28,7 +29,6 @@ from billing_notify.adapters.mailer import (
     UncertainMailError,
 )
 from billing_notify.adapters.reconciliations import InMemoryReconciliations
-from billing_notify.adapters.rejections import InMemoryRejectedRows
 from billing_notify.domain.bill_report import Verdict, bill_report_view
 from billing_notify.domain.customer_emails import reminder_step
 from billing_notify.domain.delivery import DeliveryStatus, RetryPolicy
@@ -46,7 +46,6 @@ from billing_notify.service.notify_invoice import notify_invoice_finalized
 from billing_notify.service.retries import redrive_due
 from billing_notify.settings import NotifySettings
 from billing_runtime.observability import Metrics
-from billing_schemas.catalog import Address, Contact, ContactRole, Customer, PriceList
 from billing_schemas.events import (
     BillProcessed,
     BillSummary,
@@ -132,7 +131,6 @@ def _finalized(invoice: FinalizedInvoice | None = None) -> InvoiceFinalized:
 def _ports(
     customer: Customer | None = None,
     mailer: InMemoryMailer | None = None,
-    rejections: dict[str, list[RejectedRow]] | None = None,
 ) -> tuple[NotifyPorts, InMemoryMailer, InMemoryDeliveryLog, Clock]:
     clock = Clock()
     mailer = mailer or InMemoryMailer()
@@ -142,7 +140,6 @@ def _ports(
         pdfs=InMemoryInvoicePdfs({PDF_ID: PDF}),
         deliveries=log,
         mailer=mailer,
-        rejections=InMemoryRejectedRows(rejections),
         clock=clock,
     )
     return ports, mailer, log, clock
@@ -538,7 +535,7 @@ async def test_daily_overdue_events_send_one_reminder_per_schedule_step() -> Non
     )
 
 
-def _bill(rejected: int) -> BillProcessed:
+def _bill(rejected: int, first_rejected: list[RejectedRow] | None = None) -> BillProcessed:
     return BillProcessed.create(
         BillSummary(
             bill_id="bill-7",
@@ -551,6 +548,7 @@ def _bill(rejected: int) -> BillProcessed:
             rows_accepted=1000,
             rows_rejected=rejected,
             billed_cost_totals={"USD": Decimal("12345.6789"), "EUR": Decimal("10.5")},
+            first_rejected_rows=first_rejected or [],
         ),
         source="billing-ingest",
         correlation_id="bill-7",
@@ -572,13 +570,14 @@ def _rejected_rows(n: int) -> list[RejectedRow]:
 
 
 async def test_operators_get_the_bill_report_with_the_first_rejected_rows() -> None:
-    ports, mailer, log, _ = _ports(rejections={"bill-7": _rejected_rows(5)})
+    ports, mailer, log, _ = _ports()
     policy = MailPolicy(
         sender=SENDER,
         operators=(parse_mailbox("Ops <ops@cumulus.example>"),),
         rejected_rows_listed=3,
     )
-    assert (await notify_bill_processed(_bill(5), ports, policy)).result is Result.SENT
+    bill = _bill(5, first_rejected=_rejected_rows(5))
+    assert (await notify_bill_processed(bill, ports, policy)).result is Result.SENT
     [sent] = mailer.sent
     assert sent.recipients == ("ops@cumulus.example",)
     assert sent.message["Subject"] == (

@@ -21,6 +21,7 @@ from aiosmtplib import (
 )
 from pydantic import ValidationError
 
+from billing_catalog.models import Address, Contact, ContactRole, Customer, PriceList
 from billing_notify.adapters.catalog import InMemoryCustomerDirectory
 from billing_notify.adapters.delivery_log import InMemoryDeliveryLog
 from billing_notify.adapters.documents import InMemoryInvoicePdfs
@@ -30,7 +31,6 @@ from billing_notify.adapters.mailer import (
     TransientMailError,
     classify_smtp_error,
 )
-from billing_notify.adapters.rejections import InMemoryRejectedRows
 from billing_notify.domain.customer_emails import credit_note_view
 from billing_notify.domain.delivery import DeliveryStatus
 from billing_notify.domain.errors import (
@@ -63,7 +63,6 @@ from billing_notify.service.deliver import (
 )
 from billing_notify.service.notify_invoice import notify_invoice_finalized
 from billing_notify.settings import NotifySettings
-from billing_schemas.catalog import Address, Contact, ContactRole, Customer, PriceList
 from billing_schemas.events import CreditNote, FinalizedInvoice, InvoiceFinalized
 from billing_schemas.periods import month_label
 
@@ -188,7 +187,7 @@ def test_a_customer_without_contacts_cannot_be_written_to() -> None:
 
 
 def test_a_line_break_in_a_contact_name_is_refused() -> None:
-    # the catalog refuses such a name (billing_schemas.catalog.Name); model_construct skips
+    # the catalog refuses such a name (billing_catalog.models.Name); model_construct skips
     # that, as a hand-edited document could: notify checks again before any header is written
     smuggled = Contact.model_construct(
         email="ap@acme.example", name="AP\r\nBcc: thief@evil.example", roles=[ContactRole.BILLING]
@@ -383,7 +382,6 @@ def _ports(
         pdfs=InMemoryInvoicePdfs({PDF_ID: pdf}),
         deliveries=log,
         mailer=mailer,
-        rejections=InMemoryRejectedRows(),
     )
     return ports, mailer, log
 

@@ -12,19 +12,7 @@ from typing import Any
 import pytest
 from pymongo.asynchronous.database import AsyncDatabase
 
-from billing_notify.adapters.catalog import InMemoryCustomerDirectory, MongoCustomerDirectory
-from billing_notify.adapters.delivery_log import InMemoryDeliveryLog
-from billing_notify.adapters.documents import InMemoryInvoicePdfs
-from billing_notify.adapters.mailer import InMemoryMailer
-from billing_notify.adapters.rejections import InMemoryRejectedRows
-from billing_notify.app import mail_policy
-from billing_notify.domain.recipients import EntitySender, parse_mailbox
-from billing_notify.service.deliver import MailPolicy, NotifyPorts
-from billing_notify.service.notify_customer import notify_payment_recorded
-from billing_notify.service.notify_invoice import notify_invoice_finalized
-from billing_notify.settings import NotifySettings
-from billing_schemas.catalog import (
-    INVOICING_ENTITIES,
+from billing_catalog.models import (
     Address,
     Contact,
     ContactRole,
@@ -32,6 +20,17 @@ from billing_schemas.catalog import (
     InvoicingEntity,
     PriceList,
 )
+from billing_catalog.store import INVOICING_ENTITIES
+from billing_notify.adapters.catalog import InMemoryCustomerDirectory, MongoCustomerDirectory
+from billing_notify.adapters.delivery_log import InMemoryDeliveryLog
+from billing_notify.adapters.documents import InMemoryInvoicePdfs
+from billing_notify.adapters.mailer import InMemoryMailer
+from billing_notify.app import mail_policy
+from billing_notify.domain.recipients import EntitySender, parse_mailbox
+from billing_notify.service.deliver import MailPolicy, NotifyPorts
+from billing_notify.service.notify_customer import notify_payment_recorded
+from billing_notify.service.notify_invoice import notify_invoice_finalized
+from billing_notify.settings import NotifySettings
 from billing_schemas.events import (
     FinalizedInvoice,
     InvoiceFinalized,
@@ -101,7 +100,6 @@ def ports(*customers: Customer) -> tuple[NotifyPorts, InMemoryMailer]:
         pdfs=InMemoryInvoicePdfs({"pdf": PDF}),
         deliveries=InMemoryDeliveryLog(),
         mailer=mailer,
-        rejections=InMemoryRejectedRows(),
     ), mailer
 
 

@@ -23,11 +23,12 @@ from gridfs import AsyncGridFSBucket
 from notify_test_support import consumed, notify_settings, publish, running, sink_mails
 from pymongo.asynchronous.database import AsyncDatabase
 
+from billing_catalog.models import Address, Contact, ContactRole, Customer, PriceList
+from billing_catalog.store import CUSTOMERS
+from billing_devtools.mail_sink import MaildirSink, serve
+from billing_devtools.testing import TopicReader, eventually
 from billing_notify.adapters.delivery_log import DELIVERIES
 from billing_notify.domain.messages import MessageKind, message_id_for
-from billing_runtime.mail_sink import MaildirSink, serve
-from billing_runtime.testing import TopicReader, eventually
-from billing_schemas.catalog import CUSTOMERS, Address, Contact, ContactRole, Customer, PriceList
 from billing_schemas.documents import INVOICE_PDF_BUCKET
 from billing_schemas.events import FinalizedInvoice, InvoiceFinalized, NotificationSent
 from billing_schemas.topics import Topic, dead_letter_name, topic_name

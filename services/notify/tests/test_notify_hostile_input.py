@@ -14,25 +14,23 @@ import pytest
 from notify_test_support import consumed, notify_settings, publish, running, sink_mails
 from pymongo.errors import ServerSelectionTimeoutError
 
+from billing_catalog.models import Address, Contact, ContactRole, Customer, PriceList
+from billing_devtools.testing import TopicReader, eventually
 from billing_notify.adapters.catalog import InMemoryCustomerDirectory
 from billing_notify.adapters.delivery_log import InMemoryDeliveryLog
 from billing_notify.adapters.mailer import InMemoryMailer, TransientMailError
-from billing_notify.adapters.rejections import InMemoryRejectedRows, MongoRejectedRows
-from billing_notify.domain.bill_report import bill_report_view
+from billing_notify.domain.bill_report import BillReportView, bill_report_view
 from billing_notify.domain.errors import UnsafeHeaderError
 from billing_notify.domain.messages import MessageKind, render
 from billing_notify.domain.recipients import check_header_value, parse_mailbox
 from billing_notify.service.deliver import MailPolicy, NotifyPorts, Result
 from billing_notify.service.notify_invoice import notify_invoice_finalized
 from billing_notify.service.retries import redrive_due
-from billing_runtime.testing import TopicReader, eventually
-from billing_schemas.catalog import Address, Contact, ContactRole, Customer, PriceList
 from billing_schemas.events import (
     BillProcessed,
     BillSummary,
     FinalizedInvoice,
     InvoiceFinalized,
-    RejectedRow,
 )
 from billing_schemas.topics import Topic, dead_letter_name
 
@@ -82,15 +80,15 @@ def test_a_bill_report_subject_with_u2028_is_refused_as_unsafe_not_a_value_error
 async def test_the_running_service_dead_letters_the_bad_reports_and_mails_the_good_ones(
     infra: Infra, namespace: str, smtp_sink: SmtpSink, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    original = MongoRejectedRows.first
+    original = bill_report_view
 
-    async def first(self: MongoRejectedRows, bill_id: str, limit: int) -> list[RejectedRow]:
-        if bill_id == "bill-boom":  # a failure nobody foresaw, in this message only
+    def view(summary: BillSummary, *args: Any, **kwargs: Any) -> BillReportView:
+        if summary.bill_id == "bill-boom":  # a failure nobody foresaw, in this message only
             msg = "rejected rows of bill-boom are unreadable"
             raise RuntimeError(msg)
-        return await original(self, bill_id, limit)
+        return original(summary, *args, **kwargs)
 
-    monkeypatch.setattr(MongoRejectedRows, "first", first)
+    monkeypatch.setattr("billing_notify.service.notify_bill.bill_report_view", view)
     settings = notify_settings(infra, namespace, smtp_sink.port, operators=["ops@example.com"])
     dlq = dead_letter_name(Topic.BILL_PROCESSED, settings.topic_namespace)
     hostile = bill("bill-hostile", "aws\u2028Bcc: victim@example.com.csv")
@@ -185,7 +183,6 @@ async def test_a_scheduled_retry_that_fails_unexpectedly_is_failed_not_taken_for
         pdfs=pdfs,
         deliveries=log,
         mailer=InMemoryMailer(failures=[TransientMailError("421 busy")]),
-        rejections=InMemoryRejectedRows(),
         clock=lambda: clock[0],
     )
     policy = MailPolicy(sender=parse_mailbox("billing@example.com"))

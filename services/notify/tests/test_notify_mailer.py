@@ -13,13 +13,13 @@ from typing import TYPE_CHECKING, Any
 import pytest
 from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
 
+from billing_devtools.mail_sink import serve
 from billing_notify.adapters.mailer import (
     PermanentMailError,
     SmtpMailer,
     TransientMailError,
     UncertainMailError,
 )
-from billing_runtime.mail_sink import serve
 
 if TYPE_CHECKING:
     from conftest import SmtpSink

@@ -9,9 +9,9 @@ from typing import Any
 
 from rating_rerating_example import usage
 
+from billing_catalog.pricing import PriceList
 from billing_rating.domain.rating import CustomerPricing, rate_all
 from billing_schemas.events import UsageRecord, UsageRecorded
-from billing_schemas.pricing import PriceList
 
 D = Decimal
 

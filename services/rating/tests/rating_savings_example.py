@@ -7,9 +7,9 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from decimal import Decimal
 
+from billing_catalog.pricing import PriceList, Rebilling
 from billing_rating.domain.rating import CustomerPricing
 from billing_schemas.events import ChargeCategory, LineType, UsageRecord, UsageRecorded
-from billing_schemas.pricing import PriceList, Rebilling
 
 D = Decimal
 

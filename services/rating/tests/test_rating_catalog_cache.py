@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+from billing_catalog.pricing import PriceList
 from billing_rating.adapters.catalog import (
     CachedPricingCatalog,
     InMemoryPricingCatalog,
     Unpriced,
 )
 from billing_rating.domain.rating import CustomerPricing
-from billing_schemas.pricing import PriceList
 
 
 def pricing(customer: str) -> CustomerPricing:

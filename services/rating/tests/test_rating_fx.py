@@ -8,10 +8,10 @@ from typing import Any
 
 import pytest
 
+from billing_catalog.pricing import FxRate, PriceList
 from billing_rating.domain.fx import FxError, FxTable
 from billing_rating.domain.rating import CustomerPricing, RatingError, rate_usage
 from billing_schemas.events import ChargeCategory, LineType, UsageRecord
-from billing_schemas.pricing import FxRate, PriceList
 
 D = Decimal
 

@@ -12,14 +12,14 @@ import pytest
 from pydantic import ValidationError
 from rating_rerating_example import usage
 
-from billing_rating.domain.rating import CustomerPricing, RatingError, rate_usage
-from billing_schemas.catalog import Catalog
-from billing_schemas.pricing import (
+from billing_catalog.models import Catalog
+from billing_catalog.pricing import (
     ALWAYS,
     MarkupRule,
     PriceList,
     immutable_version_changes,
 )
+from billing_rating.domain.rating import CustomerPricing, RatingError, rate_usage
 
 
 def price_list(*versions: dict[str, Any]) -> PriceList:

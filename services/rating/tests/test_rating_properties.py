@@ -11,6 +11,7 @@ from typing import Any
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
+from billing_catalog.pricing import FxRate, PackageRule, PriceList, Tier, TieredRule
 from billing_rating.domain.fx import FxTable
 from billing_rating.domain.rating import CustomerPricing, rate_all, rate_usage
 from billing_rating.domain.tiers import (
@@ -22,7 +23,6 @@ from billing_rating.domain.tiers import (
 )
 from billing_schemas.events import ChargeCategory, LineType, UsageRecord
 from billing_schemas.money import minor_units, round_to_minor
-from billing_schemas.pricing import FxRate, PackageRule, PriceList, Tier, TieredRule
 
 settings.register_profile("rating", max_examples=150, deadline=None)
 settings.load_profile("rating")

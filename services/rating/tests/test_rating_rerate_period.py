@@ -8,6 +8,7 @@ from decimal import Decimal
 from rating_rerating_example import V1, V2
 from rating_rerating_example import usage as example_usage
 
+from billing_catalog.pricing import PriceList
 from billing_rating.adapters.catalog import InMemoryPricingCatalog
 from billing_rating.adapters.charge_publisher import InMemoryChargePublisher
 from billing_rating.adapters.rated_store import InMemoryRatedStore
@@ -16,7 +17,6 @@ from billing_rating.domain.rating import CustomerPricing
 from billing_rating.service.rate_batch import rate_batch
 from billing_rating.service.rerate_period import rerate_period
 from billing_schemas.events import UsageRecorded
-from billing_schemas.pricing import PriceList
 
 D = Decimal
 

@@ -7,9 +7,9 @@ from decimal import Decimal
 
 from rating_rerating_example import V1, V2, usage
 
+from billing_catalog.pricing import PriceList
 from billing_rating.domain.rating import CustomerPricing, rate_all
 from billing_rating.domain.rerating import corrections
-from billing_schemas.pricing import PriceList
 
 D = Decimal
 

@@ -14,10 +14,10 @@ from faststream.asgi import AsgiFastStream
 from pymongo.asynchronous.database import AsyncDatabase
 from rating_restatement_example import B2, RULES, A, B, C, events, fresh_total, pricing, reversal
 
+from billing_catalog.store import ACCOUNTS, CUSTOMERS
+from billing_devtools.testing import TopicReader, produce
 from billing_rating.app import create_app
 from billing_rating.settings import RatingSettings
-from billing_runtime.testing import TopicReader, produce
-from billing_schemas.catalog import ACCOUNTS, CUSTOMERS
 from billing_schemas.events import ChargeRated, UsageRecord
 from billing_schemas.topics import Topic, topic_name
 

@@ -10,10 +10,10 @@ from typing import Any
 
 import pytest
 
+from billing_catalog.pricing import PriceList
 from billing_rating.domain.rating import CustomerPricing, RatingError, rate_all, rate_usage
 from billing_rating.domain.tiers import TierState
 from billing_schemas.events import ChargeCategory, LineType, UsageRecord
-from billing_schemas.pricing import PriceList
 
 
 def record(rid: str = "r1", **fields: Any) -> UsageRecord:

@@ -9,9 +9,9 @@ from typing import Any
 
 import pytest
 
+from billing_catalog.pricing import PriceList, Rebilling
 from billing_rating.domain.rating import CustomerPricing, RatingError, rate_usage
 from billing_schemas.events import ChargeCategory, LineType, RatedCharge, UsageRecord
-from billing_schemas.pricing import PriceList, Rebilling
 
 MARKUP_10 = PriceList.model_validate({"id": "std", "version": 1, "markup_percent": "10"})
 SP = "arn:aws:savingsplans::999:savingsplan/abc"

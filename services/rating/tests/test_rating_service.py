@@ -13,11 +13,11 @@ import pytest
 from faststream.asgi import AsgiFastStream
 from pymongo.asynchronous.database import AsyncDatabase
 
+from billing_catalog.store import ACCOUNTS, CUSTOMERS
+from billing_devtools.testing import TopicReader, produce
 from billing_rating.app import create_app
 from billing_rating.settings import RatingSettings
 from billing_runtime.dlq import list_dead_letters, replay_dead_letters
-from billing_runtime.testing import TopicReader, produce
-from billing_schemas.catalog import ACCOUNTS, CUSTOMERS
 from billing_schemas.events import ChargeCategory, ChargeRated, LineType, UsageRecord, UsageRecorded
 from billing_schemas.topics import Topic, dead_letter_name, topic_name
 

@@ -11,7 +11,8 @@ from typing import Any
 import pytest
 from pymongo.asynchronous.database import AsyncDatabase
 
-from billing_invoicing.adapters.catalog_repo import CatalogConflictError, MongoCatalogRepository
+from billing_catalog.models import Catalog
+from billing_catalog.store import CatalogConflictError, MongoCatalogStore
 from billing_rating.adapters.catalog import MongoPricingCatalog
 from billing_rating.adapters.rated_store import MongoRatedStore
 from billing_rating.adapters.tier_store import (
@@ -25,7 +26,6 @@ from billing_rating.domain.rating import CustomerPricing
 from billing_rating.domain.rerating import Emitted
 from billing_rating.domain.tiers import Claim
 from billing_rating.service.rate_batch import rate_batch
-from billing_schemas.catalog import Catalog
 from billing_schemas.events import ChargeCategory, LineType, UsageRecord, UsageRecorded
 
 pytestmark = pytest.mark.integration
@@ -117,7 +117,7 @@ def usage(rid: str, account: str, quantity: str, *, service: str = "Amazon S3") 
 
 @pytest.fixture
 async def applied(mongo_db: AsyncDatabase[dict[str, Any]]) -> MongoPricingCatalog:
-    await MongoCatalogRepository(mongo_db).apply(Catalog.model_validate(CATALOG))
+    await MongoCatalogStore(mongo_db).apply(Catalog.model_validate(CATALOG))
     return MongoPricingCatalog(mongo_db)
 
 
@@ -228,7 +228,7 @@ async def test_an_effective_price_list_version_cannot_be_reapplied_changed(
         lists = [tiered, {"id": "special", "versions": list(versions)}]
         return Catalog.model_validate({**CATALOG, "price_lists": lists})
 
-    repo = MongoCatalogRepository(mongo_db)
+    repo = MongoCatalogStore(mongo_db)
     edited = with_special({"version": 1, "effective_from": "2024-01-01", "rules": markup_1})
     with pytest.raises(CatalogConflictError, match="'special' version 1 is effective since"):
         await repo.apply(edited, today=date(2024, 9, 1))

@@ -16,10 +16,10 @@ from pymongo.asynchronous.database import AsyncDatabase
 from test_webhooks_flow import running
 from typer.testing import CliRunner
 
+from billing_devtools.testing import eventually
 from billing_runtime.access import parse_tokens, token_name
 from billing_runtime.audit import KafkaAuditTrail
 from billing_runtime.kafka import EventPublisher
-from billing_runtime.testing import eventually
 from billing_schemas.events import AuditEntry
 from billing_webhooks.adapters.audit_log import InMemoryAuditLog, MongoAuditLog
 from billing_webhooks.adapters.memory import InMemoryDeliveries, InMemoryEndpoints

@@ -19,8 +19,8 @@ from pymongo.asynchronous.database import AsyncDatabase
 from receiver import Receiver, receiving
 from webhooks_test_support import bill_processed, finalized, paid, payment
 
+from billing_devtools.testing import TopicReader, eventually, produce
 from billing_runtime.access import Scope
-from billing_runtime.testing import TopicReader, eventually, produce
 from billing_schemas.events import Envelope
 from billing_schemas.topics import Topic, dead_letter_name, topic_name
 from billing_webhooks.adapters.mongo import MongoDeliveries, MongoEndpoints

@@ -9,7 +9,6 @@ from billing_notify.adapters.delivery_log import MongoDeliveryLog
 from billing_notify.adapters.documents import MongoInvoicePdfs
 from billing_notify.adapters.mailer import SmtpMailer
 from billing_notify.adapters.reconciliations import MongoReconciliations
-from billing_notify.adapters.rejections import MongoRejectedRows
 from billing_notify.entrypoints.consumers import register
 from billing_notify.entrypoints.retry_loop import register_retry_loop
 from billing_notify.service.deliver import MailPolicy, NotifyPorts
@@ -49,7 +48,6 @@ def build(settings: NotifySettings) -> Runtime:
             password=None if password is None else password.get_secret_value(),
             timeout_seconds=settings.smtp_timeout_seconds,
         ),
-        rejections=MongoRejectedRows(runtime.db),
         reconciliations=MongoReconciliations(runtime.db),
     )
     policy = mail_policy(settings)

@@ -13,6 +13,7 @@ from billing_notify.domain.delivery import RetryPolicy
 from billing_notify.domain.errors import NotificationError
 from billing_notify.domain.recipients import EntitySender, Mailbox, parse_mailbox
 from billing_runtime.settings import ServiceSettings
+from billing_schemas.events import REJECTED_ROWS_CARRIED
 
 
 def _comma_separated(value: object) -> object:
@@ -67,7 +68,13 @@ class NotifySettings(ServiceSettings):
         default_factory=lambda: [7, 14, 30],
         description="Days after the due date on which a reminder is sent, e.g. '7,14,30'.",
     )
-    rejected_rows_listed: int = Field(default=20, ge=0)
+    rejected_rows_listed: int = Field(
+        default=REJECTED_ROWS_CARRIED,
+        ge=0,
+        le=REJECTED_ROWS_CARRIED,
+        description="Rejected rows listed in the operators' bill report (the bill's event "
+        "carries the first ones).",
+    )
     retry_backoff_seconds: float = Field(
         default=30.0, gt=0, description="Wait before the first retry; doubled for each next."
     )

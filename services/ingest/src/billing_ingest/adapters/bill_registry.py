@@ -160,7 +160,9 @@ class MongoBillRegistry:
                     "scope": summary.scope,
                     "version": summary.version,
                     "chain": chain,
-                    "summary": summary.model_dump(mode="json"),
+                    # the rejected rows it carries are in REJECTIONS, their raw cells encoded
+                    # (a column name may hold a '.', which a stored key may not)
+                    "summary": summary.model_dump(mode="json", exclude={"first_rejected_rows"}),
                     "rows_read": summary.rows_read,
                     "rows_accepted": summary.rows_accepted,
                     "rows_rejected": summary.rows_rejected,

@@ -1,6 +1,6 @@
 """What the catalog says about the currency of a provider's data that names none.
 
-The catalog belongs to invoicing (``billing_schemas.catalog``: ``catalog_accounts`` maps
+The catalog belongs to invoicing (``billing_catalog.models``: ``catalog_accounts`` maps
 ``provider:account`` to a customer, ``catalog_customers`` holds each customer's invoicing
 currency); ingest only reads it, as rating does.
 """
@@ -11,7 +11,7 @@ from typing import Any, Protocol
 
 from pymongo.asynchronous.database import AsyncDatabase
 
-from billing_schemas.catalog import ACCOUNTS, CUSTOMERS
+from billing_catalog.store import MongoCatalogStore
 
 
 class CatalogCurrencies(Protocol):
@@ -23,21 +23,14 @@ class CatalogCurrencies(Protocol):
 
 
 class MongoCatalogCurrencies:
-    """:class:`CatalogCurrencies` on the catalog's collections."""
+    """:class:`CatalogCurrencies` on the catalog store."""
 
     def __init__(self, db: AsyncDatabase[dict[str, Any]]) -> None:
-        self._db = db
+        self._catalog = MongoCatalogStore(db)
 
     async def invoicing_currencies(self, provider: str) -> set[str]:
         """See :class:`CatalogCurrencies`."""
-        owners = {
-            doc["customer_id"]
-            async for doc in self._db[ACCOUNTS].find({"provider": provider}, {"customer_id": 1})
-        }
-        if not owners:
-            return set()
-        cursor = self._db[CUSTOMERS].find({"_id": {"$in": sorted(owners)}}, {"currency": 1})
-        return {doc["currency"] async for doc in cursor}
+        return await self._catalog.invoicing_currencies(provider)
 
 
 class InMemoryCatalogCurrencies:

@@ -46,6 +46,7 @@ from billing_ingest.domain.formats import FORMATS, BillFormat, ColumnarMapper, b
 from billing_ingest.domain.openstack import deployment_currency
 from billing_ingest.domain.restatement import reversal_of
 from billing_schemas.events import (
+    REJECTED_ROWS_CARRIED,
     BillProcessed,
     BillSummary,
     RejectedRow,
@@ -111,6 +112,7 @@ class _Load:
     totals: dict[str, Decimal] = field(default_factory=dict)
     pending: list[tuple[str, bytes]] = field(default_factory=list)
     pending_rejects: list[RejectedRow] = field(default_factory=list)
+    first_rejects: list[RejectedRow] = field(default_factory=list)
     line_ids: list[str] = field(default_factory=list)
     line_payloads: list[bytes] = field(default_factory=list)
     chunks: int = 0
@@ -310,16 +312,18 @@ class _Load:
         self, row_number: int | None, column: str | None, reason: str, raw: dict[str, str | None]
     ) -> None:
         self.rejected += 1
-        self.pending_rejects.append(
-            RejectedRow(
-                bill_id=self.bill_id,
-                file=self.file_name,
-                row=row_number,
-                column=column,
-                reason=reason,
-                raw=raw,
-            )
+        rejected = RejectedRow(
+            bill_id=self.bill_id,
+            file=self.file_name,
+            row=row_number,
+            column=column,
+            reason=reason,
+            raw=raw,
         )
+        self.pending_rejects.append(rejected)
+        self.first_rejects.append(rejected)
+        if len(self.first_rejects) > 2 * REJECTED_ROWS_CARRIED:
+            self.first_rejects = first_rejected_rows(self.first_rejects)
 
     async def flush(self) -> None:
         """Hand what waits to the broker and the registry, and go on reading.
@@ -634,6 +638,7 @@ async def _load(
         restates=None if restated is None else restated.bill_id,
         rows_unchanged=load.unchanged,
         corrections=corrections,
+        first_rejected_rows=first_rejected_rows(load.first_rejects),
     )
     chain = bill_id if restated is None else restated.chain
     await registry.finish(summary, chain=chain)
@@ -643,3 +648,11 @@ async def _load(
         )
     )
     return LoadResult(summary, already_loaded=False)
+
+
+def first_rejected_rows(rows: list[RejectedRow]) -> list[RejectedRow]:
+    """The first :data:`~billing_schemas.events.REJECTED_ROWS_CARRIED` rejected rows by row
+    number, a problem of the whole file (no row) first; rows of one number keep their order.
+    The bill's summary carries them for the operators' report (a malformed row is found after
+    the well-formed rows of its batch, so the order of rejection is not the row order)."""
+    return sorted(rows, key=lambda r: r.row or 0)[:REJECTED_ROWS_CARRIED]

@@ -1,6 +1,6 @@
 """Customers' records in the catalog collection, for the panel's account pane.
 
-The language is a field of ``catalog_customers.<id>``, where the close and notify read it, so
+The language is a field of the catalog's customer document, where the close and notify read it, so
 a change applies from the next invoice and email on.
 """
 
@@ -10,9 +10,10 @@ from typing import Any
 
 from pymongo.asynchronous.database import AsyncDatabase
 
+from billing_catalog.models import Customer
+from billing_catalog.store import MongoCatalogStore
 from billing_invoicing.adapters.settlement_repo import CREDIT_NOTES, amount_of
 from billing_invoicing.service.customer_accounts import IssuedCreditNote
-from billing_schemas.catalog import CUSTOMERS, Customer
 
 Doc = dict[str, Any]
 
@@ -22,23 +23,16 @@ class MongoCustomerAccountBook:
     catalog's customer documents."""
 
     def __init__(self, db: AsyncDatabase[Doc]) -> None:
-        self._customers = db[CUSTOMERS]
+        self._catalog = MongoCatalogStore(db)
         self._credit_notes = db[CREDIT_NOTES]
 
     async def customer(self, customer_id: str) -> Customer | None:
         """The customer, or None."""
-        doc = await self._customers.find_one({"_id": customer_id})
-        if doc is None:
-            return None
-        doc.pop("_id", None)
-        return Customer.model_validate(doc)
+        return await self._catalog.customer(customer_id)
 
     async def set_language(self, customer_id: str, language: str) -> bool:
         """Store the language (one single-document update); whether the customer exists."""
-        result = await self._customers.update_one(
-            {"_id": customer_id}, {"$set": {"language": language}}
-        )
-        return result.matched_count == 1
+        return await self._catalog.set_language(customer_id, language)
 
     async def credit_notes(self, customer_id: str) -> list[IssuedCreditNote]:
         """The customer's credit notes, newest first (a customer has few: no paging)."""

@@ -32,8 +32,8 @@ from facturx import (  # type: ignore[import-untyped]
 from facturx.parse_xml import parse_ubl_cii_xml  # type: ignore[import-untyped]
 from lxml import etree
 
+from billing_catalog.models import EInvoiceFormat
 from billing_invoicing.domain.einvoice import EAllowance, EInvoice, ELine, EParty
-from billing_schemas.catalog import EInvoiceFormat
 
 XRECHNUNG_ID = "urn:cen.eu:en16931:2017#compliant#urn:xeinkauf.de:kosit:xrechnung_3.0"
 PEPPOL_ID = "urn:cen.eu:en16931:2017#compliant#urn:fdc:peppol.eu:2017:poacc:billing:3.0"

@@ -19,6 +19,7 @@ from __future__ import annotations
 import logging
 from typing import Protocol
 
+from billing_catalog.models import EInvoiceFormat
 from billing_invoicing.adapters.einvoice import EInvoiceFormatError, cii_xml
 from billing_invoicing.domain.einvoice import (
     CreditNoteDocument,
@@ -30,7 +31,6 @@ from billing_invoicing.domain.einvoice import (
 )
 from billing_invoicing.domain.invoice import InvoiceDocument
 from billing_invoicing.service.einvoices import CatalogReading
-from billing_schemas.catalog import EInvoiceFormat
 
 log = logging.getLogger(__name__)
 

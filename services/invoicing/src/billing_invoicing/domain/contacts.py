@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from billing_schemas.catalog import Contact, ContactRole
+from billing_catalog.models import Contact, ContactRole
 
 ROLE_ORDER = list(ContactRole)
 

@@ -38,9 +38,9 @@ from enum import StrEnum
 
 from stdnum import iban
 
+from billing_catalog.models import Customer, InvoicingEntity, PaymentMethod
 from billing_invoicing.domain.invoice import InvoiceDocument, LineKind, Party, period_bounds
 from billing_invoicing.domain.tax import OUTSIDE_SCOPE_MENTION, REVERSE_CHARGE_MENTION
-from billing_schemas.catalog import Customer, InvoicingEntity, PaymentMethod
 
 ZERO = Decimal(0)
 UNIT_ONE = "C62"

@@ -36,16 +36,7 @@ from enum import StrEnum
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from billing_invoicing.domain.one_off import is_one_off, is_tax_exempt
-from billing_invoicing.domain.proration import subscription_spans
-from billing_invoicing.domain.tax import (
-    EXEMPT_REGIME,
-    TaxAmount,
-    TaxRegime,
-    compute_taxes,
-    tax_regime,
-)
-from billing_schemas.catalog import (
+from billing_catalog.models import (
     Customer,
     InvoicingEntity,
     OverusePolicy,
@@ -54,6 +45,15 @@ from billing_schemas.catalog import (
     Subscription,
     TaxRate,
     UnderusePolicy,
+)
+from billing_invoicing.domain.one_off import is_one_off, is_tax_exempt
+from billing_invoicing.domain.proration import subscription_spans
+from billing_invoicing.domain.tax import (
+    EXEMPT_REGIME,
+    TaxAmount,
+    TaxRegime,
+    compute_taxes,
+    tax_regime,
 )
 from billing_schemas.events import ChargeCategory, LineType
 from billing_schemas.money import allocate_rounded, round_to_minor

@@ -26,7 +26,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from enum import StrEnum
 
-from billing_schemas.catalog import Customer
+from billing_catalog.models import Customer
 from billing_schemas.events import PERIOD_PATTERN, ChargeCategory, LineType, RatedCharge
 from billing_schemas.money import MoneyError, check_bounds
 

@@ -27,7 +27,7 @@ from decimal import Decimal, localcontext
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from billing_schemas.catalog import Plan, Proration, Subscription
+from billing_catalog.models import Plan, Proration, Subscription
 from billing_schemas.money import round_to_minor
 
 ONE_DAY = timedelta(days=1)

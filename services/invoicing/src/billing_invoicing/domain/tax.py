@@ -32,7 +32,7 @@ from enum import StrEnum
 
 from pydantic import BaseModel, ConfigDict
 
-from billing_schemas.catalog import TaxRate
+from billing_catalog.models import TaxRate
 from billing_schemas.money import round_to_minor
 
 EU_MEMBER_STATES = frozenset(

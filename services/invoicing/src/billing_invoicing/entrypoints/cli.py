@@ -21,6 +21,7 @@ from pydantic import ValidationError
 from rich.console import Console
 from rich.table import Table
 
+from billing_catalog.models import Catalog, EInvoiceFormat
 from billing_invoicing.adapters.catalog_repo import ApplyResult
 from billing_invoicing.adapters.documents import InvoicePdfStore
 from billing_invoicing.adapters.invoice_repo import INVOICES, line_amount
@@ -55,7 +56,6 @@ from billing_invoicing.service.settle_invoices import (
 from billing_invoicing.service.usage_csv import write_usage_csv
 from billing_runtime.audit import cli_actor
 from billing_runtime.tracing import TRACER_NAME, configure_tracing
-from billing_schemas.catalog import Catalog, EInvoiceFormat
 from billing_schemas.events import PERIOD_PATTERN, OverdueInvoice, today_utc
 from billing_schemas.money import MoneyError, format_amount, parse_decimal
 

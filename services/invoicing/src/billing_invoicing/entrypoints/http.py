@@ -24,6 +24,15 @@ from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, EmailStr, Field
 
+from billing_catalog.models import (
+    Catalog,
+    Contact,
+    ContactRole,
+    Customer,
+    EInvoiceFormat,
+    Name,
+    PaymentMethod,
+)
 from billing_invoicing.adapters.catalog_repo import CatalogConflictError
 from billing_invoicing.adapters.documents import InvoicePdfNotFoundError
 from billing_invoicing.adapters.settlement_repo import amount_of
@@ -88,15 +97,6 @@ from billing_invoicing.service.settle_invoices import (
     InvoiceNotFoundError,
 )
 from billing_runtime.audit import AuditTrail
-from billing_schemas.catalog import (
-    Catalog,
-    Contact,
-    ContactRole,
-    Customer,
-    EInvoiceFormat,
-    Name,
-    PaymentMethod,
-)
 from billing_schemas.events import PERIOD_PATTERN, today_utc
 from billing_schemas.money import MoneyError, WireDecimal, parse_decimal
 

@@ -14,13 +14,13 @@ from collections.abc import Sequence
 from dataclasses import asdict
 from typing import Any
 
+from billing_catalog.models import Catalog, Contact
+from billing_catalog.pricing import PriceList
 from billing_invoicing.adapters.catalog_repo import ApplyResult
 from billing_invoicing.service.one_off_charges import OneOffOutcome
 from billing_invoicing.service.settle_invoices import CreditNoteOutcome, PaymentOutcome
 from billing_runtime.audit import as_json
-from billing_schemas.catalog import Catalog, Contact
 from billing_schemas.events import AuditEntry
-from billing_schemas.pricing import PriceList
 
 Audited = tuple[str | None, AuditEntry]
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Protocol
 
+from billing_catalog.models import Contact
 from billing_invoicing.domain.contacts import (
     ContactChange,
     add_contact,
@@ -16,7 +17,6 @@ from billing_invoicing.domain.contacts import (
     contact_id,
     remove_contact,
 )
-from billing_schemas.catalog import Contact
 
 ATTEMPTS = 5
 

@@ -13,6 +13,7 @@ from datetime import date
 from decimal import Decimal
 from typing import Protocol
 
+from billing_catalog.models import Customer
 from billing_invoicing.domain.access import Scope, require_customer, require_operator
 from billing_invoicing.service.contacts import CustomerNotFoundError
 from billing_invoicing.service.settle_invoices import (
@@ -20,7 +21,6 @@ from billing_invoicing.service.settle_invoices import (
     SettlementPorts,
     issue_credit_note,
 )
-from billing_schemas.catalog import Customer
 
 LANGUAGES = ("en", "de", "fr")
 """The languages invoices, emails and the portal are written in."""

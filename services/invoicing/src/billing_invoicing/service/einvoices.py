@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from billing_catalog.models import Customer, EInvoiceFormat, InvoicingEntity
 from billing_invoicing.adapters.einvoice import EInvoiceFormatError, einvoice_xml
 from billing_invoicing.domain.access import Scope
 from billing_invoicing.domain.einvoice import (
@@ -26,7 +27,6 @@ from billing_invoicing.domain.einvoice import (
 from billing_invoicing.domain.invoice import InvoiceDocument
 from billing_invoicing.service.credit_note_documents import credit_note_document, issued_invoice
 from billing_invoicing.service.settle_invoices import InvoiceNotFoundError
-from billing_schemas.catalog import Customer, EInvoiceFormat, InvoicingEntity
 
 MEDIA_TYPES = {
     EInvoiceFormat.FACTURX: "application/pdf",

@@ -29,6 +29,7 @@ from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any, Protocol
 
+from billing_catalog.models import Customer, InvoicingEntity, Plan, TaxRate
 from billing_invoicing.adapters.catalog_repo import MongoCatalogRepository
 from billing_invoicing.adapters.invoice_repo import MongoInvoiceRepository
 from billing_invoicing.domain.credit import applied_entry, negative_total_entry
@@ -51,7 +52,6 @@ from billing_invoicing.domain.model import (
 )
 from billing_invoicing.domain.units import from_units
 from billing_invoicing.ports import ConcurrentUpdateError, CreditLedger
-from billing_schemas.catalog import Customer, InvoicingEntity, Plan, TaxRate
 from billing_schemas.events import (
     ChargeRated,
     FinalizedInvoice,

@@ -18,11 +18,11 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Protocol
 
+from billing_catalog.models import Customer
 from billing_invoicing.domain.access import Scope, require_operator
 from billing_invoicing.domain.invoice import invoice_id_for
 from billing_invoicing.domain.one_off import OneOffCharge, OneOffChargeError, rated_one_off
 from billing_invoicing.ports import InvoiceRepository
-from billing_schemas.catalog import Customer
 from billing_schemas.events import ChargeRated
 
 SOURCE = "billing-invoicing"

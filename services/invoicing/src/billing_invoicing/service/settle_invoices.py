@@ -18,6 +18,7 @@ from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Protocol, TypeVar
 
+from billing_catalog.models import InvoicingEntity, PaymentMethod
 from billing_invoicing.domain.credit import granted_by, overpayment_entry
 from billing_invoicing.domain.invoice import InvoiceDocument, InvoiceStatus
 from billing_invoicing.domain.model import BecameOverdue, Invoice
@@ -36,7 +37,6 @@ from billing_invoicing.service.credit_note_documents import (
     credit_note_of,
     store_credit_note_pdf,
 )
-from billing_schemas.catalog import InvoicingEntity, PaymentMethod
 from billing_schemas.events import (
     CreditNote,
     CreditNoteIssued,

@@ -1,5 +1,5 @@
 """Reads customers (their contacts) and invoicing entities (who customer emails come from) from
-the catalog collections owned by invoicing."""
+the catalog (the shared kernel ``billing_catalog``)."""
 
 from __future__ import annotations
 
@@ -8,8 +8,9 @@ from typing import Any, Protocol
 from pydantic import ValidationError
 from pymongo.asynchronous.database import AsyncDatabase
 
+from billing_catalog.models import Customer, InvoicingEntity
+from billing_catalog.store import MongoCatalogStore
 from billing_notify.domain.errors import UnknownCustomerError
-from billing_schemas.catalog import CUSTOMERS, INVOICING_ENTITIES, Customer, InvoicingEntity
 
 
 class CustomerDirectory(Protocol):
@@ -25,30 +26,23 @@ class CustomerDirectory(Protocol):
 
 
 class MongoCustomerDirectory:
-    """Customers in MongoDB: ``Customer.model_dump(mode="json")`` plus ``_id`` = customer id."""
+    """Customers and invoicing entities from the catalog store."""
 
     def __init__(self, db: AsyncDatabase[dict[str, Any]]) -> None:
-        self._customers = db[CUSTOMERS]
-        self._entities = db[INVOICING_ENTITIES]
+        self._catalog = MongoCatalogStore(db)
 
     async def customer(self, customer_id: str) -> Customer | None:
         """See :class:`CustomerDirectory`; a document that no longer validates is refused."""
-        doc = await self._customers.find_one({"_id": customer_id})
-        if doc is None:
-            return None
         try:
-            return Customer.model_validate({k: v for k, v in doc.items() if k != "_id"})
+            return await self._catalog.customer(customer_id)
         except ValidationError as exc:
             msg = f"catalog customer {customer_id!r} is not a valid customer: {exc}"
             raise UnknownCustomerError(msg) from None
 
     async def invoicing_entity(self, entity_id: str) -> InvoicingEntity | None:
         """See :class:`CustomerDirectory`; a document that no longer validates is refused."""
-        doc = await self._entities.find_one({"_id": entity_id})
-        if doc is None:
-            return None
         try:
-            return InvoicingEntity.model_validate({k: v for k, v in doc.items() if k != "_id"})
+            return await self._catalog.invoicing_entity(entity_id)
         except ValidationError as exc:
             msg = f"catalog invoicing entity {entity_id!r} is not valid: {exc}"
             raise UnknownCustomerError(msg) from None

@@ -13,8 +13,8 @@ from enum import StrEnum
 
 from email_validator import EmailNotValidError, validate_email
 
+from billing_catalog.models import Contact, Customer, InvoicingEntity
 from billing_notify.domain.errors import InvalidAddressError, NoRecipientError, UnsafeHeaderError
-from billing_schemas.catalog import Contact, Customer, InvoicingEntity
 
 _MAILBOX = re.compile(r"\s*(?:(?P<name>[^<>]*?)\s*<(?P<addr>[^<>]+)>|(?P<bare>[^<>\s]+))\s*")
 

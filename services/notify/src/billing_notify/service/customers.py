@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from email.message import EmailMessage
 from typing import Protocol
 
+from billing_catalog.models import Customer
 from billing_notify.adapters.catalog import CustomerDirectory
 from billing_notify.domain.errors import UnknownCustomerError
 from billing_notify.domain.messages import MessageKind, OutgoingEmail, choose_language
@@ -26,7 +27,6 @@ from billing_notify.service.deliver import (
     Source,
     deliver,
 )
-from billing_schemas.catalog import Customer
 from billing_schemas.events import Envelope
 from billing_schemas.topics import Topic
 

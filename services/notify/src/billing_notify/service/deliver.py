@@ -37,7 +37,6 @@ from billing_notify.adapters.mailer import (
     UncertainMailError,
 )
 from billing_notify.adapters.reconciliations import InMemoryReconciliations, Reconciliations
-from billing_notify.adapters.rejections import RejectedRows
 from billing_notify.domain.delivery import (
     Delivery,
     DeliveryIntent,
@@ -46,7 +45,12 @@ from billing_notify.domain.delivery import (
 )
 from billing_notify.domain.messages import OutgoingEmail
 from billing_notify.domain.recipients import EntitySender, Mailbox
-from billing_schemas.events import Envelope, Notification, NotificationSent
+from billing_schemas.events import (
+    REJECTED_ROWS_CARRIED,
+    Envelope,
+    Notification,
+    NotificationSent,
+)
 
 SOURCE = "billing-notify"
 
@@ -61,7 +65,6 @@ class NotifyPorts:
     pdfs: InvoicePdfs
     deliveries: DeliveryLog
     mailer: Mailer
-    rejections: RejectedRows
     clock: Clock = utc_now
     reconciliations: Reconciliations = field(default_factory=InMemoryReconciliations)
 
@@ -79,7 +82,7 @@ class MailPolicy:
     send_zero_amount_invoices: bool = False
     operators: tuple[Mailbox, ...] = ()
     overdue_reminder_days: tuple[int, ...] = (7, 14, 30)
-    rejected_rows_listed: int = 20
+    rejected_rows_listed: int = REJECTED_ROWS_CARRIED
     retry: RetryPolicy = field(default_factory=RetryPolicy)
 
 

@@ -27,9 +27,9 @@ from billing_schemas.topics import Topic
 async def notify_bill_processed(
     event: BillProcessed, ports: NotifyPorts, policy: MailPolicy, mode: Mode = Mode.SEND
 ) -> DeliveryOutcome:
-    """Email the operators (settings) the bill's figures, its first rejected rows (read
-    from ingest's store) and whether its periods reconcile (the last ``billing reconcile``
-    verdicts); skipped when no operator address is configured."""
+    """Email the operators (settings) the bill's figures, its first rejected rows (carried
+    by the event, ``BillSummary.first_rejected_rows``) and whether its periods reconcile (the
+    last ``billing reconcile`` verdicts); skipped when no operator address is configured."""
     summary = event.data
     if not policy.operators:
         return skipped(f"bill {summary.bill_id} processed: no operator address configured")
@@ -37,13 +37,10 @@ async def notify_bill_processed(
     kind = MessageKind.BILL_PROCESSED
 
     async def build() -> OutgoingEmail:
-        rejected = []
-        if summary.rows_rejected:
-            rejected = await ports.rejections.first(summary.bill_id, policy.rejected_rows_listed)
         verdicts = await ports.reconciliations.verdicts(summary.billing_periods)
         view = bill_report_view(
             summary,
-            rejected,
+            summary.first_rejected_rows,
             limit=policy.rejected_rows_listed,
             verdicts=verdicts,
             processed_at=event.occurred_at,

@@ -1,5 +1,5 @@
 """Reads account ownership, price lists, rebilling policies and FX rates from the catalog
-collections (owned by invoicing, written by ``billing catalog apply``)."""
+(the shared kernel ``billing_catalog``, written by ``billing catalog apply``)."""
 
 from __future__ import annotations
 
@@ -10,10 +10,10 @@ from typing import Any, Protocol
 
 from pymongo.asynchronous.database import AsyncDatabase
 
+from billing_catalog.pricing import FxRate
+from billing_catalog.store import MongoCatalogStore
 from billing_rating.domain.fx import FxTable
 from billing_rating.domain.rating import CustomerPricing
-from billing_schemas.catalog import ACCOUNTS, CATALOG_REVISION, CUSTOMERS, REVISION_ID
-from billing_schemas.pricing import FX_RATES, PRICE_LISTS, FxRate, PriceList, Rebilling
 
 
 @dataclass(frozen=True)
@@ -43,65 +43,45 @@ class PricingCatalog(Protocol):
 
 
 class MongoPricingCatalog:
-    """The catalog in MongoDB: a handful of queries per batch, whatever its size."""
+    """The catalog store: a handful of queries per batch, whatever its size."""
 
     def __init__(self, db: AsyncDatabase[dict[str, Any]]) -> None:
-        self._db = db
+        self._catalog = MongoCatalogStore(db)
 
     async def revision(self) -> str | None:
         """See :class:`PricingCatalog` (``billing catalog apply`` moves it on)."""
-        doc = await self._db[CATALOG_REVISION].find_one({"_id": REVISION_ID})
-        return None if doc is None else str(doc["revision"])
+        return await self._catalog.revision()
 
     async def pricing_for(
         self, account_keys: Iterable[str] | None
     ) -> dict[str, CustomerPricing | Unpriced]:
         """See :class:`PricingCatalog`."""
-        # an $in costs a pass over the collection on FerretDB: every account costs the same
         every = account_keys is None
-        of_keys: dict[str, Any] = {}
-        if account_keys is not None:
-            of_keys = {"_id": {"$in": sorted(set(account_keys))}}
-        accounts = {doc["_id"]: doc async for doc in self._db[ACCOUNTS].find(of_keys)}
-        owners = {"_id": {"$in": sorted({a["customer_id"] for a in accounts.values()})}}
-        customers = {
-            doc["_id"]: doc
-            async for doc in self._db[CUSTOMERS].find(
-                {} if every else owners, {"currency": 1, "price_list": 1, "rebilling": 1}
-            )
-        }
-        lists = {a["price_list"] for a in accounts.values() if a.get("price_list")}
-        lists |= {c["price_list"] for c in customers.values() if isinstance(c["price_list"], str)}
-        price_lists = {
-            doc["_id"]: PriceList.model_validate({k: v for k, v in doc.items() if k != "_id"})
-            async for doc in self._db[PRICE_LISTS].find(
-                {} if every else {"_id": {"$in": sorted(lists)}}
-            )
-        }
-        inline = {
-            cid: PriceList.model_validate(c["price_list"])
-            for cid, c in customers.items()
-            if isinstance(c["price_list"], dict)
-        }
+        accounts = await self._catalog.accounts(account_keys)
+        owners = {a.customer_id for a in accounts.values()}
+        customers = await self._catalog.pricing_terms(None if every else owners)
+        lists = {a.price_list for a in accounts.values() if a.price_list}
+        lists |= {c.price_list for c in customers.values() if isinstance(c.price_list, str)}
+        price_lists = await self._catalog.price_lists(None if every else lists)
         result: dict[str, CustomerPricing | Unpriced] = {}
         for key, account in accounts.items():
-            customer = customers.get(account["customer_id"])
+            customer = customers.get(account.customer_id)
             if customer is None:
-                why = f"account {key!r} belongs to customer {account['customer_id']!r}, unknown"
+                why = f"account {key!r} belongs to customer {account.customer_id!r}, unknown"
                 result[key] = Unpriced(why)
                 continue
-            ref = account.get("price_list") or customer["price_list"]
-            price_list = price_lists.get(ref) if isinstance(ref, str) else inline[customer["_id"]]
+            ref = account.price_list or customer.price_list
+            price_list = price_lists.get(ref) if isinstance(ref, str) else ref
             if price_list is None:
                 result[key] = Unpriced(
                     f"price list {ref!r} of account {key!r} is not in the catalog"
                 )
                 continue
             result[key] = CustomerPricing(
-                customer_id=customer["_id"],
-                currency=customer["currency"],
+                customer_id=customer.customer_id,
+                currency=customer.currency,
                 price_list=price_list,
-                rebilling=Rebilling.model_validate(customer.get("rebilling") or {}),
+                rebilling=customer.rebilling,
             )
         return result
 
@@ -110,13 +90,7 @@ class MongoPricingCatalog:
         wanted = {p for pair in pairs for p in (pair, pair[::-1])}
         if not wanted:
             return FxTable()
-        currencies = sorted({c for pair in wanted for c in pair})
-        rates = [
-            FxRate.model_validate({k: v for k, v in doc.items() if k != "_id"})
-            async for doc in self._db[FX_RATES].find(
-                {"base": {"$in": currencies}, "quote": {"$in": currencies}}
-            )
-        ]
+        rates = await self._catalog.fx_rates({c for pair in wanted for c in pair})
         return FxTable(r for r in rates if (r.base, r.quote) in wanted)
 
 

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
 
-from billing_schemas.pricing import FxRate
+from billing_catalog.pricing import FxRate
 
 
 class FxError(LookupError):

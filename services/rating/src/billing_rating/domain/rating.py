@@ -32,17 +32,7 @@ from decimal import Decimal
 from enum import StrEnum
 from fnmatch import fnmatchcase
 
-from billing_rating.domain.fx import FxError, FxQuote, FxTable
-from billing_rating.domain.rerating import Emitted
-from billing_rating.domain.tiers import (
-    Claim,
-    CumulativeRule,
-    TierState,
-    measure_of,
-    price_of_claim,
-)
-from billing_schemas.events import LineType, RatedCharge, UsageRecord
-from billing_schemas.pricing import (
+from billing_catalog.pricing import (
     PERCENT_RULES,
     CommitmentOwner,
     DiscountRule,
@@ -60,6 +50,16 @@ from billing_schemas.pricing import (
     UnitDeltaRule,
     UnitPriceRule,
 )
+from billing_rating.domain.fx import FxError, FxQuote, FxTable
+from billing_rating.domain.rerating import Emitted
+from billing_rating.domain.tiers import (
+    Claim,
+    CumulativeRule,
+    TierState,
+    measure_of,
+    price_of_claim,
+)
+from billing_schemas.events import LineType, RatedCharge, UsageRecord
 from billing_schemas.trusted import trusted
 
 HUNDRED = Decimal(100)

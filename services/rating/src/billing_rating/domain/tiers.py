@@ -32,7 +32,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from decimal import ROUND_CEILING, Decimal
 
-from billing_schemas.pricing import (
+from billing_catalog.pricing import (
     MinimumRule,
     PackageRule,
     Tier,

@@ -8,6 +8,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
+from billing_catalog.models import account_key
 from billing_rating.adapters.catalog import PricingCatalog, Unpriced
 from billing_rating.adapters.rated_store import RatedStore
 from billing_rating.adapters.tier_store import ClaimConflictError, TierStore
@@ -22,7 +23,6 @@ from billing_rating.domain.rating import (
 )
 from billing_rating.domain.rerating import Emitted
 from billing_rating.domain.tiers import Claim, TierState
-from billing_schemas.catalog import account_key
 from billing_schemas.events import ChargeRated, RatedCharge, UsageRecorded
 from billing_schemas.trusted import trusted
 

@@ -1,8 +1,9 @@
 """The catalog: who the customers are, what they own and how they are priced.
 
-The catalog is applied declaratively (``billing catalog apply FILE.yaml``) by invoicing, which
-owns it; rating reads accounts and price lists from it and notify reads contacts. The collection
-names and document shapes here are that shared contract.
+The catalog is applied declaratively (``billing catalog apply FILE.yaml``) through invoicing;
+rating reads accounts and price lists from it, ingest the customers' currencies and notify the
+contacts. These models are the documents of the shared kernel; :mod:`billing_catalog.store`
+keeps them.
 """
 
 from __future__ import annotations
@@ -17,20 +18,11 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, EmailStr, Field, mod
 from stdnum import vatin
 from stdnum.exceptions import ValidationError as NumberError
 
+from billing_catalog.pricing import FxRate, PriceList, Rebilling
 from billing_schemas.money import CurrencyCode, WireDecimal
-from billing_schemas.pricing import FxRate, PriceList, Rebilling
 
 __all__ = ["FxRate", "PriceList", "Rebilling"]  # the pricing documents are part of the catalog
 
-CUSTOMERS = "catalog_customers"
-ACCOUNTS = "catalog_accounts"
-INVOICING_ENTITIES = "catalog_invoicing_entities"
-PLANS = "catalog_plans"
-TAX_RATES = "catalog_tax_rates"
-CATALOG_REVISION = "catalog_revision"
-"""One document (``_id`` :data:`REVISION_ID`) whose ``revision`` changes with every catalog apply
-that writes anything: readers that keep the catalog in memory re-read it when it moves on."""
-REVISION_ID = "revision"
 
 COUNTRY_PATTERN = r"^[A-Z]{2}$"
 PEPPOL_ID_PATTERN = r"^[0-9]{4}:[^\s:]+$"

@@ -5,7 +5,7 @@ files back. Every accepted message becomes one file, so a duplicate send shows a
 The envelope is recorded the way a local delivery agent does, as ``Return-Path`` and one
 ``Delivered-To`` header per recipient, put before the message's own headers.
 
-Run it with ``python -m billing_runtime.mail_sink --port 2525 --directory var/mail``.
+Run it with ``python -m billing_devtools.mail_sink --port 2525 --directory var/mail``.
 """
 
 from __future__ import annotations

@@ -1,7 +1,11 @@
 """Price lists, rebilling policy and FX rates: the pricing part of the catalog.
 
 Documents only (validated on load); the rules are applied by the rating engine
-(``billing_rating.domain``). The semantics are written down in docs/rating.md.
+(``billing_rating.domain``). The semantics are written down in docs/rating.md. These models live
+in the catalog package, not in rating, because invoicing needs them as much: ``billing catalog
+apply`` validates a price list (overlapping rules, version order) before storing it, refuses a
+change to a version in effect (:func:`immutable_version_changes`) and writes the audit trail's
+before/after of price lists; rating reads them. Pricing a record stays in rating's domain.
 
 * A price list has versions; each version has an ``effective_from`` date (inclusive) and an
   optional ``effective_to`` (exclusive). A version applies from its date until the next version's
@@ -28,9 +32,6 @@ from typing import Annotated, Any, Literal, Self
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from billing_schemas.money import CurrencyCode, WireDecimal
-
-PRICE_LISTS = "catalog_price_lists"
-FX_RATES = "catalog_fx_rates"
 
 ALWAYS = date(1970, 1, 1)
 """``effective_from`` of a price list written in the one-line legacy form."""
