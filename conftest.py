@@ -284,3 +284,157 @@ async def pipeline(
         client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(infra.mongodb_url)
         await client.drop_database(namespace)
         await client.close()
+
+
+class FlowBroker:
+    """Where a flow test's services exchange their events: in memory, or on the real broker.
+
+    A flow test is written once against this class and runs on both (the ``flow`` fixture), as
+    FastStream's own tests do: the in-memory run proves the flow without waiting for Kafka, the
+    broker run proves it where partitions, groups and commits are real.
+    """
+
+    kind = ""
+
+    def __init__(self, namespace: str) -> None:
+        self.namespace = namespace
+        self._runtimes: list[Any] = []
+
+    def publisher(self) -> Any:
+        """The publisher the services are built with (``None``: their own Kafka one)."""
+        return None
+
+    async def serve(self, *runtimes: Any) -> None:
+        """Start the services' consumers."""
+        raise NotImplementedError
+
+    async def close(self) -> None:
+        """Stop what :meth:`serve` started."""
+        for runtime in self._runtimes:
+            for hook in runtime.on_shutdown:
+                await hook()
+            await runtime.mongo.close()
+
+    async def publish(self, channel: Any, events: list[Any]) -> None:
+        """Publish events on a channel, keyed as the channel says."""
+        raise NotImplementedError
+
+    async def publish_raw(self, channel: Any, key: bytes, value: bytes) -> None:
+        """Publish bytes as they are (what no well-behaved producer would send)."""
+        raise NotImplementedError
+
+    async def read(self, topic: str, count: int) -> list[Any]:
+        """The records on ``topic`` once there are ``count`` of them (all of them)."""
+        raise NotImplementedError
+
+
+class MemoryFlow(FlowBroker):
+    """The services' consumers fed by :class:`~billing_runtime.memory.InMemoryBroker`."""
+
+    kind = "memory"
+
+    def __init__(self, namespace: str) -> None:
+        from billing_runtime.memory import InMemoryBroker
+
+        super().__init__(namespace)
+        self.broker = InMemoryBroker()
+
+    def publisher(self) -> Any:
+        return self.broker
+
+    async def serve(self, *runtimes: Any) -> None:
+        for runtime in runtimes:
+            self._runtimes.append(runtime)
+            for hook in runtime.on_startup:
+                await hook()
+
+    async def publish(self, channel: Any, events: list[Any]) -> None:
+        await self.broker.publish(channel.name(self.namespace), channel.keyed(events))
+
+    async def publish_raw(self, channel: Any, key: bytes, value: bytes) -> None:
+        await self.broker.publish_raw(channel.name(self.namespace), [(key, value, [])])
+
+    async def read(self, topic: str, count: int) -> list[Any]:
+        await self.broker.deliver(*self._runtimes)
+        records = self.broker.records(topic)
+        assert len(records) >= count, f"{len(records)} of {count} records on {topic}"
+        return records
+
+
+class KafkaFlow(FlowBroker):
+    """The services as ASGI apps on the real broker (consumer groups, commits, partitions)."""
+
+    kind = "kafka"
+    WITHIN_SECONDS = 60.0
+
+    def __init__(self, namespace: str, bootstrap_servers: str) -> None:
+        super().__init__(namespace)
+        self.bootstrap_servers = bootstrap_servers
+        self._apps: list[Any] = []
+        self._publisher: Any = None
+
+    async def serve(self, *runtimes: Any) -> None:
+        from billing_runtime.service import asgi_app
+
+        for runtime in runtimes:
+            app = asgi_app(runtime)
+            await app.start()
+            self._apps.append(app)
+
+    async def close(self) -> None:
+        for app in self._apps:
+            await app.stop()  # its shutdown hooks close the runtime
+        if self._publisher is not None:
+            await self._publisher.stop()
+
+    async def _producer(self, topic: str) -> Any:
+        from billing_runtime.kafka import EventPublisher, ensure_topics
+
+        await ensure_topics(self.bootstrap_servers, [topic])
+        if self._publisher is None:
+            self._publisher = EventPublisher(self.bootstrap_servers, "flow-test")
+            await self._publisher.start()
+        return self._publisher
+
+    async def publish(self, channel: Any, events: list[Any]) -> None:
+        topic = channel.name(self.namespace)
+        await (await self._producer(topic)).publish(topic, channel.keyed(events))
+
+    async def publish_raw(self, channel: Any, key: bytes, value: bytes) -> None:
+        topic = channel.name(self.namespace)
+        await (await self._producer(topic)).publish_raw(topic, [(key, value, [])])
+
+    async def read(self, topic: str, count: int) -> list[Any]:
+        from aiokafka import AIOKafkaConsumer
+
+        consumer = AIOKafkaConsumer(
+            topic, bootstrap_servers=self.bootstrap_servers, auto_offset_reset="earliest"
+        )
+        await consumer.start()
+        records: list[Any] = []
+        try:
+            deadline = asyncio.get_running_loop().time() + self.WITHIN_SECONDS
+            while len(records) < count:
+                assert asyncio.get_running_loop().time() < deadline, (
+                    f"{len(records)} of {count} records on {topic}"
+                )
+                for batch in (await consumer.getmany(timeout_ms=200)).values():
+                    records += batch
+        finally:
+            await consumer.stop()
+        return records
+
+
+@pytest.fixture(params=["memory", pytest.param("kafka", marks=pytest.mark.integration)])
+async def flow(request: pytest.FixtureRequest, namespace: str) -> AsyncIterator[FlowBroker]:
+    """A flow test's broker: the in-memory one, then the real one (the test runs on both)."""
+    broker: FlowBroker
+    if request.param == "kafka":
+        infra: Infra = request.getfixturevalue("infra")
+        broker = KafkaFlow(f"{namespace}.", infra.kafka_bootstrap_servers)
+    else:
+        broker = MemoryFlow(f"{namespace}.")
+    try:
+        yield broker
+    finally:
+        await broker.close()

@@ -17,8 +17,8 @@ from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from billing_runtime.kafka import Publisher, ensure_topics
+from billing_schemas.channels import AUDIT_RECORDED
 from billing_schemas.events import AuditEntry, AuditRecorded
-from billing_schemas.topics import Topic, topic_name
 
 log = logging.getLogger("billing.audit")
 
@@ -55,7 +55,7 @@ class KafkaAuditTrail:
         self, publisher: Publisher, namespace: str, source: str, bootstrap_servers: str
     ) -> None:
         self._publisher = publisher
-        self._topic = topic_name(Topic.AUDIT_RECORDED, namespace)
+        self._topic = AUDIT_RECORDED.name(namespace)
         self._source = source
         self._bootstrap_servers = bootstrap_servers
         self._topic_ready = False
@@ -74,7 +74,7 @@ class KafkaAuditTrail:
             event_id=audit_id or default_audit_id(entry, at),
             occurred_at=at,
         )
-        await self._publisher.publish(self._topic, [(entry.customer_id or entry.subject, event)])
+        await self._publisher.publish(self._topic, AUDIT_RECORDED.keyed([event]))
         log.info("audit: %s %s by %s", entry.action, entry.subject, entry.actor)
 
 

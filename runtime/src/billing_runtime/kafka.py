@@ -6,8 +6,8 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
-from typing import Any, Generic, Protocol, TypeVar
+from dataclasses import dataclass
+from typing import Any, Protocol
 
 from aiokafka import AIOKafkaProducer, ConsumerRecord
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
@@ -17,7 +17,6 @@ from faststream.kafka import KafkaBroker
 from faststream.kafka.prometheus import KafkaPrometheusMiddleware
 from faststream.message import StreamMessage
 from prometheus_client import CollectorRegistry
-from pydantic import TypeAdapter, ValidationError
 
 from billing_runtime.observability import Metrics
 from billing_runtime.settings import ServiceSettings
@@ -26,8 +25,6 @@ from billing_schemas.events import Envelope
 from billing_schemas.topics import DEAD_LETTER_SUFFIX, DEFAULT_PARTITIONS
 
 log = logging.getLogger("billing.kafka")
-
-E = TypeVar("E")
 
 
 def make_broker(
@@ -81,43 +78,6 @@ class Failed:
 
     record: ConsumerRecord[bytes, bytes]
     error: str
-
-
-@dataclass
-class DecodedBatch(Generic[E]):
-    """A batch split into the events that validated and the records that did not."""
-
-    events: list[tuple[ConsumerRecord[bytes, bytes], E]] = field(default_factory=list)
-    failed: list[Failed] = field(default_factory=list)
-
-
-_ADAPTERS: dict[type[Any], TypeAdapter[Any]] = {}
-
-
-def _adapter(model: type[Any]) -> TypeAdapter[Any]:
-    # building an adapter costs more than validating a small batch: once per event class
-    if model not in _ADAPTERS:
-        _ADAPTERS[model] = TypeAdapter(model)
-    return _ADAPTERS[model]
-
-
-def decode_batch(
-    records: Sequence[ConsumerRecord[bytes, bytes]], model: type[E] | TypeAdapter[E]
-) -> DecodedBatch[E]:
-    """Validate every record of a batch against ``model``; never raises for a bad record.
-
-    ``model`` is an event class, or a ``TypeAdapter`` of a union of them for a topic that
-    carries several event types.
-    """
-    adapter = model if isinstance(model, TypeAdapter) else _adapter(model)
-    name = getattr(model, "__name__", None) or str(adapter.core_schema.get("type", "event"))
-    batch: DecodedBatch[E] = DecodedBatch()
-    for record in records:
-        try:
-            batch.events.append((record, adapter.validate_json(record.value or b"")))
-        except ValidationError as exc:
-            batch.failed.append(Failed(record, f"{name} validation failed: {exc}"))
-    return batch
 
 
 RawRecord = tuple[bytes | None, bytes, list[tuple[str, bytes]]]

@@ -100,6 +100,8 @@ class Runtime:
         group, offsets committed only after the batch was handled (``NACK_ON_ERROR``: an
         exception redelivers it).
         """
+        for channel in channels:
+            channel.require(group)
 
         def register(handler: BatchHandler[E]) -> Consumer[E]:
             return self._register(
@@ -125,6 +127,7 @@ class Runtime:
     ) -> Callable[[BatchHandler[bytes]], Consumer[bytes]]:
         """:meth:`consumer` for a handler that validates each message's bytes itself (and
         says why it rejects one); everything else is the same."""
+        channel.require(group)
 
         def register(handler: BatchHandler[bytes]) -> Consumer[bytes]:
             return self._register(
@@ -150,8 +153,6 @@ class Runtime:
         max_records: int | None,
         decode: bool,
     ) -> Consumer[Any]:
-        for channel in channels:
-            channel.require(group)
         ns = self.settings.topic_namespace
         base: str | None = getattr(self.settings, "consumer_group", None)
         consumer: Consumer[Any] = Consumer(

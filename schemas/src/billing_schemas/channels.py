@@ -175,7 +175,7 @@ USAGE_SUBMITTED: Channel[UsageSubmitted] = Channel(
     Topic.USAGE_SUBMITTED,
     UsageSubmitted,
     lambda event: event.subject or event.data.sub_account_id,
-    "subject (else the sub-account)",
+    "subject",
     "Usage events from upstream systems (CloudEvents), validated one by one.",
     (INGEST,),
 )
@@ -183,7 +183,7 @@ USAGE_RECORDED: Channel[UsageRecorded] = Channel(
     Topic.USAGE_RECORDED,
     UsageRecorded,
     lambda event: event.data.sub_account_id,
-    "sub-account id",
+    "sub-account",
     "Each accepted usage record.",
     (RATING,),
 )
@@ -206,7 +206,7 @@ CHARGE_RATED: Channel[ChargeRated | PeriodClosing] = Channel(
     Topic.CHARGE_RATED,
     ChargeStreamEvent,
     _customer,
-    "customer id",
+    "customer",
     "Each usage record rated (cost and price), and the period-close markers put between the "
     "charges of the customer they close.",
     (INVOICING,),
@@ -224,7 +224,7 @@ INVOICE_FINALIZED: Channel[InvoiceFinalized] = Channel(
     Topic.INVOICE_FINALIZED,
     InvoiceFinalized,
     _customer,
-    "customer id",
+    "customer",
     "Each invoice finalized, numbered and rendered.",
     (NOTIFY_INVOICES, WEBHOOKS),
 )
@@ -232,7 +232,7 @@ PAYMENT_RECORDED: Channel[PaymentRecorded] = Channel(
     Topic.PAYMENT_RECORDED,
     PaymentRecorded,
     _customer,
-    "customer id",
+    "customer",
     "Each payment recorded against an invoice.",
     (NOTIFY_PAYMENTS, WEBHOOKS),
 )
@@ -240,14 +240,14 @@ NOTIFICATION_SENT: Channel[NotificationSent] = Channel(
     Topic.NOTIFICATION_SENT,
     NotificationSent,
     lambda event: event.data.customer_id or event.data.message_id,
-    "the key of the event the email is about (customer id, or bill id for bill reports)",
+    "customer",
     "Each email the SMTP server accepted.",
 )
 CREDIT_NOTE_ISSUED: Channel[CreditNoteIssued] = Channel(
     Topic.CREDIT_NOTE_ISSUED,
     CreditNoteIssued,
     _customer,
-    "customer id",
+    "customer",
     "Each credit note (a void is one too).",
     (NOTIFY_CREDIT_NOTES, WEBHOOKS),
 )
@@ -255,7 +255,7 @@ INVOICE_OVERDUE: Channel[InvoiceOverdue] = Channel(
     Topic.INVOICE_OVERDUE,
     InvoiceOverdue,
     _customer,
-    "customer id",
+    "customer",
     "Each invoice overdue, once per day checked.",
     (NOTIFY_REMINDERS, WEBHOOKS),
 )
@@ -263,7 +263,7 @@ INVOICE_PAID: Channel[InvoicePaid] = Channel(
     Topic.INVOICE_PAID,
     InvoicePaid,
     _customer,
-    "customer id",
+    "customer",
     "Each invoice that became paid, once.",
     (WEBHOOKS,),
 )
@@ -271,7 +271,7 @@ INVOICE_VOIDED: Channel[InvoiceVoided] = Channel(
     Topic.INVOICE_VOIDED,
     InvoiceVoided,
     _customer,
-    "customer id",
+    "customer",
     "Each invoice voided, once.",
     (WEBHOOKS,),
 )
@@ -279,7 +279,7 @@ AUDIT_RECORDED: Channel[AuditRecorded] = Channel(
     Topic.AUDIT_RECORDED,
     AuditRecorded,
     lambda event: event.data.customer_id or event.data.subject,
-    "customer id, else the subject",
+    "customer, else subject",
     "Every action that changed money or access: payments, contacts, closes, the catalog.",
     (WEBHOOKS_AUDIT,),
 )

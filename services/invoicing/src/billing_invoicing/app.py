@@ -15,6 +15,7 @@ from billing_invoicing.entrypoints.http import invoicing_api
 from billing_invoicing.service.customer_accounts import CustomerAccounts
 from billing_invoicing.settings import InvoicingSettings
 from billing_runtime.audit import KafkaAuditTrail
+from billing_runtime.kafka import Publisher
 from billing_runtime.service import Runtime, asgi_app, create_runtime, declare_output
 from billing_schemas.channels import AUDIT_RECORDED
 
@@ -22,14 +23,17 @@ SERVICE = "invoicing"
 API_PREFIX = "/v1"
 
 
-def build(settings: InvoicingSettings) -> Runtime:
-    """Wire the invoicing service: consumers, repositories, PDF pool."""
-    runtime, _ = _build(settings)
+def build(settings: InvoicingSettings, publisher: Publisher | None = None) -> Runtime:
+    """Wire the invoicing service: consumers, repositories, PDF pool (publishing to Kafka,
+    unless another publisher is given: an in-memory one in tests)."""
+    runtime, _ = _build(settings, publisher)
     return runtime
 
 
-def _build(settings: InvoicingSettings) -> tuple[Runtime, ASGIApp]:
-    runtime = create_runtime(SERVICE, settings)
+def _build(
+    settings: InvoicingSettings, publisher: Publisher | None = None
+) -> tuple[Runtime, ASGIApp]:
+    runtime = create_runtime(SERVICE, settings, publisher)
     renderer = PdfRenderer(max_workers=settings.pdf_workers)
     ports = build_ports(runtime.db, runtime.publisher, renderer, settings)
     register(runtime, settings, ports)

@@ -15,16 +15,17 @@ from billing_rating.adapters.tier_store import MongoTierStore
 from billing_rating.entrypoints.consumers import register
 from billing_rating.settings import RatingSettings
 from billing_runtime.audit import AuditTrail, KafkaAuditTrail
-from billing_runtime.kafka import EventPublisher, ensure_topics
+from billing_runtime.kafka import EventPublisher, Publisher, ensure_topics
 from billing_runtime.service import Runtime, asgi_app, create_runtime, make_mongo_client
 from billing_schemas.topics import Topic, topic_name
 
 SERVICE = "rating"
 
 
-def build(settings: RatingSettings) -> Runtime:
-    """Wire the rating service: catalog reader, tier state store, rated store and consumer."""
-    runtime = create_runtime(SERVICE, settings)
+def build(settings: RatingSettings, publisher: Publisher | None = None) -> Runtime:
+    """Wire the rating service: catalog reader, tier state store, rated store and consumer
+    (publishing to Kafka, unless another publisher is given: an in-memory one in tests)."""
+    runtime = create_runtime(SERVICE, settings, publisher)
     db = runtime.db
     catalog = CachedPricingCatalog(MongoPricingCatalog(db), settings.catalog_cache_seconds)
     register(runtime, settings, catalog, MongoTierStore(db), MongoRatedStore(db))

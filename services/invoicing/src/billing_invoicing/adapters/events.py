@@ -2,10 +2,24 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import TypeVar
+
 from billing_runtime.kafka import Publisher
+from billing_schemas.channels import (
+    CHARGE_RATED,
+    CREDIT_NOTE_ISSUED,
+    INVOICE_FINALIZED,
+    INVOICE_OVERDUE,
+    INVOICE_PAID,
+    INVOICE_VOIDED,
+    PAYMENT_RECORDED,
+    Channel,
+)
 from billing_schemas.events import (
     ChargeRated,
     CreditNoteIssued,
+    Envelope,
     InvoiceFinalized,
     InvoiceOverdue,
     InvoicePaid,
@@ -13,7 +27,8 @@ from billing_schemas.events import (
     PaymentRecorded,
     PeriodClosing,
 )
-from billing_schemas.topics import Topic, topic_name
+
+E = TypeVar("E", bound=Envelope)
 
 
 class KafkaInvoiceEvents:
@@ -25,55 +40,41 @@ class KafkaInvoiceEvents:
         self._publisher = publisher
         self._ns = namespace
 
+    async def _publish(self, channel: Channel[E], events: Sequence[E]) -> None:
+        # the channel keys each event (by customer) and refuses one it does not carry
+        await self._publisher.publish(channel.name(self._ns), channel.keyed(events))
+
     async def invoice_finalized(self, event: InvoiceFinalized) -> None:
         """Publish keyed by customer, so one customer's invoices stay in order."""
-        await self._publisher.publish(
-            topic_name(Topic.INVOICE_FINALIZED, self._ns),
-            [(event.data.customer_id, event)],
-        )
+        await self._publish(INVOICE_FINALIZED, [event])
 
     async def period_closing(self, markers: list[PeriodClosing]) -> None:
         """Into the charge stream, keyed by customer like the charges they follow."""
-        await self._publisher.publish(
-            topic_name(Topic.CHARGE_RATED, self._ns),
-            [(m.data.customer_id, m) for m in markers],
-        )
+        await self._publish(CHARGE_RATED, markers)
 
     async def charge_added(self, event: ChargeRated) -> None:
         """A one-off charge into the charge stream, keyed by customer like rated charges."""
-        await self._publisher.publish(
-            topic_name(Topic.CHARGE_RATED, self._ns), [(event.data.customer_id, event)]
-        )
+        await self._publish(CHARGE_RATED, [event])
 
     async def payment_recorded(self, event: PaymentRecorded) -> None:
         """Publish keyed by customer."""
-        await self._publisher.publish(
-            topic_name(Topic.PAYMENT_RECORDED, self._ns), [(event.data.customer_id, event)]
-        )
+        await self._publish(PAYMENT_RECORDED, [event])
 
     async def credit_note_issued(self, event: CreditNoteIssued) -> None:
         """Publish keyed by customer."""
-        await self._publisher.publish(
-            topic_name(Topic.CREDIT_NOTE_ISSUED, self._ns), [(event.data.customer_id, event)]
-        )
+        await self._publish(CREDIT_NOTE_ISSUED, [event])
 
     async def invoice_overdue(self, events: list[InvoiceOverdue]) -> None:
         """Publish keyed by customer."""
-        await self._publisher.publish(
-            topic_name(Topic.INVOICE_OVERDUE, self._ns), [(e.data.customer_id, e) for e in events]
-        )
+        await self._publish(INVOICE_OVERDUE, events)
 
     async def invoice_paid(self, event: InvoicePaid) -> None:
         """Publish keyed by customer."""
-        await self._publisher.publish(
-            topic_name(Topic.INVOICE_PAID, self._ns), [(event.data.customer_id, event)]
-        )
+        await self._publish(INVOICE_PAID, [event])
 
     async def invoice_voided(self, event: InvoiceVoided) -> None:
         """Publish keyed by customer."""
-        await self._publisher.publish(
-            topic_name(Topic.INVOICE_VOIDED, self._ns), [(event.data.customer_id, event)]
-        )
+        await self._publish(INVOICE_VOIDED, [event])
 
 
 class InMemoryInvoiceEvents:

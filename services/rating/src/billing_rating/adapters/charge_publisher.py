@@ -6,8 +6,8 @@ from collections.abc import Sequence
 from typing import Protocol
 
 from billing_runtime.kafka import Publisher
+from billing_schemas.channels import CHARGE_RATED
 from billing_schemas.events import ChargeRated
-from billing_schemas.topics import Topic, topic_name
 
 
 class ChargePublisher(Protocol):
@@ -23,11 +23,11 @@ class KafkaChargePublisher:
 
     def __init__(self, publisher: Publisher, namespace: str) -> None:
         self._publisher = publisher
-        self._topic = topic_name(Topic.CHARGE_RATED, namespace)
+        self._topic = CHARGE_RATED.name(namespace)
 
     async def publish(self, charges: Sequence[ChargeRated]) -> None:
         """See :class:`ChargePublisher`."""
-        await self._publisher.publish(self._topic, [(c.data.customer_id, c) for c in charges])
+        await self._publisher.publish(self._topic, CHARGE_RATED.keyed(charges))
 
 
 class InMemoryChargePublisher:
