@@ -208,8 +208,10 @@ def register(runtime: Runtime, settings: InvoicingSettings, ports: InvoicingPort
     declare_output(
         runtime,
         topic_name(Topic.CHARGE_RATED, ns),
-        PeriodClosing,
-        "Period-close markers, put between the charges of the customer they close.",
+        ChargeStreamEvent,
+        "Period-close markers, put between the charges of the customer they close; and the "
+        "one-off charges an operator adds (POST /v1/customers/{id}/charges, billing charges "
+        "add), published as rated charges so that they reach the draft as usage does.",
     )
     for topic in (Topic.CHARGE_RATED, Topic.INVOICES_GENERATE):
         declare_output(
