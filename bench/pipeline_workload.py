@@ -9,8 +9,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
+from stdnum import ean
 from stdnum.ie import vat as ie_vat
-from stdnum.iso7064 import mod_11_10
+from stdnum.iso7064 import mod_11_10, mod_97_10
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLE = ROOT / "demo" / "focus_sample.csv"
@@ -106,6 +107,25 @@ COUNTRIES = [("US", False), ("DE", True), ("IE", True), ("FR", False)]
 """Buyers' countries (and whether they have a VAT id): no VAT, German VAT, reverse charge,
 One-Stop-Shop VAT."""
 
+CITIES = {
+    "US": ("Seattle", "98101"),
+    "DE": ("Köln", "50667"),
+    "IE": ("Dublin", "D02 X285"),
+    "FR": ("Lyon", "69002"),
+}
+"""Each buyer country's city and post code (structured e-invoices carry them: BT-52, BT-53)."""
+
+EINVOICE: dict[str, list[str]] = {
+    "US": [],
+    "DE": ["xrechnung"],
+    "IE": ["peppol"],
+    "FR": ["facturx"],
+}
+"""The e-invoice format each buyer country's customers receive (docs/einvoice.md): German
+buyers XRechnung (with a Leitweg-ID), Irish ones Peppol BIS, French ones Factur-X (the PDF they
+are emailed carries the CII XML); US buyers the plain PDF. Every issued document can still be
+asked for in any of the three formats, so every customer has what all three need."""
+
 
 def vat_id(country: str, c: int) -> str:
     """A VAT id with valid check digits (the catalog refuses others) for customer ``c``."""
@@ -116,21 +136,47 @@ def vat_id(country: str, c: int) -> str:
     return f"IE{digits}{ie_vat.calc_check_digit(digits)}"
 
 
+def leitweg_id(c: int) -> str:
+    """A Leitweg-ID (the German public buyer's routing id, XRechnung's BT-10) for customer
+    ``c``: coarse address, fine address, and ISO 7064 MOD 97-10 check digits."""
+    coarse, fine = "05315", f"{c:06d}"
+    return f"{coarse}-{fine}-{mod_97_10.calc_check_digits(coarse + fine)}"
+
+
+def peppol_id(country: str, c: int) -> str:
+    """The customer's Peppol participant id: its VAT id under the country's VAT scheme (9930
+    German, 9935 Irish), else a GLN (0088) with a valid check digit."""
+    if country == "DE":
+        return f"9930:{vat_id(country, c)}"
+    if country == "IE":
+        return f"9935:{vat_id(country, c)}"
+    gln = f"4{c:011d}"
+    return f"0088:{gln}{ean.calc_check_digit(gln)}"
+
+
 def catalog_document(workload: Workload) -> dict[str, Any]:
     """The catalog of a run: one reseller, the price lists, a plan, the customers."""
     customers = []
     for c in range(workload.customer_count):
         country, has_vat_id = COUNTRIES[c % len(COUNTRIES)]
+        city, postal_code = CITIES[country]
         customer: dict[str, Any] = {
             "id": customer_id(c),
             "name": f"Customer {c:05d} Ltd",
-            "address": {"lines": [f"{c} Bench Street"], "country": country},
+            "address": {
+                "lines": [f"{c} Bench Street"],
+                "country": country,
+                "city": city,
+                "postal_code": postal_code,
+            },
             "currency": "USD",
             "payment_terms_days": 30,
             "language": "en",
             "invoicing_entity": "bench",
             "price_list": PRICE_LISTS[c % len(PRICE_LISTS)]["id"],
             "contacts": [{"email": f"ap@{customer_id(c)}.example", "roles": ["Billing"]}],
+            "einvoice": EINVOICE[country],
+            "peppol_participant_id": peppol_id(country, c),
             "accounts": [
                 {"provider": provider, "account_id": account}
                 for provider, ids in accounts_of(c).items()
@@ -139,6 +185,8 @@ def catalog_document(workload: Workload) -> dict[str, Any]:
         }
         if has_vat_id:
             customer["vat_id"] = vat_id(country, c)
+        if country == "DE":
+            customer["einvoice_buyer_reference"] = leitweg_id(c)
         if c % 5 == 0:
             customer["subscriptions"] = [
                 {"plan": "cloud-plus", "quantity": 1, "start": "2024-01-01"}
@@ -149,11 +197,20 @@ def catalog_document(workload: Workload) -> dict[str, Any]:
             {
                 "id": "bench",
                 "name": "Bench Cloud Resellers GmbH",
-                "address": {"lines": ["Wolkenstrasse 7", "10115 Berlin"], "country": "DE"},
+                "address": {
+                    "lines": ["Wolkenstrasse 7", "10115 Berlin"],
+                    "country": "DE",
+                    "city": "Berlin",
+                    "postal_code": "10115",
+                },
                 "vat_id": "DE123456788",
+                "phone": "+49 30 1234567",
+                "peppol_participant_id": "9930:DE123456788",
                 "number_prefix": "BCR-",
                 "email": "billing@bench.example",
-                "payment_methods": [{"kind": "Bank transfer", "details": "IBAN DE89 3704 0044"}],
+                "payment_methods": [
+                    {"kind": "Bank transfer", "details": "IBAN DE89 3704 0044 0532 0130 00"}
+                ],
             }
         ],
         "tax_rates": [

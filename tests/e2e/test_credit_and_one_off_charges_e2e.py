@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import asyncio
 import csv
+import email
+import email.policy
 import json
 import subprocess
 from decimal import Decimal
@@ -160,6 +162,20 @@ async def test_credit_is_applied_to_the_next_invoice_and_one_off_charges_reach_i
         assert "Support hours" in text
         assert "Credit applied -$20.00" in text
         assert "Amount due $80.00" in text
+
+        # the email says it as the PDF does: total, credit applied, amount due (issue 18)
+        async def october_email() -> str | None:
+            for path in pipeline.smtp.messages():
+                message: Any = email.message_from_bytes(
+                    path.read_bytes(), policy=email.policy.default
+                )
+                if number in str(message["Subject"]):
+                    return str(message.get_body(preferencelist=("plain",)).get_content())
+            return None
+
+        mailed = " ".join((await wait_until(october_email, "the October email")).split())
+        assert "Total: $100.00 Credit applied: -$20.00 Amount due: $80.00" in mailed
+        assert "Please pay $80.00" in mailed
 
         listed = (await client.get(f"/v1/invoices/{number}/csv", headers=operator)).text
         rows = list(csv.DictReader(listed.splitlines()))

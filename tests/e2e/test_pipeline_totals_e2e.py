@@ -7,7 +7,9 @@ smaller: 50,000 lines for 100 customers by default (``PIPELINE_TEST_LINES``,
 independently of invoicing: every rated charge is read back from the charge topic with a bare
 consumer, de-duplicated by charge id, and its price summed as ``Decimal`` per customer, period,
 provider and service; each finalized invoice's usage (and correction) lines, as the invoicing
-HTTP API returns them, must carry exactly those unrounded sums and charge counts.
+HTTP API returns them, must carry exactly those unrounded sums and charge counts. Every
+issued invoice is then generated in the three e-invoice formats and validated (issue 17; the
+workload's customers receive Factur-X, XRechnung or Peppol BIS by country).
 
 Exactly, under the one rounding money gets before an invoice (docs/money.md, "Rounding", rule 1):
 each charge's price is kept in the database as an integer of 10^-9 units, rounded half-even, so
@@ -26,6 +28,7 @@ from typing import Any
 import pytest
 from aiokafka import AIOKafkaConsumer
 from aiokafka.admin import AIOKafkaAdminClient
+from einvoice_check import validate_issued
 from pipeline_bench import PipelineBench
 from pipeline_workload import PERIOD, Workload, customer_id
 from pymongo import AsyncMongoClient
@@ -135,6 +138,10 @@ async def test_every_invoice_is_the_exact_sum_of_its_rated_charges(
         try:
             reconciled = await reconcile_period(
                 mongo[run.namespace], infra.kafka_bootstrap_servers, run.topic_namespace, PERIOD
+            )
+            # every issued invoice, in Factur-X, XRechnung and Peppol BIS, passes the validator
+            await validate_issued(
+                mongo[run.namespace], tmp_path, "pipeline_totals_e2e", expect=CUSTOMERS
             )
         finally:
             await mongo.close()

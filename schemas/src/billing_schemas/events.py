@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, date, datetime
+from decimal import Decimal
 from enum import StrEnum
 from typing import Annotated, Any, Literal, Self
 
@@ -361,6 +362,11 @@ class FinalizedInvoice(_Model):
     tax: WireDecimal
     total: WireDecimal
     outstanding: WireDecimal
+    credit_applied: WireDecimal = Field(
+        default=Decimal(0),
+        description="Customer credit taken at finalization (``outstanding`` is already net of "
+        "it); 0 when none, and in events published before the field existed.",
+    )
     line_count: int = Field(ge=0)
     pdf_file_id: str = Field(description="Id of the stored PDF (billing_schemas.documents).")
     pdf_sha256: str

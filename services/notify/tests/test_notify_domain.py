@@ -511,6 +511,54 @@ def test_a_negative_invoice_says_there_is_nothing_to_pay_never_a_negative_amount
     assert credit in email.html
 
 
+@pytest.mark.parametrize(
+    ("language", "applied", "amount", "due", "pay"),
+    [
+        ("en", "Credit applied", "-$40.00", "$83.45", "Please pay $83.45"),
+        ("de", "Angerechnetes Guthaben", "-40,00\xa0$", "83,45\xa0$", "Bitte überweisen Sie 83,45"),
+        ("fr", "Avoir imputé", "-40,00\xa0$US", "83,45\xa0$US", "Merci de régler 83,45"),
+    ],
+)
+def test_credit_applied_at_finalization_is_a_row_of_the_email_as_on_the_pdf(
+    language: str, applied: str, amount: str, due: str, pay: str
+) -> None:
+    # issue 18: the PDF shows "Credit applied" between the total and the amount due; so must
+    # the email, or the customer reads a total and an amount due that do not match
+    invoice = _invoice(total="123.45").model_copy(
+        update={"credit_applied": Decimal("40.00"), "outstanding": Decimal("83.45")}
+    )
+    email = render(MessageKind.INVOICE_FINALIZED, language, invoice_view(invoice, language))
+    [row] = [line for line in email.text.splitlines() if applied in line]
+    assert row.rstrip().endswith(amount.replace("-", "\u2212")) or row.rstrip().endswith(amount)
+    lines = email.text.splitlines()
+    assert lines.index(row) == lines.index(next(x for x in lines if x.rstrip().endswith(due))) - 1
+    assert pay in email.text
+    html_row = re.search(rf"<th[^>]*>{applied}</th><td[^>]*>([^<]+)</td>", email.html)
+    assert html_row is not None
+    assert html_row.group(1).replace("\u2212", "-") == amount
+
+
+@pytest.mark.parametrize("language", ["en", "de", "fr"])
+def test_credit_settling_the_whole_invoice_leaves_nothing_to_pay(language: str) -> None:
+    invoice = _invoice(total="50.00").model_copy(
+        update={"credit_applied": Decimal("50.00"), "outstanding": Decimal(0)}
+    )
+    view = invoice_view(invoice, language)
+    email = render(MessageKind.INVOICE_FINALIZED, language, view)
+    pay = {"en": "Please pay", "de": "Bitte überweisen", "fr": "Merci de régler"}[language]
+    assert pay not in email.text
+    assert pay not in email.html
+    settles = {"en": "settles this invoice", "de": "begleicht", "fr": "règle"}[language]
+    assert settles in email.text
+    assert settles in email.html
+
+
+def test_without_credit_applied_the_email_has_no_such_row() -> None:
+    email = render(MessageKind.INVOICE_FINALIZED, "en", invoice_view(_invoice(), "en"))
+    assert "Credit applied" not in email.text
+    assert "Credit applied" not in email.html
+
+
 @pytest.mark.parametrize("language", ["en", "de", "fr", "pl"])
 def test_the_email_names_the_period_as_the_invoice_pdf_does(language: str) -> None:
     # the PDF (invoicing) calls the same function: billing_schemas.periods.month_label

@@ -196,8 +196,11 @@ def register(runtime: Runtime, settings: InvoicingSettings, ports: InvoicingPort
     declare_output(
         runtime,
         CHARGE_RATED,
-        payload=PeriodClosing,
-        description="Period-close markers, put between the charges of the customer they close.",
+        description=(
+            "Period-close markers, put between the charges of the customer they close; and the "
+            "one-off charges an operator adds (POST /v1/customers/{id}/charges, billing charges "
+            "add), published as rated charges so that they reach the draft as usage does."
+        ),
     )
 
     @runtime.consumer(

@@ -600,6 +600,7 @@ async def _publish(ports: InvoicingPorts, invoice: Invoice, marker: PeriodClosin
             tax=document.tax,
             total=document.total,
             outstanding=document.outstanding,
+            credit_applied=document.credit_applied,
             line_count=len(document.lines),
             pdf_file_id=invoice.pdf_file_id,
             pdf_sha256=invoice.pdf_sha256,

@@ -82,6 +82,11 @@ class InvoiceEmailView:
     credit: str | None = None
     """A negative invoice: what it credits the customer (its total, as a positive amount);
     the email then says there is nothing to pay, never a negative amount due."""
+    credit_applied: str | None = None
+    """Customer credit the invoice took at finalization, as the PDF prints it (negative): the
+    row between the total and the amount due, so that they visibly add up."""
+    settled_by_credit: bool = False
+    """The credit applied leaves nothing to pay."""
 
 
 def invoice_view(
@@ -101,6 +106,12 @@ def invoice_view(
         attachment_name=attachment_name(invoice),
         fallback=fallback,
         credit=money(-invoice.total, invoice.currency, language) if invoice.total < 0 else None,
+        credit_applied=(
+            money(-invoice.credit_applied, invoice.currency, language)
+            if invoice.credit_applied
+            else None
+        ),
+        settled_by_credit=bool(invoice.credit_applied) and invoice.outstanding == 0,
     )
 
 
