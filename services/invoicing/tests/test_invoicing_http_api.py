@@ -496,9 +496,10 @@ async def test_contacts_crud_keeps_a_billing_contact_and_notify_reads_the_change
     assert doc["name"] == "Alpha GmbH"  # the rest of the customer untouched
 
 
-async def test_margin_report_per_customer_and_service(api: Api) -> None:
+async def test_margin_report_per_customer_provider_and_service(api: Api) -> None:
     answer = await api.get("/v1/reports/margin?period=2024-09")
     assert answer.status_code == 200, answer.text
+    assert {r["provider"] for r in answer.json()["rows"]} == {"AWS"}
     rows = [
         (
             r["customer_id"],

@@ -15,8 +15,10 @@ from billing_portal.service.accounts import (
     AccountPorts,
     LinkError,
     SignInRefusedError,
+    UnknownUserError,
     UserExistsError,
     add_user,
+    disable_user,
     set_password,
     sign_in,
 )
@@ -105,3 +107,20 @@ async def test_an_unknown_account_fails_like_a_wrong_password(ports: AccountPort
         await sign_in(ports, "nobody@example.com", PASSWORD, "10.0.0.1", NOW)
     assert refused.value.wait_seconds == 0
     assert (await ports.failures.get("account:nobody@example.com")) is not None
+
+
+async def test_a_disabled_user_cannot_sign_in_nor_use_a_link(ports: AccountPorts) -> None:
+    _, token = await add_user(ports, "ann@alpha.example", Role.CUSTOMER, "alpha", now=NOW)
+    await set_password(ports, token, PASSWORD, NOW)
+    before, after = await disable_user(ports, " ANN@alpha.example")
+    assert (before.disabled, after.disabled) == (False, True)
+    with pytest.raises(SignInRefusedError) as refused:
+        await sign_in(ports, "ann@alpha.example", PASSWORD, "10.0.0.1", NOW)
+    assert refused.value.wait_seconds == 0
+    _, fresh = await add_user(
+        ports, "ann@alpha.example", Role.CUSTOMER, "alpha", now=NOW, reset=True
+    )
+    with pytest.raises(LinkError):
+        await set_password(ports, fresh, "another long passphrase", NOW)
+    with pytest.raises(UnknownUserError):
+        await disable_user(ports, "nobody@alpha.example")

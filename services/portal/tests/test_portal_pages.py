@@ -19,16 +19,25 @@ from billing_portal.adapters.passwords import Argon2Passwords
 from billing_portal.domain.i18n import MESSAGES
 from billing_portal.domain.users import LANGUAGES, Role
 from billing_portal.entrypoints.web import portal_app
-from billing_portal.service.accounts import AccountPorts, add_user, set_password
+from billing_portal.service.accounts import AccountPorts, add_user, disable_user, set_password
+from billing_runtime.audit import InMemoryAuditTrail
 
 PASSWORD = "correct horse battery"
 KEY = "k" * 40
 
 
 class Browser:
-    def __init__(self, client: httpx.AsyncClient, api: FakeBillingApi) -> None:
+    def __init__(
+        self,
+        client: httpx.AsyncClient,
+        api: FakeBillingApi,
+        ports: AccountPorts,
+        audit: InMemoryAuditTrail,
+    ) -> None:
         self.client = client
         self.api = api
+        self.ports = ports
+        self.audit = audit
 
     async def csrf(self, path: str = "/login") -> str:
         page = await self.client.get(path)
@@ -55,10 +64,49 @@ async def browser() -> AsyncIterator[Browser]:
         _, token = await add_user(ports, email, role, customer, now=now)
         await set_password(ports, token, PASSWORD, now)
     api = FakeBillingApi()
-    app = portal_app(accounts=ports, api=api, session_key=KEY, secure_cookies=False)
+    audit = InMemoryAuditTrail()
+    app = portal_app(accounts=ports, api=api, session_key=KEY, secure_cookies=False, audit=audit)
     transport = httpx.ASGITransport(app=app, client=("10.1.2.3", 5000))
     async with httpx.AsyncClient(transport=transport, base_url="http://portal") as client:
-        yield Browser(client, api)
+        yield Browser(client, api, ports, audit)
+
+
+async def test_a_password_set_through_the_link_is_recorded_in_the_audit_trail(
+    browser: Browser,
+) -> None:
+    _, token = await add_user(
+        browser.ports, "bob@alpha.example", Role.CUSTOMER, "alpha", now=datetime.now(UTC)
+    )
+    csrf = await browser.csrf(f"/set-password/{token}")
+    done = await browser.client.post(
+        f"/set-password/{token}", data={"csrf": csrf, "password": PASSWORD}
+    )
+    assert done.status_code == 303
+    [(audit_id, entry)] = browser.audit.entries
+    assert (entry.action, entry.actor, entry.subject, entry.customer_id) == (
+        "user.password_set", "user:bob@alpha.example", "user:bob@alpha.example", "alpha",
+    )  # fmt: skip
+    assert entry.before is not None
+    assert entry.after is not None
+    assert (entry.before["password_set"], entry.after["password_set"]) == (False, True)
+    assert "argon2" not in str(entry.model_dump())  # never the hash
+    assert audit_id is not None
+    assert audit_id.startswith("user.password_set:bob@alpha.example:")
+    again = await browser.client.post(
+        f"/set-password/{token}", data={"csrf": csrf, "password": PASSWORD}
+    )
+    assert again.status_code == 404  # a used link changes nothing and records nothing
+    assert len(browser.audit.entries) == 1
+
+
+async def test_a_disabled_user_is_signed_out_and_cannot_sign_in_again(browser: Browser) -> None:
+    await browser.sign_in("ann@alpha.example")
+    assert (await browser.client.get("/invoices")).status_code == 200
+    await disable_user(browser.ports, "ann@alpha.example")
+    answer = await browser.client.get("/invoices")
+    assert (answer.status_code, answer.headers["location"]) == (303, "/login")
+    refused = await browser.sign_in("ann@alpha.example")
+    assert refused.status_code == 401
 
 
 async def test_pages_need_a_session_and_sign_in_starts_one(browser: Browser) -> None:

@@ -18,14 +18,39 @@ from billing_portal.adapters.user_repo import MongoFailureCounter, MongoUserStor
 from billing_portal.entrypoints.web import portal_app
 from billing_portal.service.accounts import AccountPorts
 from billing_portal.settings import PortalSettings
+from billing_runtime.audit import KafkaAuditTrail
+from billing_runtime.kafka import EventPublisher
 from billing_runtime.service import make_mongo_client
 
 HEALTH_TIMEOUT_SECONDS = 3.0
+SERVICE = "portal"
 
 
 def account_ports(db: AsyncDatabase[dict[str, Any]]) -> AccountPorts:
     """The account use cases' ports over the portal's own collections."""
     return AccountPorts(MongoUserStore(db), MongoFailureCounter(db), Argon2Passwords())
+
+
+def audit_trail(settings: PortalSettings, publisher: EventPublisher) -> KafkaAuditTrail:
+    """Where changes to the portal's users are recorded (``billing.audit.recorded.v1``)."""
+    return KafkaAuditTrail(
+        publisher, settings.topic_namespace, SERVICE, settings.kafka_bootstrap_servers
+    )
+
+
+@asynccontextmanager
+async def user_admin(
+    settings: PortalSettings,
+) -> AsyncIterator[tuple[AccountPorts, KafkaAuditTrail]]:
+    """The account ports and the audit trail for one ``billing users`` command."""
+    client = make_mongo_client(settings.mongodb_url)
+    publisher = EventPublisher(settings.kafka_bootstrap_servers, "billing-portal-cli")
+    try:
+        await publisher.start()
+        yield account_ports(client[settings.mongodb_database]), audit_trail(settings, publisher)
+    finally:
+        await publisher.stop()
+        await client.close()
 
 
 def create_app(settings: PortalSettings | None = None) -> FastAPI:
@@ -34,6 +59,7 @@ def create_app(settings: PortalSettings | None = None) -> FastAPI:
     mongo = make_mongo_client(settings.mongodb_url)
     db = mongo[settings.mongodb_database]
     client = httpx.AsyncClient(timeout=30.0)
+    publisher = EventPublisher(settings.kafka_bootstrap_servers, "billing-portal")
     api = HttpBillingApi(
         client,
         invoicing_url=settings.invoicing_url,
@@ -65,13 +91,16 @@ def create_app(settings: PortalSettings | None = None) -> FastAPI:
         secure_cookies=not settings.local_dev,
         session_minutes=settings.session_minutes,
         health=health,
+        audit=audit_trail(settings, publisher),
     )
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        await publisher.start()
         try:
             yield
         finally:
+            await publisher.stop()
             await client.aclose()
             await mongo.close()
 

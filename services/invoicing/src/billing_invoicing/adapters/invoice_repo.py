@@ -35,7 +35,7 @@ import contextlib
 import copy
 import zlib
 from collections import OrderedDict
-from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any
@@ -46,6 +46,7 @@ from pymongo import ASCENDING, DESCENDING
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import BulkWriteError, DuplicateKeyError
 
+from billing_invoicing.adapters.invoice_keys import InvoiceKeys, KeyFilter
 from billing_invoicing.domain.invoice import (
     ChargeKind,
     InvoiceDocument,
@@ -433,9 +434,12 @@ class MongoInvoiceRepository:
         self._loaded_ledgers: dict[int, DraftLedger] = {}
         self._writes = asyncio.Semaphore(CONCURRENT_WRITES)
         self._last_seq: dict[tuple[str, int], int] = {}
+        self._keys = InvoiceKeys(db, INVOICES)
 
     async def ensure_indexes(self) -> None:
-        """Indexes every query here relies on (idempotent)."""
+        """Indexes every query here relies on (idempotent), and the invoice list's keys of
+        invoices stored before they were kept (``adapters/invoice_keys.py``; once)."""
+        await self._keys.rebuild()
         await self._charges.create_index([("invoice_id", ASCENDING)])
         await self._charges.create_index([("period", ASCENDING), ("customer_id", ASCENDING)])
         await self._numbers.create_index([("invoice_id", ASCENDING)], unique=True)
@@ -489,6 +493,12 @@ class MongoInvoiceRepository:
         counts would add up wrongly, are guarded by their version (16 documents to read).
         """
         fields = invoice_fields(invoice)
+        kept = self._loaded.get(invoice.invoice_id)
+        if invoice.version == 0:
+            await self._keys.add_invoices([invoice.invoice_id])
+        document = invoice.document
+        if document is not None and invoice.number and (kept is None or kept.document is None):
+            await self._keys.add_issued(invoice.invoice_id, invoice.number, document.total)
         async with self._writes:
             if invoice.version == 0:
                 try:
@@ -518,6 +528,7 @@ class MongoInvoiceRepository:
         docs = [
             {"_id": i.invoice_id, **invoice_fields(i), "version": 1, "created_at": now} for i in new
         ]
+        await self._keys.add_invoices(i.invoice_id for i in new)
         try:
             await self._invoices.insert_many(docs, ordered=False)
         except BulkWriteError as exc:
@@ -771,29 +782,40 @@ class MongoInvoiceRepository:
         cursor = self._invoices.find(query).sort([("period", -1), ("customer_id", 1)])
         return await self.with_draft_lines([doc async for doc in cursor])
 
-    async def find_invoices(self, query: Doc, *, offset: int, limit: int) -> list[Doc]:
-        """Invoices matching ``query`` (a MongoDB filter), newest period first, then by customer
-        and id (a stable order for paging), without their assembled document."""
-        cursor = (
-            self._invoices.find(query, {"document": 0})
-            .sort([("period", DESCENDING), ("customer_id", ASCENDING), ("_id", ASCENDING)])
-            .skip(offset)
-            .limit(limit)
+    async def find_invoices(
+        self,
+        wanted: KeyFilter,
+        matches: Callable[[Doc], bool] | None,
+        *,
+        offset: int,
+        limit: int,
+        with_document: bool = False,
+    ) -> list[Doc]:
+        """Invoices newest period first, then by customer and id (a stable order for paging),
+        narrowed by ``wanted`` through the list's keys and, when given, by ``matches`` (what
+        the keys cannot tell: status, exact total, adjustments); without their assembled
+        document unless ``with_document``. Every invoice is read by ``_id``."""
+        docs = await self._keys.page(
+            wanted,
+            matches,
+            offset=offset,
+            limit=limit,
+            projection=None if with_document else {"document": 0},
         )
-        return await self.with_draft_lines([doc async for doc in cursor])
+        return await self.with_draft_lines(docs)
 
     async def margin_sums(
         self, period: str, customer_id: str | None = None
     ) -> dict[tuple[Any, ...], dict[str, int]]:
         """Exact sums of cost, price and margin of the period's charges (usage period, late
-        ones included) per customer, service, invoice currency and cost currency."""
+        ones included) per customer, provider, service, invoice currency and cost currency."""
         match: Doc = {"period": period}
         if customer_id:
             match["customer_id"] = customer_id
         return await sum_by(
             self._charges,
             match,
-            ["customer_id", "service_name", "currency", "cost_currency"],
+            ["customer_id", "provider", "service_name", "currency", "cost_currency"],
             ["cost_units", "price_units", "margin_units"],
         )
 
@@ -832,15 +854,24 @@ class MongoInvoiceRepository:
         """Whether a charge with that id is stored (one look-up by ``_id``)."""
         return await self._charges.find_one({"_id": charge_id}, {"_id": 1}) is not None
 
+    async def _by_number(self, number: str, projection: Doc | None = None) -> Doc | None:
+        """An invoice by its id, else by its number through the list's keys (``_id`` look-ups
+        only)."""
+        doc = await self._invoices.find_one({"_id": number}, projection)
+        if doc is not None:
+            return doc
+        invoice_id = await self._keys.invoice_id_of(number)
+        if invoice_id is None:
+            return None
+        return await self._invoices.find_one({"_id": invoice_id}, projection)
+
     async def document_by_number(self, number: str) -> Doc | None:
         """The stored invoice document by number or id, for reading only (queries)."""
-        return await self._invoices.find_one({"$or": [{"number": number}, {"_id": number}]})
+        return await self._by_number(number)
 
     async def issued(self, number: str) -> Invoice | None:
-        """An issued invoice by number or id, read fresh (a scan: not on a hot path)."""
-        doc = await self._invoices.find_one(
-            {"$or": [{"number": number}, {"_id": number}]}, {"draft_lines": 0}
-        )
+        """An issued invoice by number or id, read fresh."""
+        doc = await self._by_number(number, {"draft_lines": 0})
         if doc is None or doc.get("document") is None:
             return None
         return await self._fresh(doc)

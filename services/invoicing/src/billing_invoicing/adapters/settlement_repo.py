@@ -28,6 +28,7 @@ from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
+from billing_invoicing.adapters.invoice_keys import InvoiceKeys
 from billing_invoicing.adapters.invoice_repo import CREDIT_BALANCES, INVOICES
 from billing_invoicing.adapters.invoice_repo import CUSTOMER_CREDITS as CREDITS
 from billing_invoicing.domain.credit import CreditEntry, CreditKind
@@ -178,6 +179,7 @@ class MongoSettlementRepository:
 
     def __init__(self, db: AsyncDatabase[Doc]) -> None:
         self._invoices = db[INVOICES]
+        self._keys = InvoiceKeys(db, INVOICES)
         self._payments = db[PAYMENTS]
         self._credit_notes = db[CREDIT_NOTES]
         self._credits = db[CUSTOMER_CREDITS]
@@ -192,8 +194,11 @@ class MongoSettlementRepository:
 
     async def invoice_by_number(self, number: str) -> Doc | None:
         """A stored invoice document by its number (or its id, ``customer:period``), for
-        reading only."""
-        return await self._invoices.find_one({"$or": [{"number": number}, {"_id": number}]})
+        reading only (by ``_id``, else the number's key: ``adapters/invoice_keys.py``)."""
+        doc = await self._invoices.find_one({"_id": number})
+        if doc is None and (invoice_id := await self._keys.invoice_id_of(number)) is not None:
+            doc = await self._invoices.find_one({"_id": invoice_id})
+        return doc
 
     async def add_payment(self, payment: PaymentRecord) -> tuple[PaymentRecord, bool]:
         """Record the payment once under its id."""

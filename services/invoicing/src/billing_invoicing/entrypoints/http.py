@@ -251,9 +251,10 @@ class ContactPatch(BaseModel):
 
 
 class MarginRowOut(BaseModel):
-    """Cost against price for one customer and service (exact sums, unrounded)."""
+    """Cost against price for one customer, provider and service (exact sums, unrounded)."""
 
     customer_id: str
+    provider: str = Field(description="The cloud provider that billed the usage.")
     service_name: str
     currency: str = Field(description="The invoice currency: price, margin, cost_converted.")
     cost_currency: str
@@ -855,7 +856,8 @@ def _operator_routes(api: FastAPI, queries: QueryPorts, invoicing: InvoicingPort
         period: Annotated[str, Query(pattern=PERIOD_PATTERN)],
         customer: Annotated[str | None, Query()] = None,
     ) -> MarginReportOut:
-        """Cost against price per customer and service for a usage period (operators)."""
+        """Cost against price per customer, provider and service for a usage period
+        (operators)."""
         rows = await margin_report(queries, scope, period=period, customer_id=customer)
         return MarginReportOut(period=period, rows=[MarginRowOut(**asdict(r)) for r in rows])
 

@@ -9,16 +9,18 @@ once here. Amounts are exact ``Decimal``; what an invoice owes is in the currenc
 from __future__ import annotations
 
 import io
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date
 from decimal import ROUND_HALF_UP, Decimal
+from functools import partial
 from typing import Any, Protocol
 
+from billing_invoicing.adapters.invoice_keys import KeyFilter
 from billing_invoicing.adapters.invoice_repo import MongoInvoiceRepository, line_amount
 from billing_invoicing.adapters.settlement_repo import amount_of
 from billing_invoicing.domain.access import Scope, require_customer, require_operator
 from billing_invoicing.domain.invoice import InvoiceStatus
-from billing_invoicing.domain.units import from_units, units_range_filter
+from billing_invoicing.domain.units import from_units
 from billing_invoicing.service.settle_invoices import (
     Dues,
     InvoiceNotFoundError,
@@ -67,13 +69,31 @@ class InvoiceFilter:
     console's "discount" filter); False: only those without."""
 
 
-ADJUSTED: dict[str, Any] = {
-    "$or": [
-        {"document.netting": {"$type": "object"}},
-        {"credited_units": {"$gt": 0}},
-    ]
-}
-"""What makes an invoice "adjusted": included infrastructure netted, or something credited."""
+def is_adjusted(doc: dict[str, Any]) -> bool:
+    """What makes an invoice "adjusted": included infrastructure netted, or something
+    credited."""
+    document = doc.get("document") or {}
+    return isinstance(document.get("netting"), dict) or int(doc.get("credited_units") or 0) > 0
+
+
+def matches(doc: dict[str, Any], wanted: InvoiceFilter) -> bool:
+    """Whether a stored invoice passes the list's filters (a total filter leaves drafts out:
+    they have no total yet)."""
+    if wanted.customer_id is not None and doc.get("customer_id") != wanted.customer_id:
+        return False
+    if wanted.period is not None and doc.get("period") != wanted.period:
+        return False
+    if wanted.status is not None and doc.get("status") != wanted.status.value:
+        return False
+    if wanted.min_total is not None or wanted.max_total is not None:
+        if doc.get("total_units") is None:
+            return False
+        total = from_units(int(doc["total_units"]), doc.get("currency"))
+        if wanted.min_total is not None and total < wanted.min_total:
+            return False
+        if wanted.max_total is not None and total > wanted.max_total:
+            return False
+    return wanted.adjusted is None or is_adjusted(doc) == wanted.adjusted
 
 
 @dataclass(frozen=True)
@@ -134,20 +154,21 @@ async def find_invoices(
         require_customer(scope, customer_id)
     elif scope.customer_id is not None:
         customer_id = scope.customer_id
-    query: dict[str, Any] = {}
-    if customer_id is not None:
-        query["customer_id"] = customer_id
-    if wanted.period is not None:
-        query["period"] = wanted.period
-    if wanted.status is not None:
-        query["status"] = wanted.status.value
-    totals = units_range_filter("total_units", wanted.min_total, wanted.max_total)
-    if totals is not None:
-        query |= totals
-    if wanted.adjusted is not None:
-        query |= ADJUSTED if wanted.adjusted else {"$nor": ADJUSTED["$or"]}
+    wanted = replace(wanted, customer_id=customer_id)
+    narrowed = KeyFilter(customer_id, wanted.period, wanted.min_total, wanted.max_total)
+    # the keys narrow customer and period exactly; anything else is checked on the invoice
+    exact = narrowed == KeyFilter(customer_id, wanted.period) and wanted.status is None
+    exact = exact and wanted.adjusted is None
     limit = max(1, min(limit, MAX_PAGE))
-    docs = await ports.invoices.find_invoices(query, offset=offset, limit=limit + 1)
+    docs = await ports.invoices.find_invoices(
+        narrowed,
+        None if exact else partial(matches, wanted=wanted),
+        offset=offset,
+        limit=limit + 1,
+        with_document=wanted.adjusted is not None,
+    )
+    for doc in docs:
+        doc.pop("document", None)
     more = len(docs) > limit
     return InvoicePage(
         [summary_of(d) for d in docs[:limit]], offset, limit, offset + limit if more else None
@@ -262,13 +283,14 @@ async def pay_invoice(
 
 @dataclass(frozen=True)
 class MarginRow:
-    """Cost against price for one customer and service in a period.
+    """Cost against price for one customer, provider and service in a period.
 
     ``cost`` is in the provider's currency; ``cost_converted`` in the invoice currency (price
     less margin, as rating converted it), so ``margin = price - cost_converted``.
     """
 
     customer_id: str
+    provider: str
     service_name: str
     currency: str
     cost_currency: str
@@ -299,12 +321,13 @@ def exact_amount(amount: Decimal, currency: str | None) -> Decimal:
 async def margin_report(
     ports: QueryPorts, scope: Scope, *, period: str, customer_id: str | None = None
 ) -> list[MarginRow]:
-    """Cost vs price per customer and service for a usage period (late charges of the period
-    included, wherever they were invoiced); exact sums, unrounded; operators only."""
+    """Cost vs price per customer, provider and service for a usage period (late charges of
+    the period included, wherever they were invoiced); exact sums, unrounded; operators
+    only."""
     require_operator(scope, "the margin report")
     rows = []
     sums = await ports.invoices.margin_sums(period, customer_id)
-    for (customer, service, currency, cost_currency), row in sorted(sums.items()):
+    for (customer, provider, service, currency, cost_currency), row in sorted(sums.items()):
         price = exact(row.get("price_units", 0), currency)
         margin = exact(row.get("margin_units", 0), currency)
         percent = (
@@ -315,6 +338,7 @@ async def margin_report(
         rows.append(
             MarginRow(
                 customer_id=customer,
+                provider=provider,
                 service_name=service,
                 currency=currency,
                 cost_currency=cost_currency,

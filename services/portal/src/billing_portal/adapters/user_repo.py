@@ -30,6 +30,7 @@ def _user(doc: Doc) -> User:
         password_hash=doc.get("password_hash"),
         link_digest=doc.get("link_digest"),
         link_expires=doc.get("link_expires"),
+        disabled=bool(doc.get("disabled", False)),
     )
 
 
@@ -71,6 +72,7 @@ class MongoUserStore:
                 "password_hash": user.password_hash,
                 "link_digest": user.link_digest,
                 "link_expires": user.link_expires,
+                "disabled": user.disabled,
             },
             upsert=True,
         )

@@ -47,6 +47,8 @@ class User:
     password_hash: str | None = None
     link_digest: str | None = None
     link_expires: datetime | None = None
+    disabled: bool = False
+    """A disabled user cannot sign in, and its open sessions end at their next page."""
 
     @property
     def api_scope(self) -> str:

@@ -10,10 +10,12 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from billing_portal.app import account_ports
-from billing_portal.domain.users import Role, UserError
-from billing_portal.service.accounts import add_user
+from billing_portal.app import account_ports, user_admin
+from billing_portal.domain.users import Role, UserError, normalize_email
+from billing_portal.service import user_audit
+from billing_portal.service.accounts import add_user, disable_user
 from billing_portal.settings import PortalSettings
+from billing_runtime.audit import cli_actor
 from billing_runtime.service import make_mongo_client
 
 console = Console()
@@ -25,14 +27,13 @@ async def _add(
     email: str, role: Role, customer: str | None, language: str, reset: bool
 ) -> tuple[str, str]:
     settings = PortalSettings()
-    client = make_mongo_client(settings.mongodb_url)
-    try:
-        ports = account_ports(client[settings.mongodb_database])
+    async with user_admin(settings) as (ports, audit):
+        before = await ports.users.get(normalize_email(email))
         user, token = await add_user(
             ports, email, role, customer, now=datetime.now(UTC), language=language, reset=reset
         )
-    finally:
-        await client.close()
+        audit_id, entry = user_audit.user_added(user, before, cli_actor())
+        await audit.record(entry, audit_id=audit_id)
     return user.email, f"{settings.public_url.rstrip('/')}/set-password/{token}"
 
 
@@ -62,7 +63,27 @@ def add(
     print(link)
 
 
-async def _list() -> list[tuple[str, str, str, bool]]:
+async def _disable(email: str) -> str:
+    async with user_admin(PortalSettings()) as (ports, audit):
+        before, after = await disable_user(ports, email)
+        audit_id, entry = user_audit.user_disabled(before, after, cli_actor())
+        await audit.record(entry, audit_id=audit_id)
+    return after.email
+
+
+@users_app.command("disable")
+def disable(email: Annotated[str, typer.Argument(help="The user's email.")]) -> None:
+    """Disable a user: it can no longer sign in and its open sessions end (recorded in the
+    audit trail; ``add --reset`` does not enable it again)."""
+    try:
+        done = asyncio.run(_disable(email))
+    except UserError as exc:
+        err.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(1) from None
+    console.print(f"{done}: disabled")
+
+
+async def _list() -> list[tuple[str, str, str, str]]:
     settings = PortalSettings()
     client = make_mongo_client(settings.mongodb_url)
     try:
@@ -70,14 +91,18 @@ async def _list() -> list[tuple[str, str, str, bool]]:
     finally:
         await client.close()
     return [
-        (u.email, u.role.value, u.customer_id or "", u.password_hash is not None) for u in users
-    ]
+        (
+            u.email, u.role.value, u.customer_id or "",
+            "disabled" if u.disabled else "yes" if u.password_hash is not None else "no",
+        )
+        for u in users
+    ]  # fmt: skip
 
 
 @users_app.command("list")
 def list_users() -> None:
     """List the portal's users."""
     table = Table("email", "role", "customer", "password set")
-    for email, role, customer, has_password in asyncio.run(_list()):
-        table.add_row(email, role, customer, "yes" if has_password else "no")
+    for row in asyncio.run(_list()):
+        table.add_row(*row)
     console.print(table)

@@ -32,7 +32,9 @@ from billing_portal.domain.i18n import day, language_of, money, translate
 from billing_portal.domain.users import LANGUAGES, User, UserError
 from billing_portal.ports import ApiError, BillingApi
 from billing_portal.service import accounts as account_cases
+from billing_portal.service import user_audit
 from billing_portal.service.accounts import AccountPorts, SignInRefusedError
+from billing_runtime.audit import AuditTrail
 
 PAGE_SIZE = 50
 ROLES = ("Billing", "Tech", "DPO")
@@ -63,8 +65,10 @@ def portal_app(
     secure_cookies: bool,
     session_minutes: int = 480,
     health: Callable[[], Awaitable[dict[str, str]]] | None = None,
+    audit: AuditTrail | None = None,
 ) -> FastAPI:
-    """The portal's pages over the account use cases and the billing API."""
+    """The portal's pages over the account use cases and the billing API; changes to users
+    made here (a password set) are recorded in ``audit`` when given."""
     app = FastAPI(title="billing portal", docs_url=None, redoc_url=None, openapi_url=None)
     templates = Jinja2Templates(directory=str(files("billing_portal") / "templates"))
     templates.env.globals["roles"] = ROLES
@@ -74,6 +78,7 @@ def portal_app(
     app.state.api = api
     app.state.session_minutes = session_minutes
     app.state.health = health
+    app.state.audit = audit
     app.mount(
         "/static", StaticFiles(directory=str(files("billing_portal") / "static")), name="static"
     )
@@ -149,7 +154,8 @@ async def _user_or_none(request: Request) -> User | None:
     email = request.session.get("user")
     if not email or float(request.session.get("expires", 0)) < time.time():
         return None
-    return await _accounts(request).users.get(str(email))
+    user = await _accounts(request).users.get(str(email))
+    return None if user is None or user.disabled else user
 
 
 async def signed_in(request: Request) -> User:
@@ -290,13 +296,19 @@ def _sign_in_routes(app: FastAPI) -> None:
     ) -> Response:
         _check_csrf(request, csrf)
         try:
-            await account_cases.set_password(_accounts(request), token, password, _now())
+            before = await account_cases.link_user(_accounts(request), token, _now())
+            user = await account_cases.set_password(_accounts(request), token, password, _now())
         except account_cases.LinkError:
             return _page(request, "set_password.html.j2", None, status=404, bad_link=True)
         except UserError as exc:
             return _page(
                 request, "set_password.html.j2", None, status=422, token=token, error=str(exc)
             )
+        trail: AuditTrail | None = request.app.state.audit
+        if trail is not None:
+            digest = before.link_digest or ""
+            audit_id, entry = user_audit.password_set(user, digest, before, f"user:{user.email}")
+            await trail.record(entry, audit_id=audit_id)
         lang = language_of(None, request.headers.get("accept-language"))
         _flash(request, "ok", translate(lang, "password_set"))
         return RedirectResponse("/login", status_code=303)

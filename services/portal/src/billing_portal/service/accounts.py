@@ -1,5 +1,5 @@
 """Use cases of the portal's users: add one (with a set-password link), set a password from a
-link, sign in (slowed down after failures), change the page language.
+link, disable one, sign in (slowed down after failures), change the page language.
 
 Each takes its ports as arguments; ``now`` is given so the rules are tested without a clock.
 """
@@ -106,6 +106,9 @@ async def link_user(ports: AccountPorts, token: str, now: datetime) -> User:
 async def set_password(ports: AccountPorts, token: str, password: str, now: datetime) -> User:
     """Set the user's password from its link; the link then stops working."""
     user = await link_user(ports, token, now)
+    if user.disabled:
+        msg = "unknown, used or expired link"  # a disabled user's link opens nothing
+        raise LinkError(msg)
     problem = password_problem(password)
     if problem is not None:
         raise UserError(problem)
@@ -132,7 +135,8 @@ async def sign_in(
         raise SignInRefusedError(max(1, int((late - now).total_seconds() + 0.999)))
     user = await ports.users.get(account.removeprefix("account:"))
     stored = user.password_hash if user is not None else None
-    if user is None or not ports.passwords.verify(stored, password) or stored is None:
+    verified = ports.passwords.verify(stored, password)  # also for no user: the same time
+    if user is None or user.disabled or stored is None or not verified:
         for key in keys:
             await ports.failures.put(key, after_failure(await ports.failures.get(key), now))
         raise SignInRefusedError
@@ -141,6 +145,22 @@ async def sign_in(
         user = replace(user, password_hash=ports.passwords.hash(password))
         await ports.users.put(user)
     return user
+
+
+class UnknownUserError(UserError):
+    """There is no user with that email."""
+
+
+async def disable_user(ports: AccountPorts, email: str) -> tuple[User, User]:
+    """Disable a user (before, after): it can no longer sign in, its open sessions end at their
+    next page, and its set-password link stops working."""
+    before = await ports.users.get(normalize_email(email))
+    if before is None:
+        msg = f"there is no user {email.strip().lower()}"
+        raise UnknownUserError(msg)
+    after = replace(before, disabled=True, link_digest=None, link_expires=None)
+    await ports.users.put(after)
+    return before, after
 
 
 async def set_language(ports: AccountPorts, user: User, language: str) -> User:

@@ -1,0 +1,240 @@
+"""The keys of the invoice list in MongoDB / FerretDB, so a page of the list, an invoice found
+by number and the operator's filters read a bounded number of documents, each by ``_id``.
+
+FerretDB answers no filter but ``_id`` equality from an index (its SQLite backend reads and
+filters every stored document for anything else; docs/operations.md, "The database
+backend"), and sorts and skips in memory. So ``INVOICE_KEYS`` holds, maintained on write and
+read by ``_id`` only (``domain/listing.py`` for the order and the buckets):
+
+* ``customer:<id>``: the ids of the customer's invoices (an id, ``<customer>:<period>``, is
+  its key's customer and period);
+* ``period:<YYYY-MM>``: the ids of the period's invoices; ``periods``: every period;
+* ``total:<bucket>``: the ids of the issued invoices whose total is in the bucket;
+  ``totals``: every bucket;
+* ``number:<number>``: the invoice id of an issued number.
+
+Every write is idempotent (``$addToSet``, an insert that a duplicate makes a no-op) and made
+*before* the invoice write it indexes, so a crash in between leaves a key whose document does
+not exist yet (skipped when read) and the retry writes the same key again. Keys are never
+removed (invoices are never deleted). :meth:`InvoiceKeys.rebuild` indexes what was stored
+before these keys existed (once, at start-up; the benchmark after seeding).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections import defaultdict
+from collections.abc import AsyncIterator, Callable, Iterable
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import DuplicateKeyError
+
+from billing_invoicing.domain.listing import Key, buckets_to_read, in_list_order, total_buckets
+from billing_invoicing.domain.model import parse_invoice_id
+from billing_invoicing.domain.units import from_units
+
+Doc = dict[str, Any]
+INVOICE_KEYS = "invoicing_invoice_keys"
+READ_CHUNK = 64
+"""Invoices read at once (concurrently, each by ``_id``) while a filtered page is filled."""
+_BUILT = "built"
+
+
+@dataclass(frozen=True)
+class KeyFilter:
+    """What the keys alone can narrow: a customer, a period, a total range (bounds in the
+    invoice's own currency, tax included)."""
+
+    customer_id: str | None = None
+    period: str | None = None
+    min_total: Decimal | None = None
+    max_total: Decimal | None = None
+
+
+def _key(invoice_id: Any) -> Key:
+    customer, period = parse_invoice_id(str(invoice_id))
+    return period, customer, str(invoice_id)
+
+
+class InvoiceKeys:
+    """The list's keys (see the module docstring) and the pages read through them."""
+
+    def __init__(self, db: AsyncDatabase[Doc], invoices: str) -> None:
+        self._keys = db[INVOICE_KEYS]
+        self._invoices = db[invoices]
+        self._known_periods: set[str] = set()
+        self._known_buckets: set[str] = set()
+
+    # --- writes ---------------------------------------------------------------------------
+
+    async def _add(self, doc_id: str, values: list[Any]) -> None:
+        await self._keys.update_one(
+            {"_id": doc_id}, {"$addToSet": {"keys": {"$each": values}}}, upsert=True
+        )
+
+    async def add_invoices(self, invoice_ids: Iterable[str]) -> None:
+        """Index new invoices (drafts) under their customer and period: one write per
+        customer and per period, plus one when a period is new."""
+        keys = [_key(i) for i in sorted(set(invoice_ids))]
+        by_customer: dict[str, list[str]] = defaultdict(list)
+        by_period: dict[str, list[str]] = defaultdict(list)
+        for period, customer, invoice_id in keys:
+            by_customer[customer].append(invoice_id)
+            by_period[period].append(invoice_id)
+        new_periods = sorted(set(by_period) - self._known_periods)
+        if new_periods:
+            await self._add("periods", list(new_periods))
+        for period, values in sorted(by_period.items()):
+            await self._add(f"period:{period}", values)
+        for customer, values in sorted(by_customer.items()):
+            await self._add(f"customer:{customer}", values)
+        self._known_periods.update(new_periods)
+
+    async def add_issued(self, invoice_id: str, number: str, total: Decimal) -> None:
+        """Index an issued invoice by its number and its total's bucket."""
+        with contextlib.suppress(DuplicateKeyError):  # indexed before (a retried finalization)
+            await self._keys.insert_one({"_id": f"number:{number}", "invoice_id": invoice_id})
+        buckets = total_buckets(total)
+        new = [b for b in buckets if b not in self._known_buckets]
+        if new:
+            await self._add("totals", new)
+            self._known_buckets.update(new)
+        for bucket in buckets:
+            await self._add(f"total:{bucket}", [invoice_id])
+
+    async def rebuild(self) -> int:
+        """Index every stored invoice (one read of them all), unless done before; how many
+        invoices were indexed. Safe while invoices are being written (adds only)."""
+        if await self._keys.find_one({"_id": _BUILT}) is not None:
+            return 0
+        ids: list[str] = []
+        issued: list[tuple[str, str, Decimal]] = []
+        projection = {"number": 1, "total_units": 1, "currency": 1}
+        async for doc in self._invoices.find({}, projection):
+            ids.append(str(doc["_id"]))
+            if doc.get("number") and doc.get("total_units") is not None:
+                total = from_units(int(doc["total_units"]), doc.get("currency"))
+                issued.append((str(doc["_id"]), str(doc["number"]), total))
+        await self._add_many(ids, issued)
+        await self._keys.update_one({"_id": _BUILT}, {"$set": {"count": len(ids)}}, upsert=True)
+        return len(ids)
+
+    async def _add_many(self, ids: list[str], issued: list[tuple[str, str, Decimal]]) -> None:
+        """Many keys at once: new key documents inserted together, existing ones added to."""
+        grouped: dict[str, list[Any]] = defaultdict(list)
+        for invoice_id in ids:
+            period, customer, _ = _key(invoice_id)
+            grouped[f"customer:{customer}"].append(invoice_id)
+            grouped[f"period:{period}"].append(invoice_id)
+            grouped["periods"].append(period)
+        numbers = []
+        for invoice_id, number, total in issued:
+            for bucket in total_buckets(total):
+                grouped[f"total:{bucket}"].append(invoice_id)
+                grouped["totals"].append(bucket)
+            numbers.append({"_id": f"number:{number}", "invoice_id": invoice_id})
+        for doc_id in ("periods", "totals"):
+            if doc_id in grouped:
+                grouped[doc_id] = sorted(set(grouped[doc_id]))
+        # one read of the key ids (a rebuild runs once: no ``$in`` of thousands of ids)
+        existing = {str(d["_id"]) async for d in self._keys.find({}, {"_id": 1})}
+        stored = existing & set(grouped)
+        new = [{"_id": k, "keys": v} for k, v in sorted(grouped.items()) if k not in stored]
+        if new:
+            await self._keys.insert_many(new, ordered=False)
+        for doc_id in sorted(stored):
+            await self._add(str(doc_id), grouped[str(doc_id)])
+        fresh = [n for n in numbers if n["_id"] not in existing]
+        for start in range(0, len(fresh), 5000):
+            await self._keys.insert_many(fresh[start : start + 5000], ordered=False)
+
+    # --- reads ----------------------------------------------------------------------------
+
+    async def _values(self, doc_id: str) -> list[Any]:
+        doc = await self._keys.find_one({"_id": doc_id})
+        return [] if doc is None else list(doc.get("keys", []))
+
+    async def invoice_id_of(self, number: str) -> str | None:
+        """The id of the invoice issued with ``number``, or None."""
+        doc = await self._keys.find_one({"_id": f"number:{number}"})
+        return None if doc is None else str(doc["invoice_id"])
+
+    async def _candidates(self, wanted: KeyFilter) -> AsyncIterator[list[Key]]:
+        """Keys in list order that may match, in runs: from the narrowest source the filter
+        names (a customer, a period, a total range), else period after period."""
+        keep: Callable[[Key], bool] = lambda k: (  # noqa: E731
+            (wanted.customer_id is None or k[1] == wanted.customer_id)
+            and (wanted.period is None or k[0] == wanted.period)
+        )
+        if wanted.customer_id is not None:
+            keys = [_key(v) for v in await self._values(f"customer:{wanted.customer_id}")]
+        elif wanted.period is not None:
+            keys = [_key(v) for v in await self._values(f"period:{wanted.period}")]
+        elif wanted.min_total is not None or wanted.max_total is not None:
+            existing = [str(b) for b in await self._values("totals")]
+            buckets = buckets_to_read(existing, wanted.min_total, wanted.max_total)
+            found = await asyncio.gather(*(self._values(f"total:{b}") for b in buckets))
+            keys = [_key(v) for values in found for v in values]
+        else:
+            for period in sorted(await self._values("periods"), reverse=True):
+                yield in_list_order(_key(v) for v in await self._values(f"period:{period}"))
+            return
+        yield [k for k in in_list_order(keys) if keep(k)]
+
+    async def _read(self, keys: list[Key], projection: Doc | None) -> list[Doc]:
+        """The invoices of these keys, in their order (one ``_id`` look-up each, at once;
+        a key whose invoice is not stored yet is skipped)."""
+        found = await asyncio.gather(
+            *(self._invoices.find_one({"_id": k[2]}, projection) for k in keys)
+        )
+        return [d for d in found if d is not None]
+
+    async def page(
+        self,
+        wanted: KeyFilter,
+        matches: Callable[[Doc], bool] | None,
+        *,
+        offset: int,
+        limit: int,
+        projection: Doc | None,
+    ) -> list[Doc]:
+        """Up to ``limit`` invoices from the ``offset``-th that match, in list order.
+
+        Without ``matches`` (nothing but what the keys narrow), the page is a slice of the
+        keys: ``limit`` reads. With it, invoices are read a run at a time until the page is
+        full: a filter the keys cannot narrow (a status) reads as many invoices as it takes.
+        """
+        out: list[Doc] = []
+        skipped = 0
+        async for keys in self._candidates(wanted):
+            if matches is None:
+                if skipped + len(keys) <= offset:
+                    skipped += len(keys)
+                    continue
+                wanted_keys = keys[max(offset - skipped, 0) :]
+                skipped = offset
+                for start in range(0, len(wanted_keys), READ_CHUNK):
+                    chunk = wanted_keys[start : start + min(READ_CHUNK, limit - len(out))]
+                    out += await self._read(chunk, projection)
+                    if len(out) >= limit:
+                        return out
+                continue
+            start = 0
+            while start < len(keys):
+                # as many as the page still needs (all of them may match), at most a chunk
+                size = min(max(offset - skipped + limit - len(out), 8), READ_CHUNK)
+                for doc in await self._read(keys[start : start + size], projection):
+                    if not matches(doc):
+                        continue
+                    if skipped < offset:
+                        skipped += 1
+                        continue
+                    out.append(doc)
+                    if len(out) >= limit:
+                        return out
+                start += size
+        return out
