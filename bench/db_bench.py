@@ -4,9 +4,10 @@ Run with ``make bench-db`` (it builds the FerretDB launcher if needed; PostgreSQ
 Debian's ``/usr/lib/postgresql/15/bin``). For each backend a private FerretDB is started on a free
 port (``billing_runtime.local_ferretdb``: a fresh SQLite folder, or a fresh PostgreSQL cluster),
 so the shared local database is never touched. A third variant, ``postgresql+gin``, is the
-PostgreSQL backend with GIN indexes on ``_jsonb -> '_id'`` and ``_jsonb -> 'invoice_id'`` made
-in PostgreSQL directly, ``fastupdate`` off (FerretDB's own indexes are B-trees its pushed-down
-filters never use).
+PostgreSQL backend with the GIN twins of FerretDB's indexes (on ``_jsonb -> '_id'`` and
+``_jsonb -> 'invoice_id'``, ``fastupdate`` off) that the event trigger of
+``billing_runtime/postgres_gin_twins.sql`` makes, as on the local stack; ``postgresql`` is the
+cluster without it (FerretDB's own indexes are B-trees its pushed-down filters never use).
 
 One collection of documents shaped like invoicing's stored charges (``charge_document`` in
 billing_invoicing.adapters.invoice_repo, plus a small nested ``totals`` document like those an
@@ -211,13 +212,12 @@ def server_backend(backend: str) -> str:
 
 async def bench_backend(backend: str, sizes: list[int]) -> Doc:
     directory = ROOT / "var" / "bench-db" / f"{backend}-{uuid.uuid4().hex[:8]}"
-    with LocalFerretDB(FERRETDB, directory, server_backend(backend)) as server:
+    gin = backend.endswith(GIN_SUFFIX)
+    with LocalFerretDB(FERRETDB, directory, server_backend(backend), gin_twins=gin) as server:
         client: AsyncMongoClient[Doc] = AsyncMongoClient(server.url, tz_aware=True)
         try:
             coll = client["bench"]["charges"]
-            await coll.create_index("invoice_id")
-            if backend.endswith(GIN_SUFFIX):
-                add_gin_indexes(server, ["_id", "invoice_id"])
+            await coll.create_index("invoice_id")  # with +gin: its twin and _id's, by trigger
             rng = random.Random(11)
             stored = 0
             per_size: Doc = {}
@@ -235,22 +235,6 @@ async def bench_backend(backend: str, sizes: list[int]) -> Doc:
             return per_size
         finally:
             await client.close()
-
-
-def add_gin_indexes(server: LocalFerretDB, fields: list[str]) -> None:
-    """GIN indexes on ``_jsonb -> 'field'``, made in PostgreSQL behind FerretDB's back: the
-    only kind of index PostgreSQL can use for the ``@>`` filters FerretDB pushes down (its own
-    indexes are B-trees, which it never reads for them)."""
-    table = server.postgresql(
-        "SELECT tablename FROM pg_tables WHERE schemaname = 'bench' AND tablename LIKE 'charges_%'"
-    )
-    for name in fields:
-        # fastupdate off: new entries go straight into the index instead of a pending list that
-        # every search reads linearly until (auto)vacuum merges it
-        server.postgresql(
-            f"CREATE INDEX ON bench.\"{table}\" USING gin ((_jsonb -> '{name}')) "
-            "WITH (fastupdate = off)"
-        )
 
 
 def table(results: dict[str, Doc], sizes: list[int]) -> str:

@@ -161,7 +161,7 @@ pg_pid() { head -n1 "$PG_DIR/data/postmaster.pid" 2>/dev/null; }
 start_postgres() {
   need_postgres
   if [ -f "$PG_DIR/data/postmaster.pid" ] && kill -0 "$(pg_pid)" 2>/dev/null; then
-    pg_pid > "$STATE/run/postgres.pid"; return
+    pg_pid > "$STATE/run/postgres.pid"; install_gin_twins; return
   fi
   port_open "$PG_PORT" && die "port $PG_PORT is taken by another process (set BILLING_POSTGRES_PORT)"
   mkdir -p "$PG_DIR/socket"
@@ -179,6 +179,14 @@ start_postgres() {
     "SELECT 1 FROM pg_database WHERE datname = 'ferretdb'" | grep -q 1 \
     || as_pg "$PG_BIN/createdb" -h 127.0.0.1 -p "$PG_PORT" -U ferretdb ferretdb \
     || die "could not create the database 'ferretdb'"
+  install_gin_twins
+}
+
+install_gin_twins() { # every index FerretDB creates gets a GIN twin PostgreSQL can read (idempotent)
+  as_pg "$PG_BIN/psql" -h 127.0.0.1 -p "$PG_PORT" -U ferretdb -d ferretdb -v ON_ERROR_STOP=1 -q \
+    --single-transaction -f - < "$ROOT/runtime/src/billing_runtime/postgres_gin_twins.sql" \
+    > "$STATE/log/postgres-gin-twins.log" 2>&1 \
+    || die "could not install the GIN twins' event trigger: $STATE/log/postgres-gin-twins.log"
 }
 
 stop_postgres() {

@@ -9,6 +9,7 @@ FerretDB over SQLite), and a private FerretDB on each backend started for this m
 from __future__ import annotations
 
 import json
+import re
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
@@ -18,6 +19,7 @@ from pymongo import AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
 
 from billing_runtime.local_ferretdb import (
+    GIN_TWINS_SQL,
     LocalFerretDB,
     LocalFerretDBError,
     missing_prerequisites,
@@ -138,39 +140,98 @@ async def test_each_ferretdb_backend_is_recognized_with_its_pushdowns(
     _check_against_table(plans)
 
 
+def _pg_indexes(server: LocalFerretDB, schema: str) -> dict[str, str]:
+    """Index name -> definition, for the collections of one FerretDB database (a schema)."""
+    rows = server.postgresql(
+        f"SELECT indexname, indexdef FROM pg_indexes WHERE schemaname = '{schema}' "
+        "AND tablename NOT LIKE '\\_ferretdb\\_%' ORDER BY indexname"
+    )
+    return dict(row.split("|", 1) for row in rows.splitlines())
+
+
+def _index_read(plan: QueryPlan) -> str | None:
+    """The index PostgreSQL's plan reads (a Bitmap Index Scan's), None for a sequential scan."""
+    text = json.dumps(plan.backend_plan)
+    if "Bitmap Index Scan" not in text:
+        assert "Seq Scan" in text, text
+        return None
+    found = re.search(r'"Index Name": "([^"]+)"', text)
+    assert found, text
+    return found.group(1)
+
+
 @pytest.mark.integration
-async def test_postgresql_reads_an_index_only_when_it_is_a_gin_index_on_the_field(
+async def test_postgresql_gives_every_ferretdb_index_a_gin_twin_that_lookups_read(
     local_ferretdb: LocalFerretDB, local_db: AsyncDatabase[Doc]
 ) -> None:
-    """FerretDB's own indexes are B-trees on ``_jsonb -> 'field'``, but its pushed-down filter is
-    ``_jsonb -> 'field' @> value``, which a B-tree cannot answer: PostgreSQL scans every row.
-    A GIN index on the same expression, made in PostgreSQL directly, is read instead."""
+    """FerretDB's indexes are B-trees on ``_jsonb -> 'field'``; its pushed-down filter is
+    ``_jsonb -> 'field' @> value``, which a B-tree cannot answer. The event trigger installed
+    with the cluster (``postgres_gin_twins.sql``) gives each of them, the ``_id`` index of every
+    collection included, a GIN twin on the same expressions (fastupdate off), which is read."""
     if local_ferretdb.backend != "postgresql":
         with pytest.raises(LocalFerretDBError, match="sqlite backend"):
             local_ferretdb.postgresql("SELECT 1")
         return
     # enough rows that reading 10 of them by index beats reading all (PostgreSQL's planner)
     await local_db.charges.insert_many(
-        [{"_id": f"c-{i}", "invoice_id": f"inv-{i // 10}"} for i in range(5000)]
+        [{"_id": f"c-{i}", "invoice_id": f"inv-{i // 10}", "n": i} for i in range(5000)]
     )
     await local_db.charges.create_index("invoice_id")
-    query = {"invoice_id": "inv-7"}
-    before = await explain_query(local_db.charges, query)
-    assert before.filter_pushed_down
-    assert "Seq Scan" in json.dumps(before.backend_plan)
-    assert "Index" not in json.dumps(before.backend_plan)
+    await local_db.charges.create_index([("invoice_id", 1), ("n", -1)], name="by_invoice_n")
+    local_ferretdb.postgresql("ANALYZE")
 
-    table = local_ferretdb.postgresql(
-        "SELECT tablename FROM pg_tables "
-        f"WHERE schemaname = '{local_db.name}' AND tablename LIKE 'charges_%'"
-    )
+    indexes = _pg_indexes(local_ferretdb, local_db.name)
+    btrees = {name: d for name, d in indexes.items() if "USING btree" in d}
+    twins = {name: d for name, d in indexes.items() if "USING gin" in d}
+    assert len(btrees) == 3  # _id, invoice_id, (invoice_id, n)
+    assert len(twins) == len(btrees)
+    for name, definition in btrees.items():
+        twin = twins[f"{name}_gin"]
+        expressions = definition.split("USING btree ", 1)[1].replace(" DESC", "")
+        assert twin.split("USING gin ", 1)[1] == f"{expressions} WITH (fastupdate=off)"
+        assert "UNIQUE" not in twin
+
+    id_plan = await explain_query(local_db.charges, {"_id": "c-7"})
+    field_plan = await explain_query(local_db.charges, {"invoice_id": "inv-7"})
+    group_plan = await explain_aggregate(local_db.charges, GROUP_PIPELINE)
+    for plan, field in ((id_plan, "_id"), (field_plan, "invoice_id"), (group_plan, "invoice_id")):
+        index = _index_read(plan)
+        assert index in twins, plan.backend_plan
+        assert f"((_jsonb -> '{field}'::text))" in twins[index]
+    assert [d["n"] for d in await local_db.charges.find({"_id": "c-7"}).to_list()] == [7]
+    found = await local_db.charges.find({"invoice_id": "inv-7"}).to_list()
+    assert sorted(d["n"] for d in found) == list(range(70, 80))
+
+    # dropping FerretDB's index drops its twin; without a twin PostgreSQL scans again
+    await local_db.charges.drop_index("by_invoice_n")
+    await local_db.charges.drop_index("invoice_id_1")
+    assert len(_pg_indexes(local_ferretdb, local_db.name)) == 2  # _id and its twin
+    assert _index_read(await explain_query(local_db.charges, {"invoice_id": "inv-7"})) is None
+
+
+@pytest.mark.integration
+async def test_postgresql_gin_twins_install_again_and_catch_up_on_indexes_made_without_them(
+    local_ferretdb: LocalFerretDB, local_db: AsyncDatabase[Doc]
+) -> None:
+    """``scripts/infra.sh`` runs the script at every start: on a cluster made before it (or with
+    its trigger gone) the indexes already there get their twins."""
+    if local_ferretdb.backend != "postgresql":
+        return
+    script = GIN_TWINS_SQL.read_text()
     local_ferretdb.postgresql(
-        f'CREATE INDEX ON "{local_db.name}"."{table}" USING gin ((_jsonb -> \'invoice_id\'));'
-        f'ANALYZE "{local_db.name}"."{table}"'
+        "DROP EVENT TRIGGER billing_gin_twins_on_create; "
+        "DROP EVENT TRIGGER billing_gin_twins_on_drop"
     )
-    after = await explain_query(local_db.charges, query)
-    assert "Bitmap Index Scan" in json.dumps(after.backend_plan)
-    assert len(await local_db.charges.find(query).to_list()) == 10
+    try:
+        await local_db.items.insert_one({"_id": "a", "sku": "s-1"})
+        await local_db.items.create_index("sku")
+        before = _pg_indexes(local_ferretdb, local_db.name)
+        assert [d for d in before.values() if "USING gin" in d] == []
+    finally:
+        local_ferretdb.postgresql_script(script)
+    local_ferretdb.postgresql_script(script)  # twice: idempotent
+    after = _pg_indexes(local_ferretdb, local_db.name)
+    assert sorted(after) == sorted([*before, *(f"{name}_gin" for name in before)])
 
 
 @pytest.mark.integration

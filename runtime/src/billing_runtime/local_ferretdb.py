@@ -8,7 +8,9 @@ afterwards, so a test or benchmark never touches the shared database:
 - ``sqlite``: FerretDB with a fresh SQLite data folder;
 - ``postgresql``: a fresh PostgreSQL cluster (``initdb`` + ``pg_ctl`` from Debian's
   ``/usr/lib/postgresql/15/bin``, run as the ``postgres`` account when we are root, since
-  PostgreSQL refuses to run as root) and FerretDB over it.
+  PostgreSQL refuses to run as root) and FerretDB over it, with the GIN twins of FerretDB's
+  indexes (``postgres_gin_twins.sql``, as ``scripts/infra.sh`` installs them; ``gin_twins=False``
+  leaves the cluster as FerretDB alone makes it).
 
 The FerretDB binary is the launcher built from ``infra/ferretdb`` (``scripts/infra.sh build``
 puts it in ``var/bin/ferretdb``).
@@ -21,12 +23,15 @@ import shutil
 import socket
 import subprocess
 import time
+from importlib.resources import files
 from pathlib import Path
 from types import TracebackType
 
 BACKENDS = ("sqlite", "postgresql")
 POSTGRES_BIN = Path(os.environ.get("BILLING_POSTGRES_BIN", "/usr/lib/postgresql/15/bin"))
 START_SECONDS = 60.0
+# the event trigger that gives each FerretDB index a GIN twin (scripts/infra.sh installs the same)
+GIN_TWINS_SQL = files("billing_runtime").joinpath("postgres_gin_twins.sql")
 
 
 class LocalFerretDBError(RuntimeError):
@@ -75,16 +80,20 @@ class LocalFerretDB:
     """A FerretDB (and for ``postgresql`` its own PostgreSQL cluster) under ``directory``.
 
     Use as a context manager; ``url`` is the MongoDB URL to connect to. Everything under
-    ``directory`` is removed on exit.
+    ``directory`` is removed on exit. ``gin_twins`` (``postgresql`` only): install the event
+    trigger that gives every index FerretDB creates a GIN twin PostgreSQL can read.
     """
 
-    def __init__(self, binary: Path, directory: Path, backend: str) -> None:
+    def __init__(
+        self, binary: Path, directory: Path, backend: str, *, gin_twins: bool = True
+    ) -> None:
         if backend not in BACKENDS:
             msg = f"backend must be one of {BACKENDS}, not {backend!r}"
             raise ValueError(msg)
         self.binary = binary.resolve()
         self.directory = directory.resolve()  # PostgreSQL's own programs need absolute paths
         self.backend = backend
+        self.gin_twins = gin_twins
         self.port = 0
         self._pg_port = 0
         self._ferretdb: subprocess.Popen[bytes] | None = None
@@ -193,36 +202,47 @@ class LocalFerretDB:
             ],
             "createdb",
         )
+        if self.gin_twins:
+            self.postgresql_script(GIN_TWINS_SQL.read_text())
         return f"postgres://ferretdb@127.0.0.1:{self._pg_port}/ferretdb"
 
     def postgresql(self, sql: str) -> str:
         """Run ``sql`` with psql on this FerretDB's own PostgreSQL (``postgresql`` backend only),
         behind FerretDB's back: for measurements such as an index FerretDB cannot create."""
+        return self._run(self._psql("-tAc", sql), "psql")
+
+    def postgresql_script(self, script: str) -> str:
+        """Run a multi-statement SQL ``script`` (dollar-quoted function bodies included) with psql
+        on this FerretDB's own PostgreSQL, in one transaction."""
+        return self._run(self._psql("-tA", "--single-transaction", "-f", "-"), "psql", script)
+
+    def _psql(self, *args: str) -> list[str]:
         if not self._pg_started:
             msg = "no PostgreSQL: this FerretDB runs on the sqlite backend"
             raise LocalFerretDBError(msg)
-        return self._run(
-            [
-                *_as_postgres_user(),
-                str(POSTGRES_BIN / "psql"),
-                "-h",
-                "127.0.0.1",
-                "-p",
-                str(self._pg_port),
-                "-U",
-                "ferretdb",
-                "-d",
-                "ferretdb",
-                "-v",
-                "ON_ERROR_STOP=1",
-                "-tAc",
-                sql,
-            ],
-            "psql",
-        )
+        return [
+            *_as_postgres_user(),
+            str(POSTGRES_BIN / "psql"),
+            "-h",
+            "127.0.0.1",
+            "-p",
+            str(self._pg_port),
+            "-U",
+            "ferretdb",
+            "-d",
+            "ferretdb",
+            "-v",
+            "ON_ERROR_STOP=1",
+            *args,
+        ]
 
-    def _run(self, command: list[str], what: str) -> str:
-        done = subprocess.run(command, capture_output=True, check=False)
+    def _run(self, command: list[str], what: str, stdin: str | None = None) -> str:
+        done = subprocess.run(
+            command,
+            input=None if stdin is None else stdin.encode(),
+            capture_output=True,
+            check=False,
+        )
         if done.returncode != 0:
             output = (done.stdout + done.stderr).decode(errors="replace")[-2000:]
             msg = f"{what} failed ({done.returncode}): {output}"
