@@ -23,6 +23,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from pymongo import AsyncMongoClient, monitoring
 
+from billing_catalog.models import Catalog
 from billing_invoicing.adapters.catalog_repo import MongoCatalogRepository
 from billing_invoicing.adapters.contacts_repo import MongoContactBook
 from billing_invoicing.adapters.documents import InvoicePdfStore
@@ -37,7 +38,6 @@ from billing_invoicing.service.generate_invoices import InvoicingPorts
 from billing_invoicing.service.invoice_queries import QueryPorts
 from billing_invoicing.service.settle_invoices import SettlementPorts
 from billing_runtime.mongo import assert_pushed_down, explain_query
-from billing_schemas.catalog import Catalog
 
 OPERATOR = "operator-token-0123456789abcdef"
 BIG = "big-customer-token-0123456789abc"

@@ -11,9 +11,9 @@ from typing import TYPE_CHECKING, Any
 import pytest
 from pymongo.asynchronous.database import AsyncDatabase
 
+from billing_catalog.store import ACCOUNTS, CUSTOMERS
 from billing_rating.app import build
 from billing_rating.settings import RatingSettings
-from billing_schemas.catalog import ACCOUNTS, CUSTOMERS
 from billing_schemas.channels import CHARGE_RATED, USAGE_RECORDED
 from billing_schemas.events import ChargeCategory, ChargeRated, LineType, UsageRecord, UsageRecorded
 
