@@ -14,7 +14,8 @@ Run with ``make bench-pipeline`` (it starts the local Kafka and FerretDB). One r
    charge is on a draft, ``billing invoices generate`` (the close), and waits until every invoice
    is finalized and emailed;
 4. renders the same finalized invoice documents with bare WeasyPrint (the invoicing renderer,
-   same template and number of processes, no database), and passes the same usage bytes through
+   same template and number of processes, no database; Factur-X for the customers who receive
+   it, as the close renders them), and passes the same usage bytes through
    a bare aiokafka consumer -> producer (the ceiling of any consume -> publish stage here).
 
 Figures come from the broker, sampled every second with one long-lived client: the usage topic's
@@ -465,16 +466,44 @@ class PipelineBench:
             return list(await asyncio.gather(*(one(n) for n in numbers)))
 
     async def _bare_weasyprint(self) -> None:
-        """The same finalized documents, rendered by the invoicing renderer's pool alone."""
+        """The same finalized documents, rendered by the invoicing renderer's pool alone, as
+        their customers receive them: PDF/A-3 carrying its CII XML for a customer who receives
+        Factur-X (the XML made beforehand, from the workload's catalog), else the plain PDF."""
+        from billing_invoicing.adapters.einvoice import cii_xml
         from billing_invoicing.adapters.pdf import PdfRenderer
+        from billing_invoicing.domain.einvoice import (
+            einvoice_from_invoice,
+            routing_for,
+            seller_details_for,
+        )
         from billing_invoicing.domain.invoice import InvoiceDocument
+        from billing_schemas.catalog import Catalog, EInvoiceFormat
 
         documents = [InvoiceDocument.model_validate(i["document"]) for i in self.invoices]
+        catalog = Catalog.model_validate(catalog_document(self.workload))
+        customers = {c.id: c for c in catalog.customers}
+        [entity] = catalog.invoicing_entities
+        xml: dict[str, bytes] = {}
+        for d in documents:
+            customer = customers[d.customer_id]
+            if EInvoiceFormat.FACTURX in customer.einvoice:
+                made = einvoice_from_invoice(d, routing_for(customer), seller_details_for(entity))
+                xml[d.invoice_id] = cii_xml(made)
         workers = self.pdf_workers or 1
-        self.progress(f"bare WeasyPrint: {len(documents):,} invoices, {workers} processes...")
+        self.progress(
+            f"bare WeasyPrint: {len(documents):,} invoices ({len(xml):,} Factur-X), "
+            f"{workers} processes..."
+        )
         async with PdfRenderer(max_workers=workers) as renderer:
             started = time.monotonic()
-            await asyncio.gather(*(renderer.render(d) for d in documents))
+            await asyncio.gather(
+                *(
+                    renderer.render_facturx(d, xml[d.invoice_id])
+                    if d.invoice_id in xml
+                    else renderer.render(d)
+                    for d in documents
+                )
+            )
             seconds = time.monotonic() - started
         bare = {
             "invoices": len(documents),
