@@ -469,6 +469,7 @@ class PipelineBench:
         """The same finalized documents, rendered by the invoicing renderer's pool alone, as
         their customers receive them: PDF/A-3 carrying its CII XML for a customer who receives
         Factur-X (the XML made beforehand, from the workload's catalog), else the plain PDF."""
+        from billing_catalog.models import Catalog, EInvoiceFormat
         from billing_invoicing.adapters.einvoice import cii_xml
         from billing_invoicing.adapters.pdf import PdfRenderer
         from billing_invoicing.domain.einvoice import (
@@ -477,7 +478,6 @@ class PipelineBench:
             seller_details_for,
         )
         from billing_invoicing.domain.invoice import InvoiceDocument
-        from billing_schemas.catalog import Catalog, EInvoiceFormat
 
         documents = [InvoiceDocument.model_validate(i["document"]) for i in self.invoices]
         catalog = Catalog.model_validate(catalog_document(self.workload))
