@@ -19,6 +19,7 @@ import io
 import multiprocessing
 import os
 import re
+import threading
 from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
@@ -349,7 +350,18 @@ def render_credit_note_facturx_pdf(
     return facturx_pdf(pdf, xml, title=title, author=invoice.seller.name, lang=invoice.language)
 
 
-def _warm_worker() -> None:
+def _watch_parent(parent: int, every: float = 0.5) -> None:
+    """End this worker when the process that started it is gone (SIGKILLed, out of memory):
+    a pool worker is not told, and would otherwise stay behind, orphaned, for good."""
+    import time as clock
+
+    while os.getppid() == parent:
+        clock.sleep(every)
+    os._exit(0)
+
+
+def _warm_worker(parent: int) -> None:
+    threading.Thread(target=_watch_parent, args=(parent,), name="parent-watch", daemon=True).start()
     # Importing WeasyPrint (Pango, fontconfig, cffi) takes about a second; pay it when the
     # worker starts rather than on the first invoice. The template is compiled here too.
     import weasyprint  # noqa: F401
@@ -382,6 +394,7 @@ class PdfRenderer:
             max_workers=self._max_workers,
             mp_context=multiprocessing.get_context("spawn"),
             initializer=_warm_worker,
+            initargs=(os.getpid(),),
         )
 
     async def start(self) -> None:
