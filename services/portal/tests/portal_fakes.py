@@ -39,6 +39,8 @@ class FakeBillingApi:
                        "name": None, "roles": ["Billing", "Tech", "DPO"], "primary": True}],
         }  # fmt: skip
         self.calls: list[tuple[str, str, str, Any]] = []
+        self.bills_loaded: list[dict[str, Any]] = []
+        self.margin_rows: list[dict[str, Any]] = []
 
     def _visible(self, user: User, customer: str) -> None:
         if not user.is_operator and user.customer_id != customer:
@@ -61,6 +63,10 @@ class FakeBillingApi:
             if params and params.get("status"):
                 rows = [i for i in rows if i["status"] == params["status"]]
             return {"items": rows, "offset": 0, "limit": 50, "next_offset": None}
+        if path == "/v1/reports/margin":
+            if not user.is_operator:
+                raise ApiError(403, "needs an operator token")
+            return {"period": (params or {})["period"], "rows": self.margin_rows}
         if parts[:2] == ["v1", "invoices"] and len(parts) == 4 and parts[3] == "dues":
             found = self._invoice(user, parts[2])
             return {
@@ -109,5 +115,6 @@ class FakeBillingApi:
         self._invoice(user, number)
         return b"%PDF-1.7 " + number.encode(), "application/pdf", f"{number}.pdf"
 
-    async def bills(self, user: User) -> Any:
-        return []
+    async def bills(self, user: User, period: str) -> Any:
+        self.calls.append((user.email, "GET", "/v1/bills", {"period": period}))
+        return [b for b in self.bills_loaded if period in b["billing_periods"]]

@@ -8,6 +8,7 @@ import re
 import zipfile
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
+from decimal import Decimal
 
 import httpx
 import pytest
@@ -264,3 +265,42 @@ def test_money_and_dates_are_written_for_the_language_and_the_currency() -> None
     assert language_of(None, "fr-CH,fr;q=0.9,en;q=0.5") == "fr"
     assert language_of("de", "fr") == "de"
     assert language_of(None, "es") == "en"
+
+
+def _margin_row(provider: str, service: str, cost: str, price: str) -> dict[str, str | None]:
+    margin = str(Decimal(price) - Decimal(cost))
+    return {
+        "customer_id": "alpha", "provider": provider, "service_name": service, "currency": "EUR",
+        "cost_currency": "EUR", "charge_count": "1", "cost": cost, "cost_converted": cost,
+        "price": price, "margin": margin, "margin_percent": None,
+    }  # fmt: skip
+
+
+async def test_the_report_drills_down_by_provider_then_service_and_lists_the_periods_bills(
+    browser: Browser,
+) -> None:
+    browser.api.margin_rows = [
+        _margin_row("AWS", "Amazon EC2", "80.00", "100.00"),
+        _margin_row("AWS", "Amazon S3", "7.50", "10.00"),
+        _margin_row("Azure", "Virtual Machines", "20.00", "30.00"),
+    ]
+    bill = {"format": "aws_cur", "status": "processed"}
+    browser.api.bills_loaded = [
+        bill | {"bill_id": "b-1", "file_name": "aws-2024-09.csv", "rows_read": 10,
+                "rows_accepted": 8, "rows_rejected": 2, "billing_periods": ["2024-09"]},
+        bill | {"bill_id": "b-2", "file_name": "aws-2024-10.csv", "rows_read": 5,
+                "rows_accepted": 5, "rows_rejected": 0, "billing_periods": ["2024-10"]},
+    ]  # fmt: skip
+    await browser.sign_in("op@example.com")
+    page = (await browser.client.get("/console/report?period=2024-09")).text
+    assert ("op@example.com", "GET", "/v1/bills", {"period": "2024-09"}) in browser.api.calls
+    providers = dict(re.findall(r'data-provider="([^"]+)">(.*?)</tbody>', page, re.S))
+    assert set(providers) == {"AWS", "Azure"}
+    sums = re.findall(r'<td class="num">([^<]+)</td>', providers["AWS"].split("</tr>")[0])
+    assert sums == ["€87.50", "€110.00", "€22.50"]  # EC2 + S3
+    assert "Amazon S3" in providers["AWS"]
+    assert "Amazon S3" not in providers["Azure"]
+    assert "Virtual Machines" in providers["Azure"]
+    bills = dict(re.findall(r'<tr data-bill="([^"]+)"[^>]*>(.*?)</tr>', page, re.S))
+    assert set(bills) == {"b-1"}  # only the period's
+    assert re.findall(r'<td class="num">(\d+)</td>', bills["b-1"]) == ["10", "8", "2"]

@@ -50,8 +50,8 @@ def create_app(settings: IngestSettings | None = None) -> AsgiFastStream:
     paths = ("/v1/usage-events", "/v1/docs", "/v1/openapi.json")
     routes = [(path, api) for path in paths]
 
-    async def list_bills(limit: int) -> list[dict[str, Any]]:
-        return await MongoBillRegistry(runtime.db).list_bills(limit)
+    async def list_bills(limit: int, period: str | None) -> list[dict[str, Any]]:
+        return await MongoBillRegistry(runtime.db).list_bills(limit, period)
 
     bills = bills_api(list_bills, signing_key=settings.portal_signing_key())
     return asgi_app(runtime, extra_routes=[*routes, ("/v1/bills", bills)])

@@ -84,6 +84,6 @@ class BillingApi(Protocol):
         """A file of the invoicing API: bytes, media type, file name."""
         ...
 
-    async def bills(self, user: User) -> Json:
-        """The bills ingest loaded (operators)."""
+    async def bills(self, user: User, period: str) -> Json:
+        """The bills ingest loaded whose rows bill ``period`` (operators)."""
         ...

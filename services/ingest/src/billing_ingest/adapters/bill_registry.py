@@ -257,9 +257,10 @@ class MongoBillRegistry:
         """One bill's registry document."""
         return await self._bills.find_one({"_id": bill_id})
 
-    async def list_bills(self, limit: int = 50) -> list[dict[str, Any]]:
-        """The most recent bills, newest first."""
-        cursor = self._bills.find({}).sort("created_at", -1).limit(limit)
+    async def list_bills(self, limit: int = 50, period: str | None = None) -> list[dict[str, Any]]:
+        """The most recent bills (those billing ``period`` when given), newest first."""
+        query = {} if period is None else {"summary.billing_periods": period}
+        cursor = self._bills.find(query).sort("created_at", -1).limit(limit)
         return [doc async for doc in cursor]
 
     async def rejections(self, bill_id: str) -> list[RejectedRow]:

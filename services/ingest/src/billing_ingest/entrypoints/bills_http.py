@@ -17,11 +17,12 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel
 
 from billing_runtime.signed_tokens import verify_scope
+from billing_schemas.events import PERIOD_PATTERN
 
 AUDIENCE = "billing-ingest"
 
-ListBills = Callable[[int], Awaitable[list[dict[str, Any]]]]
-"""The bill registry's newest bills, at most that many."""
+ListBills = Callable[[int, str | None], Awaitable[list[dict[str, Any]]]]
+"""The bill registry's newest bills, at most that many (those billing a period, if given)."""
 
 
 class BillOut(BaseModel):
@@ -75,8 +76,14 @@ def bills_api(list_bills: ListBills, *, signing_key: bytes | None) -> FastAPI:
             raise HTTPException(status.HTTP_403_FORBIDDEN, "the bills need an operator token")
 
     @api.get("/v1/bills", response_model=list[BillOut], dependencies=[Depends(operator)])
-    async def get_bills(limit: Annotated[int, Query(ge=1, le=500)] = 100) -> list[BillOut]:
-        """The newest bills loaded, newest first, with their row counts and periods."""
-        return [_bill_out(doc) for doc in await list_bills(limit)]
+    async def get_bills(
+        limit: Annotated[int, Query(ge=1, le=500)] = 100,
+        period: Annotated[
+            str | None, Query(pattern=PERIOD_PATTERN, description="Only bills of this period.")
+        ] = None,
+    ) -> list[BillOut]:
+        """The newest bills loaded, newest first, with their row counts and periods (only
+        those whose rows bill ``period``, when given)."""
+        return [_bill_out(doc) for doc in await list_bills(limit, period)]
 
     return api

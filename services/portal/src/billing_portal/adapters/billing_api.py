@@ -80,7 +80,9 @@ class HttpBillingApi:
         media = answer.headers.get("content-type", "application/octet-stream")
         return answer.content, media, name
 
-    async def bills(self, user: User) -> Json:
+    async def bills(self, user: User, period: str) -> Json:
         """See the port."""
-        answer = await self._call(user, "GET", self._ingest + "/v1/bills", audience=INGEST)
+        answer = await self._call(
+            user, "GET", self._ingest + "/v1/bills", params={"period": period}, audience=INGEST
+        )
         return answer.json()

@@ -214,6 +214,7 @@ MESSAGES: dict[str, dict[str, str]] = {
         "fr": "Factures fournisseurs chargées",
     },
     "rows_read": {"en": "Rows read", "de": "Zeilen gelesen", "fr": "Lignes lues"},
+    "rows_accepted": {"en": "Rows accepted", "de": "Zeilen übernommen", "fr": "Lignes acceptées"},
     "rows_rejected": {"en": "Rows rejected", "de": "Zeilen abgelehnt", "fr": "Lignes rejetées"},
     "file": {"en": "File", "de": "Datei", "fr": "Fichier"},
     "format": {"en": "Format", "de": "Format", "fr": "Format"},

@@ -332,20 +332,19 @@ def _panel_routes(app: FastAPI) -> None:
     async def invoice_list(
         request: Request, user: Customer, page: Annotated[int, Query(ge=1, le=20_000)] = 1
     ) -> HTMLResponse:
+        # one call: the page and, after the first, the last invoice of the page before, whose
+        # date bounds the credit notes shown here (they go on the page whose invoices' dates
+        # surround theirs)
+        before = 1 if page > 1 else 0
         found = await api.get_json(
             user,
             "/v1/invoices",
-            {"offset": str((page - 1) * PAGE_SIZE), "limit": str(PAGE_SIZE)},
+            {"offset": str((page - 1) * PAGE_SIZE - before), "limit": str(PAGE_SIZE + before)},
         )
-        invoices = [_row(i) for i in found["items"] if i.get("number")]
+        newest = found["items"][0].get("issue_date") if before and found["items"] else None
+        items = found["items"][before:]
+        invoices = [_row(i) for i in items if i.get("number")]
         has_next = found["next_offset"] is not None
-        # credit notes go on the page whose invoices' dates surround theirs
-        newest = None
-        if page > 1:
-            before = await api.get_json(
-                user, "/v1/invoices", {"offset": str((page - 1) * PAGE_SIZE - 1), "limit": "1"}
-            )
-            newest = next((i.get("issue_date") for i in before["items"]), None)
         oldest = min((str(r["issue_date"]) for r in invoices if r.get("issue_date")), default=None)
         notes = await api.get_json(
             user, f"/v1/customers/{_safe(str(user.customer_id))}/credit-notes"
@@ -519,12 +518,7 @@ def _console_routes(app: FastAPI) -> None:
         period = _period(period)
         report = await api.get_json(user, "/v1/reports/margin", {"period": period})
         try:
-            bills = [
-                b
-                for b in await api.bills(user)
-                if not b.get("billing_periods") or period in b["billing_periods"]
-            ]
-            bills_error = None
+            bills, bills_error = await api.bills(user, period), None
         except ApiError as exc:
             bills, bills_error = [], exc.message()
         return _page(
@@ -746,8 +740,8 @@ def _by_service(lines: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def _margin_by_customer(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """The margin report's rows per customer (and currency) with their sums, for the
-    drill-down by service."""
+    """The margin report's rows per customer (and currency) with their sums, and the sums per
+    provider for the drill-down by provider, then service."""
     grouped: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
     for row in rows:
         grouped[(row["customer_id"], row["currency"])].append(row)
@@ -756,6 +750,9 @@ def _margin_by_customer(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
         cost = sum((Decimal(r["cost_converted"]) for r in services), Decimal(0))
         price = sum((Decimal(r["price"]) for r in services), Decimal(0))
         margin = price - cost
+        providers: dict[str, list[dict[str, Any]]] = defaultdict(list)
+        for row in services:
+            providers[str(row.get("provider") or "")].append(row)
         customers.append(
             {
                 "customer_id": cid,
@@ -767,6 +764,16 @@ def _margin_by_customer(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
                 if price == 0
                 else str((margin * 100 / price).quantize(Decimal("0.01"))),
                 "services": services,
+                "providers": [
+                    {
+                        "provider": name,
+                        "cost": str(sum((Decimal(r["cost_converted"]) for r in its), Decimal(0))),
+                        "price": str(sum((Decimal(r["price"]) for r in its), Decimal(0))),
+                        "margin": str(sum((Decimal(r["margin"]) for r in its), Decimal(0))),
+                        "services": its,
+                    }
+                    for name, its in sorted(providers.items())
+                ],
             }
         )
     return customers
