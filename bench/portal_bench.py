@@ -20,7 +20,7 @@ from typing import Any
 
 import httpx
 from argon2 import PasswordHasher
-from bench_results import record_result
+from bench_results import database_backend, record_result
 
 from billing_invoicing.adapters.catalog_repo import MongoCatalogRepository
 from billing_invoicing.adapters.contacts_repo import MongoContactBook
@@ -216,7 +216,7 @@ async def main(customer_invoices: int, all_invoices: int, runs: int, url: str) -
                 "customer_invoices": customer_invoices,
                 "all_invoices": all_invoices,
                 "seed_seconds": round(seeded, 1),
-                "backend": "FerretDB v1.24 over SQLite" if "27117" in url else url,
+                "backend": await database_backend(url),
                 "target_p95_ms": 150,
                 "pages": figures,
             },
