@@ -26,7 +26,7 @@ $(CURDIR)/var/tools/bin/uv:
 
 install: prereqs .venv/.installed ## Install the Python workspace (uv, from uv.lock)
 
-infra-up: install ## Start Kafka, FerretDB and the SMTP sink (built/fetched once, under var/; BILLING_FERRETDB_BACKEND=postgresql for FerretDB over PostgreSQL)
+infra-up: install ## Start Kafka, FerretDB over PostgreSQL (with GIN twins of its indexes) and the SMTP sink (built/fetched once, under var/; BILLING_FERRETDB_BACKEND=sqlite for FerretDB over SQLite)
 	@scripts/infra.sh up
 
 up: infra-up ## Start the infrastructure and the five services

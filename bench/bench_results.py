@@ -6,9 +6,14 @@ import json
 import os
 import platform
 import subprocess
+import uuid
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+
+from pymongo import AsyncMongoClient
+
+from billing_runtime.mongo import explain_query
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -33,3 +38,18 @@ def record_result(name: str, figures: dict[str, Any]) -> dict[str, Any]:
         out.write(json.dumps(result) + "\n")
     print(json.dumps(result, indent=2))
     return result
+
+
+async def database_backend(mongodb_url: str) -> str:
+    """Which database answers at ``mongodb_url``, from an ``explain`` on a scratch collection
+    (FerretDB shows its backend's plan only for a collection that exists): ``ferretdb-sqlite``,
+    ``ferretdb-postgresql`` (the local stack's cluster carries the GIN twins of FerretDB's
+    indexes, docs/operations.md) or ``mongodb``."""
+    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(mongodb_url)
+    name = f"bench_probe_{uuid.uuid4().hex[:8]}"
+    try:
+        await client[name].probe.insert_one({"_id": "probe"})
+        return (await explain_query(client[name].probe, {"_id": "probe"})).backend
+    finally:
+        await client.drop_database(name)
+        await client.close()

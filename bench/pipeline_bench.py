@@ -50,7 +50,7 @@ from typing import Any, Self
 from urllib.parse import urlsplit
 
 import yaml
-from bench_results import record_result
+from bench_results import database_backend, record_result
 from pipeline_probes import Counts, LagSampler, ProcessWatch, free_port, listening_pid, stage_rate
 from pipeline_workload import PERIOD, ROOT, Workload, catalog_document, write_bill
 
@@ -741,6 +741,9 @@ def main() -> None:
     args = parser.parse_args()
     figures = asyncio.run(bench(args))
     figures["targets"] = TARGETS
+    figures["database"] = asyncio.run(
+        database_backend(os.environ.get("MONGODB_URL", "mongodb://127.0.0.1:27117/"))
+    )
     record_result("pipeline", figures)
     print()
     print(table(figures))

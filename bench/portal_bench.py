@@ -23,7 +23,7 @@ from typing import Any
 
 import httpx
 from argon2 import PasswordHasher
-from bench_results import record_result
+from bench_results import database_backend, record_result
 
 from billing_catalog.models import Catalog
 from billing_invoicing.adapters.catalog_repo import MongoCatalogRepository
@@ -161,9 +161,7 @@ async def timed(client: httpx.AsyncClient, path: str, runs: int) -> dict[str, fl
     return percentiles(samples)
 
 
-async def main(
-    customer_invoices: int, all_invoices: int, runs: int, url: str, backend: str
-) -> None:
+async def main(customer_invoices: int, all_invoices: int, runs: int, url: str) -> None:
     mongo = make_mongo_client(url)
     name = f"bench_portal_{uuid.uuid4().hex[:8]}"
     db = mongo[name]
@@ -243,7 +241,7 @@ async def main(
                 "all_invoices": all_invoices,
                 "seed_seconds": round(seeded, 1),
                 "index_seconds": round(indexed, 1),
-                "backend": backend,
+                "backend": await database_backend(url),
                 "target_p95_ms": 150,
                 "pages": figures,
             },
@@ -259,8 +257,5 @@ if __name__ == "__main__":
     parser.add_argument("--all-invoices", type=int, default=100_000)
     parser.add_argument("--runs", type=int, default=20)
     parser.add_argument("--mongodb-url", default="mongodb://127.0.0.1:27117/")
-    parser.add_argument("--backend", default="FerretDB v1.24 over SQLite")
     args = parser.parse_args()
-    asyncio.run(
-        main(args.customer_invoices, args.all_invoices, args.runs, args.mongodb_url, args.backend)
-    )
+    asyncio.run(main(args.customer_invoices, args.all_invoices, args.runs, args.mongodb_url))

@@ -4,10 +4,12 @@
 # the module proxy), plus the SMTP sink that writes every received mail under var/mail/.
 # Everything lives under var/ (git-ignored). Processes are started once and reused.
 #
-# FerretDB's backend: BILLING_FERRETDB_BACKEND=sqlite (default; files under var/ferretdb) or
-# postgresql (a PostgreSQL 15 cluster under var/postgres on BILLING_POSTGRES_PORT, default 15432,
-# started with Debian's server binaries from BILLING_POSTGRES_BIN, default
-# /usr/lib/postgresql/15/bin; run as the `postgres` account when this script runs as root).
+# FerretDB's backend: BILLING_FERRETDB_BACKEND=postgresql (default: a PostgreSQL 15 cluster under
+# var/postgres on BILLING_POSTGRES_PORT, default 15432, started with Debian's server binaries from
+# BILLING_POSTGRES_BIN, default /usr/lib/postgresql/15/bin, installed with apt-get when missing and
+# we are root; run as the `postgres` account when this script runs as root; every index FerretDB
+# creates gets a GIN twin, runtime/src/billing_runtime/postgres_gin_twins.sql) or sqlite (files
+# under var/ferretdb). docs/operations.md "The database backend" says why PostgreSQL.
 #
 #   scripts/infra.sh build   fetch/build what is missing (idempotent; build-ferretdb: only FerretDB)
 #   scripts/infra.sh up      build, then start whatever is not running; wait until each answers
@@ -24,7 +26,7 @@ KAFKA_PORT=${BILLING_KAFKA_PORT:-19092}
 KAFKA_CONTROLLER_PORT=${BILLING_KAFKA_CONTROLLER_PORT:-19093}
 MONGO_PORT=${BILLING_MONGO_PORT:-27117}
 SMTP_PORT=${BILLING_SMTP_PORT:-2525}
-BACKEND=${BILLING_FERRETDB_BACKEND:-sqlite}
+BACKEND=${BILLING_FERRETDB_BACKEND:-postgresql}
 PG_PORT=${BILLING_POSTGRES_PORT:-15432}
 PG_BIN=${BILLING_POSTGRES_BIN:-/usr/lib/postgresql/15/bin}
 PG_DIR="$STATE/postgres"
@@ -142,9 +144,21 @@ PROPS
   wait_port kafka "$KAFKA_PORT" 90
 }
 
+pg_installed() { [ -x "$PG_BIN/initdb" ] && [ -x "$PG_BIN/pg_ctl" ] && [ -x "$PG_BIN/psql" ]; }
+
 need_postgres() {
-  [ -x "$PG_BIN/initdb" ] && [ -x "$PG_BIN/pg_ctl" ] \
-    || die "BILLING_FERRETDB_BACKEND=postgresql needs the PostgreSQL 15 server, not found in $PG_BIN: install it (Debian: apt-get install postgresql-15) or set BILLING_POSTGRES_BIN to its bin/ folder"
+  pg_installed && return
+  # Debian's server, installed when missing and we may (root, apt-get, the default location)
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 \
+     && [ "$PG_BIN" = /usr/lib/postgresql/15/bin ]; then
+    echo "infra: installing PostgreSQL 15 with apt-get (once)..."
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -q postgresql-15 > "$STATE/log/postgres-install.log" 2>&1 \
+      || { apt-get update -q > /dev/null 2>&1 \
+           && DEBIAN_FRONTEND=noninteractive apt-get install -y -q postgresql-15 > "$STATE/log/postgres-install.log" 2>&1; } \
+      || die "apt-get install postgresql-15 failed: $STATE/log/postgres-install.log"
+    pg_installed && return
+  fi
+  die "FerretDB's $BACKEND backend needs the PostgreSQL 15 server, not found in $PG_BIN: install it (Debian: apt-get install postgresql-15; as root, this script does), set BILLING_POSTGRES_BIN to its bin/ folder, or use BILLING_FERRETDB_BACKEND=sqlite"
 }
 
 as_pg() { # command...: PostgreSQL refuses to run as root; use the `postgres` account then

@@ -11,11 +11,13 @@ need go "Go 1.22 or newer to build FerretDB (Debian: apt-get install golang, or 
 need curl "curl for the health checks (Debian: apt-get install curl)"
 PG_BIN=${BILLING_POSTGRES_BIN:-/usr/lib/postgresql/15/bin}
 if [ ! -x "$PG_BIN/initdb" ]; then
-  if [ "${BILLING_FERRETDB_BACKEND:-sqlite}" = postgresql ]; then
-    echo "missing: the PostgreSQL 15 server for BILLING_FERRETDB_BACKEND=postgresql (Debian: apt-get install postgresql-15; or set BILLING_POSTGRES_BIN)"
-    missing=1
+  if [ "${BILLING_FERRETDB_BACKEND:-postgresql}" = sqlite ]; then
+    echo "note: no PostgreSQL 15 server in $PG_BIN: FerretDB runs over SQLite (BILLING_FERRETDB_BACKEND=sqlite); make test's PostgreSQL-backend tests need it (Debian: apt-get install postgresql-15)"
+  elif [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 && [ "$PG_BIN" = /usr/lib/postgresql/15/bin ]; then
+    echo "note: no PostgreSQL 15 server yet: scripts/infra.sh installs it with apt-get (postgresql-15) on the first make up"
   else
-    echo "note: no PostgreSQL 15 server in $PG_BIN: make demo works (FerretDB over SQLite), make test's PostgreSQL-backend tests need it (Debian: apt-get install postgresql-15)"
+    echo "missing: the PostgreSQL 15 server under FerretDB (Debian: apt-get install postgresql-15; or set BILLING_POSTGRES_BIN; or BILLING_FERRETDB_BACKEND=sqlite)"
+    missing=1
   fi
 fi
 command -v kubectl >/dev/null 2>&1 \

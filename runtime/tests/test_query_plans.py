@@ -1,9 +1,10 @@
 """Query plans: ``explain_query`` / ``assert_pushed_down`` tell a query the database filters from
 one that reads the whole collection, on both FerretDB backends and in MongoDB's shapes.
 
-The FerretDB cases run on real servers: the session's database (the shared local one is
-FerretDB over SQLite), and a private FerretDB on each backend started for this module
-(``billing_runtime.local_ferretdb``: a fresh SQLite folder, and a fresh PostgreSQL 15 cluster).
+The FerretDB cases run on real servers: the session's database (the local stack's FerretDB,
+over PostgreSQL by default, over SQLite with ``BILLING_FERRETDB_BACKEND=sqlite``), and a
+private FerretDB on each backend started for this module (``billing_runtime.local_ferretdb``: a
+fresh SQLite folder, and a fresh PostgreSQL 15 cluster with the GIN twins).
 """
 
 from __future__ import annotations
@@ -104,7 +105,8 @@ def _check_against_table(plans: dict[str, QueryPlan]) -> None:
 async def test_the_session_database_pushes_down_what_its_backend_does(
     mongo_db: AsyncDatabase[Doc],
 ) -> None:
-    """On the shared local FerretDB (SQLite) only ``_id`` equality is pushed down."""
+    """Whatever the session's database is, it pushes down what its backend does (on SQLite only
+    ``_id`` equality)."""
     await _charges(mongo_db)
     _check_against_table(await _plans(mongo_db))
 

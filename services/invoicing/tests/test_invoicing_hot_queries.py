@@ -6,7 +6,9 @@ an invoice is closed (its PDF stored) and its PDF is loaded back (as the API and
 then asks the database (``explain``) about each read and update filter
 on the collections that grow with usage. FerretDB's SQLite backend pushes down only ``_id``
 equality: any other filter there would be a scan of everything ever stored (docs/operations.md,
-"The database backend")."""
+"The database backend"). Its PostgreSQL backend pushes down any equality, but PostgreSQL reads
+an index for it (the GIN twin of one FerretDB made) only when a field of the filter is indexed:
+there the test asks for that too."""
 
 from __future__ import annotations
 
@@ -185,6 +187,12 @@ async def test_hot_path_queries_are_pushed_down(infra: Any, namespace: str) -> N
                 continue  # the charges a redelivered batch met again: one pass, only then
             plan = await explain_query(db[collection], query)
             assert_pushed_down(plan, f"{name} on {collection} {query}")
+            if plan.backend == "ferretdb-postgresql":
+                # pushed down is not enough there: PostgreSQL still reads every row unless a
+                # field of the filter has an index (its GIN twin; docs/operations.md)
+                indexed = {key for index in await (await db[collection].list_indexes()).to_list()
+                           for key in index["key"]}  # fmt: skip
+                assert indexed.intersection(query), f"{name} on {collection} {query}: no index"
     finally:
         await client.drop_database(namespace)
         await client.close()
