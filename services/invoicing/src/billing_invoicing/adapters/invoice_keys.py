@@ -68,13 +68,22 @@ class InvoiceKeys:
         self._invoices = db[invoices]
         self._known_periods: set[str] = set()
         self._known_buckets: set[str] = set()
+        # FerretDB applies an update by reading the document, changing it and writing it back,
+        # without a lock: two `$addToSet`s on one key document at once can lose one of the two
+        # (seen: 30 of 40 invoices indexed at once missing from their period's key). The close
+        # indexes the invoices it freezes concurrently, so this process writes one key at a time.
+        self._writing = asyncio.Lock()
 
     # --- writes ---------------------------------------------------------------------------
 
     async def _add(self, doc_id: str, values: list[Any]) -> None:
-        await self._keys.update_one(
-            {"_id": doc_id}, {"$addToSet": {"keys": {"$each": values}}}, upsert=True
-        )
+        update = {"$addToSet": {"keys": {"$each": values}}}
+        async with self._writing:
+            try:
+                await self._keys.update_one({"_id": doc_id}, update, upsert=True)
+            except DuplicateKeyError:
+                # another process upserted the same new key document at once: it exists now
+                await self._keys.update_one({"_id": doc_id}, update, upsert=True)
 
     async def add_invoices(self, invoice_ids: Iterable[str]) -> None:
         """Index new invoices (drafts) under their customer and period: one write per
