@@ -185,3 +185,19 @@ async def put_documents(collection: AsyncCollection[Doc], documents: Sequence[Do
     for document in changed:
         await collection.replace_one({"_id": document["_id"]}, document)
     return len(new) + len(changed)
+
+
+NUL_STORED_AS = "\N{REPLACEMENT CHARACTER}"
+
+
+def without_nul(doc: dict[str, Any]) -> dict[str, Any]:
+    """``doc`` with U+0000 in its top-level strings replaced by U+FFFD.
+
+    FerretDB over PostgreSQL stores documents as JSONB, which cannot hold U+0000 ("unsupported
+    Unicode escape sequence"): one such character in a text the input carried (a bill's
+    description, an event id) failed the whole batch's insert, again at every redelivery.
+    """
+    return {
+        key: value.replace("\x00", NUL_STORED_AS) if isinstance(value, str) else value
+        for key, value in doc.items()
+    }

@@ -70,7 +70,7 @@ from billing_invoicing.domain.model import (
 from billing_invoicing.domain.settlement import OPEN_STATUSES
 from billing_invoicing.domain.units import AmountNotStorableError, from_units, to_units
 from billing_invoicing.ports import ChargeToStore, ConcurrentUpdateError
-from billing_runtime.mongo import sum_by
+from billing_runtime.mongo import sum_by, without_nul
 from billing_schemas.events import ChargeCategory, LineType, RatedCharge
 from billing_schemas.money import from_fixed_units, round_to_minor
 
@@ -614,7 +614,9 @@ class MongoInvoiceRepository:
             return []
         docs = []
         for item in charges:
-            doc = {"_id": item.charge.charge_id, **charge_document(item.charge, item.invoice_id)}
+            doc = without_nul(
+                {"_id": item.charge.charge_id, **charge_document(item.charge, item.invoice_id)}
+            )
             doc["late"] = item.late
             if item.position is not None:
                 doc["stream_partition"] = item.position.partition
