@@ -18,8 +18,8 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
-from invoicing_test_support import rated
-from pymongo import AsyncMongoClient, monitoring
+from invoicing_test_support import Recorder, rated
+from pymongo import AsyncMongoClient
 
 from billing_catalog.models import Catalog
 from billing_invoicing.adapters.catalog_repo import MongoCatalogRepository
@@ -86,22 +86,6 @@ CATALOG = {
         }
     ],
 }
-
-
-class Recorder(monitoring.CommandListener):
-    """Keeps every command sent (name and body)."""
-
-    def __init__(self) -> None:
-        self.commands: list[tuple[str, dict[str, Any]]] = []
-
-    def started(self, event: monitoring.CommandStartedEvent) -> None:
-        self.commands.append((event.command_name, dict(event.command)))
-
-    def succeeded(self, event: monitoring.CommandSucceededEvent) -> None:
-        del event
-
-    def failed(self, event: monitoring.CommandFailedEvent) -> None:
-        del event
 
 
 class FakeRenderer:

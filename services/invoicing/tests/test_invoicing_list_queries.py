@@ -21,7 +21,8 @@ import httpx
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from pymongo import AsyncMongoClient, monitoring
+from invoicing_test_support import Recorder
+from pymongo import AsyncMongoClient
 
 from billing_catalog.models import Catalog
 from billing_invoicing.adapters.catalog_repo import MongoCatalogRepository
@@ -47,22 +48,6 @@ PAGE = 5
 BOUNDED = 2 * PAGE + 12
 """Commands one page may send: its invoices (twice a page when a filter is checked on them),
 the keys, the ledgers of drafts."""
-
-
-class Recorder(monitoring.CommandListener):
-    """Keeps every command sent (name and body)."""
-
-    def __init__(self) -> None:
-        self.commands: list[tuple[str, dict[str, Any]]] = []
-
-    def started(self, event: monitoring.CommandStartedEvent) -> None:
-        self.commands.append((event.command_name, dict(event.command)))
-
-    def succeeded(self, event: monitoring.CommandSucceededEvent) -> None:
-        del event
-
-    def failed(self, event: monitoring.CommandFailedEvent) -> None:
-        del event
 
 
 def issued(n: int, customer: str, month: int) -> dict[str, Any]:
