@@ -14,7 +14,7 @@ from faststream.asgi import AsgiFastStream
 from pymongo.asynchronous.database import AsyncDatabase
 
 from billing_catalog.store import ACCOUNTS, CUSTOMERS
-from billing_devtools.testing import TopicReader, produce
+from billing_devtools.testing import TopicReader, eventually, produce
 from billing_rating.app import create_app
 from billing_rating.settings import RatingSettings
 from billing_runtime.dlq import list_dead_letters, replay_dead_letters
@@ -110,16 +110,27 @@ async def test_usage_is_rated_and_what_cannot_be_is_dead_lettered_byte_for_byte(
     assert by_value[unknown]["x-original-topic"] == topic_name(Topic.USAGE_RECORDED, ns).encode()
     assert by_value[unknown]["x-failed-by"] == b"rating"
 
+    # The counters move once the broker has acknowledged the dead letters, which is a moment
+    # after this test's reader can already see them: poll until the batch is fully accounted.
+    source = topic_name(Topic.USAGE_RECORDED, ns)
+    expected = (
+        'billing_outcomes_total{outcome="charge_rated",service="rating"} 1.0',
+        f'billing_messages_dead_lettered_total{{service="rating",topic="{source}"}} 2.0',
+        f'billing_messages_processed_total{{service="rating",topic="{source}"}} 3.0',
+    )
+    metrics = ""
     async with httpx.AsyncClient(
         transport=httpx.ASGITransport(app=app), base_url="http://rating"
     ) as client:
-        metrics = (await client.get("/metrics")).text
-    source = topic_name(Topic.USAGE_RECORDED, ns)
-    assert 'billing_outcomes_total{outcome="charge_rated",service="rating"} 1.0' in metrics
-    assert (
-        f'billing_messages_dead_lettered_total{{service="rating",topic="{source}"}} 2.0' in metrics
-    )
-    assert f'billing_messages_processed_total{{service="rating",topic="{source}"}} 3.0' in metrics
+
+        async def counted() -> bool:
+            nonlocal metrics
+            metrics = (await client.get("/metrics")).text
+            return all(line in metrics for line in expected)
+
+        await eventually(counted, "the batch's counters on /metrics", within=10)
+    for line in expected:
+        assert line in metrics
 
 
 async def test_health_liveness_and_metrics_are_served(app: AsgiFastStream) -> None:
