@@ -5,12 +5,10 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from billing_catalog.pricing import PriceList
-from billing_rating.adapters.catalog import (
-    CachedPricingCatalog,
-    InMemoryPricingCatalog,
-    Unpriced,
-)
+from billing_rating.adapters.catalog import CachedPricingCatalog
+from billing_rating.adapters.memory import InMemoryPricingCatalog
 from billing_rating.domain.rating import CustomerPricing
+from billing_rating.ports import Unpriced
 
 
 def pricing(customer: str) -> CustomerPricing:

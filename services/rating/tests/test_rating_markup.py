@@ -8,9 +8,11 @@ from decimal import Decimal
 import pytest
 
 from billing_catalog.models import PriceList
-from billing_rating.adapters.catalog import InMemoryPricingCatalog
-from billing_rating.adapters.rated_store import InMemoryRatedStore
-from billing_rating.adapters.tier_store import InMemoryTierStore
+from billing_rating.adapters.memory import (
+    InMemoryPricingCatalog,
+    InMemoryRatedStore,
+    InMemoryTierStore,
+)
 from billing_rating.domain.rating import CustomerPricing, RatingError, rate_usage
 from billing_rating.service.rate_batch import rate_batch
 from billing_schemas.events import ChargeCategory, LineType, UsageRecord, UsageRecorded

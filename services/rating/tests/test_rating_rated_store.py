@@ -14,13 +14,10 @@ from bson import Binary
 from pymongo.asynchronous.database import AsyncDatabase
 from rating_rerating_example import usage
 
-from billing_rating.adapters.rated_store import (
-    RECORDS,
-    InMemoryRatedStore,
-    MongoRatedStore,
-    RatedStore,
-)
+from billing_rating.adapters.memory import InMemoryRatedStore
+from billing_rating.adapters.rated_store import RECORDS, MongoRatedStore
 from billing_rating.domain.rerating import Emitted
+from billing_rating.ports import RatedStore
 from billing_schemas.events import LineType, RatedCharge, UsageRecord
 
 D = Decimal

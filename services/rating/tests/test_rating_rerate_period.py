@@ -9,10 +9,12 @@ from rating_rerating_example import V1, V2
 from rating_rerating_example import usage as example_usage
 
 from billing_catalog.pricing import PriceList
-from billing_rating.adapters.catalog import InMemoryPricingCatalog
-from billing_rating.adapters.charge_publisher import InMemoryChargePublisher
-from billing_rating.adapters.rated_store import InMemoryRatedStore
-from billing_rating.adapters.tier_store import InMemoryTierStore
+from billing_rating.adapters.memory import (
+    InMemoryChargePublisher,
+    InMemoryPricingCatalog,
+    InMemoryRatedStore,
+    InMemoryTierStore,
+)
 from billing_rating.domain.rating import CustomerPricing
 from billing_rating.service.rate_batch import rate_batch
 from billing_rating.service.rerate_period import rerate_period

@@ -11,10 +11,12 @@ from decimal import Decimal
 from rating_savings_example import covered, pricing
 
 from billing_catalog.pricing import FxRate
-from billing_rating.adapters.catalog import InMemoryPricingCatalog
-from billing_rating.adapters.charge_publisher import InMemoryChargePublisher
-from billing_rating.adapters.rated_store import InMemoryRatedStore
-from billing_rating.adapters.tier_store import InMemoryTierStore
+from billing_rating.adapters.memory import (
+    InMemoryChargePublisher,
+    InMemoryPricingCatalog,
+    InMemoryRatedStore,
+    InMemoryTierStore,
+)
 from billing_rating.domain.rerating import savings_of
 from billing_rating.service.rate_batch import rate_batch
 from billing_rating.service.rerate_period import rerate_period

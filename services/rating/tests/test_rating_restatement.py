@@ -24,10 +24,12 @@ from rating_restatement_example import (
     reversal,
 )
 
-from billing_rating.adapters.catalog import InMemoryPricingCatalog
-from billing_rating.adapters.charge_publisher import InMemoryChargePublisher
-from billing_rating.adapters.rated_store import InMemoryRatedStore
-from billing_rating.adapters.tier_store import InMemoryTierStore
+from billing_rating.adapters.memory import (
+    InMemoryChargePublisher,
+    InMemoryPricingCatalog,
+    InMemoryRatedStore,
+    InMemoryTierStore,
+)
 from billing_rating.service.rate_batch import RatedBatch, rate_batch
 from billing_rating.service.rerate_period import rerate_period
 from billing_schemas.events import UsageRecord

@@ -14,17 +14,13 @@ from pymongo.asynchronous.database import AsyncDatabase
 from billing_catalog.models import Catalog
 from billing_catalog.store import CatalogConflictError, MongoCatalogStore
 from billing_rating.adapters.catalog import MongoPricingCatalog
+from billing_rating.adapters.memory import InMemoryTierStore
 from billing_rating.adapters.rated_store import MongoRatedStore
-from billing_rating.adapters.tier_store import (
-    CLAIMS,
-    ClaimConflictError,
-    InMemoryTierStore,
-    MongoTierStore,
-    TierStore,
-)
+from billing_rating.adapters.tier_store import CLAIMS, MongoTierStore
 from billing_rating.domain.rating import CustomerPricing
 from billing_rating.domain.rerating import Emitted
 from billing_rating.domain.tiers import Claim
+from billing_rating.ports import ClaimConflictError, TierStore
 from billing_rating.service.rate_batch import rate_batch
 from billing_schemas.events import ChargeCategory, LineType, UsageRecord, UsageRecorded
 

@@ -5,41 +5,14 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any
 
 from pymongo.asynchronous.database import AsyncDatabase
 
-from billing_catalog.pricing import FxRate
 from billing_catalog.store import MongoCatalogStore
 from billing_rating.domain.fx import FxTable
 from billing_rating.domain.rating import CustomerPricing
-
-
-@dataclass(frozen=True)
-class Unpriced:
-    """An account the catalog knows but cannot price, and why."""
-
-    reason: str
-
-
-class PricingCatalog(Protocol):
-    """Port: who owns these accounts, how each is priced, and the FX rates to convert."""
-
-    async def pricing_for(
-        self, account_keys: Iterable[str] | None
-    ) -> dict[str, CustomerPricing | Unpriced]:
-        """Map each known account key to its pricing (or why it has none); unknown keys are
-        absent. ``None``: every account of the catalog."""
-        ...
-
-    async def revision(self) -> str | None:
-        """A value that changes whenever the catalog is applied (None: not known)."""
-        ...
-
-    async def fx_rates(self, pairs: Iterable[tuple[str, str]]) -> FxTable:
-        """Every catalog rate of the given currency pairs, either way round."""
-        ...
+from billing_rating.ports import PricingCatalog, Unpriced
 
 
 class MongoPricingCatalog:
@@ -169,32 +142,3 @@ class CachedPricingCatalog:
         table = await self._inner.fx_rates(wanted)
         self._fx[wanted] = (now, table)
         return table
-
-
-class InMemoryPricingCatalog:
-    """Fake of the port for unit tests."""
-
-    def __init__(
-        self, pricing: dict[str, CustomerPricing | Unpriced], rates: Iterable[FxRate] = ()
-    ) -> None:
-        self.pricing = pricing
-        self.rates = list(rates)
-        self.current_revision: str | None = None
-
-    async def pricing_for(
-        self, account_keys: Iterable[str] | None
-    ) -> dict[str, CustomerPricing | Unpriced]:
-        """See :class:`PricingCatalog`."""
-        if account_keys is None:
-            return dict(self.pricing)
-        return {k: self.pricing[k] for k in account_keys if k in self.pricing}
-
-    async def revision(self) -> str | None:
-        """``current_revision`` (None, unless a test sets it: a cache then reads the fake again
-        every TTL)."""
-        return self.current_revision
-
-    async def fx_rates(self, pairs: Iterable[tuple[str, str]]) -> FxTable:
-        """See :class:`PricingCatalog`."""
-        wanted = {p for pair in pairs for p in (pair, pair[::-1])}
-        return FxTable(r for r in self.rates if (r.base, r.quote) in wanted)

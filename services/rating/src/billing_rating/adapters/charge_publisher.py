@@ -3,19 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Protocol
 
 from billing_runtime.kafka import Publisher
 from billing_schemas.channels import CHARGE_RATED
 from billing_schemas.events import ChargeRated
-
-
-class ChargePublisher(Protocol):
-    """Port: publish charges; return once the broker has them."""
-
-    async def publish(self, charges: Sequence[ChargeRated]) -> None:
-        """Publish each charge, keyed by its customer."""
-        ...
 
 
 class KafkaChargePublisher:
@@ -28,14 +19,3 @@ class KafkaChargePublisher:
     async def publish(self, charges: Sequence[ChargeRated]) -> None:
         """See :class:`ChargePublisher`."""
         await self._publisher.publish(self._topic, CHARGE_RATED.keyed(charges))
-
-
-class InMemoryChargePublisher:
-    """Fake of the port for unit tests: keeps what was published, in order."""
-
-    def __init__(self) -> None:
-        self.published: list[ChargeRated] = []
-
-    async def publish(self, charges: Sequence[ChargeRated]) -> None:
-        """See :class:`ChargePublisher`."""
-        self.published += charges

@@ -30,9 +30,8 @@ import json
 import time
 import zlib
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any, Protocol
+from typing import Any
 
 from bson import Binary
 from pymongo import ASCENDING
@@ -41,42 +40,11 @@ from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import BulkWriteError
 
 from billing_rating.domain.rerating import Emitted, savings_of
+from billing_rating.ports import RatedRecord
 from billing_schemas.events import RatedCharge, UsageRecord
 
 RECORDS = "rating_records"
 CORRECTIONS = "rating_corrections"
-
-
-@dataclass(frozen=True)
-class RatedRecord:
-    """A usage record as rating charged it: for whom, and what has been charged so far."""
-
-    record: UsageRecord
-    customer_id: str
-    emitted: Emitted
-
-
-class RatedStore(Protocol):
-    """Port: keep rated records and corrections; read a period back in rating order."""
-
-    async def save_rated(self, rated: Sequence[tuple[UsageRecord, RatedCharge]]) -> None:
-        """Keep each record with the charge emitted for it (a record kept already is left)."""
-        ...
-
-    async def save_corrections(self, charges: Sequence[RatedCharge]) -> None:
-        """Keep correction charges once published (one kept already is left)."""
-        ...
-
-    async def period(self, period: str, customer_id: str | None = None) -> list[RatedRecord]:
-        """The period's rated records (of one customer, if given), in the order first rated."""
-        ...
-
-    async def charged(
-        self, period: str, customer_id: str, record_ids: Iterable[str]
-    ) -> dict[str, Emitted]:
-        """What has been charged so far for each of these records of the customer's period
-        (a record never rated for it is absent)."""
-        ...
 
 
 def _order() -> int:
@@ -265,52 +233,4 @@ class MongoRatedStore:
         return {
             rid: _with_corrections(emitted, corrections.get(rid, []))
             for rid, (_, emitted) in first.items()
-        }
-
-
-class InMemoryRatedStore:
-    """Fake of the port for unit tests, with the same keep-once rule."""
-
-    def __init__(self) -> None:
-        self.records: dict[str, tuple[tuple[int, int], RatedRecord]] = {}
-        self.corrections: dict[str, RatedCharge] = {}
-        self._batches = 0
-
-    async def save_rated(self, rated: Sequence[tuple[UsageRecord, RatedCharge]]) -> None:
-        """See :class:`RatedStore`."""
-        self._batches += 1
-        for i, (record, charge) in enumerate(rated):
-            emitted = Emitted(charge.price, 1, savings_of(charge))
-            self.records.setdefault(
-                record.record_id,
-                ((self._batches, i), RatedRecord(record, charge.customer_id, emitted)),
-            )
-
-    async def save_corrections(self, charges: Sequence[RatedCharge]) -> None:
-        """See :class:`RatedStore`."""
-        for charge in charges:
-            self.corrections.setdefault(charge.charge_id, charge)
-
-    async def period(self, period: str, customer_id: str | None = None) -> list[RatedRecord]:
-        """See :class:`RatedStore`."""
-        corrections: Corrections = {}
-        for c in self.corrections.values():
-            if c.billing_period == period and customer_id in (None, c.customer_id):
-                corrections.setdefault(c.record_id, []).append((c.price, savings_of(c)))
-        records = [
-            (order, rated)
-            for order, rated in self.records.values()
-            if rated.record.billing_period == period and customer_id in (None, rated.customer_id)
-        ]
-        return _current(records, corrections)
-
-    async def charged(
-        self, period: str, customer_id: str, record_ids: Iterable[str]
-    ) -> dict[str, Emitted]:
-        """See :class:`RatedStore`."""
-        wanted = set(record_ids)
-        return {
-            r.record.record_id: r.emitted
-            for r in await self.period(period, customer_id)
-            if r.record.record_id in wanted
         }

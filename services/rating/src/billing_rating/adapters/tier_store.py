@@ -23,7 +23,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from decimal import Decimal
-from typing import Any, Protocol
+from typing import Any
 
 from pymongo import ASCENDING
 from pymongo.asynchronous.collection import AsyncCollection
@@ -31,34 +31,11 @@ from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import BulkWriteError
 
 from billing_rating.domain.tiers import Claim, TierState
+from billing_rating.ports import ClaimConflictError
 
 CLAIMS = "rating_tier_places"
 """One document per claim, ``_id`` = its place (``key#seq``). Replaces ``rating_tier_claims``
 (``_id`` = ``key#record_id``, found by scans), whose claims are not carried over."""
-
-
-class ClaimConflictError(RuntimeError):
-    """Another writer took a place in a running total first, or a record rated as new already
-    had a claim: rate the batch again (with ``records=True`` if ``record_claimed``)."""
-
-    def __init__(self, message: str, *, record_claimed: bool) -> None:
-        super().__init__(message)
-        self.record_claimed = record_claimed
-
-
-class TierStore(Protocol):
-    """Port: load the state a batch needs; store the claims it made."""
-
-    async def load(self, wanted: Iterable[tuple[str, str]], *, records: bool = True) -> TierState:
-        """The latest claim of each key of ``wanted`` (the store may answer from the last one it
-        saw: a stale head makes :meth:`save` fail) and, if ``records``, the existing claims of
-        these (key, record id)."""
-        ...
-
-    async def save(self, claims: list[Claim]) -> None:
-        """Store new claims; :class:`ClaimConflictError` if a place was taken meanwhile or a
-        record already had a claim."""
-        ...
 
 
 def place_id(key: str, seq: int) -> str:
@@ -202,39 +179,3 @@ class MongoTierStore:
         head = self._heads.get(claim.key)
         if head is None or claim.seq > head.seq:
             self._heads[claim.key] = claim
-
-
-class InMemoryTierStore:
-    """Fake of the port for unit tests, with the same conflict rules."""
-
-    def __init__(self) -> None:
-        self.claims: dict[tuple[str, str], Claim] = {}
-
-    async def load(self, wanted: Iterable[tuple[str, str]], *, records: bool = True) -> TierState:
-        """See :class:`TierStore`."""
-        wanted = list(wanted)
-        keys = {key for key, _ in wanted}
-        state = TierState()
-        for claim in self.claims.values():
-            if claim.key in keys:
-                state.heads.setdefault(claim.key, claim)
-                if claim.seq > state.heads[claim.key].seq:
-                    state.heads[claim.key] = claim
-        if records:
-            for pair in wanted:
-                if (found := self.claims.get(pair)) is not None:
-                    state.apply(found)
-        return state
-
-    async def save(self, claims: list[Claim]) -> None:
-        """See :class:`TierStore`."""
-        taken = {(c.key, c.seq) for c in self.claims.values()}
-        for claim in sorted(claims, key=lambda c: (c.key, c.seq)):
-            if (claim.key, claim.seq) in taken:
-                msg = f"place {claim.seq} of {claim.key} is taken"
-                raise ClaimConflictError(msg, record_claimed=False)
-            if (claim.key, claim.record_id) in self.claims:
-                msg = f"record {claim.record_id} has a claim in {claim.key} already"
-                raise ClaimConflictError(msg, record_claimed=True)
-            self.claims[claim.key, claim.record_id] = claim
-            taken.add((claim.key, claim.seq))

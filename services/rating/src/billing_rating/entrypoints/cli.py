@@ -12,7 +12,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from billing_rating.app import rerate_context
+from billing_rating.bootstrap import rerate_context
 from billing_rating.service.rerate_period import RerateSummary, rerate_period
 from billing_runtime.audit import cli_actor
 from billing_schemas.events import PERIOD_PATTERN, AuditEntry

@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import logging
 
-from billing_rating.adapters.catalog import PricingCatalog
-from billing_rating.adapters.rated_store import RatedStore
-from billing_rating.adapters.tier_store import TierStore
+from billing_rating.ports import PricingCatalog, RatedStore, TierStore
 from billing_rating.service.rate_batch import rate_batch
 from billing_rating.settings import RatingSettings
 from billing_runtime.consumer import Message

@@ -9,9 +9,6 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from billing_catalog.models import account_key
-from billing_rating.adapters.catalog import PricingCatalog, Unpriced
-from billing_rating.adapters.rated_store import RatedStore
-from billing_rating.adapters.tier_store import ClaimConflictError, TierStore
 from billing_rating.domain.fx import FxTable
 from billing_rating.domain.rating import (
     CustomerPricing,
@@ -23,6 +20,7 @@ from billing_rating.domain.rating import (
 )
 from billing_rating.domain.rerating import Emitted
 from billing_rating.domain.tiers import Claim, TierState
+from billing_rating.ports import ClaimConflictError, PricingCatalog, RatedStore, TierStore, Unpriced
 from billing_schemas.events import ChargeRated, RatedCharge, UsageRecorded
 from billing_schemas.trusted import trusted
 

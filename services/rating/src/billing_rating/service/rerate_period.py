@@ -17,13 +17,11 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 
 from billing_catalog.models import account_key
-from billing_rating.adapters.catalog import PricingCatalog, Unpriced
-from billing_rating.adapters.charge_publisher import ChargePublisher
-from billing_rating.adapters.rated_store import RatedStore
 from billing_rating.domain.fx import FxTable
 from billing_rating.domain.rating import CustomerPricing, RatingError, rate_usage, reversed_record
 from billing_rating.domain.rerating import Emitted, corrections_to
 from billing_rating.domain.tiers import TierState
+from billing_rating.ports import ChargePublisher, PricingCatalog, RatedStore, Unpriced
 from billing_schemas.events import ChargeRated, RatedCharge, UsageRecord
 
 SOURCE = "billing-rating"
