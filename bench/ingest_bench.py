@@ -58,32 +58,27 @@ def make_bill(rows: int) -> Path:
 
 async def ingest_pass(path: Path, namespace: str) -> dict[str, float]:
     """``billing ingest``'s code path, timed from the first byte read to the last ack."""
-    from billing_ingest.adapters.bill_registry import MongoBillRegistry
-    from billing_ingest.adapters.publisher import KafkaUsagePublisher, ingest_topics
+    from billing_ingest.bootstrap import load_context
     from billing_ingest.service.load_bill import load_bill
-    from billing_runtime.kafka import EventPublisher, ensure_topics
-    from billing_runtime.service import make_mongo_client
+    from billing_ingest.settings import IngestSettings
 
-    bootstrap = os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:19092")
-    mongo = make_mongo_client(os.environ.get("MONGODB_URL", "mongodb://127.0.0.1:27117/"))
-    await ensure_topics(bootstrap, ingest_topics(namespace))
-    publisher = EventPublisher(bootstrap, "bench-ingest")
-    await publisher.start()
-    try:
-        registry = MongoBillRegistry(mongo[f"bench_{namespace.strip('.')}"])
+    settings = IngestSettings(
+        kafka_bootstrap_servers=os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:19092"),
+        mongodb_url=os.environ.get("MONGODB_URL", "mongodb://127.0.0.1:27117/"),
+        mongodb_database=f"bench_{namespace.strip('.')}",
+        topic_namespace=namespace,
+    )
+    async with load_context(settings, client_id="bench-ingest") as ctx:
         started = time.perf_counter()
         result = await load_bill(
             path,
-            publisher=KafkaUsagePublisher(publisher, namespace),
-            registry=registry,
+            publisher=ctx.ports.publisher,
+            registry=ctx.ports.registry,
             on_progress=lambda n: print(f"\r  ingest: {n:,} rows", end="", file=sys.stderr),
         )
         elapsed = time.perf_counter() - started
         print(file=sys.stderr)
-        await mongo.drop_database(f"bench_{namespace.strip('.')}")
-    finally:
-        await publisher.stop()
-        await mongo.close()
+        await ctx.db.client.drop_database(settings.mongodb_database)
     peak_rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     return {
         "rows": result.summary.rows_read,
@@ -97,7 +92,7 @@ async def raw_pass(path: Path, namespace: str, limit: int) -> dict[str, float]:
     """The same records, serialized up front, pushed with aiokafka's own batches."""
     from aiokafka import AIOKafkaProducer
 
-    from billing_ingest.adapters.bill_registry import InMemoryBillRegistry
+    from billing_ingest.adapters.memory import InMemoryBillRegistry
     from billing_ingest.service.load_bill import load_bill
     from billing_runtime.kafka import ensure_topics
 

@@ -20,8 +20,7 @@ from pipeline_workload import (
     write_bill,
 )
 
-from billing_ingest.adapters.bill_registry import InMemoryBillRegistry
-from billing_ingest.adapters.publisher import InMemoryUsagePublisher
+from billing_ingest.adapters.memory import InMemoryBillRegistry, InMemoryUsagePublisher
 from billing_ingest.service.load_bill import load_bill
 from billing_invoicing.entrypoints.cli import load_catalog_file
 

@@ -23,7 +23,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from pymongo.asynchronous.database import AsyncDatabase
 
 from billing_devtools.testing import eventually
-from billing_ingest.adapters.bill_registry import InMemoryBillRegistry
+from billing_ingest.adapters.memory import InMemoryBillRegistry
 from billing_ingest.adapters.publisher import KafkaUsagePublisher, ingest_topics
 from billing_ingest.service.load_bill import load_bill
 from billing_invoicing.adapters.pdf import PdfRenderer

@@ -26,12 +26,12 @@ from typer.testing import CliRunner
 
 from billing_catalog.store import ACCOUNTS, CUSTOMERS
 from billing_cli.main import app
-from billing_ingest.adapters.bill_registry import InMemoryBillRegistry
-from billing_ingest.adapters.catalog_currency import (
+from billing_ingest.adapters.catalog_currency import MongoCatalogCurrencies
+from billing_ingest.adapters.memory import (
+    InMemoryBillRegistry,
     InMemoryCatalogCurrencies,
-    MongoCatalogCurrencies,
+    InMemoryUsagePublisher,
 )
-from billing_ingest.adapters.publisher import InMemoryUsagePublisher
 from billing_ingest.service.load_bill import LoadResult, NotABillError, load_bill
 from billing_schemas.events import UsageRecord
 

@@ -14,8 +14,7 @@ from typing import Any
 
 import pytest
 
-from billing_ingest.adapters.bill_registry import InMemoryBillRegistry
-from billing_ingest.adapters.publisher import InMemoryUsagePublisher
+from billing_ingest.adapters.memory import InMemoryBillRegistry, InMemoryUsagePublisher
 from billing_ingest.domain import formats
 from billing_ingest.service.load_bill import load_bill
 

@@ -9,8 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from billing_ingest.adapters.bill_registry import InMemoryBillRegistry
-from billing_ingest.adapters.publisher import InMemoryUsagePublisher
+from billing_ingest.adapters.memory import InMemoryBillRegistry, InMemoryUsagePublisher
 from billing_ingest.service.load_bill import NotABillError, load_bill
 
 ROOT = Path(__file__).resolve().parents[3]

@@ -15,8 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from billing_ingest.adapters.bill_registry import InMemoryBillRegistry
-from billing_ingest.adapters.publisher import InMemoryUsagePublisher
+from billing_ingest.adapters.memory import InMemoryBillRegistry, InMemoryUsagePublisher
 from billing_ingest.adapters.readers import open_bill
 from billing_ingest.domain import focus
 from billing_ingest.domain.formats import detect

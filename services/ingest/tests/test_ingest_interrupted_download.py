@@ -18,12 +18,9 @@ import pytest
 from pymongo.asynchronous.database import AsyncDatabase
 
 from billing_devtools.testing import TopicReader
-from billing_ingest.adapters.bill_registry import InMemoryBillRegistry, MongoBillRegistry
-from billing_ingest.adapters.publisher import (
-    InMemoryUsagePublisher,
-    KafkaUsagePublisher,
-    ingest_topics,
-)
+from billing_ingest.adapters.bill_registry import MongoBillRegistry
+from billing_ingest.adapters.memory import InMemoryBillRegistry, InMemoryUsagePublisher
+from billing_ingest.adapters.publisher import KafkaUsagePublisher, ingest_topics
 from billing_ingest.adapters.readers import cut_line
 from billing_ingest.service.load_bill import CutFileError, LoadResult, load_bill
 from billing_runtime.kafka import EventPublisher, ensure_topics

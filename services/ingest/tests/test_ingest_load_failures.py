@@ -6,8 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from billing_ingest.adapters.bill_registry import InMemoryBillRegistry
-from billing_ingest.adapters.publisher import InMemoryUsagePublisher
+from billing_ingest.adapters.memory import InMemoryBillRegistry, InMemoryUsagePublisher
 from billing_ingest.service.load_bill import load_bill
 
 SAMPLE = Path(__file__).resolve().parents[3] / "demo" / "focus_sample.csv"

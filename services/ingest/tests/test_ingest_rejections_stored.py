@@ -16,7 +16,7 @@ import pytest
 from pymongo.asynchronous.database import AsyncDatabase
 
 from billing_ingest.adapters.bill_registry import MongoBillRegistry
-from billing_ingest.adapters.publisher import InMemoryUsagePublisher
+from billing_ingest.adapters.memory import InMemoryUsagePublisher
 from billing_ingest.service.load_bill import load_bill
 from billing_schemas.events import RejectedRow
 

@@ -12,8 +12,7 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from billing_ingest.adapters.bill_registry import InMemoryBillRegistry
-from billing_ingest.adapters.publisher import InMemoryUsagePublisher
+from billing_ingest.adapters.memory import InMemoryBillRegistry, InMemoryUsagePublisher
 from billing_ingest.service.load_bill import LoadResult, NotABillError, bill_status, load_bill
 from billing_schemas.events import REJECTED_ROWS_CARRIED, BillSummary, RejectedRow
 

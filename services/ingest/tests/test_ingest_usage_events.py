@@ -15,8 +15,7 @@ from typing import Any
 import httpx
 import pytest
 
-from billing_ingest.adapters.publisher import InMemoryUsagePublisher
-from billing_ingest.adapters.submitted_events import InMemorySubmittedEvents
+from billing_ingest.adapters.memory import InMemorySubmittedEvents, InMemoryUsagePublisher
 from billing_ingest.app import create_app
 from billing_ingest.domain.access import SourceScope, TokenConfigError, authenticate, parse_tokens
 from billing_ingest.entrypoints.http import usage_events_api

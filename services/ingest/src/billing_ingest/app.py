@@ -6,24 +6,24 @@ from typing import Any
 
 from faststream.asgi import AsgiFastStream
 
-from billing_ingest.adapters.bill_registry import MongoBillRegistry
-from billing_ingest.adapters.publisher import KafkaUsagePublisher
-from billing_ingest.adapters.submitted_events import MongoSubmittedEvents
+from billing_ingest.bootstrap import accept_ports, bill_registry
 from billing_ingest.domain.access import SourceScope
 from billing_ingest.entrypoints.bills_http import bills_api
 from billing_ingest.entrypoints.consumers import register
 from billing_ingest.entrypoints.http import usage_events_api
 from billing_ingest.service.accept_events import EventResult, accept_usage_events
 from billing_ingest.settings import IngestSettings
+from billing_runtime.kafka import Publisher
 from billing_runtime.service import Runtime, asgi_app, create_runtime
 
 SERVICE = "ingest"
 
 
-def build(settings: IngestSettings) -> Runtime:
-    """Wire the ingest service: upstream usage consumer."""
-    runtime = create_runtime(SERVICE, settings)
-    register(runtime, settings)
+def build(settings: IngestSettings, publisher: Publisher | None = None) -> Runtime:
+    """Wire the ingest service: upstream usage consumer (publishing to Kafka, unless another
+    publisher is given: an in-memory one in tests)."""
+    runtime = create_runtime(SERVICE, settings, publisher)
+    register(runtime, accept_ports(runtime.db, runtime.publisher, settings))
     return runtime
 
 
@@ -34,11 +34,12 @@ def create_app(settings: IngestSettings | None = None) -> AsgiFastStream:
     settings = settings or IngestSettings()
     tokens = settings.usage_api_scopes()
     runtime = build(settings)
-    publisher = KafkaUsagePublisher(runtime.publisher, settings.topic_namespace)
+    ports = accept_ports(runtime.db, runtime.publisher, settings)
 
     async def accept(raw_events: list[bytes], scope: SourceScope | None) -> list[EventResult]:
-        store = MongoSubmittedEvents(runtime.db)
-        return await accept_usage_events(raw_events, store=store, publisher=publisher, scope=scope)
+        return await accept_usage_events(
+            raw_events, store=ports.store, publisher=ports.publisher, scope=scope
+        )
 
     api = usage_events_api(
         accept,
@@ -51,7 +52,7 @@ def create_app(settings: IngestSettings | None = None) -> AsgiFastStream:
     routes = [(path, api) for path in paths]
 
     async def list_bills(limit: int, period: str | None) -> list[dict[str, Any]]:
-        return await MongoBillRegistry(runtime.db).list_bills(limit, period)
+        return await bill_registry(runtime.db).list_bills(limit, period)
 
     bills = bills_api(list_bills, signing_key=settings.portal_signing_key())
     return asgi_app(runtime, extra_routes=[*routes, ("/v1/bills", bills)])

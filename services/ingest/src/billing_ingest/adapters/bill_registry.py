@@ -9,18 +9,17 @@ nested arrays) stores any column name as a plain string.
 
 from __future__ import annotations
 
-from collections import defaultdict
 from collections.abc import AsyncIterator
 from contextlib import suppress
-from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import Any
 
 from bson import Binary
 from pymongo import ASCENDING, DESCENDING
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import BulkWriteError, DuplicateKeyError
 
+from billing_ingest.ports import PreviousBill
 from billing_schemas.events import BillSummary, RejectedRow
 from billing_schemas.money import to_fixed_units
 
@@ -31,68 +30,6 @@ REVERSALS = "ingest_reversals"
 DUPLICATE_KEY = 11000
 LOADED = ["processed", "partially_rejected", "rejected"]
 """Statuses of a bill read to the end (every row published or rejected)."""
-
-
-class BillRegistry(Protocol):
-    """Port: remember which bills were loaded, their figures and their rejected rows."""
-
-    async def processed(self, bill_id: str) -> BillSummary | None:
-        """The summary of a bill that was loaded to the end, else None."""
-        ...
-
-    async def begin(self, *, bill_id: str, file_name: str, checksum: str, fmt: str) -> None:
-        """Record that loading started (status processing)."""
-        ...
-
-    async def add_rejections(self, bill_id: str, rows: list[RejectedRow]) -> None:
-        """Keep rejected rows (idempotent per bill and row)."""
-        ...
-
-    async def finish(self, summary: BillSummary, *, chain: str) -> None:
-        """Record the final figures and status (``chain``: the first version's bill id)."""
-        ...
-
-    async def fail(self, bill_id: str, error: str) -> None:
-        """Record that a load stopped on an error (status failed; loading again resumes)."""
-        ...
-
-    async def previous_version(self, scope_entry: str, *, exclude: str) -> PreviousBill | None:
-        """The latest loaded bill whose scope holds ``scope_entry`` (not ``exclude``)."""
-        ...
-
-    async def latest_in_chain(self, bill_id: str) -> BillSummary | None:
-        """The latest loaded version of the chain ``bill_id`` belongs to (None if unknown)."""
-        ...
-
-    async def add_lines(self, bill_id: str, chunk: int, ids: list[str], payloads: bytes) -> None:
-        """Keep a chunk of a bill's accepted lines: their ids and their JSON, compressed."""
-        ...
-
-    def lines(self, bill_id: str) -> AsyncIterator[tuple[list[str], bytes]]:
-        """A bill's line chunks in order: (ids, compressed JSON lines)."""
-        ...
-
-    async def line_ids(self, bill_id: str) -> set[str]:
-        """The ids of a bill's lines (without their JSON)."""
-        ...
-
-    async def reversed_ids(self, chain: str) -> set[str]:
-        """Record ids a restatement of this chain ever reversed."""
-        ...
-
-    async def add_reversed(self, chain: str, bill_id: str, ids: list[str]) -> None:
-        """Remember reversed record ids (idempotent)."""
-        ...
-
-
-@dataclass(frozen=True)
-class PreviousBill:
-    """A loaded bill a new one may restate."""
-
-    bill_id: str
-    version: int
-    chain: str
-    scope: list[str]
 
 
 class MongoBillRegistry:
@@ -284,62 +221,3 @@ def _rejected_row(doc: dict[str, Any]) -> RejectedRow:
     else:  # stored before raw_cells, when no column name had a dot in it
         raw = doc.get("raw") or {}
     return RejectedRow.model_validate({**kept, "raw": raw})
-
-
-class InMemoryBillRegistry:
-    """Fake of :class:`BillRegistry` for unit tests."""
-
-    def __init__(self) -> None:
-        self.done: dict[str, BillSummary] = {}
-        self.chains: dict[str, str] = {}
-        self.rejections: dict[str, list[RejectedRow]] = defaultdict(list)
-        self.begun: list[str] = []
-        self.chunks: dict[str, dict[int, tuple[list[str], bytes]]] = defaultdict(dict)
-        self.reversed: dict[str, set[str]] = defaultdict(set)
-        self.failed: dict[str, str] = {}
-
-    async def processed(self, bill_id: str) -> BillSummary | None:
-        return self.done.get(bill_id)
-
-    async def begin(self, *, bill_id: str, file_name: str, checksum: str, fmt: str) -> None:
-        self.begun.append(bill_id)
-
-    async def add_rejections(self, bill_id: str, rows: list[RejectedRow]) -> None:
-        self.rejections[bill_id] += rows
-
-    async def finish(self, summary: BillSummary, *, chain: str) -> None:
-        self.done[summary.bill_id] = summary
-        self.chains[summary.bill_id] = chain
-
-    async def fail(self, bill_id: str, error: str) -> None:
-        self.failed[bill_id] = error
-
-    async def previous_version(self, scope_entry: str, *, exclude: str) -> PreviousBill | None:
-        found = [s for s in self.done.values() if scope_entry in s.scope and s.bill_id != exclude]
-        if not found:
-            return None
-        latest = max(found, key=lambda s: s.version)
-        return PreviousBill(
-            latest.bill_id, latest.version, self.chains[latest.bill_id], latest.scope
-        )
-
-    async def latest_in_chain(self, bill_id: str) -> BillSummary | None:
-        chain = self.chains.get(bill_id)
-        found = [self.done[b] for b, c in self.chains.items() if c == chain and b in self.done]
-        return max(found, key=lambda s: s.version) if chain is not None and found else None
-
-    async def add_lines(self, bill_id: str, chunk: int, ids: list[str], payloads: bytes) -> None:
-        self.chunks[bill_id].setdefault(chunk, (ids, payloads))
-
-    async def line_ids(self, bill_id: str) -> set[str]:
-        return {i for ids, _ in self.chunks[bill_id].values() for i in ids}
-
-    async def lines(self, bill_id: str) -> AsyncIterator[tuple[list[str], bytes]]:
-        for chunk in sorted(self.chunks[bill_id]):
-            yield self.chunks[bill_id][chunk]
-
-    async def reversed_ids(self, chain: str) -> set[str]:
-        return set(self.reversed[chain])
-
-    async def add_reversed(self, chain: str, bill_id: str, ids: list[str]) -> None:
-        self.reversed[chain].update(ids)

@@ -7,19 +7,11 @@ currency); ingest only reads it, as rating does.
 
 from __future__ import annotations
 
-from typing import Any, Protocol
+from typing import Any
 
 from pymongo.asynchronous.database import AsyncDatabase
 
 from billing_catalog.store import MongoCatalogStore
-
-
-class CatalogCurrencies(Protocol):
-    """Port: the invoicing currencies of the customers owning a provider's accounts."""
-
-    async def invoicing_currencies(self, provider: str) -> set[str]:
-        """Every currency a customer with an account of ``provider`` is invoiced in."""
-        ...
 
 
 class MongoCatalogCurrencies:
@@ -31,14 +23,3 @@ class MongoCatalogCurrencies:
     async def invoicing_currencies(self, provider: str) -> set[str]:
         """See :class:`CatalogCurrencies`."""
         return await self._catalog.invoicing_currencies(provider)
-
-
-class InMemoryCatalogCurrencies:
-    """Fake of the port: provider -> currencies."""
-
-    def __init__(self, currencies: dict[str, set[str]] | None = None) -> None:
-        self.currencies = dict(currencies or {})
-
-    async def invoicing_currencies(self, provider: str) -> set[str]:
-        """See :class:`CatalogCurrencies`."""
-        return set(self.currencies.get(provider, set()))

@@ -10,7 +10,7 @@ USAGE_RECORDED = UsageRecorded.model_fields["event_type"].default
 
 
 class KafkaUsagePublisher:
-    """:class:`~billing_ingest.service.load_bill.UsagePublisher` over Kafka."""
+    """:class:`~billing_ingest.ports.UsagePublisher` over Kafka."""
 
     def __init__(self, publisher: Publisher, namespace: str = "") -> None:
         self._publisher = publisher
@@ -38,28 +38,6 @@ class KafkaUsagePublisher:
         await self._publisher.publish(
             topic_name(Topic.BILL_PROCESSED, self._ns), [(event.data.bill_id, event)]
         )
-
-
-class InMemoryUsagePublisher:
-    """Fake of :class:`UsagePublisher` for unit tests: keeps what was published."""
-
-    def __init__(self) -> None:
-        self.usage_events: list[tuple[str, UsageRecorded]] = []
-        self.rejected_events: list[tuple[str, UsageRejected]] = []
-        self.processed: list[BillProcessed] = []
-
-    async def usage(self, events: list[tuple[str, UsageRecorded]]) -> None:
-        self.usage_events += events
-
-    async def usage_serialized(self, records: list[tuple[str, bytes]], correlation_id: str) -> None:
-        del correlation_id  # carried in each event too
-        self.usage_events += [(k, UsageRecorded.model_validate_json(v)) for k, v in records]
-
-    async def rejected(self, events: list[tuple[str, UsageRejected]]) -> None:
-        self.rejected_events += events
-
-    async def bill_processed(self, event: BillProcessed) -> None:
-        self.processed.append(event)
 
 
 def ingest_topics(namespace: str) -> list[str]:

@@ -13,7 +13,7 @@ DUPLICATE_KEY = 11000
 
 
 class MongoSubmittedEvents:
-    """:class:`~billing_ingest.service.accept_events.SubmittedEvents` on MongoDB / FerretDB.
+    """:class:`~billing_ingest.ports.SubmittedEvents` on MongoDB / FerretDB.
 
     A claim is an insert keyed by the record id: the unique ``_id`` makes the first writer win,
     whatever the number of consumers, without a transaction.
@@ -43,16 +43,3 @@ class MongoSubmittedEvents:
             return {}
         cursor = self._events.find({"_id": {"$in": taken}}, {"fingerprint": 1})
         return {doc["_id"]: doc["fingerprint"] async for doc in cursor}
-
-
-class InMemorySubmittedEvents:
-    """Fake of the port for unit tests."""
-
-    def __init__(self) -> None:
-        self.events: dict[str, str] = {}
-
-    async def claim(self, claims: dict[str, str]) -> dict[str, str]:
-        before = {rid: self.events[rid] for rid in claims if rid in self.events}
-        for rid, fp in claims.items():
-            self.events.setdefault(rid, fp)
-        return before

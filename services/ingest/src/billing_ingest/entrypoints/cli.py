@@ -13,14 +13,10 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from billing_ingest.adapters.bill_registry import MongoBillRegistry
-from billing_ingest.adapters.catalog_currency import MongoCatalogCurrencies
-from billing_ingest.adapters.publisher import KafkaUsagePublisher, ingest_topics
+from billing_ingest.bootstrap import load_context, registry_context
 from billing_ingest.domain.formats import FORMATS
 from billing_ingest.service.load_bill import LoadResult, NotABillError, load_bill
 from billing_ingest.settings import IngestSettings
-from billing_runtime.kafka import EventPublisher, ensure_topics
-from billing_runtime.service import make_mongo_client
 from billing_runtime.tracing import TRACER_NAME, configure_tracing
 from billing_schemas.events import RejectedRow
 
@@ -35,13 +31,7 @@ async def _ingest(
 ) -> LoadResult:
     settings = IngestSettings()
     configure_tracing("cli")
-    await ensure_topics(settings.kafka_bootstrap_servers, ingest_topics(settings.topic_namespace))
-    client = make_mongo_client(settings.mongodb_url)
-    publisher = EventPublisher(settings.kafka_bootstrap_servers, "billing-cli-ingest")
-    await publisher.start()
-    registry = MongoBillRegistry(client[settings.mongodb_database])
-    await registry.ensure_indexes()
-    try:
+    async with load_context(settings) as ctx:
         with Progress(
             TextColumn("[bold]{task.description}"),
             BarColumn(),
@@ -55,17 +45,14 @@ async def _ingest(
             with trace.get_tracer(TRACER_NAME).start_as_current_span(f"ingest {path.name}"):
                 return await load_bill(
                     path,
-                    publisher=KafkaUsagePublisher(publisher, settings.topic_namespace),
-                    registry=registry,
+                    publisher=ctx.ports.publisher,
+                    registry=ctx.ports.registry,
                     fmt=fmt,
                     batch_rows=settings.publish_batch_rows,
                     on_progress=lambda n: progress.update(task, completed=n),
                     currency=currency,
-                    catalog=MongoCatalogCurrencies(client[settings.mongodb_database]),
+                    catalog=ctx.ports.catalog,
                 )
-    finally:
-        await publisher.stop()
-        await client.close()
 
 
 def ingest(
@@ -124,17 +111,13 @@ def ingest(
 async def _bills(bill_id: str | None) -> tuple[list[dict[str, Any]], list[RejectedRow]]:
     """All recent bills, or one bill and its rejected rows."""
     settings = IngestSettings()
-    client = make_mongo_client(settings.mongodb_url)
-    try:
-        registry = MongoBillRegistry(client[settings.mongodb_database])
+    async with registry_context(settings) as registry:
         if bill_id is None:
             return await registry.list_bills(), []
         bill = await registry.bill(bill_id)
         if bill is None:
             return [], []
         return [bill], await registry.rejections(bill_id)
-    finally:
-        await client.close()
 
 
 @bills_app.command("list")

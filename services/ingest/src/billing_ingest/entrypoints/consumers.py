@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-from billing_ingest.adapters.publisher import KafkaUsagePublisher
-from billing_ingest.adapters.submitted_events import MongoSubmittedEvents
+from billing_ingest.bootstrap import AcceptPorts
 from billing_ingest.service.accept_events import accept_usage_events
-from billing_ingest.settings import IngestSettings
 from billing_runtime.consumer import Message
 from billing_runtime.kafka import Failed
 from billing_runtime.service import Runtime, declare_output
@@ -18,11 +16,10 @@ from billing_schemas.channels import (
 )
 
 
-def register(runtime: Runtime, settings: IngestSettings) -> None:
+def register(runtime: Runtime, ports: AcceptPorts) -> None:
     """Subscribe the ingest consumer group to upstream usage events."""
     for channel in (USAGE_RECORDED, USAGE_REJECTED, BILL_PROCESSED):
         declare_output(runtime, channel)
-    publisher = KafkaUsagePublisher(runtime.publisher, settings.topic_namespace)
 
     # accept_usage_events validates each event itself, and publishes why it rejects one
     @runtime.raw_consumer(
@@ -34,8 +31,8 @@ def register(runtime: Runtime, settings: IngestSettings) -> None:
     async def accept(messages: list[Message[bytes]]) -> list[Failed]:
         results = await accept_usage_events(
             [message.event for message in messages],
-            store=MongoSubmittedEvents(runtime.db),
-            publisher=publisher,
+            store=ports.store,
+            publisher=ports.publisher,
         )
         # events rejected for a reason of their own (invalid, out of bounds, too large, failing
         # to normalize) also go to the dead-letter topic, with their original bytes and the

@@ -28,12 +28,13 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass
-from typing import Literal, Protocol
+from typing import Literal
 
 from pydantic import ValidationError
 
 from billing_ingest.domain.access import SourceScope
 from billing_ingest.domain.submitted import submitted_to_record
+from billing_ingest.ports import EventsPublisher, SubmittedEvents
 from billing_schemas.events import (
     RejectedRow,
     UsageRecord,
@@ -49,23 +50,6 @@ MAX_EVENT_BYTES = 64 * 1024
 rejected, so that no single event can outgrow a Kafka message downstream."""
 
 Verdict = Literal["accepted", "duplicate", "conflict", "rejected"]
-
-
-class SubmittedEvents(Protocol):
-    """Port: which upstream events were accepted, and with what content."""
-
-    async def claim(self, claims: dict[str, str]) -> dict[str, str]:
-        """Claim ``record id -> fingerprint`` pairs; return the fingerprints already stored for
-        the ids that were claimed before (the others are now claimed)."""
-        ...
-
-
-class EventsPublisher(Protocol):
-    """Port: where accepted and rejected events go (ingest's usage publisher)."""
-
-    async def usage(self, events: list[tuple[str, UsageRecorded]]) -> None: ...
-
-    async def rejected(self, events: list[tuple[str, UsageRejected]]) -> None: ...
 
 
 @dataclass(frozen=True)

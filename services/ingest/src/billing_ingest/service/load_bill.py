@@ -22,13 +22,11 @@ from datetime import UTC, datetime
 from decimal import MAX_PREC, Context, Decimal
 from functools import reduce
 from pathlib import Path
-from typing import Literal, Protocol
+from typing import Literal
 
 import cramjam
 import orjson
 
-from billing_ingest.adapters.bill_registry import BillRegistry, PreviousBill
-from billing_ingest.adapters.catalog_currency import CatalogCurrencies
 from billing_ingest.adapters.csv_reader import RowBatch, UnreadableBillError
 from billing_ingest.adapters.readers import BillStream, cut_line, is_empty, open_bill
 from billing_ingest.domain.cells import (
@@ -44,6 +42,7 @@ from billing_ingest.domain.cells import (
 from billing_ingest.domain.formats import FORMATS, BillFormat, ColumnarMapper, by_name, detect
 from billing_ingest.domain.openstack import deployment_currency
 from billing_ingest.domain.restatement import reversal_of
+from billing_ingest.ports import BillRegistry, CatalogCurrencies, PreviousBill, UsagePublisher
 from billing_schemas.events import (
     REJECTED_ROWS_CARRIED,
     BillProcessed,
@@ -75,22 +74,6 @@ class NotABillError(ValueError):
 
 class CutFileError(NotABillError):
     """The file's last line is cut and loading it would restate an earlier version."""
-
-
-class UsagePublisher(Protocol):
-    """Port: where accepted and rejected usage goes."""
-
-    async def usage_serialized(self, records: list[tuple[str, bytes]], correlation_id: str) -> None:
-        """Publish accepted records as ``UsageRecorded`` JSON (key: sub-account); wait for acks."""
-        ...
-
-    async def rejected(self, events: list[tuple[str, UsageRejected]]) -> None:
-        """Publish rejected rows (key: bill id) and wait for the broker's ack."""
-        ...
-
-    async def bill_processed(self, event: BillProcessed) -> None:
-        """Publish the bill's final figures."""
-        ...
 
 
 @dataclass
