@@ -10,14 +10,10 @@ import pytest
 from pymongo import AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
 
-from billing_notify.adapters.delivery_log import (
-    DELIVERIES,
-    DeliveryLog,
-    InMemoryDeliveryLog,
-    MongoDeliveryLog,
-    UnknownDeliveryError,
-)
+from billing_notify.adapters.delivery_log import DELIVERIES, MongoDeliveryLog
+from billing_notify.adapters.memory import InMemoryDeliveryLog
 from billing_notify.domain.delivery import DeliveryIntent, DeliveryStatus
+from billing_notify.ports import DeliveryLog, UnknownDeliveryError
 
 if TYPE_CHECKING:
     from conftest import Infra

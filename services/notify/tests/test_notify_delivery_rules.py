@@ -18,23 +18,20 @@ from prometheus_client import CollectorRegistry
 
 import billing_notify
 from billing_catalog.models import Address, Contact, ContactRole, Customer, PriceList
-from billing_notify.adapters.catalog import InMemoryCustomerDirectory
-from billing_notify.adapters.delivery_log import InMemoryDeliveryLog
-from billing_notify.adapters.documents import InMemoryInvoicePdfs
-from billing_notify.adapters.mailer import (
-    BeforeData,
+from billing_notify.adapters.memory import (
+    InMemoryCustomerDirectory,
+    InMemoryDeliveryLog,
+    InMemoryInvoicePdfs,
     InMemoryMailer,
-    SendReport,
-    TransientMailError,
-    UncertainMailError,
+    InMemoryReconciliations,
 )
-from billing_notify.adapters.reconciliations import InMemoryReconciliations
 from billing_notify.domain.bill_report import Verdict, bill_report_view
 from billing_notify.domain.customer_emails import reminder_step
 from billing_notify.domain.delivery import DeliveryStatus, RetryPolicy
 from billing_notify.domain.messages import MessageKind, choose_language, message_id_for
 from billing_notify.domain.recipients import parse_mailbox
 from billing_notify.entrypoints.consumers import count
+from billing_notify.ports import BeforeData, SendReport, TransientMailError, UncertainMailError
 from billing_notify.service.deliver import MailPolicy, Mode, NotifyPorts, Result
 from billing_notify.service.notify_bill import notify_bill_processed
 from billing_notify.service.notify_customer import (

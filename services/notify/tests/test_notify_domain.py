@@ -22,14 +22,12 @@ from aiosmtplib import (
 from pydantic import ValidationError
 
 from billing_catalog.models import Address, Contact, ContactRole, Customer, PriceList
-from billing_notify.adapters.catalog import InMemoryCustomerDirectory
-from billing_notify.adapters.delivery_log import InMemoryDeliveryLog
-from billing_notify.adapters.documents import InMemoryInvoicePdfs
-from billing_notify.adapters.mailer import (
+from billing_notify.adapters.mailer import classify_smtp_error
+from billing_notify.adapters.memory import (
+    InMemoryCustomerDirectory,
+    InMemoryDeliveryLog,
+    InMemoryInvoicePdfs,
     InMemoryMailer,
-    PermanentMailError,
-    TransientMailError,
-    classify_smtp_error,
 )
 from billing_notify.domain.customer_emails import credit_note_view
 from billing_notify.domain.delivery import DeliveryStatus
@@ -54,6 +52,7 @@ from billing_notify.domain.recipients import (
     choose_recipients,
     parse_mailbox,
 )
+from billing_notify.ports import PermanentMailError, TransientMailError
 from billing_notify.service.deliver import (
     MailPolicy,
     Mode,

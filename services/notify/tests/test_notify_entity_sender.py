@@ -21,11 +21,14 @@ from billing_catalog.models import (
     PriceList,
 )
 from billing_catalog.store import INVOICING_ENTITIES
-from billing_notify.adapters.catalog import InMemoryCustomerDirectory, MongoCustomerDirectory
-from billing_notify.adapters.delivery_log import InMemoryDeliveryLog
-from billing_notify.adapters.documents import InMemoryInvoicePdfs
-from billing_notify.adapters.mailer import InMemoryMailer
-from billing_notify.app import mail_policy
+from billing_notify.adapters.catalog import MongoCustomerDirectory
+from billing_notify.adapters.memory import (
+    InMemoryCustomerDirectory,
+    InMemoryDeliveryLog,
+    InMemoryInvoicePdfs,
+    InMemoryMailer,
+)
+from billing_notify.bootstrap import mail_policy
 from billing_notify.domain.recipients import EntitySender, parse_mailbox
 from billing_notify.service.deliver import MailPolicy, NotifyPorts
 from billing_notify.service.notify_customer import notify_payment_recorded

@@ -16,13 +16,16 @@ from pymongo.errors import ServerSelectionTimeoutError
 
 from billing_catalog.models import Address, Contact, ContactRole, Customer, PriceList
 from billing_devtools.testing import TopicReader, eventually
-from billing_notify.adapters.catalog import InMemoryCustomerDirectory
-from billing_notify.adapters.delivery_log import InMemoryDeliveryLog
-from billing_notify.adapters.mailer import InMemoryMailer, TransientMailError
+from billing_notify.adapters.memory import (
+    InMemoryCustomerDirectory,
+    InMemoryDeliveryLog,
+    InMemoryMailer,
+)
 from billing_notify.domain.bill_report import BillReportView, bill_report_view
 from billing_notify.domain.errors import UnsafeHeaderError
 from billing_notify.domain.messages import MessageKind, render
 from billing_notify.domain.recipients import check_header_value, parse_mailbox
+from billing_notify.ports import TransientMailError
 from billing_notify.service.deliver import MailPolicy, NotifyPorts, Result
 from billing_notify.service.notify_invoice import notify_invoice_finalized
 from billing_notify.service.retries import redrive_due

@@ -14,12 +14,8 @@ import pytest
 from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
 
 from billing_devtools.mail_sink import serve
-from billing_notify.adapters.mailer import (
-    PermanentMailError,
-    SmtpMailer,
-    TransientMailError,
-    UncertainMailError,
-)
+from billing_notify.adapters.mailer import SmtpMailer
+from billing_notify.ports import PermanentMailError, TransientMailError, UncertainMailError
 
 if TYPE_CHECKING:
     from conftest import SmtpSink

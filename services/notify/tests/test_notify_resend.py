@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from billing_notify.adapters.delivery_log import InMemoryDeliveryLog
+from billing_notify.adapters.memory import InMemoryDeliveryLog
 from billing_notify.domain.delivery import DeliveryIntent, DeliveryStatus
 from billing_notify.service.resend import (
     ResendRefusedError,

@@ -3,7 +3,7 @@ the catalog (the shared kernel ``billing_catalog``)."""
 
 from __future__ import annotations
 
-from typing import Any, Protocol
+from typing import Any
 
 from pydantic import ValidationError
 from pymongo.asynchronous.database import AsyncDatabase
@@ -11,18 +11,6 @@ from pymongo.asynchronous.database import AsyncDatabase
 from billing_catalog.models import Customer, InvoicingEntity
 from billing_catalog.store import MongoCatalogStore
 from billing_notify.domain.errors import UnknownCustomerError
-
-
-class CustomerDirectory(Protocol):
-    """Port: the catalog's customers and invoicing entities, by id."""
-
-    async def customer(self, customer_id: str) -> Customer | None:
-        """The customer, or None if the catalog has no such customer."""
-        ...
-
-    async def invoicing_entity(self, entity_id: str) -> InvoicingEntity | None:
-        """The invoicing entity (the seller), or None if the catalog has no such entity."""
-        ...
 
 
 class MongoCustomerDirectory:
@@ -46,19 +34,3 @@ class MongoCustomerDirectory:
         except ValidationError as exc:
             msg = f"catalog invoicing entity {entity_id!r} is not valid: {exc}"
             raise UnknownCustomerError(msg) from None
-
-
-class InMemoryCustomerDirectory:
-    """Fake of the port for unit tests."""
-
-    def __init__(self, *customers: Customer, entities: tuple[InvoicingEntity, ...] = ()) -> None:
-        self.customers = {c.id: c for c in customers}
-        self.entities = {e.id: e for e in entities}
-
-    async def customer(self, customer_id: str) -> Customer | None:
-        """See :class:`CustomerDirectory`."""
-        return self.customers.get(customer_id)
-
-    async def invoicing_entity(self, entity_id: str) -> InvoicingEntity | None:
-        """See :class:`CustomerDirectory`."""
-        return self.entities.get(entity_id)

@@ -3,16 +3,15 @@
 MongoDB collection :data:`DELIVERIES`, one document per email, ``_id`` = its Message-ID. Every
 write is a plain insert or a single-document ``findAndModify`` whose filter names the statuses
 it may leave (so a ``sent`` record is never reopened), which FerretDB v1 (no transactions) does
-the same way as MongoDB. :class:`InMemoryDeliveryLog` is the fake with the same behaviour; the
-same contract test runs against both.
+the same way as MongoDB. :class:`~billing_notify.adapters.memory.InMemoryDeliveryLog` is the
+fake with the same behaviour; the same contract test runs against both.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Collection
-from dataclasses import replace
 from datetime import UTC, datetime, timedelta
-from typing import Any, Protocol
+from typing import Any
 
 from pymongo import DESCENDING, ReturnDocument
 from pymongo.asynchronous.database import AsyncDatabase
@@ -24,6 +23,7 @@ from billing_notify.domain.delivery import (
     DeliveryIntent,
     DeliveryStatus,
 )
+from billing_notify.ports import UnknownDeliveryError
 
 DELIVERIES = "notify_deliveries"
 
@@ -33,84 +33,6 @@ Clock = Callable[[], datetime]
 def utc_now() -> datetime:
     """The current time in UTC."""
     return datetime.now(UTC)
-
-
-class UnknownDeliveryError(LookupError):
-    """No delivery-log record has this Message-ID."""
-
-
-class DeliveryLog(Protocol):
-    """Port: record each step of an email before taking it, and the outcome after."""
-
-    async def get(self, message_id: str) -> Delivery | None:
-        """The record of this Message-ID, or None."""
-        ...
-
-    async def claim(self, intent: DeliveryIntent, *, restart: bool = False) -> Delivery:
-        """Start an attempt: ``pending``, one more attempt, recipients as the intent says.
-
-        Only from a claimable status (none yet, pending, retrying, failed); otherwise nothing
-        changes and the record is returned as it is: the caller must look at its status.
-        ``restart`` (a failed email sent again, e.g. its dead letter replayed) counts retries
-        from zero again.
-        """
-        ...
-
-    async def defer(
-        self, intent: DeliveryIntent, next_attempt_at: datetime, reason: str
-    ) -> Delivery:
-        """Record the email as ``retrying`` at ``next_attempt_at`` without an attempt now."""
-        ...
-
-    async def mark_sending(self, message_id: str) -> Delivery:
-        """The message data is about to go to the SMTP server: ``pending`` -> ``sending``."""
-        ...
-
-    async def mark_sent(
-        self, message_id: str, smtp_response: str, delivered_to: Collection[str]
-    ) -> Delivery:
-        """The server accepted the email for ``delivered_to`` (added to those before)."""
-        ...
-
-    async def schedule_retry(
-        self,
-        message_id: str,
-        smtp_response: str,
-        next_attempt_at: datetime,
-        delivered_to: Collection[str] = (),
-    ) -> Delivery:
-        """A transient failure: ``retrying`` at ``next_attempt_at``, one more retry counted."""
-        ...
-
-    async def mark_failed(
-        self, message_id: str, smtp_response: str, delivered_to: Collection[str] = ()
-    ) -> Delivery:
-        """Refused for good, or given up: ``failed`` (never undoes ``sent`` or ``uncertain``)."""
-        ...
-
-    async def mark_uncertain(self, message_id: str, note: str) -> Delivery:
-        """The data went out and no reply came back: ``uncertain``, never sent again."""
-        ...
-
-    async def resend_uncertain(self, message_id: str, now: datetime, note: str) -> Delivery:
-        """An operator found that an ``uncertain`` email never arrived: ``retrying`` at ``now``
-        (the re-driver sends it again). Only from ``uncertain``; otherwise unchanged."""
-        ...
-
-    async def claim_due_retry(self, now: datetime, lease: timedelta) -> Delivery | None:
-        """Take one ``retrying`` record that is due, pushing its time ``lease`` ahead (so that
-        another replica does not take it too); None when none is due.
-
-        A record a re-driver took and then abandoned (it died, or lost the database, between
-        claiming the attempt and recording its outcome) is still ``pending`` or ``sending``
-        with that lease as its time: once the lease is over it is taken again like a due retry
-        (a pending one is attempted again: nothing was sent; a sending one can only become
-        uncertain). A consumer's first attempt has no time and is redelivered instead."""
-        ...
-
-    async def recent(self, *, invoice: str | None = None, limit: int = 100) -> list[Delivery]:
-        """The latest records (all, or one invoice's, by its number or id), newest first."""
-        ...
 
 
 def _delivery(doc: dict[str, Any]) -> Delivery:
@@ -369,205 +291,3 @@ class MongoDeliveryLog:
         if existing is None:
             raise UnknownDeliveryError(message_id)
         return existing
-
-
-class InMemoryDeliveryLog:
-    """Fake of the port for unit tests: the same rules, in a dict."""
-
-    def __init__(self, clock: Clock = utc_now) -> None:
-        self.records: dict[str, Delivery] = {}
-        self._clock = clock
-
-    async def get(self, message_id: str) -> Delivery | None:
-        """See :class:`DeliveryLog`."""
-        return self.records.get(message_id)
-
-    def _new(self, intent: DeliveryIntent, status: DeliveryStatus, attempts: int) -> Delivery:
-        now = self._clock()
-        return Delivery(
-            message_id=intent.message_id,
-            kind=intent.kind,
-            invoice_id=intent.invoice_id,
-            customer_id=intent.customer_id,
-            recipients=intent.recipients,
-            status=status,
-            attempts=attempts,
-            smtp_response=None,
-            created_at=now,
-            updated_at=now,
-            fallback_recipient=intent.fallback_recipient,
-            source_topic=intent.source_topic,
-            source_event=intent.source_event,
-            source_key=intent.source_key,
-            invoice_number=intent.invoice_number,
-        )
-
-    @staticmethod
-    def _intent_fields(record: Delivery, intent: DeliveryIntent) -> Delivery:
-        record = replace(
-            record, recipients=intent.recipients, fallback_recipient=intent.fallback_recipient
-        )
-        if intent.source_event is not None:
-            record = replace(
-                record,
-                source_topic=intent.source_topic,
-                source_event=intent.source_event,
-                source_key=intent.source_key,
-            )
-        return record
-
-    async def claim(self, intent: DeliveryIntent, *, restart: bool = False) -> Delivery:
-        """See :class:`DeliveryLog`."""
-        existing = self.records.get(intent.message_id)
-        if existing is None:
-            return self._store(self._new(intent, DeliveryStatus.PENDING, attempts=1))
-        if existing.status not in CLAIMABLE:
-            return existing
-        record = self._intent_fields(existing, intent)
-        return self._store(
-            replace(
-                record,
-                status=DeliveryStatus.PENDING,
-                attempts=existing.attempts + 1,
-                retries=0 if restart else existing.retries,
-                updated_at=self._clock(),
-            )
-        )
-
-    async def defer(
-        self, intent: DeliveryIntent, next_attempt_at: datetime, reason: str
-    ) -> Delivery:
-        """See :class:`DeliveryLog`."""
-        existing = self.records.get(intent.message_id)
-        if existing is None:
-            record = self._new(intent, DeliveryStatus.RETRYING, attempts=0)
-        elif existing.status not in CLAIMABLE:
-            return existing
-        else:
-            record = self._intent_fields(existing, intent)
-        return self._store(
-            replace(
-                record,
-                status=DeliveryStatus.RETRYING,
-                next_attempt_at=next_attempt_at,
-                smtp_response=reason,
-                retries=(0 if existing is None else existing.retries) + 1,
-                updated_at=self._clock(),
-            )
-        )
-
-    async def mark_sending(self, message_id: str) -> Delivery:
-        """See :class:`DeliveryLog`."""
-        return self._move(message_id, (DeliveryStatus.PENDING,), status=DeliveryStatus.SENDING)
-
-    async def mark_sent(
-        self, message_id: str, smtp_response: str, delivered_to: Collection[str]
-    ) -> Delivery:
-        """See :class:`DeliveryLog`."""
-        return self._move(
-            message_id,
-            _NOT_SETTLED,
-            delivered_to,
-            status=DeliveryStatus.SENT,
-            smtp_response=smtp_response,
-            next_attempt_at=None,
-        )
-
-    async def schedule_retry(
-        self,
-        message_id: str,
-        smtp_response: str,
-        next_attempt_at: datetime,
-        delivered_to: Collection[str] = (),
-    ) -> Delivery:
-        """See :class:`DeliveryLog`."""
-        existing = self._existing(message_id)
-        return self._move(
-            message_id,
-            _NOT_SETTLED,
-            delivered_to,
-            status=DeliveryStatus.RETRYING,
-            smtp_response=smtp_response,
-            next_attempt_at=next_attempt_at,
-            retries=existing.retries + 1,
-        )
-
-    async def mark_failed(
-        self, message_id: str, smtp_response: str, delivered_to: Collection[str] = ()
-    ) -> Delivery:
-        """See :class:`DeliveryLog`."""
-        return self._move(
-            message_id,
-            _NOT_SETTLED,
-            delivered_to,
-            status=DeliveryStatus.FAILED,
-            smtp_response=smtp_response,
-            next_attempt_at=None,
-        )
-
-    async def mark_uncertain(self, message_id: str, note: str) -> Delivery:
-        """See :class:`DeliveryLog`."""
-        return self._move(
-            message_id,
-            (DeliveryStatus.SENDING,),
-            status=DeliveryStatus.UNCERTAIN,
-            smtp_response=note,
-        )
-
-    async def resend_uncertain(self, message_id: str, now: datetime, note: str) -> Delivery:
-        """See :class:`DeliveryLog`."""
-        return self._move(
-            message_id,
-            (DeliveryStatus.UNCERTAIN,),
-            status=DeliveryStatus.RETRYING,
-            next_attempt_at=now,
-            smtp_response=note,
-        )
-
-    async def claim_due_retry(self, now: datetime, lease: timedelta) -> Delivery | None:
-        """See :class:`DeliveryLog`."""
-        due = [
-            r
-            for r in self.records.values()
-            if r.status in _TAKEN_WHEN_DUE
-            and r.next_attempt_at is not None
-            and r.next_attempt_at <= now
-        ]
-        if not due:
-            return None
-        first = min(due, key=lambda r: r.next_attempt_at or now)
-        return self._store(replace(first, next_attempt_at=now + lease, updated_at=self._clock()))
-
-    async def recent(self, *, invoice: str | None = None, limit: int = 100) -> list[Delivery]:
-        """See :class:`DeliveryLog`."""
-        chosen = [
-            r
-            for r in self.records.values()
-            if invoice is None or invoice in (r.invoice_id, r.invoice_number)
-        ]
-        return sorted(chosen, key=lambda r: r.updated_at, reverse=True)[:limit]
-
-    def _existing(self, message_id: str) -> Delivery:
-        existing = self.records.get(message_id)
-        if existing is None:
-            raise UnknownDeliveryError(message_id)
-        return existing
-
-    def _move(
-        self,
-        message_id: str,
-        allowed_from: Collection[DeliveryStatus],
-        delivered_to: Collection[str] = (),
-        **changes: Any,
-    ) -> Delivery:
-        existing = self._existing(message_id)
-        if existing.status not in allowed_from:
-            return existing
-        merged = tuple(_merged(existing.delivered_to, delivered_to))
-        return self._store(
-            replace(existing, delivered_to=merged, updated_at=self._clock(), **changes)
-        )
-
-    def _store(self, record: Delivery) -> Delivery:
-        self.records[record.message_id] = record
-        return record

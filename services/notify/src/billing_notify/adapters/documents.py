@@ -9,7 +9,7 @@ PDFs stored by earlier versions in the GridFS bucket
 
 from __future__ import annotations
 
-from typing import Any, Protocol
+from typing import Any
 
 from bson import ObjectId
 from gridfs import AsyncGridFSBucket
@@ -19,14 +19,6 @@ from pymongo.asynchronous.database import AsyncDatabase
 from billing_notify.domain.errors import InvoicePdfMismatchError, InvoicePdfMissingError
 from billing_runtime.files import FileCollection, StoredFileCorruptError
 from billing_schemas.documents import INVOICE_PDF_BUCKET, INVOICE_PDF_FILES
-
-
-class InvoicePdfs(Protocol):
-    """Port: the stored PDF of a finalized invoice."""
-
-    async def load(self, file_id: str) -> bytes:
-        """The PDF's bytes; :class:`InvoicePdfMissingError` if no file has this id."""
-        ...
 
 
 def _missing(file_id: str) -> InvoicePdfMissingError:
@@ -57,17 +49,3 @@ class MongoInvoicePdfs:
             raise _missing(file_id) from None
         legacy: bytes = await stream.read()
         return legacy
-
-
-class InMemoryInvoicePdfs:
-    """Fake of the port for unit tests."""
-
-    def __init__(self, files: dict[str, bytes] | None = None) -> None:
-        self.files = dict(files or {})
-
-    async def load(self, file_id: str) -> bytes:
-        """See :class:`InvoicePdfs`."""
-        try:
-            return self.files[file_id]
-        except KeyError:
-            raise _missing(file_id) from None

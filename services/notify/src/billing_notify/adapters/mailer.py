@@ -23,10 +23,10 @@ is delivered to the others and cannot be taken back).
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass
 from email.message import EmailMessage
-from typing import Literal, Protocol
+from typing import Literal
 
 from aiosmtplib import (
     SMTP,
@@ -42,64 +42,18 @@ from aiosmtplib import (
 )
 from aiosmtplib.email import flatten_message
 
-from billing_notify.domain.errors import NotificationError
+from billing_notify.ports import (
+    BeforeData,
+    PermanentMailError,
+    SendReport,
+    TransientMailError,
+    UncertainMailError,
+)
 
 log = logging.getLogger("billing.notify.mailer")
 
 SmtpSecurity = Literal["none", "starttls", "tls"]
 """``none``: plain SMTP (never upgraded); ``starttls``: STARTTLS required; ``tls``: implicit TLS."""
-
-BeforeData = Callable[[], Awaitable[object]]
-
-
-class TransientMailError(Exception):
-    """The email was not accepted this time, and the server has nothing: retry later."""
-
-
-class PermanentMailError(NotificationError):
-    """The SMTP server refused this email for good (a 5xx reply about the message)."""
-
-
-class UncertainMailError(Exception):
-    """The message data was handed over and no reply came back: it may have been delivered."""
-
-
-@dataclass(frozen=True)
-class SendReport:
-    """What the server did with one message: accepted for some recipients, refused for others.
-
-    ``refused`` maps an address to the server's reply (``"452 4.2.2 mailbox full"``); a 4xx
-    refusal may be tried again later, a 5xx one not.
-    """
-
-    accepted: tuple[str, ...]
-    refused: dict[str, str] = field(default_factory=dict)
-    response: str = ""
-
-    def refused_for_now(self) -> dict[str, str]:
-        """Refusals with a 4xx code: worth another try."""
-        return {a: r for a, r in self.refused.items() if r.startswith("4")}
-
-
-class Mailer(Protocol):
-    """Port: hand an email to the mail system."""
-
-    async def send(
-        self,
-        message: EmailMessage,
-        *,
-        sender: str,
-        recipients: Sequence[str],
-        before_data: BeforeData,
-    ) -> SendReport:
-        """Send ``message`` to ``recipients`` (the envelope).
-
-        ``before_data`` is awaited once at least one recipient was accepted, right before the
-        message data is sent; if no recipient is accepted it is not called and the report
-        has no accepted address. Raises :class:`TransientMailError`,
-        :class:`PermanentMailError` or, after ``before_data``, :class:`UncertainMailError`.
-        """
-        ...
 
 
 def classify_smtp_error(exc: Exception) -> TransientMailError | PermanentMailError:
@@ -245,48 +199,3 @@ async def _quit_quietly(client: SMTP) -> None:
             await client.quit()
         except (SMTPException, OSError):
             client.close()
-
-
-@dataclass(frozen=True)
-class SentMail:
-    """An email the fake mailer accepted."""
-
-    message: EmailMessage
-    sender: str
-    recipients: tuple[str, ...]
-
-
-@dataclass
-class InMemoryMailer:
-    """Fake of the port: keeps what it was given.
-
-    ``failures`` are raised first, one per call, before the data (nothing delivered) unless
-    they are :class:`UncertainMailError`, which is raised after ``before_data``; ``refusals``
-    maps an address to the reply refusing it (``"550 no such user"``).
-    """
-
-    sent: list[SentMail] = field(default_factory=list)
-    failures: list[Exception] = field(default_factory=list)
-    refusals: dict[str, str] = field(default_factory=dict)
-    response: str = "250 OK: queued"
-
-    async def send(
-        self,
-        message: EmailMessage,
-        *,
-        sender: str,
-        recipients: Sequence[str],
-        before_data: BeforeData,
-    ) -> SendReport:
-        """See :class:`Mailer`."""
-        if self.failures and not isinstance(self.failures[0], UncertainMailError):
-            raise self.failures.pop(0)
-        refused = {r: self.refusals[r] for r in recipients if r in self.refusals}
-        accepted = tuple(r for r in recipients if r not in refused)
-        if not accepted:
-            return SendReport(accepted=(), refused=refused)
-        await before_data()
-        if self.failures:
-            raise self.failures.pop(0)
-        self.sent.append(SentMail(message, sender, accepted))
-        return SendReport(accepted=accepted, refused=refused, response=self.response)

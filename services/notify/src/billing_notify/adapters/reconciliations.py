@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import UTC
-from typing import Any, Protocol
+from typing import Any
 
 from pymongo.asynchronous.database import AsyncDatabase
 
@@ -17,14 +17,6 @@ from billing_notify.domain.bill_report import Verdict
 
 RESULTS = "reconcile_results"
 """Owned by ``billing reconcile`` (``billing_cli.reconcile.service.RESULTS``)."""
-
-
-class Reconciliations(Protocol):
-    """Port: the last reconciliation verdict of periods."""
-
-    async def verdicts(self, periods: Sequence[str]) -> dict[str, Verdict]:
-        """The last verdict of each period reconciled (whole period, every customer)."""
-        ...
 
 
 class MongoReconciliations:
@@ -52,14 +44,3 @@ class MongoReconciliations:
                 checked_at=checked_at,
             )
         return out
-
-
-class InMemoryReconciliations:
-    """Fake of the port for unit tests (and the default: no period reconciled yet)."""
-
-    def __init__(self, verdicts: dict[str, Verdict] | None = None) -> None:
-        self.known = dict(verdicts or {})
-
-    async def verdicts(self, periods: Sequence[str]) -> dict[str, Verdict]:
-        """See :class:`Reconciliations`."""
-        return {p: self.known[p] for p in periods if p in self.known}

@@ -12,28 +12,22 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from billing_notify.adapters.delivery_log import MongoDeliveryLog, utc_now
+from billing_notify.adapters.delivery_log import utc_now
+from billing_notify.bootstrap import delivery_log_context
 from billing_notify.domain.delivery import Delivery
 from billing_notify.service.resend import (
     ResendRefusedError,
     resend_uncertain,
     uncertain_of_invoice,
 )
-from billing_notify.settings import NotifySettings
-from billing_runtime.service import make_mongo_client
 
 console = Console()
 mail_app = typer.Typer(help="Emails notify sent or tried to send.", no_args_is_help=True)
 
 
 async def _recent(invoice: str | None, limit: int) -> list[Delivery]:
-    settings = NotifySettings()
-    client = make_mongo_client(settings.mongodb_url)
-    try:
-        log = MongoDeliveryLog(client[settings.mongodb_database])
+    async with delivery_log_context() as log:
         return await log.recent(invoice=invoice, limit=limit)
-    finally:
-        await client.close()
 
 
 def delivery_json(delivery: Delivery) -> dict[str, Any]:
@@ -95,10 +89,7 @@ def log_command(
 
 
 async def _resend(target: str) -> list[Delivery]:
-    settings = NotifySettings()
-    client = make_mongo_client(settings.mongodb_url)
-    try:
-        log = MongoDeliveryLog(client[settings.mongodb_database])
+    async with delivery_log_context() as log:
         if target.startswith("<"):
             ids = [target]
         else:
@@ -108,8 +99,6 @@ async def _resend(target: str) -> list[Delivery]:
                 raise ResendRefusedError(msg)
         operator = f"cli:{getpass.getuser()}"
         return [await resend_uncertain(log, i, utc_now(), operator) for i in ids]
-    finally:
-        await client.close()
 
 
 @mail_app.command("resend")

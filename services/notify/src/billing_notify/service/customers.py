@@ -10,7 +10,6 @@ from email.message import EmailMessage
 from typing import Protocol
 
 from billing_catalog.models import Customer
-from billing_notify.adapters.catalog import CustomerDirectory
 from billing_notify.domain.errors import UnknownCustomerError
 from billing_notify.domain.messages import MessageKind, OutgoingEmail, choose_language
 from billing_notify.domain.recipients import (
@@ -19,6 +18,7 @@ from billing_notify.domain.recipients import (
     choose_recipients,
     customer_email_sender,
 )
+from billing_notify.ports import CustomerDirectory
 from billing_notify.service.deliver import (
     DeliveryOutcome,
     MailPolicy,

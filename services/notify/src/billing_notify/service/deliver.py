@@ -27,16 +27,8 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from enum import StrEnum
 
-from billing_notify.adapters.catalog import CustomerDirectory
-from billing_notify.adapters.delivery_log import Clock, DeliveryLog, utc_now
-from billing_notify.adapters.documents import InvoicePdfs
-from billing_notify.adapters.mailer import (
-    Mailer,
-    PermanentMailError,
-    TransientMailError,
-    UncertainMailError,
-)
-from billing_notify.adapters.reconciliations import InMemoryReconciliations, Reconciliations
+from billing_notify.adapters.delivery_log import Clock, utc_now
+from billing_notify.adapters.memory import InMemoryReconciliations
 from billing_notify.domain.delivery import (
     Delivery,
     DeliveryIntent,
@@ -45,6 +37,16 @@ from billing_notify.domain.delivery import (
 )
 from billing_notify.domain.messages import OutgoingEmail
 from billing_notify.domain.recipients import EntitySender, Mailbox
+from billing_notify.ports import (
+    CustomerDirectory,
+    DeliveryLog,
+    InvoicePdfs,
+    Mailer,
+    PermanentMailError,
+    Reconciliations,
+    TransientMailError,
+    UncertainMailError,
+)
 from billing_schemas.events import (
     REJECTED_ROWS_CARRIED,
     Envelope,

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from billing_notify.adapters.delivery_log import DeliveryLog
 from billing_notify.domain.delivery import Delivery, DeliveryStatus
+from billing_notify.ports import DeliveryLog
 
 
 class ResendRefusedError(ValueError):
