@@ -21,11 +21,11 @@ from billing_runtime.access import parse_tokens, token_name
 from billing_runtime.audit import KafkaAuditTrail
 from billing_runtime.kafka import EventPublisher
 from billing_schemas.events import AuditEntry
-from billing_webhooks.adapters.audit_log import InMemoryAuditLog, MongoAuditLog
-from billing_webhooks.adapters.memory import InMemoryDeliveries, InMemoryEndpoints
+from billing_webhooks.adapters.audit_log import MongoAuditLog
+from billing_webhooks.adapters.memory import InMemoryAuditLog, InMemoryDeliveries, InMemoryEndpoints
 from billing_webhooks.domain.audit import AuditRecord
 from billing_webhooks.entrypoints.http import webhooks_api
-from billing_webhooks.service.audit import AuditLog
+from billing_webhooks.ports import AuditLog
 from billing_webhooks.settings import WebhooksSettings
 
 if TYPE_CHECKING:

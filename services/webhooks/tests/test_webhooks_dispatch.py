@@ -18,6 +18,7 @@ from billing_webhooks.adapters.memory import (
 from billing_webhooks.domain.deliveries import DeliveryState, RetryPolicy
 from billing_webhooks.domain.endpoints import EndpointNotFoundError
 from billing_webhooks.domain.messages import EventKind, WebhookSource, message_for
+from billing_webhooks.ports import Response
 from billing_webhooks.service.deliver import (
     DeliveryPolicy,
     WebhookPorts,
@@ -25,7 +26,6 @@ from billing_webhooks.service.deliver import (
     enqueue,
 )
 from billing_webhooks.service.endpoints import disable_endpoint
-from billing_webhooks.service.ports import Response
 
 POLICY = DeliveryPolicy(
     retry=RetryPolicy(

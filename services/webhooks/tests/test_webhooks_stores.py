@@ -22,7 +22,7 @@ from billing_webhooks.domain.deliveries import (
     deliveries_for,
 )
 from billing_webhooks.domain.messages import message_for
-from billing_webhooks.service.ports import DeliveryStore, EndpointStore
+from billing_webhooks.ports import DeliveryStore, EndpointStore
 
 if TYPE_CHECKING:
     from pymongo.asynchronous.database import AsyncDatabase

@@ -57,7 +57,7 @@ def audit_of(doc: Doc) -> AuditRecord:
 
 
 class MongoAuditLog:
-    """:class:`~billing_webhooks.service.audit.AuditLog` over MongoDB."""
+    """:class:`~billing_webhooks.ports.AuditLog` over MongoDB."""
 
     def __init__(self, db: AsyncDatabase[Doc]) -> None:
         self._log = db[AUDIT_LOG]
@@ -84,22 +84,3 @@ class MongoAuditLog:
         query: Doc = {} if since is None else {"at": {"$gte": since}}
         cursor = self._log.find(query).sort([("at", ASCENDING), ("_id", ASCENDING)]).limit(limit)
         return [audit_of(d) async for d in cursor]
-
-
-class InMemoryAuditLog:
-    """Fake :class:`~billing_webhooks.service.audit.AuditLog`."""
-
-    def __init__(self) -> None:
-        self.records: dict[str, AuditRecord] = {}
-
-    async def append(self, records: Sequence[AuditRecord]) -> int:
-        new = 0
-        for record in records:
-            if record.audit_id not in self.records:
-                self.records[record.audit_id] = record
-                new += 1
-        return new
-
-    async def read(self, *, since: datetime | None = None, limit: int = 1000) -> list[AuditRecord]:
-        found = [r for r in self.records.values() if since is None or r.at >= since]
-        return sorted(found, key=lambda r: (r.at, r.audit_id))[:limit]

@@ -18,7 +18,7 @@ from standardwebhooks.webhooks import Webhook
 
 from billing_webhooks.domain.deliveries import Delivery
 from billing_webhooks.domain.endpoints import Endpoint
-from billing_webhooks.service.ports import Response
+from billing_webhooks.ports import Response
 
 USER_AGENT = "billing-webhooks/1"
 
@@ -36,7 +36,7 @@ def signed_headers(endpoint: Endpoint, delivery: Delivery, at: datetime) -> dict
 
 
 class HttpWebhookSender:
-    """:class:`~billing_webhooks.service.ports.WebhookSender` over httpx (one pooled client)."""
+    """:class:`~billing_webhooks.ports.WebhookSender` over httpx (one pooled client)."""
 
     def __init__(self, timeout_seconds: float) -> None:
         self._client = httpx.AsyncClient(

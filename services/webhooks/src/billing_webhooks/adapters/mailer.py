@@ -36,7 +36,7 @@ def disabled_email(endpoint: Endpoint, sender: str, operators: list[str]) -> Ema
 
 
 class SmtpOperatorAlerts:
-    """:class:`~billing_webhooks.service.ports.OperatorAlerts` by SMTP; without operators
+    """:class:`~billing_webhooks.ports.OperatorAlerts` by SMTP; without operators
     configured, a warning in the log only."""
 
     def __init__(

@@ -6,15 +6,16 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
+from billing_webhooks.domain.audit import AuditRecord
 from billing_webhooks.domain.deliveries import Attempt, Delivery, DeliveryState
 from billing_webhooks.domain.endpoints import Endpoint
-from billing_webhooks.service.ports import Response
+from billing_webhooks.ports import Response
 
 NO_LEASE = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 class InMemoryEndpoints:
-    """Fake :class:`~billing_webhooks.service.ports.EndpointStore`."""
+    """Fake :class:`~billing_webhooks.ports.EndpointStore`."""
 
     def __init__(self) -> None:
         self.endpoints: dict[str, Endpoint] = {}
@@ -41,7 +42,7 @@ class InMemoryEndpoints:
 
 
 class InMemoryDeliveries:
-    """Fake :class:`~billing_webhooks.service.ports.DeliveryStore`."""
+    """Fake :class:`~billing_webhooks.ports.DeliveryStore`."""
 
     def __init__(self) -> None:
         self.log: dict[str, Delivery] = {}
@@ -109,7 +110,7 @@ class InMemoryDeliveries:
 
 @dataclass
 class ScriptedSender:
-    """Fake :class:`~billing_webhooks.service.ports.WebhookSender`: answers from a script per
+    """Fake :class:`~billing_webhooks.ports.WebhookSender`: answers from a script per
     endpoint (the last answer repeats), and keeps what was sent."""
 
     answers: dict[str, list[Response]] = field(default_factory=dict)
@@ -123,9 +124,28 @@ class ScriptedSender:
 
 @dataclass
 class RecordedAlerts:
-    """Fake :class:`~billing_webhooks.service.ports.OperatorAlerts`: keeps the alerts."""
+    """Fake :class:`~billing_webhooks.ports.OperatorAlerts`: keeps the alerts."""
 
     disabled: list[Endpoint] = field(default_factory=list)
 
     async def endpoint_disabled(self, endpoint: Endpoint) -> None:
         self.disabled.append(endpoint)
+
+
+class InMemoryAuditLog:
+    """Fake :class:`~billing_webhooks.ports.AuditLog`."""
+
+    def __init__(self) -> None:
+        self.records: dict[str, AuditRecord] = {}
+
+    async def append(self, records: Sequence[AuditRecord]) -> int:
+        new = 0
+        for record in records:
+            if record.audit_id not in self.records:
+                self.records[record.audit_id] = record
+                new += 1
+        return new
+
+    async def read(self, *, since: datetime | None = None, limit: int = 1000) -> list[AuditRecord]:
+        found = [r for r in self.records.values() if since is None or r.at >= since]
+        return sorted(found, key=lambda r: (r.at, r.audit_id))[:limit]

@@ -72,7 +72,7 @@ def endpoint_of(doc: Doc) -> Endpoint:
 
 
 class MongoEndpoints:
-    """:class:`~billing_webhooks.service.ports.EndpointStore` over MongoDB."""
+    """:class:`~billing_webhooks.ports.EndpointStore` over MongoDB."""
 
     def __init__(self, db: AsyncDatabase[Doc]) -> None:
         self._endpoints = db[ENDPOINTS]
@@ -171,7 +171,7 @@ def attempt_of(doc: Doc) -> Attempt:
 
 
 class MongoDeliveries:
-    """:class:`~billing_webhooks.service.ports.DeliveryStore` over MongoDB."""
+    """:class:`~billing_webhooks.ports.DeliveryStore` over MongoDB."""
 
     def __init__(self, db: AsyncDatabase[Doc]) -> None:
         self._queue = db[QUEUE]

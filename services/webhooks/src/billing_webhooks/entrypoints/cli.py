@@ -18,9 +18,8 @@ from rich.table import Table
 
 from billing_runtime.access import Scope
 from billing_runtime.audit import cli_actor
-from billing_runtime.service import make_mongo_client
-from billing_webhooks.adapters.audit_log import MongoAuditLog
 from billing_webhooks.adapters.mongo import MongoDeliveries, MongoEndpoints
+from billing_webhooks.bootstrap import cli_stores
 from billing_webhooks.domain.audit import AuditRecord
 from billing_webhooks.domain.endpoints import EndpointError, EndpointNotFoundError
 from billing_webhooks.entrypoints.http import delivery_out, endpoint_out
@@ -40,12 +39,8 @@ T = TypeVar("T")
 def _run(work: Callable[[MongoEndpoints, MongoDeliveries, WebhooksSettings], Awaitable[T]]) -> T:
     async def go() -> T:
         settings = WebhooksSettings()
-        client = make_mongo_client(settings.mongodb_url)
-        try:
-            db = client[settings.mongodb_database]
-            return await work(MongoEndpoints(db), MongoDeliveries(db), settings)
-        finally:
-            await client.close()
+        async with cli_stores(settings) as kept:
+            return await work(kept.endpoints, kept.deliveries, settings)
 
     try:
         return asyncio.run(go())
@@ -254,13 +249,8 @@ def audit_command(
     start = _since(since)
 
     async def read() -> list[AuditRecord]:
-        settings = WebhooksSettings()
-        client = make_mongo_client(settings.mongodb_url)
-        try:
-            log = MongoAuditLog(client[settings.mongodb_database])
-            return await audit_trail(log, OPERATOR, since=start, limit=limit)
-        finally:
-            await client.close()
+        async with cli_stores(WebhooksSettings()) as kept:
+            return await audit_trail(kept.audit, OPERATOR, since=start, limit=limit)
 
     found = asyncio.run(read())
     if as_json:

@@ -29,7 +29,8 @@ from billing_schemas.channels import (
 from billing_schemas.events import AuditRecorded
 from billing_webhooks.domain.audit import record_of
 from billing_webhooks.domain.messages import WebhookSource, message_for
-from billing_webhooks.service.audit import AuditLog, keep
+from billing_webhooks.ports import AuditLog
+from billing_webhooks.service.audit import keep
 from billing_webhooks.service.deliver import DeliveryPolicy, WebhookPorts, enqueue
 from billing_webhooks.settings import WebhooksSettings
 

@@ -21,9 +21,9 @@ from billing_runtime.access import ForbiddenError, OutOfScopeError, Scope, authe
 from billing_webhooks.domain.deliveries import Attempt, Delivery, delivery_id
 from billing_webhooks.domain.endpoints import Endpoint, EndpointError, EndpointNotFoundError
 from billing_webhooks.domain.messages import EventKind
+from billing_webhooks.ports import AuditLog, DeliveryStore, EndpointStore
 from billing_webhooks.service import endpoints as cases
-from billing_webhooks.service.audit import MAX_READ, AuditLog, audit_trail
-from billing_webhooks.service.ports import DeliveryStore, EndpointStore
+from billing_webhooks.service.audit import MAX_READ, audit_trail
 
 MAX_LIMIT = 1000
 

@@ -28,13 +28,13 @@ from billing_webhooks.domain.deliveries import (
 )
 from billing_webhooks.domain.endpoints import Endpoint
 from billing_webhooks.domain.messages import WebhookMessage
-from billing_webhooks.service.endpoints import abandon_queued
-from billing_webhooks.service.ports import (
+from billing_webhooks.ports import (
     DeliveryStore,
     EndpointStore,
     OperatorAlerts,
     WebhookSender,
 )
+from billing_webhooks.service.endpoints import abandon_queued
 
 log = logging.getLogger("billing.webhooks")
 

@@ -9,7 +9,7 @@ from billing_runtime.access import Scope, require_customer
 from billing_webhooks.domain import endpoints as rules
 from billing_webhooks.domain.deliveries import DeliveryState, abandon
 from billing_webhooks.domain.endpoints import Endpoint, EndpointNotFoundError
-from billing_webhooks.service.ports import DeliveryStore, EndpointStore
+from billing_webhooks.ports import DeliveryStore, EndpointStore
 
 
 @dataclass(frozen=True)

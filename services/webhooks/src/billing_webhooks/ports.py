@@ -1,6 +1,6 @@
-"""The ports the webhook use cases take: endpoints, the delivery queue and log, the HTTP sender
-and the operators' alerts. Each has an in-memory fake (``adapters/memory.py``) and a real
-adapter, proven by the same contract tests."""
+"""The ports the webhook use cases take: endpoints, the delivery queue and log, the HTTP sender,
+the operators' alerts and the audit log. Each has an in-memory fake (``adapters/memory.py``) and
+a real adapter, proven by the same contract tests."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
 
+from billing_webhooks.domain.audit import AuditRecord
 from billing_webhooks.domain.deliveries import Attempt, Delivery
 from billing_webhooks.domain.endpoints import Endpoint
 
@@ -97,4 +98,16 @@ class OperatorAlerts(Protocol):
 
     async def endpoint_disabled(self, endpoint: Endpoint) -> None:
         """An endpoint was disabled after failing too long."""
+        ...
+
+
+class AuditLog(Protocol):
+    """Append-only storage of audit records: nothing here changes or removes one."""
+
+    async def append(self, records: Sequence[AuditRecord]) -> int:
+        """Keep the records not kept before (by id); return how many were new."""
+        ...
+
+    async def read(self, *, since: datetime | None = None, limit: int = 1000) -> list[AuditRecord]:
+        """Records from ``since`` on (all without), oldest first, at most ``limit``."""
         ...
