@@ -87,3 +87,19 @@ class BillingApi(Protocol):
     async def bills(self, user: User, period: str) -> Json:
         """The bills ingest loaded whose rows bill ``period`` (operators)."""
         ...
+
+
+class Passwords(Protocol):
+    """Port: password hashing (Argon2id in ``adapters/passwords.py``)."""
+
+    def hash(self, password: str) -> str:
+        """The hash to store."""
+        ...
+
+    def verify(self, stored: str | None, password: str) -> bool:
+        """Whether the password matches (False for None, in the same time)."""
+        ...
+
+    def needs_rehash(self, stored: str) -> bool:
+        """Whether the stored hash should be made again with today's parameters."""
+        ...

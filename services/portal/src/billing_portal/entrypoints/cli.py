@@ -10,7 +10,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from billing_portal.app import account_ports, user_admin
+from billing_portal.bootstrap import account_ports, user_admin
 from billing_portal.domain.users import Role, UserError, normalize_email
 from billing_portal.service import user_audit
 from billing_portal.service.accounts import add_user, disable_user

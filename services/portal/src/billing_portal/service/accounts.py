@@ -9,7 +9,6 @@ from __future__ import annotations
 import secrets
 from dataclasses import dataclass, replace
 from datetime import datetime
-from typing import Protocol
 
 from billing_portal.domain.throttle import after_failure, retry_at
 from billing_portal.domain.users import (
@@ -24,23 +23,7 @@ from billing_portal.domain.users import (
     password_problem,
     with_link,
 )
-from billing_portal.ports import FailureCounter, UserStore
-
-
-class Passwords(Protocol):
-    """Port: password hashing (Argon2id in ``adapters/passwords.py``)."""
-
-    def hash(self, password: str) -> str:
-        """The hash to store."""
-        ...
-
-    def verify(self, stored: str | None, password: str) -> bool:
-        """Whether the password matches (False for None, in the same time)."""
-        ...
-
-    def needs_rehash(self, stored: str) -> bool:
-        """Whether the stored hash should be made again with today's parameters."""
-        ...
+from billing_portal.ports import FailureCounter, Passwords, UserStore
 
 
 @dataclass
