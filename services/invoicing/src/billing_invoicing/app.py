@@ -5,14 +5,17 @@ from __future__ import annotations
 from faststream.asgi import AsgiFastStream
 from faststream.asgi.types import ASGIApp
 
-from billing_invoicing.adapters.contacts_repo import MongoContactBook
-from billing_invoicing.adapters.customer_accounts_repo import MongoCustomerAccountBook
-from billing_invoicing.adapters.pdf import PdfRenderer
-from billing_invoicing.adapters.settlement_repo import MongoSettlementRepository
-from billing_invoicing.bootstrap import build_ports, einvoice_ports, query_ports
+from billing_invoicing.bootstrap import (
+    build_ports,
+    contact_book,
+    customer_accounts,
+    einvoice_ports,
+    ensure_indexes,
+    pdf_renderer,
+    query_ports,
+)
 from billing_invoicing.entrypoints.consumers import register
 from billing_invoicing.entrypoints.http import invoicing_api
-from billing_invoicing.service.customer_accounts import CustomerAccounts
 from billing_invoicing.settings import InvoicingSettings
 from billing_runtime.audit import KafkaAuditTrail
 from billing_runtime.kafka import Publisher
@@ -34,14 +37,13 @@ def _build(
     settings: InvoicingSettings, publisher: Publisher | None = None
 ) -> tuple[Runtime, ASGIApp]:
     runtime = create_runtime(SERVICE, settings, publisher)
-    renderer = PdfRenderer(max_workers=settings.pdf_workers)
+    renderer = pdf_renderer(settings)
     ports = build_ports(runtime.db, runtime.publisher, renderer, settings)
     register(runtime, settings, ports)
     queries = query_ports(runtime.db, ports, settings, runtime.publisher, renderer)
 
     async def prepare() -> None:
-        await ports.invoices.ensure_indexes()
-        await MongoSettlementRepository(runtime.db).ensure_indexes()
+        await ensure_indexes(runtime.db, ports)
         # the PDF processes start (and import WeasyPrint) now, not when a close is waiting
         await renderer.start()
 
@@ -54,7 +56,7 @@ def _build(
         tokens=settings.api_scopes(),
         queries=queries,
         invoicing=ports,
-        contacts=MongoContactBook(runtime.db),
+        contacts=contact_book(runtime.db),
         einvoices=einvoice_ports(runtime.db, ports, renderer),
         audit=KafkaAuditTrail(
             runtime.publisher,
@@ -63,7 +65,7 @@ def _build(
             settings.kafka_bootstrap_servers,
         ),
         signing_key=settings.portal_signing_key(),
-        accounts=CustomerAccounts(MongoCustomerAccountBook(runtime.db), queries.settlement),
+        accounts=customer_accounts(runtime.db, queries.settlement),
         max_request_bytes=settings.max_request_bytes,
     )
     declare_output(

@@ -10,6 +10,8 @@ from typing import Any
 from pymongo.asynchronous.database import AsyncDatabase
 
 from billing_invoicing.adapters.catalog_repo import MongoCatalogRepository
+from billing_invoicing.adapters.contacts_repo import MongoContactBook
+from billing_invoicing.adapters.customer_accounts_repo import MongoCustomerAccountBook
 from billing_invoicing.adapters.documents import InvoicePdfStore
 from billing_invoicing.adapters.einvoice_documents import MongoIssuedDocuments
 from billing_invoicing.adapters.einvoice_renderer import CustomerPdfRenderer
@@ -18,6 +20,7 @@ from billing_invoicing.adapters.invoice_repo import MongoInvoiceRepository
 from billing_invoicing.adapters.pdf import PdfRenderer
 from billing_invoicing.adapters.settlement_repo import MongoSettlementRepository
 from billing_invoicing.service.credit_note_documents import CreditNotePdfPorts
+from billing_invoicing.service.customer_accounts import CustomerAccounts
 from billing_invoicing.service.einvoices import EInvoicePorts
 from billing_invoicing.service.generate_invoices import InvoicingPorts
 from billing_invoicing.service.invoice_queries import QueryPorts
@@ -77,6 +80,29 @@ def einvoice_ports(
 ) -> EInvoicePorts:
     """The e-invoice use case's ports: the catalog, the issued documents, the PDF pool."""
     return EInvoicePorts(ports.catalog, MongoIssuedDocuments(db), renderer)
+
+
+def pdf_renderer(settings: InvoicingSettings) -> PdfRenderer:
+    """The pool of PDF processes (``start`` it early: each imports WeasyPrint)."""
+    return PdfRenderer(max_workers=settings.pdf_workers)
+
+
+async def ensure_indexes(db: AsyncDatabase[dict[str, Any]], ports: InvoicingPorts) -> None:
+    """The indexes of the invoices and of the settlement records."""
+    await ports.invoices.ensure_indexes()
+    await MongoSettlementRepository(db).ensure_indexes()
+
+
+def contact_book(db: AsyncDatabase[dict[str, Any]]) -> MongoContactBook:
+    """The customers' contacts and their roles (the API's contact routes)."""
+    return MongoContactBook(db)
+
+
+def customer_accounts(
+    db: AsyncDatabase[dict[str, Any]], settlement: SettlementPorts
+) -> CustomerAccounts:
+    """The customer's account settings and dues (the API's account routes)."""
+    return CustomerAccounts(MongoCustomerAccountBook(db), settlement)
 
 
 @dataclass
