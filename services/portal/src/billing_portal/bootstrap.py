@@ -35,6 +35,16 @@ def audit_trail(settings: PortalSettings, publisher: EventPublisher) -> KafkaAud
 
 
 @asynccontextmanager
+async def accounts_context(settings: PortalSettings) -> AsyncIterator[AccountPorts]:
+    """The account ports alone, for a ``billing users`` command that only reads."""
+    client = make_mongo_client(settings.mongodb_url)
+    try:
+        yield account_ports(client[settings.mongodb_database])
+    finally:
+        await client.close()
+
+
+@asynccontextmanager
 async def user_admin(
     settings: PortalSettings,
 ) -> AsyncIterator[tuple[AccountPorts, KafkaAuditTrail]]:

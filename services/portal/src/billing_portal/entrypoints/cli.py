@@ -10,13 +10,12 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from billing_portal.bootstrap import account_ports, user_admin
+from billing_portal.bootstrap import accounts_context, user_admin
 from billing_portal.domain.users import Role, UserError, normalize_email
 from billing_portal.service import user_audit
 from billing_portal.service.accounts import add_user, disable_user
 from billing_portal.settings import PortalSettings
 from billing_runtime.audit import cli_actor
-from billing_runtime.service import make_mongo_client
 
 console = Console()
 err = Console(stderr=True)
@@ -84,12 +83,8 @@ def disable(email: Annotated[str, typer.Argument(help="The user's email.")]) -> 
 
 
 async def _list() -> list[tuple[str, str, str, str]]:
-    settings = PortalSettings()
-    client = make_mongo_client(settings.mongodb_url)
-    try:
-        users = await account_ports(client[settings.mongodb_database]).users.all()
-    finally:
-        await client.close()
+    async with accounts_context(PortalSettings()) as accounts:
+        users = await accounts.users.all()
     return [
         (
             u.email, u.role.value, u.customer_id or "",
