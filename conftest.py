@@ -327,6 +327,10 @@ class FlowBroker:
         """The records on ``topic`` once there are ``count`` of them (all of them)."""
         raise NotImplementedError
 
+    async def settle(self) -> None:
+        """Let the services' consumers take what was published, when the outcome is not on a
+        topic (a webhook, an email): on the real broker they poll by themselves."""
+
 
 class MemoryFlow(FlowBroker):
     """The services' consumers fed by :class:`~billing_runtime.memory.InMemoryBroker`."""
@@ -354,8 +358,12 @@ class MemoryFlow(FlowBroker):
     async def publish_raw(self, channel: Any, key: bytes, value: bytes) -> None:
         await self.broker.publish_raw(channel.name(self.namespace), [(key, value, [])])
 
-    async def read(self, topic: str, count: int) -> list[Any]:
+    async def settle(self) -> None:
+        """Hand the consumers what was published (and what they publish in turn), now."""
         await self.broker.deliver(*self._runtimes)
+
+    async def read(self, topic: str, count: int) -> list[Any]:
+        await self.settle()
         records = self.broker.records(topic)
         assert len(records) >= count, f"{len(records)} of {count} records on {topic}"
         return records
