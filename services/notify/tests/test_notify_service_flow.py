@@ -90,7 +90,8 @@ class Mailbox:
 
 
 def _parsed(raw: bytes) -> EmailMessage:
-    parsed: Any = email.message_from_bytes(raw, policy=email.policy.default)
+    parsed = email.message_from_bytes(raw, policy=email.policy.default)
+    assert isinstance(parsed, EmailMessage)
     return parsed
 
 
