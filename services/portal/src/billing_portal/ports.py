@@ -1,6 +1,7 @@
-"""The portal's ports: where users live, where failed sign-ins are counted, and the billing
-APIs. Each has an in-memory fake (``adapters/memory.py``) and a real implementation under the
-same contract tests."""
+"""The portal's ports: where users live, where failed sign-ins are counted, password hashing
+and the billing APIs. The stores have an in-memory fake (``adapters/memory.py``) and a MongoDB
+implementation under the same contract tests (``tests/test_portal_ports_contract.py``); the
+billing API's fake, with its demo invoices, is ``tests/portal_fakes.py``."""
 
 from __future__ import annotations
 
