@@ -14,6 +14,7 @@ from billing_rating.adapters.rated_store import RatedStore
 from billing_rating.adapters.tier_store import ClaimConflictError, TierStore
 from billing_rating.domain.fx import FxTable
 from billing_rating.domain.rating import (
+    Choices,
     CustomerPricing,
     Plan,
     RatingError,
@@ -46,9 +47,9 @@ Priced = tuple[int, UsageRecorded, CustomerPricing, Plan | None]
 planning failed: ``rate_usage`` then says why)."""
 
 
-def _plan(event: UsageRecorded, pricing: CustomerPricing) -> Plan | None:
+def _plan(event: UsageRecorded, pricing: CustomerPricing, choices: Choices) -> Plan | None:
     try:
-        return plan_usage(event.data, pricing)
+        return plan_usage(event.data, pricing, choices)
     except RatingError:
         return None
 
@@ -130,6 +131,7 @@ async def rate_batch(
     pricing = await catalog.pricing_for(keys)
     result = RatedBatch()
     priced: list[Priced] = []
+    choices = Choices()
     for index, event in enumerate(events):
         key = account_key(event.data.provider, event.data.sub_account_id)
         owner = pricing.get(key)
@@ -139,7 +141,7 @@ async def rate_batch(
         elif isinstance(owner, Unpriced):
             result.failures.append((index, f"{owner.reason}: fix the catalog, then replay"))
         else:
-            priced.append((index, event, owner, _plan(event, owner)))
+            priced.append((index, event, owner, _plan(event, owner, choices)))
     pairs = {
         (e.data.currency, p.currency) for _, e, p, _ in priced if e.data.currency != p.currency
     }
