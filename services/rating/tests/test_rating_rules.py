@@ -10,11 +10,12 @@ from typing import Any
 
 import pytest
 
-from billing_catalog.pricing import PriceList
+from billing_catalog.pricing import MinimumRule, PackageRule, PriceList, TieredRule
 from billing_rating.domain.rating import (
     Choices,
     CustomerPricing,
     RatingError,
+    is_cumulative,
     plan_usage,
     rate_all,
     rate_usage,
@@ -350,3 +351,24 @@ def test_a_batch_memo_of_choices_plans_each_record_as_planning_it_alone() -> Non
         rec = record(rid, charge_period_start=datetime(2024, 7, 1, tzinfo=UTC))
         with pytest.raises(RatingError, match=f"record {rid}: price list 'std' has no version"):
             plan_usage(rec, versioned, choices)
+
+
+@pytest.mark.parametrize(
+    ("rule", "cumulative"),
+    [
+        ({"kind": "markup", "percent": "1"}, False),
+        ({"kind": "discount", "percent": "1"}, False),
+        ({"kind": "unit_delta", "delta": "0.01"}, False),
+        ({"kind": "unit_price", "unit_price": "0.01"}, False),
+        (GRADUATED, True),
+        ({"kind": "package", "size": "10", "price": "1"}, True),
+        ({"kind": "minimum", "amount": "10"}, True),
+    ],
+)
+def test_the_rules_that_price_by_the_running_total_are_the_cumulative_kinds(
+    rule: dict[str, Any], cumulative: bool
+) -> None:
+    [loaded] = pricing(rule).price_list.versions[0].rules
+    for _ in range(2):  # the second answer comes from the per-class memo
+        assert is_cumulative(loaded) is cumulative
+    assert isinstance(loaded, TieredRule | PackageRule | MinimumRule) is cumulative
