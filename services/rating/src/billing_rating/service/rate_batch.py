@@ -127,9 +127,34 @@ async def rate_batch(
     batch that fails in either is redelivered and does both again (the keeping is idempotent;
     invoicing stores each charge id once).
     """
-    keys = {account_key(e.data.provider, e.data.sub_account_id) for e in events}
-    pricing = await catalog.pricing_for(keys)
     result = RatedBatch()
+    keys = {account_key(e.data.provider, e.data.sub_account_id) for e in events}
+    priced = _price_owners(events, await catalog.pricing_for(keys), result.failures)
+    pairs = {
+        (e.data.currency, p.currency) for _, e, p, _ in priced if e.data.currency != p.currency
+    }
+    fx = await catalog.fx_rates(pairs)
+    originals = await _originals(priced, kept)
+    done = await _rate_claiming(priced, fx, originals, tiers)
+    result.failures += done.failures
+    result.failures.sort()
+    done.rated.sort(key=lambda r: r[0])
+    result.charges = _charge_events(done)
+    keeping = _keep(kept, done)
+    if publish is None:
+        await keeping
+    else:
+        await asyncio.gather(keeping, publish(result.charges))
+    return result
+
+
+def _price_owners(
+    events: list[UsageRecorded],
+    pricing: dict[str, CustomerPricing | Unpriced],
+    failures: list[tuple[int, str]],
+) -> list[Priced]:
+    """Each event with its owner's pricing and its plan (the batch's choices made once); an
+    event no customer owns, or whose price list cannot be used, goes to ``failures``."""
     priced: list[Priced] = []
     choices = Choices()
     for index, event in enumerate(events):
@@ -137,16 +162,19 @@ async def rate_batch(
         owner = pricing.get(key)
         if owner is None:
             reason = f"no customer owns account {key!r}: add it to the catalog, then replay"
-            result.failures.append((index, reason))
+            failures.append((index, reason))
         elif isinstance(owner, Unpriced):
-            result.failures.append((index, f"{owner.reason}: fix the catalog, then replay"))
+            failures.append((index, f"{owner.reason}: fix the catalog, then replay"))
         else:
             priced.append((index, event, owner, _plan(event, owner, choices)))
-    pairs = {
-        (e.data.currency, p.currency) for _, e, p, _ in priced if e.data.currency != p.currency
-    }
-    fx = await catalog.fx_rates(pairs)
-    originals = await _originals(priced, kept)
+    return priced
+
+
+async def _rate_claiming(
+    priced: list[Priced], fx: FxTable, originals: dict[str, Emitted], tiers: TierStore
+) -> _Rated:
+    """Rate the batch against the stored running totals and store the claims it makes; when
+    another consumer took a place first, load the totals and rate the batch again."""
     wanted = [
         (plan.state_key, event.data.record_id)
         for _, event, _, plan in priced
@@ -174,28 +202,29 @@ async def rate_batch(
                 raise
             records = records or exc.record_claimed
             log.info("tier claim refused (%s); rating the batch again", exc)
-    result.failures += done.failures
-    result.failures.sort()
-    done.rated.sort(key=lambda r: r[0])
+    return done
+
+
+def _charge_events(done: _Rated) -> list[tuple[str, ChargeRated]]:
+    """The batch's charges as events keyed by customer: the rated records in batch order,
+    then the reversals' re-pricings."""
     occurred_at = datetime.now(UTC)
     charges = [(event, charge) for _, event, charge in done.rated] + done.repricings
-    for event, charge in charges:
-        # built without validating again: the charge and the ids are typed already
-        event_out = trusted(
-            ChargeRated,
-            event_id=f"charge-rated:{charge.charge_id}",
-            occurred_at=occurred_at,
-            source=SOURCE,
-            correlation_id=event.correlation_id,
-            data=charge,
+    # built without validating again: the charge and the ids are typed already
+    return [
+        (
+            charge.customer_id,
+            trusted(
+                ChargeRated,
+                event_id=f"charge-rated:{charge.charge_id}",
+                occurred_at=occurred_at,
+                source=SOURCE,
+                correlation_id=event.correlation_id,
+                data=charge,
+            ),
         )
-        result.charges.append((charge.customer_id, event_out))
-    keeping = _keep(kept, done)
-    if publish is None:
-        await keeping
-    else:
-        await asyncio.gather(keeping, publish(result.charges))
-    return result
+        for event, charge in charges
+    ]
 
 
 async def _keep(kept: RatedStore, done: _Rated) -> None:
