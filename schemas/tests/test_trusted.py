@@ -59,3 +59,10 @@ def test_a_trusted_model_is_the_model_construct_one() -> None:
 def test_a_trusted_model_needs_every_required_field() -> None:
     with pytest.raises(TypeError, match="customer_id is required"):
         trusted(RatedCharge, **{k: v for k, v in CHARGE.items() if k != "customer_id"})
+
+
+def test_a_name_that_is_no_field_is_left_out() -> None:
+    charge = trusted(RatedCharge, **CHARGE, not_a_field="x")
+    assert charge == RatedCharge.model_construct(**CHARGE)
+    assert charge.model_fields_set == set(CHARGE)
+    assert "not_a_field" not in charge.model_dump()

@@ -10,8 +10,16 @@ from typing import Any
 
 import pytest
 
-from billing_catalog.pricing import PriceList
-from billing_rating.domain.rating import CustomerPricing, RatingError, rate_all, rate_usage
+from billing_catalog.pricing import MinimumRule, PackageRule, PriceList, TieredRule
+from billing_rating.domain.rating import (
+    Choices,
+    CustomerPricing,
+    RatingError,
+    is_cumulative,
+    plan_usage,
+    rate_all,
+    rate_usage,
+)
 from billing_rating.domain.tiers import TierState
 from billing_schemas.events import ChargeCategory, LineType, UsageRecord
 
@@ -308,3 +316,59 @@ def test_an_empty_state_is_not_changed_by_rating() -> None:
     state = TierState()
     rate_usage(record(pricing_quantity=D("5")), pricing(GRADUATED), state=state)
     assert state == TierState()
+
+
+def test_a_batch_memo_of_choices_plans_each_record_as_planning_it_alone() -> None:
+    price = pricing(
+        {"kind": "markup", "percent": "10"},
+        {"kind": "markup", "percent": "5", "provider": "Microsoft"},
+        {"kind": "markup", "percent": "2", "sku": "X", "region": "us-east-1"},
+        {"kind": "markup", "percent": "3", "service": "Amazon EC2", "usage_type": "*Spot*"},
+        {"kind": "markup", "percent": "4", "service": "Amazon EC2", "usage_type": "USE1-*"},
+        {"kind": "discount", "percent": "1", "service": "Amazon S3"},
+    )
+    versioned = CustomerPricing("acme", "USD", VERSIONED)
+    records = [
+        (record("a"), price),
+        (record("a2", provider="Microsoft", service_name="VMs"), price),
+        (record("b", sku_id="X", region="us-east-1"), price),
+        (record("c", sku_id="X", region="eu-west-1"), price),
+        (record("d", service_name="Amazon S3"), price),
+        (record("e", line_type=LineType.CREDIT, billed_cost=D("-1")), price),
+        (record("f", sku_id="USE1-BoxUsage"), price),
+        (record("g", charge_period_start=datetime(2024, 3, 1, tzinfo=UTC)), versioned),
+        (record("h", charge_period_start=datetime(2024, 9, 20, tzinfo=UTC)), versioned),
+    ]
+    choices = Choices()
+    for _ in range(2):  # the second round is answered from the memo
+        for rec, customer in records:
+            assert plan_usage(rec, customer, choices) == plan_usage(rec, customer), rec.record_id
+    # a choice that fails is not kept: each record is refused with its own id
+    for rid in ("t1", "t2"):
+        with pytest.raises(RatingError, match=f"record {rid}: rules .* tie"):
+            plan_usage(record(rid, sku_id="USE1-SpotUsage:m5.large"), price, choices)
+    for rid in ("v1", "v2"):
+        rec = record(rid, charge_period_start=datetime(2024, 7, 1, tzinfo=UTC))
+        with pytest.raises(RatingError, match=f"record {rid}: price list 'std' has no version"):
+            plan_usage(rec, versioned, choices)
+
+
+@pytest.mark.parametrize(
+    ("rule", "cumulative"),
+    [
+        ({"kind": "markup", "percent": "1"}, False),
+        ({"kind": "discount", "percent": "1"}, False),
+        ({"kind": "unit_delta", "delta": "0.01"}, False),
+        ({"kind": "unit_price", "unit_price": "0.01"}, False),
+        (GRADUATED, True),
+        ({"kind": "package", "size": "10", "price": "1"}, True),
+        ({"kind": "minimum", "amount": "10"}, True),
+    ],
+)
+def test_the_rules_that_price_by_the_running_total_are_the_cumulative_kinds(
+    rule: dict[str, Any], cumulative: bool
+) -> None:
+    [loaded] = pricing(rule).price_list.versions[0].rules
+    for _ in range(2):  # the second answer comes from the per-class memo
+        assert is_cumulative(loaded) is cumulative
+    assert isinstance(loaded, TieredRule | PackageRule | MinimumRule) is cumulative

@@ -2,7 +2,10 @@
 
 from billing_rating.app import create_app
 from billing_rating.settings import RatingSettings
+from billing_runtime.heap import settle_heap
 from billing_runtime.service import serve
 
 settings = RatingSettings()
-serve(create_app(settings), settings, "rating")
+app = create_app(settings)
+settle_heap()
+serve(app, settings, "rating")

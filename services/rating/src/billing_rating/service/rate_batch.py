@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 from billing_catalog.models import account_key
 from billing_rating.domain.fx import FxTable
 from billing_rating.domain.rating import (
+    Choices,
     CustomerPricing,
     Plan,
     RatingError,
@@ -44,9 +45,9 @@ Priced = tuple[int, UsageRecorded, CustomerPricing, Plan | None]
 planning failed: ``rate_usage`` then says why)."""
 
 
-def _plan(event: UsageRecorded, pricing: CustomerPricing) -> Plan | None:
+def _plan(event: UsageRecorded, pricing: CustomerPricing, choices: Choices) -> Plan | None:
     try:
-        return plan_usage(event.data, pricing)
+        return plan_usage(event.data, pricing, choices)
     except RatingError:
         return None
 
@@ -124,25 +125,54 @@ async def rate_batch(
     batch that fails in either is redelivered and does both again (the keeping is idempotent;
     invoicing stores each charge id once).
     """
-    keys = {account_key(e.data.provider, e.data.sub_account_id) for e in events}
-    pricing = await catalog.pricing_for(keys)
     result = RatedBatch()
-    priced: list[Priced] = []
-    for index, event in enumerate(events):
-        key = account_key(event.data.provider, event.data.sub_account_id)
-        owner = pricing.get(key)
-        if owner is None:
-            reason = f"no customer owns account {key!r}: add it to the catalog, then replay"
-            result.failures.append((index, reason))
-        elif isinstance(owner, Unpriced):
-            result.failures.append((index, f"{owner.reason}: fix the catalog, then replay"))
-        else:
-            priced.append((index, event, owner, _plan(event, owner)))
+    keys = {account_key(e.data.provider, e.data.sub_account_id) for e in events}
+    priced = _price_owners(events, await catalog.pricing_for(keys), result.failures)
     pairs = {
         (e.data.currency, p.currency) for _, e, p, _ in priced if e.data.currency != p.currency
     }
     fx = await catalog.fx_rates(pairs)
     originals = await _originals(priced, kept)
+    done = await _rate_claiming(priced, fx, originals, tiers)
+    result.failures += done.failures
+    result.failures.sort()
+    done.rated.sort(key=lambda r: r[0])
+    result.charges = _charge_events(done)
+    keeping = _keep(kept, done)
+    if publish is None:
+        await keeping
+    else:
+        await asyncio.gather(keeping, publish(result.charges))
+    return result
+
+
+def _price_owners(
+    events: list[UsageRecorded],
+    pricing: dict[str, CustomerPricing | Unpriced],
+    failures: list[tuple[int, str]],
+) -> list[Priced]:
+    """Each event with its owner's pricing and its plan (the batch's choices made once); an
+    event no customer owns, or whose price list cannot be used, goes to ``failures``."""
+    priced: list[Priced] = []
+    choices = Choices()
+    for index, event in enumerate(events):
+        key = account_key(event.data.provider, event.data.sub_account_id)
+        owner = pricing.get(key)
+        if owner is None:
+            reason = f"no customer owns account {key!r}: add it to the catalog, then replay"
+            failures.append((index, reason))
+        elif isinstance(owner, Unpriced):
+            failures.append((index, f"{owner.reason}: fix the catalog, then replay"))
+        else:
+            priced.append((index, event, owner, _plan(event, owner, choices)))
+    return priced
+
+
+async def _rate_claiming(
+    priced: list[Priced], fx: FxTable, originals: dict[str, Emitted], tiers: TierStore
+) -> _Rated:
+    """Rate the batch against the stored running totals and store the claims it makes; when
+    another consumer took a place first, load the totals and rate the batch again."""
     wanted = [
         (plan.state_key, event.data.record_id)
         for _, event, _, plan in priced
@@ -170,28 +200,29 @@ async def rate_batch(
                 raise
             records = records or exc.record_claimed
             log.info("tier claim refused (%s); rating the batch again", exc)
-    result.failures += done.failures
-    result.failures.sort()
-    done.rated.sort(key=lambda r: r[0])
+    return done
+
+
+def _charge_events(done: _Rated) -> list[tuple[str, ChargeRated]]:
+    """The batch's charges as events keyed by customer: the rated records in batch order,
+    then the reversals' re-pricings."""
     occurred_at = datetime.now(UTC)
     charges = [(event, charge) for _, event, charge in done.rated] + done.repricings
-    for event, charge in charges:
-        # built without validating again: the charge and the ids are typed already
-        event_out = trusted(
-            ChargeRated,
-            event_id=f"charge-rated:{charge.charge_id}",
-            occurred_at=occurred_at,
-            source=SOURCE,
-            correlation_id=event.correlation_id,
-            data=charge,
+    # built without validating again: the charge and the ids are typed already
+    return [
+        (
+            charge.customer_id,
+            trusted(
+                ChargeRated,
+                event_id=f"charge-rated:{charge.charge_id}",
+                occurred_at=occurred_at,
+                source=SOURCE,
+                correlation_id=event.correlation_id,
+                data=charge,
+            ),
         )
-        result.charges.append((charge.customer_id, event_out))
-    keeping = _keep(kept, done)
-    if publish is None:
-        await keeping
-    else:
-        await asyncio.gather(keeping, publish(result.charges))
-    return result
+        for event, charge in charges
+    ]
 
 
 async def _keep(kept: RatedStore, done: _Rated) -> None:

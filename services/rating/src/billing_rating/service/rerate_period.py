@@ -21,7 +21,7 @@ from billing_rating.domain.fx import FxTable
 from billing_rating.domain.rating import CustomerPricing, RatingError, rate_usage, reversed_record
 from billing_rating.domain.rerating import Emitted, corrections_to
 from billing_rating.domain.tiers import TierState
-from billing_rating.ports import ChargePublisher, PricingCatalog, RatedStore, Unpriced
+from billing_rating.ports import ChargePublisher, PricingCatalog, RatedRecord, RatedStore, Unpriced
 from billing_schemas.events import ChargeRated, RatedCharge, UsageRecord
 
 SOURCE = "billing-rating"
@@ -106,37 +106,7 @@ async def rerate_period(
         if r.customer_id in by_customer and r.record.currency != by_customer[r.customer_id]
     }
     fx = await catalog.fx_rates(pairs)
-    state = TierState()
-    charged: dict[str, Emitted] = {}  # each record's fresh price, for the reversals after it
-    fresh: list[RatedCharge] = []
-    current: dict[str, Emitted] = {}
-    for done, rated in enumerate(records, 1):
-        record = rated.record
-        key = account_key(record.provider, record.sub_account_id)
-        owner = pricing.get(key)
-        if owner is None or isinstance(owner, Unpriced):
-            why = (
-                "is no longer in the catalog"
-                if owner is None
-                else f"cannot be priced: {owner.reason}"
-            )
-            summary.skipped.append(f"record {record.record_id}: account {key!r} {why}")
-        elif owner.customer_id != rated.customer_id:
-            summary.skipped.append(
-                f"record {record.record_id}: account {key!r} now belongs to "
-                f"{owner.customer_id!r}, its charges went to {rated.customer_id!r}"
-            )
-        else:
-            try:
-                charge = _rate_afresh(record, owner, fx, state, charged)
-            except RatingError as exc:
-                summary.skipped.append(str(exc))
-            else:
-                fresh.append(charge)
-                current[record.record_id] = rated.emitted
-        if done % PROGRESS_EVERY == 0:
-            on_progress("re-rated", done, len(records))
-    on_progress("re-rated", len(records), len(records))
+    current, fresh = _rate_period(records, pricing, fx, summary.skipped, on_progress)
     summary.records = len(fresh)
     summary.corrections = corrections_to(current, fresh)
     for charge in summary.corrections:
@@ -145,9 +115,80 @@ async def rerate_period(
         )
     if publisher is None:
         return summary
-    total = len(summary.corrections)
+    await _publish_corrections(summary.corrections, publisher, kept, correlation_id, on_progress)
+    summary.published = True
+    log.info(
+        "re-rated %s: %d records, %d corrections published",
+        period,
+        summary.records,
+        len(summary.corrections),
+    )
+    return summary
+
+
+def _owner(
+    rated: RatedRecord, pricing: dict[str, CustomerPricing | Unpriced]
+) -> CustomerPricing | str:
+    """The pricing a kept record is re-rated with, or why it is skipped (its account is no
+    longer priced, or now belongs to another customer than its charges went to)."""
+    record = rated.record
+    key = account_key(record.provider, record.sub_account_id)
+    owner = pricing.get(key)
+    if owner is None:
+        return f"record {record.record_id}: account {key!r} is no longer in the catalog"
+    if isinstance(owner, Unpriced):
+        return f"record {record.record_id}: account {key!r} cannot be priced: {owner.reason}"
+    if owner.customer_id != rated.customer_id:
+        return (
+            f"record {record.record_id}: account {key!r} now belongs to "
+            f"{owner.customer_id!r}, its charges went to {rated.customer_id!r}"
+        )
+    return owner
+
+
+def _rate_period(
+    records: list[RatedRecord],
+    pricing: dict[str, CustomerPricing | Unpriced],
+    fx: FxTable,
+    skipped: list[str],
+    on_progress: Progress,
+) -> tuple[dict[str, Emitted], list[RatedCharge]]:
+    """Rate the period's records afresh in their first rating order, with a fresh running
+    total: what each was charged so far, and its fresh charge (a record that cannot be
+    re-rated goes to ``skipped`` with the reason)."""
+    state = TierState()
+    charged: dict[str, Emitted] = {}  # each record's fresh price, for the reversals after it
+    fresh: list[RatedCharge] = []
+    current: dict[str, Emitted] = {}
+    for done, rated in enumerate(records, 1):
+        owner = _owner(rated, pricing)
+        if isinstance(owner, str):
+            skipped.append(owner)
+        else:
+            try:
+                charge = _rate_afresh(rated.record, owner, fx, state, charged)
+            except RatingError as exc:
+                skipped.append(str(exc))
+            else:
+                fresh.append(charge)
+                current[rated.record.record_id] = rated.emitted
+        if done % PROGRESS_EVERY == 0:
+            on_progress("re-rated", done, len(records))
+    on_progress("re-rated", len(records), len(records))
+    return current, fresh
+
+
+async def _publish_corrections(
+    corrections: list[RatedCharge],
+    publisher: ChargePublisher,
+    kept: RatedStore,
+    correlation_id: str,
+    on_progress: Progress,
+) -> None:
+    """Publish the corrections, then keep them, chunk by chunk."""
+    total = len(corrections)
     for start in range(0, total, PUBLISH_CHUNK):
-        chunk = summary.corrections[start : start + PUBLISH_CHUNK]
+        chunk = corrections[start : start + PUBLISH_CHUNK]
         await publisher.publish(
             [
                 ChargeRated.create(
@@ -162,6 +203,3 @@ async def rerate_period(
         # kept only once on the broker: a crash in between publishes the same ids again
         await kept.save_corrections(chunk)
         on_progress("published", start + len(chunk), total)
-    summary.published = True
-    log.info("re-rated %s: %d records, %d corrections published", period, summary.records, total)
-    return summary
