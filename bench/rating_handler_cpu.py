@@ -27,11 +27,15 @@ from rating_bench import catalog_document, make_records
 
 import billing_rating.app  # noqa: F401  # the service's imports, for a heap of its size
 from billing_catalog.models import Catalog, account_key
-from billing_rating.adapters.catalog import InMemoryPricingCatalog, Unpriced
-from billing_rating.adapters.rated_store import InMemoryRatedStore, _pack
-from billing_rating.adapters.tier_store import InMemoryTierStore
+from billing_rating.adapters.memory import (
+    InMemoryPricingCatalog,
+    InMemoryRatedStore,
+    InMemoryTierStore,
+)
+from billing_rating.adapters.rated_store import _pack
 from billing_rating.domain.rating import CustomerPricing
 from billing_rating.entrypoints.consumers import _to_json
+from billing_rating.ports import Unpriced
 from billing_rating.service.rate_batch import rate_batch
 from billing_schemas.channels import USAGE_RECORDED
 from billing_schemas.events import ChargeRated, UsageRecorded
