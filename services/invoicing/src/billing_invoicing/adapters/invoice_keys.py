@@ -41,7 +41,12 @@ from typing import Any
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
-from billing_invoicing.domain.listing import Key, buckets_to_read, in_list_order, total_buckets
+from billing_invoicing.domain.listing import (
+    Key,
+    buckets_to_read,
+    ids_in_list_order,
+    total_buckets,
+)
 from billing_invoicing.domain.model import parse_invoice_id
 from billing_invoicing.domain.units import from_units
 
@@ -228,19 +233,19 @@ class InvoiceKeys:
             and (wanted.period is None or k[0] == wanted.period)
         )
         if wanted.customer_id is not None:
-            keys = [_key(v) for v in await self._values(f"customer:{wanted.customer_id}")]
+            ids = [str(v) for v in await self._values(f"customer:{wanted.customer_id}")]
         elif wanted.period is not None:
-            keys = [_key(v) for v in await self._values(f"period:{wanted.period}")]
+            ids = [str(v) for v in await self._values(f"period:{wanted.period}")]
         elif wanted.min_total is not None or wanted.max_total is not None:
             existing = [str(b) for b in await self._values("totals")]
             buckets = buckets_to_read(existing, wanted.min_total, wanted.max_total)
             found = await asyncio.gather(*(self._values(f"total:{b}") for b in buckets))
-            keys = [_key(v) for values in found for v in values]
+            ids = [str(v) for values in found for v in values]
         else:
             for period in sorted(await self._values("periods"), reverse=True):
-                yield in_list_order(_key(v) for v in await self._values(f"period:{period}"))
+                yield ids_in_list_order(str(v) for v in await self._values(f"period:{period}"))
             return
-        yield [k for k in in_list_order(keys) if keep(k)]
+        yield [k for k in ids_in_list_order(ids) if keep(k)]
 
     async def _read(self, keys: list[Key], projection: Doc | None) -> list[Doc]:
         """The invoices of these keys, in their order (one ``_id`` look-up each, at once;
