@@ -14,11 +14,12 @@ read by ``_id`` only (``domain/listing.py`` for the order and the buckets):
 * ``number:<number>``: the invoice id of an issued number.
 
 A key document keeps its values in two places: ``keys``, an array that writes add to
-(``$addToSet``), and ``packed``, segments each holding many values as one JSON string. Once a
-process has added :data:`PACK_AT` values to a document, it moves the array into a new segment
-(one update; many segments are merged into one): FerretDB converts a stored array element by
-element, so a customer's 10,000 ids took 120-330 ms to read as an array and 3-8 ms packed.
-A reader takes both, each value once (a re-written value may be in both).
+(``$addToSet``), and ``packed``, segments each holding many values as one JSON string. Each
+time a process has added :data:`PACK_AT` values to a document, it moves the array into a new
+segment if it holds that many (one update; many segments are merged into one): FerretDB
+converts a stored array element by element, so a customer's 10,000 ids took 120-330 ms to
+read as an array and 3-8 ms packed. A reader takes both, each value once (a re-written value
+may be in both).
 
 Every write is idempotent (``$addToSet``, an insert that a duplicate makes a no-op) and made
 *before* the invoice write it indexes, so a crash in between leaves a key whose document does
@@ -120,7 +121,7 @@ class InvoiceKeys:
         many)."""
         doc = await self._keys.find_one({"_id": doc_id})
         tail = [] if doc is None else list(doc.get("keys", []))
-        if not tail:
+        if len(tail) < PACK_AT:  # re-writes of values packed already, or a short list
             return
         packed = [str(s) for s in (doc or {}).get("packed", [])]
         if len(packed) + 1 >= MERGE_AT:
