@@ -34,10 +34,16 @@ from billing_invoicing.adapters.invoice_repo import (
     NUMBERS,
     MongoInvoiceRepository,
 )
-from billing_invoicing.adapters.settlement_repo import MongoSettlementRepository
+from billing_invoicing.adapters.settlement_repo import (
+    CREDIT_NOTES,
+    PAYMENTS,
+    SETTLEMENT_SLOTS,
+    MongoSettlementRepository,
+)
 from billing_invoicing.domain.credit import CreditEntry, CreditKind
 from billing_invoicing.domain.invoice import InvoiceDocument
 from billing_invoicing.domain.model import StreamPosition
+from billing_invoicing.domain.settlement import CreditNoteRecord, PaymentRecord
 from billing_invoicing.service.draft_invoices import PositionedCharge, add_charges
 from billing_invoicing.service.generate_invoices import InvoicingPorts, close_invoice
 from billing_notify.adapters.documents import MongoInvoicePdfs
@@ -177,6 +183,52 @@ async def test_hot_path_queries_are_pushed_down(infra: Any, namespace: str) -> N
                 indexed = {key for index in await (await db[collection].list_indexes()).to_list()
                            for key in index["key"]}  # fmt: skip
                 assert indexed.intersection(query), f"{name} on {collection} {query}: no index"
+    finally:
+        await client.drop_database(namespace)
+        await client.close()
+
+
+async def test_the_dues_read_payments_and_credit_notes_by_id(infra: Any, namespace: str) -> None:
+    """An invoice's dues (every "Pay this invoice") read its payments and credit notes through
+    their slots, each by ``_id``: never a filter on the records, which grow with every
+    invoice paid (on SQLite a scan of them all)."""
+    recorder = Recorder()
+    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(
+        infra.mongodb_url, event_listeners=[recorder]
+    )
+    db = client[namespace]
+    try:
+        records = MongoSettlementRepository(db)
+        await records.ensure_indexes()
+        for n in range(3):
+            invoice = f"c{n}:2024-09"
+            for k in range(2):  # two payments of each invoice, one recorded twice
+                paid = PaymentRecord(
+                    f"pay-{n}-{k}", invoice, f"N-{n}", f"c{n}", Decimal(k + 1), "EUR", "Card",
+                    f"ref-{k}", date(2024, 10, 20),
+                )  # fmt: skip
+                await records.add_payment(paid)
+                await records.add_payment(paid)
+            note = CreditNoteRecord(
+                f"{invoice}:cn:1", f"CN-{n}", invoice, f"N-{n}", f"c{n}", "EUR",
+                Decimal("11.90"), Decimal("1.90"), Decimal("10.00"), "SLA", False,
+                date(2024, 11, 2),
+            )  # fmt: skip
+            await records.add_credit_note(note)
+        recorder.commands.clear()
+
+        payments = await records.payments_of("c1:2024-09")
+        notes = await records.credit_notes_of("c1:2024-09")
+
+        assert [p.payment_id for p in payments] == ["pay-1-0", "pay-1-1"]
+        assert [n.number for n in notes] == ["CN-1"]
+        reads = [(body[name], body.get("filter", {})) for name, body in recorder.commands]
+        assert {c for c, _ in reads} == {PAYMENTS, CREDIT_NOTES, SETTLEMENT_SLOTS}
+        for collection, query in reads:
+            assert set(query) == {"_id"}, (collection, query)
+            assert isinstance(query["_id"], str), (collection, query)
+            plan = await explain_query(db[collection], query)
+            assert_pushed_down(plan, f"find on {collection} {query}")
     finally:
         await client.drop_database(namespace)
         await client.close()

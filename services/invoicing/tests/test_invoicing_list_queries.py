@@ -33,7 +33,13 @@ from billing_invoicing.adapters.invoice_keys import INVOICE_KEYS
 from billing_invoicing.adapters.invoice_repo import INVOICES, MongoInvoiceRepository
 from billing_invoicing.adapters.settlement_repo import MongoSettlementRepository
 from billing_invoicing.domain.access import parse_tokens
-from billing_invoicing.domain.listing import bucket_bounds, buckets_to_read, total_buckets
+from billing_invoicing.domain.listing import (
+    bucket_bounds,
+    buckets_to_read,
+    ids_in_list_order,
+    in_list_order,
+    total_buckets,
+)
 from billing_invoicing.entrypoints.http import invoicing_api
 from billing_invoicing.service.generate_invoices import InvoicingPorts
 from billing_invoicing.service.invoice_queries import QueryPorts
@@ -277,3 +283,19 @@ def test_a_range_reads_coarse_buckets_inside_it_and_fine_ones_at_its_edges() -> 
         "+2:4", "+2:5", "+2:6", "+2:7", "+2:8", "+2:90",
     ]  # fmt: skip
     assert len(buckets_to_read(every, Decimal("0.5"), None)) <= 9 + 9 + 9 + 1
+
+
+@given(
+    st.lists(
+        st.tuples(
+            st.text(alphabet="ab:-_1", min_size=1, max_size=4),
+            st.integers(min_value=1990, max_value=2200),
+            st.integers(min_value=1, max_value=12),
+        ),
+        max_size=30,
+    )
+)
+def test_ids_sort_into_the_list_order(invoices: list[tuple[str, int, int]]) -> None:
+    ids = [f"{customer}:{year:04d}-{month:02d}" for customer, year, month in invoices]
+    keys = [(i.rsplit(":", 1)[1], i.rsplit(":", 1)[0], i) for i in ids]
+    assert ids_in_list_order(ids + ids[:3]) == in_list_order(keys)

@@ -13,12 +13,21 @@ entry is inserted, whether the insert was new or a retry's: so the summary has e
 exactly once, and the close reads a customer's balance with one look-up by ``_id`` (the only
 filter FerretDB's SQLite backend answers itself) however long the ledger grows.
 
+An invoice's payments and credit notes are found by ``_id`` too (its dues read them on every
+"Pay this invoice"): each record, once inserted, is listed under its invoice in
+``invoicing_settlement_slots`` as ``<kind>:<invoice id>:<n>`` (``n`` = 0, 1, ...), taken by an
+insert in the first free slot (a writer that loses a slot to another takes the next one, so no
+document is ever updated by two writers). A reader reads slot after slot until one is missing.
+The listing is done after the record's insert, by the retry too: a crash in between leaves a
+record unlisted until its retry, as it leaves the invoice without its effect.
+
 Money is stored as integers of the currency's unit (``*_units``, ``domain/units.py``), like
 everything else.
 """
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any
@@ -39,6 +48,8 @@ from billing_schemas.money import round_to_minor
 PAYMENTS = "invoicing_payments"
 CREDIT_NOTES = "invoicing_credit_notes"
 CUSTOMER_CREDITS = CREDITS  # invoicing records a negative invoice's credit there too
+SETTLEMENT_SLOTS = "invoicing_settlement_slots"
+_LISTED = "listed"
 
 Doc = dict[str, Any]
 
@@ -184,13 +195,58 @@ class MongoSettlementRepository:
         self._credit_notes = db[CREDIT_NOTES]
         self._credits = db[CUSTOMER_CREDITS]
         self._balances = db[CREDIT_BALANCES]
+        self._slots = db[SETTLEMENT_SLOTS]
 
     async def ensure_indexes(self) -> None:
-        """Indexes the queries here use (idempotent)."""
+        """Indexes the queries here use (idempotent), and the slots of the payments and credit
+        notes recorded before they were kept (once)."""
         await self._payments.create_index([("invoice_id", ASCENDING)])
         await self._credit_notes.create_index([("invoice_id", ASCENDING)])
         await self._credits.create_index([("customer_id", ASCENDING)])
         await self._invoices.create_index([("number", ASCENDING)])
+        await self.list_recorded()
+
+    async def list_recorded(self) -> int:
+        """List every stored payment and credit note under its invoice (one read of them all),
+        unless done before; how many were listed now."""
+        if await self._slots.find_one({"_id": _LISTED}) is not None:
+            return 0
+        count = 0
+        for kind, records, order in (
+            ("payment", self._payments, "recorded_at"),
+            ("credit_note", self._credit_notes, "number"),
+        ):
+            async for doc in records.find({}, {"invoice_id": 1, order: 1}).sort(order, ASCENDING):
+                await self._list(kind, str(doc["invoice_id"]), str(doc["_id"]))
+                count += 1
+        await self._slots.update_one({"_id": _LISTED}, {"$set": {"count": count}}, upsert=True)
+        return count
+
+    async def _listed(self, kind: str, invoice_id: str) -> list[str]:
+        """The ids listed under the invoice, slot after slot (one ``_id`` look-up each)."""
+        ids: list[str] = []
+        while slot := await self._slots.find_one({"_id": f"{kind}:{invoice_id}:{len(ids)}"}):
+            ids.append(str(slot["record_id"]))
+        return ids
+
+    async def _list(self, kind: str, invoice_id: str, record_id: str) -> None:
+        """List a record under its invoice once, in the first free slot."""
+        listed = await self._listed(kind, invoice_id)
+        while record_id not in listed:
+            slot = {"_id": f"{kind}:{invoice_id}:{len(listed)}", "record_id": record_id}
+            try:
+                await self._slots.insert_one(slot)
+            except DuplicateKeyError:  # taken by another record at once: look again
+                listed = await self._listed(kind, invoice_id)
+            else:
+                return
+
+    async def _records(
+        self, kind: str, records: AsyncCollection[Doc], invoice_id: str
+    ) -> list[Doc]:
+        ids = await self._listed(kind, invoice_id)
+        found = await asyncio.gather(*(records.find_one({"_id": i}) for i in ids))
+        return [d for d in found if d is not None]
 
     async def invoice_by_number(self, number: str) -> Doc | None:
         """A stored invoice document by its number (or its id, ``customer:period``), for
@@ -203,12 +259,14 @@ class MongoSettlementRepository:
     async def add_payment(self, payment: PaymentRecord) -> tuple[PaymentRecord, bool]:
         """Record the payment once under its id."""
         stored, new = await _insert_once(self._payments, payment_document(payment))
+        await self._list("payment", str(stored["invoice_id"]), str(stored["_id"]))
         return payment_of(stored), new
 
     async def payments_of(self, invoice_id: str) -> list[PaymentRecord]:
-        """The invoice's payments, oldest first."""
-        cursor = self._payments.find({"invoice_id": invoice_id}).sort("recorded_at", ASCENDING)
-        return [payment_of(d) async for d in cursor]
+        """The invoice's payments, oldest first (its slots, then each by ``_id``)."""
+        docs = await self._records("payment", self._payments, invoice_id)
+        docs.sort(key=lambda d: (d["recorded_at"], d["_id"]))
+        return [payment_of(d) for d in docs]
 
     async def fix_outstanding_after(self, payment_id: str, amount: Decimal) -> Decimal:
         """Set the payment's ``outstanding_after`` unless it is set; return the one stored."""
@@ -231,12 +289,13 @@ class MongoSettlementRepository:
     async def add_credit_note(self, note: CreditNoteRecord) -> tuple[CreditNoteRecord, bool]:
         """Record the credit note once under its id."""
         stored, new = await _insert_once(self._credit_notes, credit_note_document(note))
+        await self._list("credit_note", str(stored["invoice_id"]), str(stored["_id"]))
         return credit_note_of(stored), new
 
     async def credit_notes_of(self, invoice_id: str) -> list[CreditNoteRecord]:
-        """The invoice's credit notes, by number."""
-        cursor = self._credit_notes.find({"invoice_id": invoice_id}).sort("number", ASCENDING)
-        return [credit_note_of(d) async for d in cursor]
+        """The invoice's credit notes, by number (its slots, then each by ``_id``)."""
+        docs = await self._records("credit_note", self._credit_notes, invoice_id)
+        return [credit_note_of(d) for d in sorted(docs, key=lambda d: str(d["number"]))]
 
     async def credit_note_published(self, credit_note_id: str) -> None:
         """Remember that CreditNoteIssued was acknowledged."""
