@@ -25,6 +25,7 @@ from billing_catalog.models import Catalog, EInvoiceFormat
 from billing_invoicing.adapters.catalog_repo import ApplyResult
 from billing_invoicing.adapters.documents import InvoicePdfStore
 from billing_invoicing.adapters.invoice_repo import INVOICES, line_amount
+from billing_invoicing.adapters.stored_rows import invoice_row_of
 from billing_invoicing.bootstrap import cli_context
 from billing_invoicing.domain.access import Scope
 from billing_invoicing.domain.invoice import InvoiceDocument
@@ -444,9 +445,11 @@ def focus_dataset(
             doc = await ctx.ports.invoices.document_by_number(number)
             if doc is None:
                 return None
-            target = output or Path(focus_file_name(doc))
+            stored = invoice_row_of(doc)
+            target = output or Path(focus_file_name(stored))
             buffer = io.StringIO()
-            rows = await write_focus_csv(doc, ctx.ports.invoices.charges_of(doc["_id"]), buffer)
+            charges = ctx.ports.invoices.charges_of(stored.invoice_id)
+            rows = await write_focus_csv(stored, charges, buffer)
             target.write_text(buffer.getvalue(), encoding="utf-8")
             return target, rows
 

@@ -527,11 +527,11 @@ async def _charges_not_in(
     """Ids of the invoice's charges in another currency (the first few, then "..."): read
     only when a close is refused for them."""
     ids: list[str] = []
-    async for doc in ports.invoices.charges_of(invoice_id):
-        if doc.get("currency") != currency:
+    async for line in ports.invoices.charges_of(invoice_id):
+        if line.currency != currency:
             if len(ids) == at_most:
                 return [*ids, "..."]
-            ids.append(str(doc["_id"]))
+            ids.append(line.charge_id)
     return ids
 
 
