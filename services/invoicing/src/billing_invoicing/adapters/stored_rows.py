@@ -68,6 +68,7 @@ def invoice_row_of(doc: Mapping[str, Any]) -> InvoiceRow:
         issue_date=date.fromisoformat(str(issued)) if issued else None,
         total_units=_units(doc.get("total_units")),
         currency=_text(doc.get("currency")),
+        document_currency=_text((doc.get("document") or {}).get("currency")),
         published=bool(doc.get("published_at")),
         pdf_file_id=_text(doc.get("pdf_file_id")),
         document=doc.get("document"),

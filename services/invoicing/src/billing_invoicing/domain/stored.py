@@ -64,6 +64,7 @@ class InvoiceRow:
     issue_date: date | None
     total_units: int | None
     currency: str | None
+    document_currency: str | None
     published: bool
     pdf_file_id: str | None
     document: dict[str, Any] | None
