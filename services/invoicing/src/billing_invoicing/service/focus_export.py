@@ -33,7 +33,7 @@ from typing import TextIO
 
 from billing_invoicing.adapters.stored_rows import invoice_row_of
 from billing_invoicing.domain.access import Scope
-from billing_invoicing.domain.invoice import InvoiceDocument, LineKind
+from billing_invoicing.domain.invoice import InvoiceDocument, InvoiceLine, LineKind
 from billing_invoicing.domain.proration import month_bounds
 from billing_invoicing.domain.stored import ChargeLine, InvoiceRow
 from billing_invoicing.domain.units import from_units
@@ -280,54 +280,63 @@ class FocusDataset:
             exact += line.amount_exact
             if line.kind in (LineKind.USAGE, LineKind.CORRECTION):
                 continue  # carried by the charges
-            amount = _number(line.amount_exact)
-            row = whole | {
-                "BilledCost": amount,
-                "EffectiveCost": amount,
-                "ContractedCost": amount,
-                "ListCost": amount,
-                "ChargeDescription": line.description,
-            }
-            category, frequency, service = LINE_KINDS.get(
-                line.kind, ("Adjustment", "One-Time", line.description)
-            )
-            row |= {
-                "ChargeCategory": category,
-                "ChargeFrequency": frequency,
-                "ServiceName": service,
-            }
-            if line.kind is LineKind.SUBSCRIPTION:
-                quantity = line.quantity or 1  # invoices finalized before lines had one: 1
-                row |= {
-                    "PricingCategory": "Standard",
-                    "PricingQuantity": str(quantity),
-                    "PricingUnit": "Subscription" if quantity == 1 else "Subscriptions",
-                }
-            yield row
+            yield _line_row(whole, line)
         for tax in inv.taxes:
             if tax.tax:
-                yield whole | {
-                    "BilledCost": _number(tax.tax),
-                    "EffectiveCost": _number(tax.tax),
-                    "ContractedCost": _number(tax.tax),
-                    "ListCost": _number(tax.tax),
-                    "ChargeCategory": "Tax",
-                    "ChargeDescription": tax.label,
-                    "ChargeFrequency": "One-Time",
-                    "ServiceName": tax.label,
-                }
+                yield _whole_row(whole, tax.tax, "Tax", tax.label, tax.label)
         rounding = inv.subtotal - exact
         if rounding:
-            yield whole | {
-                "BilledCost": _number(rounding),
-                "EffectiveCost": _number(rounding),
-                "ContractedCost": _number(rounding),
-                "ListCost": _number(rounding),
-                "ChargeCategory": "Adjustment",
-                "ChargeDescription": "Rounding of the invoice to the currency's minor units",
-                "ChargeFrequency": "One-Time",
-                "ServiceName": "Rounding",
-            }
+            yield _whole_row(
+                whole,
+                rounding,
+                "Adjustment",
+                "Rounding of the invoice to the currency's minor units",
+                "Rounding",
+            )
+
+
+def _whole_row(whole: Row, amount: Decimal, category: str, description: str, service: str) -> Row:
+    """A one-time row of the whole invoice (a tax, the rounding)."""
+    return whole | {
+        "BilledCost": _number(amount),
+        "EffectiveCost": _number(amount),
+        "ContractedCost": _number(amount),
+        "ListCost": _number(amount),
+        "ChargeCategory": category,
+        "ChargeDescription": description,
+        "ChargeFrequency": "One-Time",
+        "ServiceName": service,
+    }
+
+
+def _line_row(whole: Row, line: InvoiceLine) -> Row:
+    """The row of an invoice line no charge carries: its category, frequency and service by
+    its kind (:data:`LINE_KINDS`; others: a one-time adjustment), and a subscription's
+    quantity."""
+    amount = _number(line.amount_exact)
+    row = whole | {
+        "BilledCost": amount,
+        "EffectiveCost": amount,
+        "ContractedCost": amount,
+        "ListCost": amount,
+        "ChargeDescription": line.description,
+    }
+    category, frequency, service = LINE_KINDS.get(
+        line.kind, ("Adjustment", "One-Time", line.description)
+    )
+    row |= {
+        "ChargeCategory": category,
+        "ChargeFrequency": frequency,
+        "ServiceName": service,
+    }
+    if line.kind is LineKind.SUBSCRIPTION:
+        quantity = line.quantity or 1  # invoices finalized before lines had one: 1
+        row |= {
+            "PricingCategory": "Standard",
+            "PricingQuantity": str(quantity),
+            "PricingUnit": "Subscription" if quantity == 1 else "Subscriptions",
+        }
+    return row
 
 
 async def write_focus_csv(
