@@ -19,6 +19,7 @@ from rich.table import Table
 from billing_catalog.models import EInvoiceFormat
 from billing_invoicing.adapters.documents import InvoicePdfStore
 from billing_invoicing.adapters.einvoice import FACTURX_FILENAME
+from billing_invoicing.adapters.stored_rows import invoice_row_of
 from billing_invoicing.bootstrap import CliContext, cli_context
 from billing_invoicing.domain.access import Scope
 from billing_invoicing.service.einvoices import EInvoiceUnavailableError, einvoice_file
@@ -71,9 +72,10 @@ async def _write_einvoices(ctx: CliContext, doc: dict[str, Any], out: Path) -> l
 async def _write_focus(ctx: CliContext, doc: dict[str, Any], out: Path) -> str:
     """The invoice's FOCUS 1.2 dataset (what ``billing invoices focus`` writes), beside the
     PDF; its report line."""
-    path = out / focus_file_name(doc)
+    stored = invoice_row_of(doc)
+    path = out / focus_file_name(stored)
     buffer = io.StringIO()
-    rows = await write_focus_csv(doc, ctx.ports.invoices.charges_of(str(doc["_id"])), buffer)
+    rows = await write_focus_csv(stored, ctx.ports.invoices.charges_of(stored.invoice_id), buffer)
     path.write_text(buffer.getvalue(), encoding="utf-8")
     return f"FOCUS {FOCUS_VERSION}  {path}  ({rows} rows)"
 

@@ -25,14 +25,15 @@ from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
 
 import pytest
 from focus_checks import focus_12_problems, focus_validator_failures
 
 from billing_catalog.models import Customer, InvoicingEntity, Plan, TaxRate
 from billing_invoicing.adapters.invoice_repo import charge_document
+from billing_invoicing.adapters.stored_rows import charge_line_of, invoice_row_of
 from billing_invoicing.domain.invoice import ChargeGroup, InvoiceStatus, assemble_invoice
+from billing_invoicing.domain.stored import ChargeLine, InvoiceRow
 from billing_invoicing.service.focus_export import (
     COLUMNS,
     FocusUnavailableError,
@@ -122,7 +123,7 @@ CHARGES = [
 ]
 
 
-def stored_invoice() -> dict[str, Any]:
+def stored_invoice() -> InvoiceRow:
     groups: dict[tuple[str, str], Decimal] = {}
     for c in CHARGES:
         key = (c.billing_period, c.service_name)
@@ -146,15 +147,17 @@ def stored_invoice() -> dict[str, Any]:
         tax_rates=[TaxRate(country="DE", percent=D("19"))],
     ).model_copy(update={"number": NUMBER, "status": InvoiceStatus.FINALIZED})
     assert (invoice.subtotal, invoice.tax, invoice.total) == (D("215.58"), D("40.96"), D("256.54"))
-    return {
-        "_id": "acme:2024-09",
-        "number": NUMBER,
-        "status": "finalized",
-        "document": invoice.model_dump(mode="json"),
-    }
+    return invoice_row_of(
+        {
+            "_id": "acme:2024-09",
+            "number": NUMBER,
+            "status": "finalized",
+            "document": invoice.model_dump(mode="json"),
+        }
+    )
 
 
-async def stored_charges() -> AsyncIterator[dict[str, Any]]:
+async def stored_charges() -> AsyncIterator[ChargeLine]:
     for c in CHARGES:
         doc = charge_document(c, "acme:2024-09") | {"_id": c.charge_id}
         if c.billing_period != "2024-09":
@@ -163,7 +166,7 @@ async def stored_charges() -> AsyncIterator[dict[str, Any]]:
         doc["charge_period_start"] = c.charge_period_start.replace(tzinfo=None)
         assert c.charge_period_end is not None
         doc["charge_period_end"] = c.charge_period_end.replace(tzinfo=None)
-        yield doc
+        yield charge_line_of(doc)
 
 
 @pytest.fixture(scope="module")
@@ -289,6 +292,6 @@ def test_the_checks_catch_a_broken_dataset(dataset: Path, tmp_path: Path) -> Non
 
 
 def test_a_draft_has_no_dataset() -> None:
-    draft = {"_id": "acme:2024-10", "status": "draft", "document": None}
+    draft = invoice_row_of({"_id": "acme:2024-10", "status": "draft", "document": None})
     with pytest.raises(FocusUnavailableError, match="once it is finalized"):
         asyncio.run(write_focus_csv(draft, stored_charges(), io.StringIO()))

@@ -22,6 +22,7 @@ from billing_invoicing.adapters.catalog_repo import MongoCatalogRepository
 from billing_invoicing.adapters.documents import InMemoryInvoicePdfStore
 from billing_invoicing.adapters.events import InMemoryInvoiceEvents
 from billing_invoicing.adapters.invoice_repo import MongoInvoiceRepository
+from billing_invoicing.adapters.stored_rows import charge_line_of
 from billing_invoicing.domain.invoice import (
     ChargeGroup,
     InvoiceDocument,
@@ -35,6 +36,7 @@ from billing_invoicing.domain.model import (
     CurrencySum,
     DraftSums,
 )
+from billing_invoicing.domain.stored import ChargeLine
 from billing_invoicing.domain.units import (
     DEFAULT_EXPONENT,
     INT64_MAX,
@@ -111,9 +113,9 @@ def test_late_usage_is_taxed_at_the_rate_of_the_period_it_belongs_to() -> None:
 # --- item 12: the usage CSV never hands a spreadsheet a formula -----------------------------
 
 
-async def _docs(*docs: dict[str, Any]) -> AsyncIterator[dict[str, Any]]:
+async def _docs(*docs: dict[str, Any]) -> AsyncIterator[ChargeLine]:
     for doc in docs:
-        yield doc
+        yield charge_line_of(doc)
 
 
 def _charge_doc(**text: str) -> dict[str, Any]:

@@ -381,10 +381,17 @@ def check_usage(sources: Sources, published: Mapping[str, Usage]) -> list[Differ
     account and billed cost; each record on the topic is a line of a loaded bill, the reversal
     of a line a restatement dropped, or an accepted upstream event.
     """
-    out: list[Difference] = []
     lines: dict[str, Usage] = {}
     for bill in sources.bills:
         lines.update(bill.lines)
+    return _lines_not_published(lines, published) + _records_of_no_line(sources, lines, published)
+
+
+def _lines_not_published(
+    lines: Mapping[str, Usage], published: Mapping[str, Usage]
+) -> list[Difference]:
+    """Bill lines never published, or published with another account or billed cost."""
+    out: list[Difference] = []
     missing = [i for i in lines if i not in published]
     if missing:
         out.append(Difference(Check.USAGE, "usage topic", "lines never published", _ids(missing)))
@@ -408,6 +415,15 @@ def check_usage(sources: Sources, published: Mapping[str, Usage]) -> list[Differ
                 _ids(changed),
             )
         )
+    return out
+
+
+def _records_of_no_line(
+    sources: Sources, lines: Mapping[str, Usage], published: Mapping[str, Usage]
+) -> list[Difference]:
+    """Published records that are no bill line: reversals of lines a restatement dropped
+    (explained), records of no loaded bill, upstream records without an accepted event."""
+    out: list[Difference] = []
     reversals, unknown_bill, unknown_upstream = [], [], []
     for record_id, record in published.items():
         if record_id in lines:
@@ -553,6 +569,14 @@ def check_rating(
         Check.RATING, "charge topic", "records without a rated charge", unrated,
         sources.usage_dead_letters,
     )  # fmt: skip
+    return out + _cost_differences(published, charges) + _kept_differences(sources, charges)
+
+
+def _cost_differences(
+    published: Mapping[str, Usage], charges: Mapping[str, Charge]
+) -> list[Difference]:
+    """Charges whose cost is not their record's billed cost, and charges of no record."""
+    out: list[Difference] = []
     wrong_cost = [
         i
         for i, record in published.items()
@@ -575,6 +599,13 @@ def check_rating(
                 Check.RATING, "charge topic", "charges of no published record", _ids(orphans)
             )
         )
+    return out
+
+
+def _kept_differences(sources: Sources, charges: Mapping[str, Charge]) -> list[Difference]:
+    """Charges rating did not keep (or kept at another price), and kept ones never
+    published."""
+    out: list[Difference] = []
 
     def kept_price(charge: Charge) -> Decimal | None:
         if charge.charge_id == charge.record_id:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from dataclasses import dataclass, fields, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -11,7 +12,14 @@ from prometheus_client import CollectorRegistry, Gauge, write_to_textfile
 from pymongo.asynchronous.database import AsyncDatabase
 
 from billing_cli.reconcile import readers
-from billing_cli.reconcile.domain import Reconciliation, Sources, reconcile
+from billing_cli.reconcile.domain import (
+    Announcement,
+    Charge,
+    Reconciliation,
+    Sources,
+    Usage,
+    reconcile,
+)
 from billing_schemas.topics import Topic, dead_letter_name, topic_name
 
 RESULTS = "reconcile_results"
@@ -26,15 +34,62 @@ async def read_sources(
     period: str,
     customer_id: str | None = None,
 ) -> Sources:
-    """Read every source of the period: each collection in one pass, each topic once."""
+    """Read every source of the period: each collection in one pass, each topic once (the
+    collections and the topics at the same time)."""
+    async with asyncio.TaskGroup() as group:
+        stored = group.create_task(_read_stored(db, period, customer_id))
+        topics = group.create_task(_read_topics(bootstrap_servers, namespace, period))
+    read = topics.result()
+    # field by field: asdict() would turn the records themselves into dicts
+    return replace(stored.result(), **{f.name: getattr(read, f.name) for f in fields(read)})
+
+
+@dataclass(frozen=True)
+class _TopicReads:
+    """What the topics say of the period (the fields of :class:`Sources` they fill)."""
+
+    upstream_refused: list[tuple[str, str]]
+    usage: list[Usage]
+    usage_dead_letters: dict[str, str]
+    charges: list[Charge]
+    charge_dead_letters: dict[str, str]
+    unreadable: dict[str, str | None]
+    announced: list[Announcement]
+
+
+async def _read_stored(
+    db: AsyncDatabase[dict[str, Any]], period: str, customer_id: str | None
+) -> Sources:
+    """What ingest, rating and invoicing stored for the period, each collection in one pass."""
+    async with asyncio.TaskGroup() as group:
+        bills = group.create_task(readers.read_bills(db, period))
+        restated = group.create_task(readers.read_restated(db))
+        upstream = group.create_task(readers.read_upstream(db))
+        rated = group.create_task(readers.read_rated(db, period))
+        stored = group.create_task(readers.read_stored_charges(db, period))
+        invoices = group.create_task(readers.read_invoices(db, period))
+    prices, corrections = rated.result()
+    return Sources(
+        period=period,
+        customer_id=customer_id,
+        bills=bills.result(),
+        restated_ids=restated.result(),
+        upstream_ids=upstream.result(),
+        rated_prices=prices,
+        rating_corrections=corrections,
+        stored=stored.result(),
+        invoices=invoices.result(),
+    )
+
+
+async def _read_topics(bootstrap_servers: str, namespace: str, period: str) -> _TopicReads:
+    """What the usage, charge, rejected-usage and invoice-finalized topics and the dead
+    letters say of the period, each topic read once."""
     usage_topic = topic_name(Topic.USAGE_RECORDED, namespace)
     charge_topic = topic_name(Topic.CHARGE_RATED, namespace)
     usage_dlq = dead_letter_name(Topic.USAGE_RECORDED, namespace)
     charge_dlq = dead_letter_name(Topic.CHARGE_RATED, namespace)
     async with asyncio.TaskGroup() as group:
-        bills = group.create_task(readers.read_bills(db, period))
-        restated = group.create_task(readers.read_restated(db))
-        upstream = group.create_task(readers.read_upstream(db))
         refused = group.create_task(
             readers.read_upstream_refusals(
                 bootstrap_servers, topic_name(Topic.USAGE_REJECTED, namespace), period
@@ -48,37 +103,24 @@ async def read_sources(
         charge_dead = group.create_task(
             readers.read_dead_letters(bootstrap_servers, charge_dlq, period, "charge_id")
         )
-        rated = group.create_task(readers.read_rated(db, period))
-        stored = group.create_task(readers.read_stored_charges(db, period))
-        invoices = group.create_task(readers.read_invoices(db, period))
         announced = group.create_task(
             readers.read_announced(
                 bootstrap_servers, topic_name(Topic.INVOICE_FINALIZED, namespace), period
             )
         )
-    prices, corrections = rated.result()
     usage_records, usage_unreadable = usage.result()
     charge_events, charge_unreadable = charges.result()
     dead_usage, dead_charges = usage_dead.result(), charge_dead.result()
     unreadable = {
         where: dead_usage.by_digest.get(sha) for where, sha in usage_unreadable.items()
     } | {where: dead_charges.by_digest.get(sha) for where, sha in charge_unreadable.items()}
-    return Sources(
-        period=period,
-        customer_id=customer_id,
-        bills=bills.result(),
-        restated_ids=restated.result(),
-        upstream_ids=upstream.result(),
+    return _TopicReads(
         upstream_refused=refused.result(),
         usage=usage_records,
         usage_dead_letters=dead_usage.by_id,
         charges=charge_events,
         charge_dead_letters=dead_charges.by_id,
         unreadable=unreadable,
-        rated_prices=prices,
-        rating_corrections=corrections,
-        stored=stored.result(),
-        invoices=invoices.result(),
         announced=announced.result(),
     )
 

@@ -77,45 +77,7 @@ def usage_events_api(
         openapi_url="/v1/openapi.json",
         redoc_url=None,
     )
-    bearer = HTTPBearer(auto_error=False)
-
-    def authorized(
-        credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
-    ) -> SourceScope | None:
-        if credentials is None and allow_anonymous:
-            return None  # local development: unscoped
-        scope = authenticate(tokens, credentials.credentials if credentials else None)
-        if scope is None:
-            raise HTTPException(
-                status.HTTP_401_UNAUTHORIZED,
-                "a valid bearer token is required",
-                headers={"WWW-Authenticate": "Bearer"},
-            )
-        return scope
-
-    async def read_body(request: Request) -> bytes:
-        """The body, refused (413) beyond ``max_bytes`` before it is read or parsed."""
-        too_large = f"at most {max_bytes} bytes per request"
-        declared = request.headers.get("content-length")
-        if declared is not None:
-            if not declared.isdigit():
-                raise HTTPException(status.HTTP_400_BAD_REQUEST, "invalid Content-Length")
-            if int(declared) > max_bytes:
-                raise HTTPException(
-                    status.HTTP_413_CONTENT_TOO_LARGE,
-                    f"the body is {int(declared)} bytes; {too_large}",
-                )
-        chunks: list[bytes] = []
-        size = 0
-        async for chunk in request.stream():
-            size += len(chunk)
-            if size > max_bytes:  # no or a false Content-Length: the bytes read decide
-                raise HTTPException(
-                    status.HTTP_413_CONTENT_TOO_LARGE,
-                    f"the body is over {max_bytes} bytes; {too_large}",
-                )
-            chunks.append(chunk)
-        return b"".join(chunks)
+    authorized = _authorizer(tokens, allow_anonymous=allow_anonymous)
 
     @api.post(
         "/v1/usage-events",
@@ -142,40 +104,105 @@ def usage_events_api(
         request: Request, scope: Annotated[SourceScope | None, Depends(authorized)]
     ) -> BatchAnswer:
         """Validate, record and publish a batch of usage events; a verdict per event."""
-        raw = await read_body(request)
-        try:
-            body = json.loads(raw)
-        except (ValueError, RecursionError) as exc:  # nested deeper than Python recurses
-            raise HTTPException(status.HTTP_400_BAD_REQUEST, f"not JSON: {exc}") from None
-        if not isinstance(body, list):
-            raise HTTPException(status.HTTP_400_BAD_REQUEST, "the body must be a JSON array")
-        if len(body) > max_events:
+        events = _events_of(await _read_body(request, max_bytes), max_events)
+        return _answer(await accept(events, scope))
+
+    api.openapi = _openapi_with_events(api)  # type: ignore[method-assign]
+    return api
+
+
+def _authorizer(
+    tokens: Mapping[bytes, SourceScope], *, allow_anonymous: bool
+) -> Callable[[HTTPAuthorizationCredentials | None], SourceScope | None]:
+    """The dependency that gives a request's token scope (None: anonymous, when allowed);
+    401 without a valid bearer token."""
+    bearer = HTTPBearer(auto_error=False)
+
+    def authorized(
+        credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
+    ) -> SourceScope | None:
+        if credentials is None and allow_anonymous:
+            return None  # local development: unscoped
+        scope = authenticate(tokens, credentials.credentials if credentials else None)
+        if scope is None:
+            raise HTTPException(
+                status.HTTP_401_UNAUTHORIZED,
+                "a valid bearer token is required",
+                headers={"WWW-Authenticate": "Bearer"},
+            )
+        return scope
+
+    return authorized
+
+
+async def _read_body(request: Request, max_bytes: int) -> bytes:
+    """The body, refused (413) beyond ``max_bytes`` before it is read or parsed."""
+    too_large = f"at most {max_bytes} bytes per request"
+    declared = request.headers.get("content-length")
+    if declared is not None:
+        if not declared.isdigit():
+            raise HTTPException(status.HTTP_400_BAD_REQUEST, "invalid Content-Length")
+        if int(declared) > max_bytes:
             raise HTTPException(
                 status.HTTP_413_CONTENT_TOO_LARGE,
-                f"{len(body)} events; at most {max_events} per request",
+                f"the body is {int(declared)} bytes; {too_large}",
             )
-        results = await accept([json.dumps(item).encode() for item in body], scope)
-        return BatchAnswer(
-            accepted=_count(results, "accepted"),
-            duplicate=_count(results, "duplicate"),
-            conflict=_count(results, "conflict"),
-            rejected=_count(results, "rejected"),
-            results=[
-                EventVerdict(
-                    index=r.index,
-                    verdict=r.verdict,
-                    id=r.event_id,
-                    source=r.source,
-                    record_id=r.record_id,
-                    field=r.field,
-                    reason=r.reason,
-                )
-                for r in results
-            ],
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > max_bytes:  # no or a false Content-Length: the bytes read decide
+            raise HTTPException(
+                status.HTTP_413_CONTENT_TOO_LARGE,
+                f"the body is over {max_bytes} bytes; {too_large}",
+            )
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _events_of(raw: bytes, max_events: int) -> list[bytes]:
+    """The events of a body that is a JSON array (400 otherwise; 413 beyond ``max_events``),
+    each as its own JSON."""
+    try:
+        body = json.loads(raw)
+    except (ValueError, RecursionError) as exc:  # nested deeper than Python recurses
+        raise HTTPException(status.HTTP_400_BAD_REQUEST, f"not JSON: {exc}") from None
+    if not isinstance(body, list):
+        raise HTTPException(status.HTTP_400_BAD_REQUEST, "the body must be a JSON array")
+    if len(body) > max_events:
+        raise HTTPException(
+            status.HTTP_413_CONTENT_TOO_LARGE,
+            f"{len(body)} events; at most {max_events} per request",
         )
+    return [json.dumps(item).encode() for item in body]
+
+
+def _answer(results: list[EventResult]) -> BatchAnswer:
+    return BatchAnswer(
+        accepted=_count(results, "accepted"),
+        duplicate=_count(results, "duplicate"),
+        conflict=_count(results, "conflict"),
+        rejected=_count(results, "rejected"),
+        results=[
+            EventVerdict(
+                index=r.index,
+                verdict=r.verdict,
+                id=r.event_id,
+                source=r.source,
+                record_id=r.record_id,
+                field=r.field,
+                reason=r.reason,
+            )
+            for r in results
+        ],
+    )
+
+
+def _openapi_with_events(api: FastAPI) -> Callable[[], dict[str, Any]]:
+    """The API's OpenAPI document with the events' schema: the body is read raw (a verdict
+    per event), so FastAPI cannot see it."""
 
     def openapi() -> dict[str, Any]:
-        # the body is read raw (a verdict per event), so FastAPI cannot see its schema: add it
         if api.openapi_schema is None:
             document = get_openapi(title=api.title, version=api.version, routes=api.routes)
             event = UsageSubmitted.model_json_schema(ref_template=_REF)
@@ -185,8 +212,7 @@ def usage_events_api(
             api.openapi_schema = document
         return api.openapi_schema
 
-    api.openapi = openapi  # type: ignore[method-assign]
-    return api
+    return openapi
 
 
 _REF = "#/components/schemas/{model}"

@@ -26,12 +26,12 @@ event reusing an id cannot replace the first silently.
 from __future__ import annotations
 
 import hashlib
-import json
 from dataclasses import dataclass
 from typing import Literal
 
 from pydantic import ValidationError
 
+from billing_ingest.adapters.event_errors import field_and_reason, raw_identity
 from billing_ingest.domain.access import SourceScope
 from billing_ingest.domain.submitted import submitted_to_record
 from billing_ingest.ports import EventsPublisher, SubmittedEvents
@@ -71,20 +71,9 @@ def fingerprint(event: UsageSubmitted) -> str:
 
 
 def _invalid(index: int, raw: bytes, error: ValidationError | ValueError) -> EventResult:
-    event_id = source = None
-    try:
-        parsed = json.loads(raw)
-        if isinstance(parsed, dict):
-            event_id = parsed.get("id") if isinstance(parsed.get("id"), str) else None
-            source = parsed.get("source") if isinstance(parsed.get("source"), str) else None
-    except (ValueError, RecursionError):  # not JSON, or nested deeper than Python recurses
-        pass
+    event_id, source = raw_identity(raw)
     if isinstance(error, ValidationError):
-        first = error.errors()[0]
-        where = ".".join(str(p) for p in first["loc"]) or None
-        reason = "; ".join(
-            f"{'.'.join(str(p) for p in e['loc']) or 'event'}: {e['msg']}" for e in error.errors()
-        )
+        where, reason = field_and_reason(error)
     else:
         where, reason = None, f"not a JSON event: {error}"
     return EventResult(index, "rejected", event_id, source, field=where, reason=reason)
@@ -126,24 +115,8 @@ async def accept_usage_events(
     ``scope`` is the submitting token's (HTTP); None takes every source, provider and account
     (the Kafka topic, whose producers the broker authorizes; anonymous local development).
     """
-    results: dict[int, EventResult] = {}
-    valid: list[tuple[int, UsageSubmitted, UsageRecord, str]] = []
-    for index, raw in enumerate(raw_events):
-        judged = _judge(index, raw, scope)
-        if isinstance(judged, EventResult):
-            results[index] = judged
-            continue
-        event, record, print_ = judged
-        valid.append((index, event, record, print_))
-
-    claims: dict[str, str] = {}
-    first_in_batch: dict[str, int] = {}
-    for index, _, record, print_ in valid:
-        record_id = record.record_id
-        if record_id in claims and claims[record_id] != print_:
-            continue  # two contents for one id in the same batch: the first one claims it
-        claims.setdefault(record_id, print_)
-        first_in_batch.setdefault(record_id, index)
+    results, valid = _judge_each(raw_events, scope)
+    claims, first_in_batch = _claims_of(valid)
     stored = await store.claim(claims)
 
     recorded: list[tuple[str, UsageRecorded]] = []
@@ -187,6 +160,40 @@ async def accept_usage_events(
     if rejections:
         await publisher.rejected([rejection_event(r, raw_events[r.index]) for r in rejections])
     return ordered
+
+
+Judged = tuple[int, UsageSubmitted, UsageRecord, str]
+"""A valid event: its index in the batch, the event, its record and its fingerprint."""
+
+
+def _judge_each(
+    raw_events: list[bytes], scope: SourceScope | None
+) -> tuple[dict[int, EventResult], list[Judged]]:
+    """Each event's own checks: the verdicts of those rejected, and the valid ones."""
+    results: dict[int, EventResult] = {}
+    valid: list[Judged] = []
+    for index, raw in enumerate(raw_events):
+        judged = _judge(index, raw, scope)
+        if isinstance(judged, EventResult):
+            results[index] = judged
+            continue
+        event, record, print_ = judged
+        valid.append((index, event, record, print_))
+    return results, valid
+
+
+def _claims_of(valid: list[Judged]) -> tuple[dict[str, str], dict[str, int]]:
+    """The fingerprint to claim per record id and the index of its first event in the batch
+    (two contents for one id in the same batch: the first one claims it)."""
+    claims: dict[str, str] = {}
+    first_in_batch: dict[str, int] = {}
+    for index, _, record, print_ in valid:
+        record_id = record.record_id
+        if record_id in claims and claims[record_id] != print_:
+            continue
+        claims.setdefault(record_id, print_)
+        first_in_batch.setdefault(record_id, index)
+    return claims, first_in_batch
 
 
 def rejection_event(result: EventResult, raw: bytes) -> tuple[str, UsageRejected]:

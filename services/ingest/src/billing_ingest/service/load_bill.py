@@ -496,50 +496,14 @@ async def load_bill(
     ``currency`` (``--currency``) is the currency of data that names none (CloudKitty's);
     without it, ``catalog`` is asked (:func:`~billing_ingest.domain.openstack.deployment_currency`).
     """
-    if not path.is_file():  # noqa: ASYNC240 - one stat before a long, loop-owning load
-        msg = f"{path}: no such file"
-        raise NotABillError(msg)
-    try:
-        stream = open_bill(path)
-        if not "".join(stream.header).strip() and is_empty(path):  # whitespace: no header
-            msg = f"{path.name}: the file is empty. Nothing was published."
-            raise NotABillError(msg)
-        batches, first_row = _with_first_rows(stream)
-    except UnreadableBillError as exc:
-        msg = f"{path.name}: {exc}. Nothing was published."
-        raise NotABillError(msg) from None
-    if batches is None:
-        msg = f"{path.name}: the file has a header but no rows. Nothing was published."
-        raise NotABillError(msg)
-    detected = detect(stream.header, first_row)
-    chosen = by_name(fmt) if fmt else detected
-    if fmt and chosen is None:
-        names = ", ".join(f.name for f in FORMATS)
-        msg = f"--format {fmt!r} is not one of {names}. Nothing was published."
-        raise NotABillError(msg)
-    if chosen is None:
-        tried = "; ".join(
-            f"{f.name}: missing {', '.join(f.missing(stream.header)[:4])}" for f in FORMATS
-        )
-        msg = f"{path.name}: not a bill in a format we read ({tried}). Nothing was published."
-        raise NotABillError(msg)
-    if chosen.missing(stream.header):
-        missing = ", ".join(chosen.missing(stream.header))
-        msg = f"{path.name}: --format {chosen.name}, but the header lacks {missing}"
-        raise NotABillError(msg)
-
+    stream, batches, first_row = _open_rows(path)
+    chosen = _chosen_format(path, stream.header, first_row, fmt)
     defaults = await _outside_cells(path, chosen, stream.header, currency, catalog)
 
     checksum = file_checksum(path)
-    bill_id = f"bill-{checksum[:20]}"
-    done = await registry.processed(bill_id)
-    if done is not None:
-        latest = await registry.latest_in_chain(bill_id)
-        if latest is None or latest.checksum_sha256 == checksum:
-            return LoadResult(latest or done, already_loaded=True)
-        # an earlier version loaded again after a later one restated it: it restates the
-        # latest in turn, so that what was published adds up to this file again
-        bill_id = f"{bill_id}~v{latest.version + 1}"
+    bill_id = await _bill_id_to_load(registry, checksum)
+    if isinstance(bill_id, LoadResult):
+        return bill_id
     await registry.begin(bill_id=bill_id, file_name=path.name, checksum=checksum, fmt=chosen.name)
 
     try:
@@ -567,6 +531,63 @@ async def load_bill(
         # the registry says so; loading the file again starts over (same ids: nothing twice)
         await registry.fail(bill_id, f"{type(exc).__name__}: {exc}")
         raise
+
+
+def _open_rows(path: Path) -> tuple[BillStream, Iterator[RowBatch], Row | None]:
+    """The bill's stream, its batches of rows and its first row; :class:`NotABillError`
+    (nothing published) for a missing, empty, unreadable or header-only file."""
+    if not path.is_file():
+        msg = f"{path}: no such file"
+        raise NotABillError(msg)
+    try:
+        stream = open_bill(path)
+        if not "".join(stream.header).strip() and is_empty(path):  # whitespace: no header
+            msg = f"{path.name}: the file is empty. Nothing was published."
+            raise NotABillError(msg)
+        batches, first_row = _with_first_rows(stream)
+    except UnreadableBillError as exc:
+        msg = f"{path.name}: {exc}. Nothing was published."
+        raise NotABillError(msg) from None
+    if batches is None:
+        msg = f"{path.name}: the file has a header but no rows. Nothing was published."
+        raise NotABillError(msg)
+    return stream, batches, first_row
+
+
+def _chosen_format(
+    path: Path, header: list[str], first_row: Row | None, fmt: str | None
+) -> BillFormat:
+    """The format named by ``--format``, else the one the header and first row show;
+    :class:`NotABillError` when there is none or its columns are missing."""
+    chosen = by_name(fmt) if fmt else detect(header, first_row)
+    if fmt and chosen is None:
+        names = ", ".join(f.name for f in FORMATS)
+        msg = f"--format {fmt!r} is not one of {names}. Nothing was published."
+        raise NotABillError(msg)
+    if chosen is None:
+        tried = "; ".join(f"{f.name}: missing {', '.join(f.missing(header)[:4])}" for f in FORMATS)
+        msg = f"{path.name}: not a bill in a format we read ({tried}). Nothing was published."
+        raise NotABillError(msg)
+    if chosen.missing(header):
+        missing = ", ".join(chosen.missing(header))
+        msg = f"{path.name}: --format {chosen.name}, but the header lacks {missing}"
+        raise NotABillError(msg)
+    return chosen
+
+
+async def _bill_id_to_load(registry: BillRegistry, checksum: str) -> str | LoadResult:
+    """The id to load the file under (its checksum's), or the result of loading it before.
+    An earlier version loaded again after a later one restated it gets the next version's
+    id: it restates the latest in turn, so that what was published adds up to this file
+    again."""
+    bill_id = f"bill-{checksum[:20]}"
+    done = await registry.processed(bill_id)
+    if done is None:
+        return bill_id
+    latest = await registry.latest_in_chain(bill_id)
+    if latest is None or latest.checksum_sha256 == checksum:
+        return LoadResult(latest or done, already_loaded=True)
+    return f"{bill_id}~v{latest.version + 1}"
 
 
 async def _load(
@@ -611,7 +632,15 @@ async def _load(
         raise
     await load.flush()
     await load.settle()
+    return await _finish(load, path=path, chosen=chosen, bill_id=bill_id, checksum=checksum)
 
+
+async def _finish(
+    load: _Load, *, path: Path, chosen: BillFormat, bill_id: str, checksum: str
+) -> LoadResult:
+    """Once every row is published: reverse the lines a restated bill dropped, record the
+    bill's summary and publish ``BillProcessed``."""
+    registry, publisher = load.registry, load.publisher
     restated = load.restates()
     corrections = 0 if restated is None else await load.reverse_dropped_lines(restated)
     summary = BillSummary(

@@ -33,7 +33,14 @@ from facturx.parse_xml import parse_ubl_cii_xml  # type: ignore[import-untyped]
 from lxml import etree
 
 from billing_catalog.models import EInvoiceFormat
-from billing_invoicing.domain.einvoice import EAllowance, EInvoice, ELine, EParty
+from billing_invoicing.domain.einvoice import (
+    EAllowance,
+    EInvoice,
+    ELine,
+    EParty,
+    Payment,
+    VatBreakdown,
+)
 
 XRECHNUNG_ID = "urn:cen.eu:en16931:2017#compliant#urn:xeinkauf.de:kosit:xrechnung_3.0"
 PEPPOL_ID = "urn:cen.eu:en16931:2017#compliant#urn:fdc:peppol.eu:2017:poacc:billing:3.0"
@@ -123,17 +130,7 @@ def facturx_data(document: EInvoice) -> dict[str, Any]:
         "BG-4": _party(document.seller),
         "BG-7": _party(document.buyer),
         "BG-25": [_line(line) for line in document.lines],
-        "BG-23": [
-            {
-                "BT-116": _amount(b.taxable),
-                "BT-117": _amount(b.tax),
-                "BT-118": b.vat.category.value,
-                "BT-119": f"{b.vat.percent or 0:f}",  # O: 0 (module docstring)
-                **({"BT-120": b.vat.exemption_text} if b.vat.exemption_text else {}),
-                **({"BT-121": b.vat.exemption_code} if b.vat.exemption_code else {}),
-            }
-            for b in document.vat_breakdown
-        ],
+        "BG-23": [_vat_breakdown(b) for b in document.vat_breakdown],
         "BT-106": _amount(document.line_total),
         "BT-109": _amount(document.tax_exclusive),
         "BT-110": _amount(document.tax_total),
@@ -161,17 +158,33 @@ def facturx_data(document: EInvoice) -> dict[str, Any]:
             }
         ]
     if document.payment:
-        payment = document.payment
-        data["BT-81"] = payment.means_code
-        data["BT-83"] = payment.remittance
-        if payment.means_text:
-            data["BT-82"] = payment.means_text
-        if payment.iban:
-            data["BT-84"] = payment.iban
-        if payment.bic:
-            data["BT-86"] = payment.bic
-        if payment.terms:
-            data["BT-20"] = payment.terms
+        data |= _payment(document.payment)
+    return data
+
+
+def _vat_breakdown(b: VatBreakdown) -> dict[str, Any]:
+    """BG-23: one VAT rate's taxable amount and tax."""
+    return {
+        "BT-116": _amount(b.taxable),
+        "BT-117": _amount(b.tax),
+        "BT-118": b.vat.category.value,
+        "BT-119": f"{b.vat.percent or 0:f}",  # O: 0 (module docstring)
+        **({"BT-120": b.vat.exemption_text} if b.vat.exemption_text else {}),
+        **({"BT-121": b.vat.exemption_code} if b.vat.exemption_code else {}),
+    }
+
+
+def _payment(payment: Payment) -> dict[str, Any]:
+    """The payment means, remittance, account and terms."""
+    data: dict[str, Any] = {"BT-81": payment.means_code, "BT-83": payment.remittance}
+    if payment.means_text:
+        data["BT-82"] = payment.means_text
+    if payment.iban:
+        data["BT-84"] = payment.iban
+    if payment.bic:
+        data["BT-86"] = payment.bic
+    if payment.terms:
+        data["BT-20"] = payment.terms
     return data
 
 

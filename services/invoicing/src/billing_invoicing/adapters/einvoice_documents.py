@@ -7,6 +7,8 @@ from typing import Any
 from pymongo.asynchronous.database import AsyncDatabase
 
 from billing_invoicing.adapters.settlement_repo import CREDIT_NOTES, MongoSettlementRepository
+from billing_invoicing.adapters.stored_rows import credit_note_row_of, invoice_row_of
+from billing_invoicing.domain.stored import CreditNoteRow, InvoiceRow
 
 Doc = dict[str, Any]
 
@@ -18,10 +20,12 @@ class MongoIssuedDocuments:
         self._settlements = MongoSettlementRepository(db)
         self._credit_notes = db[CREDIT_NOTES]
 
-    async def invoice_by_number(self, number: str) -> Doc | None:
+    async def invoice_by_number(self, number: str) -> InvoiceRow | None:
         """The stored invoice (None if no invoice has that number)."""
-        return await self._settlements.invoice_by_number(number)
+        doc = await self._settlements.invoice_by_number(number)
+        return None if doc is None else invoice_row_of(doc)
 
-    async def credit_note_by_number(self, number: str) -> Doc | None:
+    async def credit_note_by_number(self, number: str) -> CreditNoteRow | None:
         """The stored credit note (None if none has that number): one request, one read."""
-        return await self._credit_notes.find_one({"number": number})
+        doc = await self._credit_notes.find_one({"number": number})
+        return None if doc is None else credit_note_row_of(doc)

@@ -47,6 +47,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import BulkWriteError, DuplicateKeyError
 
 from billing_invoicing.adapters.invoice_keys import InvoiceKeys, KeyFilter
+from billing_invoicing.adapters.stored_rows import charge_line_of
 from billing_invoicing.domain.invoice import (
     ChargeKind,
     InvoiceDocument,
@@ -68,6 +69,7 @@ from billing_invoicing.domain.model import (
     parse_invoice_id,
 )
 from billing_invoicing.domain.settlement import OPEN_STATUSES
+from billing_invoicing.domain.stored import ChargeLine
 from billing_invoicing.domain.units import AmountNotStorableError, from_units, to_units
 from billing_invoicing.ports import ChargeToStore, ConcurrentUpdateError
 from billing_runtime.mongo import sum_by, without_nul
@@ -821,14 +823,14 @@ class MongoInvoiceRepository:
             ["cost_units", "price_units", "margin_units"],
         )
 
-    async def charges_of(self, invoice_id: str) -> AsyncIterator[Doc]:
+    async def charges_of(self, invoice_id: str) -> AsyncIterator[ChargeLine]:
         """Every charge on an invoice (its own and late ones), in a stable order."""
         cursor = self._charges.find({"invoice_id": invoice_id}).sort(
             [("period", ASCENDING), ("provider", ASCENDING), ("service_name", ASCENDING),
              ("_id", ASCENDING)]
         )  # fmt: skip
         async for doc in cursor:
-            yield doc
+            yield charge_line_of(doc)
 
     # --- settlement of issued invoices ----------------------------------------------------
 

@@ -354,15 +354,7 @@ def einvoice_from_invoice(
         msg = f"invoice {invoice.invoice_id} is not finalized: it has no number or issue date"
         raise EInvoiceError(msg)
     vat = vat_of(invoice)
-    lines: list[ELine] = []
-    allowances: list[EAllowance] = []
-    for line in invoice.lines:
-        if line.kind is LineKind.INCLUDED and line.amount < 0:
-            allowances.append(EAllowance(amount=-line.amount, reason=line.description, vat=vat))
-        elif line.amount or line.kind is not LineKind.INCLUDED:
-            lines.append(_line(len(lines) + 1, line.description, line.amount, vat))
-    if not lines:  # EN 16931 wants at least one line (BR-16); an empty invoice states zero
-        lines.append(_line(1, "No charges in the period", ZERO, vat))
+    lines, allowances = _lines_and_allowances(invoice, vat)
     line_total = sum((line.net_amount for line in lines), ZERO)
     allowance_total = sum((a.amount for a in allowances), ZERO)
     if line_total - allowance_total != invoice.subtotal:
@@ -404,6 +396,24 @@ def einvoice_from_invoice(
         notes=notes,
         invoice_id=invoice.invoice_id,
     )
+
+
+def _lines_and_allowances(
+    invoice: InvoiceDocument, vat: Vat
+) -> tuple[list[ELine], list[EAllowance]]:
+    """The invoice's lines as EN 16931 lines, except included infrastructure netted against
+    the charges, which is a document-level allowance; an invoice of no line states one line
+    of zero (BR-16 wants at least one)."""
+    lines: list[ELine] = []
+    allowances: list[EAllowance] = []
+    for line in invoice.lines:
+        if line.kind is LineKind.INCLUDED and line.amount < 0:
+            allowances.append(EAllowance(amount=-line.amount, reason=line.description, vat=vat))
+        elif line.amount or line.kind is not LineKind.INCLUDED:
+            lines.append(_line(len(lines) + 1, line.description, line.amount, vat))
+    if not lines:
+        lines.append(_line(1, "No charges in the period", ZERO, vat))
+    return lines, allowances
 
 
 def einvoice_from_credit_note(

@@ -440,29 +440,11 @@ def one_off_lines(groups: Sequence[ChargeGroup], period: str) -> list[InvoiceLin
     ]
 
 
-def assemble_invoice(
-    *,
-    customer: Customer,
-    entity: InvoicingEntity,
-    period: str,
-    groups: list[ChargeGroup],
-    plans: Mapping[str, Plan] | None = None,
-    tax_rates: Sequence[TaxRate] = (),
-) -> InvoiceDocument:
-    """Assemble a draft invoice from a customer's charge groups of one period (module docstring).
-
-    The subtotal is the exact sum of every line, rounded once (half-up) to the currency's minor
-    units; the printed lines are rounded to add up to it. The tax is computed on the unrounded
-    amounts per rate and rounded once; total = subtotal + tax.
-    """
-    currency = customer.currency
-    plans = plans or {}
-
-    # step 1: subscription fees; step 2: what they include
-    lines, included = subscription_lines(customer, plans, period)
-
-    # step 3: the period's cloud charges; late usage of earlier periods as dated corrections;
-    # one-off charges an operator added are lines of their own, never cloud usage
+def _split_cloud_groups(
+    groups: Sequence[ChargeGroup], period: str
+) -> tuple[list[ChargeGroup], list[ChargeGroup]]:
+    """The cloud charge groups (one-off charges left out) of the period and, apart, the late
+    usage of earlier periods, each in the order they are printed."""
     cloud_groups = _unbilled_into_usage([g for g in groups if not is_one_off(g.provider)])
     current = sorted(
         (g for g in cloud_groups if g.period in (None, period)),
@@ -472,7 +454,12 @@ def assemble_invoice(
         (g for g in cloud_groups if g.period not in (None, period)),
         key=lambda g: (g.period or "", _KIND_ORDER[g.charge_kind], g.provider, g.service_name),
     )
-    lines += [
+    return current, late
+
+
+def cloud_lines(current: Sequence[ChargeGroup]) -> list[InvoiceLine]:
+    """Step 3: a line per service and kind of the period's cloud charges."""
+    return [
         InvoiceLine(
             description=f"{g.service_name} ({g.provider}){_kind_suffix(g.charge_kind)}",
             provider=g.provider,
@@ -485,52 +472,11 @@ def assemble_invoice(
         )
         for g in current
     ]
-    cloud = sum((g.price for g in current), Decimal(0))
-    savings_removed = sum((g.savings_removed for g in current), Decimal(0))
 
-    # steps 4-6: netting, only when the plans include infrastructure
-    netting = None
-    if included > 0:
-        netting = net_included(
-            included=included,
-            cloud_charges=cloud,
-            savings_removed=savings_removed,
-            customer=customer,
-        )
-        if netting.covered:
-            lines.append(
-                _line(
-                    "Included cloud infrastructure (plans)",
-                    LineKind.INCLUDED,
-                    -netting.covered,
-                    netting=NettingKind.COVERED,
-                )
-            )
-        if netting.underuse_policy is UnderusePolicy.CREDIT and netting.underuse:
-            lines.append(
-                _line(
-                    "Unused included infrastructure credited",
-                    LineKind.INCLUDED,
-                    -netting.underuse,
-                    netting=NettingKind.UNDERUSE,
-                )
-            )
-        if netting.overuse_policy is OverusePolicy.WAIVE and netting.overuse:
-            lines.append(
-                _line(
-                    "Overage waived",
-                    LineKind.INCLUDED,
-                    -netting.overuse,
-                    netting=NettingKind.OVERUSE,
-                )
-            )
-    elif savings_removed:
-        netting = net_included(
-            included=Decimal(0), cloud_charges=cloud, savings_removed=savings_removed,
-            customer=customer,
-        )  # fmt: skip
 
-    lines += [
+def late_usage_lines(late: Sequence[ChargeGroup]) -> list[InvoiceLine]:
+    """Late usage of earlier periods, as corrections dated with the period they belong to."""
+    return [
         InvoiceLine(
             description=f"{g.service_name} ({g.provider}){_kind_suffix(g.charge_kind)}: "
             f"usage of {g.period}, received after its invoice",
@@ -546,12 +492,72 @@ def assemble_invoice(
         )
         for g in late
     ]
-    lines += one_off_lines(groups, period)
 
-    rounded = allocate_rounded([line.amount_exact for line in lines], currency)
-    lines = [line.model_copy(update={"amount": r}) for line, r in zip(lines, rounded, strict=True)]
-    subtotal = round_to_minor(sum((line.amount_exact for line in lines), Decimal(0)), currency)
 
+def netting_lines(
+    *, included: Decimal, cloud: Decimal, savings_removed: Decimal, customer: Customer
+) -> tuple[Netting | None, list[InvoiceLine]]:
+    """Steps 4-6: the included infrastructure netted against the cloud charges, only when the
+    plans include some (or savings were removed, which the netting reports), and the lines
+    that state it: what the plans covered, unused infrastructure credited, overage waived."""
+    if included <= 0:
+        if not savings_removed:
+            return None, []
+        netting = net_included(
+            included=Decimal(0), cloud_charges=cloud, savings_removed=savings_removed,
+            customer=customer,
+        )  # fmt: skip
+        return netting, []
+    netting = net_included(
+        included=included, cloud_charges=cloud, savings_removed=savings_removed, customer=customer
+    )
+    lines: list[InvoiceLine] = []
+    if netting.covered:
+        lines.append(
+            _line(
+                "Included cloud infrastructure (plans)",
+                LineKind.INCLUDED,
+                -netting.covered,
+                netting=NettingKind.COVERED,
+            )
+        )
+    if netting.underuse_policy is UnderusePolicy.CREDIT and netting.underuse:
+        lines.append(
+            _line(
+                "Unused included infrastructure credited",
+                LineKind.INCLUDED,
+                -netting.underuse,
+                netting=NettingKind.UNDERUSE,
+            )
+        )
+    if netting.overuse_policy is OverusePolicy.WAIVE and netting.overuse:
+        lines.append(
+            _line(
+                "Overage waived", LineKind.INCLUDED, -netting.overuse, netting=NettingKind.OVERUSE
+            )
+        )
+    return netting, lines
+
+
+@dataclass(frozen=True)
+class _TaxOutcome:
+    taxes: list[TaxAmount]
+    tax: Decimal
+    mention: str | None
+
+
+def _tax_of_lines(
+    lines: Sequence[InvoiceLine],
+    *,
+    customer: Customer,
+    entity: InvoicingEntity,
+    period: str,
+    tax_rates: Sequence[TaxRate],
+) -> _TaxOutcome:
+    """The tax per rate on the unrounded line amounts, each line taxed by the regime of the
+    period it belongs to (one-off charges marked exempt by none), rounded once, and the
+    mentions the regimes require."""
+    currency = customer.currency
     regimes: dict[str, TaxRegime] = {}
 
     def regime_of(line_period: str) -> TaxRegime:
@@ -581,7 +587,65 @@ def assemble_invoice(
     if not taxes:  # an empty invoice still states its tax
         taxes = compute_taxes([(regime, Decimal(0))], currency)
     tax = round_to_minor(sum((t.tax for t in taxes), Decimal(0)), currency)
-    total = subtotal + tax
+    return _TaxOutcome(taxes=taxes, tax=tax, mention=" ".join(mentions) or None)
+
+
+def _parties(entity: InvoicingEntity, customer: Customer) -> tuple[Party, Party]:
+    """The seller and the buyer as the invoice names them."""
+    seller = Party(
+        name=entity.name,
+        address_lines=entity.address.lines,
+        country=entity.address.country,
+        vat_id=entity.vat_id,
+        email=str(entity.email),
+    )
+    buyer = Party(
+        name=customer.name,
+        address_lines=customer.address.lines,
+        country=customer.address.country,
+        vat_id=customer.vat_id,
+    )
+    return seller, buyer
+
+
+def assemble_invoice(
+    *,
+    customer: Customer,
+    entity: InvoicingEntity,
+    period: str,
+    groups: list[ChargeGroup],
+    plans: Mapping[str, Plan] | None = None,
+    tax_rates: Sequence[TaxRate] = (),
+) -> InvoiceDocument:
+    """Assemble a draft invoice from a customer's charge groups of one period (module docstring).
+
+    The subtotal is the exact sum of every line, rounded once (half-up) to the currency's minor
+    units; the printed lines are rounded to add up to it. The tax is computed on the unrounded
+    amounts per rate and rounded once; total = subtotal + tax.
+    """
+    currency = customer.currency
+
+    # step 1: subscription fees; step 2: what they include
+    lines, included = subscription_lines(customer, plans or {}, period)
+
+    # step 3: the period's cloud charges; late usage of earlier periods as dated corrections;
+    # one-off charges an operator added are lines of their own, never cloud usage
+    current, late = _split_cloud_groups(groups, period)
+    lines += cloud_lines(current)
+    netting, netted = netting_lines(
+        included=included,
+        cloud=sum((g.price for g in current), Decimal(0)),
+        savings_removed=sum((g.savings_removed for g in current), Decimal(0)),
+        customer=customer,
+    )
+    lines += netted + late_usage_lines(late) + one_off_lines(groups, period)
+
+    rounded = allocate_rounded([line.amount_exact for line in lines], currency)
+    lines = [line.model_copy(update={"amount": r}) for line, r in zip(lines, rounded, strict=True)]
+    subtotal = round_to_minor(sum((line.amount_exact for line in lines), Decimal(0)), currency)
+    tax = _tax_of_lines(lines, customer=customer, entity=entity, period=period, tax_rates=tax_rates)
+    total = subtotal + tax.tax
+    seller, buyer = _parties(entity, customer)
     return InvoiceDocument(
         invoice_id=invoice_id_for(customer.id, period),
         customer_id=customer.id,
@@ -589,27 +653,16 @@ def assemble_invoice(
         period=period,
         currency=currency,
         language=customer.language,
-        seller=Party(
-            name=entity.name,
-            address_lines=entity.address.lines,
-            country=entity.address.country,
-            vat_id=entity.vat_id,
-            email=str(entity.email),
-        ),
-        buyer=Party(
-            name=customer.name,
-            address_lines=customer.address.lines,
-            country=customer.address.country,
-            vat_id=customer.vat_id,
-        ),
+        seller=seller,
+        buyer=buyer,
         lines=lines,
         subtotal=subtotal,
-        tax=tax,
+        tax=tax.tax,
         total=total,
         outstanding=total,
         payment_methods=entity.payment_methods,
-        taxes=taxes,
-        tax_mention=" ".join(mentions) or None,
+        taxes=tax.taxes,
+        tax_mention=tax.mention,
         netting=netting,
     )
 

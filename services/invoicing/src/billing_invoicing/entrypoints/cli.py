@@ -8,6 +8,7 @@ import json
 import re
 import time
 import uuid
+from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from datetime import date
 from decimal import Decimal
@@ -25,6 +26,7 @@ from billing_catalog.models import Catalog, EInvoiceFormat
 from billing_invoicing.adapters.catalog_repo import ApplyResult
 from billing_invoicing.adapters.documents import InvoicePdfStore
 from billing_invoicing.adapters.invoice_repo import INVOICES, line_amount
+from billing_invoicing.adapters.stored_rows import invoice_row_of
 from billing_invoicing.bootstrap import cli_context
 from billing_invoicing.domain.access import Scope
 from billing_invoicing.domain.invoice import InvoiceDocument
@@ -173,23 +175,10 @@ def generate(
                 period, customer, sorted(closing), cli_actor()
             )
             await ctx.audit.record(entry, audit_id=audit_id)
-            deadline = time.monotonic() + wait_seconds
-            # one look-up by _id per invoice and per wait (not a read of the period's invoices
-            # every few tenths of a second, which would compete with the close for the database)
-            waiting = list(closing)
             with console.status(f"closing {len(closing)} invoices of {period}..."):
-                while waiting:
-                    if await ctx.ports.invoices.is_published(waiting[0]):
-                        waiting.pop(0)
-                        continue
-                    if time.monotonic() > deadline:
-                        msg = (
-                            f"the invoicing service has not finished {', '.join(waiting)} "
-                            f"after {wait_seconds:.0f} s: is it running? (scripts/services.sh "
-                            "status; var/log/invoicing.log)"
-                        )
-                        raise TimeoutError(msg)
-                    await asyncio.sleep(0.5)
+                await _wait_until_published(
+                    ctx.ports.invoices.is_published, list(closing), wait_seconds
+                )
             return [
                 replace(o, action="finalized" if o.invoice_id in closing else "already finalized")
                 for o in await outcomes(ctx.ports, period=period, customer_id=customer)
@@ -203,6 +192,32 @@ def generate(
     if not result:
         console.print(f"no invoices for {period}: no rated usage in that period")
         return
+    _print_outcomes(period, result)
+
+
+async def _wait_until_published(
+    is_published: Callable[[str], Awaitable[bool]], waiting: list[str], wait_seconds: float
+) -> None:
+    """Wait until the invoicing service has finalized and announced each of these invoices;
+    :class:`TimeoutError` after ``wait_seconds``. One look-up by _id per invoice and per wait
+    (not a read of the period's invoices every few tenths of a second, which would compete
+    with the close for the database)."""
+    deadline = time.monotonic() + wait_seconds
+    while waiting:
+        if await is_published(waiting[0]):
+            waiting.pop(0)
+            continue
+        if time.monotonic() > deadline:
+            msg = (
+                f"the invoicing service has not finished {', '.join(waiting)} "
+                f"after {wait_seconds:.0f} s: is it running? (scripts/services.sh "
+                "status; var/log/invoicing.log)"
+            )
+            raise TimeoutError(msg)
+        await asyncio.sleep(0.5)
+
+
+def _print_outcomes(period: str, result: list[Outcome]) -> None:
     table = Table("customer", "number", "total", "status", "action", title=f"Period {period}")
     for o in result:
         total = format_amount(o.total, o.currency) if o.currency else "-"
@@ -444,9 +459,11 @@ def focus_dataset(
             doc = await ctx.ports.invoices.document_by_number(number)
             if doc is None:
                 return None
-            target = output or Path(focus_file_name(doc))
+            stored = invoice_row_of(doc)
+            target = output or Path(focus_file_name(stored))
             buffer = io.StringIO()
-            rows = await write_focus_csv(doc, ctx.ports.invoices.charges_of(doc["_id"]), buffer)
+            charges = ctx.ports.invoices.charges_of(stored.invoice_id)
+            rows = await write_focus_csv(stored, charges, buffer)
             target.write_text(buffer.getvalue(), encoding="utf-8")
             return target, rows
 
@@ -483,15 +500,8 @@ def pay(
     beyond what is owed is recorded as customer credit.
     """
 
-    async def show() -> Dues:
-        async with cli_context() as ctx:
-            return await dues(ctx.settlement, number)
-
     if amount is None:
-        try:
-            _print_dues(asyncio.run(show()))
-        except (LookupError, SettlementError) as exc:
-            raise _fail(exc) from None
+        _show_dues(number)
         return
     if method is None or reference is None:
         raise _fail(ValueError("recording a payment needs --amount, --method and --reference"))
@@ -517,6 +527,23 @@ def pay(
         outcome, owed = asyncio.run(run())
     except (LookupError, SettlementError) as exc:
         raise _fail(exc) from None
+    _print_payment(outcome, owed)
+
+
+def _show_dues(number: str) -> None:
+    """Print an invoice's dues and how to pay (``billing pay NUMBER`` without --amount)."""
+
+    async def show() -> Dues:
+        async with cli_context() as ctx:
+            return await dues(ctx.settlement, number)
+
+    try:
+        _print_dues(asyncio.run(show()))
+    except (LookupError, SettlementError) as exc:
+        raise _fail(exc) from None
+
+
+def _print_payment(outcome: PaymentOutcome, owed: Dues) -> None:
     p = outcome.payment
     verb = "already recorded" if outcome.already_recorded else "recorded"
     console.print(

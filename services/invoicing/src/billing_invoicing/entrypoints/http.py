@@ -493,6 +493,8 @@ def invoicing_api(
     for error, code in ERRORS:
         api.add_exception_handler(error, _handler(code))
     _invoice_routes(api, queries)
+    _invoice_file_routes(api, queries)
+    _payment_routes(api, queries)
     _contact_routes(api, contacts)
     _customer_money_routes(api, queries, invoicing)
     _operator_routes(api, queries, invoicing)
@@ -584,6 +586,10 @@ def _invoice_routes(api: FastAPI, queries: QueryPorts) -> None:
             else [DraftLineOut(**line) for line in detail.draft_lines],
         )
 
+
+def _invoice_file_routes(api: FastAPI, queries: QueryPorts) -> None:
+    # --- an invoice's files: its PDF, usage CSV and FOCUS dataset -----------------------
+
     @api.get(
         "/v1/invoices/{number}/pdf",
         response_class=Response,
@@ -635,6 +641,10 @@ def _invoice_routes(api: FastAPI, queries: QueryPorts) -> None:
             media_type="text/csv; charset=utf-8",
             headers={"Content-Disposition": f'attachment; filename="{name}"'},
         )
+
+
+def _payment_routes(api: FastAPI, queries: QueryPorts) -> None:
+    # --- an invoice's dues and payments -------------------------------------------------
 
     @api.get("/v1/invoices/{number}/dues", response_model=DuesOut, tags=["payments"])
     async def get_dues(scope: Caller, number: str) -> DuesOut:

@@ -54,8 +54,8 @@ def catalog_applied(
     ]
     for price_list in catalog.price_lists:
         old = before.get(price_list.id)
-        old_versions = None if old is None else as_json(old)["versions"]
-        new_versions = as_json(price_list)["versions"]
+        old_versions = None if old is None else [as_json(v) for v in old.versions]
+        new_versions = [as_json(v) for v in price_list.versions]
         if old_versions == new_versions:
             continue
         entries.append(

@@ -10,13 +10,13 @@ XML, type 381), the way its invoices are issued (``adapters/einvoice_renderer.py
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date
-from typing import Any, Protocol
+from typing import Protocol
 
 from billing_invoicing.adapters.settlement_repo import amount_of
 from billing_invoicing.domain.einvoice import CreditNoteDocument
 from billing_invoicing.domain.invoice import InvoiceDocument
 from billing_invoicing.domain.settlement import CreditNoteRecord
+from billing_invoicing.domain.stored import CreditNoteRow, InvoiceRow
 from billing_invoicing.service.generate_invoices import PdfStorage, StoredDocument
 
 
@@ -36,31 +36,27 @@ class CreditNotePdfPorts:
     pdfs: PdfStorage
 
 
-def issued_invoice(doc: dict[str, Any]) -> InvoiceDocument:
+def issued_invoice(row: InvoiceRow) -> InvoiceDocument:
     """The finalized invoice's document from its stored row (its number and issue date are
     kept on the row, and older documents carry them only there)."""
-    invoice = InvoiceDocument.model_validate(doc["document"])
+    invoice = InvoiceDocument.model_validate(row.document)
     if invoice.number is None or invoice.issue_date is None:
-        issued = doc.get("issue_date")
         invoice = invoice.model_copy(
-            update={
-                "number": str(doc["number"]),
-                "issue_date": date.fromisoformat(str(issued)) if issued else None,
-            }
+            update={"number": str(row.number), "issue_date": row.issue_date}
         )
     return invoice
 
 
-def credit_note_document(note: dict[str, Any], currency: str) -> CreditNoteDocument:
+def credit_note_document(note: CreditNoteRow, currency: str) -> CreditNoteDocument:
     """A credit note as stored (``invoicing_credit_notes``), as the documents show it."""
     return CreditNoteDocument(
-        number=str(note["number"]),
-        issue_date=date.fromisoformat(str(note["issue_date"])),
-        amount=amount_of(note["amount_units"], currency),
-        tax=amount_of(note["tax_units"], currency),
-        net=amount_of(note["net_units"], currency),
-        reason=str(note["reason"]),
-        void=bool(note.get("void")),
+        number=note.number,
+        issue_date=note.issue_date,
+        amount=amount_of(note.amount_units, currency),
+        tax=amount_of(note.tax_units, currency),
+        net=amount_of(note.net_units, currency),
+        reason=note.reason,
+        void=note.void,
     )
 
 

@@ -10,7 +10,7 @@ Peppol id, addresses); the amounts are the stored invoice's.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Protocol
 
 from billing_catalog.models import Customer, EInvoiceFormat, InvoicingEntity
 from billing_invoicing.adapters.einvoice import EInvoiceFormatError, einvoice_xml
@@ -25,6 +25,7 @@ from billing_invoicing.domain.einvoice import (
     seller_details_for,
 )
 from billing_invoicing.domain.invoice import InvoiceDocument
+from billing_invoicing.domain.stored import CreditNoteRow, InvoiceRow
 from billing_invoicing.service.credit_note_documents import credit_note_document, issued_invoice
 from billing_invoicing.service.settle_invoices import InvoiceNotFoundError
 
@@ -50,11 +51,11 @@ class CatalogReading(Protocol):
 class IssuedDocuments(Protocol):
     """Port: stored invoices and credit notes by number."""
 
-    async def invoice_by_number(self, number: str) -> dict[str, Any] | None:
+    async def invoice_by_number(self, number: str) -> InvoiceRow | None:
         """The stored invoice (None if no invoice has that number)."""
         ...
 
-    async def credit_note_by_number(self, number: str) -> dict[str, Any] | None:
+    async def credit_note_by_number(self, number: str) -> CreditNoteRow | None:
         """The stored credit note (None if no credit note has that number)."""
         ...
 
@@ -108,20 +109,20 @@ async def einvoice_of(
 ) -> tuple[EInvoice, InvoiceDocument, CreditNoteDocument | None]:
     """The EN 16931 model of the invoice or credit note ``number``, the invoice it is (or
     credits), and the credit note if it is one."""
-    doc = await ports.documents.invoice_by_number(number)
+    row = await ports.documents.invoice_by_number(number)
     note = None
-    if doc is None:
+    if row is None:
         note = await ports.documents.credit_note_by_number(number)
         if note is not None:
-            doc = await ports.documents.invoice_by_number(str(note["invoice_number"]))
-    if doc is None or not scope.may_see(str(doc["customer_id"])):
+            row = await ports.documents.invoice_by_number(note.invoice_number)
+    if row is None or not scope.may_see(row.customer_id):
         # another customer's is answered like a number never issued, naming no one
         msg = f"no invoice or credit note {number!r}"
         raise InvoiceNotFoundError(msg)
-    if doc.get("document") is None or doc.get("number") is None:
+    if row.document is None or row.number is None:
         msg = f"invoice {number} is not finalized yet: it has no e-invoice"
         raise EInvoiceUnavailableError(msg)
-    invoice = issued_invoice(doc)
+    invoice = issued_invoice(row)
     customer, entity = await _catalog_details(ports, invoice)
     routing = routing_for(customer) if customer else None
     seller = seller_details_for(entity) if entity else None

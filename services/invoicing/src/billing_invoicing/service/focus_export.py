@@ -26,14 +26,16 @@ from __future__ import annotations
 
 import csv
 import io
-from collections.abc import AsyncIterator, Iterator, Mapping
+from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, date, datetime, time
 from decimal import Decimal
-from typing import Any, TextIO
+from typing import TextIO
 
+from billing_invoicing.adapters.stored_rows import invoice_row_of
 from billing_invoicing.domain.access import Scope
-from billing_invoicing.domain.invoice import InvoiceDocument, LineKind
+from billing_invoicing.domain.invoice import InvoiceDocument, InvoiceLine, LineKind
 from billing_invoicing.domain.proration import month_bounds
+from billing_invoicing.domain.stored import ChargeLine, InvoiceRow
 from billing_invoicing.domain.units import from_units
 from billing_invoicing.service.invoice_queries import QueryPorts, invoice_document
 from billing_invoicing.service.usage_csv import neutralized
@@ -183,17 +185,17 @@ def _number(amount: Decimal) -> str:
 class FocusDataset:
     """The rows of one finalized invoice's FOCUS dataset."""
 
-    def __init__(self, stored: Mapping[str, Any]) -> None:
-        document = stored.get("document")
-        number = stored.get("number")
+    def __init__(self, stored: InvoiceRow) -> None:
+        document = stored.document
+        number = stored.number
         if document is None or not number:
             msg = (
-                f"invoice {stored.get('_id')} is {stored.get('status', 'a draft')}: its FOCUS "
+                f"invoice {stored.invoice_id} is {stored.status or 'a draft'}: its FOCUS "
                 "dataset exists once it is finalized and numbered"
             )
             raise FocusUnavailableError(msg)
         self.invoice = InvoiceDocument.model_validate(document)
-        self.number = str(number)
+        self.number = number
         self.billing_start, self.billing_end = period_range(self.invoice.period)
 
     def _common(self) -> Row:
@@ -208,28 +210,28 @@ class FocusDataset:
             "InvoiceIssuerName": inv.seller.name,
         }
 
-    def charge_row(self, doc: Mapping[str, Any]) -> Row:
+    def charge_row(self, line: ChargeLine) -> Row:
         """A stored rated charge as a FOCUS row."""
-        currency = str(doc["currency"])
-        price = from_units(int(doc["price_units"]), currency)
-        listed = doc.get("list_price_units")
-        list_cost = price if listed is None else from_units(int(listed), currency)
-        category = CHARGE_CATEGORIES[str(doc["charge_category"])]
-        usage_period = str(doc["period"])
-        start = doc.get("charge_period_start")
-        end = doc.get("charge_period_end")
+        currency = line.currency
+        price = from_units(line.price_units, currency)
+        listed = line.list_price_units
+        list_cost = price if listed is None else from_units(listed, currency)
+        category = CHARGE_CATEGORIES[line.charge_category]
+        usage_period = line.period
+        start = line.charge_period_start
+        end = line.charge_period_end
         usage_start, usage_end = period_range(usage_period)
-        quantity = doc.get("quantity") if category != "Tax" else None
-        unit = (doc.get("unit") or "Units") if quantity is not None else None
-        service_category = doc.get("service_category")
+        quantity = line.quantity if category != "Tax" else None
+        unit = (line.unit or "Units") if quantity is not None else None
+        service_category = line.service_category
         if category == "Usage":
             frequency = "Usage-Based"
-        elif category == "Purchase" and doc.get("line_type") == "commitment_fee":
+        elif category == "Purchase" and line.line_type == "commitment_fee":
             frequency = "Recurring"
         else:
             frequency = "One-Time"
-        late = bool(doc.get("late")) or usage_period != self.invoice.period
-        region = doc.get("region") or None
+        late = line.late or usage_period != self.invoice.period
+        region = line.region or None
         return self._common() | {
             "BilledCost": _number(price),
             "EffectiveCost": _number(price),
@@ -237,8 +239,7 @@ class FocusDataset:
             "ListCost": _number(list_cost),
             "ChargeCategory": category,
             "ChargeClass": "Correction" if late else None,
-            "ChargeDescription": doc.get("description")
-            or f"{doc['service_name']} ({doc['provider']})",
+            "ChargeDescription": line.description or f"{line.service_name} ({line.provider})",
             "ChargeFrequency": frequency,
             "ChargePeriodStart": usage_start if start is None else focus_time(start),
             "ChargePeriodEnd": usage_end if end is None else focus_time(end),
@@ -247,19 +248,19 @@ class FocusDataset:
             "PricingCategory": "Standard" if category in ("Usage", "Purchase") else None,
             "ConsumedQuantity": quantity if category == "Usage" else None,
             "ConsumedUnit": unit if category == "Usage" else None,
-            "ProviderName": str(doc["provider"]),
-            "PublisherName": str(doc["provider"]),
+            "ProviderName": line.provider,
+            "PublisherName": line.provider,
             "RegionId": region,
             "RegionName": region,
             "ServiceCategory": (
                 service_category if service_category in SERVICE_CATEGORIES else "Other"
             ),
-            "ServiceName": str(doc["service_name"]),
-            "SkuId": doc.get("sku_id") or None,
-            "SkuPriceId": (doc.get("sku_price_id") or None) if category != "Tax" else None,
-            "SubAccountId": str(doc["sub_account_id"]),
-            "SubAccountName": doc.get("sub_account_name") or str(doc["sub_account_id"]),
-            "x_ChargeId": str(doc["_id"]),
+            "ServiceName": line.service_name,
+            "SkuId": line.sku_id or None,
+            "SkuPriceId": (line.sku_price_id or None) if category != "Tax" else None,
+            "SubAccountId": line.sub_account_id,
+            "SubAccountName": line.sub_account_name or line.sub_account_id,
+            "x_ChargeId": line.charge_id,
         }
 
     def invoice_rows(self) -> Iterator[Row]:
@@ -279,58 +280,67 @@ class FocusDataset:
             exact += line.amount_exact
             if line.kind in (LineKind.USAGE, LineKind.CORRECTION):
                 continue  # carried by the charges
-            amount = _number(line.amount_exact)
-            row = whole | {
-                "BilledCost": amount,
-                "EffectiveCost": amount,
-                "ContractedCost": amount,
-                "ListCost": amount,
-                "ChargeDescription": line.description,
-            }
-            category, frequency, service = LINE_KINDS.get(
-                line.kind, ("Adjustment", "One-Time", line.description)
-            )
-            row |= {
-                "ChargeCategory": category,
-                "ChargeFrequency": frequency,
-                "ServiceName": service,
-            }
-            if line.kind is LineKind.SUBSCRIPTION:
-                quantity = line.quantity or 1  # invoices finalized before lines had one: 1
-                row |= {
-                    "PricingCategory": "Standard",
-                    "PricingQuantity": str(quantity),
-                    "PricingUnit": "Subscription" if quantity == 1 else "Subscriptions",
-                }
-            yield row
+            yield _line_row(whole, line)
         for tax in inv.taxes:
             if tax.tax:
-                yield whole | {
-                    "BilledCost": _number(tax.tax),
-                    "EffectiveCost": _number(tax.tax),
-                    "ContractedCost": _number(tax.tax),
-                    "ListCost": _number(tax.tax),
-                    "ChargeCategory": "Tax",
-                    "ChargeDescription": tax.label,
-                    "ChargeFrequency": "One-Time",
-                    "ServiceName": tax.label,
-                }
+                yield _whole_row(whole, tax.tax, "Tax", tax.label, tax.label)
         rounding = inv.subtotal - exact
         if rounding:
-            yield whole | {
-                "BilledCost": _number(rounding),
-                "EffectiveCost": _number(rounding),
-                "ContractedCost": _number(rounding),
-                "ListCost": _number(rounding),
-                "ChargeCategory": "Adjustment",
-                "ChargeDescription": "Rounding of the invoice to the currency's minor units",
-                "ChargeFrequency": "One-Time",
-                "ServiceName": "Rounding",
-            }
+            yield _whole_row(
+                whole,
+                rounding,
+                "Adjustment",
+                "Rounding of the invoice to the currency's minor units",
+                "Rounding",
+            )
+
+
+def _whole_row(whole: Row, amount: Decimal, category: str, description: str, service: str) -> Row:
+    """A one-time row of the whole invoice (a tax, the rounding)."""
+    return whole | {
+        "BilledCost": _number(amount),
+        "EffectiveCost": _number(amount),
+        "ContractedCost": _number(amount),
+        "ListCost": _number(amount),
+        "ChargeCategory": category,
+        "ChargeDescription": description,
+        "ChargeFrequency": "One-Time",
+        "ServiceName": service,
+    }
+
+
+def _line_row(whole: Row, line: InvoiceLine) -> Row:
+    """The row of an invoice line no charge carries: its category, frequency and service by
+    its kind (:data:`LINE_KINDS`; others: a one-time adjustment), and a subscription's
+    quantity."""
+    amount = _number(line.amount_exact)
+    row = whole | {
+        "BilledCost": amount,
+        "EffectiveCost": amount,
+        "ContractedCost": amount,
+        "ListCost": amount,
+        "ChargeDescription": line.description,
+    }
+    category, frequency, service = LINE_KINDS.get(
+        line.kind, ("Adjustment", "One-Time", line.description)
+    )
+    row |= {
+        "ChargeCategory": category,
+        "ChargeFrequency": frequency,
+        "ServiceName": service,
+    }
+    if line.kind is LineKind.SUBSCRIPTION:
+        quantity = line.quantity or 1  # invoices finalized before lines had one: 1
+        row |= {
+            "PricingCategory": "Standard",
+            "PricingQuantity": str(quantity),
+            "PricingUnit": "Subscription" if quantity == 1 else "Subscriptions",
+        }
+    return row
 
 
 async def write_focus_csv(
-    stored: Mapping[str, Any], charges: AsyncIterator[dict[str, Any]], out: TextIO
+    stored: InvoiceRow, charges: AsyncIterator[ChargeLine], out: TextIO
 ) -> int:
     """Write the FOCUS 1.2 dataset of a finalized invoice (``stored``: its stored document;
     ``charges``: its stored charges) as CSV; return the number of rows.
@@ -347,8 +357,8 @@ async def write_focus_csv(
         ]
 
     count = 0
-    async for doc in charges:
-        writer.writerow(cells(dataset.charge_row(doc)))
+    async for line in charges:
+        writer.writerow(cells(dataset.charge_row(line)))
         count += 1
     for row in dataset.invoice_rows():
         writer.writerow(cells(row))
@@ -359,12 +369,12 @@ async def write_focus_csv(
 async def invoice_focus(ports: QueryPorts, scope: Scope, number: str) -> tuple[str, str]:
     """The file name and text of a finalized invoice's FOCUS 1.2 dataset, for a caller whose
     scope covers its customer (another customer's invoice is not found, as for the CSV)."""
-    doc = await invoice_document(ports, scope, number)
+    stored = invoice_row_of(await invoice_document(ports, scope, number))
     out = io.StringIO()
-    await write_focus_csv(doc, ports.invoices.charges_of(str(doc["_id"])), out)
-    return focus_file_name(doc), out.getvalue()
+    await write_focus_csv(stored, ports.invoices.charges_of(stored.invoice_id), out)
+    return focus_file_name(stored), out.getvalue()
 
 
-def focus_file_name(stored: Mapping[str, Any]) -> str:
+def focus_file_name(stored: InvoiceRow) -> str:
     """``<number>-focus.csv``."""
-    return f"{stored.get('number') or str(stored['_id']).replace(':', '-')}-focus.csv"
+    return f"{stored.number or stored.invoice_id.replace(':', '-')}-focus.csv"

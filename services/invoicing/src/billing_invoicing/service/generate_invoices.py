@@ -32,6 +32,7 @@ from typing import Any, Protocol
 from billing_catalog.models import Customer, InvoicingEntity, Plan, TaxRate
 from billing_invoicing.adapters.catalog_repo import MongoCatalogRepository
 from billing_invoicing.adapters.invoice_repo import MongoInvoiceRepository
+from billing_invoicing.adapters.stored_rows import invoice_row_of
 from billing_invoicing.domain.credit import applied_entry, negative_total_entry
 from billing_invoicing.domain.invoice import (
     ChargeGroup,
@@ -50,6 +51,7 @@ from billing_invoicing.domain.model import (
     charge_groups,
     ledger_of,
 )
+from billing_invoicing.domain.stored import InvoiceRow
 from billing_invoicing.domain.units import from_units
 from billing_invoicing.ports import ConcurrentUpdateError, CreditLedger
 from billing_schemas.events import (
@@ -199,24 +201,23 @@ async def outcomes(
 ) -> list[Outcome]:
     """The period's invoices as they stand."""
     return [
-        _outcome(doc)
+        _outcome(invoice_row_of(doc))
         for doc in await ports.invoices.list_invoices(period=period, customer_id=customer_id)
     ]
 
 
-def _outcome(doc: dict[str, Any], action: str | None = None) -> Outcome:
-    document = doc.get("document") or {}
-    total_units = doc.get("total_units")
+def _outcome(row: InvoiceRow, action: str | None = None) -> Outcome:
+    total_units = row.total_units
     return Outcome(
-        invoice_id=doc["_id"],
-        customer_id=doc["customer_id"],
-        number=doc.get("number"),
+        invoice_id=row.invoice_id,
+        customer_id=row.customer_id,
+        number=row.number,
         total=Decimal(0)
         if total_units is None
-        else from_units(total_units, document.get("currency") or doc.get("currency")),
-        currency=document.get("currency", ""),
-        status=doc["status"],
-        action=action or ("finalized" if doc.get("published_at") else doc["status"]),
+        else from_units(total_units, row.document_currency or row.currency or ""),
+        currency=row.document_currency or "",
+        status=str(row.status),
+        action=action or ("finalized" if row.published else str(row.status)),
     )
 
 
@@ -232,7 +233,7 @@ async def preview(
         if invoice is not None and not invoice.is_draft:
             doc = await ports.invoices.invoice(invoice_id)
             assert doc is not None
-            result.append(_outcome(doc, "already finalized"))
+            result.append(_outcome(invoice_row_of(doc), "already finalized"))
             continue
         customer = await ports.catalog.customer(cid)
         entity = None
@@ -527,11 +528,11 @@ async def _charges_not_in(
     """Ids of the invoice's charges in another currency (the first few, then "..."): read
     only when a close is refused for them."""
     ids: list[str] = []
-    async for doc in ports.invoices.charges_of(invoice_id):
-        if doc.get("currency") != currency:
+    async for line in ports.invoices.charges_of(invoice_id):
+        if line.currency != currency:
             if len(ids) == at_most:
                 return [*ids, "..."]
-            ids.append(str(doc["_id"]))
+            ids.append(line.charge_id)
     return ids
 
 

@@ -37,6 +37,7 @@ from billing_invoicing.service.credit_note_documents import (
     credit_note_of,
     store_credit_note_pdf,
 )
+from billing_invoicing.service.generate_invoices import StoredDocument
 from billing_schemas.events import (
     CreditNote,
     CreditNoteIssued,
@@ -240,33 +241,11 @@ async def record_payment(
     method, reference) again changes nothing; with another amount it is refused.
     """
     invoice, document = await _issued(ports, number)
-    invoice.check_payable()
-    currency = document.currency
-    check_amount(amount, currency, "the amount paid")
-    if not reference.strip():
-        msg = "a payment needs a reference (the bank's or the card processor's)"
-        raise SettlementError(msg)
-    method = _method(list(document.payment_methods), method)
-    payment_id = payment_id_for(invoice.invoice_id, method, reference)
-    stored, new = await ports.settlements.add_payment(
-        PaymentRecord(
-            payment_id=payment_id,
-            invoice_id=invoice.invoice_id,
-            invoice_number=str(invoice.number),
-            customer_id=invoice.customer_id,
-            amount=amount,
-            currency=currency,
-            method=method,
-            reference=reference,
-            paid_on=paid_on,
-        )
+    record = _payment_record(
+        invoice, document, amount=amount, method=method, reference=reference, paid_on=paid_on
     )
-    if stored.amount != amount:
-        msg = (
-            f"payment {reference!r} by {method} on {number} is already recorded with amount "
-            f"{stored.amount}, not {amount}"
-        )
-        raise SettlementError(msg)
+    stored, new = await _add_payment_once(ports, record, number=number)
+    payment_id = record.payment_id
     invoice, _ = await _settle(ports, number, lambda i: i.record_payment(stored))
     standing = invoice.standing()
     added = await _record_overpayment(ports, invoice, payment_id)
@@ -281,24 +260,76 @@ async def record_payment(
         invoice_number=str(invoice.number),
         customer_id=invoice.customer_id,
         amount=stored.amount,
-        currency=currency,
-        method=method,
+        currency=record.currency,
+        method=record.method,
         reference=reference,
         paid_on=stored.paid_on,
         outstanding_after=outstanding_after,
     )
     if not stored.published:
-        await ports.events.payment_recorded(
-            PaymentRecorded.create(
-                payment,
-                source=SOURCE,
-                correlation_id=correlation_id,
-                event_id=f"payment-recorded:{payment_id}",
-            )
-        )
-        await ports.settlements.payment_published(payment_id)
+        await _publish_payment(ports, payment, correlation_id)
     await _announce(ports, invoice, payment_id, correlation_id)
     return PaymentOutcome(payment, invoice.status, added, not new)
+
+
+def _payment_record(
+    invoice: Invoice,
+    document: InvoiceDocument,
+    *,
+    amount: Decimal,
+    method: str,
+    reference: str,
+    paid_on: date,
+) -> PaymentRecord:
+    """The payment to record, once checked: the invoice can be paid, the amount is one of its
+    currency, a reference is given, the method is one the seller offers (its spelling)."""
+    invoice.check_payable()
+    currency = document.currency
+    check_amount(amount, currency, "the amount paid")
+    if not reference.strip():
+        msg = "a payment needs a reference (the bank's or the card processor's)"
+        raise SettlementError(msg)
+    method = _method(list(document.payment_methods), method)
+    return PaymentRecord(
+        payment_id=payment_id_for(invoice.invoice_id, method, reference),
+        invoice_id=invoice.invoice_id,
+        invoice_number=str(invoice.number),
+        customer_id=invoice.customer_id,
+        amount=amount,
+        currency=currency,
+        method=method,
+        reference=reference,
+        paid_on=paid_on,
+    )
+
+
+async def _add_payment_once(
+    ports: SettlementPorts, payment: PaymentRecord, *, number: str
+) -> tuple[PaymentRecord, bool]:
+    """Record the payment unless recorded already: the stored one and whether this call
+    recorded it. The same payment again with another amount is refused."""
+    stored, new = await ports.settlements.add_payment(payment)
+    if stored.amount != payment.amount:
+        msg = (
+            f"payment {payment.reference!r} by {payment.method} on {number} is already "
+            f"recorded with amount {stored.amount}, not {payment.amount}"
+        )
+        raise SettlementError(msg)
+    return stored, new
+
+
+async def _publish_payment(ports: SettlementPorts, payment: Payment, correlation_id: str) -> None:
+    """Publish ``PaymentRecorded`` (its id the payment's, so a retry is the same event) and
+    remember that the broker acknowledged it."""
+    await ports.events.payment_recorded(
+        PaymentRecorded.create(
+            payment,
+            source=SOURCE,
+            correlation_id=correlation_id,
+            event_id=f"payment-recorded:{payment.payment_id}",
+        )
+    )
+    await ports.settlements.payment_published(payment.payment_id)
 
 
 async def _record_overpayment(ports: SettlementPorts, invoice: Invoice, cause: str) -> Decimal:
@@ -352,16 +383,7 @@ async def issue_credit_note(
         ports, number, lambda i: i.void(stored) if stored.void else i.credit(stored)
     )
     added = await _record_overpayment(ports, invoice, note_id)
-    pdf = None
-    if ports.credit_note_pdfs is not None:  # stored before the event that names it
-        issued_document = document
-        if document.number is None or document.issue_date is None:
-            issued_document = document.model_copy(
-                update={"number": str(invoice.number), "issue_date": invoice.issue_date}
-            )
-        pdf = await store_credit_note_pdf(
-            ports.credit_note_pdfs, issued_document, credit_note_of(stored), note_id
-        )
+    pdf = await _store_credit_note_pdf(ports, invoice, document, stored)
     issued = CreditNote(
         credit_note_id=note_id,
         credit_note_number=stored.number,
@@ -377,17 +399,42 @@ async def issue_credit_note(
         pdf_sha256=None if pdf is None else pdf.sha256,
     )
     if not stored.published:
-        await ports.events.credit_note_issued(
-            CreditNoteIssued.create(
-                issued,
-                source=SOURCE,
-                correlation_id=correlation_id,
-                event_id=f"credit-note-issued:{note_id}",
-            )
-        )
-        await ports.settlements.credit_note_published(note_id)
+        await _publish_credit_note(ports, issued, correlation_id)
     await _announce(ports, invoice, note_id, correlation_id, issued if stored.void else None)
     return CreditNoteOutcome(issued, invoice.status, added, not new)
+
+
+async def _store_credit_note_pdf(
+    ports: SettlementPorts, invoice: Invoice, document: InvoiceDocument, note: CreditNoteRecord
+) -> StoredDocument | None:
+    """The credit note's PDF, stored before the event that names it (None where the service
+    renders no PDFs); it names the invoice by the number and date it was issued with."""
+    if ports.credit_note_pdfs is None:
+        return None
+    issued_document = document
+    if document.number is None or document.issue_date is None:
+        issued_document = document.model_copy(
+            update={"number": str(invoice.number), "issue_date": invoice.issue_date}
+        )
+    return await store_credit_note_pdf(
+        ports.credit_note_pdfs, issued_document, credit_note_of(note), note.credit_note_id
+    )
+
+
+async def _publish_credit_note(
+    ports: SettlementPorts, issued: CreditNote, correlation_id: str
+) -> None:
+    """Publish ``CreditNoteIssued`` (its id the credit note's) and remember that the broker
+    acknowledged it."""
+    await ports.events.credit_note_issued(
+        CreditNoteIssued.create(
+            issued,
+            source=SOURCE,
+            correlation_id=correlation_id,
+            event_id=f"credit-note-issued:{issued.credit_note_id}",
+        )
+    )
+    await ports.settlements.credit_note_published(issued.credit_note_id)
 
 
 async def _credit_note(
@@ -449,47 +496,12 @@ async def _announce(
     a retry after a crash between publishing and remembering publishes the same event, which
     consumers drop. (An invoice becomes paid once: nothing makes it owe again; voiding a paid
     invoice turns what was paid into customer credit.)"""
-    document = invoice.document
-    assert document is not None
-    assert invoice.number is not None
     announce: list[Callable[[], Awaitable[None]]] = []
     if invoice.paid_unannounced:
-        standing = invoice.standing()
-        event = InvoicePaid.create(
-            PaidInvoice(
-                invoice_id=invoice.invoice_id,
-                invoice_number=invoice.number,
-                customer_id=invoice.customer_id,
-                customer_name=document.buyer.name,
-                currency=document.currency,
-                total=standing.total,
-                paid=standing.paid,
-                credited=standing.credited,
-                settled_by=invoice.settled_by or cause,
-            ),
-            source=SOURCE,
-            correlation_id=correlation_id,
-            event_id=f"invoice-paid:{invoice.invoice_id}",
-        )
+        event = _invoice_paid(invoice, cause, correlation_id)
         announce.append(lambda: ports.events.invoice_paid(event))
     if invoice.voided_unannounced and void_note is not None:
-        voided = InvoiceVoided.create(
-            VoidedInvoice(
-                invoice_id=invoice.invoice_id,
-                invoice_number=invoice.number,
-                customer_id=invoice.customer_id,
-                customer_name=void_note.customer_name,
-                currency=void_note.currency,
-                total=document.total,
-                credit_note_id=void_note.credit_note_id,
-                credit_note_number=void_note.credit_note_number,
-                voided_on=void_note.issue_date,
-                reason=void_note.reason,
-            ),
-            source=SOURCE,
-            correlation_id=correlation_id,
-            event_id=f"invoice-voided:{invoice.invoice_id}",
-        )
+        voided = _invoice_voided(invoice, void_note, correlation_id)
         announce.append(lambda: ports.events.invoice_voided(voided))
     if not announce:
         return
@@ -505,6 +517,54 @@ async def _announce(
             i.voided_announced(now)
 
     await _settle(ports, invoice.invoice_id, remember)
+
+
+def _invoice_paid(invoice: Invoice, cause: str, correlation_id: str) -> InvoicePaid:
+    """``InvoicePaid`` for an issued invoice, settled by what settled it (else ``cause``)."""
+    document = invoice.document
+    assert document is not None
+    assert invoice.number is not None
+    standing = invoice.standing()
+    return InvoicePaid.create(
+        PaidInvoice(
+            invoice_id=invoice.invoice_id,
+            invoice_number=invoice.number,
+            customer_id=invoice.customer_id,
+            customer_name=document.buyer.name,
+            currency=document.currency,
+            total=standing.total,
+            paid=standing.paid,
+            credited=standing.credited,
+            settled_by=invoice.settled_by or cause,
+        ),
+        source=SOURCE,
+        correlation_id=correlation_id,
+        event_id=f"invoice-paid:{invoice.invoice_id}",
+    )
+
+
+def _invoice_voided(invoice: Invoice, void_note: CreditNote, correlation_id: str) -> InvoiceVoided:
+    """``InvoiceVoided`` for an issued invoice, by the credit note that voided it."""
+    document = invoice.document
+    assert document is not None
+    assert invoice.number is not None
+    return InvoiceVoided.create(
+        VoidedInvoice(
+            invoice_id=invoice.invoice_id,
+            invoice_number=invoice.number,
+            customer_id=invoice.customer_id,
+            customer_name=void_note.customer_name,
+            currency=void_note.currency,
+            total=document.total,
+            credit_note_id=void_note.credit_note_id,
+            credit_note_number=void_note.credit_note_number,
+            voided_on=void_note.issue_date,
+            reason=void_note.reason,
+        ),
+        source=SOURCE,
+        correlation_id=correlation_id,
+        event_id=f"invoice-voided:{invoice.invoice_id}",
+    )
 
 
 async def flag_overdue(

@@ -13,8 +13,9 @@ from __future__ import annotations
 
 import csv
 from collections.abc import AsyncIterator
-from typing import Any, TextIO
+from typing import TextIO
 
+from billing_invoicing.domain.stored import ChargeLine
 from billing_invoicing.domain.units import from_units
 
 COLUMNS = [
@@ -62,46 +63,46 @@ def neutralized(text: str) -> str:
     return f"'{text}" if text.startswith(FORMULA_STARTS) else text
 
 
-def _amount(units: Any, currency: str) -> str:
+def _amount(units: int | None, currency: str) -> str:
     return "" if units is None else format(from_units(int(units), currency), "f")
 
 
-def csv_row(doc: dict[str, Any]) -> list[str]:
+def csv_row(line: ChargeLine) -> list[str]:
     """One stored charge as a CSV row (amounts as exact decimal strings)."""
-    start = doc.get("charge_period_start")
-    currency = str(doc["currency"])
+    start = line.charge_period_start
+    currency = line.currency
     text = neutralized
     return [
-        text(str(doc["_id"])),
-        str(doc["period"]),
-        "yes" if doc.get("late") else "no",
-        text(str(doc["provider"])),
-        text(str(doc["sub_account_id"])),
-        text(str(doc["service_name"])),
-        text(doc.get("sku_id") or ""),
-        text(doc.get("description") or ""),
-        text(doc.get("region") or ""),
-        str(doc["charge_category"]),
-        str(doc["line_type"]),
+        text(line.charge_id),
+        line.period,
+        "yes" if line.late else "no",
+        text(line.provider),
+        text(line.sub_account_id),
+        text(line.service_name),
+        text(line.sku_id or ""),
+        text(line.description or ""),
+        text(line.region or ""),
+        line.charge_category,
+        str(line.line_type),
         start.isoformat() if start is not None else "",
-        doc.get("quantity") or "",
-        text(doc.get("unit") or ""),
-        _amount(doc["cost_units"], str(doc["cost_currency"])),
-        str(doc["cost_currency"]),
-        doc.get("fx_rate") or "",
-        text(doc.get("basis") or ""),
-        _amount(doc["price_units"], currency),
+        line.quantity or "",
+        text(line.unit or ""),
+        _amount(line.cost_units, line.cost_currency),
+        line.cost_currency,
+        line.fx_rate or "",
+        text(line.basis or ""),
+        _amount(line.price_units, currency),
         currency,
-        _amount(doc["margin_units"], currency),
-        _amount(doc.get("savings_removed_units", 0), currency),
-        text(str(doc["rule"])),
-        text(str(doc["price_list_id"])),
-        str(doc["price_list_version"]),
+        _amount(line.margin_units, currency),
+        _amount(line.savings_removed_units, currency),
+        text(line.rule),
+        text(line.price_list_id),
+        line.price_list_version,
     ]
 
 
 async def write_usage_csv(
-    charges: AsyncIterator[dict[str, Any]], out: TextIO, columns: list[str] = COLUMNS
+    charges: AsyncIterator[ChargeLine], out: TextIO, columns: list[str] = COLUMNS
 ) -> int:
     """Write the header and one row per charge (only ``columns``, in the order of
     :data:`COLUMNS`); return the number of rows."""
@@ -109,8 +110,8 @@ async def write_usage_csv(
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow([COLUMNS[i] for i in keep])
     count = 0
-    async for doc in charges:
-        row = csv_row(doc)
+    async for line in charges:
+        row = csv_row(line)
         writer.writerow([row[i] for i in keep])
         count += 1
     return count
