@@ -2,15 +2,14 @@
 publish; one subscriber per use case of ``service/use_cases.py``.
 
 A batch's emails are sent concurrently, at most ``send_concurrency`` at once, those of one
-partition key in order (``service/batch.py``; each email is its own SMTP exchange), and read the
-catalog once per batch. A message that
-fails for a reason of its own (``service/failures.py``: anything but the database or network
-not answering, an unexpected exception included) is dead-lettered with the reason and the rest
-of the batch goes on: it is never redelivered in a loop. The batch never waits
-for a failing SMTP server: a transient failure schedules a retry in the delivery log (the
-re-driver, ``entrypoints/retry_loop.py``, takes it from there), and once the server failed
-in a batch, the batch's emails not started yet are scheduled for retry without trying, so a
-batch holds its partition for about one SMTP timeout.
+partition key in order (``service/batch.py``; each email is its own SMTP exchange), reading the
+catalog once per batch. A message that fails for a reason of its own (``service/failures.py``:
+anything but the database or network not answering, an unexpected exception included) is
+dead-lettered with the reason and the rest of the batch goes on: it is never redelivered in a loop.
+The batch never waits for a failing SMTP server: a transient failure schedules a retry in the
+delivery log (the re-driver, ``entrypoints/retry_loop.py``, takes it from there), and once the
+server failed in a batch, the batch's emails not started yet are scheduled for retry without
+trying, so a batch holds its partition for about one SMTP timeout.
 """
 
 from __future__ import annotations
