@@ -31,3 +31,14 @@ def test_valid_operators_are_read_as_mailboxes() -> None:
         Mailbox("ops@x.example", None),
         Mailbox("f@x.example", "Fin"),
     )
+
+
+def test_the_send_concurrency_is_read_from_the_environment_and_is_at_least_one(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    assert NotifySettings().send_concurrency == 8
+    monkeypatch.setenv("BILLING_NOTIFY_SEND_CONCURRENCY", "3")
+    assert NotifySettings().send_concurrency == 3
+    monkeypatch.setenv("BILLING_NOTIFY_SEND_CONCURRENCY", "0")
+    with pytest.raises(ValidationError, match="send_concurrency"):
+        NotifySettings()

@@ -41,6 +41,12 @@ class NotifySettings(ServiceSettings):
     consumer_group: str = "billing-notify"
     # Each email is an SMTP conversation: small batches keep what a redelivery repeats small.
     batch_max_records: int = Field(default=50, ge=1)
+    send_concurrency: int = Field(
+        default=8,
+        ge=1,
+        description="Emails of a batch sent at once (one SMTP connection and delivery-log "
+        "record each; those of one customer in order).",
+    )
     smtp_host: str = "127.0.0.1"
     smtp_port: int = Field(default=2525, ge=1, le=65535)
     smtp_security: SmtpSecurity = "none"

@@ -193,6 +193,18 @@ class MongoDeliveryLog:
         inc: dict[str, int] | None = None,
     ) -> Delivery:
         if delivered_to:
+            # the usual case, nobody served before: one round trip (the merge is the list)
+            first = await self._deliveries.find_one_and_update(
+                {
+                    "_id": message_id,
+                    "status": _statuses(_NOT_SETTLED),
+                    "delivered_to": {"$size": 0},
+                },
+                self._update({**fields, "delivered_to": _merged((), delivered_to)}, inc),
+                return_document=ReturnDocument.AFTER,
+            )
+            if first is not None:
+                return _delivery(first)
             current = await self.get(message_id)
             if current is None:
                 raise UnknownDeliveryError(message_id)
@@ -268,6 +280,12 @@ class MongoDeliveryLog:
         cursor = self._deliveries.find(query).sort("updated_at", DESCENDING).limit(limit)
         return [_delivery(doc) async for doc in cursor]
 
+    def _update(self, fields: dict[str, Any], inc: dict[str, int] | None) -> dict[str, Any]:
+        update: dict[str, Any] = {"$set": {**fields, "updated_at": self._clock()}}
+        if inc:
+            update["$inc"] = inc
+        return update
+
     async def _transition(
         self,
         message_id: str,
@@ -277,12 +295,9 @@ class MongoDeliveryLog:
     ) -> Delivery:
         """Set ``fields`` if the record's status is one of ``allowed_from``, in one atomic step;
         otherwise return the record unchanged."""
-        update: dict[str, Any] = {"$set": {**fields, "updated_at": self._clock()}}
-        if inc:
-            update["$inc"] = inc
         doc = await self._deliveries.find_one_and_update(
             {"_id": message_id, "status": _statuses(allowed_from)},
-            update,
+            self._update(fields, inc),
             return_document=ReturnDocument.AFTER,
         )
         if doc is not None:

@@ -1,14 +1,15 @@
 """Kafka entrypoints: an event in, an email out, ``NotificationSent`` published. Decode, call,
 publish; one subscriber per use case of ``service/use_cases.py``.
 
-A batch is handled one message at a time (each email is its own SMTP exchange). A message that
-fails for a reason of its own (``service/failures.py``: anything but the database or network
-not answering, an unexpected exception included) is dead-lettered with the reason and the rest
-of the batch goes on: it is never redelivered in a loop. The batch never waits
-for a failing SMTP server: a transient failure schedules a retry in the delivery log (the
-re-driver, ``entrypoints/retry_loop.py``, takes it from there), and once the server failed
-in a batch, the batch's later emails are scheduled for retry without trying, so a batch holds
-its partition for at most one SMTP timeout.
+A batch's emails are sent concurrently, at most ``send_concurrency`` at once, those of one
+partition key in order (``service/batch.py``; each email is its own SMTP exchange), reading the
+catalog once per batch. A message that fails for a reason of its own (``service/failures.py``:
+anything but the database or network not answering, an unexpected exception included) is
+dead-lettered with the reason and the rest of the batch goes on: it is never redelivered in a loop.
+The batch never waits for a failing SMTP server: a transient failure schedules a retry in the
+delivery log (the re-driver, ``entrypoints/retry_loop.py``, takes it from there), and once the
+server failed in a batch, the batch's emails not started yet are scheduled for retry without
+trying, so a batch holds its partition for about one SMTP timeout.
 """
 
 from __future__ import annotations
@@ -17,10 +18,10 @@ import logging
 from typing import Any
 
 from billing_notify.domain.errors import NotificationError
+from billing_notify.service.batch import SmtpGate, cached_per_batch, run_by_key
 from billing_notify.service.deliver import (
     DeliveryOutcome,
     MailPolicy,
-    Mode,
     NotifyPorts,
     Result,
     notification_sent,
@@ -63,7 +64,14 @@ def register(
     target = NOTIFICATION_SENT.name(settings.topic_namespace)
     declare_output(runtime, NOTIFICATION_SENT)
     for use_case in USE_CASES:
-        _subscribe(runtime, ports=ports, policy=policy, use_case=use_case, target=target)
+        _subscribe(
+            runtime,
+            ports=ports,
+            policy=policy,
+            use_case=use_case,
+            target=target,
+            send_concurrency=settings.send_concurrency,
+        )
 
 
 def _subscribe(
@@ -73,6 +81,7 @@ def _subscribe(
     policy: MailPolicy,
     use_case: UseCase[Any],
     target: str,
+    send_concurrency: int,
 ) -> None:
     channel = channel_of(use_case.topic)
 
@@ -83,18 +92,20 @@ def _subscribe(
         description=use_case.description,
     )
     async def on_events(messages: list[Message[Any]]) -> list[Failed]:
-        failed: list[Failed] = []
-        sent: list[tuple[str, Envelope]] = []
-        server_failed = False
-        for message in messages:
+        batch = cached_per_batch(ports)
+        gate = SmtpGate()
+        failed: list[Failed | None] = [None] * len(messages)
+        sent: list[tuple[str, Envelope] | None] = [None] * len(messages)
+
+        async def one(index: int) -> None:
+            message = messages[index]
             event = message.event
-            mode = Mode.DEFER if server_failed else Mode.SEND
             try:
                 with (
                     handling(f"notify {use_case.title}", message.record),
                     correlated(event.correlation_id),
                 ):
-                    outcome = await use_case.run(event, ports, policy, mode)
+                    outcome = await use_case.run(event, batch, policy, gate.mode)
                     notification = outcome.notification
                     if notification is not None:
                         done = (use_case.key(event), notification_sent(notification, event))
@@ -104,14 +115,17 @@ def _subscribe(
                     raise  # the database or the network: the batch is redelivered
                 if not isinstance(exc, NotificationError):
                     log.exception("%s: dead-lettered after an unexpected error", use_case.title)
-                failed.append(message.failed(reason))
+                failed[index] = message.failed(reason)
                 runtime.metrics.outcomes.labels("notify", "email_failed").inc()
-                continue
-            server_failed = server_failed or outcome.server_unavailable
+                return
+            gate.saw(outcome)
             count(runtime, outcome)
             if outcome.result is Result.FAILED:
-                failed.append(message.failed(f"PermanentMailError: {outcome.reason}"))
+                failed[index] = message.failed(f"PermanentMailError: {outcome.reason}")
             if notification is not None:
-                sent.append(done)
-        await runtime.publisher.publish(target, sent)
-        return failed
+                sent[index] = done
+
+        keys = [use_case.key(message.event) for message in messages]
+        await run_by_key(keys, one, send_concurrency)
+        await runtime.publisher.publish(target, [s for s in sent if s is not None])
+        return [f for f in failed if f is not None]
