@@ -16,7 +16,8 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -53,6 +54,16 @@ E = TypeVar("E")
 def make_mongo_client(url: str) -> AsyncMongoClient[Document]:
     """An async MongoDB client (PyMongo's native async API) with timezone-aware datetimes."""
     return AsyncMongoClient(url, tz_aware=True, serverSelectionTimeoutMS=10_000)
+
+
+@asynccontextmanager
+async def command_database(settings: ServiceSettings) -> AsyncIterator[AsyncDatabase[Document]]:
+    """The service's database for one command (``billing ...``); the client is closed after."""
+    client = make_mongo_client(settings.mongodb_url)
+    try:
+        yield client[settings.mongodb_database]
+    finally:
+        await client.close()
 
 
 @dataclass

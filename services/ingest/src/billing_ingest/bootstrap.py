@@ -23,7 +23,7 @@ from billing_ingest.ports import (
 )
 from billing_ingest.settings import IngestSettings
 from billing_runtime.kafka import EventPublisher, Publisher, ensure_topics
-from billing_runtime.service import make_mongo_client
+from billing_runtime.service import command_database, make_mongo_client
 
 
 @dataclass(frozen=True)
@@ -110,8 +110,5 @@ async def load_context(
 @asynccontextmanager
 async def registry_context(settings: IngestSettings) -> AsyncIterator[MongoBillRegistry]:
     """The bill registry for one ``billing bills`` command."""
-    client = make_mongo_client(settings.mongodb_url)
-    try:
-        yield bill_registry(client[settings.mongodb_database])
-    finally:
-        await client.close()
+    async with command_database(settings) as db:
+        yield bill_registry(db)

@@ -17,7 +17,7 @@ from billing_notify.adapters.reconciliations import MongoReconciliations
 from billing_notify.ports import Mailer
 from billing_notify.service.deliver import MailPolicy, NotifyPorts
 from billing_notify.settings import NotifySettings
-from billing_runtime.service import make_mongo_client
+from billing_runtime.service import command_database
 
 
 def mail_policy(settings: NotifySettings) -> MailPolicy:
@@ -71,8 +71,5 @@ async def delivery_log_context(
 ) -> AsyncIterator[MongoDeliveryLog]:
     """The delivery log for one ``billing mail`` command (its listing reads included)."""
     settings = settings or NotifySettings()
-    client = make_mongo_client(settings.mongodb_url)
-    try:
-        yield MongoDeliveryLog(client[settings.mongodb_database])
-    finally:
-        await client.close()
+    async with command_database(settings) as db:
+        yield MongoDeliveryLog(db)

@@ -17,7 +17,7 @@ from billing_portal.service.accounts import AccountPorts
 from billing_portal.settings import PortalSettings
 from billing_runtime.audit import KafkaAuditTrail
 from billing_runtime.kafka import EventPublisher
-from billing_runtime.service import make_mongo_client
+from billing_runtime.service import command_database, make_mongo_client
 
 SERVICE = "portal"
 
@@ -37,11 +37,8 @@ def audit_trail(settings: PortalSettings, publisher: EventPublisher) -> KafkaAud
 @asynccontextmanager
 async def accounts_context(settings: PortalSettings) -> AsyncIterator[AccountPorts]:
     """The account ports alone, for a ``billing users`` command that only reads."""
-    client = make_mongo_client(settings.mongodb_url)
-    try:
-        yield account_ports(client[settings.mongodb_database])
-    finally:
-        await client.close()
+    async with command_database(settings) as db:
+        yield account_ports(db)
 
 
 @asynccontextmanager

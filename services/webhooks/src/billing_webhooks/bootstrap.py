@@ -10,7 +10,7 @@ from typing import Any
 
 from pymongo.asynchronous.database import AsyncDatabase
 
-from billing_runtime.service import make_mongo_client
+from billing_runtime.service import command_database
 from billing_webhooks.adapters.audit_log import MongoAuditLog
 from billing_webhooks.adapters.http_sender import HttpWebhookSender
 from billing_webhooks.adapters.mailer import SmtpOperatorAlerts
@@ -72,8 +72,5 @@ def build_ports(
 @asynccontextmanager
 async def cli_stores(settings: WebhooksSettings) -> AsyncIterator[WebhookStores]:
     """The stores for one ``billing webhooks``/``billing audit`` command."""
-    client = make_mongo_client(settings.mongodb_url)
-    try:
-        yield stores(client[settings.mongodb_database])
-    finally:
-        await client.close()
+    async with command_database(settings) as db:
+        yield stores(db)
