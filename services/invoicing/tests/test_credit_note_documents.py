@@ -20,10 +20,10 @@ from pymongo.asynchronous.database import AsyncDatabase
 
 from billing_catalog.models import Catalog
 from billing_invoicing.adapters.catalog_repo import MongoCatalogRepository
-from billing_invoicing.adapters.documents import InMemoryInvoicePdfStore, InvoicePdfStore
+from billing_invoicing.adapters.documents import InvoicePdfStore
 from billing_invoicing.adapters.einvoice_renderer import CustomerPdfRenderer
-from billing_invoicing.adapters.events import InMemoryInvoiceEvents
 from billing_invoicing.adapters.invoice_repo import MongoInvoiceRepository
+from billing_invoicing.adapters.memory import InMemoryInvoiceEvents, InMemoryInvoicePdfStore
 from billing_invoicing.adapters.pdf import PdfRenderer
 from billing_invoicing.adapters.settlement_repo import MongoSettlementRepository
 from billing_invoicing.domain.invoice import InvoiceDocument

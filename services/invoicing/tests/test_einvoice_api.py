@@ -26,8 +26,8 @@ from billing_invoicing.adapters.catalog_repo import MongoCatalogRepository
 from billing_invoicing.adapters.contacts_repo import MongoContactBook
 from billing_invoicing.adapters.documents import InvoicePdfStore
 from billing_invoicing.adapters.einvoice import read_amounts
-from billing_invoicing.adapters.events import InMemoryInvoiceEvents
 from billing_invoicing.adapters.invoice_repo import MongoInvoiceRepository
+from billing_invoicing.adapters.memory import InMemoryInvoiceEvents
 from billing_invoicing.adapters.pdf import PdfRenderer
 from billing_invoicing.adapters.settlement_repo import MongoSettlementRepository
 from billing_invoicing.bootstrap import einvoice_ports

@@ -21,12 +21,12 @@ from pymongo.asynchronous.database import AsyncDatabase
 
 from billing_catalog.models import PaymentMethod
 from billing_invoicing.adapters.documents import (
-    InMemoryInvoicePdfStore,
     InvoicePdfCorruptError,
     InvoicePdfNotFoundError,
     InvoicePdfStore,
     pdf_file_id,
 )
+from billing_invoicing.adapters.memory import InMemoryInvoicePdfStore
 from billing_invoicing.adapters.pdf import PdfRenderer, render_invoice_html
 from billing_invoicing.domain.invoice import InvoiceDocument, InvoiceLine, InvoiceStatus, Party
 from billing_schemas.documents import INVOICE_PDF_BUCKET, INVOICE_PDF_FILES

@@ -19,8 +19,8 @@ from test_invoicing_http_api import ALPHA, CATALOG, OPERATOR, TOKENS
 from billing_catalog.models import Catalog
 from billing_invoicing.adapters.catalog_repo import MongoCatalogRepository
 from billing_invoicing.adapters.contacts_repo import MongoContactBook
-from billing_invoicing.adapters.events import InMemoryInvoiceEvents
 from billing_invoicing.adapters.invoice_repo import MongoInvoiceRepository
+from billing_invoicing.adapters.memory import InMemoryInvoiceEvents
 from billing_invoicing.adapters.settlement_repo import MongoSettlementRepository
 from billing_invoicing.domain.access import parse_tokens
 from billing_invoicing.domain.invoice import InvoiceStatus

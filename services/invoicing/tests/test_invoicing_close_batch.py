@@ -25,8 +25,8 @@ from billing_catalog.models import Catalog
 from billing_catalog.store import PLANS, TAX_RATES
 from billing_invoicing.adapters.catalog_repo import MongoCatalogRepository
 from billing_invoicing.adapters.documents import InvoicePdfStore
-from billing_invoicing.adapters.events import InMemoryInvoiceEvents
 from billing_invoicing.adapters.invoice_repo import NUMBERS, MongoInvoiceRepository
+from billing_invoicing.adapters.memory import InMemoryInvoiceEvents
 from billing_invoicing.domain.invoice import InvoiceDocument, InvoiceStatus
 from billing_invoicing.domain.model import Invoice, ledger_of
 from billing_invoicing.entrypoints.consumers import apply_charge_stream

@@ -5,9 +5,10 @@ from __future__ import annotations
 import pytest
 
 from billing_catalog.models import Contact, ContactRole
+from billing_invoicing.adapters.memory import InMemoryContactBook
 from billing_invoicing.domain.contacts import ContactChange, ContactConflictError
 from billing_invoicing.service import contacts
-from billing_invoicing.service.contacts import CustomerNotFoundError, InMemoryContactBook
+from billing_invoicing.service.contacts import CustomerNotFoundError
 
 BILLING, TECH, DPO = ContactRole.BILLING, ContactRole.TECH, ContactRole.DPO
 

@@ -19,11 +19,13 @@ from pymongo.asynchronous.database import AsyncDatabase
 
 from billing_catalog.models import EInvoiceFormat
 from billing_invoicing.adapters.catalog_repo import MongoCatalogRepository
-from billing_invoicing.adapters.documents import InMemoryInvoicePdfStore
 from billing_invoicing.adapters.einvoice import einvoice_xml, read_amounts
-from billing_invoicing.adapters.events import InMemoryInvoiceEvents
 from billing_invoicing.adapters.invoice_repo import MongoInvoiceRepository
-from billing_invoicing.adapters.memory import InMemoryInvoiceRepository
+from billing_invoicing.adapters.memory import (
+    InMemoryInvoiceEvents,
+    InMemoryInvoicePdfStore,
+    InMemoryInvoiceRepository,
+)
 from billing_invoicing.adapters.pdf import render_invoice_html
 from billing_invoicing.adapters.settlement_repo import MongoSettlementRepository
 from billing_invoicing.domain.access import ForbiddenError, Scope

@@ -24,7 +24,6 @@ from pymongo import AsyncMongoClient
 from billing_catalog.models import Catalog
 from billing_invoicing.adapters.catalog_repo import MongoCatalogRepository
 from billing_invoicing.adapters.documents import InvoicePdfStore
-from billing_invoicing.adapters.events import InMemoryInvoiceEvents
 from billing_invoicing.adapters.invoice_repo import (
     CHARGES,
     CREDIT_BALANCES,
@@ -34,6 +33,7 @@ from billing_invoicing.adapters.invoice_repo import (
     NUMBERS,
     MongoInvoiceRepository,
 )
+from billing_invoicing.adapters.memory import InMemoryInvoiceEvents
 from billing_invoicing.adapters.settlement_repo import (
     CREDIT_NOTES,
     PAYMENTS,

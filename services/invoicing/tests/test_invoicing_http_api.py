@@ -30,8 +30,8 @@ from billing_catalog.store import CUSTOMERS
 from billing_invoicing.adapters.catalog_repo import MongoCatalogRepository
 from billing_invoicing.adapters.contacts_repo import MongoContactBook
 from billing_invoicing.adapters.documents import InvoicePdfStore
-from billing_invoicing.adapters.events import InMemoryInvoiceEvents
 from billing_invoicing.adapters.invoice_repo import MongoInvoiceRepository
+from billing_invoicing.adapters.memory import InMemoryInvoiceEvents
 from billing_invoicing.adapters.settlement_repo import MongoSettlementRepository
 from billing_invoicing.app import create_app
 from billing_invoicing.domain.access import parse_tokens

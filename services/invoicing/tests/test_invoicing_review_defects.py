@@ -19,9 +19,8 @@ from pymongo.asynchronous.database import AsyncDatabase
 
 from billing_catalog.models import Catalog, Customer, InvoicingEntity, TaxRate
 from billing_invoicing.adapters.catalog_repo import MongoCatalogRepository
-from billing_invoicing.adapters.documents import InMemoryInvoicePdfStore
-from billing_invoicing.adapters.events import InMemoryInvoiceEvents
 from billing_invoicing.adapters.invoice_repo import MongoInvoiceRepository
+from billing_invoicing.adapters.memory import InMemoryInvoiceEvents, InMemoryInvoicePdfStore
 from billing_invoicing.adapters.stored_rows import charge_line_of
 from billing_invoicing.domain.invoice import (
     ChargeGroup,

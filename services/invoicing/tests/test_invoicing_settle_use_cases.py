@@ -16,8 +16,11 @@ from typing import Any
 import pytest
 from invoicing_test_support import Entities, issue
 
-from billing_invoicing.adapters.events import InMemoryInvoiceEvents
-from billing_invoicing.adapters.memory import InMemoryInvoiceRepository, InMemorySettlementRecords
+from billing_invoicing.adapters.memory import (
+    InMemoryInvoiceEvents,
+    InMemoryInvoiceRepository,
+    InMemorySettlementRecords,
+)
 from billing_invoicing.domain.credit import CreditKind, balances
 from billing_invoicing.domain.invoice import InvoiceStatus
 from billing_invoicing.domain.model import Invoice

@@ -24,9 +24,8 @@ from invoicing_test_support import SETTLE_CATALOG
 from pymongo.asynchronous.database import AsyncDatabase
 
 from billing_invoicing.adapters.catalog_repo import MongoCatalogRepository
-from billing_invoicing.adapters.documents import InMemoryInvoicePdfStore
-from billing_invoicing.adapters.events import InMemoryInvoiceEvents
 from billing_invoicing.adapters.invoice_repo import MongoInvoiceRepository
+from billing_invoicing.adapters.memory import InMemoryInvoiceEvents, InMemoryInvoicePdfStore
 from billing_invoicing.adapters.pdf import render_invoice_html
 from billing_invoicing.adapters.settlement_repo import CUSTOMER_CREDITS, MongoSettlementRepository
 from billing_invoicing.domain.invoice import InvoiceDocument, InvoiceStatus

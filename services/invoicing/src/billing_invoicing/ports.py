@@ -9,7 +9,10 @@ from datetime import date
 from decimal import Decimal
 from typing import Protocol
 
+from billing_catalog.models import Contact, Customer, InvoicingEntity
 from billing_invoicing.domain.credit import CreditEntry
+from billing_invoicing.domain.einvoice import CreditNoteDocument
+from billing_invoicing.domain.invoice import InvoiceDocument
 from billing_invoicing.domain.model import (
     DraftLedger,
     DraftSums,
@@ -18,7 +21,18 @@ from billing_invoicing.domain.model import (
     StreamPosition,
 )
 from billing_invoicing.domain.settlement import CreditNoteRecord, PaymentRecord
-from billing_schemas.events import RatedCharge
+from billing_invoicing.domain.stored import CreditNoteRow, InvoiceRow
+from billing_schemas.events import (
+    ChargeRated,
+    CreditNoteIssued,
+    InvoiceFinalized,
+    InvoiceOverdue,
+    InvoicePaid,
+    InvoiceVoided,
+    PaymentRecorded,
+    PeriodClosing,
+    RatedCharge,
+)
 
 
 class ConcurrentUpdateError(RuntimeError):
@@ -168,4 +182,210 @@ class SettlementRecords(CreditLedger, Protocol):
 
     async def credit_note_published(self, credit_note_id: str) -> None:
         """Remember that the credit note's event was acknowledged by the broker."""
+        ...
+
+
+class ContactBook(Protocol):
+    """Port: the contacts of the catalog's customers."""
+
+    async def contacts(self, customer_id: str) -> list[Contact] | None:
+        """The customer's contacts, or None if there is no such customer."""
+        ...
+
+    async def replace(self, customer_id: str, before: list[Contact], after: list[Contact]) -> bool:
+        """Store ``after`` if the contacts are still ``before``; whether it was stored."""
+        ...
+
+
+class CreditNoteRendering(Protocol):
+    """Port: a credit note's PDF as its customer receives it."""
+
+    async def render_credit_note(self, invoice: InvoiceDocument, note: CreditNoteDocument) -> bytes:
+        """The credit note on ``invoice``: Factur-X for customers who receive it, else plain."""
+        ...
+
+
+class CustomerAccountBook(Protocol):
+    """Port: the catalog's customer records, read whole, and their language changed."""
+
+    async def customer(self, customer_id: str) -> Customer | None:
+        """The customer, or None."""
+        ...
+
+    async def set_language(self, customer_id: str, language: str) -> bool:
+        """Store the customer's invoice and email language; whether the customer exists."""
+        ...
+
+    async def credit_notes(self, customer_id: str) -> list[IssuedCreditNote]:
+        """The credit notes issued to the customer, newest first."""
+        ...
+
+
+@dataclass(frozen=True)
+class IssuedCreditNote:
+    """A credit note as the customer's list shows it (amount positive, tax included)."""
+
+    credit_note_id: str
+    number: str
+    invoice_number: str
+    currency: str
+    amount: Decimal
+    issue_date: str
+    reason: str
+
+
+class CatalogReading(Protocol):
+    """Port: the catalog's customers and invoicing entities."""
+
+    async def customer(self, customer_id: str) -> Customer | None:
+        """The customer (None if unknown)."""
+        ...
+
+    async def invoicing_entity(self, entity_id: str) -> InvoicingEntity | None:
+        """The invoicing entity (None if unknown)."""
+        ...
+
+
+class IssuedDocuments(Protocol):
+    """Port: stored invoices and credit notes by number."""
+
+    async def invoice_by_number(self, number: str) -> InvoiceRow | None:
+        """The stored invoice (None if no invoice has that number)."""
+        ...
+
+    async def credit_note_by_number(self, number: str) -> CreditNoteRow | None:
+        """The stored credit note (None if no credit note has that number)."""
+        ...
+
+
+class FacturxRendering(Protocol):
+    """Port: the invoice PDF, as PDF/A-3b, carrying its CII XML."""
+
+    async def render_facturx(self, invoice: InvoiceDocument, xml: bytes) -> bytes:
+        """The Factur-X PDF."""
+        ...
+
+    async def render_credit_note_facturx(
+        self, invoice: InvoiceDocument, note: CreditNoteDocument, xml: bytes
+    ) -> bytes:
+        """A credit note's Factur-X PDF."""
+        ...
+
+
+class PdfRendering(Protocol):
+    """Port: turn an invoice into PDF bytes (off the event loop)."""
+
+    async def render(self, invoice: InvoiceDocument) -> bytes:
+        """Render the invoice."""
+        ...
+
+
+class StoredDocument(Protocol):
+    """What the document store returns."""
+
+    @property
+    def file_id(self) -> str: ...
+    @property
+    def sha256(self) -> str: ...
+
+
+class PdfStorage(Protocol):
+    """Port: keep an invoice's PDF once."""
+
+    async def save(self, *, invoice_id: str, number: str, pdf: bytes) -> StoredDocument:
+        """Store (or find the already stored) PDF of an invoice."""
+        ...
+
+
+class EventPublishing(Protocol):
+    """Port: publish invoicing's events and wait for the broker's ack."""
+
+    async def invoice_finalized(self, event: InvoiceFinalized) -> None:
+        """Publish the event keyed by customer."""
+        ...
+
+    async def period_closing(self, markers: list[PeriodClosing]) -> None:
+        """Put close markers into the charge stream, keyed by customer."""
+        ...
+
+    async def charge_added(self, event: ChargeRated) -> None:
+        """Put a one-off charge into the charge stream, keyed by customer."""
+        ...
+
+
+class PdfReading(Protocol):
+    """Port: a stored invoice PDF's bytes by its file id."""
+
+    async def load(self, file_id: str) -> bytes:
+        """The PDF (LookupError if there is none)."""
+        ...
+
+
+class CustomerCatalog(Protocol):
+    """Port: the catalog's customers."""
+
+    async def customer(self, customer_id: str) -> Customer | None:
+        """One customer, or None."""
+        ...
+
+
+class ChargeStream(Protocol):
+    """Port: put a charge into the charge stream, keyed by customer."""
+
+    async def charge_added(self, event: ChargeRated) -> None:
+        """Publish and wait for the broker's ack."""
+        ...
+
+
+class SettlementEvents(Protocol):
+    """Port: publish what happened to a finalized invoice, keyed by customer."""
+
+    async def payment_recorded(self, event: PaymentRecorded) -> None:
+        """A payment was recorded."""
+        ...
+
+    async def credit_note_issued(self, event: CreditNoteIssued) -> None:
+        """A credit note was issued."""
+        ...
+
+    async def invoice_overdue(self, events: list[InvoiceOverdue]) -> None:
+        """Invoices are overdue."""
+        ...
+
+    async def invoice_paid(self, event: InvoicePaid) -> None:
+        """An invoice became paid."""
+        ...
+
+    async def invoice_voided(self, event: InvoiceVoided) -> None:
+        """An invoice was voided."""
+        ...
+
+
+class EntityCatalog(Protocol):
+    """Port: the invoicing entities (a credit note's number has its entity's prefix)."""
+
+    async def invoicing_entity(self, entity_id: str) -> InvoicingEntity | None:
+        """One invoicing entity, or None."""
+        ...
+
+
+class InvoicePdfRendering(Protocol):
+    """What this adapter wraps (``adapters.pdf.PdfRenderer``)."""
+
+    async def render(self, invoice: InvoiceDocument) -> bytes:
+        """The plain PDF."""
+        ...
+
+    async def render_facturx(self, invoice: InvoiceDocument, xml: bytes) -> bytes:
+        """The Factur-X PDF carrying ``xml``."""
+        ...
+
+    async def render_credit_note(self, invoice: InvoiceDocument, note: CreditNoteDocument) -> bytes:
+        """A credit note's plain PDF."""
+        ...
+
+    async def render_credit_note_facturx(
+        self, invoice: InvoiceDocument, note: CreditNoteDocument, xml: bytes
+    ) -> bytes:
+        """A credit note's Factur-X PDF carrying ``xml``."""
         ...

@@ -13,7 +13,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 from billing_catalog.models import Customer
 from billing_catalog.store import MongoCatalogStore
 from billing_invoicing.adapters.settlement_repo import CREDIT_NOTES, amount_of
-from billing_invoicing.service.customer_accounts import IssuedCreditNote
+from billing_invoicing.ports import IssuedCreditNote
 
 Doc = dict[str, Any]
 

@@ -112,35 +112,3 @@ class InvoicePdfStore:
         """The invoice's stored PDF, or None if none is stored."""
         stored = await self._files.info(pdf_file_id(invoice_id))
         return None if stored is None else _pdf(stored)
-
-
-class InMemoryInvoicePdfStore:
-    """The same behaviour as :class:`InvoicePdfStore`, in a dict, for unit tests."""
-
-    def __init__(self) -> None:
-        self._by_invoice: dict[str, StoredPdf] = {}
-        self._data: dict[str, bytes] = {}
-
-    async def save(self, *, invoice_id: str, number: str, pdf: bytes) -> StoredPdf:
-        """Store the invoice's PDF; if it is already stored, return that (first one wins)."""
-        del number  # only part of the stored file's metadata
-        existing = self._by_invoice.get(invoice_id)
-        if existing is not None:
-            return existing
-        stored = StoredPdf(
-            file_id=pdf_file_id(invoice_id), sha256=hashlib.sha256(pdf).hexdigest(), size=len(pdf)
-        )
-        self._by_invoice[invoice_id] = stored
-        self._data[stored.file_id] = pdf
-        return stored
-
-    async def load(self, file_id: str) -> bytes:
-        """The stored PDF's bytes; :class:`InvoicePdfNotFoundError` for an unknown id."""
-        try:
-            return self._data[file_id]
-        except KeyError:
-            raise _not_found(file_id) from None
-
-    async def find(self, invoice_id: str) -> StoredPdf | None:
-        """The invoice's stored PDF, or None if none is stored."""
-        return self._by_invoice.get(invoice_id)

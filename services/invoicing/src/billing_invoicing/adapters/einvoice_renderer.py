@@ -17,7 +17,6 @@ the embedding time into the PDF's modification date and XMP metadata.
 from __future__ import annotations
 
 import logging
-from typing import Protocol
 
 from billing_catalog.models import EInvoiceFormat
 from billing_invoicing.adapters.einvoice import EInvoiceFormatError, cii_xml
@@ -30,31 +29,9 @@ from billing_invoicing.domain.einvoice import (
     seller_details_for,
 )
 from billing_invoicing.domain.invoice import InvoiceDocument
-from billing_invoicing.service.einvoices import CatalogReading
+from billing_invoicing.ports import CatalogReading, InvoicePdfRendering
 
 log = logging.getLogger(__name__)
-
-
-class InvoicePdfRendering(Protocol):
-    """What this adapter wraps (``adapters.pdf.PdfRenderer``)."""
-
-    async def render(self, invoice: InvoiceDocument) -> bytes:
-        """The plain PDF."""
-        ...
-
-    async def render_facturx(self, invoice: InvoiceDocument, xml: bytes) -> bytes:
-        """The Factur-X PDF carrying ``xml``."""
-        ...
-
-    async def render_credit_note(self, invoice: InvoiceDocument, note: CreditNoteDocument) -> bytes:
-        """A credit note's plain PDF."""
-        ...
-
-    async def render_credit_note_facturx(
-        self, invoice: InvoiceDocument, note: CreditNoteDocument, xml: bytes
-    ) -> bytes:
-        """A credit note's Factur-X PDF carrying ``xml``."""
-        ...
 
 
 class CustomerPdfRenderer:

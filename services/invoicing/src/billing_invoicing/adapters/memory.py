@@ -4,11 +4,14 @@
 from __future__ import annotations
 
 import copy
+import hashlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from datetime import date
 from decimal import Decimal
 
+from billing_catalog.models import Contact, Customer
+from billing_invoicing.adapters.documents import StoredPdf, _not_found, pdf_file_id
 from billing_invoicing.adapters.invoice_repo import charge_amounts
 from billing_invoicing.domain.credit import CreditEntry, balances
 from billing_invoicing.domain.model import (
@@ -20,7 +23,17 @@ from billing_invoicing.domain.model import (
     parse_invoice_id,
 )
 from billing_invoicing.domain.settlement import OPEN_STATUSES, CreditNoteRecord, PaymentRecord
-from billing_invoicing.ports import ChargeToStore, ConcurrentUpdateError
+from billing_invoicing.ports import ChargeToStore, ConcurrentUpdateError, IssuedCreditNote
+from billing_schemas.events import (
+    ChargeRated,
+    CreditNoteIssued,
+    InvoiceFinalized,
+    InvoiceOverdue,
+    InvoicePaid,
+    InvoiceVoided,
+    PaymentRecorded,
+    PeriodClosing,
+)
 
 
 @dataclass(frozen=True)
@@ -229,3 +242,117 @@ class InMemorySettlementRecords:
     async def balances_of(self, customer_id: str) -> dict[str, Decimal]:
         """The sum of the customer's entries per currency."""
         return balances(await self.credits_of(customer_id))
+
+
+class InMemoryCustomerAccountBook:
+    """Fake of :class:`CustomerAccountBook` for unit tests."""
+
+    def __init__(self, customers: dict[str, Customer] | None = None) -> None:
+        self.customers = dict(customers or {})
+        self.notes: dict[str, list[IssuedCreditNote]] = {}
+
+    async def credit_notes(self, customer_id: str) -> list[IssuedCreditNote]:
+        """See :class:`CustomerAccountBook`."""
+        notes = self.notes.get(customer_id, [])
+        return sorted(notes, key=lambda n: (n.issue_date, n.number), reverse=True)
+
+    async def customer(self, customer_id: str) -> Customer | None:
+        """See :class:`CustomerAccountBook`."""
+        return self.customers.get(customer_id)
+
+    async def set_language(self, customer_id: str, language: str) -> bool:
+        """See :class:`CustomerAccountBook`."""
+        found = self.customers.get(customer_id)
+        if found is None:
+            return False
+        self.customers[customer_id] = found.model_copy(update={"language": language})
+        return True
+
+
+class InMemoryContactBook:
+    """Fake of :class:`ContactBook` for unit tests."""
+
+    def __init__(self, contacts: dict[str, list[Contact]] | None = None) -> None:
+        self.by_customer = dict(contacts or {})
+
+    async def contacts(self, customer_id: str) -> list[Contact] | None:
+        """See :class:`ContactBook`."""
+        found = self.by_customer.get(customer_id)
+        return None if found is None else list(found)
+
+    async def replace(self, customer_id: str, before: list[Contact], after: list[Contact]) -> bool:
+        """See :class:`ContactBook`."""
+        if self.by_customer.get(customer_id) != before:
+            return False
+        self.by_customer[customer_id] = list(after)
+        return True
+
+
+class InMemoryInvoicePdfStore:
+    """The same behaviour as :class:`InvoicePdfStore`, in a dict, for unit tests."""
+
+    def __init__(self) -> None:
+        self._by_invoice: dict[str, StoredPdf] = {}
+        self._data: dict[str, bytes] = {}
+
+    async def save(self, *, invoice_id: str, number: str, pdf: bytes) -> StoredPdf:
+        """Store the invoice's PDF; if it is already stored, return that (first one wins)."""
+        del number  # only part of the stored file's metadata
+        existing = self._by_invoice.get(invoice_id)
+        if existing is not None:
+            return existing
+        stored = StoredPdf(
+            file_id=pdf_file_id(invoice_id), sha256=hashlib.sha256(pdf).hexdigest(), size=len(pdf)
+        )
+        self._by_invoice[invoice_id] = stored
+        self._data[stored.file_id] = pdf
+        return stored
+
+    async def load(self, file_id: str) -> bytes:
+        """The stored PDF's bytes; :class:`InvoicePdfNotFoundError` for an unknown id."""
+        try:
+            return self._data[file_id]
+        except KeyError:
+            raise _not_found(file_id) from None
+
+    async def find(self, invoice_id: str) -> StoredPdf | None:
+        """The invoice's stored PDF, or None if none is stored."""
+        return self._by_invoice.get(invoice_id)
+
+
+class InMemoryInvoiceEvents:
+    """Fake of the same ports for tests: keeps what would be published, per kind."""
+
+    def __init__(self) -> None:
+        self.finalized: list[InvoiceFinalized] = []
+        self.markers: list[PeriodClosing] = []
+        self.charges: list[ChargeRated] = []
+        self.payments: list[PaymentRecorded] = []
+        self.credit_notes: list[CreditNoteIssued] = []
+        self.overdue: list[InvoiceOverdue] = []
+        self.paid: list[InvoicePaid] = []
+        self.voided: list[InvoiceVoided] = []
+
+    async def invoice_finalized(self, event: InvoiceFinalized) -> None:
+        self.finalized.append(event)
+
+    async def period_closing(self, markers: list[PeriodClosing]) -> None:
+        self.markers += markers
+
+    async def charge_added(self, event: ChargeRated) -> None:
+        self.charges.append(event)
+
+    async def payment_recorded(self, event: PaymentRecorded) -> None:
+        self.payments.append(event)
+
+    async def credit_note_issued(self, event: CreditNoteIssued) -> None:
+        self.credit_notes.append(event)
+
+    async def invoice_overdue(self, events: list[InvoiceOverdue]) -> None:
+        self.overdue += events
+
+    async def invoice_paid(self, event: InvoicePaid) -> None:
+        self.paid.append(event)
+
+    async def invoice_voided(self, event: InvoiceVoided) -> None:
+        self.voided.append(event)

@@ -55,9 +55,10 @@ from billing_invoicing.domain.contacts import (
 from billing_invoicing.domain.invoice import InvoiceStatus
 from billing_invoicing.domain.one_off import OneOffCharge, OneOffChargeError, OneOffTax
 from billing_invoicing.domain.settlement import SettlementError
+from billing_invoicing.ports import ContactBook
 from billing_invoicing.service import audit_entries
 from billing_invoicing.service import contacts as contact_cases
-from billing_invoicing.service.contacts import ContactBook, CustomerNotFoundError
+from billing_invoicing.service.contacts import CustomerNotFoundError
 from billing_invoicing.service.customer_accounts import (
     CustomerAccounts,
     UnsupportedLanguageError,

@@ -7,7 +7,6 @@ contacts with compare and set, retried when another change came in between.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Protocol
 
 from billing_catalog.models import Contact
 from billing_invoicing.domain.contacts import (
@@ -17,43 +16,13 @@ from billing_invoicing.domain.contacts import (
     contact_id,
     remove_contact,
 )
+from billing_invoicing.ports import ContactBook
 
 ATTEMPTS = 5
 
 
 class CustomerNotFoundError(LookupError):
     """The catalog has no such customer."""
-
-
-class ContactBook(Protocol):
-    """Port: the contacts of the catalog's customers."""
-
-    async def contacts(self, customer_id: str) -> list[Contact] | None:
-        """The customer's contacts, or None if there is no such customer."""
-        ...
-
-    async def replace(self, customer_id: str, before: list[Contact], after: list[Contact]) -> bool:
-        """Store ``after`` if the contacts are still ``before``; whether it was stored."""
-        ...
-
-
-class InMemoryContactBook:
-    """Fake of :class:`ContactBook` for unit tests."""
-
-    def __init__(self, contacts: dict[str, list[Contact]] | None = None) -> None:
-        self.by_customer = dict(contacts or {})
-
-    async def contacts(self, customer_id: str) -> list[Contact] | None:
-        """See :class:`ContactBook`."""
-        found = self.by_customer.get(customer_id)
-        return None if found is None else list(found)
-
-    async def replace(self, customer_id: str, before: list[Contact], after: list[Contact]) -> bool:
-        """See :class:`ContactBook`."""
-        if self.by_customer.get(customer_id) != before:
-            return False
-        self.by_customer[customer_id] = list(after)
-        return True
 
 
 async def list_contacts(book: ContactBook, customer_id: str) -> list[Contact]:

@@ -10,22 +10,13 @@ XML, type 381), the way its invoices are issued (``adapters/einvoice_renderer.py
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Protocol
 
 from billing_invoicing.adapters.settlement_repo import amount_of
 from billing_invoicing.domain.einvoice import CreditNoteDocument
 from billing_invoicing.domain.invoice import InvoiceDocument
 from billing_invoicing.domain.settlement import CreditNoteRecord
 from billing_invoicing.domain.stored import CreditNoteRow, InvoiceRow
-from billing_invoicing.service.generate_invoices import PdfStorage, StoredDocument
-
-
-class CreditNoteRendering(Protocol):
-    """Port: a credit note's PDF as its customer receives it."""
-
-    async def render_credit_note(self, invoice: InvoiceDocument, note: CreditNoteDocument) -> bytes:
-        """The credit note on ``invoice``: Factur-X for customers who receive it, else plain."""
-        ...
+from billing_invoicing.ports import CreditNoteRendering, PdfStorage, StoredDocument
 
 
 @dataclass(frozen=True)

@@ -11,10 +11,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
-from typing import Protocol
 
 from billing_catalog.models import Customer
 from billing_invoicing.domain.access import Scope, require_customer, require_operator
+from billing_invoicing.ports import CustomerAccountBook, IssuedCreditNote
 from billing_invoicing.service.contacts import CustomerNotFoundError
 from billing_invoicing.service.settle_invoices import (
     CreditNoteOutcome,
@@ -28,60 +28,6 @@ LANGUAGES = ("en", "de", "fr")
 
 class UnsupportedLanguageError(ValueError):
     """A language invoices and emails are not written in."""
-
-
-class CustomerAccountBook(Protocol):
-    """Port: the catalog's customer records, read whole, and their language changed."""
-
-    async def customer(self, customer_id: str) -> Customer | None:
-        """The customer, or None."""
-        ...
-
-    async def set_language(self, customer_id: str, language: str) -> bool:
-        """Store the customer's invoice and email language; whether the customer exists."""
-        ...
-
-    async def credit_notes(self, customer_id: str) -> list[IssuedCreditNote]:
-        """The credit notes issued to the customer, newest first."""
-        ...
-
-
-@dataclass(frozen=True)
-class IssuedCreditNote:
-    """A credit note as the customer's list shows it (amount positive, tax included)."""
-
-    credit_note_id: str
-    number: str
-    invoice_number: str
-    currency: str
-    amount: Decimal
-    issue_date: str
-    reason: str
-
-
-class InMemoryCustomerAccountBook:
-    """Fake of :class:`CustomerAccountBook` for unit tests."""
-
-    def __init__(self, customers: dict[str, Customer] | None = None) -> None:
-        self.customers = dict(customers or {})
-        self.notes: dict[str, list[IssuedCreditNote]] = {}
-
-    async def credit_notes(self, customer_id: str) -> list[IssuedCreditNote]:
-        """See :class:`CustomerAccountBook`."""
-        notes = self.notes.get(customer_id, [])
-        return sorted(notes, key=lambda n: (n.issue_date, n.number), reverse=True)
-
-    async def customer(self, customer_id: str) -> Customer | None:
-        """See :class:`CustomerAccountBook`."""
-        return self.customers.get(customer_id)
-
-    async def set_language(self, customer_id: str, language: str) -> bool:
-        """See :class:`CustomerAccountBook`."""
-        found = self.customers.get(customer_id)
-        if found is None:
-            return False
-        self.customers[customer_id] = found.model_copy(update={"language": language})
-        return True
 
 
 @dataclass

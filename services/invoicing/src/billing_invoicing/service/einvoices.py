@@ -10,7 +10,6 @@ Peppol id, addresses); the amounts are the stored invoice's.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Protocol
 
 from billing_catalog.models import Customer, EInvoiceFormat, InvoicingEntity
 from billing_invoicing.adapters.einvoice import EInvoiceFormatError, einvoice_xml
@@ -25,7 +24,7 @@ from billing_invoicing.domain.einvoice import (
     seller_details_for,
 )
 from billing_invoicing.domain.invoice import InvoiceDocument
-from billing_invoicing.domain.stored import CreditNoteRow, InvoiceRow
+from billing_invoicing.ports import CatalogReading, FacturxRendering, IssuedDocuments
 from billing_invoicing.service.credit_note_documents import credit_note_document, issued_invoice
 from billing_invoicing.service.settle_invoices import InvoiceNotFoundError
 
@@ -34,44 +33,6 @@ MEDIA_TYPES = {
     EInvoiceFormat.XRECHNUNG: "application/xml",
     EInvoiceFormat.PEPPOL: "application/xml",
 }
-
-
-class CatalogReading(Protocol):
-    """Port: the catalog's customers and invoicing entities."""
-
-    async def customer(self, customer_id: str) -> Customer | None:
-        """The customer (None if unknown)."""
-        ...
-
-    async def invoicing_entity(self, entity_id: str) -> InvoicingEntity | None:
-        """The invoicing entity (None if unknown)."""
-        ...
-
-
-class IssuedDocuments(Protocol):
-    """Port: stored invoices and credit notes by number."""
-
-    async def invoice_by_number(self, number: str) -> InvoiceRow | None:
-        """The stored invoice (None if no invoice has that number)."""
-        ...
-
-    async def credit_note_by_number(self, number: str) -> CreditNoteRow | None:
-        """The stored credit note (None if no credit note has that number)."""
-        ...
-
-
-class FacturxRendering(Protocol):
-    """Port: the invoice PDF, as PDF/A-3b, carrying its CII XML."""
-
-    async def render_facturx(self, invoice: InvoiceDocument, xml: bytes) -> bytes:
-        """The Factur-X PDF."""
-        ...
-
-    async def render_credit_note_facturx(
-        self, invoice: InvoiceDocument, note: CreditNoteDocument, xml: bytes
-    ) -> bytes:
-        """A credit note's Factur-X PDF."""
-        ...
 
 
 @dataclass

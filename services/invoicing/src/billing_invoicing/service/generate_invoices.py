@@ -27,7 +27,7 @@ from collections.abc import Coroutine, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from decimal import Decimal
-from typing import Any, Protocol
+from typing import Any
 
 from billing_catalog.models import Customer, InvoicingEntity, Plan, TaxRate
 from billing_invoicing.adapters.catalog_repo import MongoCatalogRepository
@@ -53,9 +53,14 @@ from billing_invoicing.domain.model import (
 )
 from billing_invoicing.domain.stored import InvoiceRow
 from billing_invoicing.domain.units import from_units
-from billing_invoicing.ports import ConcurrentUpdateError, CreditLedger
+from billing_invoicing.ports import (
+    ConcurrentUpdateError,
+    CreditLedger,
+    EventPublishing,
+    PdfRendering,
+    PdfStorage,
+)
 from billing_schemas.events import (
-    ChargeRated,
     FinalizedInvoice,
     InvoiceFinalized,
     PeriodClose,
@@ -63,47 +68,6 @@ from billing_schemas.events import (
 )
 
 SOURCE = "billing-invoicing"
-
-
-class PdfRendering(Protocol):
-    """Port: turn an invoice into PDF bytes (off the event loop)."""
-
-    async def render(self, invoice: InvoiceDocument) -> bytes:
-        """Render the invoice."""
-        ...
-
-
-class StoredDocument(Protocol):
-    """What the document store returns."""
-
-    @property
-    def file_id(self) -> str: ...
-    @property
-    def sha256(self) -> str: ...
-
-
-class PdfStorage(Protocol):
-    """Port: keep an invoice's PDF once."""
-
-    async def save(self, *, invoice_id: str, number: str, pdf: bytes) -> StoredDocument:
-        """Store (or find the already stored) PDF of an invoice."""
-        ...
-
-
-class EventPublishing(Protocol):
-    """Port: publish invoicing's events and wait for the broker's ack."""
-
-    async def invoice_finalized(self, event: InvoiceFinalized) -> None:
-        """Publish the event keyed by customer."""
-        ...
-
-    async def period_closing(self, markers: list[PeriodClosing]) -> None:
-        """Put close markers into the charge stream, keyed by customer."""
-        ...
-
-    async def charge_added(self, event: ChargeRated) -> None:
-        """Put a one-off charge into the charge stream, keyed by customer."""
-        ...
 
 
 class CatalogError(LookupError):

@@ -13,7 +13,7 @@ from dataclasses import dataclass, replace
 from datetime import date
 from decimal import ROUND_HALF_UP, Decimal
 from functools import partial
-from typing import Any, Protocol
+from typing import Any
 
 from billing_invoicing.adapters.invoice_keys import KeyFilter
 from billing_invoicing.adapters.invoice_repo import MongoInvoiceRepository, line_amount
@@ -21,6 +21,7 @@ from billing_invoicing.adapters.settlement_repo import amount_of
 from billing_invoicing.domain.access import Scope, require_customer, require_operator
 from billing_invoicing.domain.invoice import InvoiceStatus
 from billing_invoicing.domain.units import from_units
+from billing_invoicing.ports import PdfReading
 from billing_invoicing.service.settle_invoices import (
     Dues,
     InvoiceNotFoundError,
@@ -35,14 +36,6 @@ from billing_schemas.money import minor_units
 MAX_PAGE = 500
 MAX_OFFSET = 1_000_000
 """The furthest a list may be paged (a larger offset is refused: 422)."""
-
-
-class PdfReading(Protocol):
-    """Port: a stored invoice PDF's bytes by its file id."""
-
-    async def load(self, file_id: str) -> bytes:
-        """The PDF (LookupError if there is none)."""
-        ...
 
 
 @dataclass

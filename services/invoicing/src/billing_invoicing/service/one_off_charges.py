@@ -16,32 +16,14 @@ import asyncio
 import time
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Protocol
 
-from billing_catalog.models import Customer
 from billing_invoicing.domain.access import Scope, require_operator
 from billing_invoicing.domain.invoice import invoice_id_for
 from billing_invoicing.domain.one_off import OneOffCharge, OneOffChargeError, rated_one_off
-from billing_invoicing.ports import InvoiceRepository
+from billing_invoicing.ports import ChargeStream, CustomerCatalog, InvoiceRepository
 from billing_schemas.events import ChargeRated
 
 SOURCE = "billing-invoicing"
-
-
-class CustomerCatalog(Protocol):
-    """Port: the catalog's customers."""
-
-    async def customer(self, customer_id: str) -> Customer | None:
-        """One customer, or None."""
-        ...
-
-
-class ChargeStream(Protocol):
-    """Port: put a charge into the charge stream, keyed by customer."""
-
-    async def charge_added(self, event: ChargeRated) -> None:
-        """Publish and wait for the broker's ack."""
-        ...
 
 
 @dataclass

@@ -16,9 +16,9 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from decimal import Decimal
-from typing import Protocol, TypeVar
+from typing import TypeVar
 
-from billing_catalog.models import InvoicingEntity, PaymentMethod
+from billing_catalog.models import PaymentMethod
 from billing_invoicing.domain.credit import granted_by, overpayment_entry
 from billing_invoicing.domain.invoice import InvoiceDocument, InvoiceStatus
 from billing_invoicing.domain.model import BecameOverdue, Invoice
@@ -31,13 +31,19 @@ from billing_invoicing.domain.settlement import (
     credit_note_tax,
     payment_id_for,
 )
-from billing_invoicing.ports import ConcurrentUpdateError, InvoiceRepository, SettlementRecords
+from billing_invoicing.ports import (
+    ConcurrentUpdateError,
+    EntityCatalog,
+    InvoiceRepository,
+    SettlementEvents,
+    SettlementRecords,
+    StoredDocument,
+)
 from billing_invoicing.service.credit_note_documents import (
     CreditNotePdfPorts,
     credit_note_of,
     store_credit_note_pdf,
 )
-from billing_invoicing.service.generate_invoices import StoredDocument
 from billing_schemas.events import (
     CreditNote,
     CreditNoteIssued,
@@ -54,38 +60,6 @@ from billing_schemas.events import (
 SOURCE = "billing-invoicing"
 SAVE_ATTEMPTS = 10
 T = TypeVar("T")
-
-
-class SettlementEvents(Protocol):
-    """Port: publish what happened to a finalized invoice, keyed by customer."""
-
-    async def payment_recorded(self, event: PaymentRecorded) -> None:
-        """A payment was recorded."""
-        ...
-
-    async def credit_note_issued(self, event: CreditNoteIssued) -> None:
-        """A credit note was issued."""
-        ...
-
-    async def invoice_overdue(self, events: list[InvoiceOverdue]) -> None:
-        """Invoices are overdue."""
-        ...
-
-    async def invoice_paid(self, event: InvoicePaid) -> None:
-        """An invoice became paid."""
-        ...
-
-    async def invoice_voided(self, event: InvoiceVoided) -> None:
-        """An invoice was voided."""
-        ...
-
-
-class EntityCatalog(Protocol):
-    """Port: the invoicing entities (a credit note's number has its entity's prefix)."""
-
-    async def invoicing_entity(self, entity_id: str) -> InvoicingEntity | None:
-        """One invoicing entity, or None."""
-        ...
 
 
 @dataclass
