@@ -20,11 +20,6 @@ MAX_LINES = 60
 
 RAW_DOCUMENT_ALLOWED: dict[str, str] = {
     # path -> why it still reads raw documents, and who closes it
-    "services/invoicing/src/billing_invoicing/service/invoice_queries.py": (
-        "the invoice list's rows, filters and detail read the stored invoice documents; helper "
-        "'portal' rewrites this module for issue 15 (list-page latency) at the same time: move "
-        "its reads onto domain/stored.py's InvoiceRow (adapters/stored_rows.py) after that merge"
-    ),
 }
 
 LONG_FUNCTIONS_ALLOWED: dict[str, str] = {

@@ -47,9 +47,8 @@ from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import BulkWriteError, DuplicateKeyError
 
 from billing_invoicing.adapters.invoice_keys import InvoiceKeys, KeyFilter
-from billing_invoicing.adapters.stored_rows import charge_line_of
+from billing_invoicing.adapters.stored_rows import charge_line_of, draft_line_of
 from billing_invoicing.domain.invoice import (
-    ChargeKind,
     InvoiceDocument,
     InvoiceStatus,
     charge_kind,
@@ -74,7 +73,7 @@ from billing_invoicing.domain.units import AmountNotStorableError, from_units, t
 from billing_invoicing.ports import ChargeToStore, ConcurrentUpdateError
 from billing_runtime.mongo import sum_by, without_nul
 from billing_schemas.events import ChargeCategory, LineType, RatedCharge
-from billing_schemas.money import from_fixed_units, round_to_minor
+from billing_schemas.money import round_to_minor
 
 CHARGES = "invoicing_charges"
 INVOICES = "invoicing_invoices"
@@ -224,31 +223,6 @@ def _line_document(line: DraftLine, currency: str | None) -> Doc:
     }
 
 
-def line_amount(line: Doc, name: str) -> Decimal:
-    """``cost``, ``price`` or ``savings_removed`` of a stored draft line: its exact string
-    (lines written before the strings were kept have nanos only)."""
-    if line.get(name) is not None:
-        return Decimal(line[name])
-    return from_fixed_units(int(line.get(f"{name}_units") or 0))
-
-
-def _line_of(doc: Doc) -> DraftLine:
-    def amount(name: str) -> Decimal:
-        return line_amount(doc, name)
-
-    return DraftLine(
-        period=str(doc["period"]),
-        provider=str(doc["provider"]),
-        service_name=str(doc["service_name"]),
-        # lines stored before charges were told apart by kind held everything as usage
-        kind=str(doc.get("kind") or ChargeKind.USAGE.value),
-        charge_count=int(doc.get("charge_count", 0)),
-        cost=amount("cost"),
-        price=amount("price"),
-        savings_removed=amount("savings_removed"),
-    )
-
-
 def _lines_document(lines: Mapping[LineKey, DraftLine], currency: str | None) -> list[Doc]:
     return [_line_document(line, currency) for _, line in sorted(lines.items())]
 
@@ -263,7 +237,7 @@ def ledger_of_document(doc: Doc) -> DraftLedger:
         ledger=int(doc["ledger"]),
         drafts={
             str(d["invoice_id"]): DraftSums(
-                lines={line.key: line for line in map(_line_of, d["lines"])},
+                lines={line.key: line for line in map(draft_line_of, d["lines"])},
                 currency=d.get("currency"),
                 by_currency={
                     str(g["currency"]): CurrencySum(int(g["count"]), Decimal(g["price"]))
@@ -314,7 +288,9 @@ def invoice_of(doc: Doc) -> Invoice:
     # a draft's lines are in its ledger; a frozen invoice's are its own
     status = InvoiceStatus(doc["status"])
     lines = (
-        [] if status is InvoiceStatus.DRAFT else [_line_of(x) for x in doc.get("draft_lines", [])]
+        []
+        if status is InvoiceStatus.DRAFT
+        else [draft_line_of(x) for x in doc.get("draft_lines", [])]
     )
     document = doc.get("document")
     issue_date = doc.get("issue_date")

@@ -6,9 +6,13 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import date
+from decimal import Decimal
 from typing import Any
 
+from billing_invoicing.domain.invoice import ChargeKind
+from billing_invoicing.domain.model import DraftLine
 from billing_invoicing.domain.stored import ChargeLine, CreditNoteRow, InvoiceRow
+from billing_schemas.money import from_fixed_units
 
 
 def _text(value: Any) -> str | None:
@@ -72,6 +76,10 @@ def invoice_row_of(doc: Mapping[str, Any]) -> InvoiceRow:
         published=bool(doc.get("published_at")),
         pdf_file_id=_text(doc.get("pdf_file_id")),
         document=doc.get("document"),
+        outstanding_units=_units(doc.get("outstanding_units")),
+        credited_units=int(doc.get("credited_units") or 0),
+        due_date=date.fromisoformat(str(due)) if (due := doc.get("due_date")) else None,
+        draft_lines=tuple(draft_line_of(line) for line in doc.get("draft_lines") or ()),
     )
 
 
@@ -86,4 +94,31 @@ def credit_note_row_of(doc: Mapping[str, Any]) -> CreditNoteRow:
         net_units=int(doc["net_units"]),
         reason=str(doc["reason"]),
         void=bool(doc.get("void")),
+    )
+
+
+def line_amount(line: Mapping[str, Any], name: str) -> Decimal:
+    """``cost``, ``price`` or ``savings_removed`` of a stored draft line: its exact string
+    (lines written before the strings were kept have nanos only)."""
+    if line.get(name) is not None:
+        return Decimal(line[name])
+    return from_fixed_units(int(line.get(f"{name}_units") or 0))
+
+
+def draft_line_of(doc: Mapping[str, Any]) -> DraftLine:
+    """A stored draft line (the exact sums of its charges)."""
+
+    def amount(name: str) -> Decimal:
+        return line_amount(doc, name)
+
+    return DraftLine(
+        period=str(doc["period"]),
+        provider=str(doc["provider"]),
+        service_name=str(doc["service_name"]),
+        # lines stored before charges were told apart by kind held everything as usage
+        kind=str(doc.get("kind") or ChargeKind.USAGE.value),
+        charge_count=int(doc.get("charge_count", 0)),
+        cost=amount("cost"),
+        price=amount("price"),
+        savings_removed=amount("savings_removed"),
     )

@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
+from billing_invoicing.domain.model import DraftLine
+
 
 @dataclass(frozen=True, slots=True)
 class ChargeLine:
@@ -68,6 +70,11 @@ class InvoiceRow:
     published: bool
     pdf_file_id: str | None
     document: dict[str, Any] | None
+    outstanding_units: int | None = None
+    credited_units: int = 0
+    due_date: date | None = None
+    draft_lines: tuple[DraftLine, ...] = ()
+    """A draft's lines so far (the exact sums of its charges); empty once issued."""
 
 
 @dataclass(frozen=True, slots=True)

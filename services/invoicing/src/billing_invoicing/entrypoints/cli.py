@@ -25,8 +25,8 @@ from rich.table import Table
 from billing_catalog.models import Catalog, EInvoiceFormat
 from billing_invoicing.adapters.catalog_repo import ApplyResult
 from billing_invoicing.adapters.documents import InvoicePdfStore
-from billing_invoicing.adapters.invoice_repo import INVOICES, line_amount
-from billing_invoicing.adapters.stored_rows import invoice_row_of
+from billing_invoicing.adapters.invoice_repo import INVOICES
+from billing_invoicing.adapters.stored_rows import invoice_row_of, line_amount
 from billing_invoicing.bootstrap import cli_context
 from billing_invoicing.domain.access import Scope
 from billing_invoicing.domain.invoice import InvoiceDocument

@@ -31,7 +31,6 @@ from datetime import UTC, date, datetime, time
 from decimal import Decimal
 from typing import TextIO
 
-from billing_invoicing.adapters.stored_rows import invoice_row_of
 from billing_invoicing.domain.access import Scope
 from billing_invoicing.domain.invoice import InvoiceDocument, InvoiceLine, LineKind
 from billing_invoicing.domain.proration import month_bounds
@@ -369,7 +368,7 @@ async def write_focus_csv(
 async def invoice_focus(ports: QueryPorts, scope: Scope, number: str) -> tuple[str, str]:
     """The file name and text of a finalized invoice's FOCUS 1.2 dataset, for a caller whose
     scope covers its customer (another customer's invoice is not found, as for the CSV)."""
-    stored = invoice_row_of(await invoice_document(ports, scope, number))
+    stored = await invoice_document(ports, scope, number)
     out = io.StringIO()
     await write_focus_csv(stored, ports.invoices.charges_of(stored.invoice_id), out)
     return focus_file_name(stored), out.getvalue()

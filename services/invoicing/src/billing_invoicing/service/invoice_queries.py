@@ -16,10 +16,12 @@ from functools import partial
 from typing import Any
 
 from billing_invoicing.adapters.invoice_keys import KeyFilter
-from billing_invoicing.adapters.invoice_repo import MongoInvoiceRepository, line_amount
+from billing_invoicing.adapters.invoice_repo import MongoInvoiceRepository
 from billing_invoicing.adapters.settlement_repo import amount_of
+from billing_invoicing.adapters.stored_rows import invoice_row_of
 from billing_invoicing.domain.access import Scope, require_customer, require_operator
 from billing_invoicing.domain.invoice import InvoiceStatus
+from billing_invoicing.domain.stored import InvoiceRow
 from billing_invoicing.domain.units import from_units
 from billing_invoicing.ports import PdfReading
 from billing_invoicing.service.settle_invoices import (
@@ -62,31 +64,35 @@ class InvoiceFilter:
     console's "discount" filter); False: only those without."""
 
 
-def is_adjusted(doc: dict[str, Any]) -> bool:
+def is_adjusted(row: InvoiceRow) -> bool:
     """What makes an invoice "adjusted": included infrastructure netted, or something
     credited."""
-    document = doc.get("document") or {}
-    return isinstance(document.get("netting"), dict) or int(doc.get("credited_units") or 0) > 0
+    document = row.document or {}
+    return isinstance(document.get("netting"), dict) or row.credited_units > 0
 
 
-def matches(doc: dict[str, Any], wanted: InvoiceFilter) -> bool:
+def matches(row: InvoiceRow, wanted: InvoiceFilter) -> bool:
     """Whether a stored invoice passes the list's filters (a total filter leaves drafts out:
     they have no total yet)."""
-    if wanted.customer_id is not None and doc.get("customer_id") != wanted.customer_id:
+    if wanted.customer_id is not None and row.customer_id != wanted.customer_id:
         return False
-    if wanted.period is not None and doc.get("period") != wanted.period:
+    if wanted.period is not None and row.period != wanted.period:
         return False
-    if wanted.status is not None and doc.get("status") != wanted.status.value:
+    if wanted.status is not None and row.status != wanted.status.value:
         return False
     if wanted.min_total is not None or wanted.max_total is not None:
-        if doc.get("total_units") is None:
+        if row.total_units is None:
             return False
-        total = from_units(int(doc["total_units"]), doc.get("currency"))
+        total = from_units(row.total_units, row.currency)
         if wanted.min_total is not None and total < wanted.min_total:
             return False
         if wanted.max_total is not None and total > wanted.max_total:
             return False
-    return wanted.adjusted is None or is_adjusted(doc) == wanted.adjusted
+    return wanted.adjusted is None or is_adjusted(row) == wanted.adjusted
+
+
+def _matching(doc: dict[str, Any], wanted: InvoiceFilter) -> bool:
+    return matches(invoice_row_of(doc), wanted)
 
 
 @dataclass(frozen=True)
@@ -117,24 +123,24 @@ class InvoicePage:
     next_offset: int | None
 
 
-def summary_of(doc: dict[str, Any]) -> InvoiceSummary:
-    """An invoice document as a row of the list."""
-    currency = str(doc.get("currency") or "")
-    finalized = doc.get("total_units") is not None and bool(currency)
-    draft = sum((line_amount(line, "price") for line in doc.get("draft_lines", [])), Decimal(0))
+def summary_of(row: InvoiceRow) -> InvoiceSummary:
+    """A stored invoice as a row of the list."""
+    currency = row.currency or ""
+    finalized = row.total_units is not None and bool(currency)
+    draft = sum((line.price for line in row.draft_lines), Decimal(0))
     return InvoiceSummary(
-        invoice_id=str(doc["_id"]),
-        number=doc.get("number"),
-        customer_id=str(doc["customer_id"]),
-        period=str(doc["period"]),
-        status=str(doc["status"]),
+        invoice_id=row.invoice_id,
+        number=row.number,
+        customer_id=row.customer_id,
+        period=str(row.period),
+        status=str(row.status),
         currency=currency or None,
-        total=amount_of(doc["total_units"], currency) if finalized else None,
-        outstanding=amount_of(doc.get("outstanding_units"), currency) if finalized else None,
+        total=amount_of(row.total_units, currency) if finalized else None,
+        outstanding=amount_of(row.outstanding_units, currency) if finalized else None,
         draft_total=None if finalized else exact_amount(draft, currency or None),
-        issue_date=doc.get("issue_date"),
-        due_date=doc.get("due_date"),
-        has_pdf=bool(doc.get("pdf_file_id")),
+        issue_date=row.issue_date.isoformat() if row.issue_date else None,
+        due_date=row.due_date.isoformat() if row.due_date else None,
+        has_pdf=bool(row.pdf_file_id),
     )
 
 
@@ -155,28 +161,27 @@ async def find_invoices(
     limit = max(1, min(limit, MAX_PAGE))
     docs = await ports.invoices.find_invoices(
         narrowed,
-        None if exact else partial(matches, wanted=wanted),
+        None if exact else partial(_matching, wanted=wanted),
         offset=offset,
         limit=limit + 1,
         with_document=wanted.adjusted is not None,
     )
-    for doc in docs:
-        doc.pop("document", None)
     more = len(docs) > limit
+    rows = [invoice_row_of(d) for d in docs[:limit]]
     return InvoicePage(
-        [summary_of(d) for d in docs[:limit]], offset, limit, offset + limit if more else None
+        [summary_of(r) for r in rows], offset, limit, offset + limit if more else None
     )
 
 
-async def invoice_document(ports: QueryPorts, scope: Scope, number: str) -> dict[str, Any]:
+async def invoice_document(ports: QueryPorts, scope: Scope, number: str) -> InvoiceRow:
     """The stored invoice (by number, or by id ``customer:period`` for a draft)."""
     doc = await ports.invoices.document_by_number(number)
-    if doc is None or not scope.may_see(str(doc["customer_id"])):
+    if doc is None or not scope.may_see(invoice_row_of(doc).customer_id):
         # another customer's invoice is answered like a number never issued
         msg = f"no invoice {number!r}"
         raise InvoiceNotFoundError(msg)
     [doc] = await ports.invoices.with_draft_lines([doc])  # a draft's lines so far
-    return doc
+    return invoice_row_of(doc)
 
 
 PRIVATE_LINE_FIELDS = ("cost",)
@@ -195,8 +200,8 @@ class InvoiceDetail:
 async def invoice_detail(ports: QueryPorts, scope: Scope, number: str) -> InvoiceDetail:
     """The invoice as the scope may see it: a customer never sees the provider's cost (or a
     draft line's), only prices; operators see both."""
-    doc = await invoice_document(ports, scope, number)
-    document = doc.get("document")
+    row = await invoice_document(ports, scope, number)
+    document = row.document
     if document is not None and not scope.is_operator:
         document = document | {
             "lines": [
@@ -206,39 +211,39 @@ async def invoice_detail(ports: QueryPorts, scope: Scope, number: str) -> Invoic
         }
     draft_lines = None
     if document is None:
-        currency = doc.get("currency")
+        currency = row.currency
         draft_lines = []
-        for line in doc.get("draft_lines", []):
-            row: dict[str, Any] = {
-                "period": line["period"],
-                "provider": line["provider"],
-                "service_name": line["service_name"],
-                "charge_count": line["charge_count"],
-                "price": exact_amount(line_amount(line, "price"), currency),
+        for line in row.draft_lines:
+            shown: dict[str, Any] = {
+                "period": line.period,
+                "provider": line.provider,
+                "service_name": line.service_name,
+                "charge_count": line.charge_count,
+                "price": exact_amount(line.price, currency),
             }
             if scope.is_operator:
-                row["cost"] = exact_amount(line_amount(line, "cost"), currency)
-            draft_lines.append(row)
-    return InvoiceDetail(summary_of(doc), document, draft_lines)
+                shown["cost"] = exact_amount(line.cost, currency)
+            draft_lines.append(shown)
+    return InvoiceDetail(summary_of(row), document, draft_lines)
 
 
 async def invoice_pdf(ports: QueryPorts, scope: Scope, number: str) -> tuple[str, bytes]:
     """The file name and bytes of a finalized invoice's PDF (as stored at finalization)."""
-    doc = await invoice_document(ports, scope, number)
-    if not doc.get("pdf_file_id"):
-        msg = f"invoice {number} has no PDF yet: it is {doc['status']}"
+    row = await invoice_document(ports, scope, number)
+    if not row.pdf_file_id:
+        msg = f"invoice {number} has no PDF yet: it is {row.status}"
         raise InvoiceNotFoundError(msg)
-    return f"{doc['number']}.pdf", await ports.pdfs.load(str(doc["pdf_file_id"]))
+    return f"{row.number}.pdf", await ports.pdfs.load(row.pdf_file_id)
 
 
 async def invoice_csv(ports: QueryPorts, scope: Scope, number: str) -> tuple[str, str]:
     """The file name and text of the CSV of every rated usage line behind an invoice (for a
     customer token without the provider's cost, the margin and the pricing rule)."""
-    doc = await invoice_document(ports, scope, number)
+    row = await invoice_document(ports, scope, number)
     out = io.StringIO()
     columns = COLUMNS if scope.is_operator else CUSTOMER_COLUMNS
-    await write_usage_csv(ports.invoices.charges_of(str(doc["_id"])), out, columns)
-    name = doc.get("number") or str(doc["_id"]).replace(":", "-")
+    await write_usage_csv(ports.invoices.charges_of(row.invoice_id), out, columns)
+    name = row.number or row.invoice_id.replace(":", "-")
     return f"{name}.csv", out.getvalue()
 
 
