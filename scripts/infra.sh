@@ -10,7 +10,9 @@
 # we are root; run as the `postgres` account when this script runs as root; every index FerretDB
 # creates gets a GIN twin, runtime/src/billing_runtime/postgres_gin_twins.sql) or sqlite (files
 # under var/ferretdb). docs/operations.md "The database backend" says why PostgreSQL. FerretDB runs
-# with Go's soft memory limit BILLING_FERRETDB_MEMORY_LIMIT (GOMEMLIMIT; default 384MiB).
+# with Go's soft memory limit BILLING_FERRETDB_MEMORY_LIMIT (GOMEMLIMIT; default 384MiB); the
+# broker with the JVM heap BILLING_KAFKA_HEAP (default -Xms128m -Xmx384m: with 1 GiB the broker
+# reached 756 MB of RSS in the 1,000,000-line pipeline benchmark, over the 500 MB a process may take).
 #
 #   scripts/infra.sh build   fetch/build what is missing (idempotent; build-ferretdb: only FerretDB)
 #   scripts/infra.sh up      build, then start whatever is not running; wait until each answers
@@ -28,6 +30,7 @@ KAFKA_CONTROLLER_PORT=${BILLING_KAFKA_CONTROLLER_PORT:-19093}
 MONGO_PORT=${BILLING_MONGO_PORT:-27117}
 SMTP_PORT=${BILLING_SMTP_PORT:-2525}
 BACKEND=${BILLING_FERRETDB_BACKEND:-postgresql}
+KAFKA_HEAP=${BILLING_KAFKA_HEAP:--Xms128m -Xmx384m}
 PG_PORT=${BILLING_POSTGRES_PORT:-15432}
 PG_BIN=${BILLING_POSTGRES_BIN:-/usr/lib/postgresql/15/bin}
 PG_DIR="$STATE/postgres"
@@ -139,7 +142,7 @@ PROPS
       format --standalone --cluster-id="$(python3 -c 'import base64,uuid;print(base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("="))')" \
       -c "$cfg" > "$STATE/log/kafka-format.log" 2>&1 || die "formatting KRaft storage failed: $STATE/log/kafka-format.log"
   fi
-  nohup java -Xms256m -Xmx1g -XX:+UseG1GC -cp "$cp" -Dlog4j2.configurationFile="$STATE/kafka/log4j2.properties" \
+  nohup java $KAFKA_HEAP -XX:+UseG1GC -cp "$cp" -Dlog4j2.configurationFile="$STATE/kafka/log4j2.properties" \
     kafka.Kafka "$cfg" > "$STATE/log/kafka.log" 2>&1 &
   echo $! > "$STATE/run/kafka.pid"
   wait_port kafka "$KAFKA_PORT" 90
