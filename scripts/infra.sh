@@ -11,7 +11,7 @@
 # creates gets a GIN twin, runtime/src/billing_runtime/postgres_gin_twins.sql) or sqlite (files
 # under var/ferretdb). docs/operations.md "The database backend" says why PostgreSQL. FerretDB runs
 # with Go's soft memory limit BILLING_FERRETDB_MEMORY_LIMIT (GOMEMLIMIT; default 384MiB); the
-# broker with the JVM heap BILLING_KAFKA_HEAP (default -Xms128m -Xmx384m: with 1 GiB the broker
+# broker with the JVM heap BILLING_KAFKA_HEAP (default -Xms64m -Xmx320m: with 1 GiB the broker
 # reached 756 MB of RSS in the 1,000,000-line pipeline benchmark, over the 500 MB a process may take).
 #
 #   scripts/infra.sh build   fetch/build what is missing (idempotent; build-ferretdb: only FerretDB)
@@ -30,7 +30,7 @@ KAFKA_CONTROLLER_PORT=${BILLING_KAFKA_CONTROLLER_PORT:-19093}
 MONGO_PORT=${BILLING_MONGO_PORT:-27117}
 SMTP_PORT=${BILLING_SMTP_PORT:-2525}
 BACKEND=${BILLING_FERRETDB_BACKEND:-postgresql}
-KAFKA_HEAP=${BILLING_KAFKA_HEAP:--Xms128m -Xmx384m}
+KAFKA_HEAP=${BILLING_KAFKA_HEAP:--Xms64m -Xmx320m}
 PG_PORT=${BILLING_POSTGRES_PORT:-15432}
 PG_BIN=${BILLING_POSTGRES_BIN:-/usr/lib/postgresql/15/bin}
 PG_DIR="$STATE/postgres"
