@@ -75,7 +75,7 @@ NOTIFY_PAYMENTS = ConsumerGroup("notify", "-payments", awaited=True)
 NOTIFY_CREDIT_NOTES = ConsumerGroup("notify", "-credit-notes", awaited=True)
 NOTIFY_REMINDERS = ConsumerGroup("notify", "-reminders", awaited=True)
 NOTIFY_BILL_REPORTS = ConsumerGroup("notify", "-bill-reports", awaited=True)
-NOTIFY_VERDICTS = ConsumerGroup("notify", "-reconcile-verdicts")
+NOTIFY_VERDICTS = ConsumerGroup("notify", "-reconcile-verdicts", awaited=True)
 WEBHOOKS = ConsumerGroup("webhooks")
 WEBHOOKS_AUDIT = ConsumerGroup("webhooks", "-audit")
 
