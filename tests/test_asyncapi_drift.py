@@ -26,6 +26,8 @@ async def test_every_topic_is_documented_by_the_service_that_writes_it() -> None
             if name.endswith(":publish"):
                 addresses.add(channel["address"])
     produced_outside = {Topic.USAGE_SUBMITTED.value, Topic.INVOICES_GENERATE.value}
+    # billing reconcile (the operators' tool, no service) publishes the verdicts notify reads
+    produced_outside.add(Topic.PERIOD_RECONCILED.value)
     # payments, credit notes and overdue notices are published by invoicing's commands
     # (billing pay, billing invoices credit|void|overdue), declared in its document
     assert {t.value for t in Topic} - produced_outside <= addresses
@@ -40,4 +42,5 @@ async def test_every_topic_is_documented_by_the_service_that_writes_it() -> None
         Topic.PAYMENT_RECORDED.dead_letter,
         Topic.CREDIT_NOTE_ISSUED.dead_letter,
         Topic.INVOICE_OVERDUE.dead_letter,
+        Topic.PERIOD_RECONCILED.dead_letter,
     } <= addresses

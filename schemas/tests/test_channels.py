@@ -91,6 +91,8 @@ def test_billing_wait_watches_rating_invoicing_and_every_notify_group() -> None:
         "ns.billing-notify-credit-notes",
         "ns.billing-notify-reminders",
         "ns.billing-notify-bill-reports",
+        "ns.billing-notify-reconcile-verdicts",
     }
-    assert len(groups) == 7
+    assert groups["ns.billing-notify-reconcile-verdicts"] == ["ns.billing.period.reconciled.v1"]
+    assert len(groups) == 8
     assert dict(awaited_groups(bases={"rating": "mine"}))["mine"] == ["billing.usage.recorded.v1"]

@@ -18,6 +18,7 @@ from pymongo import AsyncMongoClient
 
 from billing_cli.reconcile.readers import read_topic
 from billing_cli.reconcile.service import RESULTS
+from billing_notify.adapters.reconciliations import VERDICTS
 from billing_schemas.topics import Topic, topic_name
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -95,6 +96,12 @@ async def test_the_demo_period_reconciles_and_planted_differences_are_named(
         assert f'billing_reconcile_period_reconciles{{customer="",period="{PERIOD}"}} 1.0' in (
             gauges.read_text()
         )
+        # and published: notify keeps it (billing.period.reconciled.v1) for its bill reports
+        await pipeline.billing("wait")
+        notified = await db[VERDICTS].find_one({"_id": PERIOD})
+        assert notified is not None
+        assert (notified["reconciles"], notified["unexplained"]) == (True, 0)
+        assert notified["checked_at"] == kept["checked_at"]
         customer = report["customers"][0]["customer_id"]
         alone = await reconcile(pipeline, "--customer", customer)
         assert [c["customer_id"] for c in alone["customers"]] == [customer]

@@ -33,6 +33,7 @@ from billing_schemas.events import (
     NotificationSent,
     PaymentRecorded,
     PeriodClosing,
+    PeriodReconciled,
     UsageRecorded,
     UsageRejected,
     UsageSubmitted,
@@ -74,6 +75,7 @@ NOTIFY_PAYMENTS = ConsumerGroup("notify", "-payments", awaited=True)
 NOTIFY_CREDIT_NOTES = ConsumerGroup("notify", "-credit-notes", awaited=True)
 NOTIFY_REMINDERS = ConsumerGroup("notify", "-reminders", awaited=True)
 NOTIFY_BILL_REPORTS = ConsumerGroup("notify", "-bill-reports", awaited=True)
+NOTIFY_VERDICTS = ConsumerGroup("notify", "-reconcile-verdicts", awaited=True)
 WEBHOOKS = ConsumerGroup("webhooks")
 WEBHOOKS_AUDIT = ConsumerGroup("webhooks", "-audit")
 
@@ -283,6 +285,16 @@ AUDIT_RECORDED: Channel[AuditRecorded] = Channel(
     "Every action that changed money or access: payments, contacts, closes, the catalog.",
     (WEBHOOKS_AUDIT,),
 )
+PERIOD_RECONCILED: Channel[PeriodReconciled] = Channel(
+    Topic.PERIOD_RECONCILED,
+    PeriodReconciled,
+    lambda event: event.data.period,
+    "period",
+    "Each verdict of billing reconcile on a whole period: whether it reconciles, how many "
+    "differences are unexplained.",
+    (NOTIFY_VERDICTS,),
+    partitions=1,  # a few verdicts a month, read in the order they were reached
+)
 
 CHANNELS: tuple[Channel[Any], ...] = (
     USAGE_SUBMITTED,
@@ -299,6 +311,7 @@ CHANNELS: tuple[Channel[Any], ...] = (
     INVOICE_PAID,
     INVOICE_VOIDED,
     AUDIT_RECORDED,
+    PERIOD_RECONCILED,
 )
 
 BY_TOPIC: dict[Topic, Channel[Any]] = {channel.topic: channel for channel in CHANNELS}

@@ -529,6 +529,30 @@ class AuditRecorded(Envelope):
     data: AuditEntry
 
 
+# --- reconciliation ----------------------------------------------------------------------
+
+
+class ReconcileVerdict(_Model):
+    """Whether a whole period reconciles, as one run of ``billing reconcile`` found: every
+    line of its bills and every usage event on exactly one invoice, or each difference named."""
+
+    period: str = Field(pattern=PERIOD_PATTERN)
+    reconciles: bool = Field(description="No unexplained difference.")
+    differences: int = Field(ge=0, description="Differences found, explained or not.")
+    unexplained: int = Field(ge=0, description="Differences no known cause explains.")
+    checked_at: AwareDatetime = Field(description="When the run compared the sources.")
+
+
+class PeriodReconciled(Envelope):
+    """``billing reconcile`` checked a whole period (a run narrowed to one customer says
+    nothing of the period and publishes nothing). Event id ``period-reconciled:<period>:<checked
+    at>``: a run is one fact; the newest ``checked_at`` of a period is its verdict."""
+
+    event_type: Literal["period.reconciled"] = "period.reconciled"
+    schema_version: Literal[1] = 1
+    data: ReconcileVerdict
+
+
 # --- notify ------------------------------------------------------------------------------
 
 
@@ -565,6 +589,7 @@ EVENTS_BY_TOPIC: dict[Topic, type[Envelope]] = {
     Topic.INVOICE_PAID: InvoicePaid,
     Topic.INVOICE_VOIDED: InvoiceVoided,
     Topic.AUDIT_RECORDED: AuditRecorded,
+    Topic.PERIOD_RECONCILED: PeriodReconciled,
 }
 """The event class each topic carries (``USAGE_SUBMITTED`` takes upstream CloudEvents)."""
 

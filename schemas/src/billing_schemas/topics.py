@@ -28,6 +28,7 @@ class Topic(StrEnum):
     INVOICE_PAID = "billing.invoice.paid.v1"  # key: customer id
     INVOICE_VOIDED = "billing.invoice.voided.v1"  # key: customer id
     AUDIT_RECORDED = "billing.audit.recorded.v1"  # key: customer id, else the subject
+    PERIOD_RECONCILED = "billing.period.reconciled.v1"  # billing reconcile's verdict; key: period
 
     @property
     def dead_letter(self) -> str:

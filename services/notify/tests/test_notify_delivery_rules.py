@@ -33,6 +33,7 @@ from billing_notify.domain.recipients import parse_mailbox
 from billing_notify.entrypoints.consumers import count
 from billing_notify.ports import BeforeData, SendReport, TransientMailError, UncertainMailError
 from billing_notify.service.deliver import MailPolicy, Mode, NotifyPorts, Result
+from billing_notify.service.keep_verdicts import keep_verdicts
 from billing_notify.service.notify_bill import notify_bill_processed
 from billing_notify.service.notify_customer import (
     notify_credit_note_issued,
@@ -54,6 +55,8 @@ from billing_schemas.events import (
     OverdueInvoice,
     Payment,
     PaymentRecorded,
+    PeriodReconciled,
+    ReconcileVerdict,
     RejectedRow,
 )
 
@@ -600,8 +603,17 @@ async def test_without_operators_no_bill_report_is_sent() -> None:
 
 async def test_the_bill_report_says_whether_the_period_reconciles() -> None:
     ports, mailer, _, _ = _ports()
-    verdict = Verdict("2024-09", reconciles=False, unexplained=3, checked_at=AT + timedelta(1))
-    ports = replace(ports, reconciliations=InMemoryReconciliations({"2024-09": verdict}))
+    # the verdict as it comes: published by billing reconcile, kept by notify's consumer
+    verdict = ReconcileVerdict(
+        period="2024-09",
+        reconciles=False,
+        differences=5,
+        unexplained=3,
+        checked_at=AT + timedelta(1),
+    )
+    reconciled = PeriodReconciled.create(verdict, source="billing-reconcile", correlation_id="r")
+    ports = replace(ports, reconciliations=InMemoryReconciliations())
+    assert await keep_verdicts([reconciled], ports.reconciliations) == 1
     policy = MailPolicy(sender=SENDER, operators=(parse_mailbox("ops@cumulus.example"),))
     assert (await notify_bill_processed(_bill(0), ports, policy)).result is Result.SENT
     [sent] = mailer.sent

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -30,7 +30,7 @@ from billing_notify.adapters.memory import (
     InMemoryInvoicePdfs,
     InMemoryReconciliations,
 )
-from billing_notify.adapters.reconciliations import RESULTS, MongoReconciliations
+from billing_notify.adapters.reconciliations import MongoReconciliations
 from billing_notify.domain.bill_report import Verdict
 from billing_notify.domain.errors import InvoicePdfMissingError
 from billing_notify.ports import CustomerDirectory, InvoicePdfs, Reconciliations
@@ -122,21 +122,16 @@ async def reconciliations(request: pytest.FixtureRequest) -> AsyncIterator[Recon
         "2024-10": Verdict("2024-10", reconciles=False, unexplained=3, checked_at=CHECKED),
     }
     if request.param == "memory":
-        yield InMemoryReconciliations(verdicts)
+        kept: Reconciliations = InMemoryReconciliations()
+        for verdict in verdicts.values():
+            assert await kept.keep(verdict)
+        yield kept
         return
     async with own_database(request) as db:
-        await db[RESULTS].insert_many(
-            [
-                {
-                    "_id": v.period,
-                    "reconciles": v.reconciles,
-                    "unexplained": v.unexplained,
-                    "checked_at": v.checked_at,
-                }
-                for v in verdicts.values()
-            ]
-        )
-        yield MongoReconciliations(db)
+        kept = MongoReconciliations(db)
+        for verdict in verdicts.values():
+            assert await kept.keep(verdict)
+        yield kept
 
 
 async def test_the_last_verdict_of_each_period_reconciled_and_none_for_the_others(
@@ -148,3 +143,20 @@ async def test_the_last_verdict_of_each_period_reconciled_and_none_for_the_other
         "2024-10": Verdict("2024-10", reconciles=False, unexplained=3, checked_at=CHECKED),
     }
     assert await reconciliations.verdicts([]) == {}
+
+
+async def test_a_verdict_replaces_the_kept_one_only_if_checked_later(
+    reconciliations: Reconciliations,
+) -> None:
+    later = Verdict("2024-10", reconciles=True, unexplained=0, checked_at=CHECKED + timedelta(1))
+    earlier = Verdict("2024-10", reconciles=True, unexplained=0, checked_at=CHECKED - timedelta(1))
+    same_time = Verdict("2024-10", reconciles=True, unexplained=0, checked_at=CHECKED)
+    # older, or as old (a redelivery): the kept verdict stays
+    assert not await reconciliations.keep(earlier)
+    assert not await reconciliations.keep(same_time)
+    assert (await reconciliations.verdicts(["2024-10"]))["2024-10"].unexplained == 3
+    # later: it replaces it, and an older one arriving after it changes nothing
+    assert await reconciliations.keep(later)
+    assert not await reconciliations.keep(earlier)
+    assert not await reconciliations.keep(later)
+    assert await reconciliations.verdicts(["2024-10", "2024-11"]) == {"2024-10": later}

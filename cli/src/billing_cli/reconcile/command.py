@@ -16,7 +16,9 @@ from rich.table import Table
 
 from billing_cli.reconcile.domain import RECORDS_SHOWN, Reconciliation
 from billing_cli.reconcile.service import reconcile_period, write_gauges
+from billing_runtime.kafka import EventPublisher, ensure_topics
 from billing_runtime.settings import ServiceSettings
+from billing_schemas.channels import PERIOD_RECONCILED
 
 console = Console()
 PERIOD = re.compile(r"^\d{4}-(0[1-9]|1[0-2])$")
@@ -25,15 +27,22 @@ PERIOD = re.compile(r"^\d{4}-(0[1-9]|1[0-2])$")
 async def _run(period: str, customer: str | None) -> Reconciliation:
     settings = ServiceSettings()
     client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(settings.mongodb_url)
+    publisher = EventPublisher(settings.kafka_bootstrap_servers, "billing-reconcile")
     try:
+        # the verdict's topic, in case no notify has made it yet
+        verdicts = PERIOD_RECONCILED.name(settings.topic_namespace)
+        await ensure_topics(settings.kafka_bootstrap_servers, [verdicts])
+        await publisher.start()
         return await reconcile_period(
             client[settings.mongodb_database],
             settings.kafka_bootstrap_servers,
             settings.topic_namespace,
             period,
             customer,
+            publisher=publisher,
         )
     finally:
+        await publisher.stop()
         await client.close()
 
 

@@ -30,10 +30,12 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from datetime import datetime
 from decimal import Decimal
 from enum import StrEnum
 
 from billing_invoicing.domain.one_off import is_one_off
+from billing_schemas.events import PeriodReconciled, ReconcileVerdict
 from billing_schemas.money import minor_units, to_fixed_units
 
 ZERO = Decimal(0)
@@ -960,4 +962,28 @@ def reconcile(sources: Sources) -> Reconciliation:
         ),
         customers=customer_figures(sources, charges, stored_now),
         differences=differences,
+    )
+
+
+def period_reconciled(result: Reconciliation, checked_at: datetime) -> PeriodReconciled | None:
+    """The verdict to publish: a whole period's, once per run (the run's time in its id).
+
+    A run narrowed to one customer publishes nothing: its records are a part of the period,
+    and whether that part adds up says nothing of whether the period reconciles.
+    """
+    if result.customer_id is not None:
+        return None
+    verdict = ReconcileVerdict(
+        period=result.period,
+        reconciles=result.reconciles,
+        differences=len(result.differences),
+        unexplained=len(result.unexplained),
+        checked_at=checked_at,
+    )
+    return PeriodReconciled.create(
+        verdict,
+        source="billing-reconcile",
+        correlation_id=f"reconcile:{result.period}",
+        event_id=f"period-reconciled:{result.period}:{checked_at.isoformat()}",
+        occurred_at=checked_at,
     )

@@ -1,4 +1,5 @@
-"""Use case: reconcile a period, keep the verdict, and expose it as Prometheus gauges."""
+"""Use case: reconcile a period, keep the verdict, publish it, and expose it as Prometheus
+gauges."""
 
 from __future__ import annotations
 
@@ -18,13 +19,16 @@ from billing_cli.reconcile.domain import (
     Reconciliation,
     Sources,
     Usage,
+    period_reconciled,
     reconcile,
 )
+from billing_runtime.kafka import Publisher
+from billing_schemas.channels import PERIOD_RECONCILED
 from billing_schemas.topics import Topic, dead_letter_name, topic_name
 
 RESULTS = "reconcile_results"
-"""One document per period (and customer) reconciled: the latest verdict, read by notify's
-bill report."""
+"""One document per period (and customer) reconciled: the latest verdict of each run's scope,
+``billing reconcile``'s own record (notify keeps the whole periods' verdicts from the events)."""
 
 
 async def read_sources(
@@ -130,7 +134,16 @@ def result_id(period: str, customer_id: str | None) -> str:
     return period if customer_id is None else f"{period}|{customer_id}"
 
 
-async def keep_verdict(db: AsyncDatabase[dict[str, Any]], result: Reconciliation) -> None:
+def checked_now() -> datetime:
+    """The time of a run, to the millisecond (what a BSON date keeps), so that the kept verdict,
+    the published one and notify's copy carry the same time."""
+    now = datetime.now(UTC)
+    return now.replace(microsecond=now.microsecond // 1000 * 1000)
+
+
+async def keep_verdict(
+    db: AsyncDatabase[dict[str, Any]], result: Reconciliation, checked_at: datetime | None = None
+) -> None:
     """Keep the latest verdict of the period (one single-document write)."""
     await db[RESULTS].replace_one(
         {"_id": result_id(result.period, result.customer_id)},
@@ -140,10 +153,23 @@ async def keep_verdict(db: AsyncDatabase[dict[str, Any]], result: Reconciliation
             "reconciles": result.reconciles,
             "differences": len(result.differences),
             "unexplained": len(result.unexplained),
-            "checked_at": datetime.now(UTC),
+            "checked_at": checked_at or checked_now(),
         },
         upsert=True,
     )
+
+
+async def publish_verdict(
+    publisher: Publisher, namespace: str, result: Reconciliation, checked_at: datetime
+) -> bool:
+    """Publish a whole period's verdict on ``billing.period.reconciled.v1`` (notify keeps it
+    for the operators' bill report) and wait for the broker; whether there was one to publish
+    (a run narrowed to one customer has none: :func:`~.domain.period_reconciled`)."""
+    event = period_reconciled(result, checked_at)
+    if event is None:
+        return False
+    await publisher.publish(PERIOD_RECONCILED.name(namespace), PERIOD_RECONCILED.keyed([event]))
+    return True
 
 
 def write_gauges(result: Reconciliation, path: Path) -> None:
@@ -184,9 +210,15 @@ async def reconcile_period(
     namespace: str,
     period: str,
     customer_id: str | None = None,
+    *,
+    publisher: Publisher | None = None,
 ) -> Reconciliation:
-    """Read the period's sources, compare them, keep the verdict."""
+    """Read the period's sources, compare them, keep the verdict, then publish it (with a
+    publisher: the command always gives one)."""
     sources = await read_sources(db, bootstrap_servers, namespace, period, customer_id)
     result = await asyncio.to_thread(reconcile, sources)
-    await keep_verdict(db, result)
+    checked_at = checked_now()
+    await keep_verdict(db, result, checked_at)
+    if publisher is not None:
+        await publish_verdict(publisher, namespace, result, checked_at)
     return result

@@ -168,8 +168,14 @@ class Mailer(Protocol):
 
 
 class Reconciliations(Protocol):
-    """Port: the last reconciliation verdict of periods."""
+    """Port: the last reconciliation verdict of periods, kept by notify from the verdicts
+    ``billing reconcile`` publishes."""
 
     async def verdicts(self, periods: Sequence[str]) -> dict[str, Verdict]:
         """The last verdict of each period reconciled (whole period, every customer)."""
+        ...
+
+    async def keep(self, verdict: Verdict) -> bool:
+        """Keep ``verdict`` as its period's, unless the one kept was checked at the same time
+        or later (:func:`~billing_notify.domain.bill_report.supersedes`); whether it was kept."""
         ...

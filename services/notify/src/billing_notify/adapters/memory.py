@@ -19,7 +19,7 @@ from billing_notify.adapters.delivery_log import (
     utc_now,
 )
 from billing_notify.adapters.documents import _missing
-from billing_notify.domain.bill_report import Verdict
+from billing_notify.domain.bill_report import Verdict, supersedes
 from billing_notify.domain.delivery import CLAIMABLE, Delivery, DeliveryIntent, DeliveryStatus
 from billing_notify.ports import (
     BeforeData,
@@ -315,3 +315,10 @@ class InMemoryReconciliations:
     async def verdicts(self, periods: Sequence[str]) -> dict[str, Verdict]:
         """See :class:`Reconciliations`."""
         return {p: self.known[p] for p in periods if p in self.known}
+
+    async def keep(self, verdict: Verdict) -> bool:
+        """See :class:`Reconciliations`."""
+        if not supersedes(verdict, self.known.get(verdict.period)):
+            return False
+        self.known[verdict.period] = verdict
+        return True

@@ -1,8 +1,11 @@
-"""Reads the last ``billing reconcile`` verdict of periods, for the operators' bill report.
+"""The last ``billing reconcile`` verdict of each period, kept by notify for the operators' bill
+report.
 
-The collection ``reconcile_results`` belongs to ``billing reconcile`` (one document per period,
-``_id`` the period, with ``reconciles``, ``unexplained`` and ``checked_at``); notify only reads
-it, as it reads ingest's rejected rows.
+Notify's own collection ``notify_reconcile_verdicts``: one document per period (``_id`` the
+period, with ``reconciles``, ``unexplained`` and ``checked_at``), written from the verdicts
+``billing reconcile`` publishes on ``billing.period.reconciled.v1``. A verdict replaces the kept
+one only if it was checked later, in one conditional write: a redelivered or late verdict
+changes nothing.
 """
 
 from __future__ import annotations
@@ -12,18 +15,18 @@ from datetime import UTC
 from typing import Any
 
 from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import DuplicateKeyError
 
 from billing_notify.domain.bill_report import Verdict
 
-RESULTS = "reconcile_results"
-"""Owned by ``billing reconcile`` (``billing_cli.reconcile.service.RESULTS``)."""
+VERDICTS = "notify_reconcile_verdicts"
 
 
 class MongoReconciliations:
     """Verdicts in MongoDB (a handful of documents: one per period reconciled)."""
 
     def __init__(self, db: AsyncDatabase[dict[str, Any]]) -> None:
-        self._results = db[RESULTS]
+        self._verdicts = db[VERDICTS]
 
     async def verdicts(self, periods: Sequence[str]) -> dict[str, Verdict]:
         """See :class:`Reconciliations`."""
@@ -31,7 +34,7 @@ class MongoReconciliations:
         for period in dict.fromkeys(periods):
             # by _id, one look-up per period (a bill has one or two): the filter FerretDB
             # answers from its index on every backend, unlike $in
-            doc = await self._results.find_one({"_id": period})
+            doc = await self._verdicts.find_one({"_id": period})
             if doc is None:
                 continue
             checked_at = doc["checked_at"]
@@ -44,3 +47,22 @@ class MongoReconciliations:
                 checked_at=checked_at,
             )
         return out
+
+    async def keep(self, verdict: Verdict) -> bool:
+        """See :class:`Reconciliations`: one single-document write, matched only where the kept
+        verdict is older; where it is not, the upsert's insert meets the period's ``_id``."""
+        try:
+            await self._verdicts.update_one(
+                {"_id": verdict.period, "checked_at": {"$lt": verdict.checked_at}},
+                {
+                    "$set": {
+                        "reconciles": verdict.reconciles,
+                        "unexplained": verdict.unexplained,
+                        "checked_at": verdict.checked_at,
+                    }
+                },
+                upsert=True,
+            )
+        except DuplicateKeyError:
+            return False  # a verdict checked at the same time or later is kept
+        return True

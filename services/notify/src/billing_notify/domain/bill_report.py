@@ -1,17 +1,19 @@
 """The operators' report of a processed bill: counts, totals per currency, first rejected rows,
-and whether each of its periods reconciles (the last ``billing reconcile`` verdict).
+and whether each of its periods reconciles (the last ``billing reconcile`` verdict, which notify
+keeps from ``billing.period.reconciled.v1``: the newest of each period, whatever the order the
+verdicts arrive in).
 
 Pure. Operators are a fixed list of addresses from the settings; the report is in English.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
 from billing_notify.domain.messages import MessageKind, message_id_for
-from billing_schemas.events import BillSummary, RejectedRow
+from billing_schemas.events import BillSummary, ReconcileVerdict, RejectedRow
 
 
 @dataclass(frozen=True)
@@ -32,6 +34,36 @@ class Verdict:
     reconciles: bool
     unexplained: int
     checked_at: datetime
+
+
+def verdict_of(published: ReconcileVerdict) -> Verdict:
+    """The verdict as notify keeps it: its time to the millisecond, as a BSON date holds it, so
+    that a verdict read back compares equal to the same verdict delivered again."""
+    at = published.checked_at
+    return Verdict(
+        period=published.period,
+        reconciles=published.reconciles,
+        unexplained=published.unexplained,
+        checked_at=at.replace(microsecond=at.microsecond // 1000 * 1000),
+    )
+
+
+def supersedes(verdict: Verdict, kept: Verdict | None) -> bool:
+    """Whether ``verdict`` replaces the one kept for its period: only a later check does.
+
+    An older verdict delivered late, or the same one delivered again, changes nothing, so
+    keeping verdicts is idempotent and independent of their order of arrival.
+    """
+    return kept is None or verdict.checked_at > kept.checked_at
+
+
+def newest_per_period(verdicts: Iterable[Verdict]) -> list[Verdict]:
+    """The latest verdict of each period among ``verdicts`` (periods in first-seen order)."""
+    newest: dict[str, Verdict] = {}
+    for verdict in verdicts:
+        if supersedes(verdict, newest.get(verdict.period)):
+            newest[verdict.period] = verdict
+    return list(newest.values())
 
 
 def reconciliation_line(

@@ -1,5 +1,6 @@
 """Kafka entrypoints: an event in, an email out, ``NotificationSent`` published. Decode, call,
-publish; one subscriber per use case of ``service/use_cases.py``.
+publish; one subscriber per use case of ``service/use_cases.py``, and one that keeps the verdicts
+``billing reconcile`` publishes (``service/keep_verdicts.py``) for the bill report.
 
 A batch's emails are sent concurrently, at most ``send_concurrency`` at once, those of one
 partition key in order (``service/batch.py``; each email is its own SMTP exchange), reading the
@@ -27,6 +28,7 @@ from billing_notify.service.deliver import (
     notification_sent,
 )
 from billing_notify.service.failures import own_failure
+from billing_notify.service.keep_verdicts import keep_verdicts
 from billing_notify.service.use_cases import USE_CASES, UseCase
 from billing_notify.settings import NotifySettings
 from billing_runtime.consumer import Message
@@ -34,8 +36,13 @@ from billing_runtime.kafka import Failed
 from billing_runtime.observability import correlated
 from billing_runtime.service import Runtime, declare_output
 from billing_runtime.tracing import handling
-from billing_schemas.channels import NOTIFICATION_SENT, channel_of
-from billing_schemas.events import Envelope
+from billing_schemas.channels import (
+    NOTIFICATION_SENT,
+    NOTIFY_VERDICTS,
+    PERIOD_RECONCILED,
+    channel_of,
+)
+from billing_schemas.events import Envelope, PeriodReconciled
 
 log = logging.getLogger("billing.notify")
 
@@ -60,7 +67,8 @@ def count(runtime: Runtime, outcome: DeliveryOutcome) -> None:
 def register(
     runtime: Runtime, settings: NotifySettings, ports: NotifyPorts, policy: MailPolicy
 ) -> None:
-    """Subscribe one consumer group per use case; declare the topics notify writes."""
+    """Subscribe one consumer group per use case, and the one that keeps reconciliation
+    verdicts; declare the topics notify writes."""
     target = NOTIFICATION_SENT.name(settings.topic_namespace)
     declare_output(runtime, NOTIFICATION_SENT)
     for use_case in USE_CASES:
@@ -72,6 +80,23 @@ def register(
             target=target,
             send_concurrency=settings.send_concurrency,
         )
+    _keep_verdicts(runtime, ports)
+
+
+def _keep_verdicts(runtime: Runtime, ports: NotifyPorts) -> None:
+    """Keep ``billing reconcile``'s verdicts (no email: the bill report reads them)."""
+
+    @runtime.consumer(
+        PERIOD_RECONCILED,
+        group=NOTIFY_VERDICTS,
+        title="keep-reconcile-verdicts",
+        description="Keeps the newest billing reconcile verdict of each period, for the "
+        "operators' bill report.",
+    )
+    async def on_verdicts(messages: list[Message[PeriodReconciled]]) -> list[Failed]:
+        kept = await keep_verdicts((m.event for m in messages), ports.reconciliations)
+        runtime.metrics.outcomes.labels("notify", "reconcile_verdict_kept").inc(kept)
+        return []
 
 
 def _subscribe(
