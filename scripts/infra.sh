@@ -11,8 +11,9 @@
 # creates gets a GIN twin, runtime/src/billing_runtime/postgres_gin_twins.sql) or sqlite (files
 # under var/ferretdb). docs/operations.md "The database backend" says why PostgreSQL. FerretDB runs
 # with Go's soft memory limit BILLING_FERRETDB_MEMORY_LIMIT (GOMEMLIMIT; default 384MiB); the
-# broker with the JVM heap BILLING_KAFKA_HEAP (default -Xms64m -Xmx320m: with 1 GiB the broker
-# reached 756 MB of RSS in the 1,000,000-line pipeline benchmark, over the 500 MB a process may take).
+# broker with the JVM options BILLING_KAFKA_JVM_OPTS (default -Xms64m -Xmx320m -XX:+UseSerialGC:
+# with a 1 GiB G1 heap the broker reached 756 MB of RSS in the 1,000,000-line pipeline benchmark,
+# over the 500 MB a process may take; G1's own tables alone took ~50 MB more at 320 MB of heap).
 #
 #   scripts/infra.sh build   fetch/build what is missing (idempotent; build-ferretdb: only FerretDB)
 #   scripts/infra.sh up      build, then start whatever is not running; wait until each answers
@@ -30,7 +31,7 @@ KAFKA_CONTROLLER_PORT=${BILLING_KAFKA_CONTROLLER_PORT:-19093}
 MONGO_PORT=${BILLING_MONGO_PORT:-27117}
 SMTP_PORT=${BILLING_SMTP_PORT:-2525}
 BACKEND=${BILLING_FERRETDB_BACKEND:-postgresql}
-KAFKA_HEAP=${BILLING_KAFKA_HEAP:--Xms64m -Xmx320m}
+KAFKA_JVM_OPTS=${BILLING_KAFKA_JVM_OPTS:--Xms64m -Xmx320m -XX:+UseSerialGC}
 PG_PORT=${BILLING_POSTGRES_PORT:-15432}
 PG_BIN=${BILLING_POSTGRES_BIN:-/usr/lib/postgresql/15/bin}
 PG_DIR="$STATE/postgres"
@@ -142,7 +143,7 @@ PROPS
       format --standalone --cluster-id="$(python3 -c 'import base64,uuid;print(base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("="))')" \
       -c "$cfg" > "$STATE/log/kafka-format.log" 2>&1 || die "formatting KRaft storage failed: $STATE/log/kafka-format.log"
   fi
-  nohup java $KAFKA_HEAP -XX:+UseG1GC -cp "$cp" -Dlog4j2.configurationFile="$STATE/kafka/log4j2.properties" \
+  nohup java $KAFKA_JVM_OPTS -cp "$cp" -Dlog4j2.configurationFile="$STATE/kafka/log4j2.properties" \
     kafka.Kafka "$cfg" > "$STATE/log/kafka.log" 2>&1 &
   echo $! > "$STATE/run/kafka.pid"
   wait_port kafka "$KAFKA_PORT" 90
