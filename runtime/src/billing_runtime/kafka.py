@@ -85,7 +85,10 @@ RawRecord = tuple[bytes | None, bytes, list[tuple[str, bytes]]]
 
 
 class Publisher(Protocol):
-    """Port: where a service's events go. Every method returns once the broker has them all.
+    """Port: where a service's events go. Every method returns once the broker has them all,
+    and raises :class:`aiokafka.errors.KafkaError` if the broker refuses one (for example
+    ``MessageSizeTooLargeError`` for a message over its size limit); what it took of the batch
+    then stays published (callers publish the whole batch again: at-least-once).
 
     :class:`EventPublisher` is the Kafka one; ``billing_runtime.memory.InMemoryBroker`` keeps
     them in memory and hands them to the consumers registered on it.
