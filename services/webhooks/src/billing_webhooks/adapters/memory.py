@@ -5,9 +5,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from email.message import EmailMessage
 from enum import StrEnum
 
 from billing_webhooks.adapters.http_sender import signed_headers
+from billing_webhooks.adapters.mailer import disabled_email
 from billing_webhooks.domain.audit import AuditRecord
 from billing_webhooks.domain.deliveries import Attempt, Delivery, DeliveryState
 from billing_webhooks.domain.endpoints import Endpoint
@@ -151,13 +153,32 @@ class ScriptedSender:
         return Response.answered(answer, 1.0)
 
 
+@dataclass(frozen=True)
+class SentAlert:
+    """An email that reached the operators: the envelope's recipients and the message."""
+
+    recipients: tuple[str, ...]
+    message: EmailMessage
+
+
 @dataclass
 class RecordedAlerts:
-    """Fake :class:`~billing_webhooks.ports.OperatorAlerts`: keeps the alerts."""
+    """Fake :class:`~billing_webhooks.ports.OperatorAlerts`: keeps the emails the operators
+    would get (the SMTP adapter's), and which endpoints they were told of. As there, nobody is
+    told without ``operators``, and a mail system that fails (``reachable=False``: down, or
+    refusing the email) loses the alert without raising."""
 
+    operators: list[str] = field(default_factory=lambda: ["ops@billing.invalid"])
+    sender: str = "billing@billing.invalid"
+    reachable: bool = True
     disabled: list[Endpoint] = field(default_factory=list)
+    emails: list[SentAlert] = field(default_factory=list)
 
     async def endpoint_disabled(self, endpoint: Endpoint) -> None:
+        if not self.operators or not self.reachable:
+            return
+        message = disabled_email(endpoint, self.sender, self.operators)
+        self.emails.append(SentAlert(tuple(self.operators), message))
         self.disabled.append(endpoint)
 
 
