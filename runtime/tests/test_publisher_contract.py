@@ -222,3 +222,23 @@ async def test_a_message_over_the_brokers_size_limit_is_refused(bus: Bus) -> Non
         )
     with pytest.raises(MessageSizeTooLargeError):
         await bus.publisher.publish_raw(topic, [(b"acme", payload, [])])
+
+
+async def test_after_a_refused_message_the_publisher_still_publishes(bus: Bus) -> None:
+    topic = await bus.topic("after-refusal")
+    await bus.publisher.publish_serialized(
+        topic, [("acme", b'{"n": 0}')], event_type="e", correlation_id="c"
+    )
+    with pytest.raises(MessageSizeTooLargeError):
+        await bus.publisher.publish_serialized(
+            topic, [("acme", os.urandom(TOO_LARGE))], event_type="e", correlation_id="c"
+        )
+
+    # the same key, so the same partition the broker refused a batch on
+    await bus.publisher.publish_serialized(
+        topic, [("acme", b'{"n": 1}')], event_type="e", correlation_id="c"
+    )
+    await bus.publisher.publish_raw(topic, [(b"acme", b'{"n": 2}', [])])
+    reads = await bus.read(topic, 3)
+
+    assert [r.value for r in reads] == [b'{"n": 0}', b'{"n": 1}', b'{"n": 2}']
