@@ -16,7 +16,6 @@ from typing import Any, Protocol
 import pytest
 from aiosmtpd.smtp import SMTP, Envelope, Session
 
-from billing_devtools.mail_sink import serve
 from billing_notify.adapters.mailer import SmtpMailer
 from billing_notify.adapters.memory import InMemoryMailer
 from billing_notify.ports import (
@@ -65,6 +64,10 @@ class MailWorld(Protocol):
         """Stop accepting connections."""
         ...
 
+    def without_smtputf8(self) -> None:
+        """Stop offering SMTPUTF8 (internationalized addresses) to new connections."""
+        ...
+
 
 class FakeWorld:
     def __init__(self) -> None:
@@ -86,6 +89,9 @@ class FakeWorld:
     async def go_down(self) -> None:
         self.fake.reachable = False
 
+    def without_smtputf8(self) -> None:
+        self.fake.smtputf8 = False
+
 
 @dataclass
 class ServerHandler:
@@ -93,6 +99,7 @@ class ServerHandler:
 
     refusals: dict[str, str] = field(default_factory=dict)
     data_reply: str | None = None
+    smtputf8: bool = True
     received: list[Received] = field(default_factory=list)
 
     async def handle_RCPT(  # noqa: N802 - aiosmtpd's hook name
@@ -140,6 +147,18 @@ class SmtpWorld:
         self.server.close()
         await asyncio.wait_for(self.server.wait_closed(), 5)
 
+    def without_smtputf8(self) -> None:
+        self.handler.smtputf8 = False
+
+
+async def _smtp_server(handler: ServerHandler) -> asyncio.Server:
+    """A real SMTP server on a free loopback port, offering SMTPUTF8 while the handler says."""
+    return await asyncio.get_running_loop().create_server(
+        lambda: SMTP(handler, hostname="contract", enable_SMTPUTF8=handler.smtputf8),
+        host="127.0.0.1",
+        port=0,
+    )
+
 
 @pytest.fixture(params=["memory", "smtp"])
 async def world(request: pytest.FixtureRequest) -> AsyncIterator[MailWorld]:
@@ -147,7 +166,7 @@ async def world(request: pytest.FixtureRequest) -> AsyncIterator[MailWorld]:
         yield FakeWorld()
         return
     handler = ServerHandler()
-    server = await serve(handler, "127.0.0.1", 0)
+    server = await _smtp_server(handler)
     try:
         yield SmtpWorld(server, handler)
     finally:
@@ -277,3 +296,19 @@ async def test_a_server_that_cannot_be_reached_is_transient(world: MailWorld) ->
 
     assert steps.before_data == 0
     assert world.received() == []
+
+
+async def test_an_internationalized_address_needs_smtputf8(world: MailWorld) -> None:
+    jorg = "jörg@müller.example"
+    steps = Steps()
+    report = await _send(world, [jorg], steps)
+
+    assert report.accepted == (jorg,)
+    assert [m.recipients for m in world.received()] == [(jorg,)]
+
+    world.without_smtputf8()
+    with pytest.raises(PermanentMailError, match="SMTPUTF8"):
+        await _send(world, [AP, jorg], steps)
+
+    assert steps.before_data == 1, "nothing was about to go the second time"
+    assert len(world.received()) == 1

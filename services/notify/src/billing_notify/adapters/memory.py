@@ -290,7 +290,9 @@ class InMemoryMailer:
     The fake server: ``refusals`` maps an address to the reply refusing it (``"550 no such
     user"``); ``data_reply`` is its reply to the message data (a 4xx one raises
     :class:`TransientMailError`, a 5xx one :class:`PermanentMailError`, both after
-    ``before_data``); ``reachable=False`` refuses the connection (:class:`TransientMailError`).
+    ``before_data``); ``reachable=False`` refuses the connection (:class:`TransientMailError`);
+    ``smtputf8=False`` is a server without SMTPUTF8, which cannot take a message whose envelope
+    has a non-ASCII address (:class:`PermanentMailError`, before anything is sent).
     ``failures`` are raised first, one per call, before the data (nothing delivered) unless
     they are :class:`UncertainMailError`, which is raised after ``before_data``.
     """
@@ -301,6 +303,7 @@ class InMemoryMailer:
     response: str = "250 OK: queued"
     data_reply: str | None = None
     reachable: bool = True
+    smtputf8: bool = True
 
     async def send(
         self,
@@ -316,6 +319,9 @@ class InMemoryMailer:
             raise TransientMailError(msg)
         if self.failures and not isinstance(self.failures[0], UncertainMailError):
             raise self.failures.pop(0)
+        if not self.smtputf8 and not all(a.isascii() for a in (sender, *recipients)):
+            msg = "SMTP server cannot take the message: SMTPUTF8 is not supported by this server"
+            raise PermanentMailError(msg)
         refused = {r: self.refusals[r] for r in recipients if r in self.refusals}
         accepted = tuple(r for r in recipients if r not in refused)
         if not accepted:
