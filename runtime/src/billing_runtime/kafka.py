@@ -11,7 +11,7 @@ from typing import Any, Protocol
 
 from aiokafka import AIOKafkaProducer, ConsumerRecord
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.errors import TopicAlreadyExistsError
+from aiokafka.errors import KafkaError, TopicAlreadyExistsError
 from aiokafka.partitioner import DefaultPartitioner
 from faststream.kafka import KafkaBroker
 from faststream.kafka.prometheus import KafkaPrometheusMiddleware
@@ -85,7 +85,10 @@ RawRecord = tuple[bytes | None, bytes, list[tuple[str, bytes]]]
 
 
 class Publisher(Protocol):
-    """Port: where a service's events go. Every method returns once the broker has them all.
+    """Port: where a service's events go. Every method returns once the broker has them all,
+    and raises :class:`aiokafka.errors.KafkaError` if the broker refuses one (for example
+    ``MessageSizeTooLargeError`` for a message over its size limit); what it took of the batch
+    then stays published (callers publish the whole batch again: at-least-once).
 
     :class:`EventPublisher` is the Kafka one; ``billing_runtime.memory.InMemoryBroker`` keeps
     them in memory and hands them to the consumers registered on it.
@@ -189,6 +192,12 @@ class EventPublisher:
     The partition of a key is chosen by aiokafka's default partitioner (murmur2, as Kafka's
     Java clients do), so events keep the partition any other producer would give their key.
     The caller commits its input only after :meth:`publish` returned: at-least-once.
+
+    The producer is idempotent, and aiokafka numbers a partition's batches as it sends them: a
+    batch the broker refuses (a message over its size limit) leaves the producer's numbering
+    ahead of the broker's, which then refuses every later batch to that partition
+    (``OutOfOrderSequenceNumber``). So after a failed publish the producer is replaced by a
+    new one (a new producer id, numbering from zero) before the error is raised.
     """
 
     def __init__(self, bootstrap_servers: str, client_id: str) -> None:
@@ -198,9 +207,13 @@ class EventPublisher:
         self._started: AIOKafkaProducer | None = None
         self._partitions: dict[str, dict[bytes, int]] = {}
         self._topic_partitions: dict[str, list[int]] = {}
+        self._replacing = asyncio.Lock()
 
     async def start(self) -> None:
         """Connect to the broker (the producer needs the running event loop)."""
+        self._started = await self._connect()
+
+    async def _connect(self) -> AIOKafkaProducer:
         producer = AIOKafkaProducer(
             bootstrap_servers=self._bootstrap_servers,
             client_id=self._client_id,
@@ -212,8 +225,23 @@ class EventPublisher:
             # what the broker writes and replicates several times over
             compression_type=COMPRESSION,
         )
-        await producer.start()
-        self._started = producer
+        try:
+            await producer.start()
+        except BaseException:
+            await producer.stop()
+            raise
+        return producer
+
+    async def _replace(self, failed: AIOKafkaProducer) -> None:
+        """Put a new producer in place of ``failed`` (once, however many publishes saw it
+        fail), then close ``failed``: what others had in flight on it is flushed or fails."""
+        async with self._replacing:
+            replaced = self._started is failed
+            if replaced:
+                self._started = await self._connect()
+        if replaced:
+            with contextlib.suppress(KafkaError):
+                await failed.stop()
 
     async def stop(self) -> None:
         """Flush and disconnect."""
@@ -277,11 +305,16 @@ class EventPublisher:
 
     async def publish_raw(self, topic: str, records: Sequence[RawRecord]) -> None:
         """See :class:`Publisher`: one send per record (dead letters are few), acks awaited."""
-        futures = [
-            await self._producer.send(topic, value, key=key, headers=headers)
-            for key, value, headers in records
-        ]
-        await asyncio.gather(*futures)
+        producer = self._producer
+        try:
+            futures = [
+                await producer.send(topic, value, key=key, headers=headers)
+                for key, value, headers in records
+            ]
+            await asyncio.gather(*futures)
+        except KafkaError:
+            await self._replace(producer)
+            raise
 
     async def _send(
         self, topic: str, records: Sequence[tuple[str, bytes, list[tuple[str, bytes]]]]
@@ -294,6 +327,18 @@ class EventPublisher:
                 (key_bytes, value, headers)
             )
         producer = self._producer
+        try:
+            await self._send_batches(producer, topic, by_partition)
+        except KafkaError:
+            await self._replace(producer)
+            raise
+
+    @staticmethod
+    async def _send_batches(
+        producer: AIOKafkaProducer,
+        topic: str,
+        by_partition: dict[int, list[tuple[bytes, bytes, list[tuple[str, bytes]]]]],
+    ) -> None:
         futures: list[asyncio.Future[Any]] = []
         for partition, items in by_partition.items():
             batch = producer.create_batch()

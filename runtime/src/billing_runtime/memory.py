@@ -7,8 +7,10 @@ batch by batch, through the same :class:`~billing_runtime.consumer.Consumer` plu
 broker drives (decoding, dead letters, tracing, metrics), and remembers a group's position only
 once its batch was handled, so a batch that raises comes again on the next delivery, as with
 ``NACK_ON_ERROR``. What a handler publishes is delivered in turn until nothing is left: a
-service's flow runs in memory, without a broker. What it does not model (several consumers in a
-group, rebalances, commits lost in a crash) needs the real broker.
+service's flow runs in memory, without a broker. Like the broker, it refuses a message larger
+than :data:`MAX_MESSAGE_BYTES` (:class:`~aiokafka.errors.MessageSizeTooLargeError`). What it does
+not model (several consumers in a group, rebalances, commits lost in a crash, topics that do not
+exist, a broker that compresses a large message under its limit) needs the real broker.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from aiokafka import ConsumerRecord
+from aiokafka.errors import MessageSizeTooLargeError
 from aiokafka.partitioner import DefaultPartitioner
 
 from billing_runtime.kafka import RawRecord, event_headers
@@ -28,6 +31,10 @@ if TYPE_CHECKING:
     from billing_runtime.service import Runtime
 
 _PARTITIONS = list(range(DEFAULT_PARTITIONS))
+MAX_MESSAGE_BYTES = 1 << 20
+"""The largest message (key, value and headers, uncompressed) kept: the producer's
+``max_request_size`` and about the broker's ``message.max.bytes``, which the broker applies
+after compression (so Kafka may take a larger message that compresses well)."""
 
 
 class InMemoryBroker:
@@ -76,6 +83,11 @@ class InMemoryBroker:
         self._append(topic, records)
 
     def _append(self, topic: str, records: Sequence[RawRecord]) -> None:
+        for key, value, headers in records:
+            size = len(key or b"") + len(value) + sum(len(k) + len(v) for k, v in headers)
+            if size > MAX_MESSAGE_BYTES:
+                msg = f"a message of {size} bytes to {topic}: over {MAX_MESSAGE_BYTES}"
+                raise MessageSizeTooLargeError(msg)
         log = self.topics.setdefault(topic, [])
         for key, value, headers in records:
             partition = self._partitioner(key, _PARTITIONS, _PARTITIONS) if key else 0

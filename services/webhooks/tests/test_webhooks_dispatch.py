@@ -18,7 +18,6 @@ from billing_webhooks.adapters.memory import (
 from billing_webhooks.domain.deliveries import DeliveryState, RetryPolicy
 from billing_webhooks.domain.endpoints import EndpointNotFoundError
 from billing_webhooks.domain.messages import EventKind, WebhookSource, message_for
-from billing_webhooks.ports import Response
 from billing_webhooks.service.deliver import (
     DeliveryPolicy,
     WebhookPorts,
@@ -36,8 +35,8 @@ POLICY = DeliveryPolicy(
     ),
     disable_after=timedelta(days=5),
 )
-FAIL = Response(503, "HTTP 503", 5.0)
-OK = Response(200, None, 5.0)
+FAIL = 503
+OK = 200
 
 
 def _ports(sender: ScriptedSender) -> WebhookPorts:

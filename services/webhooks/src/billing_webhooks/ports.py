@@ -84,6 +84,13 @@ class Response:
     error: str | None
     duration_ms: float
 
+    @classmethod
+    def answered(cls, status_code: int, duration_ms: float) -> Response:
+        """An answer: a 2xx status is no error; any other (a redirect too: it is not
+        followed) is the error ``HTTP <status>``."""
+        error = None if 200 <= status_code < 300 else f"HTTP {status_code}"
+        return cls(status_code, error, duration_ms)
+
 
 class WebhookSender(Protocol):
     """Signs and POSTs one delivery."""

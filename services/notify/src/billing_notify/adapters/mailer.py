@@ -161,6 +161,7 @@ async def _transaction(  # noqa: PLR0917 - private, called once
     before_data: BeforeData,
     progress: _Progress,
 ) -> SendReport:
+    await _greet(client)
     international = not all(a.isascii() for a in (sender, *recipients))
     if international and not client.supports_extension("smtputf8"):
         msg = "SMTPUTF8 is not supported by this server"
@@ -191,6 +192,16 @@ async def _transaction(  # noqa: PLR0917 - private, called once
     return SendReport(
         accepted=tuple(accepted), refused=refused, response=f"{response.code} {response.message}"
     )
+
+
+async def _greet(client: SMTP) -> None:
+    """EHLO (HELO if the server knows no EHLO) unless ``connect()`` did: it greets only to
+    upgrade or log in, and the server's extensions (SMTPUTF8, 8BITMIME) are unknown before."""
+    if client.is_ehlo_or_helo_needed:
+        try:
+            await client.ehlo()
+        except SMTPHeloError:
+            await client.helo()
 
 
 async def _quit_quietly(client: SMTP) -> None:

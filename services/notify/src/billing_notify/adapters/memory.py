@@ -5,6 +5,7 @@ cases; the delivery log's contract test (``tests/test_notify_delivery_log.py``) 
 from __future__ import annotations
 
 from collections.abc import Collection, Sequence
+from copy import copy
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from email.message import EmailMessage
@@ -23,7 +24,9 @@ from billing_notify.domain.bill_report import Verdict, supersedes
 from billing_notify.domain.delivery import CLAIMABLE, Delivery, DeliveryIntent, DeliveryStatus
 from billing_notify.ports import (
     BeforeData,
+    PermanentMailError,
     SendReport,
+    TransientMailError,
     UncertainMailError,
     UnknownDeliveryError,
 )
@@ -263,26 +266,44 @@ class InMemoryInvoicePdfs:
 
 @dataclass(frozen=True)
 class SentMail:
-    """An email the fake mailer accepted."""
+    """An email the fake mailer accepted, as an SMTP server would receive it."""
 
     message: EmailMessage
     sender: str
     recipients: tuple[str, ...]
 
 
+def _as_received(message: EmailMessage) -> EmailMessage:
+    """``message`` without the headers the SMTP mailer never sends (``Bcc``, ``Resent-Bcc``:
+    aiosmtplib removes them; those recipients are in the envelope only)."""
+    received = copy(message)
+    del received["Bcc"]
+    del received["Resent-Bcc"]
+    return received
+
+
 @dataclass
 class InMemoryMailer:
-    """Fake of the port: keeps what it was given.
+    """Fake of the port: keeps what it was given, answering as the SMTP mailer would
+    (``tests/test_notify_mailer_contract.py`` holds the two to the same assertions).
 
+    The fake server: ``refusals`` maps an address to the reply refusing it (``"550 no such
+    user"``); ``data_reply`` is its reply to the message data (a 4xx one raises
+    :class:`TransientMailError`, a 5xx one :class:`PermanentMailError`, both after
+    ``before_data``); ``reachable=False`` refuses the connection (:class:`TransientMailError`);
+    ``smtputf8=False`` is a server without SMTPUTF8, which cannot take a message whose envelope
+    has a non-ASCII address (:class:`PermanentMailError`, before anything is sent).
     ``failures`` are raised first, one per call, before the data (nothing delivered) unless
-    they are :class:`UncertainMailError`, which is raised after ``before_data``; ``refusals``
-    maps an address to the reply refusing it (``"550 no such user"``).
+    they are :class:`UncertainMailError`, which is raised after ``before_data``.
     """
 
     sent: list[SentMail] = field(default_factory=list)
     failures: list[Exception] = field(default_factory=list)
     refusals: dict[str, str] = field(default_factory=dict)
     response: str = "250 OK: queued"
+    data_reply: str | None = None
+    reachable: bool = True
+    smtputf8: bool = True
 
     async def send(
         self,
@@ -293,8 +314,14 @@ class InMemoryMailer:
         before_data: BeforeData,
     ) -> SendReport:
         """See :class:`Mailer`."""
+        if not self.reachable:
+            msg = "SMTP send failed: SMTPConnectError: connection refused"
+            raise TransientMailError(msg)
         if self.failures and not isinstance(self.failures[0], UncertainMailError):
             raise self.failures.pop(0)
+        if not self.smtputf8 and not all(a.isascii() for a in (sender, *recipients)):
+            msg = "SMTP server cannot take the message: SMTPUTF8 is not supported by this server"
+            raise PermanentMailError(msg)
         refused = {r: self.refusals[r] for r in recipients if r in self.refusals}
         accepted = tuple(r for r in recipients if r not in refused)
         if not accepted:
@@ -302,8 +329,16 @@ class InMemoryMailer:
         await before_data()
         if self.failures:
             raise self.failures.pop(0)
-        self.sent.append(SentMail(message, sender, accepted))
-        return SendReport(accepted=accepted, refused=refused, response=self.response)
+        if self.data_reply is not None and not self.data_reply.startswith("2"):
+            if self.data_reply < "5":
+                msg = f"SMTP server deferred the message: {self.data_reply}"
+                raise TransientMailError(msg)
+            msg = f"SMTP server refused the message: {self.data_reply}"
+            raise PermanentMailError(msg)
+        self.sent.append(SentMail(_as_received(message), sender, accepted))
+        return SendReport(
+            accepted=accepted, refused=refused, response=self.data_reply or self.response
+        )
 
 
 class InMemoryReconciliations:

@@ -58,6 +58,4 @@ class HttpWebhookSender:
         except httpx.HTTPError as exc:
             elapsed = (time.perf_counter() - started) * 1000
             return Response(None, f"{type(exc).__name__}: {exc}".rstrip(": "), elapsed)
-        elapsed = (time.perf_counter() - started) * 1000
-        error = None if answer.is_success else f"HTTP {answer.status_code}"
-        return Response(answer.status_code, error, elapsed)
+        return Response.answered(answer.status_code, (time.perf_counter() - started) * 1000)

@@ -5,7 +5,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from email.message import EmailMessage
+from enum import StrEnum
 
+from billing_webhooks.adapters.http_sender import signed_headers
+from billing_webhooks.adapters.mailer import disabled_email
 from billing_webhooks.domain.audit import AuditRecord
 from billing_webhooks.domain.deliveries import Attempt, Delivery, DeliveryState
 from billing_webhooks.domain.endpoints import Endpoint
@@ -108,27 +112,73 @@ class InMemoryDeliveries:
         )
 
 
+class NoAnswer(StrEnum):
+    """An endpoint that does not answer, named as the HTTP sender names the failure."""
+
+    TIMEOUT = "ReadTimeout"
+    """It took the request and answered nothing within the timeout."""
+    UNREACHABLE = "ConnectError: All connection attempts failed"
+    """Nothing listens at its address."""
+
+
+@dataclass(frozen=True)
+class SignedRequest:
+    """A POST that reached an endpoint: its URL, headers and body."""
+
+    url: str
+    headers: dict[str, str]
+    body: bytes
+
+
 @dataclass
 class ScriptedSender:
-    """Fake :class:`~billing_webhooks.ports.WebhookSender`: answers from a script per
-    endpoint (the last answer repeats), and keeps what was sent."""
+    """Fake :class:`~billing_webhooks.ports.WebhookSender`: each endpoint answers from a
+    script (a status code, or :class:`NoAnswer`; the last answer repeats, 204 without one),
+    turned into a :class:`Response` as the HTTP sender does. ``sent`` keeps every attempt,
+    ``requests`` the signed requests the endpoints received."""
 
-    answers: dict[str, list[Response]] = field(default_factory=dict)
+    answers: dict[str, list[int | NoAnswer]] = field(default_factory=dict)
     sent: list[tuple[str, Delivery, datetime]] = field(default_factory=list)
+    requests: list[SignedRequest] = field(default_factory=list)
 
     async def send(self, endpoint: Endpoint, delivery: Delivery, at: datetime) -> Response:
         self.sent.append((endpoint.endpoint_id, delivery, at))
-        script = self.answers.get(endpoint.endpoint_id) or [Response(204, None, 1.0)]
-        return script.pop(0) if len(script) > 1 else script[0]
+        script = self.answers.get(endpoint.endpoint_id) or [204]
+        answer = script.pop(0) if len(script) > 1 else script[0]
+        if answer is not NoAnswer.UNREACHABLE:
+            headers = signed_headers(endpoint, delivery, at)
+            self.requests.append(SignedRequest(endpoint.url, headers, delivery.body.encode()))
+        if isinstance(answer, NoAnswer):
+            return Response(None, answer.value, 1.0)
+        return Response.answered(answer, 1.0)
+
+
+@dataclass(frozen=True)
+class SentAlert:
+    """An email that reached the operators: the envelope's recipients and the message."""
+
+    recipients: tuple[str, ...]
+    message: EmailMessage
 
 
 @dataclass
 class RecordedAlerts:
-    """Fake :class:`~billing_webhooks.ports.OperatorAlerts`: keeps the alerts."""
+    """Fake :class:`~billing_webhooks.ports.OperatorAlerts`: keeps the emails the operators
+    would get (the SMTP adapter's), and which endpoints they were told of. As there, nobody is
+    told without ``operators``, and a mail system that fails (``reachable=False``: down, or
+    refusing the email) loses the alert without raising."""
 
+    operators: list[str] = field(default_factory=lambda: ["ops@billing.invalid"])
+    sender: str = "billing@billing.invalid"
+    reachable: bool = True
     disabled: list[Endpoint] = field(default_factory=list)
+    emails: list[SentAlert] = field(default_factory=list)
 
     async def endpoint_disabled(self, endpoint: Endpoint) -> None:
+        if not self.operators or not self.reachable:
+            return
+        message = disabled_email(endpoint, self.sender, self.operators)
+        self.emails.append(SentAlert(tuple(self.operators), message))
         self.disabled.append(endpoint)
 
 
