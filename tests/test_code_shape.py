@@ -33,10 +33,6 @@ LONG_FUNCTIONS_ALLOWED: dict[str, str] = {
     "services/invoicing/src/billing_invoicing/entrypoints/http.py::_portal_routes": (
         "a route builder (what only the portal calls): each route is short"
     ),
-    # ingest's hot path, in the scope of issue 11 (throughput)
-    "services/ingest/src/billing_ingest/domain/focus_columnar.py::focus_batch_to_json": (
-        "the columnar FOCUS mapper: one pass of Arrow compute over a batch (the hot path); issue 11"
-    ),
     # the portal (services/portal), in the scope of issue 15 at the same time: split there
     "services/portal/src/billing_portal/entrypoints/web.py::portal_app": (
         "the app factory: middleware and exception handlers; issue 15"
