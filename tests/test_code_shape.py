@@ -24,15 +24,6 @@ RAW_DOCUMENT_ALLOWED: dict[str, str] = {
 
 LONG_FUNCTIONS_ALLOWED: dict[str, str] = {
     # path::qualified name -> why it stays long (or who splits it)
-    "services/invoicing/src/billing_invoicing/entrypoints/http.py::_customer_money_routes": (
-        "a route builder (a customer's credits and one-off charges): two routes, each short"
-    ),
-    "services/invoicing/src/billing_invoicing/entrypoints/http.py::_operator_routes": (
-        "a route builder (the operators' margin report and period close): each route is short"
-    ),
-    "services/invoicing/src/billing_invoicing/entrypoints/http.py::_portal_routes": (
-        "a route builder (what only the portal calls): each route is short"
-    ),
     # the portal (services/portal), in the scope of issue 15 at the same time: split there
     "services/portal/src/billing_portal/entrypoints/web.py::portal_app": (
         "the app factory: middleware and exception handlers; issue 15"
