@@ -33,8 +33,6 @@ LONG_FUNCTIONS_ALLOWED: dict[str, str] = {
     "services/portal/src/billing_portal/entrypoints/web.py::_account_routes": "issue 15",
     "services/portal/src/billing_portal/entrypoints/web.py::_console_routes": "issue 15",
     "services/portal/src/billing_portal/entrypoints/web.py::_console_invoice_routes": "issue 15",
-    # webhooks' CLI and API, left to whoever reshapes webhooks' wiring (issue 12)
-    "services/webhooks/src/billing_webhooks/entrypoints/cli.py::deliveries_command": "issue 12",
 }
 
 
