@@ -24,15 +24,6 @@ RAW_DOCUMENT_ALLOWED: dict[str, str] = {
 
 LONG_FUNCTIONS_ALLOWED: dict[str, str] = {
     # path::qualified name -> why it stays long (or who splits it)
-    # the portal (services/portal), in the scope of issue 15 at the same time: split there
-    "services/portal/src/billing_portal/entrypoints/web.py::portal_app": (
-        "the app factory: middleware and exception handlers; issue 15"
-    ),
-    "services/portal/src/billing_portal/entrypoints/web.py::_sign_in_routes": "issue 15",
-    "services/portal/src/billing_portal/entrypoints/web.py::_panel_routes": "issue 15",
-    "services/portal/src/billing_portal/entrypoints/web.py::_account_routes": "issue 15",
-    "services/portal/src/billing_portal/entrypoints/web.py::_console_routes": "issue 15",
-    "services/portal/src/billing_portal/entrypoints/web.py::_console_invoice_routes": "issue 15",
 }
 
 
