@@ -25,14 +25,6 @@ from billing_portal.entrypoints.web.common import (
 from billing_portal.ports import BillingApi
 
 
-def routes(app: FastAPI) -> None:
-    """The routes of this area, in the order they are matched."""
-    api: BillingApi = app.state.api
-    _account_page_routes(app, api)
-    _contact_routes(app, api)
-    _settings_routes(app, api)
-
-
 def _saved(user: User) -> str:
     """What a saved change of the account says: it applies from the next invoice on."""
     lang = language_of(user.language)
@@ -104,3 +96,7 @@ def _settings_routes(app: FastAPI, api: BillingApi) -> None:
         await api.send_json(user, "PATCH", customer_path(user, "/settings"), {"language": language})
         flash(request, "ok", _saved(user))
         return RedirectResponse("/account?tab=settings", status_code=303)
+
+
+ROUTES = (_account_page_routes, _contact_routes, _settings_routes)
+"""The route builders of this area, in the order their routes are matched."""

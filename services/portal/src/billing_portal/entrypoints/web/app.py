@@ -68,11 +68,10 @@ def portal_app(
         https_only=secure_cookies,
     )
     _error_pages(app)
-    sign_in.routes(app)
-    panel.routes(app)
-    account.routes(app)
-    console.routes(app)
-    console_invoices.routes(app)
+    for build_sign_in in sign_in.ROUTES:
+        build_sign_in(app)
+    for build in (*panel.ROUTES, *account.ROUTES, *console.ROUTES, *console_invoices.ROUTES):
+        build(app, api)
     return app
 
 

@@ -16,13 +16,6 @@ from billing_portal.entrypoints.web.common import Csrf, Operator, check_csrf, re
 from billing_portal.ports import ApiError, BillingApi
 
 
-def routes(app: FastAPI) -> None:
-    """The routes of this area, in the order they are matched."""
-    api: BillingApi = app.state.api
-    _report_routes(app, api)
-    _generate_routes(app, api)
-
-
 def _report_routes(app: FastAPI, api: BillingApi) -> None:
     @app.get("/console")
     async def console(user: Operator) -> Response:
@@ -141,3 +134,7 @@ def _margin_by_customer(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
             }
         )
     return customers
+
+
+ROUTES = (_report_routes, _generate_routes)
+"""The route builders of this area, in the order their routes are matched."""

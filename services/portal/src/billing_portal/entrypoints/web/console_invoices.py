@@ -25,14 +25,6 @@ from billing_portal.entrypoints.web.common import (
 from billing_portal.ports import BillingApi
 
 
-def routes(app: FastAPI) -> None:
-    """The routes of this area, in the order they are matched."""
-    api: BillingApi = app.state.api
-    _invoice_list_routes(app, api)
-    _invoice_page_routes(app, api)
-    _invoice_change_routes(app, api)
-
-
 def _invoice_list_routes(app: FastAPI, api: BillingApi) -> None:
     @app.get("/console/invoices")
     async def console_invoices(
@@ -130,3 +122,7 @@ def _amount(text: str) -> str:
         return str(Decimal(cleaned)) if cleaned else ""
     except InvalidOperation:
         return ""
+
+
+ROUTES = (_invoice_list_routes, _invoice_page_routes, _invoice_change_routes)
+"""The route builders of this area, in the order their routes are matched."""

@@ -30,15 +30,6 @@ from billing_portal.entrypoints.web.common import (
 from billing_portal.ports import BillingApi
 
 
-def routes(app: FastAPI) -> None:
-    """The routes of this area, in the order they are matched."""
-    api: BillingApi = app.state.api
-    _invoice_list_routes(app, api)
-    _invoice_file_routes(app, api)
-    _pay_routes(app, api)
-    _usage_routes(app, api)
-
-
 def _invoice_list_routes(app: FastAPI, api: BillingApi) -> None:
     @app.get("/invoices")
     async def invoice_list(
@@ -174,3 +165,7 @@ def _by_service(lines: list[dict[str, Any]]) -> list[dict[str, Any]]:
         {"provider": p, "service_name": s, "price": str(v)}
         for (p, s), v in sorted(sums.items(), key=lambda kv: (-kv[1], kv[0]))
     ]
+
+
+ROUTES = (_invoice_list_routes, _invoice_file_routes, _pay_routes, _usage_routes)
+"""The route builders of this area, in the order their routes are matched."""

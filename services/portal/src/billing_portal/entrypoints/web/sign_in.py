@@ -28,14 +28,6 @@ from billing_portal.service.accounts import SignInRefusedError
 from billing_runtime.audit import AuditTrail
 
 
-def routes(app: FastAPI) -> None:
-    """The routes of this area, in the order they are matched."""
-    _health_routes(app)
-    _sign_in_routes(app)
-    _password_link_routes(app)
-    _language_routes(app)
-
-
 def _now() -> datetime:
     return datetime.now(UTC)
 
@@ -147,3 +139,7 @@ def _language_routes(app: FastAPI) -> None:
         await account_cases.set_language(accounts_of(request), user, language)
         back = request.headers.get("referer", "/")
         return RedirectResponse(back if back.startswith(str(request.base_url)) else "/", 303)
+
+
+ROUTES = (_health_routes, _sign_in_routes, _password_link_routes, _language_routes)
+"""The route builders of this area, in the order their routes are matched."""
