@@ -24,33 +24,6 @@ RAW_DOCUMENT_ALLOWED: dict[str, str] = {
 
 LONG_FUNCTIONS_ALLOWED: dict[str, str] = {
     # path::qualified name -> why it stays long (or who splits it)
-    "services/invoicing/src/billing_invoicing/entrypoints/http.py::_customer_money_routes": (
-        "a route builder (a customer's credits and one-off charges): two routes, each short"
-    ),
-    "services/invoicing/src/billing_invoicing/entrypoints/http.py::_operator_routes": (
-        "a route builder (the operators' margin report and period close): each route is short"
-    ),
-    "services/invoicing/src/billing_invoicing/entrypoints/http.py::_portal_routes": (
-        "a route builder (what only the portal calls): each route is short"
-    ),
-    # ingest's hot path, in the scope of issue 11 (throughput)
-    "services/ingest/src/billing_ingest/domain/focus_columnar.py::focus_batch_to_json": (
-        "the columnar FOCUS mapper: one pass of Arrow compute over a batch (the hot path); issue 11"
-    ),
-    # the portal (services/portal), in the scope of issue 15 at the same time: split there
-    "services/portal/src/billing_portal/entrypoints/web.py::portal_app": (
-        "the app factory: middleware and exception handlers; issue 15"
-    ),
-    "services/portal/src/billing_portal/entrypoints/web.py::_sign_in_routes": "issue 15",
-    "services/portal/src/billing_portal/entrypoints/web.py::_panel_routes": "issue 15",
-    "services/portal/src/billing_portal/entrypoints/web.py::_account_routes": "issue 15",
-    "services/portal/src/billing_portal/entrypoints/web.py::_console_routes": "issue 15",
-    "services/portal/src/billing_portal/entrypoints/web.py::_console_invoice_routes": "issue 15",
-    # webhooks' CLI and API, left to whoever reshapes webhooks' wiring (issue 12)
-    "services/webhooks/src/billing_webhooks/entrypoints/cli.py::deliveries_command": "issue 12",
-    "services/webhooks/src/billing_webhooks/entrypoints/http.py::webhooks_api": (
-        "a route builder (endpoints and deliveries): each route is short; by resource, issue 12"
-    ),
 }
 
 

@@ -91,40 +91,14 @@ def focus_batch_to_json(
     currency = cols.currency("BillingCurrency")
     sub_account = pc.coalesce(cols.cell("SubAccountId"), account)
     line_type = _line_type(category, cols.cell("CommitmentDiscountStatus"))
-    usage_line = pc.equal(category, text(ChargeCategory.USAGE.value))
-    for column in _USAGE_QUANTITIES:  # a negative quantity on a usage line: the row path decides
-        negative = pc.starts_with(pc.fill_null(cols.cell(column), text("")), "-")
-        cols.require(pc.invert(pc.and_kleene(usage_line, negative)))
+    _leave_negative_usage_quantities(cols, category)
     list_cost = cols.decimal("ListCost", is_required=False)
-    correction = pc.fill_null(
-        pc.equal(pc.utf8_lower(cols.cell("ChargeClass")), text("correction")), FALSE
-    )
-    charge_class = pc.if_else(correction, text("correction"), text(None))
-    owners: pa.Array | str = "null"
-    commitment = cols.cell("CommitmentDiscountId")
-    if commitment.null_count < len(commitment):
-        commitments: list[str | None] = commitment.to_pylist()
-        accounts: list[str | None] = account.to_pylist()
-        subs: list[str | None] = cols.cell("SubAccountId").to_pylist()
-        owners = pa.array(
-            [
-                None if c is None or a is None else commitment_owner(c, a, s)
-                for c, a, s in zip(commitments, accounts, subs, strict=True)
-            ],
-            pa.string(),
-        )
     tags, tags_ok = tags_of(cols.cell("Tags"))
     cols.require(tags_ok)
-    source_ref = pc.binary_join_element_wise(
-        pa.scalar('{"file":' + orjson.dumps(file_name).decode() + ',"row":', pa.string()),
-        pc.cast(pa.array(row_numbers, pa.int64()), pa.string()),
-        text("}"),
-        text(""),
-    )
     members = json_members(
         [
             ("bill_id", orjson.dumps(bill_id).decode()),
-            ("source_ref", Json(source_ref)),
+            ("source_ref", Json(_source_refs(file_name, row_numbers))),
             ("provider", json_string(provider)),
             ("billing_account_id", json_string(account)),
             ("sub_account_id", json_string(sub_account)),
@@ -144,8 +118,8 @@ def focus_batch_to_json(
             ("tags", Json(tags)),
             ("list_cost", list_cost),
             ("on_demand_cost", list_cost),
-            ("commitment_owner", owners),
-            ("charge_class", charge_class),
+            ("commitment_owner", _commitment_owners(cols, account)),
+            ("charge_class", _charge_class(cols)),
         ]
     )
     cols.require(control_free(members))
@@ -155,11 +129,60 @@ def focus_batch_to_json(
         ok=ok.to_pylist(),
         members=pc.cast(pc.fill_null(members, text("")), pa.binary()).to_pylist(),
         sub_account=texts(sub_account),
-        scope=pc.unique(
-            pc.filter(pc.binary_join_element_wise(provider, account, period, text("|")), ok)
-        ).to_pylist(),
+        scope=_scope(provider, account, period, ok),
         billed_cost=_by_currency(billed, currency, ok),
     )
+
+
+def _leave_negative_usage_quantities(cols: Columns, category: pa.Array) -> None:
+    """A negative quantity on a usage line: the row path decides."""
+    usage_line = pc.equal(category, text(ChargeCategory.USAGE.value))
+    for column in _USAGE_QUANTITIES:
+        negative = pc.starts_with(pc.fill_null(cols.cell(column), text("")), "-")
+        cols.require(pc.invert(pc.and_kleene(usage_line, negative)))
+
+
+def _charge_class(cols: Columns) -> pa.Array:
+    """``correction`` where ChargeClass says so (any case), else null."""
+    correction = pc.fill_null(
+        pc.equal(pc.utf8_lower(cols.cell("ChargeClass")), text("correction")), FALSE
+    )
+    return pc.if_else(correction, text("correction"), text(None))
+
+
+def _commitment_owners(cols: Columns, account: pa.Array) -> pa.Array | str:
+    """Each row's commitment owner (per row, :func:`commitment_owner`), or the JSON ``null``
+    for the whole column when no row names a commitment."""
+    commitment = cols.cell("CommitmentDiscountId")
+    if commitment.null_count == len(commitment):
+        return "null"
+    commitments: list[str | None] = commitment.to_pylist()
+    accounts: list[str | None] = account.to_pylist()
+    subs: list[str | None] = cols.cell("SubAccountId").to_pylist()
+    return pa.array(
+        [
+            None if c is None or a is None else commitment_owner(c, a, s)
+            for c, a, s in zip(commitments, accounts, subs, strict=True)
+        ],
+        pa.string(),
+    )
+
+
+def _source_refs(file_name: str, row_numbers: list[int]) -> pa.Array:
+    """Each row's ``{"file": ..., "row": N}`` JSON object."""
+    return pc.binary_join_element_wise(
+        pa.scalar('{"file":' + orjson.dumps(file_name).decode() + ',"row":', pa.string()),
+        pc.cast(pa.array(row_numbers, pa.int64()), pa.string()),
+        text("}"),
+        text(""),
+    )
+
+
+def _scope(provider: pa.Array, account: pa.Array, period: pa.Array, ok: pa.Array) -> list[str]:
+    """The distinct ``provider|billing account|period`` entries of the mapped rows."""
+    entries = pc.binary_join_element_wise(provider, account, period, text("|"))
+    distinct: list[str] = pc.unique(pc.filter(entries, ok)).to_pylist()
+    return distinct
 
 
 def _by_currency(billed: pa.Array, currency: pa.Array, ok: pa.Array) -> dict[str, list[str]]:

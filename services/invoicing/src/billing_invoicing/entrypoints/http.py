@@ -497,12 +497,16 @@ def invoicing_api(
     _invoice_file_routes(api, queries)
     _payment_routes(api, queries)
     _contact_routes(api, contacts)
-    _customer_money_routes(api, queries, invoicing)
-    _operator_routes(api, queries, invoicing)
+    _credit_routes(api, queries)
+    _one_off_charge_routes(api, invoicing)
+    _margin_report_routes(api, queries)
+    _period_close_routes(api, invoicing)
+    _catalog_routes(api, invoicing)
     if einvoices is not None:
         _einvoice_routes(api, einvoices)
     if accounts is not None:
-        _portal_routes(api, queries, accounts)
+        _customer_account_routes(api, accounts)
+        _correction_routes(api, accounts)
     return api
 
 
@@ -733,7 +737,7 @@ class ChargeOut(BaseModel):
     already_added: bool
 
 
-def _customer_money_routes(api: FastAPI, queries: QueryPorts, invoicing: InvoicingPorts) -> None:
+def _credit_routes(api: FastAPI, queries: QueryPorts) -> None:
     @api.get("/v1/customers/{customer_id}/credits", response_model=CreditsOut, tags=["credits"])
     async def get_credits(scope: Caller, customer_id: str) -> CreditsOut:
         """The customer's credit balance and its ledger (a customer sees only its own)."""
@@ -756,6 +760,8 @@ def _customer_money_routes(api: FastAPI, queries: QueryPorts, invoicing: Invoici
             ],
         )
 
+
+def _one_off_charge_routes(api: FastAPI, invoicing: InvoicingPorts) -> None:
     @api.post(
         "/v1/customers/{customer_id}/charges",
         response_model=ChargeOut,
@@ -860,7 +866,7 @@ def _contact_routes(api: FastAPI, contacts: ContactBook) -> None:
         return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
-def _operator_routes(api: FastAPI, queries: QueryPorts, invoicing: InvoicingPorts) -> None:
+def _margin_report_routes(api: FastAPI, queries: QueryPorts) -> None:
     @api.get("/v1/reports/margin", response_model=MarginReportOut, tags=["operators"])
     async def get_margin(
         scope: Caller,
@@ -872,6 +878,8 @@ def _operator_routes(api: FastAPI, queries: QueryPorts, invoicing: InvoicingPort
         rows = await margin_report(queries, scope, period=period, customer_id=customer)
         return MarginReportOut(period=period, rows=[MarginRowOut(**asdict(r)) for r in rows])
 
+
+def _period_close_routes(api: FastAPI, invoicing: InvoicingPorts) -> None:
     @api.post(
         "/v1/periods/{period}/close",
         response_model=CloseAnswer,
@@ -912,6 +920,8 @@ def _operator_routes(api: FastAPI, queries: QueryPorts, invoicing: InvoicingPort
         )
         return CloseAnswer(period=period, dry_run=False, closing=closing, preview=[])
 
+
+def _catalog_routes(api: FastAPI, invoicing: InvoicingPorts) -> None:
     @api.put("/v1/catalog", response_model=CatalogAnswer, tags=["operators"])
     async def put_catalog(scope: Caller, catalog: Catalog) -> CatalogAnswer:
         """Apply a catalog (operators), the same as ``billing catalog apply`` with the file
@@ -1018,8 +1028,7 @@ def _correction_answer(outcome: CreditNoteOutcome) -> CorrectionAnswer:
     )
 
 
-def _portal_routes(api: FastAPI, queries: QueryPorts, accounts: CustomerAccounts) -> None:
-    del queries  # the corrections go through the settlement ports in ``accounts``
+def _customer_account_routes(api: FastAPI, accounts: CustomerAccounts) -> None:
     api.add_exception_handler(
         UnsupportedLanguageError, _handler(status.HTTP_422_UNPROCESSABLE_CONTENT)
     )
@@ -1052,6 +1061,8 @@ def _portal_routes(api: FastAPI, queries: QueryPorts, accounts: CustomerAccounts
         found = await set_customer_language(accounts, scope, customer_id, body.language)
         return _account_out(found)
 
+
+def _correction_routes(api: FastAPI, accounts: CustomerAccounts) -> None:
     @api.post(
         "/v1/invoices/{number}/credit-notes",
         response_model=CorrectionAnswer,

@@ -21,8 +21,9 @@ from billing_runtime.audit import cli_actor
 from billing_webhooks.adapters.mongo import MongoDeliveries, MongoEndpoints
 from billing_webhooks.bootstrap import cli_stores
 from billing_webhooks.domain.audit import AuditRecord
+from billing_webhooks.domain.deliveries import Attempt, Delivery
 from billing_webhooks.domain.endpoints import EndpointError, EndpointNotFoundError
-from billing_webhooks.entrypoints.http import delivery_out, endpoint_out
+from billing_webhooks.entrypoints.http import attempt_out, delivery_out, endpoint_out
 from billing_webhooks.service import endpoints as cases
 from billing_webhooks.service.audit import audit_trail
 from billing_webhooks.settings import WebhooksSettings
@@ -176,23 +177,19 @@ def deliveries_command(
     found, logs = _run(work)
     if as_json:
         rows = [
-            delivery_out(d)
-            | {
-                "attempt_log": [
-                    {
-                        "number": a.number,
-                        "at": a.at,
-                        "status_code": a.status_code,
-                        "error": a.error,
-                        "duration_ms": a.duration_ms,
-                    }
-                    for a in logs[d.delivery_id]
-                ]
-            }
+            delivery_out(d) | {"attempt_log": [attempt_out(a) for a in logs[d.delivery_id]]}
             for d in found
         ]
         print(_json(rows))
         return
+    console.print(_delivery_table(found, logs, with_attempts=attempts))
+    console.print(f"{len(found)} deliveries")
+
+
+def _delivery_table(
+    found: list[Delivery], logs: dict[str, list[Attempt]], *, with_attempts: bool
+) -> Table:
+    """One row per delivery, with a row per attempt under it when ``with_attempts``."""
     table = Table("created", "event", "type", "endpoint", "state", "attempts", "last", "ms")
     for d in found:
         last = str(d.last_status) if d.last_status is not None else (d.last_error or "-")
@@ -207,7 +204,7 @@ def deliveries_command(
             last[:60],
             ms,
         )
-        if attempts:
+        if with_attempts:
             for a in logs[d.delivery_id]:
                 answer = str(a.status_code) if a.status_code is not None else (a.error or "-")
                 table.add_row(
@@ -220,8 +217,7 @@ def deliveries_command(
                     answer[:60],
                     f"{a.duration_ms:.0f}",
                 )
-    console.print(table)
-    console.print(f"{len(found)} deliveries")
+    return table
 
 
 def _since(text: str | None) -> datetime | None:

@@ -235,7 +235,16 @@ def webhooks_api(
     api.state.tokens = tokens
     for error, code in ERRORS:
         api.add_exception_handler(error, _handler(code))
+    _endpoint_routes(api, endpoints, deliveries, allow_http=allow_http)
+    _delivery_routes(api, endpoints, deliveries)
+    if audit is not None:
+        _audit_routes(api, audit)
+    return api
 
+
+def _endpoint_routes(
+    api: FastAPI, endpoints: EndpointStore, deliveries: DeliveryStore, *, allow_http: bool
+) -> None:
     @api.get("/v1/webhooks/endpoints", tags=["webhooks"])
     async def list_endpoints(
         scope: Caller, customer_id: Annotated[str | None, Query()] = None
@@ -286,6 +295,8 @@ def webhooks_api(
         endpoint = await cases.enable_endpoint(endpoints, scope, endpoint_id)
         return EndpointOut.model_validate(endpoint_out(endpoint))
 
+
+def _delivery_routes(api: FastAPI, endpoints: EndpointStore, deliveries: DeliveryStore) -> None:
     @api.get("/v1/webhooks/endpoints/{endpoint_id}/deliveries", tags=["webhooks"])
     async def list_deliveries(
         scope: Caller,
@@ -310,10 +321,6 @@ def webhooks_api(
             delivery_out(delivery)
             | {"body": delivery.body, "attempt_log": [attempt_out(a) for a in attempts]}
         )
-
-    if audit is not None:
-        _audit_routes(api, audit)
-    return api
 
 
 def _audit_routes(api: FastAPI, audit: AuditLog) -> None:
