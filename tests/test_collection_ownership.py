@@ -28,8 +28,6 @@ SOURCE_ROOTS = [
 SERVICES = sorted(p.name for p in (ROOT / "services").iterdir() if (p / "src").is_dir())
 
 SHARED_READS = {
-    ("notify", "invoice_pdf_files"): "the invoice PDF to attach, by the file id the event carries",
-    ("notify", "invoice_pdfs"): "PDFs stored by earlier versions (GridFS), by id",
     ("notify", "reconcile_results"): "the last `billing reconcile` verdict, for the bill report",
 }
 """(service, collection) -> why: reads of another owner's collection that remain."""
