@@ -25,8 +25,10 @@ from billing_notify.ports import DocumentsUnavailableError
 
 Sleep = Callable[[float], Awaitable[None]]
 
-RETRIED_STATUSES = frozenset({429, 500, 502, 503, 504})
-"""Answers worth asking again: invoicing (or a proxy before it) busy or failing for now."""
+
+def _worth_asking_again(status: int) -> bool:
+    """A 5xx or 429: invoicing (or a proxy before it) failing or busy for now."""
+    return status >= httpx.codes.INTERNAL_SERVER_ERROR or status == httpx.codes.TOO_MANY_REQUESTS
 
 
 def _missing(file_id: str) -> InvoicePdfMissingError:
@@ -87,7 +89,7 @@ class HttpInvoicePdfs:
                 continue
             if answer.status_code == httpx.codes.OK:
                 return answer.content
-            if answer.status_code in RETRIED_STATUSES:
+            if _worth_asking_again(answer.status_code):
                 why = f"invoicing answered {answer.status_code}: {_detail(answer)}"
                 continue
             self._refuse(answer, file_id)
