@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import secrets
 import shutil
 import socket
 import subprocess
@@ -184,6 +185,7 @@ class Pipeline:
         self.ports = {name: free_port() for name in SERVICES}
         self.processes: dict[str, asyncio.subprocess.Process] = {}
         self.extra_env: dict[str, str] = {}
+        self.document_reader_token = secrets.token_urlsafe(24)
 
     def env(self) -> dict[str, str]:
         """Environment of every service and CLI call of this pipeline."""
@@ -197,6 +199,10 @@ class Pipeline:
             env[f"BILLING_{name.upper()}_HTTP_PORT"] = str(port)
         env["BILLING_NOTIFY_SMTP_HOST"] = self.smtp.host
         env["BILLING_NOTIFY_SMTP_PORT"] = str(self.smtp.port)
+        # notify reads the PDFs it attaches from invoicing's API, with a document-reader token
+        env["BILLING_NOTIFY_INVOICING_URL"] = f"http://127.0.0.1:{self.ports['invoicing']}"
+        env["BILLING_NOTIFY_INVOICING_TOKEN"] = self.document_reader_token
+        env["BILLING_INVOICING_DOCUMENT_READER_TOKENS"] = self.document_reader_token
         # a test machine is local development: usage events without a token, unless a test
         # configures tokens (and sets this to "false") in extra_env
         env["BILLING_INGEST_ALLOW_ANONYMOUS"] = "true"

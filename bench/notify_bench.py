@@ -1,9 +1,11 @@
 """Benchmark: notify's emails per second, run as a service process on the shared Kafka and
 database, mailing an SMTP sink this script runs.
 
-For each variant, N customers, their stored PDFs (~50 KB each) and N ``InvoiceFinalized``
-events (one per customer) are put into a fresh topic namespace and database; then
-``python -m billing_notify`` is started on them and timed until the sink holds N emails.
+For each variant, N customers, their PDFs (~50 KB each, stored by invoicing's own PDF store)
+and N ``InvoiceFinalized`` events (one per customer) are put into a fresh topic namespace and
+database; ``python -m billing_invoicing`` serves the PDFs (notify reads each through its API,
+``GET /v1/documents/{file_id}``, as in production), then ``python -m billing_notify`` is
+started on them and timed until the sink holds N emails.
 Variants: ``new`` (the code of this checkout), ``baseline`` (notify's sources of
 ``--baseline`` put ahead on ``PYTHONPATH``, everything else the same), each run back to back on
 the same machine state. Reported: emails/s from the first email to the last (the steady rate),
@@ -33,6 +35,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+import httpx
 from aiokafka.admin import AIOKafkaAdminClient
 from pymongo import AsyncMongoClient
 
@@ -47,9 +50,8 @@ from billing_catalog.models import (
 from billing_catalog.store import CUSTOMERS, INVOICING_ENTITIES
 from billing_devtools.mail_sink import MaildirSink, serve
 from billing_devtools.testing import produce
-from billing_runtime.files import FileCollection
+from billing_invoicing.adapters.documents import InvoicePdfStore, pdf_file_id
 from billing_runtime.kafka import ensure_topics
-from billing_schemas.documents import INVOICE_PDF_FILES
 from billing_schemas.events import FinalizedInvoice, InvoiceFinalized
 from billing_schemas.topics import Topic, topic_name
 
@@ -99,7 +101,7 @@ def _event(n: int) -> InvoiceFinalized:
         total=Decimal("119.00"),
         outstanding=Decimal("119.00"),
         line_count=1,
-        pdf_file_id=f"pdf-{n}",
+        pdf_file_id=pdf_file_id(f"inv-{n}"),
         pdf_sha256=hashlib.sha256(PDF).hexdigest(),
     )
     return InvoiceFinalized.create(
@@ -120,9 +122,9 @@ async def _prepare(kafka: str, mongodb: str, namespace: str, emails: int) -> Non
         await db[CUSTOMERS].insert_many(
             [{"_id": f"c{n}", **_customer(n).model_dump(mode="json")} for n in range(emails)]
         )
-        files = FileCollection(db[INVOICE_PDF_FILES])
+        store = InvoicePdfStore(db)  # as invoicing's close stores them
         for n in range(emails):
-            await files.put(f"pdf-{n}", PDF, {})
+            await store.save(invoice_id=f"inv-{n}", number=f"CUM-2024-{n:06d}", pdf=PDF)
     finally:
         await client.close()
     topic = topic_name(Topic.INVOICE_FINALIZED, f"{namespace}.")
@@ -150,12 +152,51 @@ async def _clean(kafka: str, mongodb: str, namespace: str) -> None:
         await admin.close()
 
 
+READER_TOKEN = "bench-document-reader-token-0123"
+
+
+async def _start_invoicing(
+    kafka: str, mongodb: str, namespace: str
+) -> tuple[asyncio.subprocess.Process, str]:
+    """Invoicing on the variant's namespace, serving the PDFs; its API's URL once healthy."""
+    port = _free_port()
+    env = os.environ | {
+        "BILLING_INVOICING_KAFKA_BOOTSTRAP_SERVERS": kafka,
+        "BILLING_INVOICING_MONGODB_URL": mongodb,
+        "BILLING_INVOICING_MONGODB_DATABASE": namespace,
+        "BILLING_INVOICING_TOPIC_NAMESPACE": f"{namespace}.",
+        "BILLING_INVOICING_HTTP_PORT": str(port),
+        "BILLING_INVOICING_PDF_WORKERS": "1",
+        "BILLING_INVOICING_DOCUMENT_READER_TOKENS": READER_TOKEN,
+        "BILLING_INVOICING_LOG_LEVEL": "WARNING",
+    }
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "billing_invoicing", env=env
+    )
+    url = f"http://127.0.0.1:{port}"
+    async with httpx.AsyncClient(timeout=2.0) as client:
+        for _ in range(600):
+            if process.returncode is not None:
+                msg = f"invoicing exited with {process.returncode}"
+                raise RuntimeError(msg)
+            try:
+                if (await client.get(f"{url}/health")).status_code == 200:
+                    return process, url
+            except httpx.HTTPError:
+                pass
+            await asyncio.sleep(0.1)
+    process.terminate()
+    msg = "invoicing did not become healthy within 60 s"
+    raise RuntimeError(msg)
+
+
 async def run_variant(
     name: str, kafka: str, mongodb: str, emails: int, python_path: str | None, within_seconds: float
 ) -> dict[str, Any]:
     """One variant: prepare, start notify, time the emails into the sink, clean up."""
     namespace = f"nb{uuid.uuid4().hex[:10]}"
     await _prepare(kafka, mongodb, namespace, emails)
+    invoicing, invoicing_url = await _start_invoicing(kafka, mongodb, namespace)
     with tempfile.TemporaryDirectory() as tmp:
         sink = MaildirSink(Path(tmp))
         server = await serve(sink, "127.0.0.1", 0)
@@ -168,6 +209,8 @@ async def run_variant(
             "BILLING_NOTIFY_SMTP_PORT": str(smtp_port),
             "BILLING_NOTIFY_HTTP_PORT": str(_free_port()),
             "BILLING_NOTIFY_LOG_LEVEL": "WARNING",
+            "BILLING_NOTIFY_INVOICING_URL": invoicing_url,
+            "BILLING_NOTIFY_INVOICING_TOKEN": READER_TOKEN,
         }
         if python_path:
             env["PYTHONPATH"] = python_path
@@ -191,6 +234,8 @@ async def run_variant(
         finally:
             process.terminate()
             await asyncio.wait_for(process.wait(), 30)
+            invoicing.terminate()
+            await asyncio.wait_for(invoicing.wait(), 40)
             server.close()
             await _clean(kafka, mongodb, namespace)
     assert first is not None

@@ -123,6 +123,7 @@ class PipelineBench:
     def __post_init__(self) -> None:
         self.ports = {name: free_port() for name in SERVICES}
         self.token = secrets.token_urlsafe(24)
+        self.reader_token = secrets.token_urlsafe(24)
         self.processes: dict[str, asyncio.subprocess.Process] = {}
         self.commands: list[Command] = []
         self.watch = ProcessWatch()
@@ -149,6 +150,10 @@ class PipelineBench:
         env["BILLING_NOTIFY_SMTP_PORT"] = str(self._smtp_port)
         env["BILLING_INGEST_ALLOW_ANONYMOUS"] = "true"  # a bench on loopback: no upstream tokens
         env["BILLING_INVOICING_API_TOKENS"] = json.dumps({self.token: "operator"})
+        # notify reads the PDFs it attaches from invoicing's API (a document-reader token)
+        env["BILLING_NOTIFY_INVOICING_URL"] = f"http://127.0.0.1:{self.ports['invoicing']}"
+        env["BILLING_NOTIFY_INVOICING_TOKEN"] = self.reader_token
+        env["BILLING_INVOICING_DOCUMENT_READER_TOKENS"] = self.reader_token
         if self.pdf_workers is not None:
             env["BILLING_INVOICING_PDF_WORKERS"] = str(self.pdf_workers)
         return env

@@ -26,6 +26,14 @@ if [ -z "${BILLING_PORTAL_API_SIGNING_KEY:-}" ]; then
   export BILLING_PORTAL_API_SIGNING_KEY
 fi
 export BILLING_INVOICING_PORTAL_TOKEN_KEY="${BILLING_INVOICING_PORTAL_TOKEN_KEY:-$BILLING_PORTAL_API_SIGNING_KEY}"
+# Notify reads the PDFs it attaches from invoicing's API with a document-reader token; locally,
+# one token made once under var/run, given to both.
+if [ -z "${BILLING_NOTIFY_INVOICING_TOKEN:-}" ]; then
+  [ -s "$VAR/run/document-reader.token" ] || (umask 077; "$PY" -c 'import secrets; print(secrets.token_urlsafe(32))' > "$VAR/run/document-reader.token")
+  BILLING_NOTIFY_INVOICING_TOKEN=$(cat "$VAR/run/document-reader.token")
+  export BILLING_NOTIFY_INVOICING_TOKEN
+fi
+export BILLING_INVOICING_DOCUMENT_READER_TOKENS="${BILLING_INVOICING_DOCUMENT_READER_TOKENS:-$BILLING_NOTIFY_INVOICING_TOKEN}"
 export BILLING_INGEST_PORTAL_TOKEN_KEY="${BILLING_INGEST_PORTAL_TOKEN_KEY:-$BILLING_PORTAL_API_SIGNING_KEY}"
 export BILLING_PORTAL_LOCAL_DEV="${BILLING_PORTAL_LOCAL_DEV:-true}"
 
@@ -36,6 +44,7 @@ port_of() {
   local var="BILLING_${1^^}_HTTP_PORT"
   echo "${!var:-${PORT[$1]}}"
 }
+export BILLING_NOTIFY_INVOICING_URL="${BILLING_NOTIFY_INVOICING_URL:-http://127.0.0.1:$(port_of invoicing)}"
 
 wait_healthy() { # name
   local port i code

@@ -14,6 +14,7 @@ from datetime import date
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import httpx
 import pytest
 from faststream.asgi import AsgiFastStream
 from opentelemetry import trace
@@ -32,6 +33,7 @@ from billing_invoicing.bootstrap import build_ports
 from billing_invoicing.entrypoints.cli import load_catalog_file
 from billing_invoicing.service.generate_invoices import request_close
 from billing_invoicing.settings import InvoicingSettings
+from billing_notify.adapters.documents import HttpInvoicePdfs
 from billing_notify.app import create_app as notify_app
 from billing_notify.settings import NotifySettings
 from billing_rating.app import create_app as rating_app
@@ -45,6 +47,7 @@ if TYPE_CHECKING:
 
 ROOT = Path(__file__).resolve().parents[1]
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(180)]
+READER = "tracing-document-reader-token-0123"
 
 
 @pytest.fixture(scope="module")
@@ -69,17 +72,22 @@ async def apps(infra: Infra, namespace: str, smtp_sink: SmtpSink) -> AsyncIterat
     }
     settings: dict[str, Any] = {
         "rating": RatingSettings(**common),
-        "invoicing": InvoicingSettings(**common),
+        "invoicing": InvoicingSettings(**common, document_reader_tokens=[READER]),
         "notify": NotifySettings(**common, smtp_host=smtp_sink.host, smtp_port=smtp_sink.port),
     }
-    factories: dict[str, Callable[[Any], AsgiFastStream]] = {
-        "rating": rating_app,
-        "invoicing": invoicing_app,
-        "notify": notify_app,
-    }
     async with AsyncExitStack() as stack:
-        for name, factory in factories.items():
-            app = factory(settings[name])
+        invoicing = invoicing_app(settings["invoicing"])
+        # notify reads the PDFs from invoicing's API: here its app, served in this process
+        client = httpx.AsyncClient(transport=httpx.ASGITransport(app=invoicing))
+        stack.push_async_callback(client.aclose)
+        pdfs = HttpInvoicePdfs("http://invoicing", READER, client=client)
+        factories: dict[str, Callable[[], AsgiFastStream]] = {
+            "rating": lambda: rating_app(settings["rating"]),
+            "invoicing": lambda: invoicing,
+            "notify": lambda: notify_app(settings["notify"], pdfs),
+        }
+        for factory in factories.values():
+            app = factory()
             await app.start()
             stack.push_async_callback(app.stop)
         yield settings

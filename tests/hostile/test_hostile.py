@@ -70,6 +70,7 @@ PYTHON = ROOT / ".venv" / "bin" / "python"
 SERVICES = ("ingest", "rating", "invoicing", "notify")
 KAFKA_SECONDS = 90
 READY_SECONDS = 60
+DOCUMENT_READER_TOKEN = "hostile-document-reader-token-0123"
 
 
 @dataclass
@@ -109,6 +110,9 @@ def _env(
         env[f"BILLING_{name.upper()}_HTTP_PORT"] = str(port)
     env["BILLING_NOTIFY_SMTP_HOST"] = "127.0.0.1"
     env["BILLING_NOTIFY_SMTP_PORT"] = str(smtp)
+    env["BILLING_NOTIFY_INVOICING_URL"] = f"http://127.0.0.1:{ports['invoicing']}"
+    env["BILLING_NOTIFY_INVOICING_TOKEN"] = DOCUMENT_READER_TOKEN
+    env["BILLING_INVOICING_DOCUMENT_READER_TOKENS"] = DOCUMENT_READER_TOKEN
     env["BILLING_INGEST_ALLOW_ANONYMOUS"] = "false"
     env["BILLING_INGEST_API_TOKENS"] = json.dumps(
         {

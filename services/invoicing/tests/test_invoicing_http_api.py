@@ -579,6 +579,7 @@ async def test_the_openapi_document_lists_every_route(api: Api) -> None:
         "/v1/reports/margin",
         "/v1/periods/{period}/close",
         "/v1/catalog",
+        "/v1/documents/{file_id}",
     }
     assert "HTTPBearer" in document["components"]["securitySchemes"]
 

@@ -16,7 +16,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from billing_devtools.testing import WITHIN_SECONDS, produce
+from billing_notify.adapters.memory import InMemoryInvoicePdfs
 from billing_notify.app import create_app
+from billing_notify.ports import InvoicePdfs
 from billing_notify.settings import NotifySettings
 from billing_runtime.lag import wait_for_no_lag
 from billing_schemas.events import Envelope
@@ -43,9 +45,10 @@ def notify_settings(infra: Infra, namespace: str, smtp_port: int, **extra: Any) 
 
 
 @asynccontextmanager
-async def running(settings: NotifySettings) -> AsyncIterator[None]:
-    """The notify app started in-process: topics created, consumers subscribed."""
-    app = create_app(settings)
+async def running(settings: NotifySettings, pdfs: InvoicePdfs | None = None) -> AsyncIterator[None]:
+    """The notify app started in-process: topics created, consumers subscribed; the PDFs it
+    attaches come from ``pdfs`` (the fake of invoicing's documents; none by default)."""
+    app = create_app(settings, pdfs or InMemoryInvoicePdfs())
     await app.start()
     try:
         yield

@@ -21,12 +21,11 @@ from pymongo.asynchronous.database import AsyncDatabase
 from billing_catalog.models import Address, Contact, ContactRole, Customer, PriceList
 from billing_catalog.store import CUSTOMERS
 from billing_notify.adapters.delivery_log import DELIVERIES
+from billing_notify.adapters.memory import InMemoryInvoicePdfs
 from billing_notify.app import build
 from billing_notify.ports import BeforeData, SendReport, TransientMailError
 from billing_notify.service.batch import run_by_key
-from billing_runtime.files import FileCollection
 from billing_schemas.channels import INVOICE_FINALIZED
-from billing_schemas.documents import INVOICE_PDF_FILES
 from billing_schemas.events import FinalizedInvoice, InvoiceFinalized
 
 if TYPE_CHECKING:
@@ -117,11 +116,15 @@ def _event(customer: int, month: int) -> InvoiceFinalized:
     )
 
 
+def _pdfs() -> InMemoryInvoicePdfs:
+    """Invoicing's documents (the fake of its API): the one PDF every invoice names."""
+    return InMemoryInvoicePdfs({"pdf": PDF})
+
+
 async def _store(db: AsyncDatabase[dict[str, Any]], customers: int) -> None:
     await db[CUSTOMERS].insert_many(
         [{"_id": f"c{n}", **_customer(n).model_dump(mode="json")} for n in range(customers)]
     )
-    await FileCollection(db[INVOICE_PDF_FILES]).put("pdf", PDF, {})
 
 
 async def _statuses(db: AsyncDatabase[dict[str, Any]]) -> dict[str, tuple[str, int]]:
@@ -137,7 +140,7 @@ async def test_a_batch_sends_up_to_the_limit_at_once_and_each_customers_emails_i
     await _store(mongo_db, 6)
     mailer = OverlapMailer()
     settings = notify_settings(infra, namespace, 1, send_concurrency=3)
-    await flow.serve(build(settings, flow.publisher(), mailer))
+    await flow.serve(build(settings, flow.publisher(), mailer, _pdfs()))
     # two invoices per customer, September's first; then the whole batch again (a redelivery)
     events = [_event(n, month) for month in (9, 10) for n in range(6)]
 
@@ -159,7 +162,7 @@ async def test_a_refused_recipient_in_the_middle_fails_its_email_only(
     await _store(mongo_db, 5)
     mailer = OverlapMailer(refused=frozenset({"ap@c2.example"}))
     settings = notify_settings(infra, namespace, 1, send_concurrency=4)
-    await flow.serve(build(settings, flow.publisher(), mailer))
+    await flow.serve(build(settings, flow.publisher(), mailer, _pdfs()))
 
     await flow.publish(INVOICE_FINALIZED, [_event(n, 9) for n in range(5)])
     await flow.settle()
@@ -179,7 +182,7 @@ async def test_once_the_server_failed_the_emails_not_started_are_deferred_untrie
     mailer = OverlapMailer(down=True)
     # a long backoff: only the consumer's own attempts reach the server
     settings = notify_settings(infra, namespace, 1, send_concurrency=2, retry_backoff_seconds=3600)
-    await flow.serve(build(settings, flow.publisher(), mailer))
+    await flow.serve(build(settings, flow.publisher(), mailer, _pdfs()))
 
     await flow.publish(INVOICE_FINALIZED, [_event(n, 9) for n in range(6)])
     await flow.settle()

@@ -19,7 +19,6 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 from aiosmtpd.smtp import SMTP, Envelope, Session
-from gridfs import AsyncGridFSBucket
 from notify_test_support import consumed, notify_settings, publish, running, sink_mails
 from pymongo.asynchronous.database import AsyncDatabase
 
@@ -28,8 +27,8 @@ from billing_catalog.store import CUSTOMERS
 from billing_devtools.mail_sink import MaildirSink, serve
 from billing_devtools.testing import TopicReader, eventually
 from billing_notify.adapters.delivery_log import DELIVERIES
+from billing_notify.adapters.memory import InMemoryInvoicePdfs
 from billing_notify.domain.messages import MessageKind, message_id_for
-from billing_schemas.documents import INVOICE_PDF_BUCKET
 from billing_schemas.events import FinalizedInvoice, InvoiceFinalized, NotificationSent
 from billing_schemas.topics import Topic, dead_letter_name, topic_name
 
@@ -39,6 +38,7 @@ if TYPE_CHECKING:
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(60)]
 
 INVOICE_NUMBER = "ACME-2024-000001"
+FILE_ID = "inv-acme-2024-09.pdf"
 # Not a real PDF, but bytes of every value and of a realistic size: they must arrive unchanged.
 PDF = b"%PDF-1.7\n" + bytes(range(256)) * 200 + b"\n%%EOF\n"
 CUSTOMER = Customer(
@@ -56,13 +56,14 @@ CUSTOMER = Customer(
 )
 
 
+def _pdfs() -> InMemoryInvoicePdfs:
+    """Invoicing's documents (the fake of its API), holding the invoice's PDF."""
+    return InMemoryInvoicePdfs({FILE_ID: PDF})
+
+
 async def _store_customer_and_pdf(db: AsyncDatabase[dict[str, Any]]) -> FinalizedInvoice:
-    """The catalog document and the PDF as invoicing stores them; the invoice that names them."""
+    """The catalog document; the invoice that names it and the PDF invoicing stored."""
     await db[CUSTOMERS].insert_one({"_id": CUSTOMER.id, **CUSTOMER.model_dump(mode="json")})
-    bucket = AsyncGridFSBucket(db, bucket_name=INVOICE_PDF_BUCKET)
-    file_id = await bucket.upload_from_stream(
-        f"{INVOICE_NUMBER}.pdf", PDF, metadata={"invoice_id": "inv-acme-2024-09"}
-    )
     return FinalizedInvoice(
         invoice_id="inv-acme-2024-09",
         invoice_number=INVOICE_NUMBER,
@@ -78,7 +79,7 @@ async def _store_customer_and_pdf(db: AsyncDatabase[dict[str, Any]]) -> Finalize
         total=Decimal("1234.56"),
         outstanding=Decimal("1234.56"),
         line_count=12,
-        pdf_file_id=str(file_id),
+        pdf_file_id=FILE_ID,
         pdf_sha256=hashlib.sha256(PDF).hexdigest(),
     )
 
@@ -105,7 +106,10 @@ async def test_a_finalized_invoice_is_emailed_once_with_its_pdf(
     message_id = message_id_for(MessageKind.INVOICE_FINALIZED, invoice.invoice_id)
     sent_topic = topic_name(Topic.NOTIFICATION_SENT, settings.topic_namespace)
 
-    async with running(settings), TopicReader(settings.kafka_bootstrap_servers, sent_topic) as sent:
+    async with (
+        running(settings, _pdfs()),
+        TopicReader(settings.kafka_bootstrap_servers, sent_topic) as sent,
+    ):
         await publish(settings, Topic.INVOICE_FINALIZED, event.data.customer_id, event)
 
         async def one_mail() -> bool:
@@ -193,7 +197,7 @@ async def test_a_temporary_refusal_is_retried_until_the_email_is_accepted(
         settings = notify_settings(infra, namespace, port)
         sent_topic = topic_name(Topic.NOTIFICATION_SENT, settings.topic_namespace)
         reader = TopicReader(infra.kafka_bootstrap_servers, sent_topic)
-        async with running(settings), reader as sent:
+        async with running(settings, _pdfs()), reader as sent:
             await publish(settings, Topic.INVOICE_FINALIZED, invoice.customer_id, _event(invoice))
             await sent.wait_for(1)
             await consumed(settings, Topic.INVOICE_FINALIZED)
@@ -214,7 +218,10 @@ async def test_a_permanent_refusal_is_logged_and_dead_lettered(
     async with smtp_server(handler) as port:
         settings = notify_settings(infra, namespace, port)
         dlq = dead_letter_name(Topic.INVOICE_FINALIZED, settings.topic_namespace)
-        async with running(settings), TopicReader(infra.kafka_bootstrap_servers, dlq) as dead:
+        async with (
+            running(settings, _pdfs()),
+            TopicReader(infra.kafka_bootstrap_servers, dlq) as dead,
+        ):
             event = _event(invoice)
             await publish(settings, Topic.INVOICE_FINALIZED, event.data.customer_id, event)
             [letter] = await dead.wait_for(1)

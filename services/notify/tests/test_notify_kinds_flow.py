@@ -13,7 +13,6 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 from aiosmtpd.smtp import SMTP, Envelope, Session
-from gridfs import AsyncGridFSBucket
 from notify_test_support import (
     consumed,
     notify_settings,
@@ -29,8 +28,8 @@ from billing_catalog.store import CUSTOMERS
 from billing_devtools.mail_sink import MaildirSink, serve
 from billing_devtools.testing import TopicReader, eventually
 from billing_notify.adapters.delivery_log import DELIVERIES
+from billing_notify.adapters.memory import InMemoryInvoicePdfs
 from billing_runtime.kafka import ensure_topics
-from billing_schemas.documents import INVOICE_PDF_BUCKET
 from billing_schemas.events import (
     BillProcessed,
     BillSummary,
@@ -75,8 +74,8 @@ async def test_receipts_credit_notes_reminders_and_bill_reports_are_emailed_once
     smtp_sink: SmtpSink,
 ) -> None:
     await mongo_db[CUSTOMERS].insert_one({"_id": CUSTOMER.id, **CUSTOMER.model_dump(mode="json")})
-    bucket = AsyncGridFSBucket(mongo_db, bucket_name=INVOICE_PDF_BUCKET)
-    pdf_id = await bucket.upload_from_stream("KUNDE-CN-1.pdf", PDF)
+    pdf_id = "cn-1.pdf"
+    pdfs = InMemoryInvoicePdfs({pdf_id: PDF})  # invoicing's documents (the fake of its API)
     settings = notify_settings(infra, namespace, smtp_sink.port, operators=["ops@cumulus.example"])
 
     payment = PaymentRecorded.create(
@@ -108,7 +107,7 @@ async def test_receipts_credit_notes_reminders_and_bill_reports_are_emailed_once
             currency="CHF",
             total=Decimal("20.00"),
             reason="goodwill",
-            pdf_file_id=str(pdf_id),
+            pdf_file_id=pdf_id,
             pdf_sha256=hashlib.sha256(PDF).hexdigest(),
         ),
         source="billing-invoicing",
@@ -160,7 +159,7 @@ async def test_receipts_credit_notes_reminders_and_bill_reports_are_emailed_once
         occurred_at=AT,
     )
 
-    async with running(settings):
+    async with running(settings, pdfs):
         # each twice: as a redelivery or a replay would bring it; the reminder daily
         await publish(settings, Topic.PAYMENT_RECORDED, "kunde", payment, payment)
         await publish(settings, Topic.CREDIT_NOTE_ISSUED, "kunde", note, note)
@@ -247,8 +246,8 @@ async def test_a_server_that_is_down_is_tried_once_per_batch_then_every_email_go
     infra: Infra, namespace: str, mongo_db: AsyncDatabase[dict[str, Any]], tmp_path: Path
 ) -> None:
     await mongo_db[CUSTOMERS].insert_one({"_id": CUSTOMER.id, **CUSTOMER.model_dump(mode="json")})
-    bucket = AsyncGridFSBucket(mongo_db, bucket_name=INVOICE_PDF_BUCKET)
-    pdf_id = str(await bucket.upload_from_stream("x.pdf", PDF))
+    pdf_id = "x.pdf"
+    pdfs = InMemoryInvoicePdfs({pdf_id: PDF})  # invoicing's documents (the fake of its API)
     handler = Switchable(tmp_path / "mail")
     server = await serve(handler, "127.0.0.1", 0)
     port = int(server.sockets[0].getsockname()[1])
@@ -262,7 +261,7 @@ async def test_a_server_that_is_down_is_tried_once_per_batch_then_every_email_go
             [topic_name(Topic.INVOICE_FINALIZED, settings.topic_namespace)],
         )
         await publish(settings, Topic.INVOICE_FINALIZED, "kunde", *invoices)
-        async with running(settings):
+        async with running(settings, pdfs):
             await consumed(settings, Topic.INVOICE_FINALIZED)
             docs = [doc async for doc in mongo_db[DELIVERIES].find({})]
             assert sorted(d["status"] for d in docs) == ["retrying"] * 3
@@ -290,8 +289,8 @@ async def test_after_the_last_retry_the_email_fails_and_its_event_is_dead_letter
     infra: Infra, namespace: str, mongo_db: AsyncDatabase[dict[str, Any]], tmp_path: Path
 ) -> None:
     await mongo_db[CUSTOMERS].insert_one({"_id": CUSTOMER.id, **CUSTOMER.model_dump(mode="json")})
-    bucket = AsyncGridFSBucket(mongo_db, bucket_name=INVOICE_PDF_BUCKET)
-    pdf_id = str(await bucket.upload_from_stream("x.pdf", PDF))
+    pdf_id = "x.pdf"
+    pdfs = InMemoryInvoicePdfs({pdf_id: PDF})  # invoicing's documents (the fake of its API)
     handler = Switchable(tmp_path / "mail")  # down for good
     server = await serve(handler, "127.0.0.1", 0)
     port = int(server.sockets[0].getsockname()[1])
@@ -299,7 +298,7 @@ async def test_after_the_last_retry_the_email_fails_and_its_event_is_dead_letter
         settings = notify_settings(infra, namespace, port, retry_max_retries=2)
         dlq = dead_letter_name(Topic.INVOICE_FINALIZED, settings.topic_namespace)
         event = _invoice(1, pdf_id)
-        async with running(settings), TopicReader(infra.kafka_bootstrap_servers, dlq) as dead:
+        async with running(settings, pdfs), TopicReader(infra.kafka_bootstrap_servers, dlq) as dead:
             await publish(settings, Topic.INVOICE_FINALIZED, "kunde", event)
             [letter] = await dead.wait_for(1)
             await asyncio.sleep(1.0)  # ten more polls: no further attempt

@@ -1,7 +1,8 @@
 """Notify's read ports, one contract each, run against the in-memory fake
 (``adapters/memory.py``) and the MongoDB adapter: the catalog's customers and invoicing
-entities, the stored invoice PDFs, the last reconciliation verdicts. (The delivery log has its
-own, ``test_notify_delivery_log.py``.)"""
+entities, the last reconciliation verdicts. (The delivery log has its own,
+``test_notify_delivery_log.py``; the invoice PDFs, read through invoicing's API, theirs in
+``tests/test_invoice_documents_contract.py``, against invoicing's real app.)"""
 
 from __future__ import annotations
 
@@ -24,18 +25,13 @@ from billing_catalog.models import (
 )
 from billing_catalog.store import CUSTOMERS, INVOICING_ENTITIES
 from billing_notify.adapters.catalog import MongoCustomerDirectory
-from billing_notify.adapters.documents import MongoInvoicePdfs
 from billing_notify.adapters.memory import (
     InMemoryCustomerDirectory,
-    InMemoryInvoicePdfs,
     InMemoryReconciliations,
 )
 from billing_notify.adapters.reconciliations import MongoReconciliations
 from billing_notify.domain.bill_report import Verdict
-from billing_notify.domain.errors import InvoicePdfMissingError
-from billing_notify.ports import CustomerDirectory, InvoicePdfs, Reconciliations
-from billing_runtime.files import FileCollection
-from billing_schemas.documents import INVOICE_PDF_FILES
+from billing_notify.ports import CustomerDirectory, Reconciliations
 
 if TYPE_CHECKING:
     from conftest import Infra
@@ -57,7 +53,6 @@ ENTITY = InvoicingEntity(
     number_prefix="CUM-",
     email="billing@cumulus.example",
 )
-PDF = b"%PDF-1.7\n" + bytes(range(256)) * 8 + b"\n%%EOF\n"
 CHECKED = datetime(2024, 10, 2, 8, 0, tzinfo=UTC)
 
 
@@ -95,24 +90,6 @@ async def test_the_directory_answers_customers_and_entities_by_id(
     assert await directory.customer("globex") is None
     assert await directory.invoicing_entity("cumulus") == ENTITY
     assert await directory.invoicing_entity("nimbus") is None
-
-
-@pytest.fixture(params=BACKENDS)
-async def pdfs(request: pytest.FixtureRequest) -> AsyncIterator[InvoicePdfs]:
-    if request.param == "memory":
-        yield InMemoryInvoicePdfs({"f-1": PDF})
-        return
-    async with own_database(request) as db:
-        await FileCollection(db[INVOICE_PDF_FILES]).put("f-1", PDF, {"invoice_id": "acme:2024-09"})
-        yield MongoInvoicePdfs(db)
-
-
-async def test_a_stored_pdf_comes_back_byte_for_byte_and_a_missing_one_is_an_error(
-    pdfs: InvoicePdfs,
-) -> None:
-    assert await pdfs.load("f-1") == PDF
-    with pytest.raises(InvoicePdfMissingError, match="f-2"):
-        await pdfs.load("f-2")
 
 
 @pytest.fixture(params=BACKENDS)

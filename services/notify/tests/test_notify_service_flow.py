@@ -15,18 +15,16 @@ from email.message import EmailMessage
 from typing import TYPE_CHECKING, Any
 
 import pytest
-from gridfs import AsyncGridFSBucket
 from notify_test_support import notify_settings, plain_text, sink_mails
 from pymongo.asynchronous.database import AsyncDatabase
 
 from billing_catalog.models import Address, Contact, ContactRole, Customer, PriceList
 from billing_catalog.store import CUSTOMERS
 from billing_devtools.testing import eventually
-from billing_notify.adapters.memory import InMemoryMailer
+from billing_notify.adapters.memory import InMemoryInvoicePdfs, InMemoryMailer
 from billing_notify.app import build
 from billing_notify.domain.messages import MessageKind, message_id_for
 from billing_schemas.channels import BILL_PROCESSED, INVOICE_FINALIZED, NOTIFICATION_SENT
-from billing_schemas.documents import INVOICE_PDF_BUCKET
 from billing_schemas.events import (
     BillProcessed,
     BillSummary,
@@ -43,6 +41,7 @@ pytestmark = [pytest.mark.integration, pytest.mark.timeout(90)]
 
 NUMBER = "ACME-2024-000001"
 PDF = b"%PDF-1.7\n" + bytes(range(256)) * 200 + b"\n%%EOF\n"
+FILE_ID = "inv-acme-2024-09.pdf"
 AT = datetime(2024, 10, 1, 6, 30, tzinfo=UTC)
 CUSTOMER = Customer(
     id="acme",
@@ -89,6 +88,11 @@ class Mailbox:
         return [Mail(m, m.get_all("Delivered-To") or []) for m in sink_mails(self.sink.directory)]
 
 
+def _pdfs() -> InMemoryInvoicePdfs:
+    """Invoicing's documents (the fake of its API), holding the invoice's PDF."""
+    return InMemoryInvoicePdfs({FILE_ID: PDF})
+
+
 def _parsed(raw: bytes) -> EmailMessage:
     parsed = email.message_from_bytes(raw, policy=email.policy.default)
     assert isinstance(parsed, EmailMessage)
@@ -96,10 +100,9 @@ def _parsed(raw: bytes) -> EmailMessage:
 
 
 async def _invoice(db: AsyncDatabase[dict[str, Any]]) -> InvoiceFinalized:
-    """The customer and the PDF as invoicing stores them; the event announcing the invoice."""
+    """The customer in the catalog; the event announcing the invoice, naming its PDF (which
+    invoicing serves: ``PDFS``)."""
     await db[CUSTOMERS].insert_one({"_id": CUSTOMER.id, **CUSTOMER.model_dump(mode="json")})
-    bucket = AsyncGridFSBucket(db, bucket_name=INVOICE_PDF_BUCKET)
-    file_id = await bucket.upload_from_stream(f"{NUMBER}.pdf", PDF)
     invoice = FinalizedInvoice(
         invoice_id="inv-acme-2024-09",
         invoice_number=NUMBER,
@@ -115,7 +118,7 @@ async def _invoice(db: AsyncDatabase[dict[str, Any]]) -> InvoiceFinalized:
         total=Decimal("1234.56"),
         outstanding=Decimal("1234.56"),
         line_count=12,
-        pdf_file_id=str(file_id),
+        pdf_file_id=FILE_ID,
         pdf_sha256=hashlib.sha256(PDF).hexdigest(),
     )
     return InvoiceFinalized.create(
@@ -137,7 +140,7 @@ async def test_a_finalized_invoice_is_emailed_once_to_the_billing_contacts_with_
     event = await _invoice(mongo_db)
     mailbox = Mailbox(flow, smtp_sink)
     settings = notify_settings(infra, namespace, smtp_sink.port)
-    await flow.serve(build(settings, flow.publisher(), mailbox.fake))
+    await flow.serve(build(settings, flow.publisher(), mailbox.fake, _pdfs()))
     message_id = message_id_for(MessageKind.INVOICE_FINALIZED, event.data.invoice_id)
 
     await flow.publish(INVOICE_FINALIZED, [event])
@@ -180,7 +183,7 @@ async def test_a_processed_bill_is_reported_to_the_operators_with_its_first_reje
 ) -> None:
     mailbox = Mailbox(flow, smtp_sink)
     settings = notify_settings(infra, namespace, smtp_sink.port, operators=["ops@cumulus.example"])
-    await flow.serve(build(settings, flow.publisher(), mailbox.fake))
+    await flow.serve(build(settings, flow.publisher(), mailbox.fake, _pdfs()))
     bill = BillProcessed.create(
         BillSummary(
             bill_id="bill-9",

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError
 
+from billing_notify.bootstrap import invoice_pdfs
 from billing_notify.domain.recipients import Mailbox
 from billing_notify.settings import NotifySettings
 
@@ -42,3 +43,17 @@ def test_the_send_concurrency_is_read_from_the_environment_and_is_at_least_one(
     monkeypatch.setenv("BILLING_NOTIFY_SEND_CONCURRENCY", "0")
     with pytest.raises(ValidationError, match="send_concurrency"):
         NotifySettings()
+
+
+async def test_without_a_document_reader_token_notify_refuses_to_start(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    with pytest.raises(ValueError, match="BILLING_NOTIFY_INVOICING_TOKEN must be set"):
+        invoice_pdfs(NotifySettings())
+    monkeypatch.setenv("BILLING_NOTIFY_INVOICING_URL", "http://invoicing.billing:8103/")
+    monkeypatch.setenv("BILLING_NOTIFY_INVOICING_TOKEN", "notify-reader-token-0123456789")
+    settings = NotifySettings()
+    assert settings.invoicing_token is not None
+    assert "notify-reader-token" not in repr(settings)  # a secret, never logged
+    pdfs = invoice_pdfs(settings)
+    await pdfs.aclose()

@@ -67,6 +67,7 @@ def _build(
         signing_key=settings.portal_signing_key(),
         accounts=customer_accounts(runtime.db, queries.settlement),
         max_request_bytes=settings.max_request_bytes,
+        document_readers=settings.document_readers(),
     )
     declare_output(
         runtime,

@@ -3,14 +3,16 @@
 import json
 import os
 from pathlib import Path
+from typing import Annotated
 
-from pydantic import Field, SecretStr
-from pydantic_settings import SettingsConfigDict
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import NoDecode, SettingsConfigDict
 
 from billing_invoicing.domain.access import (
     MIN_SIGNING_KEY_LENGTH,
     Scope,
     TokenConfigError,
+    parse_document_reader_tokens,
     parse_tokens,
 )
 from billing_runtime.settings import ServiceSettings
@@ -60,6 +62,28 @@ class InvoicingSettings(ServiceSettings):
             "characters: the API then also accepts the portal's short-lived signed tokens."
         ),
     )
+
+    document_reader_tokens: Annotated[list[SecretStr], NoDecode] = Field(
+        default_factory=list,
+        description=(
+            "Comma-separated bearer tokens (16+ characters) that may read issued documents by "
+            "file id (GET /v1/documents/{file_id}) and nothing else: notify's "
+            "BILLING_NOTIFY_INVOICING_TOKEN. Two during a rotation."
+        ),
+    )
+
+    @field_validator("document_reader_tokens", mode="before")
+    @classmethod
+    def _split_tokens(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    def document_readers(self) -> tuple[bytes, ...]:
+        """The document-reader tokens (a short one is refused)."""
+        return parse_document_reader_tokens(
+            [token.get_secret_value() for token in self.document_reader_tokens]
+        )
 
     def portal_signing_key(self) -> bytes | None:
         """The key the portal's signed tokens are checked with (None: not accepted)."""

@@ -11,10 +11,10 @@ from pymongo.asynchronous.database import AsyncDatabase
 
 from billing_notify.adapters.catalog import MongoCustomerDirectory
 from billing_notify.adapters.delivery_log import MongoDeliveryLog
-from billing_notify.adapters.documents import MongoInvoicePdfs
+from billing_notify.adapters.documents import HttpInvoicePdfs
 from billing_notify.adapters.mailer import SmtpMailer
 from billing_notify.adapters.reconciliations import MongoReconciliations
-from billing_notify.ports import Mailer
+from billing_notify.ports import InvoicePdfs, Mailer
 from billing_notify.service.deliver import MailPolicy, NotifyPorts
 from billing_notify.settings import NotifySettings
 from billing_runtime.service import command_database
@@ -46,14 +46,34 @@ def smtp_mailer(settings: NotifySettings) -> SmtpMailer:
     )
 
 
+def invoice_pdfs(settings: NotifySettings) -> HttpInvoicePdfs:
+    """The issued documents, read through invoicing's API with notify's document-reader token
+    (a missing token fails here, at start, rather than at the first invoice)."""
+    if settings.invoicing_token is None:
+        msg = (
+            "BILLING_NOTIFY_INVOICING_TOKEN must be set: notify reads the PDFs it attaches "
+            "through invoicing's API (one of BILLING_INVOICING_DOCUMENT_READER_TOKENS)"
+        )
+        raise ValueError(msg)
+    return HttpInvoicePdfs(
+        settings.invoicing_url,
+        settings.invoicing_token.get_secret_value(),
+        timeout_seconds=settings.invoicing_timeout_seconds,
+    )
+
+
 def build_ports(
-    db: AsyncDatabase[dict[str, Any]], settings: NotifySettings, mailer: Mailer | None = None
+    db: AsyncDatabase[dict[str, Any]],
+    settings: NotifySettings,
+    mailer: Mailer | None = None,
+    pdfs: InvoicePdfs | None = None,
 ) -> NotifyPorts:
-    """The use cases' ports over MongoDB (catalog, PDFs, delivery log, reconciliations) and
-    SMTP (unless another mailer is given: an in-memory one in tests)."""
+    """The use cases' ports over MongoDB (catalog, delivery log, reconciliations), invoicing's
+    API (the PDFs) and SMTP (unless another mailer or PDF source is given: in-memory ones in
+    tests)."""
     return NotifyPorts(
         customers=MongoCustomerDirectory(db),
-        pdfs=MongoInvoicePdfs(db),
+        pdfs=pdfs or invoice_pdfs(settings),
         deliveries=MongoDeliveryLog(db),
         mailer=mailer or smtp_mailer(settings),
         reconciliations=MongoReconciliations(db),

@@ -110,11 +110,20 @@ class DeliveryLog(Protocol):
 
 
 class InvoicePdfs(Protocol):
-    """Port: the stored PDF of a finalized invoice."""
+    """Port: the stored PDF of a finalized invoice or an issued credit note (invoicing owns
+    them; notify reads them through invoicing's API)."""
 
     async def load(self, file_id: str) -> bytes:
-        """The PDF's bytes; :class:`InvoicePdfMissingError` if no file has this id."""
+        """The PDF's bytes; :class:`InvoicePdfMissingError` if no file has this id,
+        :class:`InvoicePdfMismatchError` if the stored bytes no longer match their checksum,
+        :class:`DocumentsUnavailableError` if they cannot be read now."""
         ...
+
+
+class DocumentsUnavailableError(ConnectionError):
+    """The documents could not be read now (invoicing did not answer, answered 5xx, or
+    refused notify's token): transient, like a database that does not answer, so the
+    event is tried again rather than dead-lettered (``service/failures.py``)."""
 
 
 class TransientMailError(Exception):

@@ -81,6 +81,18 @@ class NotifySettings(ServiceSettings):
         description="Rejected rows listed in the operators' bill report (the bill's event "
         "carries the first ones).",
     )
+    invoicing_url: str = Field(
+        default="http://127.0.0.1:8103",
+        description="Invoicing's API, where the PDFs to attach are read (GET /v1/documents/...).",
+    )
+    invoicing_token: SecretStr | None = Field(
+        default=None,
+        description="The bearer token notify reads documents with: one of invoicing's "
+        "BILLING_INVOICING_DOCUMENT_READER_TOKENS (it may read documents and nothing else).",
+    )
+    invoicing_timeout_seconds: float = Field(
+        default=10.0, gt=0, description="How long one request for a document may take."
+    )
     retry_backoff_seconds: float = Field(
         default=30.0, gt=0, description="Wait before the first retry; doubled for each next."
     )

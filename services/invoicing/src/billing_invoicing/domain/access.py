@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import hmac
+from collections.abc import Collection
 from dataclasses import replace
 
 from billing_runtime.access import (
@@ -32,6 +34,8 @@ __all__ = [
     "Scope",
     "TokenConfigError",
     "authenticate",
+    "is_document_reader",
+    "parse_document_reader_tokens",
     "parse_scope",
     "parse_tokens",
     "require_customer",
@@ -59,3 +63,33 @@ def verify_signed_token(key: bytes, given: str | None, *, now: float) -> Scope |
         return replace(parse_scope(scope), name=f"user:{user}")
     except TokenConfigError:
         return None
+
+
+# --- document readers (notify's) ----------------------------------------------------------
+
+
+def parse_document_reader_tokens(tokens: Collection[str]) -> tuple[bytes, ...]:
+    """The configured document-reader tokens; a short one is refused (named by its position
+    and first four characters only)."""
+    for position, token in enumerate(tokens, start=1):
+        if len(token) < MIN_TOKEN_LENGTH:
+            msg = (
+                f"document-reader token #{position} ({token[:4]}...) is shorter than "
+                f"{MIN_TOKEN_LENGTH} characters"
+            )
+            raise TokenConfigError(msg)
+    return tuple(token.encode() for token in tokens)
+
+
+def is_document_reader(tokens: Collection[bytes], given: str | None) -> bool:
+    """Whether ``given`` is one of the document-reader tokens: the credential of a service
+    (notify) that may read issued documents by file id and nothing else. Kept apart from the
+    scopes above, so that no other route, here or in another API, can ever accept it. Every
+    token is compared, each in constant time, as :func:`authenticate` does."""
+    if not given:
+        return False
+    candidate = given.encode()
+    found = False
+    for token in tokens:
+        found |= hmac.compare_digest(candidate, token)
+    return found

@@ -34,13 +34,14 @@ from billing_catalog.models import (
     PaymentMethod,
 )
 from billing_invoicing.adapters.catalog_repo import CatalogConflictError
-from billing_invoicing.adapters.documents import InvoicePdfNotFoundError
+from billing_invoicing.adapters.documents import InvoicePdfCorruptError, InvoicePdfNotFoundError
 from billing_invoicing.adapters.settlement_repo import amount_of
 from billing_invoicing.domain.access import (
     ForbiddenError,
     OutOfScopeError,
     Scope,
     authenticate,
+    is_document_reader,
     require_customer,
     require_operator,
     verify_signed_token,
@@ -469,12 +470,15 @@ def invoicing_api(
     signing_key: bytes | None = None,
     accounts: CustomerAccounts | None = None,
     max_request_bytes: int = 16 * 1024 * 1024,
+    document_readers: tuple[bytes, ...] = (),
 ) -> FastAPI:
     """The invoicing HTTP API over its use cases' ports (with ``einvoices``, the e-invoice
     route too; with ``audit``, what changes money or access is recorded there; with
     ``signing_key``, the portal's signed tokens are accepted too; with ``accounts``, the
     customer account and the portal's settlement routes). A request body over
-    ``max_request_bytes`` is refused (413) as it is read, before it is parsed."""
+    ``max_request_bytes`` is refused (413) as it is read, before it is parsed;
+    ``document_readers`` are the tokens that may read issued documents by file id and
+    nothing else (notify's)."""
     api = FastAPI(
         title="billing invoicing",
         summary="Invoices, payments, contacts, margin report, period close, catalog.",
@@ -491,6 +495,7 @@ def invoicing_api(
     api.state.tokens = tokens
     api.state.audit = audit
     api.state.signing_key = signing_key
+    api.state.document_readers = document_readers
     for error, code in ERRORS:
         api.add_exception_handler(error, _handler(code))
     _invoice_routes(api, queries)
@@ -507,6 +512,7 @@ def invoicing_api(
     if accounts is not None:
         _customer_account_routes(api, accounts)
         _correction_routes(api, accounts)
+    _document_routes(api, queries)
     return api
 
 
@@ -1102,3 +1108,45 @@ def _correction_routes(api: FastAPI, accounts: CustomerAccounts) -> None:
             correlation_id=f"api-void:{uuid.uuid4().hex[:12]}",
         )
         return _correction_answer(outcome)
+
+
+# --- issued documents by file id (notify's attachments) -----------------------------------
+
+
+def document_reader(
+    request: Request,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> str:
+    """Who reads a document by file id: a document-reader token (notify), else an operator
+    (401 without a valid token, 403 for a customer's)."""
+    given = credentials.credentials if credentials else None
+    if is_document_reader(request.app.state.document_readers, given):
+        return "document-reader"
+    scope = caller_scope(request, credentials)
+    require_operator(scope, "reading a document by file id")
+    return scope.actor
+
+
+DocumentReader = Annotated[str, Depends(document_reader)]
+
+
+def _document_routes(api: FastAPI, queries: QueryPorts) -> None:
+    @api.get(
+        "/v1/documents/{file_id:path}",
+        response_class=Response,
+        responses={
+            200: {"content": {"application/pdf": {}}},
+            409: {"description": "The stored bytes no longer match their recorded checksum."},
+        },
+        tags=["documents"],
+    )
+    async def get_document(reader: DocumentReader, file_id: str) -> Response:
+        """An issued invoice's or credit note's PDF (the Factur-X PDF/A-3 for a customer who
+        receives Factur-X) by the file id its event carries (``pdf_file_id``), byte for byte
+        as stored: notify attaches it to the email after checking the event's checksum."""
+        del reader
+        try:
+            pdf = await queries.pdfs.load(file_id)
+        except InvoicePdfCorruptError as exc:
+            raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from None
+        return Response(pdf, media_type="application/pdf", headers={"Cache-Control": "no-store"})

@@ -24,6 +24,7 @@ from billing_notify.domain.bill_report import Verdict, supersedes
 from billing_notify.domain.delivery import CLAIMABLE, Delivery, DeliveryIntent, DeliveryStatus
 from billing_notify.ports import (
     BeforeData,
+    DocumentsUnavailableError,
     PermanentMailError,
     SendReport,
     TransientMailError,
@@ -251,13 +252,18 @@ class InMemoryDeliveryLog:
 
 
 class InMemoryInvoicePdfs:
-    """Fake of the port for unit tests."""
+    """Fake of the port for unit tests; while ``unavailable`` is set, every load fails as
+    invoicing not answering does (:class:`DocumentsUnavailableError`)."""
 
-    def __init__(self, files: dict[str, bytes] | None = None) -> None:
+    def __init__(self, files: dict[str, bytes] | None = None, *, unavailable: bool = False) -> None:
         self.files = dict(files or {})
+        self.unavailable = unavailable
 
     async def load(self, file_id: str) -> bytes:
         """See :class:`InvoicePdfs`."""
+        if self.unavailable:
+            msg = f"document {file_id!r} not read: invoicing is unavailable (fake)"
+            raise DocumentsUnavailableError(msg)
         try:
             return self.files[file_id]
         except KeyError:
