@@ -25,6 +25,7 @@ from billing_ingest.app import build as build_ingest
 from billing_ingest.settings import IngestSettings
 from billing_invoicing.app import build as build_invoicing
 from billing_invoicing.settings import InvoicingSettings
+from billing_notify.adapters.memory import InMemoryInvoicePdfs
 from billing_notify.app import build as build_notify
 from billing_notify.settings import NotifySettings
 from billing_rating.app import build as build_rating
@@ -57,7 +58,10 @@ SERVICES: dict[str, tuple[str, Callable[[], Runtime]]] = {
     ),
     "notify": (
         "Emails each finalized invoice, PDF attached, to the customer's Billing contacts.",
-        lambda: build_notify(NotifySettings.model_validate(DOCUMENT_SETTINGS)),
+        # the document describes channels: no invoicing API (nor its token) behind the PDFs
+        lambda: build_notify(
+            NotifySettings.model_validate(DOCUMENT_SETTINGS), pdfs=InMemoryInvoicePdfs()
+        ),
     ),
     "webhooks": (
         "Delivers invoice, payment, credit-note and bill events to registered HTTPS endpoints, "

@@ -14,7 +14,11 @@ from notify_test_support import consumed, notify_settings, plain_text, sink_mail
 from pymongo.asynchronous.database import AsyncDatabase
 
 from billing_devtools.testing import eventually
-from billing_notify.adapters.memory import InMemoryMailer, InMemoryReconciliations
+from billing_notify.adapters.memory import (
+    InMemoryInvoicePdfs,
+    InMemoryMailer,
+    InMemoryReconciliations,
+)
 from billing_notify.adapters.reconciliations import MongoReconciliations
 from billing_notify.app import build
 from billing_notify.domain.bill_report import (
@@ -138,7 +142,8 @@ async def test_the_bill_report_says_the_newest_verdict_notify_kept(
 ) -> None:
     fake = InMemoryMailer() if flow.kind == "memory" else None
     settings = notify_settings(infra, namespace, smtp_sink.port, operators=["ops@cumulus.example"])
-    await flow.serve(build(settings, flow.publisher(), fake))
+    # a bill report attaches no PDF: no invoicing API behind it
+    await flow.serve(build(settings, flow.publisher(), fake, InMemoryInvoicePdfs()))
     verdicts = MongoReconciliations(mongo_db)
 
     async def taken() -> None:
