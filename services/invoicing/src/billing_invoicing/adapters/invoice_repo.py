@@ -619,11 +619,12 @@ class MongoInvoiceRepository:
         whole batch in one command (measured: :data:`CONCURRENT_INSERTS`)."""
         if not charges:
             return []
-        docs = [_stored_charge_document(item) for item in charges]
+        first: dict[str, int] = {}  # a charge twice in the call: the first one is inserted
+        for index, item in enumerate(charges):
+            first.setdefault(_stored_id(item), index)
+        docs = [(i, _stored_charge_document(charges[i])) for i in first.values()]
         inserts = [
-            asyncio.ensure_future(
-                self._insert_charges(docs[start : start + CHARGE_INSERT_CHUNK], start)
-            )
+            asyncio.ensure_future(self._insert_charges(docs[start : start + CHARGE_INSERT_CHUNK]))
             for start in range(0, len(docs), CHARGE_INSERT_CHUNK)
         ]
         try:
@@ -632,7 +633,8 @@ class MongoInvoiceRepository:
             for insert in inserts:
                 insert.cancel()
             raise
-        duplicates = set().union(*found)
+        duplicates = set(range(len(charges))) - set(first.values())
+        duplicates.update(*found)
         stored_before = await self._stored([_stored_id(charges[i]) for i in sorted(duplicates)])
         result = []
         for index, item in enumerate(charges):
@@ -654,17 +656,17 @@ class MongoInvoiceRepository:
             )
         return result
 
-    async def _insert_charges(self, docs: list[Doc], first: int) -> set[int]:
-        """Insert charge documents; the indexes (counted from ``first``) of those stored
-        before (redelivered, or published twice: the point of the ``_id``)."""
+    async def _insert_charges(self, docs: list[tuple[int, Doc]]) -> set[int]:
+        """Insert charge documents (each with its index in the batch); the indexes of those
+        stored before (redelivered, or published twice: the point of the ``_id``)."""
         async with self._inserts:
             try:
-                await self._charges.insert_many(docs, ordered=False)
+                await self._charges.insert_many([doc for _, doc in docs], ordered=False)
             except BulkWriteError as exc:
                 errors = exc.details.get("writeErrors", [])
                 if any(e.get("code") != 11000 for e in errors):
                     raise
-                return {first + int(e["index"]) for e in errors}
+                return {docs[int(e["index"])][0] for e in errors}
         return set()
 
     async def _stored(self, charge_ids: Sequence[str]) -> dict[str, Doc]:
