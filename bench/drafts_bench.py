@@ -6,9 +6,11 @@ Run with ``make bench-drafts`` (shared or local stack: ``KAFKA_BOOTSTRAP_SERVERS
 run's own namespace (4 partitions, keyed by customer as rating keys them). Then each run
 (``--runs``, e.g. ``base,new,base,new`` to alternate two versions of the code on the same load)
 starts invoicing's service (``bench/drafts_consumer.py``: ``python -m billing_invoicing`` plus a
-count of database commands per batch) with a consumer group and a database of its own, and
-watches the group's committed offsets: charges/s on drafts from the last sample before the
-count first moved to the first sample at N (start-up and the group's join are left out). After
+count of database commands and their time per batch) with a consumer group and a database of
+its own, and waits until the group has committed all N. Charges/s on drafts is N over the time
+from the start of the consumer's first batch to the end of its last (start-up and the group's
+join left out; the consumer's monotonic clock is this process's); the rate read from committed
+offsets is kept beside it (it leaves the first batch out, which favours larger batches). After
 each run the drafts' totals are read back from the ledgers and must equal what was published:
 a run whose totals differ is reported as wrong, not as fast.
 
@@ -21,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import statistics
@@ -33,6 +36,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+import psutil
 from bench_results import database_backend, record_result
 from pipeline_probes import free_port
 
@@ -193,6 +197,7 @@ async def one_run(
         "DRAFTS_BENCH_STATS": str(stats_file),
     }
     env.update(args.env)
+    env.update(setting for name, setting in args.run_env if name == label)
     if src is not None:
         env["PYTHONPATH"] = os.pathsep.join([str(src), env.get("PYTHONPATH", "")])
     group = INVOICING.name(base_group, namespace)
@@ -208,6 +213,7 @@ async def one_run(
         )
     print(f"[{label}] invoicing pid {child.pid}, group {group}, database {database}", flush=True)
     samples: list[tuple[float, int]] = []
+    peak_rss = 0
     total = args.charges
     try:
         partitions = await topic_partitions(admin, [topic])
@@ -217,6 +223,8 @@ async def one_run(
                 msg = f"invoicing exited with {child.returncode}: see {log_file}"
                 raise RuntimeError(msg)
             samples.append((time.monotonic(), await committed(admin, group, partitions)))
+            with contextlib.suppress(psutil.Error):
+                peak_rss = max(peak_rss, psutil.Process(child.pid).memory_info().rss)
             if samples[-1][1] >= total:
                 break
             if len(samples) % 20 == 0:
@@ -229,9 +237,9 @@ async def one_run(
         await asyncio.wait_for(child.wait(), timeout=60)
     from pipeline_probes import stage_rate
 
-    rate = stage_rate(samples)
-    if samples[-1][1] < total:
-        rate["timed_out"] = True
+    # what the offsets say (from the last sample before the first commit: the first batch is
+    # not in that time, so it favours larger batches) ...
+    committed_rate = stage_rate(samples)
     count, totals = await drafts_totals(database)
     wanted = {invoice_id_for(c, PERIOD): p for c, p in expected.items()}
     correct = count == args.charges and totals == wanted
@@ -246,10 +254,21 @@ async def one_run(
             by_command[name] = by_command.get(name, 0) + n
         for name, seconds in b.get("command_seconds", {}).items():
             command_seconds[name] = round(command_seconds.get(name, 0) + seconds, 3)
+    # ... and from the start of the first batch to the end of the last (the consumer's clock is
+    # this process's): every batch in, start-up and the group's join out
+    if not batches:
+        msg = f"invoicing handled no batch: see {log_file}"
+        raise RuntimeError(msg)
+    seconds = max(b["ended"] for b in batches) - min(b["started"] for b in batches)
     figures = {
         "label": label,
         "code": "working tree" if src is None else f"baseline {args.baseline}",
-        **rate,
+        "charges": sum(b["records"] for b in batches),
+        "seconds": round(seconds, 2),
+        "charges_per_second": round(sum(b["records"] for b in batches) / seconds, 1),
+        "timed_out": samples[-1][1] < total,
+        "committed_offsets": committed_rate,
+        "peak_rss_mb": round(peak_rss / 2**20),
         "totals_equal_published": correct,
         "batches": len(batches),
         "records_per_batch_mean": round(statistics.mean([b["records"] for b in batches]), 1)
@@ -305,6 +324,7 @@ async def main(args: argparse.Namespace) -> None:
             "database": await database_backend(mongodb_url()),
             "load_average_at_start": load_at_start,
             "settings": dict(args.env),
+            "run_settings": [[label, dict([setting])] for label, setting in args.run_env],
             "runs": runs,
         },
     )
@@ -313,6 +333,11 @@ async def main(args: argparse.Namespace) -> None:
 def parse_env(value: str) -> tuple[str, str]:
     name, _, setting = value.partition("=")
     return name, setting
+
+
+def parse_run_env(value: str) -> tuple[str, tuple[str, str]]:
+    label, _, setting = value.partition(":")
+    return label, parse_env(setting)
 
 
 if __name__ == "__main__":
@@ -324,6 +349,8 @@ if __name__ == "__main__":
     parser.add_argument("--baseline", help="git revision of the 'base' runs")
     parser.add_argument("--env", type=parse_env, action="append", default=[],
                         help="NAME=VALUE for the service (repeatable)")  # fmt: skip
+    parser.add_argument("--run-env", type=parse_run_env, action="append", default=[],
+                        help="LABEL:NAME=VALUE for one run (repeatable)")  # fmt: skip
     parser.add_argument("--sample-seconds", type=float, default=0.5)
     parser.add_argument("--timeout", type=float, default=1800)
     parser.add_argument("--keep", action="store_true", help="keep the databases and topic")

@@ -68,6 +68,9 @@ def main() -> None:
         batches.append(
             {
                 "records": len(events),
+                # CLOCK_MONOTONIC: the benchmark's process reads the same clock
+                "started": started,
+                "ended": time.monotonic(),
                 "seconds": round(time.monotonic() - started, 4),
                 "commands": sum(sent.values()),
                 "by_command": dict(sent),
