@@ -8,7 +8,7 @@ BILLING := .venv/bin/billing
 PERIOD ?= 2024-09
 CREDIT_PERIOD ?= 2024-10
 
-.PHONY: help install prereqs infra-up up down status lint test test-unit einvoice-validator demo demo-clean bench bench-ingest bench-rating bench-db bench-pipeline chaos bench-portal browser images
+.PHONY: help install prereqs infra-up up down status lint test test-unit einvoice-validator demo demo-clean bench bench-ingest bench-rating bench-db bench-drafts bench-pipeline chaos bench-portal browser images
 
 help: ## List the verbs
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -93,6 +93,10 @@ bench-ingest: infra-up ## Ingest rows/s and peak RSS for 1,000,000 FOCUS rows, b
 
 bench-rating: infra-up ## Rated records/s (the service on the broker) beside a raw pass-through, and the engine alone
 	@.venv/bin/python bench/rating_bench.py --records $${RECORDS:-200000} --tiered-percent $${TIERED_PERCENT:-0}
+
+bench-drafts: infra-up ## Invoicing's charges onto drafts (CHARGES, CUSTOMERS; BASELINE=rev alternates that code with the working tree)
+	@.venv/bin/python bench/drafts_bench.py --charges $${CHARGES:-100000} --customers $${CUSTOMERS:-200} \
+	  $${BASELINE:+--baseline $$BASELINE --runs base,new,base,new}
 
 bench-portal: infra-up ## Portal latency: a customer's invoice list and page with 10,000 invoices, an operator filter over 100,000 (p50/p95)
 	@.venv/bin/python bench/portal_bench.py --customer-invoices $${CUSTOMER_INVOICES:-10000} --all-invoices $${ALL_INVOICES:-100000}

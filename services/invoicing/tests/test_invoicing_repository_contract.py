@@ -46,6 +46,27 @@ class RepositoryContract:
         assert first.amounts.price == Decimal("3.25")
         assert (await repo.has_charge("c1"), await repo.has_charge("c2")) == (True, False)
 
+    async def test_a_large_batch_says_for_each_charge_whether_it_was_stored_before(
+        self, repo: InvoiceRepository
+    ) -> None:
+        # more charges than one insert carries, a third of them stored before, one twice in
+        # the batch, and ids with U+0000 (stored as U+FFFD on PostgreSQL's JSONB)
+        def item(charge_id: str, partition: int, offset: int) -> ChargeToStore:
+            position = StreamPosition(partition, offset)
+            return ChargeToStore(rated(charge_id), "alpha:2024-09", False, position)
+
+        ids = [f"c{i}" for i in range(1_200)] + ["nul\x00a", "nul\x00b"]
+        before = [item(charge_id, 0, n) for n, charge_id in enumerate(ids) if n % 3 == 0]
+        assert all(s.new for s in await repo.store_charges(before))
+        batch = [item(charge_id, 1, n) for n, charge_id in enumerate(ids)] + [item("c5", 1, 9999)]
+        stored = await repo.store_charges(batch)
+        assert [s.new for s in stored] == [n % 3 != 0 for n in range(len(ids))] + [False]
+        assert [s.position for s in stored] == [
+            StreamPosition(0 if n % 3 == 0 else 1, n) for n in range(len(ids))
+        ] + [StreamPosition(1, 5)]
+        again = await repo.store_charges([item("nul\x00b", 2, 1)])
+        assert [(s.new, s.position) for s in again] == [(False, StreamPosition(1, len(ids) - 1))]
+
     async def test_an_invoice_reads_back_as_saved_and_a_second_first_write_is_refused(
         self, repo: InvoiceRepository
     ) -> None:

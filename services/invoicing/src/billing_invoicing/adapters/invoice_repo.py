@@ -71,7 +71,7 @@ from billing_invoicing.domain.settlement import OPEN_STATUSES
 from billing_invoicing.domain.stored import ChargeLine
 from billing_invoicing.domain.units import AmountNotStorableError, from_units, to_units
 from billing_invoicing.ports import ChargeToStore, ConcurrentUpdateError
-from billing_runtime.mongo import sum_by, without_nul
+from billing_runtime.mongo import NUL_STORED_AS, sum_by, without_nul
 from billing_schemas.events import ChargeCategory, LineType, RatedCharge
 from billing_schemas.money import round_to_minor
 
@@ -86,6 +86,12 @@ CACHED_INVOICES = 20_000
 """Invoices kept loaded (a few KB each): more than the open drafts of one consumer's customers."""
 CONCURRENT_WRITES = 8
 """Single-document writes in flight at once (FerretDB serializes them on SQLite anyway)."""
+CHARGE_INSERT_CHUNK = 500
+"""Charge documents per insert command (a batch of charges is several of them)."""
+CONCURRENT_INSERTS = 8
+"""Charge inserts in flight at once. Measured on the local FerretDB over PostgreSQL (2 cores,
+loaded): 5,000 charges as one insert ~1,100 documents/s, in 4 concurrent inserts ~1,900/s, in 8
+~2,100/s, in 16 ~2,600/s (noisy): beyond a few, they wait on the same cores."""
 
 Doc = dict[str, Any]
 
@@ -186,6 +192,22 @@ def charge_document(charge: RatedCharge, invoice_id: str) -> Doc:
         "late": False,
         "received_at": datetime.now(UTC),
     }
+
+
+def _stored_id(item: ChargeToStore) -> str:
+    """The ``_id`` a charge is stored under (its id, U+0000 replaced as in every string)."""
+    return item.charge.charge_id.replace("\x00", NUL_STORED_AS)
+
+
+def _stored_charge_document(item: ChargeToStore) -> Doc:
+    """What is inserted for a charge: its document under its id, with where it went and the
+    stream position it was read from (U+0000 replaced: PostgreSQL's JSONB refuses it)."""
+    doc = without_nul({"_id": _stored_id(item), **charge_document(item.charge, item.invoice_id)})
+    doc["late"] = item.late
+    if item.position is not None:
+        doc["stream_partition"] = item.position.partition
+        doc["stream_offset"] = item.position.offset
+    return doc
 
 
 def _claim_id(entity: str, year: int, seq: int) -> str:
@@ -411,6 +433,7 @@ class MongoInvoiceRepository:
         self._loaded: OrderedDict[str, Invoice] = OrderedDict()
         self._loaded_ledgers: dict[int, DraftLedger] = {}
         self._writes = asyncio.Semaphore(CONCURRENT_WRITES)
+        self._inserts = asyncio.Semaphore(CONCURRENT_INSERTS)
         self._last_seq: dict[tuple[str, int], int] = {}
         self._keys = InvoiceKeys(db, INVOICES)
 
@@ -587,30 +610,32 @@ class MongoInvoiceRepository:
     # --- charges --------------------------------------------------------------------------
 
     async def store_charges(self, charges: Sequence[ChargeToStore]) -> list[StoredCharge]:
-        """Store each charge once under its id (see the module docstring)."""
+        """Store each charge once under its id (see the module docstring).
+
+        The documents are built first (an amount that cannot be stored stops the batch before
+        anything is written), then go out as inserts of :data:`CHARGE_INSERT_CHUNK` documents,
+        up to :data:`CONCURRENT_INSERTS` in flight: FerretDB serves one insert command on one
+        connection, so the parts of a batch inserted at once go about twice as fast as the
+        whole batch in one command (measured: :data:`CONCURRENT_INSERTS`)."""
         if not charges:
             return []
-        docs = []
-        for item in charges:
-            doc = without_nul(
-                {"_id": item.charge.charge_id, **charge_document(item.charge, item.invoice_id)}
-            )
-            doc["late"] = item.late
-            if item.position is not None:
-                doc["stream_partition"] = item.position.partition
-                doc["stream_offset"] = item.position.offset
-            docs.append(doc)
-        duplicates: set[int] = set()
+        first: dict[str, int] = {}  # a charge twice in the call: the first one is inserted
+        for index, item in enumerate(charges):
+            first.setdefault(_stored_id(item), index)
+        docs = [(i, _stored_charge_document(charges[i])) for i in first.values()]
+        inserts = [
+            asyncio.ensure_future(self._insert_charges(docs[start : start + CHARGE_INSERT_CHUNK]))
+            for start in range(0, len(docs), CHARGE_INSERT_CHUNK)
+        ]
         try:
-            await self._charges.insert_many(docs, ordered=False)
-        except BulkWriteError as exc:
-            # a charge stored before (redelivered, or published twice) is the point of the _id
-            errors = exc.details.get("writeErrors", [])
-            others = [e for e in errors if e.get("code") != 11000]
-            if others:
-                raise
-            duplicates = {int(e["index"]) for e in errors}
-        stored_before = await self._stored([str(docs[i]["_id"]) for i in sorted(duplicates)])
+            found = await asyncio.gather(*inserts)
+        except BaseException:  # the first failure is raised as it is; the other inserts stop
+            for insert in inserts:
+                insert.cancel()
+            raise
+        duplicates = set(range(len(charges))) - set(first.values())
+        duplicates.update(*found)
+        stored_before = await self._stored([_stored_id(charges[i]) for i in sorted(duplicates)])
         result = []
         for index, item in enumerate(charges):
             if index not in duplicates:
@@ -620,16 +645,29 @@ class MongoInvoiceRepository:
                     )
                 )
                 continue
-            found = stored_before[item.charge.charge_id]
+            found_doc = stored_before[_stored_id(item)]
             result.append(
                 StoredCharge(
-                    amounts_of_document(found),
-                    str(found["invoice_id"]),
-                    _position_of(found),
+                    amounts_of_document(found_doc),
+                    str(found_doc["invoice_id"]),
+                    _position_of(found_doc),
                     new=False,
                 )
             )
         return result
+
+    async def _insert_charges(self, docs: list[tuple[int, Doc]]) -> set[int]:
+        """Insert charge documents (each with its index in the batch); the indexes of those
+        stored before (redelivered, or published twice: the point of the ``_id``)."""
+        async with self._inserts:
+            try:
+                await self._charges.insert_many([doc for _, doc in docs], ordered=False)
+            except BulkWriteError as exc:
+                errors = exc.details.get("writeErrors", [])
+                if any(e.get("code") != 11000 for e in errors):
+                    raise
+                return {docs[int(e["index"])][0] for e in errors}
+        return set()
 
     async def _stored(self, charge_ids: Sequence[str]) -> dict[str, Doc]:
         # Only a batch that meets charges stored before (redelivered after a crash, or

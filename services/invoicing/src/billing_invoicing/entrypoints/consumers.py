@@ -77,9 +77,9 @@ async def apply_charge_stream(
     try:
         for record, event in events:
             if isinstance(event, ChargeRated):
-                # later charges go to the next invoice: the markers before them are frozen first
-                closings += await _freeze(ports, markers, failed, done)
-                markers.clear()
+                if markers:  # later charges go to the next invoice: those markers freeze first
+                    closings += await _freeze(ports, markers, failed, done)
+                    markers.clear()
                 run.append((record, PositionedCharge(event.data, _position(record))))
                 continue
             failed += await _add_run(ports, run)

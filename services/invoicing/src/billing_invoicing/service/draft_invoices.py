@@ -4,12 +4,13 @@ Per batch: look up the invoices the charges belong to (a charge of an invoice no
 goes onto the customer's next open invoice, as a late line), store the charges once each, let
 each ledger of open drafts count what it has not counted yet (``domain/model.py`` says how that
 stays exact under redelivery), and save the ledgers that changed: at most ``LEDGERS`` writes,
-however many customers the batch carries. The work is bounded by the batch, never by what is
-already stored.
+however many customers the batch carries, all at once. The work is bounded by the batch, never
+by what is already stored.
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -87,10 +88,19 @@ async def add_charges(
             customer_id, _ = parse_invoice_id(charge.invoice_id)
             open_charges.setdefault(ledger_of(customer_id), []).append(charge)
 
-    events: list[Event] = []
-    for n, ledger_charges in sorted(open_charges.items()):
-        events += await _count_in_ledger(invoices, n, ledger_charges, through)
-    return events
+    # each ledger is its own document, so they are written at once (a conflict on one makes
+    # only that one read and count again)
+    counts = [
+        asyncio.ensure_future(_count_in_ledger(invoices, n, ledger_charges, through))
+        for n, ledger_charges in sorted(open_charges.items())
+    ]
+    try:
+        counted = await asyncio.gather(*counts)
+    except BaseException:  # the first failure is raised as it is; the other writes stop
+        for count in counts:
+            count.cancel()
+        raise
+    return [event for events in counted for event in events]
 
 
 async def _count_in_ledger(
