@@ -332,15 +332,19 @@ class InMemoryInvoiceEvents:
         self.overdue: list[InvoiceOverdue] = []
         self.paid: list[InvoicePaid] = []
         self.voided: list[InvoiceVoided] = []
+        self.charge_stream: list[ChargeRated | PeriodClosing] = []
+        """Markers and one-off charges in the order published: they share one stream."""
 
     async def invoice_finalized(self, event: InvoiceFinalized) -> None:
         self.finalized.append(event)
 
     async def period_closing(self, markers: list[PeriodClosing]) -> None:
         self.markers += markers
+        self.charge_stream += markers
 
     async def charge_added(self, event: ChargeRated) -> None:
         self.charges.append(event)
+        self.charge_stream.append(event)
 
     async def payment_recorded(self, event: PaymentRecorded) -> None:
         self.payments.append(event)
