@@ -10,13 +10,17 @@ refused."""
 from __future__ import annotations
 
 import io
+import os
+import signal
 from collections.abc import AsyncIterator
+from typing import Any
 
 import pypdf
 import pytest
 from einvoice_cases import Case, cases
 from facturx import get_xml_from_pdf  # type: ignore[import-untyped]
 
+from billing_devtools.testing import eventually
 from billing_invoicing.adapters.einvoice import cii_xml
 from billing_invoicing.adapters.memory import InMemoryPdfRenderer
 from billing_invoicing.adapters.pdf import PdfRenderer
@@ -93,3 +97,29 @@ async def test_xml_that_is_not_en16931_cii_is_refused(renderer: InvoicePdfRender
         await renderer.render_facturx(case.invoice, not_cii)
     with pytest.raises(Exception, match=r"XSD|schema|XML"):
         await renderer.render_credit_note_facturx(case.invoice, case.note, not_cii)
+
+
+async def test_each_kind_of_rendering_survives_a_worker_that_died() -> None:
+    # WeasyPrint only (the fake has no worker): a worker killed (out of memory) breaks the
+    # pool; the next rendering, whichever method it is, replaces the pool and renders (only
+    # ``render`` did; the others raised BrokenProcessPool until a plain ``render`` came)
+    case = _case("credit-note")
+    note = case.note
+    assert note is not None
+    xml = cii_xml(_case("domestic").document)
+    async with PdfRenderer(max_workers=1) as weasyprint:
+        renderings = [
+            lambda: weasyprint.render_facturx(_case("domestic").invoice, xml),
+            lambda: weasyprint.render_credit_note(case.invoice, note),
+        ]
+        for rendering in renderings:
+            pool = weasyprint._pool
+            for pid in list(pool._processes):  # the worker, to kill
+                os.kill(pid, signal.SIGKILL)
+
+            async def broken(pool: Any = pool) -> bool:
+                return bool(pool._broken)
+
+            await eventually(broken, "the pool to see its worker die")
+
+            assert (await rendering()).startswith(b"%PDF-")
