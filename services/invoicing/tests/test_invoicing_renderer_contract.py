@@ -12,7 +12,7 @@ from __future__ import annotations
 import io
 import os
 import signal
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import pypdf
@@ -108,7 +108,7 @@ async def test_each_kind_of_rendering_survives_a_worker_that_died() -> None:
     assert note is not None
     xml = cii_xml(_case("domestic").document)
     async with PdfRenderer(max_workers=1) as weasyprint:
-        renderings = [
+        renderings: list[Callable[[], Awaitable[bytes]]] = [
             lambda: weasyprint.render_facturx(_case("domestic").invoice, xml),
             lambda: weasyprint.render_credit_note(case.invoice, note),
         ]
