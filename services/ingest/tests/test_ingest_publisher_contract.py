@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 import pytest
 
-from billing_devtools.testing import TopicReader
+from billing_devtools.testing import read_keyed
 from billing_ingest.adapters.memory import InMemoryUsagePublisher
 from billing_ingest.adapters.publisher import KafkaUsagePublisher
 from billing_runtime.kafka import EventPublisher, ensure_topics
@@ -112,12 +112,10 @@ class KafkaWorld:
     async def read(self, stream: Stream, count: int) -> list[Published]:
         channel = CHANNELS[stream]
         topic = channel.name(self._namespace)
-        async with TopicReader(self._bootstrap_servers, topic) as reader:
-            records = await reader.wait_for(count, READ_WITHIN_SECONDS)
-        return [
-            Published(r.key.decode() if r.key is not None else None, channel.decode(r.value))
-            for r in records
-        ]
+        read = await read_keyed(
+            self._bootstrap_servers, topic, channel.decode, count, READ_WITHIN_SECONDS
+        )
+        return [Published(key, event) for key, event in read]
 
 
 @pytest.fixture(params=["memory", pytest.param("kafka", marks=pytest.mark.integration)])

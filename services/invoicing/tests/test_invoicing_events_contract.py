@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any, Literal, Protocol, TypeVar
 import pytest
 from pydantic import BaseModel
 
-from billing_devtools.testing import TopicReader
+from billing_devtools.testing import read_keyed
 from billing_invoicing.adapters.events import KafkaInvoiceEvents
 from billing_invoicing.adapters.memory import InMemoryInvoiceEvents
 from billing_runtime.kafka import EventPublisher, ensure_topics
@@ -142,12 +142,11 @@ class KafkaWorld:
 
     async def read(self, stream: Stream, count: int) -> list[Published]:
         channel = CHANNELS[stream]
-        async with TopicReader(self._bootstrap_servers, channel.name(self._namespace)) as reader:
-            records = await reader.wait_for(count, READ_WITHIN_SECONDS)
-        return [
-            Published(r.key.decode() if r.key is not None else None, channel.decode(r.value))
-            for r in records
-        ]
+        topic = channel.name(self._namespace)
+        read = await read_keyed(
+            self._bootstrap_servers, topic, channel.decode, count, READ_WITHIN_SECONDS
+        )
+        return [Published(key, event) for key, event in read]
 
 
 @pytest.fixture(params=["memory", pytest.param("kafka", marks=pytest.mark.integration)])

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Protocol
 
 import pytest
 
-from billing_devtools.testing import TopicReader
+from billing_devtools.testing import read_keyed
 from billing_rating.adapters.charge_publisher import KafkaChargePublisher
 from billing_rating.adapters.memory import InMemoryChargePublisher
 from billing_rating.ports import ChargePublisher
@@ -82,12 +82,10 @@ class KafkaWorld:
         await self.producer.start()
 
     async def read(self, count: int) -> list[Published]:
-        async with TopicReader(self._bootstrap_servers, self._topic) as reader:
-            records = await reader.wait_for(count, READ_WITHIN_SECONDS)
-        return [
-            Published(r.key.decode() if r.key is not None else None, CHARGE_RATED.decode(r.value))
-            for r in records
-        ]
+        read = await read_keyed(
+            self._bootstrap_servers, self._topic, CHARGE_RATED.decode, count, READ_WITHIN_SECONDS
+        )
+        return [Published(key, event) for key, event in read]
 
 
 @pytest.fixture(params=["memory", pytest.param("kafka", marks=pytest.mark.integration)])
