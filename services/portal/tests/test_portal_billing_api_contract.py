@@ -11,38 +11,21 @@ from __future__ import annotations
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from datetime import date
 from typing import TYPE_CHECKING, Any
 
 import httpx
 import pytest
 from portal_fakes import FakeBillingApi, invoice
 from pymongo import AsyncMongoClient
-from test_invoicing_http_api import ALPHA_NO, BETA_NO, CATALOG, TOKENS, charge
+from test_invoicing_http_api import ALPHA_NO, BETA_NO
+from test_invoicing_portal_api import issued_api
 
-from billing_catalog.models import Catalog
-from billing_invoicing.adapters.catalog_repo import MongoCatalogRepository
-from billing_invoicing.adapters.contacts_repo import MongoContactBook
-from billing_invoicing.adapters.customer_accounts_repo import MongoCustomerAccountBook
-from billing_invoicing.adapters.documents import InvoicePdfStore
-from billing_invoicing.adapters.invoice_repo import MongoInvoiceRepository
-from billing_invoicing.adapters.memory import InMemoryInvoiceEvents, InMemoryPdfRenderer
-from billing_invoicing.adapters.settlement_repo import MongoSettlementRepository
-from billing_invoicing.domain.access import parse_tokens
-from billing_invoicing.entrypoints.http import invoicing_api
-from billing_invoicing.service.customer_accounts import CustomerAccounts
-from billing_invoicing.service.draft_invoices import PositionedCharge, add_charges
-from billing_invoicing.service.generate_invoices import InvoicingPorts, close_invoice
-from billing_invoicing.service.invoice_queries import QueryPorts
-from billing_invoicing.service.settle_invoices import SettlementPorts
+from billing_invoicing.adapters.memory import InMemoryPdfRenderer
 from billing_portal.adapters.billing_api import HttpBillingApi
 from billing_portal.domain.users import Role, User
 from billing_portal.ports import ApiError, BillingApi
-from billing_schemas.events import PeriodClose, PeriodClosing
 
 if TYPE_CHECKING:
-    from pymongo.asynchronous.database import AsyncDatabase
-
     from conftest import Infra
 
 KEY = b"portal-contract-signing-key-0123456789"
@@ -67,43 +50,6 @@ def _fake() -> World:
     return World(fake)
 
 
-async def _invoicing_app(db: AsyncDatabase[dict[str, Any]]) -> Any:
-    """Invoicing's API over FerretDB, with alpha's and beta's invoices closed for 2024-09."""
-    catalog = MongoCatalogRepository(db)
-    await catalog.apply(Catalog.model_validate(CATALOG))
-    invoices = MongoInvoiceRepository(db)
-    await invoices.ensure_indexes()
-    settlements = MongoSettlementRepository(db)
-    await settlements.ensure_indexes()
-    events = InMemoryInvoiceEvents()
-    pdfs = InvoicePdfStore(db)
-    ports = InvoicingPorts(catalog, invoices, InMemoryPdfRenderer(), pdfs, events)
-    await add_charges(
-        invoices,
-        [
-            PositionedCharge(charge("a1", "alpha", "2024-09", "Amazon EC2", "80.00", "100.00")),
-            PositionedCharge(charge("a2", "alpha", "2024-09", "Amazon S3", "7.50", "10.00")),
-            PositionedCharge(charge("b1", "beta", "2024-09", "Amazon EC2", "36.00", "45.00")),
-        ],
-    )
-    for cid in ("alpha", "beta"):
-        marker = PeriodClosing.create(
-            PeriodClose(customer_id=cid, period="2024-09", issue_date=date(2024, 10, 1)),
-            source="contract",
-            correlation_id="contract",
-        )
-        await close_invoice(ports, marker)
-    settlement = SettlementPorts(catalog, invoices, settlements, events)
-    return invoicing_api(
-        tokens=parse_tokens(TOKENS),
-        queries=QueryPorts(invoices, settlement, pdfs),
-        invoicing=ports,
-        contacts=MongoContactBook(db),
-        signing_key=KEY,
-        accounts=CustomerAccounts(MongoCustomerAccountBook(db), settlement),
-    )
-
-
 @pytest.fixture(
     scope="module", params=["fake", pytest.param("http", marks=pytest.mark.integration)]
 )
@@ -116,7 +62,7 @@ async def world(request: pytest.FixtureRequest) -> AsyncIterator[World]:
     name = f"t{uuid.uuid4().hex[:10]}"
     mongo: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(infra.mongodb_url, tz_aware=True)
     try:
-        app = await _invoicing_app(mongo[name])
+        app = await issued_api(mongo[name], key=KEY, renderer=InMemoryPdfRenderer())
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport) as client:
             yield World(
