@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, TypeVar
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 WITHIN_SECONDS = 30.0
+T = TypeVar("T")
 
 
 class TopicReader:
@@ -38,6 +39,20 @@ class TopicReader:
             for records in batches.values():
                 self.records.extend(records)
         return self.records
+
+
+async def read_keyed(
+    bootstrap_servers: str,
+    topic: str,
+    decode: Callable[[bytes], T],
+    count: int,
+    within: float = WITHIN_SECONDS,
+) -> list[tuple[str | None, T]]:
+    """Every message of ``topic`` once ``count`` arrived, as (key, decoded value), in order
+    within a partition (what a publisher contract test compares on both sides)."""
+    async with TopicReader(bootstrap_servers, topic) as reader:
+        records = await reader.wait_for(count, within)
+    return [(r.key.decode() if r.key is not None else None, decode(r.value)) for r in records]
 
 
 async def eventually(

@@ -16,6 +16,7 @@ from typing import Any
 import httpx
 import jwt
 import pytest
+from fastapi import FastAPI
 from pymongo.asynchronous.database import AsyncDatabase
 from test_invoicing_http_api import ALPHA_NO, BETA_NO, CATALOG, TOKENS, FakeRenderer, charge
 
@@ -28,6 +29,7 @@ from billing_invoicing.adapters.memory import InMemoryInvoiceEvents
 from billing_invoicing.adapters.settlement_repo import MongoSettlementRepository
 from billing_invoicing.domain.access import Scope, parse_tokens, verify_signed_token
 from billing_invoicing.entrypoints.http import invoicing_api
+from billing_invoicing.ports import PdfRendering
 from billing_invoicing.service.customer_accounts import CustomerAccounts
 from billing_invoicing.service.draft_invoices import PositionedCharge, add_charges
 from billing_invoicing.service.generate_invoices import InvoicingPorts, close_invoice
@@ -70,19 +72,22 @@ def test_a_signed_token_proves_its_scope_and_nothing_else() -> None:
     assert verify_signed_token(KEY, other_audience, now=now) is None
 
 
-@pytest.fixture
-async def client(mongo_db: AsyncDatabase[dict[str, Any]]) -> AsyncIterator[httpx.AsyncClient]:
-    catalog = MongoCatalogRepository(mongo_db)
+async def issued_api(
+    db: AsyncDatabase[dict[str, Any]], *, key: bytes = KEY, renderer: PdfRendering | None = None
+) -> FastAPI:
+    """Invoicing's API over ``db``, alpha's and beta's 2024-09 invoices issued by the real
+    close (the portal's BillingApi contract test talks to it too)."""
+    catalog = MongoCatalogRepository(db)
     from billing_catalog.models import Catalog
 
     await catalog.apply(Catalog.model_validate(CATALOG))
-    invoices = MongoInvoiceRepository(mongo_db)
+    invoices = MongoInvoiceRepository(db)
     await invoices.ensure_indexes()
-    settlements = MongoSettlementRepository(mongo_db)
+    settlements = MongoSettlementRepository(db)
     await settlements.ensure_indexes()
     events = InMemoryInvoiceEvents()
-    pdfs = InvoicePdfStore(mongo_db)
-    ports = InvoicingPorts(catalog, invoices, FakeRenderer(), pdfs, events)
+    pdfs = InvoicePdfStore(db)
+    ports = InvoicingPorts(catalog, invoices, renderer or FakeRenderer(), pdfs, events)
     await add_charges(
         invoices,
         [
@@ -99,15 +104,19 @@ async def client(mongo_db: AsyncDatabase[dict[str, Any]]) -> AsyncIterator[httpx
         )
         await close_invoice(ports, marker)
     settlement = SettlementPorts(catalog, invoices, settlements, events)
-    app = invoicing_api(
+    return invoicing_api(
         tokens=parse_tokens(TOKENS),
         queries=QueryPorts(invoices, settlement, pdfs),
         invoicing=ports,
-        contacts=MongoContactBook(mongo_db),
-        signing_key=KEY,
-        accounts=CustomerAccounts(MongoCustomerAccountBook(mongo_db), settlement),
+        contacts=MongoContactBook(db),
+        signing_key=key,
+        accounts=CustomerAccounts(MongoCustomerAccountBook(db), settlement),
     )
-    transport = httpx.ASGITransport(app=app)
+
+
+@pytest.fixture
+async def client(mongo_db: AsyncDatabase[dict[str, Any]]) -> AsyncIterator[httpx.AsyncClient]:
+    transport = httpx.ASGITransport(app=await issued_api(mongo_db))
     async with httpx.AsyncClient(transport=transport, base_url="http://invoicing") as http:
         yield http
 

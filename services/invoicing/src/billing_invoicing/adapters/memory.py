@@ -14,6 +14,8 @@ from billing_catalog.models import Contact, Customer
 from billing_invoicing.adapters.documents import StoredPdf, _not_found, pdf_file_id
 from billing_invoicing.adapters.invoice_repo import charge_amounts
 from billing_invoicing.domain.credit import CreditEntry, balances
+from billing_invoicing.domain.einvoice import CreditNoteDocument
+from billing_invoicing.domain.invoice import InvoiceDocument
 from billing_invoicing.domain.model import (
     DraftLedger,
     DraftSums,
@@ -332,15 +334,19 @@ class InMemoryInvoiceEvents:
         self.overdue: list[InvoiceOverdue] = []
         self.paid: list[InvoicePaid] = []
         self.voided: list[InvoiceVoided] = []
+        self.charge_stream: list[ChargeRated | PeriodClosing] = []
+        """Markers and one-off charges in the order published: they share one stream."""
 
     async def invoice_finalized(self, event: InvoiceFinalized) -> None:
         self.finalized.append(event)
 
     async def period_closing(self, markers: list[PeriodClosing]) -> None:
         self.markers += markers
+        self.charge_stream += markers
 
     async def charge_added(self, event: ChargeRated) -> None:
         self.charges.append(event)
+        self.charge_stream.append(event)
 
     async def payment_recorded(self, event: PaymentRecorded) -> None:
         self.payments.append(event)
@@ -356,3 +362,79 @@ class InMemoryInvoiceEvents:
 
     async def invoice_voided(self, event: InvoiceVoided) -> None:
         self.voided.append(event)
+
+
+class InMemoryPdfRenderer:
+    """Fake of the renderer ports (``PdfRendering``, ``FacturxRendering``,
+    ``CreditNoteRendering``, ``InvoicePdfRendering``) for tests: a one-page PDF naming the
+    document, made at once without WeasyPrint; a Factur-X one carries the XML as
+    ``factur-x.xml`` after the XSD check the real renderer makes (``tests/
+    test_invoicing_renderer_contract.py`` holds it to ``adapters.pdf.PdfRenderer``)."""
+
+    def __init__(self) -> None:
+        self.rendered: list[str] = []
+        """The numbers of the documents rendered, in order."""
+
+    async def render(self, invoice: InvoiceDocument) -> bytes:
+        self.rendered.append(invoice.number or invoice.invoice_id)
+        return _text_pdf([f"Invoice {invoice.number}", invoice.seller.name, invoice.buyer.name])
+
+    async def render_facturx(self, invoice: InvoiceDocument, xml: bytes) -> bytes:
+        return _with_facturx_xml(await self.render(invoice), xml)
+
+    async def render_credit_note(self, invoice: InvoiceDocument, note: CreditNoteDocument) -> bytes:
+        self.rendered.append(note.number)
+        return _text_pdf(
+            [f"Credit note {note.number}", f"Invoice {invoice.number}", invoice.buyer.name]
+        )
+
+    async def render_credit_note_facturx(
+        self, invoice: InvoiceDocument, note: CreditNoteDocument, xml: bytes
+    ) -> bytes:
+        return _with_facturx_xml(await self.render_credit_note(invoice, note), xml)
+
+
+def _text_pdf(lines: list[str]) -> bytes:
+    """A one-page PDF showing ``lines`` in Helvetica (text a PDF reader can extract)."""
+    shown = "".join(
+        "({}) Tj T* ".format(line.replace("\\", "\\\\").replace("(", "\\(").replace(")", "\\)"))
+        for line in lines
+    )
+    content = f"BT /F1 11 Tf 14 TL 56 780 Td {shown}ET".encode("cp1252", errors="replace")
+    objects = [
+        b"<< /Type /Catalog /Pages 2 0 R >>",
+        b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
+        b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 595 842] "
+        b"/Resources << /Font << /F1 4 0 R >> >> /Contents 5 0 R >>",
+        b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica /Encoding /WinAnsiEncoding >>",
+        b"<< /Length %d >>\nstream\n%s\nendstream" % (len(content), content),
+    ]
+    pdf = bytearray(b"%PDF-1.7\n")
+    offsets = []
+    for number, body in enumerate(objects, 1):
+        offsets.append(len(pdf))
+        pdf += b"%d 0 obj\n%s\nendobj\n" % (number, body)
+    xref = len(pdf)
+    pdf += b"xref\n0 %d\n0000000000 65535 f \n" % (len(objects) + 1)
+    pdf += b"".join(b"%010d 00000 n \n" % offset for offset in offsets)
+    pdf += b"trailer\n<< /Size %d /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n" % (
+        len(objects) + 1,
+        xref,
+    )
+    return bytes(pdf)
+
+
+def _with_facturx_xml(pdf: bytes, xml: bytes) -> bytes:
+    """``pdf`` carrying ``xml`` as ``factur-x.xml``, if the XML is valid Factur-X EN 16931 CII
+    (else the factur-x package's error, as the real renderer raises)."""
+    import io
+
+    from facturx import xml_check_xsd  # type: ignore[import-untyped]
+    from pypdf import PdfWriter
+
+    xml_check_xsd(xml, flavor="factur-x", level="en16931")
+    writer = PdfWriter(clone_from=io.BytesIO(pdf))
+    writer.add_attachment("factur-x.xml", xml)
+    out = io.BytesIO()
+    writer.write(out)
+    return out.getvalue()

@@ -404,58 +404,43 @@ class PdfRenderer:
             *(loop.run_in_executor(self._pool, _ready) for _ in range(self._max_workers))
         )
 
-    async def render(self, invoice: InvoiceDocument) -> bytes:
-        """Render ``invoice`` to PDF bytes in a worker process.
+    async def _run(self, work: Callable[..., bytes], *args: object) -> bytes:
+        """Run ``work(*args)`` in a worker process.
 
-        If a worker died (killed, out of memory), the pool is replaced and the rendering is
-        tried once more: rendering has no side effects, so repeating it is safe.
+        If a worker died (killed, out of memory), the pool is replaced and the work is tried
+        once more: rendering has no side effects, so repeating it is safe.
         """
         if self._closed:
             msg = "PdfRenderer is closed"
             raise RuntimeError(msg)
         loop = asyncio.get_running_loop()
-        payload = invoice.model_dump_json()
         pool = self._pool
         try:
-            return await loop.run_in_executor(pool, render_invoice_pdf, payload)
+            return await loop.run_in_executor(pool, work, *args)
         except BrokenProcessPool:
             # Concurrent renderings all see the same broken pool; only the first replaces it.
             if self._pool is pool:
                 self._pool = self._new_pool()
                 pool.shutdown(wait=False, cancel_futures=True)
-            return await loop.run_in_executor(self._pool, render_invoice_pdf, payload)
+            return await loop.run_in_executor(self._pool, work, *args)
+
+    async def render(self, invoice: InvoiceDocument) -> bytes:
+        """Render ``invoice`` to PDF bytes in a worker process (a dead worker is replaced)."""
+        return await self._run(render_invoice_pdf, invoice.model_dump_json())
 
     async def render_facturx(self, invoice: InvoiceDocument, xml: bytes) -> bytes:
         """Render ``invoice`` as a Factur-X PDF carrying ``xml`` (its CII), in a worker."""
-        if self._closed:
-            msg = "PdfRenderer is closed"
-            raise RuntimeError(msg)
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(
-            self._pool, render_facturx_pdf, invoice.model_dump_json(), xml
-        )
+        return await self._run(render_facturx_pdf, invoice.model_dump_json(), xml)
 
     async def render_credit_note(self, invoice: InvoiceDocument, note: CreditNoteDocument) -> bytes:
         """Render a credit note on ``invoice`` (the plain PDF), in a worker."""
-        if self._closed:
-            msg = "PdfRenderer is closed"
-            raise RuntimeError(msg)
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(
-            self._pool, render_credit_note_pdf, invoice.model_dump_json(), note
-        )
+        return await self._run(render_credit_note_pdf, invoice.model_dump_json(), note)
 
     async def render_credit_note_facturx(
         self, invoice: InvoiceDocument, note: CreditNoteDocument, xml: bytes
     ) -> bytes:
         """Render a credit note as a Factur-X PDF carrying ``xml``, in a worker."""
-        if self._closed:
-            msg = "PdfRenderer is closed"
-            raise RuntimeError(msg)
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(
-            self._pool, render_credit_note_facturx_pdf, invoice.model_dump_json(), note, xml
-        )
+        return await self._run(render_credit_note_facturx_pdf, invoice.model_dump_json(), note, xml)
 
     def close(self) -> None:
         """Stop the workers: renderings in progress finish, queued ones are cancelled."""

@@ -22,7 +22,8 @@ class Argon2Passwords:
         """Whether ``password`` matches ``stored`` (a missing hash is checked against a dummy,
         so an unknown account answers in the same time and still fails)."""
         try:
-            return self._hasher.verify(stored or self._dummy, password) and stored is not None
+            # an empty hash is missing too: it must not fall back to the dummy and then pass
+            return self._hasher.verify(stored or self._dummy, password) and bool(stored)
         except (VerifyMismatchError, VerificationError, InvalidHashError):
             return False
 
