@@ -21,6 +21,10 @@ converts a stored array element by element, so a customer's 10,000 ids took 120-
 read as an array and 3-8 ms packed. A reader takes both, each value once (a re-written value
 may be in both).
 
+A page's invoices that have a row (``adapters/invoice_rows.py``: issued ones) are read from
+their rows' blocks, one or two documents for a customer's page; the others (drafts, an
+invoice being finalized, or a page spread over more blocks) by ``_id``.
+
 Every write is idempotent (``$addToSet``, an insert that a duplicate makes a no-op) and made
 *before* the invoice write it indexes, so a crash in between leaves a key whose document does
 not exist yet (skipped when read) and the retry writes the same key again. Keys are never
@@ -42,6 +46,7 @@ from typing import Any
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
+from billing_invoicing.adapters.invoice_rows import ROW_FIELDS, InvoiceRows, row_of
 from billing_invoicing.domain.listing import (
     Key,
     buckets_to_read,
@@ -88,9 +93,12 @@ def _key(invoice_id: Any) -> Key:
 class InvoiceKeys:
     """The list's keys (see the module docstring) and the pages read through them."""
 
-    def __init__(self, db: AsyncDatabase[Doc], invoices: str) -> None:
+    def __init__(
+        self, db: AsyncDatabase[Doc], invoices: str, rows: InvoiceRows | None = None
+    ) -> None:
         self._keys = db[INVOICE_KEYS]
         self._invoices = db[invoices]
+        self._rows = InvoiceRows(db) if rows is None else rows
         self._known_periods: set[str] = set()
         self._known_buckets: set[str] = set()
         # FerretDB applies an update by reading the document, changing it and writing it back,
@@ -162,20 +170,31 @@ class InvoiceKeys:
             await self._add(f"total:{bucket}", [invoice_id])
 
     async def rebuild(self) -> int:
-        """Index every stored invoice (one read of them all), unless done before; how many
-        invoices were indexed. Safe while invoices are being written (adds only)."""
-        if await self._keys.find_one({"_id": _BUILT}) is not None:
+        """Index every stored invoice and write its list row (one read of them all), unless
+        done before (the keys and the rows each once); how many invoices were indexed. Safe
+        while invoices are being written (adds only; a row only over an older one)."""
+        keys_built = await self._keys.find_one({"_id": _BUILT}) is not None
+        rows_built = await self._rows.built()
+        if keys_built and rows_built:
             return 0
         ids: list[str] = []
         issued: list[tuple[str, str, Decimal]] = []
-        projection = {"number": 1, "total_units": 1, "currency": 1}
+        rows: list[Doc] = []
+        projection = dict.fromkeys(("number", "total_units", "currency", "version"), 1)
+        if not rows_built:
+            projection |= dict.fromkeys(ROW_FIELDS, 1)
         async for doc in self._invoices.find({}, projection):
             ids.append(str(doc["_id"]))
             if doc.get("number") and doc.get("total_units") is not None:
                 total = from_units(int(doc["total_units"]), doc.get("currency"))
                 issued.append((str(doc["_id"]), str(doc["number"]), total))
-        await self._add_many(ids, issued)
-        await self._keys.update_one({"_id": _BUILT}, {"$set": {"count": len(ids)}}, upsert=True)
+            if not rows_built and (row := row_of(doc)) is not None:
+                rows.append(row)
+        if not keys_built:
+            await self._add_many(ids, issued)
+            await self._keys.update_one({"_id": _BUILT}, {"$set": {"count": len(ids)}}, upsert=True)
+        if not rows_built:
+            await self._rows.add_many(rows)
         return len(ids)
 
     async def _add_many(self, ids: list[str], issued: list[tuple[str, str, Decimal]]) -> None:
@@ -249,12 +268,18 @@ class InvoiceKeys:
         yield [k for k in ids_in_list_order(ids) if keep(k)]
 
     async def _read(self, keys: list[Key], projection: Doc | None) -> list[Doc]:
-        """The invoices of these keys, in their order (one ``_id`` look-up each, at once;
-        a key whose invoice is not stored yet is skipped)."""
+        """The invoices of these keys, in their order: their rows where they have one (when
+        the assembled document is not wanted), the others one ``_id`` look-up each, at once;
+        a key whose invoice is not stored yet is skipped."""
+        rows: dict[str, Doc] = {}
+        if projection is not None and projection.get("document") == 0:
+            rows = await self._rows.read(k[2] for k in keys) or {}
+        others = [k[2] for k in keys if k[2] not in rows]
         found = await asyncio.gather(
-            *(self._invoices.find_one({"_id": k[2]}, projection) for k in keys)
+            *(self._invoices.find_one({"_id": i}, projection) for i in others)
         )
-        return [d for d in found if d is not None]
+        read = {str(d["_id"]): d for d in found if d is not None}
+        return [d for k in keys if (d := rows.get(k[2]) or read.get(k[2])) is not None]
 
     async def page(
         self,
