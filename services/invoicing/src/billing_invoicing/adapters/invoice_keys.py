@@ -21,6 +21,13 @@ converts a stored array element by element, so a customer's 10,000 ids took 120-
 read as an array and 3-8 ms packed. A reader takes both, each value once (a re-written value
 may be in both).
 
+A customer's ids in list order are kept in the process between pages (:data:`KEPT_ORDERS`),
+checked against ``stamp:customer:<id>``, a document each write of the customer's key sets
+to a new random token *after* changing the key (a reader reads the stamp first): a reader
+that finds the token it kept knows no write came since (one of two concurrent stamp writes
+may be lost, but the other's token is new too). Reading a customer's 10,000 ids and putting
+them in order cost 30-130 ms on two loaded cores; the stamp, 1-6 ms.
+
 A page's invoices that have a row (``adapters/invoice_rows.py``: issued ones) are read from
 their rows' blocks, one or two documents for a customer's page; the others (drafts, an
 invoice being finalized, or a page spread over more blocks) by ``_id``.
@@ -37,14 +44,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-from collections import defaultdict
+import uuid
+from collections import OrderedDict, defaultdict
 from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
 from pymongo.asynchronous.database import AsyncDatabase
-from pymongo.errors import DuplicateKeyError
+from pymongo.errors import BulkWriteError, DuplicateKeyError
 
 from billing_invoicing.adapters.invoice_rows import ROW_FIELDS, InvoiceRows, row_of
 from billing_invoicing.domain.listing import (
@@ -67,6 +75,10 @@ MERGE_AT = 32
 """Segments after which a key document's segments are merged into one."""
 """Invoices read at once (concurrently, each by ``_id``) while a filtered page is filled."""
 _BUILT = "built"
+KEPT_ORDERS = 16
+"""Customers whose ids in list order a process keeps (those of more than
+:data:`KEEP_FROM` invoices; a few MB each at 10,000)."""
+KEEP_FROM = 500
 
 
 @dataclass(frozen=True)
@@ -107,6 +119,7 @@ class InvoiceKeys:
         # indexes the invoices it freezes concurrently, so this process writes one key at a time.
         self._writing = asyncio.Lock()
         self._unpacked: dict[str, int] = defaultdict(int)
+        self._orders: OrderedDict[str, tuple[str, list[Key]]] = OrderedDict()
 
     # --- writes ---------------------------------------------------------------------------
 
@@ -122,6 +135,16 @@ class InvoiceKeys:
             if self._unpacked[doc_id] >= PACK_AT:
                 del self._unpacked[doc_id]
                 await self._pack(doc_id)
+            if doc_id.startswith("customer:"):
+                await self._stamp(doc_id)
+
+    async def _stamp(self, doc_id: str) -> None:
+        """Tell readers that kept the key's order that it changed (after the change)."""
+        stamp = {"$set": {"token": uuid.uuid4().hex}}
+        try:
+            await self._keys.update_one({"_id": f"stamp:{doc_id}"}, stamp, upsert=True)
+        except DuplicateKeyError:  # another process upserted it at once: it exists now
+            await self._keys.update_one({"_id": f"stamp:{doc_id}"}, stamp, upsert=True)
 
     async def _pack(self, doc_id: str) -> None:
         """Move the ids of the document's array into a packed segment (one update, so a
@@ -224,6 +247,14 @@ class InvoiceKeys:
         ]
         if new:
             await self._keys.insert_many(new, ordered=False)
+        stamps = [
+            {"_id": f"stamp:{d['_id']}", "token": uuid.uuid4().hex}
+            for d in new
+            if str(d["_id"]).startswith("customer:")
+        ]
+        if stamps:  # new keys: a stamp already there (a retried rebuild) is as good
+            with contextlib.suppress(BulkWriteError):
+                await self._keys.insert_many(stamps, ordered=False)
         for doc_id in sorted(stored):
             await self._add(str(doc_id), grouped[str(doc_id)])
         fresh = [n for n in numbers if n["_id"] not in existing]
@@ -240,6 +271,23 @@ class InvoiceKeys:
             return []
         return [*dict.fromkeys(unpacked(doc.get("packed", [])) + list(doc.get("keys", [])))]
 
+    async def _customer_order(self, customer_id: str) -> list[Key]:
+        """A customer's keys in list order: kept from an earlier page while its stamp says no
+        write came since (see the module docstring)."""
+        doc_id = f"customer:{customer_id}"
+        stamp = await self._keys.find_one({"_id": f"stamp:{doc_id}"})
+        token = None if stamp is None else str(stamp["token"])
+        kept = self._orders.get(doc_id)
+        if token is not None and kept is not None and kept[0] == token:
+            self._orders.move_to_end(doc_id)
+            return kept[1]
+        order = ids_in_list_order(str(v) for v in await self._values(doc_id))
+        if token is not None and len(order) >= KEEP_FROM:
+            self._orders[doc_id] = (token, order)
+            while len(self._orders) > KEPT_ORDERS:
+                self._orders.popitem(last=False)
+        return order
+
     async def invoice_id_of(self, number: str) -> str | None:
         """The id of the invoice issued with ``number``, or None."""
         doc = await self._keys.find_one({"_id": f"number:{number}"})
@@ -253,8 +301,9 @@ class InvoiceKeys:
             and (wanted.period is None or k[0] == wanted.period)
         )
         if wanted.customer_id is not None:
-            ids = [str(v) for v in await self._values(f"customer:{wanted.customer_id}")]
-        elif wanted.period is not None:
+            yield [k for k in await self._customer_order(wanted.customer_id) if keep(k)]
+            return
+        if wanted.period is not None:
             ids = [str(v) for v in await self._values(f"period:{wanted.period}")]
         elif wanted.min_total is not None or wanted.max_total is not None:
             existing = [str(b) for b in await self._values("totals")]
