@@ -76,7 +76,7 @@ MERGE_AT = 32
 """Invoices read at once (concurrently, each by ``_id``) while a filtered page is filled."""
 _BUILT = "built"
 KEPT_ORDERS = 16
-"""Customers whose ids in list order a process keeps (those of more than
+"""Customers whose ids in list order a process keeps (those of at least
 :data:`KEEP_FROM` invoices; a few MB each at 10,000)."""
 KEEP_FROM = 500
 
