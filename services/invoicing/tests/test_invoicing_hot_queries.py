@@ -33,6 +33,7 @@ from billing_invoicing.adapters.invoice_repo import (
     NUMBERS,
     MongoInvoiceRepository,
 )
+from billing_invoicing.adapters.invoice_rows import INVOICE_ROWS
 from billing_invoicing.adapters.memory import InMemoryInvoiceEvents
 from billing_invoicing.adapters.settlement_repo import (
     CREDIT_NOTES,
@@ -59,6 +60,7 @@ GROWING = {
     CUSTOMER_CREDITS,
     CREDIT_BALANCES,
     INVOICE_PDF_FILES,
+    INVOICE_ROWS,
     f"{INVOICE_PDF_BUCKET}.files",  # where earlier versions kept the PDFs (GridFS)
     f"{INVOICE_PDF_BUCKET}.chunks",
 }

@@ -9,8 +9,10 @@ import asyncio
 from decimal import Decimal
 from typing import Any
 
+import pytest
 from pymongo.asynchronous.database import AsyncDatabase
 
+from billing_invoicing.adapters import invoice_keys
 from billing_invoicing.adapters.invoice_keys import (
     INVOICE_KEYS,
     MERGE_AT,
@@ -147,3 +149,29 @@ async def test_rebuild_packs_what_was_stored_before_the_keys_once(
     found = await index.page(ranged, None, offset=0, limit=5, projection=None)
     assert [d["_id"] for d in found] == ["big:2000-01"]
     assert await index.invoice_id_of("N-1") == "big:2000-01"
+
+
+async def test_a_kept_customer_order_is_read_again_once_another_process_adds_to_it(
+    mongo_db: AsyncDatabase[dict[str, Any]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(invoice_keys, "KEEP_FROM", 1)
+    ids = [f"big:{p}" for p in months(30)]
+    await mongo_db[INVOICES].insert_many([invoice(i) for i in ids])
+    reader, writer = InvoiceKeys(mongo_db, INVOICES), InvoiceKeys(mongo_db, INVOICES)
+    await writer.add_invoices(ids)
+
+    async def first_three() -> list[str]:
+        found = await reader.page(KeyFilter("big"), None, offset=0, limit=3, projection=None)
+        return [d["_id"] for d in found]
+
+    assert await first_three() == ids[-1:-4:-1]
+    # kept: the next page reads the stamp, not the key document
+    await mongo_db[INVOICE_KEYS].update_one(
+        {"_id": "customer:big"}, {"$set": {"packed": [], "keys": []}}
+    )
+    assert await first_three() == ids[-1:-4:-1]
+    await mongo_db[INVOICE_KEYS].delete_one({"_id": "customer:big"})
+    later = [f"big:{p}" for p in ("2099-01", "2099-02")]
+    await mongo_db[INVOICES].insert_many([invoice(i) for i in later])
+    await writer.add_invoices(later)  # another process: a new stamp
+    assert await first_three() == [later[1], later[0]]

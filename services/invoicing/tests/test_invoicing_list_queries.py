@@ -30,6 +30,7 @@ from billing_invoicing.adapters.contacts_repo import MongoContactBook
 from billing_invoicing.adapters.documents import InvoicePdfStore
 from billing_invoicing.adapters.invoice_keys import INVOICE_KEYS
 from billing_invoicing.adapters.invoice_repo import INVOICES, MongoInvoiceRepository
+from billing_invoicing.adapters.invoice_rows import INVOICE_ROWS
 from billing_invoicing.adapters.memory import InMemoryInvoiceEvents
 from billing_invoicing.adapters.settlement_repo import MongoSettlementRepository
 from billing_invoicing.domain.access import parse_tokens
@@ -140,7 +141,7 @@ def reads(commands: list[tuple[str, dict[str, Any]]]) -> list[tuple[str, str, An
     found = []
     for name, body in commands:
         collection = body.get(name)
-        if collection not in (INVOICES, INVOICE_KEYS):
+        if collection not in (INVOICES, INVOICE_KEYS, INVOICE_ROWS):
             continue
         assert name in ("find", "insert", "update"), (name, body)
         if name == "find":

@@ -21,6 +21,17 @@ converts a stored array element by element, so a customer's 10,000 ids took 120-
 read as an array and 3-8 ms packed. A reader takes both, each value once (a re-written value
 may be in both).
 
+A customer's ids in list order are kept in the process between pages (:data:`KEPT_ORDERS`),
+checked against ``stamp:customer:<id>``, a document each write of the customer's key sets
+to a new random token *after* changing the key (a reader reads the stamp first): a reader
+that finds the token it kept knows no write came since (one of two concurrent stamp writes
+may be lost, but the other's token is new too). Reading a customer's 10,000 ids and putting
+them in order cost 30-130 ms on two loaded cores; the stamp, 1-6 ms.
+
+A page's invoices that have a row (``adapters/invoice_rows.py``: issued ones) are read from
+their rows' blocks, one or two documents for a customer's page; the others (drafts, an
+invoice being finalized, or a page spread over more blocks) by ``_id``.
+
 Every write is idempotent (``$addToSet``, an insert that a duplicate makes a no-op) and made
 *before* the invoice write it indexes, so a crash in between leaves a key whose document does
 not exist yet (skipped when read) and the retry writes the same key again. Keys are never
@@ -33,15 +44,17 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-from collections import defaultdict
+import uuid
+from collections import OrderedDict, defaultdict
 from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
 from pymongo.asynchronous.database import AsyncDatabase
-from pymongo.errors import DuplicateKeyError
+from pymongo.errors import BulkWriteError, DuplicateKeyError
 
+from billing_invoicing.adapters.invoice_rows import ROW_FIELDS, InvoiceRows, row_of
 from billing_invoicing.domain.listing import (
     Key,
     buckets_to_read,
@@ -62,6 +75,10 @@ MERGE_AT = 32
 """Segments after which a key document's segments are merged into one."""
 """Invoices read at once (concurrently, each by ``_id``) while a filtered page is filled."""
 _BUILT = "built"
+KEPT_ORDERS = 16
+"""Customers whose ids in list order a process keeps (those of at least
+:data:`KEEP_FROM` invoices; a few MB each at 10,000)."""
+KEEP_FROM = 500
 
 
 @dataclass(frozen=True)
@@ -88,9 +105,12 @@ def _key(invoice_id: Any) -> Key:
 class InvoiceKeys:
     """The list's keys (see the module docstring) and the pages read through them."""
 
-    def __init__(self, db: AsyncDatabase[Doc], invoices: str) -> None:
+    def __init__(
+        self, db: AsyncDatabase[Doc], invoices: str, rows: InvoiceRows | None = None
+    ) -> None:
         self._keys = db[INVOICE_KEYS]
         self._invoices = db[invoices]
+        self._rows = InvoiceRows(db) if rows is None else rows
         self._known_periods: set[str] = set()
         self._known_buckets: set[str] = set()
         # FerretDB applies an update by reading the document, changing it and writing it back,
@@ -99,6 +119,7 @@ class InvoiceKeys:
         # indexes the invoices it freezes concurrently, so this process writes one key at a time.
         self._writing = asyncio.Lock()
         self._unpacked: dict[str, int] = defaultdict(int)
+        self._orders: OrderedDict[str, tuple[str, list[Key]]] = OrderedDict()
 
     # --- writes ---------------------------------------------------------------------------
 
@@ -114,6 +135,16 @@ class InvoiceKeys:
             if self._unpacked[doc_id] >= PACK_AT:
                 del self._unpacked[doc_id]
                 await self._pack(doc_id)
+            if doc_id.startswith("customer:"):
+                await self._stamp(doc_id)
+
+    async def _stamp(self, doc_id: str) -> None:
+        """Tell readers that kept the key's order that it changed (after the change)."""
+        stamp = {"$set": {"token": uuid.uuid4().hex}}
+        try:
+            await self._keys.update_one({"_id": f"stamp:{doc_id}"}, stamp, upsert=True)
+        except DuplicateKeyError:  # another process upserted it at once: it exists now
+            await self._keys.update_one({"_id": f"stamp:{doc_id}"}, stamp, upsert=True)
 
     async def _pack(self, doc_id: str) -> None:
         """Move the ids of the document's array into a packed segment (one update, so a
@@ -162,20 +193,31 @@ class InvoiceKeys:
             await self._add(f"total:{bucket}", [invoice_id])
 
     async def rebuild(self) -> int:
-        """Index every stored invoice (one read of them all), unless done before; how many
-        invoices were indexed. Safe while invoices are being written (adds only)."""
-        if await self._keys.find_one({"_id": _BUILT}) is not None:
+        """Index every stored invoice and write its list row (one read of them all), unless
+        done before (the keys and the rows each once); how many invoices were indexed. Safe
+        while invoices are being written (adds only; a row only over an older one)."""
+        keys_built = await self._keys.find_one({"_id": _BUILT}) is not None
+        rows_built = await self._rows.built()
+        if keys_built and rows_built:
             return 0
         ids: list[str] = []
         issued: list[tuple[str, str, Decimal]] = []
-        projection = {"number": 1, "total_units": 1, "currency": 1}
+        rows: list[Doc] = []
+        projection = dict.fromkeys(("number", "total_units", "currency", "version"), 1)
+        if not rows_built:
+            projection |= dict.fromkeys(ROW_FIELDS, 1)
         async for doc in self._invoices.find({}, projection):
             ids.append(str(doc["_id"]))
             if doc.get("number") and doc.get("total_units") is not None:
                 total = from_units(int(doc["total_units"]), doc.get("currency"))
                 issued.append((str(doc["_id"]), str(doc["number"]), total))
-        await self._add_many(ids, issued)
-        await self._keys.update_one({"_id": _BUILT}, {"$set": {"count": len(ids)}}, upsert=True)
+            if not rows_built and (row := row_of(doc)) is not None:
+                rows.append(row)
+        if not keys_built:
+            await self._add_many(ids, issued)
+            await self._keys.update_one({"_id": _BUILT}, {"$set": {"count": len(ids)}}, upsert=True)
+        if not rows_built:
+            await self._rows.add_many(rows)
         return len(ids)
 
     async def _add_many(self, ids: list[str], issued: list[tuple[str, str, Decimal]]) -> None:
@@ -205,6 +247,14 @@ class InvoiceKeys:
         ]
         if new:
             await self._keys.insert_many(new, ordered=False)
+        stamps = [
+            {"_id": f"stamp:{d['_id']}", "token": uuid.uuid4().hex}
+            for d in new
+            if str(d["_id"]).startswith("customer:")
+        ]
+        if stamps:  # new keys: a stamp already there (a retried rebuild) is as good
+            with contextlib.suppress(BulkWriteError):
+                await self._keys.insert_many(stamps, ordered=False)
         for doc_id in sorted(stored):
             await self._add(str(doc_id), grouped[str(doc_id)])
         fresh = [n for n in numbers if n["_id"] not in existing]
@@ -221,6 +271,23 @@ class InvoiceKeys:
             return []
         return [*dict.fromkeys(unpacked(doc.get("packed", [])) + list(doc.get("keys", [])))]
 
+    async def _customer_order(self, customer_id: str) -> list[Key]:
+        """A customer's keys in list order: kept from an earlier page while its stamp says no
+        write came since (see the module docstring)."""
+        doc_id = f"customer:{customer_id}"
+        stamp = await self._keys.find_one({"_id": f"stamp:{doc_id}"})
+        token = None if stamp is None else str(stamp["token"])
+        kept = self._orders.get(doc_id)
+        if token is not None and kept is not None and kept[0] == token:
+            self._orders.move_to_end(doc_id)
+            return kept[1]
+        order = ids_in_list_order(str(v) for v in await self._values(doc_id))
+        if token is not None and len(order) >= KEEP_FROM:
+            self._orders[doc_id] = (token, order)
+            while len(self._orders) > KEPT_ORDERS:
+                self._orders.popitem(last=False)
+        return order
+
     async def invoice_id_of(self, number: str) -> str | None:
         """The id of the invoice issued with ``number``, or None."""
         doc = await self._keys.find_one({"_id": f"number:{number}"})
@@ -234,8 +301,9 @@ class InvoiceKeys:
             and (wanted.period is None or k[0] == wanted.period)
         )
         if wanted.customer_id is not None:
-            ids = [str(v) for v in await self._values(f"customer:{wanted.customer_id}")]
-        elif wanted.period is not None:
+            yield [k for k in await self._customer_order(wanted.customer_id) if keep(k)]
+            return
+        if wanted.period is not None:
             ids = [str(v) for v in await self._values(f"period:{wanted.period}")]
         elif wanted.min_total is not None or wanted.max_total is not None:
             existing = [str(b) for b in await self._values("totals")]
@@ -249,12 +317,18 @@ class InvoiceKeys:
         yield [k for k in ids_in_list_order(ids) if keep(k)]
 
     async def _read(self, keys: list[Key], projection: Doc | None) -> list[Doc]:
-        """The invoices of these keys, in their order (one ``_id`` look-up each, at once;
-        a key whose invoice is not stored yet is skipped)."""
+        """The invoices of these keys, in their order: their rows where they have one (when
+        the assembled document is not wanted), the others one ``_id`` look-up each, at once;
+        a key whose invoice is not stored yet is skipped."""
+        rows: dict[str, Doc] = {}
+        if projection is not None and projection.get("document") == 0:
+            rows = await self._rows.read(k[2] for k in keys) or {}
+        others = [k[2] for k in keys if k[2] not in rows]
         found = await asyncio.gather(
-            *(self._invoices.find_one({"_id": k[2]}, projection) for k in keys)
+            *(self._invoices.find_one({"_id": i}, projection) for i in others)
         )
-        return [d for d in found if d is not None]
+        read = {str(d["_id"]): d for d in found if d is not None}
+        return [d for k in keys if (d := rows.get(k[2]) or read.get(k[2])) is not None]
 
     async def page(
         self,

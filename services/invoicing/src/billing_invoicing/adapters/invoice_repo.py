@@ -47,6 +47,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import BulkWriteError, DuplicateKeyError
 
 from billing_invoicing.adapters.invoice_keys import InvoiceKeys, KeyFilter
+from billing_invoicing.adapters.invoice_rows import InvoiceRows, row_of
 from billing_invoicing.adapters.stored_rows import charge_line_of, draft_line_of
 from billing_invoicing.domain.invoice import (
     InvoiceDocument,
@@ -435,7 +436,8 @@ class MongoInvoiceRepository:
         self._writes = asyncio.Semaphore(CONCURRENT_WRITES)
         self._inserts = asyncio.Semaphore(CONCURRENT_INSERTS)
         self._last_seq: dict[tuple[str, int], int] = {}
-        self._keys = InvoiceKeys(db, INVOICES)
+        self._rows = InvoiceRows(db)
+        self._keys = InvoiceKeys(db, INVOICES, self._rows)
 
     async def ensure_indexes(self) -> None:
         """Indexes every query here relies on (idempotent), and the invoice list's keys of
@@ -500,6 +502,9 @@ class MongoInvoiceRepository:
         document = invoice.document
         if document is not None and invoice.number and (kept is None or kept.document is None):
             await self._keys.add_issued(invoice.invoice_id, invoice.number, document.total)
+        if document is not None:  # its list row, before the write (adapters/invoice_rows.py)
+            credited = to_units(invoice.credited, invoice.currency_issued)
+            await self._write_row(fields | {"credited_units": credited}, invoice)
         async with self._writes:
             if invoice.version == 0:
                 try:
@@ -519,6 +524,12 @@ class MongoInvoiceRepository:
                     raise ConcurrentUpdateError(invoice.invoice_id)
         invoice.version += 1
         self._keep(invoice)
+
+    async def _write_row(self, fields: Doc, invoice: Invoice) -> None:
+        """The list row of the invoice as its next write stores it (with ``fields``)."""
+        row = row_of({"_id": invoice.invoice_id, **fields, "version": invoice.version + 1})
+        if row is not None:
+            await self._rows.write([row])
 
     async def create_drafts(self, invoice_ids: Iterable[str]) -> None:
         """Give these invoices a draft document if they have none (in one insert)."""
@@ -860,6 +871,7 @@ class MongoInvoiceRepository:
             if pending is None:
                 self._loaded.pop(invoice.invoice_id, None)
                 return invoice
+            await self._write_row({**doc, **pending["fields"]}, invoice)
             await self._invoices.update_one(
                 {"_id": invoice.invoice_id},
                 {"$set": {**pending["fields"], "version": invoice.version + 1}},
@@ -922,6 +934,8 @@ class MongoInvoiceRepository:
             )
         except DuplicateKeyError:
             raise ConcurrentUpdateError(invoice.invoice_id) from None
+        # the write is decided: its list row, then the invoice (a crash in between: _fresh)
+        await self._write_row(invoice_fields(invoice) | fields, invoice)
         await self._invoices.update_one(
             {"_id": invoice.invoice_id}, {"$set": {**fields, "version": version}}
         )
