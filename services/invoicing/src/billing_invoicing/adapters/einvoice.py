@@ -24,12 +24,9 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any
 
-from facturx import (  # type: ignore[import-untyped]
-    generate_from_binary,
-    generate_xml,
-    xml_check_xsd,
-)
-from facturx.parse_xml import parse_ubl_cii_xml  # type: ignore[import-untyped]
+# facturx (with pypdf) is imported where it is used: importing it costs ~1 s of CPU, which every
+# `billing` command and the invoicing service paid at start-up (`billing invoices generate` is
+# on the close's critical path) although only e-invoices and Factur-X PDFs need it
 from lxml import etree
 
 from billing_catalog.models import EInvoiceFormat
@@ -191,6 +188,8 @@ def _payment(payment: Payment) -> dict[str, Any]:
 def _generate(
     document: EInvoice, flavor: str, business_process: str | None = None
 ) -> etree._Element:
+    from facturx import generate_xml, xml_check_xsd  # type: ignore[import-untyped]
+
     data = facturx_data(document)
     if business_process:
         data["BT-23"] = business_process
@@ -295,6 +294,8 @@ def einvoice_xml(document: EInvoice, fmt: EInvoiceFormat) -> bytes:
 def facturx_pdf(pdf: bytes, xml: bytes, *, title: str, author: str, lang: str) -> bytes:
     """Embed the CII XML in a PDF/A-3b invoice as ``factur-x.xml`` (AFRelationship ``Data``),
     with the Factur-X XMP extension schema (document type, file name, version, profile)."""
+    from facturx import generate_from_binary
+
     result = generate_from_binary(
         pdf,
         xml,
@@ -314,6 +315,8 @@ def facturx_pdf(pdf: bytes, xml: bytes, *, title: str, author: str, lang: str) -
 def read_amounts(xml: bytes) -> dict[str, Decimal]:
     """The document totals read back from a CII or UBL document (BT-106 to BT-115), and the
     taxable amount and tax of each VAT breakdown (``BT-116:<category>``...)."""
+    from facturx.parse_xml import parse_ubl_cii_xml  # type: ignore[import-untyped]
+
     parsed = parse_ubl_cii_xml(xml)
     data: dict[str, Any] = parsed[0] if isinstance(parsed, tuple) else parsed
     amounts = {
