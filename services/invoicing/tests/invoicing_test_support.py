@@ -49,6 +49,35 @@ def rated(
     )
 
 
+ONE_CUSTOMER_CATALOG: dict[str, Any] = {
+    "invoicing_entities": [
+        {
+            "id": "cumulus",
+            "name": "Cumulus GmbH",
+            "address": {"lines": ["Street 1"], "country": "DE"},
+            "number_prefix": "C-",
+            "email": "billing@cumulus.example",
+        }
+    ],
+    "price_lists": [
+        {"id": "standard", "versions": [{"version": 1, "effective_from": "2024-01-01"}]}
+    ],
+    "tax_rates": [{"country": "DE", "percent": "19", "effective_from": "2020-01-01"}],
+    "customers": [
+        {
+            "id": "alpha",
+            "name": "Alpha",
+            "address": {"lines": ["Weg 1"], "country": "DE"},
+            "currency": "EUR",
+            "invoicing_entity": "cumulus",
+            "price_list": "standard",
+        }
+    ],
+}
+"""One German customer (EUR, 19 % VAT) of one entity, as a catalog file says it: the hot-query
+and close-read tests."""
+
+
 SETTLE_CATALOG = Catalog.model_validate(  # one German customer, 19 % VAT, 30 days
     {
         "invoicing_entities": [

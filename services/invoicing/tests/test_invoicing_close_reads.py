@@ -14,7 +14,7 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
-from invoicing_test_support import rated
+from invoicing_test_support import ONE_CUSTOMER_CATALOG, rated
 from pymongo import AsyncMongoClient, monitoring
 
 from billing_catalog.models import Catalog
@@ -31,31 +31,6 @@ from billing_schemas.events import PeriodClose, PeriodClosing
 
 pytestmark = pytest.mark.integration
 
-CATALOG = {
-    "invoicing_entities": [
-        {
-            "id": "cumulus",
-            "name": "Cumulus GmbH",
-            "address": {"lines": ["Street 1"], "country": "DE"},
-            "number_prefix": "C-",
-            "email": "billing@cumulus.example",
-        }
-    ],
-    "price_lists": [
-        {"id": "standard", "versions": [{"version": 1, "effective_from": "2024-01-01"}]}
-    ],
-    "tax_rates": [{"country": "DE", "percent": "19", "effective_from": "2020-01-01"}],
-    "customers": [
-        {
-            "id": "alpha",
-            "name": "Alpha",
-            "address": {"lines": ["Weg 1"], "country": "DE"},
-            "currency": "EUR",
-            "invoicing_entity": "cumulus",
-            "price_list": "standard",
-        }
-    ],
-}
 
 SERVICES = ("Amazon EC2", "Amazon S3", "Amazon RDS")
 
@@ -109,7 +84,7 @@ async def close_with(infra: Any, database: str, charges: int) -> tuple[Reads, In
     db = client[database]
     try:
         catalog = MongoCatalogRepository(db)
-        await catalog.apply(Catalog.model_validate(CATALOG))
+        await catalog.apply(Catalog.model_validate(ONE_CUSTOMER_CATALOG))
         invoices = MongoInvoiceRepository(db)
         await invoices.ensure_indexes()
         credits = MongoSettlementRepository(db)

@@ -18,7 +18,7 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
-from invoicing_test_support import Recorder, rated
+from invoicing_test_support import ONE_CUSTOMER_CATALOG, Recorder, rated
 from pymongo import AsyncMongoClient
 
 from billing_catalog.models import Catalog
@@ -68,32 +68,6 @@ GROWING = {
 catalog only; the ledgers are ``LEDGERS`` documents whatever the usage (their version-guarded
 updates, which FerretDB filters itself, read those few)."""
 
-CATALOG = {
-    "invoicing_entities": [
-        {
-            "id": "cumulus",
-            "name": "Cumulus GmbH",
-            "address": {"lines": ["Street 1"], "country": "DE"},
-            "number_prefix": "C-",
-            "email": "billing@cumulus.example",
-        }
-    ],
-    "price_lists": [
-        {"id": "standard", "versions": [{"version": 1, "effective_from": "2024-01-01"}]}
-    ],
-    "tax_rates": [{"country": "DE", "percent": "19", "effective_from": "2020-01-01"}],
-    "customers": [
-        {
-            "id": "alpha",
-            "name": "Alpha",
-            "address": {"lines": ["Weg 1"], "country": "DE"},
-            "currency": "EUR",
-            "invoicing_entity": "cumulus",
-            "price_list": "standard",
-        }
-    ],
-}
-
 
 class FakeRenderer:
     async def render(self, invoice: InvoiceDocument) -> bytes:
@@ -123,7 +97,7 @@ async def test_hot_path_queries_are_pushed_down(infra: Any, namespace: str) -> N
     db = client[namespace]
     try:
         catalog = MongoCatalogRepository(db)
-        await catalog.apply(Catalog.model_validate(CATALOG))
+        await catalog.apply(Catalog.model_validate(ONE_CUSTOMER_CATALOG))
         invoices = MongoInvoiceRepository(db)
         await invoices.ensure_indexes()
         pdfs = InvoicePdfStore(db)
