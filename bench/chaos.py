@@ -39,6 +39,7 @@ import signal
 import sys
 import time
 from collections import Counter, defaultdict
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Self
@@ -686,9 +687,16 @@ def invoice_numbers_in(path: Path) -> list[str]:
 
 
 async def run_campaign(
-    plan: Plan, workdir: Path, *, keep: bool = False, progress: Any = print
+    plan: Plan,
+    workdir: Path,
+    *,
+    keep: bool = False,
+    progress: Any = print,
+    inspect: Callable[[str, str], Awaitable[None]] | None = None,
 ) -> dict[str, Any]:
-    """A whole campaign on its private stack (started and stopped here)."""
+    """A whole campaign on its private stack (started and stopped here). ``inspect``, when
+    given, is awaited with the stack's MongoDB URL and the run's database name after a passed
+    verdict, while the stack still runs (the e2e test validates the issued e-invoices there)."""
     stack = PrivateStack(workdir / "stack")
     await stack.up()
     try:
@@ -704,7 +712,10 @@ async def run_campaign(
             stall_seconds=600,
         ) as run:
             try:
-                return await run.campaign()
+                figures = await run.campaign()
+                if inspect is not None:
+                    await inspect(stack.mongodb_url, run.namespace)
+                return figures
             finally:
                 for name in list(run.processes):
                     if run.processes[name].returncode is None:

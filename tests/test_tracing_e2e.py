@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import httpx
 import pytest
+from einvoice_check import validate_issued
 from faststream.asgi import AsgiFastStream
 from opentelemetry import trace
 from opentelemetry.sdk.trace import TracerProvider
@@ -157,3 +158,6 @@ async def test_one_trace_from_the_bill_to_the_email(
     notify = next(s for s in in_trace if s.name == "notify email-finalized-invoices")
     assert notify.parent is not None
     assert by_id[notify.parent.span_id].name == "invoicing close"
+
+    # the invoices the trace closed, in the three e-invoice formats, validated (issue 17)
+    await validate_issued(mongo_db, tmp_path, "tracing_e2e", expect=len(closing))

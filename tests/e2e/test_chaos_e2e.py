@@ -15,9 +15,12 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 import pytest
 from chaos import Plan, run_campaign
+from einvoice_check import validate_issued
+from pymongo import AsyncMongoClient
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(1800)]
 
@@ -35,7 +38,22 @@ async def test_a_month_billed_through_crashes_reconciles_and_is_emailed_once(
         flow_seconds=40,
         smtp_fault_seconds=8,
     )
-    figures = await run_campaign(plan, tmp_path / "chaos")  # progress printed (shown on failure)
+    checked: list[str] = []
+
+    async def validate_einvoices(mongodb_url: str, database: str) -> None:
+        """Every invoice the campaign issued, in the three e-invoice formats, validated (issue
+        17), on the private stack before it stops."""
+        mongo: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(mongodb_url)
+        try:
+            checked.extend(
+                await validate_issued(mongo[database], tmp_path, "chaos_e2e", expect=plan.customers)
+            )
+        finally:
+            await mongo.close()
+
+    figures = await run_campaign(
+        plan, tmp_path / "chaos", inspect=validate_einvoices
+    )  # progress printed (shown on failure)
 
     faults = figures["faults"]
     killed = {f["target"] for f in faults if f["kind"] == "sigkill"}
@@ -52,3 +70,5 @@ async def test_a_month_billed_through_crashes_reconciles_and_is_emailed_once(
     assert counts["upstream_accepted"] == plan.events
     assert counts["upstream_conflicts"] == figures["events"]["conflicts_sent"] > 0
     assert counts["bills"] == 3  # A (loaded twice: once), B and its restatement B2
+    # each invoice in Factur-X, XRechnung and Peppol BIS (and the Factur-X PDFs sent) was valid
+    assert len([name for name in checked if name.endswith(".xml")]) >= 2 * plan.customers

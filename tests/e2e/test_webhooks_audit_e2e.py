@@ -14,6 +14,8 @@ from typing import Any
 
 import httpx
 import pytest
+from einvoice_check import validate_issued
+from pymongo import AsyncMongoClient
 from receiver import receiving
 
 from billing_runtime.access import token_name
@@ -40,7 +42,7 @@ async def wait_until(check: Any, what: str, seconds: float = 180) -> Any:
 
 
 async def test_webhooks_reach_a_receiver_in_order_and_every_action_is_audited(
-    pipeline: Any,
+    pipeline: Any, tmp_path: Path
 ) -> None:
     tokens = json.dumps({OPERATOR: "operator", NORTHWIND: "customer:northwind"})
     pipeline.ports["webhooks"] = free_port()
@@ -130,3 +132,10 @@ async def test_webhooks_reach_a_receiver_in_order_and_every_action_is_audited(
     assert payment["subject"] == f"invoice:{invoice['number']}"
     assert payment["after"]["amount"] == invoice["total"]
     assert payment["before"]["outstanding"] == invoice["total"]
+
+    # the period's invoices, in the three e-invoice formats, validated (issue 17)
+    mongo: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(pipeline.infra.mongodb_url)
+    try:
+        await validate_issued(mongo[pipeline.namespace], tmp_path, "webhooks_audit_e2e", expect=2)
+    finally:
+        await mongo.close()
