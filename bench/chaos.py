@@ -35,9 +35,11 @@ import json
 import os
 import random
 import re
+import shutil
 import signal
 import sys
 import time
+import uuid
 from collections import Counter, defaultdict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -55,6 +57,7 @@ from pipeline_workload import PERIOD, ROOT, Workload, write_bill
 from billing_devtools.mail_sink import MaildirSink
 
 INFRA = ROOT / "scripts" / "infra.sh"
+STACKS = ROOT / "var" / "chaos"  # the private stacks' state (deleted when a campaign ends)
 INVOICE_PREFIX = "BCR-"
 
 
@@ -68,14 +71,19 @@ class CampaignFailedError(AssertionError):
 @dataclass
 class PrivateStack:
     """A Kafka broker and a FerretDB of the campaign's own, started with ``scripts/infra.sh`` on
-    free ports with their state under ``state``; each can be killed and started again."""
+    free ports with their state under ``state``; each can be killed and started again. FerretDB
+    runs on ``backend``: PostgreSQL by default, as the local stack does (a cluster of the
+    campaign's own, whose files the ``postgres`` account must reach: ``state`` is under the
+    repository's ``var/``, not a private temporary folder), or SQLite."""
 
     state: Path
+    backend: str = "postgresql"
     ports: dict[str, int] = field(
         default_factory=lambda: {
             "kafka": free_port(),
             "kafka-controller": free_port(),
             "ferretdb": free_port(),
+            "postgres": free_port(),
             "smtp": free_port(),
         }
     )
@@ -96,7 +104,8 @@ class PrivateStack:
             "BILLING_KAFKA_CONTROLLER_PORT": str(self.ports["kafka-controller"]),
             "BILLING_MONGO_PORT": str(self.ports["ferretdb"]),
             "BILLING_SMTP_PORT": str(self.ports["smtp"]),
-            "BILLING_FERRETDB_BACKEND": "sqlite",
+            "BILLING_POSTGRES_PORT": str(self.ports["postgres"]),
+            "BILLING_FERRETDB_BACKEND": self.backend,
         }
 
     async def _infra(self, verb: str) -> None:
@@ -117,8 +126,11 @@ class PrivateStack:
         self.state.mkdir(parents=True, exist_ok=True)
         await self._infra("up")
 
-    async def down(self) -> None:
+    async def down(self, *, delete: bool = False) -> None:
+        """Stop the broker, FerretDB and PostgreSQL; ``delete``: their data and logs too."""
         await self._infra("down")
+        if delete:
+            shutil.rmtree(self.state, ignore_errors=True)
 
     async def crash(self, name: str) -> None:
         """SIGKILL ``kafka`` or ``ferretdb``, as a crash would, and wait until it is gone."""
@@ -215,6 +227,7 @@ class Plan:
     kills: int = 3  # per service
     flow_seconds: float = 240.0  # the window over which the flow's faults are spread
     smtp_fault_seconds: float = 20.0  # each of the 451 and the dropping windows
+    backend: str = "postgresql"  # FerretDB's, as on the local stack (or "sqlite")
 
     @property
     def records(self) -> int:
@@ -697,8 +710,10 @@ async def run_campaign(
     """A whole campaign on its private stack (started and stopped here). ``inspect``, when
     given, is awaited with the stack's MongoDB URL and the run's database name after a passed
     verdict, while the stack still runs (the e2e test validates the issued e-invoices there)."""
-    stack = PrivateStack(workdir / "stack")
+    stack = PrivateStack(STACKS / f"{workdir.name}-{uuid.uuid4().hex[:8]}", backend=plan.backend)
+    progress(f"private stack: FerretDB on {plan.backend}, state under {stack.state}")
     await stack.up()
+    passed = False
     try:
         async with ChaosRun(
             workload=Workload(plan.focus_lines, plan.customers),
@@ -715,6 +730,7 @@ async def run_campaign(
                 figures = await run.campaign()
                 if inspect is not None:
                     await inspect(stack.mongodb_url, run.namespace)
+                passed = True
                 return figures
             finally:
                 for name in list(run.processes):
@@ -722,7 +738,8 @@ async def run_campaign(
                         run.processes[name].terminate()
     finally:
         if not keep:
-            await stack.down()
+            # a failed campaign keeps the stack's data and logs to look at
+            await stack.down(delete=passed)
 
 
 def main() -> None:
@@ -734,6 +751,7 @@ def main() -> None:
     parser.add_argument("--customers", type=int, default=Plan.customers)
     parser.add_argument("--kills", type=int, default=Plan.kills)
     parser.add_argument("--flow-seconds", type=float, default=Plan.flow_seconds)
+    parser.add_argument("--backend", choices=("postgresql", "sqlite"), default=Plan.backend)
     parser.add_argument(
         "--no-record", action="store_true", help="do not append to bench/results/chaos.jsonl"
     )
@@ -747,6 +765,7 @@ def main() -> None:
         customers=args.customers,
         kills=args.kills,
         flow_seconds=args.flow_seconds,
+        backend=args.backend,
     )
     workdir = ROOT / "bench" / "tmp" / f"chaos-{plan.seed}-{int(time.time())}"
     started = time.monotonic()
