@@ -105,19 +105,7 @@ def show(result: Reconciliation) -> None:
         )  # fmt: skip
     console.print(tables.fit(customers, console.width))
     if result.differences:
-        differences = Table(
-            key("check"), key("subject"), figure("difference"), tables.text("records"),
-            tables.text("cause"), title="Differences",
-        )  # fmt: skip
-        for d in result.differences:
-            shown = ", ".join(d.records[:RECORDS_SHOWN])
-            if len(d.records) > RECORDS_SHOWN:
-                shown += f" ... ({len(d.records):,} in all)"
-            cause = d.explanation.value if d.explanation else "[red]unexplained[/red]"
-            if d.detail:
-                cause += f": {d.detail[:200]}"
-            differences.add_row(d.check.value, d.subject, d.what, shown, cause)
-        console.print(tables.fit(differences, console.width))
+        console.print(tables.fit(_differences(result), console.width))
     if result.reconciles:
         console.print(
             f"[green]{scope} reconciles[/green]: {len(result.differences)} differences, "
@@ -137,6 +125,23 @@ def show(result: Reconciliation) -> None:
             f"[red]{scope} does not reconcile[/red]: {len(result.unexplained)} unexplained "
             f"differences (of {len(result.differences)})"
         )
+
+
+def _differences(result: Reconciliation) -> Table:
+    """The differences found, each with its cause (or "unexplained")."""
+    differences = Table(
+        tables.key("check"), tables.key("subject"), tables.amount("difference"),
+        tables.text("records"), tables.text("cause"), title="Differences",
+    )  # fmt: skip
+    for d in result.differences:
+        shown = ", ".join(d.records[:RECORDS_SHOWN])
+        if len(d.records) > RECORDS_SHOWN:
+            shown += f" ... ({len(d.records):,} in all)"
+        cause = d.explanation.value if d.explanation else "[red]unexplained[/red]"
+        if d.detail:
+            cause += f": {d.detail[:200]}"
+        differences.add_row(d.check.value, d.subject, d.what, shown, cause)
+    return differences
 
 
 def reconcile(
