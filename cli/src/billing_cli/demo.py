@@ -24,6 +24,7 @@ from billing_invoicing.bootstrap import CliContext, cli_context
 from billing_invoicing.domain.access import Scope
 from billing_invoicing.service.einvoices import EInvoiceUnavailableError, einvoice_file
 from billing_invoicing.service.focus_export import FOCUS_VERSION, focus_file_name, write_focus_csv
+from billing_runtime import tables
 from billing_schemas.money import format_amount, from_fixed_units
 
 console = Console()
@@ -130,13 +131,13 @@ def _print_period(
 ) -> None:
     """One period's table of invoices and the files written for them."""
     table = Table(
-        "number",
-        "customer",
-        "total",
-        "credit applied",
-        "to pay at issue",
-        "status",
-        "due",
+        tables.key("number"),
+        tables.text("customer"),
+        tables.amount("total"),
+        tables.amount("credit applied"),
+        tables.amount("to pay at issue"),
+        tables.key("status"),
+        tables.key("due"),
         title=f"Invoices {period}",
     )
     files: list[str] = []
@@ -162,7 +163,7 @@ def _print_period(
             for m in mails
             if number != "-" and number in m.subject
         )
-    console.print(table)
+    console.print(tables.fit(table, console.width))
     for line in files:
         console.print(line, soft_wrap=True, highlight=False)
     console.print(f"{len(rows)} invoices for {period}")

@@ -9,6 +9,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from billing_runtime import tables
 from billing_runtime.dlq import REPLAY_GROUP, list_dead_letters, replay_dead_letters
 from billing_runtime.settings import ServiceSettings
 from billing_schemas.topics import DEAD_LETTER_SUFFIX, Topic
@@ -41,7 +42,15 @@ def list_command(topic: TopicArgument) -> None:
     settings = ServiceSettings()
     name = dead_letter_topic(topic, settings.topic_namespace)
     letters = asyncio.run(list_dead_letters(settings.kafka_bootstrap_servers, name))
-    table = Table("partition", "offset", "when", "failed by", "key", "error", title=name)
+    table = Table(
+        tables.key("partition"),
+        tables.key("offset"),
+        tables.key("when"),
+        tables.text("failed by"),
+        tables.key("key"),
+        tables.text("error"),
+        title=name,
+    )
     for letter in letters:
         table.add_row(
             str(letter.partition),
@@ -51,7 +60,7 @@ def list_command(topic: TopicArgument) -> None:
             (letter.key or b"").decode(errors="replace"),
             letter.error[:200],
         )
-    console.print(table)
+    console.print(tables.fit(table, console.width))
     console.print(f"{len(letters)} dead letters in {name}")
 
 

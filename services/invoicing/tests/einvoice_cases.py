@@ -173,6 +173,18 @@ def cases() -> list[Case]:
         "DE",
         subscriptions=[{"plan": "business", "start": "2024-01-01"}],
     )
+    prorated_buyer = customer(
+        "echo",
+        "DE",
+        subscriptions=[
+            {
+                "plan": "business",
+                "start": "2024-09-10",
+                "quantity": 3,
+                "quantity_changes": [{"effective_from": "2024-09-20", "quantity": 5}],
+            }
+        ],
+    )
     invoices = {
         # 6.013 + 4.013: the VAT is taken on the unrounded 10.026 (docs/money.md)
         "domestic": (
@@ -202,6 +214,9 @@ def cases() -> list[Case]:
                 5,
             ),
         ),
+        # started on the 10th at 3, 5 from the 20th: two prorated spans, each a line whose
+        # period (BG-26) is its days: 500 x 3 x 10/30 = 500.00, 500 x 5 x 11/30 = 916.67
+        "prorated": (prorated_buyer, finalized(prorated_buyer, [group("100.00", "EC2")], 6)),
     }
     result = [
         Case(

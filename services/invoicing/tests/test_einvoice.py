@@ -1,15 +1,17 @@
 """EN 16931 e-invoices (docs/einvoice.md): the mapping, the amounts read back, and validation.
 
 The cases (``einvoice_cases.py``) are real invoices assembled by the domain: domestic VAT,
-reverse charge, not subject, JPY, subscription netting with a late line, a credit note and a
-cancelling one. Every one of them, in every format, goes through the Mustang validator; a
-document with a broken VAT total must fail it.
+reverse charge, not subject, JPY, subscription netting with a late line, a prorated
+subscription (a line period per span), a credit note and a cancelling one. Every one of them,
+in every format, goes through the Mustang validator; a document with a broken VAT total must
+fail it.
 """
 
 from __future__ import annotations
 
 import shutil
 from collections.abc import Iterator
+from datetime import date
 from decimal import Decimal
 from pathlib import Path
 
@@ -120,6 +122,46 @@ def test_netting_is_a_document_level_allowance_and_a_late_line_a_line() -> None:
     assert any("usage of 2024-08" in name for name in names)
     # fee 500 + cloud 437.25 + late 42.10 - included 400 = 579.35
     assert document.tax_exclusive == D("579.35")
+
+
+_CII_LINE_PERIOD = (
+    "//ram:IncludedSupplyChainTradeLineItem/ram:SpecifiedLineTradeSettlement"
+    "/ram:BillingSpecifiedPeriod"
+)
+_NS = {
+    "ram": "urn:un:unece:uncefact:data:standard:ReusableAggregateBusinessInformationEntity:100",
+    "udt": "urn:un:unece:uncefact:data:standard:UnqualifiedDataType:100",
+    "cac": "urn:oasis:names:specification:ubl:schema:xsd:CommonAggregateComponents-2",
+    "cbc": "urn:oasis:names:specification:ubl:schema:xsd:CommonBasicComponents-2",
+}
+
+
+@pytest.mark.parametrize("fmt", list(EInvoiceFormat))
+def test_a_prorated_subscription_line_states_its_span_as_its_period(fmt: EInvoiceFormat) -> None:
+    # BG-26: BT-134 start, BT-135 end of each span; the usage line states none
+    document = CASES["prorated"].document
+    assert [(line.period_start, line.period_end) for line in document.lines] == [
+        (date(2024, 9, 10), date(2024, 9, 19)),
+        (date(2024, 9, 20), date(2024, 9, 30)),
+        (None, None),
+    ]
+    root = etree.fromstring(einvoice_xml(document, fmt))
+    if fmt is EInvoiceFormat.PEPPOL:
+        periods = [
+            (p.findtext("cbc:StartDate", namespaces=_NS), p.findtext("cbc:EndDate", namespaces=_NS))
+            for p in root.iterfind("cac:InvoiceLine/cac:InvoicePeriod", _NS)
+        ]
+        spans = [("2024-09-10", "2024-09-19"), ("2024-09-20", "2024-09-30")]
+    else:
+        periods = [
+            (
+                p.findtext("ram:StartDateTime/udt:DateTimeString", namespaces=_NS),
+                p.findtext("ram:EndDateTime/udt:DateTimeString", namespaces=_NS),
+            )
+            for p in root.xpath(_CII_LINE_PERIOD, namespaces=_NS)
+        ]
+        spans = [("20240910", "20240919"), ("20240920", "20240930")]
+    assert periods == spans
 
 
 def test_payment_means_take_the_first_valid_iban_of_the_sellers_methods() -> None:
@@ -281,12 +323,12 @@ def reports(request: pytest.FixtureRequest) -> Iterator[Path]:
 
 
 @pytest.mark.integration
-@pytest.mark.timeout(900)  # one JVM for 26 documents; veraPDF takes a while per PDF
+@pytest.mark.timeout(900)  # one JVM for 32 documents; veraPDF takes a while per PDF
 def test_every_document_passes_the_mustang_validator(
     documents: dict[Path, Case], reports: Path
 ) -> None:
     verdicts = validate(list(documents), reports)
-    assert len(verdicts) == len(documents) == 7 * 4
+    assert len(verdicts) == len(documents) == 8 * 4
     invalid = {
         path.name: errors_in(verdict.report)
         for path, verdict in verdicts.items()

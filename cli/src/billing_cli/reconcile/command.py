@@ -16,6 +16,7 @@ from rich.table import Table
 
 from billing_cli.reconcile.domain import RECORDS_SHOWN, Reconciliation
 from billing_cli.reconcile.service import reconcile_period, write_gauges
+from billing_runtime import tables
 from billing_runtime.kafka import EventPublisher, ensure_topics
 from billing_runtime.settings import ServiceSettings
 from billing_schemas.channels import PERIOD_RECONCILED
@@ -80,18 +81,21 @@ def show(result: Reconciliation) -> None:
     scope = result.period + (f", customer {result.customer_id}" if result.customer_id else "")
     console.print(f"[bold]Reconciliation of {scope}[/bold]")
     console.print(", ".join(f"{k.replace('_', ' ')} {v:,}" for k, v in result.counts.items()))
+    key, figure = tables.key, tables.amount
     accounts = Table(
-        "bill", "provider", "account", "currency", "lines", "billed (file)", "published",
-        "charged", "stored by invoicing", title="Per bill and provider account: billed cost",
+        key("bill"), key("provider"), key("account"), key("currency"), figure("lines"),
+        figure("billed (file)"), figure("published"), figure("charged"),
+        figure("stored by invoicing"), title="Per bill and provider account: billed cost",
     )  # fmt: skip
     for a in result.accounts:
         accounts.add_row(
             a.bill_id, a.provider, a.billing_account_id, a.currency, f"{a.lines:,}",
             f"{a.billed:f}", f"{a.published:f}", f"{a.charged:f}", f"{a.stored:f}",
         )  # fmt: skip
-    console.print(accounts)
+    console.print(tables.fit(accounts, console.width))
     customers = Table(
-        "customer", "currency", "charges", "rated prices", "on its invoice", "late (next)",
+        key("customer"), key("currency"), figure("charges"), figure("rated prices"),
+        figure("on its invoice"), figure("late (next)"),
         title="Per customer: rated prices (corrections included), exact",
     )  # fmt: skip
     for c in result.customers:
@@ -99,20 +103,9 @@ def show(result: Reconciliation) -> None:
             c.customer_id, c.currency, f"{c.charges:,}", f"{c.rated:f}", f"{c.invoiced:f}",
             f"{c.late:f}",
         )  # fmt: skip
-    console.print(customers)
+    console.print(tables.fit(customers, console.width))
     if result.differences:
-        differences = Table(
-            "check", "subject", "difference", "records", "cause", title="Differences"
-        )
-        for d in result.differences:
-            shown = ", ".join(d.records[:RECORDS_SHOWN])
-            if len(d.records) > RECORDS_SHOWN:
-                shown += f" ... ({len(d.records):,} in all)"
-            cause = d.explanation.value if d.explanation else "[red]unexplained[/red]"
-            if d.detail:
-                cause += f": {d.detail[:200]}"
-            differences.add_row(d.check.value, d.subject, d.what, shown, cause)
-        console.print(differences)
+        console.print(tables.fit(_differences(result), console.width))
     if result.reconciles:
         console.print(
             f"[green]{scope} reconciles[/green]: {len(result.differences)} differences, "
@@ -132,6 +125,23 @@ def show(result: Reconciliation) -> None:
             f"[red]{scope} does not reconcile[/red]: {len(result.unexplained)} unexplained "
             f"differences (of {len(result.differences)})"
         )
+
+
+def _differences(result: Reconciliation) -> Table:
+    """The differences found, each with its cause (or "unexplained")."""
+    differences = Table(
+        tables.key("check"), tables.key("subject"), tables.amount("difference"),
+        tables.text("records"), tables.text("cause"), title="Differences",
+    )  # fmt: skip
+    for d in result.differences:
+        shown = ", ".join(d.records[:RECORDS_SHOWN])
+        if len(d.records) > RECORDS_SHOWN:
+            shown += f" ... ({len(d.records):,} in all)"
+        cause = d.explanation.value if d.explanation else "[red]unexplained[/red]"
+        if d.detail:
+            cause += f": {d.detail[:200]}"
+        differences.add_row(d.check.value, d.subject, d.what, shown, cause)
+    return differences
 
 
 def reconcile(

@@ -17,6 +17,7 @@ from billing_ingest.bootstrap import load_context, registry_context
 from billing_ingest.domain.formats import FORMATS
 from billing_ingest.service.load_bill import LoadResult, NotABillError, load_bill
 from billing_ingest.settings import IngestSettings
+from billing_runtime import tables
 from billing_runtime.tracing import TRACER_NAME, configure_tracing
 from billing_schemas.events import RejectedRow
 
@@ -124,7 +125,16 @@ async def _bills(bill_id: str | None) -> tuple[list[dict[str, Any]], list[Reject
 def list_bills() -> None:
     """List loaded bills, newest first."""
     bills, _ = asyncio.run(_bills(None))
-    table = Table("bill", "file", "format", "version", "status", "read", "accepted", "rejected")
+    table = Table(
+        tables.key("bill"),
+        tables.text("file"),
+        tables.key("format"),
+        tables.key("version"),
+        tables.key("status"),
+        tables.amount("read"),
+        tables.amount("accepted"),
+        tables.amount("rejected"),
+    )
     for bill in bills:
         table.add_row(
             str(bill["_id"]),
@@ -136,7 +146,7 @@ def list_bills() -> None:
             str(bill.get("rows_accepted", "")),
             str(bill.get("rows_rejected", "")),
         )
-    console.print(table)
+    console.print(tables.fit(table, console.width))
 
 
 @bills_app.command("show")
@@ -155,7 +165,7 @@ def show_bill(
         print(json.dumps({"bill": bill.get("summary"), "rejected_rows": rows}, indent=2))
         return
     console.print(json.dumps(bill.get("summary"), indent=2))
-    table = Table("row", "column", "reason")
+    table = Table(tables.key("row"), tables.key("column"), tables.text("reason"))
     for r in rows:
         table.add_row(str(r["row"]), str(r["column"] or ""), str(r["reason"]))
-    console.print(table)
+    console.print(tables.fit(table, console.width))

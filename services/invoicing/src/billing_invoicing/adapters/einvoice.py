@@ -100,6 +100,9 @@ def _line(line: ELine) -> dict[str, Any]:
     }
     if line.vat.percent is not None:
         result["BT-152"] = f"{line.vat.percent:f}"
+    if line.period_start and line.period_end:
+        result["BT-134"] = line.period_start
+        result["BT-135"] = line.period_end
     return result
 
 

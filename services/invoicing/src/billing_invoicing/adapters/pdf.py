@@ -32,7 +32,7 @@ from types import TracebackType
 from typing import Self
 
 from babel import Locale
-from babel.dates import format_date
+from babel.dates import format_date, format_interval
 from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
 from babel.numbers import format_decimal
@@ -178,6 +178,12 @@ def long_date(day: date | None, language: str) -> str:
     return str(format_date(day, "long", locale=_locale(language)))
 
 
+def days_between(first: date, last: date, language: str) -> str:
+    """The days from ``first`` to ``last`` (inclusive) as ``language`` writes a date interval
+    (CLDR, through Babel; en: "Sep 10 - 30, 2024", de: "10.-30. Sept. 2024", with en dashes)."""
+    return str(format_interval(first, last, "yMMMd", locale=_locale(language)))
+
+
 def period_label(period: str, language: str) -> str:
     """A ``YYYY-MM`` billing period as month and year (en: "September 2024"); the same words as
     the invoice email (:func:`billing_schemas.periods.month_label`)."""
@@ -217,6 +223,8 @@ def render_invoice_html(invoice: InvoiceDocument) -> str:
         sections=printed_sections(invoice),
         count=count,
         month=month,
+        days_between=lambda first, last: days_between(first, last, invoice.language),
+        prorated_included=any(line.prorated for line in invoice.lines),
         small_unit=money(smallest),
         issue_date=long_date(invoice.issue_date, invoice.language),
         due_date=long_date(invoice.due_date, invoice.language),

@@ -17,6 +17,8 @@ Rules this module keeps:
   BR-27).
 * **Late usage** (a correction line of an earlier period) says its period in its name only: a
   line period (BG-26) must lie within the invoice period (PEPPOL-EN16931-R110, in XRechnung too).
+* **A prorated subscription** (``domain/proration.py``) states its span as its line period
+  (BG-26: BT-134 its first day, BT-135 its last), which lies within the invoice period.
 * **VAT categories** follow the invoice's tax regime (``domain/tax.py``): a rate charged is
   ``S`` (standard); the reverse-charge mention is ``AE`` with exemption reason code
   ``VATEX-EU-AE``; the out-of-scope mention is ``O`` with ``VATEX-EU-O``, no rate on its lines
@@ -39,7 +41,13 @@ from enum import StrEnum
 from stdnum import iban
 
 from billing_catalog.models import Customer, InvoicingEntity, PaymentMethod
-from billing_invoicing.domain.invoice import InvoiceDocument, LineKind, Party, period_bounds
+from billing_invoicing.domain.invoice import (
+    InvoiceDocument,
+    InvoiceLine,
+    LineKind,
+    Party,
+    period_bounds,
+)
 from billing_invoicing.domain.tax import OUTSIDE_SCOPE_MENTION, REVERSE_CHARGE_MENTION
 
 ZERO = Decimal(0)
@@ -105,6 +113,8 @@ class ELine:
     net_price: Decimal  # BT-146, never negative
     net_amount: Decimal  # BT-131 = quantity x price
     vat: Vat  # BT-151, BT-152
+    period_start: date | None = None  # BT-134 (BG-26): a prorated subscription's first day
+    period_end: date | None = None  # BT-135: its last day
 
 
 @dataclass(frozen=True)
@@ -328,7 +338,9 @@ def _parties(
     return seller, buyer
 
 
-def _line(line_id: int, name: str, amount: Decimal, vat: Vat) -> ELine:
+def _line(
+    line_id: int, name: str, amount: Decimal, vat: Vat, span: tuple[date, date] | None = None
+) -> ELine:
     return ELine(
         line_id=str(line_id),
         name=name,
@@ -337,7 +349,17 @@ def _line(line_id: int, name: str, amount: Decimal, vat: Vat) -> ELine:
         net_price=abs(amount),
         net_amount=amount,
         vat=vat,
+        period_start=span[0] if span else None,
+        period_end=span[1] if span else None,
     )
+
+
+def _line_period(line: InvoiceLine) -> tuple[date, date] | None:
+    """A prorated subscription line's span (its days of the invoice period) as its line period
+    (BG-26); every other line is for the invoice period (BG-14) and states none."""
+    if line.prorated and line.first_day is not None and line.last_day is not None:
+        return line.first_day, line.last_day
+    return None
 
 
 def einvoice_from_invoice(
@@ -410,7 +432,9 @@ def _lines_and_allowances(
         if line.kind is LineKind.INCLUDED and line.amount < 0:
             allowances.append(EAllowance(amount=-line.amount, reason=line.description, vat=vat))
         elif line.amount or line.kind is not LineKind.INCLUDED:
-            lines.append(_line(len(lines) + 1, line.description, line.amount, vat))
+            lines.append(
+                _line(len(lines) + 1, line.description, line.amount, vat, _line_period(line))
+            )
     if not lines:
         lines.append(_line(1, "No charges in the period", ZERO, vat))
     return lines, allowances

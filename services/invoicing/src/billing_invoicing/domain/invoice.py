@@ -196,6 +196,25 @@ class InvoiceLine(_Model):
     netting: NettingKind | None = Field(
         default=None, description="Included lines: which part of the netting."
     )
+    first_day: date | None = Field(
+        default=None, description="Subscription lines: the first day charged (of the period)."
+    )
+    last_day: date | None = Field(
+        default=None, description="Subscription lines: the last day charged (inclusive)."
+    )
+    days: int | None = Field(default=None, description="Subscription lines: the days charged.")
+    period_days: int | None = Field(
+        default=None, description="Subscription lines: the days of the period."
+    )
+
+    @property
+    def prorated(self) -> bool:
+        """Whether the line charges fewer days than its period has (a prorated span)."""
+        return (
+            self.days is not None
+            and self.period_days is not None
+            and (self.days < self.period_days)
+        )
 
 
 class Netting(_Model):
@@ -335,7 +354,9 @@ def subscription_lines(
     customer: Customer, plans: Mapping[str, Plan], period: str
 ) -> tuple[list[InvoiceLine], Decimal]:
     """Steps 1 and 2: a line per subscription active in the period (per span of one quantity
-    when prorated, ``domain/proration.py``) and the infrastructure they include."""
+    when prorated, ``domain/proration.py``) and the infrastructure they include. Each line
+    carries its span (first and last day, days charged of the period's days), which the PDF
+    prints and the e-invoices state as the line's period."""
     lines: list[InvoiceLine] = []
     included = Decimal(0)
     for sub in active_subscriptions(customer.subscriptions, period):
@@ -358,6 +379,10 @@ def subscription_lines(
                     span.fee,
                     plan=plan.name,
                     quantity=span.quantity,
+                    first_day=span.first_day,
+                    last_day=span.last_day,
+                    days=span.days,
+                    period_days=span.period_days,
                 )
             )
             included += span.included
@@ -400,7 +425,7 @@ def _kind_suffix(kind: ChargeKind) -> str:
 
 
 def _line(
-    description: str, kind: LineKind, amount: Decimal, **what: str | int | NettingKind
+    description: str, kind: LineKind, amount: Decimal, **what: str | int | date | NettingKind
 ) -> InvoiceLine:
     return InvoiceLine.model_validate(
         {

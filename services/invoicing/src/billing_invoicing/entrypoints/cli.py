@@ -56,6 +56,7 @@ from billing_invoicing.service.settle_invoices import (
     record_payment,
 )
 from billing_invoicing.service.usage_csv import write_usage_csv
+from billing_runtime import tables
 from billing_runtime.audit import cli_actor
 from billing_runtime.tracing import TRACER_NAME, configure_tracing
 from billing_schemas.events import PERIOD_PATTERN, OverdueInvoice, today_utc
@@ -218,11 +219,18 @@ async def _wait_until_published(
 
 
 def _print_outcomes(period: str, result: list[Outcome]) -> None:
-    table = Table("customer", "number", "total", "status", "action", title=f"Period {period}")
+    table = Table(
+        tables.key("customer"),
+        tables.key("number"),
+        tables.amount("total"),
+        tables.key("status"),
+        tables.text("action"),
+        title=f"Period {period}",
+    )
     for o in result:
         total = format_amount(o.total, o.currency) if o.currency else "-"
         table.add_row(o.customer_id, o.number or "-", total, o.status, o.action)
-    console.print(table)
+    console.print(tables.fit(table, console.width))
 
 
 async def _invoice_rows(period: str | None, customer: str | None) -> list[dict[str, Any]]:
@@ -242,7 +250,20 @@ def list_invoices(
     if as_json:
         print(json.dumps(out, indent=2))
         return
-    table = Table("number", "customer", "period", "total", "status", "issued", "due")
+    print_invoice_rows(out)
+
+
+def print_invoice_rows(out: list[dict[str, str | None]]) -> None:
+    """The invoice list for people: every number, date and amount whole at any width."""
+    table = Table(
+        tables.key("number"),
+        tables.text("customer"),
+        tables.key("period"),
+        tables.amount("total"),
+        tables.key("status"),
+        tables.key("issued"),
+        tables.key("due"),
+    )
     for row in out:
         amount = row["total"] or row["draft_total"]
         currency = row["currency"]
@@ -256,7 +277,7 @@ def list_invoices(
             row["issue_date"] or "-",
             row["due_date"] or "-",
         )
-    console.print(table)
+    console.print(tables.fit(table, console.width))
 
 
 def invoice_row(doc: dict[str, Any]) -> dict[str, str | None]:
@@ -340,7 +361,7 @@ def _print_dues(d: Dues) -> None:
         f"[bold]Invoice {d.number}[/bold]  {d.customer_name} ({d.customer_id})  "
         f"issued {d.issue_date}, due {d.due_date}  status [bold]{d.status}[/bold]"
     )
-    table = Table("", "amount", show_header=False, box=None)
+    table = Table(tables.text(""), tables.amount("amount"), show_header=False, box=None)
     table.add_row("Subtotal", _money(d.subtotal, d.currency))
     for label, tax in d.taxes:
         table.add_row(label, _money(tax, d.currency))
@@ -355,7 +376,7 @@ def _print_dues(d: Dues) -> None:
             _money(-pay.amount, d.currency),
         )
     table.add_row("[bold]Outstanding[/bold]", f"[bold]{_money(d.outstanding, d.currency)}[/bold]")
-    console.print(table)
+    console.print(tables.fit(table, console.width))
     if d.customer_credit:
         console.print(
             f"Customer credit of {d.customer_id}: {_money(d.customer_credit, d.currency)}"
@@ -402,14 +423,19 @@ def show_invoice(
         )
         return
     invoice = InvoiceDocument.model_validate(doc["document"])
-    lines = Table("description", "usage lines", "amount", title=f"Invoice {invoice.number}")
+    lines = Table(
+        tables.text("description"),
+        tables.amount("usage lines"),
+        tables.amount("amount"),
+        title=f"Invoice {invoice.number}",
+    )
     for line in invoice.lines:
         lines.add_row(
             line.description,
             str(line.charge_count or ""),
             _money(line.amount, invoice.currency),
         )
-    console.print(lines)
+    console.print(tables.fit(lines, console.width))
     if invoice.netting is not None:
         n = invoice.netting
         console.print(
@@ -633,7 +659,14 @@ def overdue(
     if not found:
         console.print(f"no invoice overdue on {day}")
         return
-    table = Table("number", "customer", "due", "days", "outstanding", title=f"Overdue on {day}")
+    table = Table(
+        tables.key("number"),
+        tables.key("customer"),
+        tables.key("due"),
+        tables.amount("days"),
+        tables.amount("outstanding"),
+        title=f"Overdue on {day}",
+    )
     for o in found:
         table.add_row(
             o.invoice_number,
@@ -642,4 +675,4 @@ def overdue(
             str(o.days_overdue),
             _money(o.outstanding, o.currency),
         )
-    console.print(table)
+    console.print(tables.fit(table, console.width))

@@ -24,6 +24,7 @@ from billing_invoicing.service.one_off_charges import (
     UnknownCustomerError,
     add_one_off_charge,
 )
+from billing_runtime import tables
 from billing_runtime.audit import cli_actor
 from billing_schemas.money import MoneyError, format_amount, parse_decimal
 
@@ -58,7 +59,14 @@ def show_credits(
     if not statement.entries:
         console.print(f"customer {customer} has no credit")
         return
-    table = Table("recorded", "entry", "reason", "invoice", "amount", title=f"Credit of {customer}")
+    table = Table(
+        tables.key("recorded"),
+        tables.key("entry"),
+        tables.text("reason"),
+        tables.key("invoice"),
+        tables.amount("amount"),
+        title=f"Credit of {customer}",
+    )
     for e in statement.entries:
         table.add_row(
             "" if e.recorded_at is None else e.recorded_at.date().isoformat(),
@@ -67,7 +75,7 @@ def show_credits(
             e.invoice_number or e.invoice_id or "",
             format_amount(e.amount, e.currency),
         )
-    console.print(table)
+    console.print(tables.fit(table, console.width))
     for currency, balance in sorted(statement.balances.items()):
         console.print(f"Balance {currency}: {format_amount(balance, currency)}")
 

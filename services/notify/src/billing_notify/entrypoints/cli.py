@@ -20,6 +20,7 @@ from billing_notify.service.resend import (
     resend_uncertain,
     uncertain_of_invoice,
 )
+from billing_runtime import tables
 
 console = Console()
 mail_app = typer.Typer(help="Emails notify sent or tried to send.", no_args_is_help=True)
@@ -66,7 +67,15 @@ def log_command(
     if as_json:
         print(json.dumps([delivery_json(d) for d in deliveries], indent=2))
         return
-    table = Table("updated", "kind", "invoice", "recipients", "status", "attempts", "SMTP response")
+    table = Table(
+        tables.key("updated"),
+        tables.key("kind"),
+        tables.key("invoice"),
+        tables.text("recipients"),
+        tables.key("status"),
+        tables.amount("attempts"),
+        tables.text("SMTP response"),
+    )
     for d in deliveries:
         recipients = ", ".join(d.recipients) + (
             " (no Billing contact)" if d.fallback_recipient else ""
@@ -83,7 +92,7 @@ def log_command(
             str(d.attempts),
             (d.smtp_response or "")[:120],
         )
-    console.print(table)
+    console.print(tables.fit(table, console.width))
     what = f" about invoice {invoice}" if invoice else ""
     console.print(f"{len(deliveries)} emails{what}")
 

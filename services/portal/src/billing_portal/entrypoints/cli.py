@@ -15,6 +15,7 @@ from billing_portal.domain.users import Role, UserError, normalize_email
 from billing_portal.service import user_audit
 from billing_portal.service.accounts import add_user, disable_user
 from billing_portal.settings import PortalSettings
+from billing_runtime import tables
 from billing_runtime.audit import cli_actor
 
 console = Console()
@@ -97,7 +98,9 @@ async def _list() -> list[tuple[str, str, str, str]]:
 @users_app.command("list")
 def list_users() -> None:
     """List the portal's users."""
-    table = Table("email", "role", "customer", "password set")
+    table = Table(
+        tables.key("email"), tables.key("role"), tables.key("customer"), tables.key("password set")
+    )
     for row in asyncio.run(_list()):
         table.add_row(*row)
-    console.print(table)
+    console.print(tables.fit(table, console.width))

@@ -14,6 +14,7 @@ from rich.table import Table
 
 from billing_rating.bootstrap import rerate_context
 from billing_rating.service.rerate_period import RerateSummary, rerate_period
+from billing_runtime import tables
 from billing_runtime.audit import cli_actor
 from billing_schemas.events import PERIOD_PATTERN, AuditEntry
 
@@ -94,21 +95,32 @@ def rate(
     for currency, amount in sorted(summary.differences.items()):
         console.print(f"  difference {format(amount, 'f')} {currency}", highlight=False)
     if summary.corrections:
-        table = Table("correction", "customer", "difference", "price list", "rule")
-        for c in summary.corrections[:SHOWN]:
-            table.add_row(
-                c.charge_id,
-                c.customer_id,
-                f"{c.price:f} {c.currency}",
-                f"{c.price_list_id} v{c.price_list_version}",
-                c.rule,
-            )
-        console.print(table)
-        if len(summary.corrections) > SHOWN:
-            console.print(f"  ... and {len(summary.corrections) - SHOWN:,} more", highlight=False)
+        _print_corrections(summary)
     if summary.skipped:
         err.print(f"[yellow]{len(summary.skipped):,} records not re-rated:[/yellow]")
         for reason in summary.skipped[:SHOWN]:
             err.print(f"  {reason}", highlight=False)
         sys.stderr.flush()
         raise typer.Exit(1)
+
+
+def _print_corrections(summary: RerateSummary) -> None:
+    """The first corrections of a re-rating, as a table (ids and amounts whole at any width)."""
+    table = Table(
+        tables.key("correction"),
+        tables.key("customer"),
+        tables.amount("difference"),
+        tables.key("price list"),
+        tables.text("rule"),
+    )
+    for c in summary.corrections[:SHOWN]:
+        table.add_row(
+            c.charge_id,
+            c.customer_id,
+            f"{c.price:f} {c.currency}",
+            f"{c.price_list_id} v{c.price_list_version}",
+            c.rule,
+        )
+    console.print(tables.fit(table, console.width))
+    if len(summary.corrections) > SHOWN:
+        console.print(f"  ... and {len(summary.corrections) - SHOWN:,} more", highlight=False)

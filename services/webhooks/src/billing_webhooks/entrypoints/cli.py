@@ -16,6 +16,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from billing_runtime import tables
 from billing_runtime.access import Scope
 from billing_runtime.audit import cli_actor
 from billing_webhooks.adapters.mongo import MongoDeliveries, MongoEndpoints
@@ -109,14 +110,20 @@ def list_command(
     if as_json:
         print(_json([endpoint_out(e) for e in found]))
         return
-    table = Table("id", "url", "customer", "events", "state")
+    table = Table(
+        tables.key("id"),
+        tables.key("url"),
+        tables.key("customer"),
+        tables.text("events"),
+        tables.text("state"),
+    )
     for e in found:
         state = "enabled" if e.enabled else f"disabled: {e.disabled_reason}"
         if e.enabled and e.failing_since is not None:
             state += f" (failing since {e.failing_since.isoformat(timespec='seconds')})"
         events = ", ".join(sorted(e.event_kinds)) or "all"
         table.add_row(e.endpoint_id, e.url, e.customer_id or "(operators)", events, state)
-    console.print(table)
+    console.print(tables.fit(table, console.width))
     console.print(f"{len(found)} endpoints")
 
 
@@ -182,7 +189,8 @@ def deliveries_command(
         ]
         print(_json(rows))
         return
-    console.print(_delivery_table(found, logs, with_attempts=attempts))
+    table = _delivery_table(found, logs, with_attempts=attempts)
+    console.print(tables.fit(table, console.width))
     console.print(f"{len(found)} deliveries")
 
 
@@ -190,7 +198,16 @@ def _delivery_table(
     found: list[Delivery], logs: dict[str, list[Attempt]], *, with_attempts: bool
 ) -> Table:
     """One row per delivery, with a row per attempt under it when ``with_attempts``."""
-    table = Table("created", "event", "type", "endpoint", "state", "attempts", "last", "ms")
+    table = Table(
+        tables.key("created"),
+        tables.key("event"),
+        tables.key("type"),
+        tables.key("endpoint"),
+        tables.key("state"),
+        tables.amount("attempts"),
+        tables.text("last"),
+        tables.amount("ms"),
+    )
     for d in found:
         last = str(d.last_status) if d.last_status is not None else (d.last_error or "-")
         ms = "-" if d.last_duration_ms is None else f"{d.last_duration_ms:.0f}"
@@ -252,7 +269,13 @@ def audit_command(
     if as_json:
         print(_json([r.as_json() for r in found]))
         return
-    table = Table("at", "actor", "action", "subject", "summary")
+    table = Table(
+        tables.key("at"),
+        tables.key("actor"),
+        tables.key("action"),
+        tables.key("subject"),
+        tables.text("summary"),
+    )
     for r in found:
         table.add_row(
             r.at.isoformat(timespec="seconds"),
@@ -261,5 +284,5 @@ def audit_command(
             r.entry.subject,
             r.entry.summary[:100],
         )
-    console.print(table)
+    console.print(tables.fit(table, console.width))
     console.print(f"{len(found)} actions" + (f" since {start.isoformat()}" if start else ""))
