@@ -130,3 +130,12 @@ def test_an_unknown_command_is_refused_with_a_suggestion() -> None:
     assert "No such command 'invoice'. Did you mean 'invoices'?" in run.output
     for service in SERVICES:
         assert not run.imported(f"billing_{service}")
+
+
+def test_the_audit_trail_imports_no_web_framework() -> None:
+    """``billing audit`` and ``billing webhooks ...`` import FastAPI's models only for --json."""
+    run = run_billing("audit", "--help")
+    assert run.exit == 0
+    assert run.imported("billing_webhooks.entrypoints.cli")
+    assert not run.imported("fastapi")
+    assert not run.imported("billing_webhooks.entrypoints.http")
