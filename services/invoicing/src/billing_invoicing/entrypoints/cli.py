@@ -16,7 +16,6 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-import yaml
 from opentelemetry import trace
 from pydantic import ValidationError
 from rich.console import Console
@@ -70,6 +69,8 @@ invoices_app = typer.Typer(help="Generate, list and download invoices.", no_args
 
 def load_catalog_file(path: Path) -> Catalog:
     """Parse and validate a catalog YAML file; errors name the entry and field."""
+    import yaml  # only `catalog apply` reads YAML
+
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
     except (OSError, yaml.YAMLError) as exc:

@@ -24,7 +24,6 @@ from billing_webhooks.bootstrap import cli_stores
 from billing_webhooks.domain.audit import AuditRecord
 from billing_webhooks.domain.deliveries import Attempt, Delivery
 from billing_webhooks.domain.endpoints import EndpointError, EndpointNotFoundError
-from billing_webhooks.entrypoints.http import attempt_out, delivery_out, endpoint_out
 from billing_webhooks.service import endpoints as cases
 from billing_webhooks.service.audit import audit_trail
 from billing_webhooks.settings import WebhooksSettings
@@ -87,6 +86,9 @@ def add_command(
 
     endpoint = _run(work)
     if as_json:
+        # the API's JSON shapes: importing them imports FastAPI, so only for --json
+        from billing_webhooks.entrypoints.http import endpoint_out
+
         print(_json(endpoint_out(endpoint) | {"secret": endpoint.secret}))
         return
     console.print(f"endpoint {endpoint.endpoint_id} -> {endpoint.url}")
@@ -108,6 +110,8 @@ def list_command(
 
     found = _run(work)
     if as_json:
+        from billing_webhooks.entrypoints.http import endpoint_out
+
         print(_json([endpoint_out(e) for e in found]))
         return
     table = Table(
@@ -183,6 +187,8 @@ def deliveries_command(
 
     found, logs = _run(work)
     if as_json:
+        from billing_webhooks.entrypoints.http import attempt_out, delivery_out
+
         rows = [
             delivery_out(d) | {"attempt_log": [attempt_out(a) for a in logs[d.delivery_id]]}
             for d in found
