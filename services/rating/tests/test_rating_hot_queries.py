@@ -49,7 +49,7 @@ def reads(commands: list[tuple[str, dict[str, Any]]]) -> list[tuple[str, str, An
     out = []
     for name, body in commands:
         collection = body.get(name)
-        if collection not in GROWING:
+        if not isinstance(collection, str) or collection not in GROWING:  # explain: a dict
             continue
         if name in ("find", "count", "delete"):
             out.append((name, collection, body.get("filter", body.get("query", {}))))

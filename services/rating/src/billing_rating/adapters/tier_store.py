@@ -17,8 +17,9 @@ claims, measured). So:
   first conflict).
 * Only after a conflict on a record (a redelivery), or for a batch holding reversals, are a
   batch's own claims looked up: one equality on ``(key, record_id)`` per record, which
-  FerretDB over PostgreSQL answers from that index's GIN twin (over SQLite, which pushes down
-  only ``_id``, each is still a scan: see docs/operations.md, "The database backend").
+  FerretDB over PostgreSQL answers from that index's GIN twin. Over SQLite, which pushes down
+  only ``_id``, each would be a scan: there one ``$in`` query reads the collection once
+  (docs/operations.md, "The database backend").
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ from pymongo.errors import BulkWriteError
 
 from billing_rating.domain.tiers import Claim, TierState
 from billing_rating.ports import ClaimConflictError
+from billing_runtime.mongo import explain_query
 
 CLAIMS = "rating_tier_places"
 """One document per claim, ``_id`` = its place (``key#seq``). Replaces ``rating_tier_claims``
@@ -110,12 +112,17 @@ class MongoTierStore:
     One instance per consumer process: it remembers the head of each key it has seen.
     """
 
-    def __init__(self, db: AsyncDatabase[dict[str, Any]]) -> None:
+    def __init__(
+        self, db: AsyncDatabase[dict[str, Any]], *, pairs_pushed_down: bool | None = None
+    ) -> None:
+        """``pairs_pushed_down``: whether the database answers a ``(key, record_id)`` equality
+        itself (see ``_claims_of``); ``None``: ask it (``explain``) the first time."""
         self._places = db[CLAIMS]
         self._indexed = False
         self._heads: dict[str, Claim] = {}
         self._stale: set[str] = set()
         self._stored: dict[tuple[str, str], Claim] = {}  # what the last save stored
+        self._pairs_pushed_down = pairs_pushed_down
 
     async def _ensure_index(self) -> None:
         if not self._indexed:
@@ -148,11 +155,29 @@ class MongoTierStore:
         return state
 
     async def _claims_of(self, pairs: list[tuple[str, str]]) -> list[Claim]:
-        """The stored claims of these (key, record id) pairs, each read by an equality on
-        both, ``RECORD_LOOKUPS`` at a time. FerretDB pushes down no ``$in`` (on either
-        backend): one query for them all read the whole collection (a redelivered batch of 500
-        records took ~10 s at 10,000 stored places, measured), while over PostgreSQL the
-        equality is answered from the GIN twin of the ``(key, record_id)`` index."""
+        """The stored claims of these (key, record id) pairs.
+
+        FerretDB pushes down no ``$in`` (on either backend): one query for them all reads the
+        whole collection (a redelivered batch of 500 records ~31 s at 100,000 stored places
+        over PostgreSQL, measured). Where the database answers an equality on both fields
+        itself (over PostgreSQL from the GIN twin of the ``(key, record_id)`` index; MongoDB
+        from the index), each pair is read alone, ``RECORD_LOOKUPS`` at a time. Where it does
+        not (FerretDB over SQLite pushes down only ``_id``), each look-up would read the whole
+        collection too, so there one query for them all reads it once. The database is asked
+        (``explain``) once per store.
+        """
+        if self._pairs_pushed_down is None:
+            key, record_id = pairs[0]
+            plan = await explain_query(self._places, {"key": key, "record_id": record_id})
+            self._pairs_pushed_down = plan.filter_pushed_down
+        if not self._pairs_pushed_down:
+            wanted = set(pairs)
+            query = {
+                "key": {"$in": sorted({key for key, _ in pairs})},
+                "record_id": {"$in": sorted({record_id for _, record_id in pairs})},
+            }
+            docs = [doc async for doc in self._places.find(query)]
+            return [c for c in map(_claim, docs) if (c.key, c.record_id) in wanted]
         found: list[Claim] = []
 
         async def look_up(key: str, record_id: str) -> None:
