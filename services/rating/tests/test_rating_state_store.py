@@ -284,3 +284,23 @@ async def test_tier_stores_tell_a_stale_head_from_a_record_claimed_twice(
     state = await reader.load([("k", "r5")], records=True)
     assert state.claims[("k", "r5")] == Claim("k", "r5", 5, D(4), D(5))
     assert state.total("k") == D(38)
+
+
+@pytest.mark.parametrize("pairs_pushed_down", [None, True, False])
+async def test_a_batchs_own_claims_are_found_by_pair_look_ups_and_by_one_query_alike(
+    pairs_pushed_down: bool | None, mongo_db: AsyncDatabase[dict[str, Any]]
+) -> None:
+    """Per (key, record id) equality (where the database answers it from an index) or one
+    ``$in`` query (FerretDB over SQLite): the same claims, and only the batch's own."""
+    stored = [Claim(k, f"{k}-r{n}", n, D(n - 1), D(n)) for k in ("k1", "k2") for n in range(1, 41)]
+    await MongoTierStore(mongo_db).save(stored)
+    wanted = [(c.key, c.record_id) for c in stored[::2]]  # 40 of them: two rounds of look-ups
+    # a record of one key asked under the other: not that key's claim
+    wanted += [("k1", "k2-r3"), ("k2", "k1-r5"), ("k1", "missing")]
+    store = MongoTierStore(mongo_db, pairs_pushed_down=pairs_pushed_down)
+    state = await store.load(wanted, records=True)
+    assert state.claims == {(c.key, c.record_id): c for c in stored[::2]} | {
+        ("k1", "k1-r40"): stored[39],  # the heads, found by probing places
+        ("k2", "k2-r40"): stored[79],
+    }
+    assert (state.total("k1"), state.total("k2")) == (D(40), D(40))
