@@ -537,7 +537,7 @@ class PipelineBench:
         """Drop the run's database and topics."""
         from aiokafka.admin import AIOKafkaAdminClient
 
-        from billing_runtime.service import make_mongo_client
+        from billing_runtime.mongo import make_mongo_client
         from billing_schemas.topics import all_topic_names
 
         mongo = make_mongo_client(self.mongodb_url)

@@ -45,7 +45,7 @@ from billing_portal.adapters.passwords import Argon2Passwords
 from billing_portal.domain.users import Role
 from billing_portal.entrypoints.web import portal_app
 from billing_portal.service.accounts import AccountPorts, add_user, set_password
-from billing_runtime.service import make_mongo_client
+from billing_runtime.mongo import make_mongo_client
 
 KEY = b"bench-portal-signing-key-0123456789abcdef"
 PASSWORD = "bench passphrase long"

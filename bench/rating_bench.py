@@ -167,7 +167,7 @@ async def setup(namespace: str, records: list[Any]) -> None:
     from billing_catalog.models import Catalog
     from billing_invoicing.adapters.catalog_repo import MongoCatalogRepository
     from billing_runtime.kafka import COMPRESSION, ensure_topics
-    from billing_runtime.service import make_mongo_client
+    from billing_runtime.mongo import make_mongo_client
     from billing_schemas.events import UsageRecorded
     from billing_schemas.topics import Topic, all_topic_names, topic_name
 
@@ -383,7 +383,7 @@ async def clean(namespace: str) -> None:
     """Drop the bench database and topics."""
     from aiokafka.admin import AIOKafkaAdminClient
 
-    from billing_runtime.service import make_mongo_client
+    from billing_runtime.mongo import make_mongo_client
     from billing_schemas.topics import all_topic_names
 
     mongo = make_mongo_client(mongodb_url())

@@ -18,6 +18,11 @@ from billing_cli.main import app
 
 SERVICES = ("ingest", "rating", "invoicing", "notify", "webhooks", "portal")
 HEAVY = ("fastapi", "faststream", "weasyprint", "pyarrow")
+# a service process's framework (FastStream and what it brings: uvicorn, click, fast_depends,
+# prometheus_client), the PDF templates (Jinja2) and the portal's tokens (PyJWT): what a command
+# that reads and writes through the database and the broker does not use
+SERVICE_ONLY = ("faststream", "uvicorn", "click", "fast_depends", "prometheus_client")
+RENDER_OR_SERVE = ("fastapi", "weasyprint", "jinja2", "jwt")
 COMMANDS = (
     *("ingest", "rate", "pay", "audit", "asyncapi", "reconcile", "wait", "bills", "catalog"),
     *("invoices", "credits", "charges", "topics", "demo", "dlq", "mail", "webhooks", "users"),
@@ -107,6 +112,32 @@ def test_an_invoices_command_imports_invoicing_only(args: list[str]) -> None:
         assert not run.imported(f"billing_{service}"), f"billing {args} imported {service}"
     for name in ("fastapi", "weasyprint", "pyarrow", "billing_invoicing.app"):
         assert not run.imported(name), f"billing {args} imported {name}"
+
+
+def _command(args: str, unused: tuple[str, ...]) -> object:
+    return pytest.param(args.split(), unused, id=args)
+
+
+@pytest.mark.parametrize(
+    ("args", "unused"),
+    [
+        _command("invoices generate --help", (*SERVICE_ONLY, *RENDER_OR_SERVE, "pyarrow")),
+        _command("invoices list --help", (*SERVICE_ONLY, *RENDER_OR_SERVE, "pyarrow")),
+        _command("pay --help", (*SERVICE_ONLY, *RENDER_OR_SERVE, "pyarrow")),
+        _command("wait --help", (*SERVICE_ONLY, *RENDER_OR_SERVE, "pyarrow")),
+        # ingest's formats are pyarrow code: its command line needs it to parse a bill
+        _command("ingest --help", (*SERVICE_ONLY, *RENDER_OR_SERVE)),
+    ],
+)
+def test_a_command_imports_no_service_framework(args: list[str], unused: tuple[str, ...]) -> None:
+    """The commands that start a close, record a payment, list invoices, wait for the
+    consumers or load a bill import neither FastStream (with uvicorn, click, fast_depends)
+    nor the renderer's or the portal's libraries (issue 11: 1.1 s before the first invoice)."""
+    run = run_billing(*args)
+    assert run.exit == 0
+    assert f"Usage: billing {args[0]}" in run.output
+    for name in unused:
+        assert not run.imported(name), f"billing {' '.join(args)} imported {name}"
 
 
 def test_each_summary_is_the_loaded_commands_own(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -1,4 +1,9 @@
-"""Kafka plumbing shared by the services: broker factory, topics, batch decoding, dead letters."""
+"""Kafka plumbing shared by the services: broker factory, topics, batch decoding, dead letters.
+
+FastStream (with uvicorn, click and fast_depends behind it) and prometheus_client are imported
+by :func:`make_broker` only, when a service process builds its broker: the ``billing`` commands
+publish and create topics through aiokafka alone and do not pay for them (issue 11).
+"""
 
 from __future__ import annotations
 
@@ -7,22 +12,24 @@ import contextlib
 import logging
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from aiokafka import AIOKafkaProducer, ConsumerRecord
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaError, TopicAlreadyExistsError
 from aiokafka.partitioner import DefaultPartitioner
-from faststream.kafka import KafkaBroker
-from faststream.kafka.prometheus import KafkaPrometheusMiddleware
-from faststream.message import StreamMessage
-from prometheus_client import CollectorRegistry
 
-from billing_runtime.observability import Metrics
-from billing_runtime.settings import ServiceSettings
 from billing_runtime.tracing import trace_headers
 from billing_schemas.events import Envelope
 from billing_schemas.topics import DEAD_LETTER_SUFFIX, DEFAULT_PARTITIONS
+
+if TYPE_CHECKING:
+    from faststream.kafka import KafkaBroker
+    from faststream.message import StreamMessage
+    from prometheus_client import CollectorRegistry
+
+    from billing_runtime.observability import Metrics
+    from billing_runtime.settings import ServiceSettings
 
 log = logging.getLogger("billing.kafka")
 
@@ -31,6 +38,9 @@ def make_broker(
     settings: ServiceSettings, service: str, registry: CollectorRegistry
 ) -> KafkaBroker:
     """A broker for one service, with Prometheus metrics and a graceful-shutdown timeout."""
+    from faststream.kafka import KafkaBroker
+    from faststream.kafka.prometheus import KafkaPrometheusMiddleware
+
     return KafkaBroker(
         settings.kafka_bootstrap_servers,
         client_id=f"billing-{service}",

@@ -1,16 +1,40 @@
 """MongoDB helpers that stay inside what both MongoDB and FerretDB v1 do correctly, and query
 plans (``explain``) read the same way on both, so tests can catch a hot-path query that would
-read a whole collection."""
+read a whole collection; and the client every service and ``billing`` command connects with
+(here rather than beside the service class in ``billing_runtime.service``, so that a command
+does not import FastStream to reach its database)."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from pymongo.asynchronous.collection import AsyncCollection
+from pymongo import AsyncMongoClient
+
+if TYPE_CHECKING:
+    from pymongo.asynchronous.collection import AsyncCollection
+    from pymongo.asynchronous.database import AsyncDatabase
+
+    from billing_runtime.settings import ServiceSettings
 
 Doc = dict[str, Any]
+
+
+def make_mongo_client(url: str) -> AsyncMongoClient[Doc]:
+    """An async MongoDB client (PyMongo's native async API) with timezone-aware datetimes."""
+    return AsyncMongoClient(url, tz_aware=True, serverSelectionTimeoutMS=10_000)
+
+
+@asynccontextmanager
+async def command_database(settings: ServiceSettings) -> AsyncIterator[AsyncDatabase[Doc]]:
+    """The service's database for one command (``billing ...``); the client is closed after."""
+    client = make_mongo_client(settings.mongodb_url)
+    try:
+        yield client[settings.mongodb_database]
+    finally:
+        await client.close()
 
 
 async def sum_by(

@@ -16,8 +16,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -40,6 +39,7 @@ from billing_runtime.kafka import (
     make_broker,
     raw_batch_decoder,
 )
+from billing_runtime.mongo import make_mongo_client
 from billing_runtime.observability import Metrics, configure_logging
 from billing_runtime.settings import ServiceSettings
 from billing_runtime.tracing import configure_tracing
@@ -49,21 +49,6 @@ HEALTH_TIMEOUT_SECONDS = 3.0
 
 Document = dict[str, Any]
 E = TypeVar("E")
-
-
-def make_mongo_client(url: str) -> AsyncMongoClient[Document]:
-    """An async MongoDB client (PyMongo's native async API) with timezone-aware datetimes."""
-    return AsyncMongoClient(url, tz_aware=True, serverSelectionTimeoutMS=10_000)
-
-
-@asynccontextmanager
-async def command_database(settings: ServiceSettings) -> AsyncIterator[AsyncDatabase[Document]]:
-    """The service's database for one command (``billing ...``); the client is closed after."""
-    client = make_mongo_client(settings.mongodb_url)
-    try:
-        yield client[settings.mongodb_database]
-    finally:
-        await client.close()
 
 
 @dataclass

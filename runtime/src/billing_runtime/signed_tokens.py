@@ -4,11 +4,13 @@ APIs verify: the claims ``scope`` (the API's scope syntax), ``sub`` (the portal 
 
 A token for one API is refused by another (audience), only HS256 is accepted (a token cannot
 pick ``none``), and one living longer than ``MAX_SECONDS`` is refused whatever it says.
+
+PyJWT is imported when a token is signed or checked, not with this module: the settings and
+the access rules that name these functions are loaded by ``billing`` commands that never touch
+a token (issue 11).
 """
 
 from __future__ import annotations
-
-import jwt
 
 ALGORITHM = "HS256"
 MAX_SECONDS = 600
@@ -24,6 +26,8 @@ def sign_scope(
         raise ValueError(msg)
     claims = {"scope": scope, "sub": user, "aud": audience, "iat": int(now),
               "exp": int(now) + seconds}  # fmt: skip
+    import jwt
+
     return jwt.encode(claims, key, algorithm=ALGORITHM)
 
 
@@ -41,6 +45,8 @@ def verify_token(
     ``verify_scope`` says."""
     if not given or len(key) < MIN_KEY_LENGTH or given.count(".") != 2:
         return None
+    import jwt
+
     try:
         claims = jwt.decode(
             given,

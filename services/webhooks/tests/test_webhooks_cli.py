@@ -11,7 +11,7 @@ import pytest
 from typer.testing import CliRunner
 from webhooks_test_support import T0, finalized
 
-from billing_runtime.service import make_mongo_client
+from billing_runtime.mongo import make_mongo_client
 from billing_webhooks.adapters.mongo import MongoDeliveries, MongoEndpoints
 from billing_webhooks.domain.deliveries import RetryPolicy, deliveries_for
 from billing_webhooks.domain.messages import message_for

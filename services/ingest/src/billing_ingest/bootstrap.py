@@ -23,7 +23,7 @@ from billing_ingest.ports import (
 )
 from billing_ingest.settings import IngestSettings
 from billing_runtime.kafka import EventPublisher, Publisher, ensure_topics
-from billing_runtime.service import command_database, make_mongo_client
+from billing_runtime.mongo import command_database, make_mongo_client
 
 
 @dataclass(frozen=True)

@@ -28,7 +28,7 @@ from billing_invoicing.service.settle_invoices import SettlementPorts
 from billing_invoicing.settings import InvoicingSettings
 from billing_runtime.audit import AuditTrail, KafkaAuditTrail
 from billing_runtime.kafka import EventPublisher, Publisher
-from billing_runtime.service import make_mongo_client
+from billing_runtime.mongo import make_mongo_client
 
 
 def build_ports(

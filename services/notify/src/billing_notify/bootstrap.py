@@ -17,7 +17,7 @@ from billing_notify.adapters.reconciliations import MongoReconciliations
 from billing_notify.ports import InvoicePdfs, Mailer
 from billing_notify.service.deliver import MailPolicy, NotifyPorts
 from billing_notify.settings import NotifySettings
-from billing_runtime.service import command_database
+from billing_runtime.mongo import command_database
 
 
 def mail_policy(settings: NotifySettings) -> MailPolicy:

@@ -14,7 +14,7 @@ from billing_portal.bootstrap import account_ports, audit_trail, billing_api
 from billing_portal.entrypoints.web import portal_app
 from billing_portal.settings import PortalSettings
 from billing_runtime.kafka import EventPublisher
-from billing_runtime.service import make_mongo_client
+from billing_runtime.mongo import make_mongo_client
 
 HEALTH_TIMEOUT_SECONDS = 3.0
 

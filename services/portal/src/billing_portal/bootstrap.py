@@ -17,7 +17,7 @@ from billing_portal.service.accounts import AccountPorts
 from billing_portal.settings import PortalSettings
 from billing_runtime.audit import KafkaAuditTrail
 from billing_runtime.kafka import EventPublisher
-from billing_runtime.service import command_database, make_mongo_client
+from billing_runtime.mongo import command_database, make_mongo_client
 
 SERVICE = "portal"
 

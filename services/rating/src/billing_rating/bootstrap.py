@@ -18,7 +18,7 @@ from billing_rating.ports import ChargePublisher, PricingCatalog, RatedStore, Ti
 from billing_rating.settings import RatingSettings
 from billing_runtime.audit import AuditTrail, KafkaAuditTrail
 from billing_runtime.kafka import EventPublisher, ensure_topics
-from billing_runtime.service import make_mongo_client
+from billing_runtime.mongo import make_mongo_client
 from billing_schemas.topics import Topic, topic_name
 
 SERVICE = "rating"

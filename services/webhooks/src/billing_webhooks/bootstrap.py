@@ -10,7 +10,7 @@ from typing import Any
 
 from pymongo.asynchronous.database import AsyncDatabase
 
-from billing_runtime.service import command_database
+from billing_runtime.mongo import command_database
 from billing_webhooks.adapters.audit_log import MongoAuditLog
 from billing_webhooks.adapters.http_sender import HttpWebhookSender
 from billing_webhooks.adapters.mailer import SmtpOperatorAlerts

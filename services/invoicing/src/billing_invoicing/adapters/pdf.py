@@ -29,7 +29,7 @@ from decimal import Decimal
 from functools import cache
 from pathlib import Path
 from types import TracebackType
-from typing import Self
+from typing import TYPE_CHECKING, Self
 
 from babel import Locale
 from babel.dates import format_date, format_interval
@@ -37,13 +37,15 @@ from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
 from babel.numbers import format_decimal
 from babel.support import NullTranslations, Translations
-from jinja2 import Environment, PackageLoader, StrictUndefined
-from markupsafe import Markup
 
 from billing_invoicing.domain.einvoice import CreditNoteDocument
 from billing_invoicing.domain.invoice import InvoiceDocument, period_bounds, printed_sections
 from billing_schemas.money import format_amount, minor_units
 from billing_schemas.periods import babel_locale, month_label
+
+if TYPE_CHECKING:
+    from jinja2 import Environment
+    from markupsafe import Markup
 
 TEMPLATES_DIR = Path(__file__).resolve().parent.parent / "templates"
 """Folder of ``invoice.html.j2`` and ``invoice.css``; the base URL the stylesheet resolves from."""
@@ -108,6 +110,10 @@ def _environment(language: str = "en") -> Environment:
     # not recognise the ``.html.j2`` suffix. StrictUndefined turns a typo into an error instead
     # of a silently blank field on a legal document. Labels are gettext messages ("newstyle":
     # ``_("Invoice %(number)s", number=...)``, the values escaped, the message trusted).
+    # Jinja2 is imported here, where a document is rendered (in the PDF pool's workers), not
+    # by the ``billing`` commands that only wire the pool (issue 11).
+    from jinja2 import Environment, PackageLoader, StrictUndefined
+
     environment = Environment(
         loader=PackageLoader("billing_invoicing", "templates"),
         autoescape=True,
@@ -133,6 +139,8 @@ def page_counter(language: str) -> Markup:
     counters = {"%(page)s": "counter(page)", "%(pages)s": "counter(pages)"}
     # the text is quoted and escaped as CSS strings: safe inside the template's <style>
     css = " ".join(counters.get(part) or _css_string(part) for part in parts if part)
+    from markupsafe import Markup
+
     return Markup(css)  # noqa: S704
 
 
