@@ -11,7 +11,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from pymongo import AsyncMongoClient
+from pymongo import AsyncMongoClient, monitoring
 
 if TYPE_CHECKING:
     from pymongo.asynchronous.collection import AsyncCollection
@@ -225,3 +225,20 @@ def without_nul(doc: dict[str, Any]) -> dict[str, Any]:
         key: value.replace("\x00", NUL_STORED_AS) if isinstance(value, str) else value
         for key, value in doc.items()
     }
+
+
+class CommandRecorder(monitoring.CommandListener):
+    """Keeps every command a client sends (name and body): pass it in the client's
+    ``event_listeners``, then check the filters of the hot paths with :func:`explain_query`."""
+
+    def __init__(self) -> None:
+        self.commands: list[tuple[str, dict[str, Any]]] = []
+
+    def started(self, event: monitoring.CommandStartedEvent) -> None:
+        self.commands.append((event.command_name, dict(event.command)))
+
+    def succeeded(self, event: monitoring.CommandSucceededEvent) -> None:
+        del event
+
+    def failed(self, event: monitoring.CommandFailedEvent) -> None:
+        del event

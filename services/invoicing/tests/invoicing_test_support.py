@@ -6,8 +6,6 @@ from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any
 
-from pymongo import monitoring
-
 from billing_catalog.models import Catalog, InvoicingEntity
 from billing_invoicing.domain.invoice import InvoiceStatus, assemble_invoice, due_date_for
 from billing_invoicing.domain.model import ChargeAmounts, DraftSums, Invoice
@@ -151,19 +149,3 @@ async def issue(
     invoice.finalize(document, seq=seq, pdf_file_id="f", pdf_sha256="s")
     await repo.save(invoice)
     await repo.mark_published(invoice_id)
-
-
-class Recorder(monitoring.CommandListener):
-    """Keeps every command sent (name and body)."""
-
-    def __init__(self) -> None:
-        self.commands: list[tuple[str, dict[str, Any]]] = []
-
-    def started(self, event: monitoring.CommandStartedEvent) -> None:
-        self.commands.append((event.command_name, dict(event.command)))
-
-    def succeeded(self, event: monitoring.CommandSucceededEvent) -> None:
-        del event
-
-    def failed(self, event: monitoring.CommandFailedEvent) -> None:
-        del event

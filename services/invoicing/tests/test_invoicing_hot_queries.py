@@ -18,7 +18,7 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
-from invoicing_test_support import ONE_CUSTOMER_CATALOG, Recorder, rated
+from invoicing_test_support import ONE_CUSTOMER_CATALOG, rated
 from pymongo import AsyncMongoClient
 
 from billing_catalog.models import Catalog
@@ -47,7 +47,7 @@ from billing_invoicing.domain.model import StreamPosition
 from billing_invoicing.domain.settlement import CreditNoteRecord, PaymentRecord
 from billing_invoicing.service.draft_invoices import PositionedCharge, add_charges
 from billing_invoicing.service.generate_invoices import InvoicingPorts, close_invoice
-from billing_runtime.mongo import assert_pushed_down, explain_query
+from billing_runtime.mongo import CommandRecorder, assert_pushed_down, explain_query
 from billing_schemas.documents import INVOICE_PDF_BUCKET, INVOICE_PDF_FILES
 from billing_schemas.events import PeriodClose, PeriodClosing
 
@@ -90,7 +90,7 @@ def filters(commands: list[tuple[str, dict[str, Any]]]) -> Iterator[tuple[str, s
 
 
 async def test_hot_path_queries_are_pushed_down(infra: Any, namespace: str) -> None:
-    recorder = Recorder()
+    recorder = CommandRecorder()
     client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(
         infra.mongodb_url, event_listeners=[recorder]
     )
@@ -166,7 +166,7 @@ async def test_the_dues_read_payments_and_credit_notes_by_id(infra: Any, namespa
     """An invoice's dues (every "Pay this invoice") read its payments and credit notes through
     their slots, each by ``_id``: never a filter on the records, which grow with every
     invoice paid (on SQLite a scan of them all)."""
-    recorder = Recorder()
+    recorder = CommandRecorder()
     client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(
         infra.mongodb_url, event_listeners=[recorder]
     )

@@ -21,7 +21,6 @@ import httpx
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from invoicing_test_support import Recorder
 from pymongo import AsyncMongoClient
 
 from billing_catalog.models import Catalog
@@ -45,7 +44,7 @@ from billing_invoicing.entrypoints.http import invoicing_api
 from billing_invoicing.service.generate_invoices import InvoicingPorts
 from billing_invoicing.service.invoice_queries import QueryPorts
 from billing_invoicing.service.settle_invoices import SettlementPorts
-from billing_runtime.mongo import assert_pushed_down, explain_query
+from billing_runtime.mongo import CommandRecorder, assert_pushed_down, explain_query
 
 OPERATOR = "operator-token-0123456789abcdef"
 BIG = "big-customer-token-0123456789abc"
@@ -167,7 +166,7 @@ def total(doc: dict[str, Any]) -> Decimal:
 async def test_the_list_routes_read_by_id_only_and_a_bounded_number_of_documents(
     infra: Any, namespace: str
 ) -> None:
-    recorder = Recorder()
+    recorder = CommandRecorder()
     client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(
         infra.mongodb_url, event_listeners=[recorder], tz_aware=True
     )

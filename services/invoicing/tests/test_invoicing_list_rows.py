@@ -18,7 +18,7 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
-from invoicing_test_support import SETTLE_CATALOG, Recorder
+from invoicing_test_support import SETTLE_CATALOG
 from pymongo import AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
 
@@ -51,6 +51,7 @@ from billing_invoicing.service.settle_invoices import (
     issue_credit_note,
     record_payment,
 )
+from billing_runtime.mongo import CommandRecorder
 from billing_schemas.events import (
     ChargeCategory,
     LineType,
@@ -295,7 +296,7 @@ def invoice_doc(period: str, n: int) -> dict[str, Any]:
 async def test_a_customers_pages_follow_the_list_order_across_blocks_from_the_rows(
     infra: Any, namespace: str
 ) -> None:
-    recorder = Recorder()
+    recorder = CommandRecorder()
     client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(
         infra.mongodb_url, event_listeners=[recorder], tz_aware=True
     )

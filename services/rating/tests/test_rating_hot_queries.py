@@ -14,34 +14,18 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from pymongo import AsyncMongoClient, monitoring
+from pymongo import AsyncMongoClient
 from rating_restatement_example import B2, RULES, A, B, C, events, pricing, reversal
 
 from billing_rating.adapters.memory import InMemoryPricingCatalog
 from billing_rating.adapters.rated_store import CORRECTIONS, RECORDS, MongoRatedStore
 from billing_rating.adapters.tier_store import CLAIMS, MongoTierStore
 from billing_rating.service.rate_batch import rate_batch
-from billing_runtime.mongo import assert_pushed_down, explain_query
+from billing_runtime.mongo import CommandRecorder, assert_pushed_down, explain_query
 
 pytestmark = pytest.mark.integration
 
 GROWING = {CLAIMS, RECORDS, CORRECTIONS}
-
-
-class Recorder(monitoring.CommandListener):
-    """Keeps every command sent (name and body)."""
-
-    def __init__(self) -> None:
-        self.commands: list[tuple[str, dict[str, Any]]] = []
-
-    def started(self, event: monitoring.CommandStartedEvent) -> None:
-        self.commands.append((event.command_name, dict(event.command)))
-
-    def succeeded(self, event: monitoring.CommandSucceededEvent) -> None:
-        del event
-
-    def failed(self, event: monitoring.CommandFailedEvent) -> None:
-        del event
 
 
 def reads(commands: list[tuple[str, dict[str, Any]]]) -> list[tuple[str, str, Any]]:
@@ -63,7 +47,7 @@ def reads(commands: list[tuple[str, dict[str, Any]]]) -> list[tuple[str, str, An
 async def test_rating_redelivery_and_reversals_read_no_growing_collection_whole(
     infra: Any, namespace: str
 ) -> None:
-    recorder = Recorder()
+    recorder = CommandRecorder()
     client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(
         infra.mongodb_url, event_listeners=[recorder]
     )
