@@ -359,7 +359,11 @@ class ChaosRun(PipelineBench):
 
     async def load_cur(self, original: Path, restated: Path) -> list[dict[str, Any]]:
         loader = await self.billing("ingest", str(original), "--json", "--format", "aws-cur")
-        await asyncio.sleep(self.rng.uniform(1.0, 4.0))
+        # killed mid-load: once ingest's registry says the bill is being processed (the loader
+        # has begun publishing its lines), not after a fixed delay, which a quick start-up of
+        # the command can outrun on a small bill
+        await self.until_processing(original.name, loader.process)
+        await asyncio.sleep(self.rng.uniform(0.0, 0.3))
         if loader.process.returncode is None:
             loader.process.kill()
             self.note("sigkill", "billing ingest (CUR bill)")
@@ -367,6 +371,22 @@ class ChaosRun(PipelineBench):
         loads = [json.loads(await self.billing_retried("ingest", str(original), "--json"))]
         loads.append(json.loads(await self.billing_retried("ingest", str(restated), "--json")))
         return loads
+
+    async def until_processing(self, file_name: str, loader: asyncio.subprocess.Process) -> None:
+        """Wait until ingest's registry holds ``file_name`` in status ``processing`` (or the
+        loader has ended), looking every 20 ms."""
+        from pymongo import AsyncMongoClient
+
+        client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(self.mongodb_url)
+        try:
+            bills = client[self.namespace]["ingest_bills"]
+            query = {"file_name": file_name, "status": "processing"}
+            while loader.returncode is None:
+                if await bills.find_one(query, {"_id": 1}) is not None:
+                    return
+                await asyncio.sleep(0.02)
+        finally:
+            await client.close()
 
     async def send_http(self, events: list[dict[str, Any]]) -> Counter[str]:
         """POST the events in batches of 200, each batch again until it gets its verdicts (the
